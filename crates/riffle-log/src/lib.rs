@@ -1,0 +1,288 @@
+//! `riffle-log`: Riffle's storage engine.
+//!
+//! A [`LogStore`] owns one data directory. Inside it live any number of
+//! [`ShardLog`]s — durable, append-only logs of records, one per Kinesis shard
+//! (and later per Firehose buffer or video stream) — and one [`MetaStore`], a
+//! small transactional key/value store for metadata that must change
+//! atomically (stream definitions, shard maps).
+//!
+//! **Architecture Invariant:** this crate knows nothing about Kinesis, HTTP or
+//! any wire format. It stores opaque records and hands them back in order.
+//!
+//! THIS FILE IS THE PUBLIC CONTRACT other crates are written against. The
+//! bodies are filled in by the engine's implementation; the signatures and
+//! their documented promises are what callers rely on.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// A per-log sequence number: assigned by the log at append, strictly
+/// increasing within one log, never reused — also across crashes and restarts.
+/// The first record of a new log gets `0`.
+pub type Seq = u64;
+
+/// When appended bytes are forced to stable storage. Chosen per server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// An append is acknowledged only after its bytes are on disk
+    /// (`fdatasync`). Concurrent appends share one sync (group commit).
+    Always,
+    /// Appends are acknowledged once written to the OS; the store syncs at
+    /// least this often. A machine crash may lose the last interval.
+    Interval(Duration),
+    /// Appends are acknowledged once written to the OS; syncing is left to
+    /// the OS. A process crash loses nothing, a machine crash may.
+    Never,
+}
+
+/// Settings for a [`LogStore`].
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub fsync: FsyncPolicy,
+    /// A segment is sealed and a new one started once it reaches this size.
+    pub segment_bytes_max: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { fsync: FsyncPolicy::Always, segment_bytes_max: 128 * 1024 * 1024 }
+    }
+}
+
+/// Everything that can go wrong in the engine. Every variant that concerns a
+/// file names it.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("I/O error on {path}: {source}")]
+    Io { path: PathBuf, #[source] source: std::io::Error },
+    #[error("corrupt data in {path} at byte {offset}: {reason}")]
+    Corrupt { path: PathBuf, offset: u64, reason: &'static str },
+    #[error("unsupported format version {found} in {path}")]
+    UnsupportedVersion { path: PathBuf, found: u32 },
+    /// The log was closed (e.g. its shard was split); no more appends.
+    #[error("log {name} is closed")]
+    Closed { name: String },
+    /// A previous write or sync failed; the log refuses writes until the
+    /// store is reopened, because the on-disk state is unknown.
+    #[error("log {name} refuses writes after an earlier I/O failure; reopen the store")]
+    Poisoned { name: String },
+    #[error("log {name} was deleted")]
+    Deleted { name: String },
+    #[error("metadata store error: {0}")]
+    Meta(String),
+    #[error("invalid log name {0:?}")]
+    InvalidName(String),
+}
+
+pub type Result<T, E = LogError> = std::result::Result<T, E>;
+
+/// One record to append. Borrowed: the engine copies it into its write
+/// buffer exactly once.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordIn<'a> {
+    /// 1–256 bytes in Kinesis; the engine accepts up to 64 KiB.
+    pub partition_key: &'a [u8],
+    pub explicit_hash_key: Option<&'a [u8]>,
+    /// 0 to 10 MiB.
+    pub data: &'a [u8],
+}
+
+/// One record read back. The `Bytes` fields are slices of one shared read
+/// buffer: no allocation or copy per record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub seq: Seq,
+    /// Approximate arrival time, ms since the Unix epoch. Non-decreasing
+    /// within a log.
+    pub arrival_ms: i64,
+    pub partition_key: Bytes,
+    pub explicit_hash_key: Option<Bytes>,
+    pub data: Bytes,
+}
+
+/// The outcome of a successful (durable, per the fsync policy) append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The i-th record of the batch got `first_seq + i`.
+    pub first_seq: Seq,
+    /// The arrival time stored for every record of the batch:
+    /// `max(now_ms given, last arrival in this log)`.
+    pub arrival_ms: i64,
+}
+
+/// Caps on one read. At least one record is returned when any is readable,
+/// even if it alone exceeds `bytes_max`, so a reader always makes progress.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    pub records_max: usize,
+    /// Counted over partition key + data bytes.
+    pub bytes_max: usize,
+}
+
+/// The result of a read.
+#[derive(Debug, Clone, Default)]
+pub struct ReadBatch {
+    pub records: Vec<Record>,
+    /// Where the next read should start.
+    pub next_seq: Seq,
+    /// The log is closed and `next_seq` is past its last record: there will
+    /// never be more.
+    pub end_of_log: bool,
+}
+
+/// Owns a data directory: its shard logs, its metadata store and the writer
+/// threads that do all appends and syncs (group commit).
+pub struct LogStore {
+    _private: (),
+}
+
+impl LogStore {
+    /// Opens (creating if needed) the store in `dir`. Recovery of each log
+    /// happens when it is opened with [`LogStore::open_log`].
+    pub fn open(dir: &Path, config: StoreConfig) -> Result<LogStore> {
+        let _ = (dir, config);
+        todo!()
+    }
+
+    /// The metadata store of this data directory.
+    pub fn meta(&self) -> &MetaStore {
+        todo!()
+    }
+
+    /// Opens the log called `name`, creating it if it does not exist, and
+    /// recovering it (truncating a torn tail) if it does. Names are
+    /// `[A-Za-z0-9._-]{1,200}` path segments joined by `/`. Opening a log
+    /// that is already open returns a handle to the same log.
+    pub fn open_log(&self, name: &str) -> Result<ShardLog> {
+        let _ = name;
+        todo!()
+    }
+
+    /// Deletes a log and all its files. Open handles then fail with
+    /// [`LogError::Deleted`]; waiters are woken.
+    pub fn delete_log(&self, name: &str) -> Result<()> {
+        let _ = name;
+        todo!()
+    }
+
+    /// Waits for every acknowledged or in-flight append to be synced, then
+    /// stops the writer threads. Later appends fail.
+    pub async fn shutdown(&self) -> Result<()> {
+        todo!()
+    }
+}
+
+/// A handle to one log. Cheap to clone; all clones share the same log.
+#[derive(Clone)]
+pub struct ShardLog {
+    _private: (),
+}
+
+impl ShardLog {
+    pub fn name(&self) -> &str {
+        todo!()
+    }
+
+    /// Appends a batch atomically: after a crash it is wholly present or
+    /// wholly absent. Resolves once the batch is durable per the store's
+    /// fsync policy; only then do readers see it. `now_ms` is the caller's
+    /// clock (ms since the epoch) so tests can control time.
+    pub async fn append(&self, records: &[RecordIn<'_>], now_ms: i64) -> Result<Appended> {
+        let _ = (records, now_ms);
+        todo!()
+    }
+
+    /// Reads committed records with `seq >= from`. A `from` below
+    /// [`ShardLog::oldest_seq`] (trimmed by retention) starts at the oldest
+    /// record. Costs O(log n) plus one small read to find the start.
+    pub fn read(&self, from: Seq, limits: ReadLimits) -> Result<ReadBatch> {
+        let _ = (from, limits);
+        todo!()
+    }
+
+    /// The sequence number the next appended record will get; every record
+    /// below it is committed and readable (unless trimmed).
+    pub fn next_seq(&self) -> Seq {
+        todo!()
+    }
+
+    /// The oldest record still retained; equals [`ShardLog::next_seq`] when
+    /// the log holds no records.
+    pub fn oldest_seq(&self) -> Seq {
+        todo!()
+    }
+
+    /// The first retained seq whose arrival time is `>= at_ms`, or
+    /// `next_seq()` if there is none. O(log n).
+    pub fn seq_at_timestamp(&self, at_ms: i64) -> Result<Seq> {
+        let _ = at_ms;
+        todo!()
+    }
+
+    /// Arrival time of the newest committed record, if any.
+    pub fn last_arrival_ms(&self) -> Option<i64> {
+        todo!()
+    }
+
+    /// Resolves as soon as a record with `seq >= from` is committed, or the
+    /// log is closed or deleted. Woken by the writer, never by polling.
+    pub async fn wait_readable(&self, from: Seq) {
+        let _ = from;
+        todo!()
+    }
+
+    /// Closes the log after every append already submitted. Durable.
+    /// Returns the seq of its last record (`None` if it never had one).
+    /// Closing a closed log returns the same answer.
+    pub async fn close(&self) -> Result<Option<Seq>> {
+        todo!()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        todo!()
+    }
+
+    /// Deletes every whole segment whose newest record arrived before
+    /// `cutoff_ms` (the active segment is sealed first if it qualifies).
+    /// Returns the new oldest seq. Records are never deleted one by one.
+    pub fn trim_before(&self, cutoff_ms: i64) -> Result<Seq> {
+        let _ = cutoff_ms;
+        todo!()
+    }
+}
+
+/// A transactional key/value store for metadata, on redb. Keys are UTF-8
+/// strings, values opaque bytes. Every [`MetaStore::commit`] is atomic and
+/// durable when it returns.
+pub struct MetaStore {
+    _private: (),
+}
+
+/// One change in an atomic metadata commit.
+#[derive(Debug, Clone)]
+pub enum MetaOp {
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
+impl MetaStore {
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let _ = key;
+        todo!()
+    }
+
+    /// Every entry whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let _ = prefix;
+        todo!()
+    }
+
+    /// Applies all `ops` atomically and durably (blocking; fast, but call from
+    /// `spawn_blocking` on hot paths).
+    pub fn commit(&self, ops: &[MetaOp]) -> Result<()> {
+        let _ = ops;
+        todo!()
+    }
+}

@@ -1,0 +1,1 @@
+//! `riffle-server`: the network edge (filled in by the server work).
