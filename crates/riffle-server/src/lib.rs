@@ -1,1 +1,28 @@
-//! `riffle-server`: the network edge (filled in by the server work).
+//! `riffle-server`: Riffle's network edge.
+//!
+//! One port serves HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) through
+//! hyper-util's auto builder. Each request is framed the way AWS frames the
+//! Kinesis protocol — `POST /`, `X-Amz-Target: Kinesis_20131202.<Action>`,
+//! `Content-Type: application/x-amz-json-1.1` — and handed to
+//! [`riffle_kinesis::Kinesis::handle`] as one [`bytes::Bytes`].
+//!
+//! **Architecture Invariant:** this is the only crate that knows HTTP, and
+//! `errors` is the only place where an error becomes an AWS error response.
+//!
+//! Module map:
+//! - `server`: the accept loop, connections and graceful shutdown.
+//! - `request`: the path of one request, from headers to response.
+//! - `body`: reading a body with a size cap.
+//! - `auth`: the check that a request carries credentials at all.
+//! - `errors`: every error → (HTTP status, `__type`, message, encoding).
+//! - `headers`: the headers every AWS response carries.
+
+mod auth;
+mod body;
+mod errors;
+mod headers;
+mod request;
+mod server;
+
+pub use body::BODY_BYTES_MAX;
+pub use server::{ServerError, serve};

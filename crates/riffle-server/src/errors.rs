@@ -1,0 +1,446 @@
+//! THE one place where an error becomes an AWS error response.
+//!
+//! [`kinesis_error`] maps each [`KinesisError`] variant to its HTTP status,
+//! `__type` code and message; [`aws_error`] does the same for what the edge
+//! itself refuses (oversized bodies, unsigned requests, unknown targets, …);
+//! [`encode`] writes the result in the form the client's protocol expects.
+//!
+//! What AWS sends, and so what Riffle sends, for the Kinesis JSON 1.1 protocol:
+//! HTTP 400 (500 for `InternalFailure`), `Content-Type:
+//! application/x-amz-json-1.1`, body `{"__type":"<Code>","message":"<text>"}`
+//! with a lower-case `message`, and no `message` member where AWS sends none
+//! (e.g. `{"__type":"SerializationException"}` for a body that is not JSON).
+//! Kinesis puts the code in the body only: no `x-amzn-ErrorType` header, so
+//! none is sent (the SDKs read `__type`).
+
+use hyper::StatusCode;
+use riffle_kinesis::KinesisError;
+
+use bytes::Bytes;
+
+use crate::auth::AuthError;
+
+/// Everything that ends a request without a successful reply.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    #[error(transparent)]
+    Service(#[from] KinesisError),
+    /// The body exceeds [`crate::BODY_BYTES_MAX`].
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// Any method but POST.
+    #[error("method is not POST")]
+    NotPost,
+    /// A Content-Type AWS does not serve, and no usable `X-Amz-Target`.
+    #[error("no target and no known content type")]
+    NoOperation,
+    /// A Content-Type AWS does not serve (e.g. `application/x-amz-json-1.0`).
+    #[error("unsupported content type")]
+    UnsupportedContentType,
+    /// `X-Amz-Target` missing, of another service, or naming no Kinesis action.
+    #[error("unknown operation")]
+    UnknownOperation,
+    /// The body is empty or not a JSON object.
+    #[error("body is not a JSON object")]
+    Malformed,
+    #[error("credentials refused: {0:?}")]
+    Auth(AuthError),
+    /// `application/x-amz-cbor-1.1` (issue 5 adds it).
+    #[error("CBOR is not supported yet")]
+    CborNotSupported,
+}
+
+/// One AWS error before it is encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsError {
+    pub status: StatusCode,
+    /// The `__type` member.
+    pub code: &'static str,
+    /// The `message` member; `None` where AWS sends none.
+    pub message: Option<String>,
+}
+
+/// How an error is written, chosen from the request's Content-Type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `application/x-amz-json-1.1`: `{"__type":…,"message":…}`.
+    AwsJson11,
+    /// `application/x-amz-cbor-1.1`: the same map in CBOR.
+    Cbor,
+    /// `application/json`: AWS never runs an action for it and answers
+    /// HTTP 200 with its older "coral" envelope holding the error.
+    Coral,
+    /// Requests AWS cannot attribute to a protocol get a small XML document.
+    Xml,
+    /// No body at all (HTTP 413).
+    Empty,
+}
+
+/// An encoded error: status, Content-Type (if any) and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub status: StatusCode,
+    pub content_type: Option<&'static str>,
+    pub body: Bytes,
+}
+
+/// THE mapping of the service's errors: each variant is one AWS code.
+pub fn kinesis_error(err: &KinesisError) -> AwsError {
+    use KinesisError as E;
+    let (status, code, message) = match err {
+        E::Serialization(m) => (StatusCode::BAD_REQUEST, "SerializationException", m),
+        E::Validation(m) => (StatusCode::BAD_REQUEST, "ValidationException", m),
+        E::UnknownOperation(m) => (StatusCode::BAD_REQUEST, "UnknownOperationException", m),
+        E::ResourceNotFound(m) => (StatusCode::BAD_REQUEST, "ResourceNotFoundException", m),
+        E::ResourceInUse(m) => (StatusCode::BAD_REQUEST, "ResourceInUseException", m),
+        E::InvalidArgument(m) => (StatusCode::BAD_REQUEST, "InvalidArgumentException", m),
+        E::LimitExceeded(m) => (StatusCode::BAD_REQUEST, "LimitExceededException", m),
+        E::ExpiredIterator(m) => (StatusCode::BAD_REQUEST, "ExpiredIteratorException", m),
+        E::ProvisionedThroughputExceeded(m) => (
+            StatusCode::BAD_REQUEST,
+            "ProvisionedThroughputExceededException",
+            m,
+        ),
+        E::AccessDenied(m) => (StatusCode::BAD_REQUEST, "AccessDeniedException", m),
+        // The client sees that the server failed, and the engine's reason:
+        // on a self-hosted server the operator and the client are often
+        // the same person. The full error is also logged with the request id.
+        E::Storage(source) => {
+            let message = format!("Internal service failure: {source}");
+            return AwsError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "InternalFailure",
+                message: Some(message),
+            };
+        }
+    };
+    AwsError {
+        status,
+        code,
+        message: (!message.is_empty()).then(|| message.clone()),
+    }
+}
+
+/// The mapping of everything else, in AWS's words.
+pub fn aws_error(rejection: &Rejection) -> AwsError {
+    let (status, code, message) = match rejection {
+        Rejection::Service(err) => return kinesis_error(err),
+        Rejection::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", None),
+        Rejection::NotPost | Rejection::NoOperation => (
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            Some("Unable to determine service/operation name to be authorized".to_owned()),
+        ),
+        Rejection::UnsupportedContentType => (StatusCode::NOT_FOUND, "UnknownOperationException", None),
+        Rejection::UnknownOperation => (StatusCode::BAD_REQUEST, "UnknownOperationException", None),
+        Rejection::Malformed => (StatusCode::BAD_REQUEST, "SerializationException", None),
+        Rejection::Auth(AuthError::Missing) => (
+            StatusCode::BAD_REQUEST,
+            "MissingAuthenticationTokenException",
+            Some("Missing Authentication Token".to_owned()),
+        ),
+        Rejection::Auth(AuthError::Ambiguous) => (
+            StatusCode::BAD_REQUEST,
+            "InvalidSignatureException",
+            Some("Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header.".to_owned()),
+        ),
+        Rejection::Auth(AuthError::Incomplete(m)) => {
+            (StatusCode::BAD_REQUEST, "IncompleteSignatureException", Some(m.clone()))
+        }
+        Rejection::CborNotSupported => (
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            Some(
+                "Riffle does not speak CBOR (application/x-amz-cbor-1.1) yet; disable it in the client \
+                 (AWS SDK for Java v2: AWS_CBOR_ENABLED=false or -Daws.cborEnabled=false)"
+                    .to_owned(),
+            ),
+        ),
+    };
+    AwsError {
+        status,
+        code,
+        message,
+    }
+}
+
+/// Writes an error in the client's encoding.
+pub fn encode(error: &AwsError, encoding: Encoding) -> Encoded {
+    let (status, content_type, body) = match encoding {
+        Encoding::AwsJson11 => (error.status, Some(JSON_11), json_body(error)),
+        Encoding::Cbor => (error.status, Some(CBOR_11), cbor_body(error)),
+        Encoding::Coral => (StatusCode::OK, Some(PLAIN_JSON), coral_body(error)),
+        Encoding::Xml => (error.status, None, xml_body(error)),
+        Encoding::Empty => (error.status, None, Bytes::new()),
+    };
+    Encoded {
+        status,
+        content_type,
+        body,
+    }
+}
+
+pub(crate) const JSON_11: &str = "application/x-amz-json-1.1";
+pub(crate) const CBOR_11: &str = "application/x-amz-cbor-1.1";
+pub(crate) const PLAIN_JSON: &str = "application/json";
+
+/// `{"__type":"<code>","message":"<escaped>"}`, or `{"__type":"<code>"}`.
+fn json_body(error: &AwsError) -> Bytes {
+    let mut out = format!(r#"{{"__type":"{}""#, error.code);
+    if let Some(message) = &error.message {
+        out.push_str(r#","message":"#);
+        // Serializing a &str into JSON cannot fail.
+        out.push_str(&serde_json::to_string(message).expect("a string is always valid JSON"));
+    }
+    out.push('}');
+    Bytes::from(out)
+}
+
+/// The coral 1.0 envelope AWS sends for `application/json`, e.g.
+/// `{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException","message":null},"Version":"1.0"}`.
+/// AWS spells the member `Message` for SerializationException only.
+fn coral_body(error: &AwsError) -> Bytes {
+    let member = if error.code == "SerializationException" {
+        "Message"
+    } else {
+        "message"
+    };
+    Bytes::from(format!(
+        r#"{{"Output":{{"__type":"com.amazon.coral.service#{}","{member}":null}},"Version":"1.0"}}"#,
+        error.code
+    ))
+}
+
+/// `<Code>\n  <Message>text</Message>\n</Code>\n`, or `<Code/>\n`.
+fn xml_body(error: &AwsError) -> Bytes {
+    let code = error.code;
+    Bytes::from(match &error.message {
+        Some(message) => format!(
+            "<{code}>\n  <Message>{}</Message>\n</{code}>\n",
+            xml_escape(message)
+        ),
+        None => format!("<{code}/>\n"),
+    })
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A CBOR map (RFC 8949) of text strings: `__type` and, if present, `message`.
+///
+/// Byte layout: `0xA1`/`0xA2` (map of 1/2 pairs), then for each key and
+/// value a text-string head (major type 3: `0x60 | len` for len < 24,
+/// `0x78 len8`, `0x79 len16be` or `0x7A len32be`) followed by the UTF-8 bytes.
+fn cbor_body(error: &AwsError) -> Bytes {
+    let mut out = Vec::with_capacity(64);
+    out.push(if error.message.is_some() { 0xA2 } else { 0xA1 });
+    cbor_text(&mut out, "__type");
+    cbor_text(&mut out, error.code);
+    if let Some(message) = &error.message {
+        cbor_text(&mut out, "message");
+        cbor_text(&mut out, message);
+    }
+    Bytes::from(out)
+}
+
+fn cbor_text(out: &mut Vec<u8>, text: &str) {
+    const TEXT: u8 = 3 << 5;
+    let len = text.len();
+    match len {
+        0..=23 => out.push(TEXT | len as u8),
+        24..=0xFF => out.extend_from_slice(&[TEXT | 24, len as u8]),
+        0x100..=0xFFFF => {
+            out.push(TEXT | 25);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            // Error messages are far below 4 GiB; saturate rather than panic.
+            out.push(TEXT | 26);
+            out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(text.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use riffle_log::LogError;
+
+    #[test]
+    fn every_kinesis_error_maps_to_its_aws_code_and_status() {
+        let m = || "text".to_owned();
+        let table: Vec<(KinesisError, u16, &str)> = vec![
+            (
+                KinesisError::Serialization(m()),
+                400,
+                "SerializationException",
+            ),
+            (KinesisError::Validation(m()), 400, "ValidationException"),
+            (
+                KinesisError::UnknownOperation(m()),
+                400,
+                "UnknownOperationException",
+            ),
+            (
+                KinesisError::ResourceNotFound(m()),
+                400,
+                "ResourceNotFoundException",
+            ),
+            (
+                KinesisError::ResourceInUse(m()),
+                400,
+                "ResourceInUseException",
+            ),
+            (
+                KinesisError::InvalidArgument(m()),
+                400,
+                "InvalidArgumentException",
+            ),
+            (
+                KinesisError::LimitExceeded(m()),
+                400,
+                "LimitExceededException",
+            ),
+            (
+                KinesisError::ExpiredIterator(m()),
+                400,
+                "ExpiredIteratorException",
+            ),
+            (
+                KinesisError::ProvisionedThroughputExceeded(m()),
+                400,
+                "ProvisionedThroughputExceededException",
+            ),
+            (
+                KinesisError::AccessDenied(m()),
+                400,
+                "AccessDeniedException",
+            ),
+        ];
+        for (err, status, code) in table {
+            let aws = kinesis_error(&err);
+            assert_eq!(
+                (aws.status.as_u16(), aws.code, aws.message.as_deref()),
+                (status, code, Some("text"))
+            );
+        }
+    }
+
+    #[test]
+    fn a_storage_failure_is_an_internal_failure_with_status_500() {
+        let aws = kinesis_error(&KinesisError::Storage(LogError::Closed {
+            name: "s/0".into(),
+        }));
+        assert_eq!((aws.status.as_u16(), aws.code), (500, "InternalFailure"));
+        assert!(aws.message.is_some_and(|m| m.contains("log s/0 is closed")));
+    }
+
+    #[test]
+    fn an_empty_message_is_left_out_as_aws_does() {
+        let aws = kinesis_error(&KinesisError::Serialization(String::new()));
+        assert_eq!(
+            encode(&aws, Encoding::AwsJson11).body,
+            r#"{"__type":"SerializationException"}"#
+        );
+    }
+
+    #[test]
+    fn json_errors_have_type_and_lowercase_message_escaped() {
+        let aws = kinesis_error(&KinesisError::ResourceNotFound(
+            r#"Stream "a" not found."#.into(),
+        ));
+        let encoded = encode(&aws, Encoding::AwsJson11);
+        assert_eq!(encoded.status, StatusCode::BAD_REQUEST);
+        assert_eq!(encoded.content_type, Some("application/x-amz-json-1.1"));
+        assert_eq!(
+            encoded.body,
+            r#"{"__type":"ResourceNotFoundException","message":"Stream \"a\" not found."}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_slice(&encoded.body).unwrap();
+        assert_eq!(parsed["message"], r#"Stream "a" not found."#);
+    }
+
+    #[test]
+    fn edge_rejections_use_aws_codes_and_forms() {
+        let cases: Vec<(Rejection, Encoding, u16, &str)> = vec![
+            (
+                Rejection::UnknownOperation,
+                Encoding::AwsJson11,
+                400,
+                r#"{"__type":"UnknownOperationException"}"#,
+            ),
+            (
+                Rejection::Malformed,
+                Encoding::AwsJson11,
+                400,
+                r#"{"__type":"SerializationException"}"#,
+            ),
+            (
+                Rejection::Auth(AuthError::Missing),
+                Encoding::AwsJson11,
+                400,
+                r#"{"__type":"MissingAuthenticationTokenException","message":"Missing Authentication Token"}"#,
+            ),
+            (
+                Rejection::UnsupportedContentType,
+                Encoding::Xml,
+                404,
+                "<UnknownOperationException/>\n",
+            ),
+            (
+                Rejection::NotPost,
+                Encoding::Xml,
+                403,
+                "<AccessDeniedException>\n  <Message>Unable to determine service/operation name to be \
+                 authorized</Message>\n</AccessDeniedException>\n",
+            ),
+            (Rejection::PayloadTooLarge, Encoding::Empty, 413, ""),
+            (
+                Rejection::UnknownOperation,
+                Encoding::Coral,
+                200,
+                r#"{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException","message":null},"Version":"1.0"}"#,
+            ),
+            (
+                Rejection::Malformed,
+                Encoding::Coral,
+                200,
+                r#"{"Output":{"__type":"com.amazon.coral.service#SerializationException","Message":null},"Version":"1.0"}"#,
+            ),
+        ];
+        for (rejection, encoding, status, body) in cases {
+            let encoded = encode(&aws_error(&rejection), encoding);
+            assert_eq!(
+                (encoded.status.as_u16(), &encoded.body[..]),
+                (status, body.as_bytes()),
+                "{rejection:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cbor_errors_are_text_maps_in_rfc_8949_layout() {
+        let unknown = encode(&aws_error(&Rejection::UnknownOperation), Encoding::Cbor);
+        let mut expected = vec![0xA1, 0x66];
+        expected.extend_from_slice(b"__type");
+        expected.extend_from_slice(&[0x78, 25]);
+        expected.extend_from_slice(b"UnknownOperationException");
+        assert_eq!(&unknown.body[..], &expected[..]);
+        assert_eq!(unknown.content_type, Some("application/x-amz-cbor-1.1"));
+
+        let long = AwsError {
+            status: StatusCode::BAD_REQUEST,
+            code: "X",
+            message: Some("m".repeat(300)),
+        };
+        let body = encode(&long, Encoding::Cbor).body;
+        assert_eq!(&body[..6], &[0xA2, 0x66, b'_', b'_', b't', b'y']);
+        let message_head = 1 + 7 + 2 + 8;
+        assert_eq!(&body[message_head..message_head + 3], &[0x79, 0x01, 0x2C]);
+        assert_eq!(body.len(), message_head + 3 + 300);
+    }
+}

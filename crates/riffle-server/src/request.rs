@@ -1,0 +1,329 @@
+//! The path of one request: AWS's framing checks, in the order AWS applies
+//! them, then the call into the service, then the response.
+//!
+//! The order matters because a request with several faults gets the error
+//! of the first check it fails: body size, method, an empty body, the
+//! Content-Type, the target, whether the body is JSON, the credentials, and
+//! only then the action's own validation (in `riffle-kinesis`). The JSON
+//! check is done here only on paths that already failed, so a good request
+//! is parsed once, by the service.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response, StatusCode};
+use riffle_kinesis::{Codec, Kinesis};
+use tracing::{Instrument, Span, debug, debug_span, field, warn};
+
+use crate::auth;
+use crate::body::{BodyError, read_body};
+use crate::errors::{self, Encoding, JSON_11, Rejection};
+use crate::headers::{self, RequestId};
+
+/// The body of every response. SubscribeToShard (issue 5) will make this an
+/// enum of a whole body and an event stream.
+pub(crate) type ResponseBody = Full<Bytes>;
+
+/// The `X-Amz-Target` prefix of the Kinesis API (`targetPrefix` in the model).
+const TARGET_PREFIX: &str = "Kinesis_20131202";
+
+/// Every operation of the Kinesis API model (botocore
+/// `kinesis/2013-12-02/service-2.json`). AWS answers an unknown operation
+/// before it checks credentials, so the edge needs the list; whether Riffle
+/// implements an operation is the service's answer.
+const OPERATIONS: &[&str] = &[
+    "AcknowledgeDeadLetterQueueRecords",
+    "AcknowledgeQueueRecords",
+    "AddTagsToStream",
+    "CreateChannel",
+    "CreateQueue",
+    "CreateStream",
+    "DecreaseStreamRetentionPeriod",
+    "DeleteChannel",
+    "DeleteQueue",
+    "DeleteResourcePolicy",
+    "DeleteStream",
+    "DeregisterStreamConsumer",
+    "DescribeAccountSettings",
+    "DescribeChannel",
+    "DescribeLimits",
+    "DescribeQueue",
+    "DescribeStream",
+    "DescribeStreamConsumer",
+    "DescribeStreamSummary",
+    "DisableEnhancedMonitoring",
+    "EnableEnhancedMonitoring",
+    "GetRecords",
+    "GetResourcePolicy",
+    "GetShardIterator",
+    "IncreaseStreamRetentionPeriod",
+    "ListChannels",
+    "ListQueues",
+    "ListShards",
+    "ListStreamConsumers",
+    "ListStreams",
+    "ListTagsForResource",
+    "ListTagsForStream",
+    "MergeShards",
+    "PutRecord",
+    "PutRecords",
+    "PutResourcePolicy",
+    "ReceiveDeadLetterQueueRecords",
+    "ReceiveQueueRecords",
+    "RegisterStreamConsumer",
+    "RemoveTagsFromStream",
+    "RestoreDeadLetterQueueRecords",
+    "SplitShard",
+    "StartStreamEncryption",
+    "StopStreamEncryption",
+    "SubscribeToShard",
+    "TagResource",
+    "UntagResource",
+    "UpdateAccountSettings",
+    "UpdateChannel",
+    "UpdateDeadLetterQueueRecordsVisibility",
+    "UpdateMaxRecordSize",
+    "UpdateQueue",
+    "UpdateQueueRecordsVisibility",
+    "UpdateShardCount",
+    "UpdateStreamMode",
+    "UpdateStreamRecordDistributionStrategy",
+    "UpdateStreamWarmThroughput",
+];
+
+/// The protocol a request's Content-Type selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// `application/x-amz-json-1.1`: what Kinesis speaks.
+    AwsJson11,
+    /// `application/json`: AWS answers in its coral envelope, never runs it.
+    PlainJson,
+    /// `application/x-amz-cbor-1.1`: the Java SDK's default (issue 5).
+    Cbor,
+    /// Anything else, including `application/x-amz-json-1.0`, which Kinesis
+    /// does not accept.
+    Other,
+}
+
+impl Protocol {
+    fn of(content_type: Option<&HeaderValue>) -> Protocol {
+        let raw = content_type.map_or(&b""[..], HeaderValue::as_bytes);
+        let essence = raw
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        let is = |name: &str| essence.eq_ignore_ascii_case(name.as_bytes());
+        if is(JSON_11) {
+            Protocol::AwsJson11
+        } else if is(errors::CBOR_11) {
+            Protocol::Cbor
+        } else if is(errors::PLAIN_JSON) {
+            Protocol::PlainJson
+        } else {
+            Protocol::Other
+        }
+    }
+}
+
+/// `X-Amz-Target: <service>.<operation>`.
+struct Target<'a> {
+    service: &'a str,
+    operation: &'a str,
+}
+
+impl<'a> Target<'a> {
+    fn of(parts: &'a Parts) -> Target<'a> {
+        let raw = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let (service, operation) = raw.split_once('.').unwrap_or((raw, ""));
+        Target { service, operation }
+    }
+
+    /// Both halves present, known or not.
+    fn is_named(&self) -> bool {
+        !self.service.is_empty() && !self.operation.is_empty()
+    }
+
+    /// The Kinesis operation named, if the target names one.
+    fn operation(&self) -> Option<&'a str> {
+        (self.service == TARGET_PREFIX && OPERATIONS.contains(&self.operation))
+            .then_some(self.operation)
+    }
+}
+
+/// Serves one request. Never fails: every error becomes an AWS response.
+pub(crate) async fn handle(
+    kinesis: Arc<Kinesis>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let started = Instant::now();
+    let id = RequestId::new();
+    let span = debug_span!("request", request_id = %id, action = field::Empty);
+    let outcome = run(&kinesis, req).instrument(span.clone()).await;
+    let (status, content_type, body) = match outcome {
+        Ok(body) => (StatusCode::OK, Some(JSON_11), body),
+        Err((rejection, encoding)) => {
+            let aws = errors::aws_error(&rejection);
+            let encoded = errors::encode(&aws, encoding);
+            span.in_scope(|| {
+                warn!(request_id = %id, status = aws.status.as_u16(), code = aws.code, error = %rejection, "request failed")
+            });
+            (encoded.status, encoded.content_type, encoded.body)
+        }
+    };
+    let mut response = Response::new(Full::new(Bytes::new()));
+    headers::set(response.headers_mut(), id, content_type, body.len());
+    *response.body_mut() = Full::new(body);
+    *response.status_mut() = status;
+    span.in_scope(|| {
+        debug!(
+            status = status.as_u16(),
+            latency_us = started.elapsed().as_micros() as u64,
+            error = headers::is_error(status),
+            "request done"
+        )
+    });
+    Ok(response)
+}
+
+type Failure = (Rejection, Encoding);
+
+/// The checks, in AWS's order, then the action. Returns the response body.
+async fn run(kinesis: &Kinesis, req: Request<Incoming>) -> Result<Bytes, Failure> {
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let body = read_body(body, declared).await.map_err(|err| match err {
+        BodyError::TooLarge => (Rejection::PayloadTooLarge, Encoding::Empty),
+        // The client broke off mid-body; it will hardly read this answer.
+        BodyError::Read(_) => (Rejection::Malformed, Encoding::AwsJson11),
+    })?;
+    if parts.method != Method::POST {
+        return Err((Rejection::NotPost, Encoding::Xml));
+    }
+    let protocol = Protocol::of(parts.headers.get(CONTENT_TYPE));
+    let target = Target::of(&parts);
+    if body.is_empty() {
+        let rejection = if target.operation().is_some() {
+            Rejection::Malformed
+        } else {
+            Rejection::UnknownOperation
+        };
+        // AWS answers an empty body in CBOR unless the client spoke JSON 1.1.
+        let encoding = if protocol == Protocol::AwsJson11 {
+            Encoding::AwsJson11
+        } else {
+            Encoding::Cbor
+        };
+        return Err((rejection, encoding));
+    }
+    match protocol {
+        Protocol::AwsJson11 => {}
+        Protocol::PlainJson => {
+            let rejection = if is_json_object(&body) {
+                Rejection::UnknownOperation
+            } else {
+                Rejection::Malformed
+            };
+            return Err((rejection, Encoding::Coral));
+        }
+        Protocol::Cbor => return Err((Rejection::CborNotSupported, Encoding::Cbor)),
+        Protocol::Other => {
+            let rejection = if target.is_named() {
+                Rejection::UnsupportedContentType
+            } else {
+                Rejection::NoOperation
+            };
+            return Err((rejection, Encoding::Xml));
+        }
+    }
+    let json_error = |otherwise| {
+        if is_json_object(&body) {
+            otherwise
+        } else {
+            Rejection::Malformed
+        }
+    };
+    let Some(action) = target.operation() else {
+        return Err((json_error(Rejection::UnknownOperation), Encoding::AwsJson11));
+    };
+    if let Err(refused) = auth::check(&parts.headers, parts.uri.query()) {
+        return Err((json_error(Rejection::Auth(refused)), Encoding::AwsJson11));
+    }
+    Span::current().record("action", action);
+    kinesis
+        .handle(action, body, Codec::Json)
+        .await
+        .map_err(|err| (Rejection::Service(err), Encoding::AwsJson11))
+}
+
+/// Whether the body is a JSON object, as every Kinesis request is. Only
+/// called on paths that already failed.
+fn is_json_object(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| v.is_object())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_select_protocols_ignoring_case_and_parameters() {
+        let cases = [
+            ("application/x-amz-json-1.1", Protocol::AwsJson11),
+            (
+                "Application/X-Amz-Json-1.1; charset=utf-8",
+                Protocol::AwsJson11,
+            ),
+            ("application/x-amz-cbor-1.1", Protocol::Cbor),
+            ("application/json", Protocol::PlainJson),
+            ("application/x-amz-json-1.0", Protocol::Other),
+            ("text/plain", Protocol::Other),
+        ];
+        for (raw, protocol) in cases {
+            assert_eq!(
+                Protocol::of(Some(&HeaderValue::from_static(raw))),
+                protocol,
+                "{raw}"
+            );
+        }
+        assert_eq!(Protocol::of(None), Protocol::Other);
+    }
+
+    #[test]
+    fn only_kinesis_operations_of_the_model_are_targets() {
+        let target = |raw: &'static str| {
+            let (parts, ()) = Request::builder()
+                .header("x-amz-target", raw)
+                .body(())
+                .unwrap()
+                .into_parts();
+            let target = Target::of(&parts);
+            (target.operation().map(str::to_owned), target.is_named())
+        };
+        assert_eq!(
+            target("Kinesis_20131202.PutRecord"),
+            (Some("PutRecord".to_owned()), true)
+        );
+        assert_eq!(target("Kinesis_20131202.Nope"), (None, true));
+        assert_eq!(target("DynamoDB_20120810.PutRecord"), (None, true));
+        assert_eq!(target("Kinesis_20131202"), (None, false));
+        assert_eq!(target("Kinesis_20131202.PutRecord.x"), (None, true));
+        assert!(
+            OPERATIONS.is_sorted(),
+            "keep the list in the model's (sorted) order"
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! The accept loop: one listener, HTTP/1.1 and HTTP/2 on every connection,
+//! and a graceful shutdown that finishes in-flight requests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use riffle_kinesis::Kinesis;
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
+
+use crate::request;
+
+/// Errors that stop [`serve`] before it serves.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot read the listener's address: {0}")]
+    LocalAddr(#[source] std::io::Error),
+}
+
+/// A client must send its request head within this time, so idle or
+/// half-open sockets cannot pile up. SDKs send the head in one write.
+const HEADER_READ_TIME_MAX: Duration = Duration::from_secs(30);
+
+/// How long shutdown waits for in-flight requests before giving up on them.
+/// A request normally finishes in milliseconds; a long GetRecords poll or a
+/// stalled client must not keep the process alive forever.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Pause after a failed accept (e.g. out of file descriptors), so the loop
+/// does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves the Kinesis API on `listener` until `shutdown` resolves, then
+/// stops accepting, lets every in-flight request finish (up to
+/// [`SHUTDOWN_GRACE`]) and returns.
+///
+/// Takes a bound listener so that callers choose the address (tests bind
+/// `127.0.0.1:0`) and can report it before serving.
+pub async fn serve(
+    listener: TcpListener,
+    kinesis: Arc<Kinesis>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let local = listener.local_addr().map_err(ServerError::LocalAddr)?;
+    info!(%local, "serving the Kinesis API (HTTP/1.1 and HTTP/2)");
+    let builder = connection_builder();
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    // Responses are written whole; Nagle would only delay them.
+                    if let Err(err) = stream.set_nodelay(true) {
+                        debug!(%peer, %err, "cannot set TCP_NODELAY");
+                    }
+                    spawn_connection(&builder, &graceful, stream, peer, &kinesis);
+                }
+                Err(err) => {
+                    warn!(%err, "accept failed; retrying");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+        }
+    }
+    drop(listener); // stop accepting: new connections are refused from here on
+    info!(
+        connections = graceful.count(),
+        "shutting down: finishing in-flight requests"
+    );
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
+    }
+    Ok(())
+}
+
+fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIME_MAX);
+    builder.http2().timer(TokioTimer::new());
+    builder
+}
+
+fn spawn_connection(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    kinesis: &Arc<Kinesis>,
+) {
+    let kinesis = Arc::clone(kinesis);
+    let service = service_fn(move |req| request::handle(Arc::clone(&kinesis), req));
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .into_owned();
+    let connection = graceful.watch(connection);
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            debug!(%peer, %err, "connection ended with an error");
+        }
+    });
+}
