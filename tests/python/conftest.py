@@ -1,0 +1,236 @@
+"""Fixtures for the boto3 and aws CLI suite: a real `riffle serve` process per
+test on a free port with its own data directory, clients pointed at it, and
+an offline AWS environment so nothing reaches (or reads config for) real AWS.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ACCOUNT_ID = "000000000000"
+REGION = "us-east-1"
+
+# The banner line `riffle serve` prints once its listener is bound (CLI.md).
+ENDPOINT_LINE = re.compile(r"^\s*endpoint:\s+(http://\S+)\s*$", re.MULTILINE)
+# A debug build on a busy 2-core machine can be slow to start; the deadline
+# bounds a server that never prints its banner, it is not a wait-to-hope.
+START_DEADLINE_S = 30.0
+STOP_DEADLINE_S = 10.0
+POLL_INTERVAL_S = 0.01
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel sends it SIGKILL if pytest
+    dies, so a crashed or killed test run leaves no server behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _riffle_bin() -> str:
+    path = os.environ.get("RIFFLE_BIN")
+    if not path:
+        pytest.fail("RIFFLE_BIN is not set: run scripts/test-python (it builds target/debug/riffle)")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"RIFFLE_BIN={path} is not an executable")
+    return path
+
+
+@dataclass
+class RiffleServer:
+    """One `riffle serve` process; can be stopped and started again on the
+    same data directory (the restart tests need that)."""
+
+    data_dir: Path
+    log_dir: Path
+    extra_args: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    endpoint: str = ""
+    _starts: int = 0
+
+    def start(self) -> str:
+        assert self.proc is None, "server already running"
+        self._starts += 1
+        stdout_path = self.log_dir / f"riffle-{self._starts}.stdout"
+        stderr_path = self.log_dir / f"riffle-{self._starts}.stderr"
+        # Files, not pipes: a server that logs a lot can never block on a
+        # full pipe nobody reads, and the logs survive for failure reports.
+        with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [
+                    _riffle_bin(),
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--status-delay-ms",
+                    "0",
+                    *self.extra_args,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                preexec_fn=_die_with_parent,
+            )
+        self.endpoint = self._wait_for_endpoint(stdout_path, stderr_path)
+        return self.endpoint
+
+    def _wait_for_endpoint(self, stdout_path: Path, stderr_path: Path) -> str:
+        deadline = time.monotonic() + START_DEADLINE_S
+        while True:
+            match = ENDPOINT_LINE.search(stdout_path.read_text(errors="replace"))
+            if match:
+                return match.group(1)
+            code = self.proc.poll()
+            if code is not None or time.monotonic() > deadline:
+                self.kill()
+                why = f"exited with {code}" if code is not None else f"printed no endpoint within {START_DEADLINE_S}s"
+                pytest.fail(
+                    f"riffle serve {why}\n--- stdout ---\n{stdout_path.read_text(errors='replace')}"
+                    f"\n--- stderr ---\n{stderr_path.read_text(errors='replace')[-4000:]}"
+                )
+            time.sleep(POLL_INTERVAL_S)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or power cut would stop it."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
+    def terminate(self) -> int | None:
+        """SIGTERM and wait for the graceful exit; SIGKILL if it hangs.
+        Returns the exit code of the graceful exit, None if it had to be killed."""
+        if self.proc is None:
+            return None
+        self.proc.terminate()
+        try:
+            code = self.proc.wait(timeout=STOP_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+        self.proc = None
+        return code
+
+    def stderr_tail(self) -> str:
+        path = self.log_dir / f"riffle-{self._starts}.stderr"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_aws_env(tmp_path_factory):
+    """Credentials and region for boto3 and the CLI, with the shared config
+    files pointed at paths that do not exist so no user profile leaks in."""
+    home = tmp_path_factory.mktemp("aws-home")
+    env = {
+        "AWS_ACCESS_KEY_ID": "AKIDRIFFLETEST",
+        "AWS_SECRET_ACCESS_KEY": "riffle-test-secret",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(home / "no-such-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-such-credentials"),
+        "AWS_PAGER": "",
+    }
+    dropped = ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS"]
+    saved = {k: os.environ.get(k) for k in [*env, *dropped]}
+    os.environ.update(env)
+    for key in dropped:
+        os.environ.pop(key, None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A fresh, running server with its own data directory."""
+    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path)
+    srv.start()
+    yield srv
+    srv.terminate()
+
+
+def make_client(endpoint: str, **config):
+    """A boto3 Kinesis client for `endpoint`. No retries: a server error must
+    fail the test, not be papered over by the SDK."""
+    return boto3.session.Session().client(
+        "kinesis",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30, **config),
+    )
+
+
+@pytest.fixture
+def kinesis(server):
+    return make_client(server.endpoint)
+
+
+@pytest.fixture
+def raw_kinesis(server):
+    """A client without botocore's own parameter checks, to reach the
+    server's validation with values the SDK would refuse locally."""
+    return make_client(server.endpoint, parameter_validation=False)
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self):
+        return json.loads(self.stdout) if self.stdout.strip() else None
+
+
+AWS_CLI = Path(sys.executable).parent / "aws"
+
+
+@pytest.fixture
+def aws(server):
+    """Runs the venv's `aws kinesis ...` against the server; returns a CliResult."""
+    if not os.access(AWS_CLI, os.X_OK):
+        pytest.fail(f"the aws CLI is not installed at {AWS_CLI}: run scripts/test-python")
+
+    def run(*args: str, check: bool = True) -> CliResult:
+        argv = [str(AWS_CLI), "--endpoint-url", server.endpoint, "--output", "json", "--region", REGION, "kinesis", *args]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        result = CliResult(done.returncode, done.stdout, done.stderr)
+        if check and result.code != 0:
+            pytest.fail(f"aws {' '.join(args)} exited {result.code}\nstdout: {result.stdout}\nstderr: {result.stderr}")
+        return result
+
+    return run
+
+
+def stream_arn(name: str) -> str:
+    return f"arn:aws:kinesis:{REGION}:{ACCOUNT_ID}:stream/{name}"
+
+
+def create_active_stream(client, name: str, shards: int = 1) -> dict:
+    """Creates a provisioned stream, waits for ACTIVE with boto3's own waiter,
+    and returns its DescribeStream description."""
+    client.create_stream(StreamName=name, ShardCount=shards)
+    client.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.05, "MaxAttempts": 200})
+    return client.describe_stream(StreamName=name)["StreamDescription"]
