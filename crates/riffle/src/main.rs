@@ -1,1 +1,73 @@
-fn main() {}
+//! The `riffle` binary: the command line, logging set-up and exit codes.
+//! The work is done by the library crates; this only wires them together.
+
+mod config;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{ServeArgs, ServeConfig};
+
+/// Riffle: a self-hosted Amazon Kinesis that speaks the AWS wire protocols.
+#[derive(Debug, Parser)]
+#[command(name = "riffle", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (Kinesis Data Streams API on HTTP/1.1 and HTTP/2).
+    Serve(ServeArgs),
+}
+
+/// Exit code for a configuration the server refuses (as for usage errors).
+const EXIT_CONFIG: u8 = 2;
+/// Exit code for a server that could not start or stop cleanly.
+const EXIT_FAILURE: u8 = 1;
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    init_logging();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = match ServeConfig::resolve(&args, matches.subcommand_matches("serve")) {
+                Ok(config) => config,
+                Err(err) => return fail(EXIT_CONFIG, &err),
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(err) => return fail(EXIT_FAILURE, &err),
+            };
+            match runtime.block_on(serve::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => fail(EXIT_FAILURE, &err),
+            }
+        }
+    }
+}
+
+/// Logs go to stderr (stdout carries the banner); RUST_LOG sets the level.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn fail(code: u8, err: &dyn std::error::Error) -> ExitCode {
+    eprintln!("error: {err}");
+    ExitCode::from(code)
+}

@@ -1,0 +1,179 @@
+//! `riffle serve`: wires the storage engine, the Kinesis service and the
+//! network edge together, prints the banner, and shuts down cleanly on
+//! SIGTERM/SIGINT.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use riffle_kinesis::{Kinesis, KinesisConfig, KinesisError};
+use riffle_log::{LogError, LogStore, StoreConfig};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::{ServeConfig, fsync_text};
+
+/// Why the server could not start or stop cleanly. Each names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}{hint}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+    #[error("cannot use data directory {dir}: {source}")]
+    DataDir { dir: PathBuf, source: LogError },
+    #[error("cannot open the streams stored in {dir}: {source}")]
+    Catalog { dir: PathBuf, source: KinesisError },
+    #[error("cannot install the SIGTERM handler: {0}")]
+    Signal(std::io::Error),
+    #[error(transparent)]
+    Server(#[from] riffle_server::ServerError),
+    #[error("flushing the data directory at shutdown failed: {0}")]
+    Shutdown(LogError),
+}
+
+/// Runs the server until SIGTERM or SIGINT.
+pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
+    let listener = bind(config.listen).await?;
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+        hint: "",
+    })?;
+    let terminate = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
+
+    let dir = config.data_dir.clone();
+    let store_config = StoreConfig {
+        fsync: config.fsync,
+        ..StoreConfig::default()
+    };
+    let store = LogStore::open(&dir, store_config).map_err(|source| ServeError::DataDir {
+        dir: dir.clone(),
+        source,
+    })?;
+    let store = Arc::new(store);
+    let kinesis_config = KinesisConfig {
+        region: config.region.clone(),
+        account_id: config.account_id.clone(),
+        status_delay: config.status_delay,
+        iterator_ttl: config.shard_iterator_ttl,
+    };
+    let kinesis = Kinesis::open(Arc::clone(&store), kinesis_config).map_err(|source| {
+        ServeError::Catalog {
+            dir: dir.clone(),
+            source,
+        }
+    })?;
+
+    // Tells the background duties (status transitions, retention) to stop.
+    let (stop_background, stopped) = watch::channel(());
+    let background = tokio::spawn(Arc::clone(&kinesis).run_background(changed(stopped)));
+
+    print_banner(&config, local);
+    let served = riffle_server::serve(listener, kinesis, shutdown_signal(terminate)).await;
+
+    let _ = stop_background.send(()); // no receiver left just means it already stopped
+    if let Err(err) = background.await {
+        warn!(%err, "the background task ended abnormally");
+    }
+    served?;
+    store.shutdown().await.map_err(ServeError::Shutdown)?;
+    info!("stopped; every acknowledged record is on disk");
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr).await.map_err(|source| {
+        let hint = match source.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                " (is another Riffle or Kinesis emulator running? pick another address with --listen)"
+            }
+            std::io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges; try --listen 127.0.0.1:4567)",
+            _ => "",
+        };
+        ServeError::Bind { addr, source, hint }
+    })
+}
+
+async fn changed(mut stop: watch::Receiver<()>) {
+    let _ = stop.changed().await; // a dropped sender also means stop
+}
+
+/// Resolves on the first SIGTERM or SIGINT. A second one during the
+/// graceful shutdown exits at once, as people who press Ctrl-C twice expect.
+async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = terminate.recv() => info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+    }
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+        warn!("second signal: exiting without waiting for in-flight requests");
+        std::process::exit(130);
+    });
+}
+
+/// The lines a user sees first. Tests find the endpoint with
+/// `^\s*endpoint:\s+(http://\S+)\s*$` (notes/CLI.md): keep that line's shape.
+fn print_banner(config: &ServeConfig, local: SocketAddr) {
+    let endpoint = endpoint_url(local);
+    let data_dir =
+        std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let mut out = std::io::stdout().lock();
+    // A closed stdout must not stop the server; the banner is informational.
+    let _ = writeln!(
+        out,
+        "Riffle {version} — Amazon Kinesis Data Streams API\n\
+         \x20 endpoint:  {endpoint}\n\
+         \x20 data dir:  {dir} (fsync: {fsync})\n\
+         \x20 region:    {region}, account {account}; any credentials are accepted\n\
+         \x20 try:       aws --endpoint-url {endpoint} kinesis list-streams",
+        version = env!("CARGO_PKG_VERSION"),
+        dir = data_dir.display(),
+        fsync = fsync_text(config.fsync),
+        region = config.region,
+        account = config.account_id,
+    );
+    let _ = out.flush();
+}
+
+/// The URL clients use. A wildcard address is reachable on loopback.
+fn endpoint_url(local: SocketAddr) -> String {
+    let mut shown = local;
+    if local.ip().is_unspecified() {
+        shown.set_ip(match local {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{shown}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_is_a_url_clients_can_reach() {
+        assert_eq!(
+            endpoint_url("127.0.0.1:4567".parse().unwrap()),
+            "http://127.0.0.1:4567"
+        );
+        assert_eq!(
+            endpoint_url("0.0.0.0:80".parse().unwrap()),
+            "http://127.0.0.1:80"
+        );
+        assert_eq!(
+            endpoint_url("[::]:4567".parse().unwrap()),
+            "http://[::1]:4567"
+        );
+    }
+}
