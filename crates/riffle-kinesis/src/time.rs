@@ -1,0 +1,97 @@
+//! Time as the Kinesis API writes it: epoch seconds with a millisecond
+//! fraction in JSON, and Java's `Date.toString()` form in some messages.
+
+use std::fmt::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Appends `ms` as a JSON number of epoch seconds with three decimals,
+/// e.g. `1700000000.123`, the form the AWS SDKs parse.
+pub fn write_epoch_seconds(out: &mut String, ms: i64) {
+    let secs = ms.div_euclid(1000);
+    let frac = ms.rem_euclid(1000);
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{secs}.{frac:03}");
+}
+
+/// Epoch seconds (a JSON number, possibly fractional) to milliseconds,
+/// rounded to the nearest millisecond and saturating at the ends of i64.
+pub fn seconds_to_ms(seconds: f64) -> i64 {
+    (seconds * 1000.0).round() as i64
+}
+
+/// `ms` in the form Java's `Date.toString()` gives in UTC, as AWS writes
+/// times in messages: `Thu Jan 22 01:22:02 UTC 2015`.
+pub fn java_date_utc(ms: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let in_day = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        in_day / 3600,
+        in_day % 3600 / 60,
+        in_day % 60,
+        year
+    )
+}
+
+/// Days since 1970-01-01 to (year, month 1-12, day 1-31): Howard Hinnant's
+/// `civil_from_days` algorithm for the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_dates_match_aws_messages() {
+        // 2015-01-22T01:22:02Z, the example in AWS's ExpiredIterator message.
+        assert_eq!(
+            java_date_utc(1_421_889_722_000),
+            "Thu Jan 22 01:22:02 UTC 2015"
+        );
+        assert_eq!(java_date_utc(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(
+            java_date_utc(1_795_392_000_000),
+            "Mon Nov 23 00:00:00 UTC 2026"
+        );
+        assert_eq!(
+            java_date_utc(951_782_400_000),
+            "Tue Feb 29 00:00:00 UTC 2000"
+        );
+    }
+
+    #[test]
+    fn epoch_seconds_have_millisecond_fractions() {
+        let mut out = String::new();
+        write_epoch_seconds(&mut out, 1_700_000_000_007);
+        assert_eq!(out, "1700000000.007");
+        assert_eq!(seconds_to_ms(1_700_000_000.007), 1_700_000_000_007);
+        assert_eq!(seconds_to_ms(1.5), 1500);
+    }
+}

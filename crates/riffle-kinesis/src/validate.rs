@@ -1,0 +1,318 @@
+//! Constraint checks from the API model (lengths, ranges, patterns, enums),
+//! collected into one `ValidationException` in AWS's text form:
+//! `2 validation errors detected: Value '0' at 'shardCount' failed to
+//! satisfy constraint: Member must have value greater than or equal to 1;
+//! Value null at 'streamName' failed to satisfy constraint: Member must not be null`.
+
+use std::fmt::Display;
+
+use crate::KinesisError;
+
+/// AWS reports at most this many violations in one message.
+const VIOLATIONS_MAX: usize = 10;
+
+/// The violations found in one request, in the order they were checked.
+#[derive(Debug, Default)]
+pub struct Violations {
+    found: Vec<String>,
+}
+
+/// A member's value as AWS prints it in a violation.
+pub enum Shown<'a> {
+    Null,
+    Text(&'a str),
+    Number(i64),
+    /// A blob of this many bytes: Java prints the `ByteBuffer`.
+    Bytes(usize),
+}
+
+impl Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shown::Null => f.write_str("null"),
+            Shown::Text(text) => write!(f, "'{text}'"),
+            Shown::Number(n) => write!(f, "'{n}'"),
+            Shown::Bytes(n) => write!(f, "'java.nio.HeapByteBuffer[pos=0 lim={n} cap={n}]'"),
+        }
+    }
+}
+
+impl Violations {
+    pub fn new() -> Violations {
+        Violations::default()
+    }
+
+    /// Records a violation unless `ok`.
+    pub fn check(&mut self, ok: bool, shown: Shown<'_>, path: &str, constraint: &str) {
+        if !ok && self.found.len() < VIOLATIONS_MAX {
+            self.found.push(format!(
+                "Value {shown} at '{path}' failed to satisfy constraint: {constraint}"
+            ));
+        }
+    }
+
+    pub fn required<T>(&mut self, value: &Option<T>, path: &str) {
+        self.check(
+            value.is_some(),
+            Shown::Null,
+            path,
+            "Member must not be null",
+        );
+    }
+
+    /// Length bounds of a string, counted in UTF-16 units as AWS (Java) does.
+    pub fn length(&mut self, value: Option<&str>, path: &str, min: usize, max: usize) {
+        let Some(text) = value else { return };
+        let len = text.encode_utf16().count();
+        self.check(
+            len >= min,
+            Shown::Text(text),
+            path,
+            &format!("Member must have length greater than or equal to {min}"),
+        );
+        self.check(
+            len <= max,
+            Shown::Text(text),
+            path,
+            &format!("Member must have length less than or equal to {max}"),
+        );
+    }
+
+    pub fn pattern(&mut self, value: Option<&str>, path: &str, pattern: Pattern) {
+        let Some(text) = value else { return };
+        self.check(
+            pattern.matches(text),
+            Shown::Text(text),
+            path,
+            &format!(
+                "Member must satisfy regular expression pattern: {}",
+                pattern.source()
+            ),
+        );
+    }
+
+    pub fn range(&mut self, value: Option<i64>, path: &str, min: Option<i64>, max: Option<i64>) {
+        let Some(n) = value else { return };
+        if let Some(min) = min {
+            let text = format!("Member must have value greater than or equal to {min}");
+            self.check(n >= min, Shown::Number(n), path, &text);
+        }
+        if let Some(max) = max {
+            let text = format!("Member must have value less than or equal to {max}");
+            self.check(n <= max, Shown::Number(n), path, &text);
+        }
+    }
+
+    pub fn one_of(&mut self, value: Option<&str>, path: &str, allowed: &[&str]) {
+        let Some(text) = value else { return };
+        let constraint = format!(
+            "Member must satisfy enum value set: [{}]",
+            allowed.join(", ")
+        );
+        self.check(
+            allowed.contains(&text),
+            Shown::Text(text),
+            path,
+            &constraint,
+        );
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    pub fn into_result(self) -> Result<(), KinesisError> {
+        match self.found.len() {
+            0 => Ok(()),
+            1 => Err(KinesisError::Validation(format!(
+                "1 validation error detected: {}",
+                self.found[0]
+            ))),
+            n => Err(KinesisError::Validation(format!(
+                "{n} validation errors detected: {}",
+                self.found.join("; ")
+            ))),
+        }
+    }
+}
+
+/// The patterns of the model's string shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pattern {
+    /// `StreamName`, `ShardId`: `[a-zA-Z0-9_.-]+`.
+    Name,
+    /// `StreamARN`: `arn:aws.*:kinesis:.*:\d{12}:stream/\S+`.
+    StreamArn,
+    /// `StreamId`: `[a-z0-9]{20}-[a-z0-9]{3}`.
+    StreamId,
+    /// `HashKey`: `^(0|([1-9]\d{0,38}))$`.
+    HashKey,
+    /// `SequenceNumber`: `^(0|([1-9]\d{0,128}))$`.
+    SequenceNumber,
+}
+
+impl Pattern {
+    pub fn source(self) -> &'static str {
+        match self {
+            Pattern::Name => "[a-zA-Z0-9_.-]+",
+            Pattern::StreamArn => r"arn:aws.*:kinesis:.*:\d{12}:stream/\S+",
+            Pattern::StreamId => "[a-z0-9]{20}-[a-z0-9]{3}",
+            Pattern::HashKey => r"^(0|([1-9]\d{0,38}))$",
+            Pattern::SequenceNumber => r"^(0|([1-9]\d{0,128}))$",
+        }
+    }
+
+    pub fn matches(self, text: &str) -> bool {
+        match self {
+            Pattern::Name => {
+                !text.is_empty()
+                    && text
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+            }
+            Pattern::StreamArn => arn_matches(text),
+            Pattern::StreamId => {
+                let b = text.as_bytes();
+                let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+                b.len() == 24 && b[20] == b'-' && b[..20].iter().all(ok) && b[21..].iter().all(ok)
+            }
+            Pattern::HashKey => decimal_matches(text, 38),
+            Pattern::SequenceNumber => decimal_matches(text, 128),
+        }
+    }
+}
+
+/// `0` or a non-zero digit followed by at most `rest_max` digits.
+fn decimal_matches(text: &str, rest_max: usize) -> bool {
+    match text.as_bytes() {
+        [b'0'] => true,
+        [b'1'..=b'9', rest @ ..] => rest.len() <= rest_max && rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+fn arn_matches(text: &str) -> bool {
+    const STREAM: &str = ":stream/";
+    text.match_indices(STREAM).any(|(at, _)| {
+        let name = &text[at + STREAM.len()..];
+        let head = &text[..at];
+        let name_ok = !name.is_empty() && !name.chars().any(char::is_whitespace);
+        let Some(before_account) = head.len().checked_sub(13) else {
+            return false;
+        };
+        let account_ok = head.as_bytes()[before_account] == b':'
+            && head.as_bytes()[before_account + 1..]
+                .iter()
+                .all(u8::is_ascii_digit);
+        let prefix = &head[..before_account];
+        let prefix_ok = prefix.starts_with("arn:aws") && prefix[7..].contains(":kinesis:");
+        name_ok && account_ok && prefix_ok && !text.contains('\n')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_violation_uses_the_singular_form() {
+        let mut v = Violations::new();
+        v.length(Some(&"a".repeat(129)), "streamName", 1, 128);
+        let Err(KinesisError::Validation(m)) = v.into_result() else {
+            panic!()
+        };
+        assert_eq!(
+            m,
+            format!(
+                "1 validation error detected: Value '{}' at 'streamName' failed to satisfy constraint: \
+                 Member must have length less than or equal to 128",
+                "a".repeat(129)
+            )
+        );
+    }
+
+    #[test]
+    fn several_violations_are_joined_in_check_order() {
+        let mut v = Violations::new();
+        v.range(Some(0), "shardCount", Some(1), None);
+        v.required(&None::<()>, "streamName");
+        let Err(KinesisError::Validation(m)) = v.into_result() else {
+            panic!()
+        };
+        assert_eq!(
+            m,
+            "2 validation errors detected: Value '0' at 'shardCount' failed to satisfy constraint: \
+             Member must have value greater than or equal to 1; Value null at 'streamName' failed to \
+             satisfy constraint: Member must not be null"
+        );
+    }
+
+    #[test]
+    fn patterns_match_the_model() {
+        let table = [
+            (Pattern::Name, "a-b_c.9", true),
+            (Pattern::Name, "", false),
+            (Pattern::Name, "a b", false),
+            (
+                Pattern::StreamArn,
+                "arn:aws:kinesis:us-east-1:000000000000:stream/s",
+                true,
+            ),
+            (
+                Pattern::StreamArn,
+                "arn:aws-cn:kinesis:cn-north-1:123456789012:stream/s.x",
+                true,
+            ),
+            (
+                Pattern::StreamArn,
+                "arn:aws:kinesis:us-east-1:00000000000:stream/s",
+                false,
+            ),
+            (
+                Pattern::StreamArn,
+                "arn:aws:kinesis:us-east-1:000000000000:stream/",
+                false,
+            ),
+            (
+                Pattern::StreamArn,
+                "arn:aws:sqs:us-east-1:000000000000:stream/s",
+                false,
+            ),
+            (Pattern::StreamId, "abcdefghij0123456789-abc", true),
+            (Pattern::StreamId, "ABCDEFGHIJ0123456789-abc", false),
+            (Pattern::HashKey, "0", true),
+            (Pattern::HashKey, "01", false),
+            (
+                Pattern::SequenceNumber,
+                "49590338271490256608559692538361571095921575989136588898",
+                true,
+            ),
+        ];
+        for (pattern, text, ok) in table {
+            assert_eq!(pattern.matches(text), ok, "{pattern:?} {text}");
+        }
+    }
+
+    #[test]
+    fn blobs_and_enums_print_as_aws_prints_them() {
+        let mut v = Violations::new();
+        v.check(
+            false,
+            Shown::Bytes(1_048_577),
+            "data",
+            "Member must have length less than or equal to 1048576",
+        );
+        v.one_of(Some("X"), "shardIteratorType", &["A", "B"]);
+        let Err(KinesisError::Validation(m)) = v.into_result() else {
+            panic!()
+        };
+        assert!(
+            m.contains("Value 'java.nio.HeapByteBuffer[pos=0 lim=1048577 cap=1048577]' at 'data'"),
+            "{m}"
+        );
+        assert!(
+            m.ends_with("Member must satisfy enum value set: [A, B]"),
+            "{m}"
+        );
+    }
+}
