@@ -20,8 +20,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-ACCOUNT_ID = "000000000000"
-REGION = "us-east-1"
+from kinesis_helpers import REGION
 
 # The banner line `riffle serve` prints once its listener is bound (CLI.md).
 ENDPOINT_LINE = re.compile(r"^\s*endpoint:\s+(http://\S+)\s*$", re.MULTILINE)
@@ -222,15 +221,3 @@ def aws(server):
         return result
 
     return run
-
-
-def stream_arn(name: str) -> str:
-    return f"arn:aws:kinesis:{REGION}:{ACCOUNT_ID}:stream/{name}"
-
-
-def create_active_stream(client, name: str, shards: int = 1) -> dict:
-    """Creates a provisioned stream, waits for ACTIVE with boto3's own waiter,
-    and returns its DescribeStream description."""
-    client.create_stream(StreamName=name, ShardCount=shards)
-    client.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.05, "MaxAttempts": 200})
-    return client.describe_stream(StreamName=name)["StreamDescription"]
