@@ -9,14 +9,25 @@
 //! **Architecture Invariant:** this crate knows nothing about Kinesis, HTTP or
 //! any wire format. It stores opaque records and hands them back in order.
 //!
-//! THIS FILE IS THE PUBLIC CONTRACT other crates are written against. The
-//! bodies are filled in by the engine's implementation; the signatures and
-//! their documented promises are what callers rely on.
+//! THIS FILE IS THE PUBLIC CONTRACT other crates are written against; the
+//! bodies delegate to the modules that implement it: [`format`] (every
+//! on-disk byte layout), `segment` (segment files and scanning), `log`
+//! (one log's state, recovery and reads), `writer` (the group-commit writer
+//! thread), `meta` (redb) and `store` (the data directory).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+
+#[doc(hidden)]
+pub mod format;
+mod log;
+mod meta;
+mod segment;
+mod store;
+mod writer;
 
 /// A per-log sequence number: assigned by the log at append, strictly
 /// increasing within one log, never reused — also across crashes and restarts.
@@ -47,7 +58,10 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { fsync: FsyncPolicy::Always, segment_bytes_max: 128 * 1024 * 1024 }
+        StoreConfig {
+            fsync: FsyncPolicy::Always,
+            segment_bytes_max: 128 * 1024 * 1024,
+        }
     }
 }
 
@@ -56,9 +70,17 @@ impl Default for StoreConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("corrupt data in {path} at byte {offset}: {reason}")]
-    Corrupt { path: PathBuf, offset: u64, reason: &'static str },
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: &'static str,
+    },
     #[error("unsupported format version {found} in {path}")]
     UnsupportedVersion { path: PathBuf, found: u32 },
     /// The log was closed (e.g. its shard was split); no more appends.
@@ -74,6 +96,14 @@ pub enum LogError {
     Meta(String),
     #[error("invalid log name {0:?}")]
     InvalidName(String),
+    /// A record field or a whole batch is over the engine's limit (see
+    /// [`format`]); nothing was written.
+    #[error("{field} is {len} bytes, over the engine's limit of {max}")]
+    TooLarge {
+        field: &'static str,
+        len: usize,
+        max: usize,
+    },
 }
 
 pub type Result<T, E = LogError> = std::result::Result<T, E>;
@@ -135,20 +165,24 @@ pub struct ReadBatch {
 /// Owns a data directory: its shard logs, its metadata store and the writer
 /// threads that do all appends and syncs (group commit).
 pub struct LogStore {
-    _private: (),
+    inner: store::StoreInner,
+    meta: MetaStore,
 }
 
 impl LogStore {
     /// Opens (creating if needed) the store in `dir`. Recovery of each log
     /// happens when it is opened with [`LogStore::open_log`].
     pub fn open(dir: &Path, config: StoreConfig) -> Result<LogStore> {
-        let _ = (dir, config);
-        todo!()
+        let (inner, meta) = store::StoreInner::open(dir, config)?;
+        Ok(LogStore {
+            inner,
+            meta: MetaStore { inner: meta },
+        })
     }
 
     /// The metadata store of this data directory.
     pub fn meta(&self) -> &MetaStore {
-        todo!()
+        &self.meta
     }
 
     /// Opens the log called `name`, creating it if it does not exist, and
@@ -156,33 +190,31 @@ impl LogStore {
     /// `[A-Za-z0-9._-]{1,200}` path segments joined by `/`. Opening a log
     /// that is already open returns a handle to the same log.
     pub fn open_log(&self, name: &str) -> Result<ShardLog> {
-        let _ = name;
-        todo!()
+        self.inner.open_log(name).map(|inner| ShardLog { inner })
     }
 
     /// Deletes a log and all its files. Open handles then fail with
     /// [`LogError::Deleted`]; waiters are woken.
     pub fn delete_log(&self, name: &str) -> Result<()> {
-        let _ = name;
-        todo!()
+        self.inner.delete_log(name)
     }
 
     /// Waits for every acknowledged or in-flight append to be synced, then
     /// stops the writer threads. Later appends fail.
     pub async fn shutdown(&self) -> Result<()> {
-        todo!()
+        self.inner.shutdown().await
     }
 }
 
 /// A handle to one log. Cheap to clone; all clones share the same log.
 #[derive(Clone)]
 pub struct ShardLog {
-    _private: (),
+    inner: Arc<log::LogInner>,
 }
 
 impl ShardLog {
     pub fn name(&self) -> &str {
-        todo!()
+        &self.inner.name
     }
 
     /// Appends a batch atomically: after a crash it is wholly present or
@@ -190,66 +222,61 @@ impl ShardLog {
     /// fsync policy; only then do readers see it. `now_ms` is the caller's
     /// clock (ms since the epoch) so tests can control time.
     pub async fn append(&self, records: &[RecordIn<'_>], now_ms: i64) -> Result<Appended> {
-        let _ = (records, now_ms);
-        todo!()
+        self.inner.append(records, now_ms).await
     }
 
     /// Reads committed records with `seq >= from`. A `from` below
     /// [`ShardLog::oldest_seq`] (trimmed by retention) starts at the oldest
     /// record. Costs O(log n) plus one small read to find the start.
     pub fn read(&self, from: Seq, limits: ReadLimits) -> Result<ReadBatch> {
-        let _ = (from, limits);
-        todo!()
+        self.inner.read(from, limits)
     }
 
     /// The sequence number the next appended record will get; every record
     /// below it is committed and readable (unless trimmed).
     pub fn next_seq(&self) -> Seq {
-        todo!()
+        self.inner.next_seq()
     }
 
     /// The oldest record still retained; equals [`ShardLog::next_seq`] when
     /// the log holds no records.
     pub fn oldest_seq(&self) -> Seq {
-        todo!()
+        self.inner.oldest_seq()
     }
 
     /// The first retained seq whose arrival time is `>= at_ms`, or
     /// `next_seq()` if there is none. O(log n).
     pub fn seq_at_timestamp(&self, at_ms: i64) -> Result<Seq> {
-        let _ = at_ms;
-        todo!()
+        self.inner.seq_at_timestamp(at_ms)
     }
 
     /// Arrival time of the newest committed record, if any.
     pub fn last_arrival_ms(&self) -> Option<i64> {
-        todo!()
+        self.inner.last_arrival_ms()
     }
 
     /// Resolves as soon as a record with `seq >= from` is committed, or the
     /// log is closed or deleted. Woken by the writer, never by polling.
     pub async fn wait_readable(&self, from: Seq) {
-        let _ = from;
-        todo!()
+        self.inner.wait_readable(from).await
     }
 
     /// Closes the log after every append already submitted. Durable.
     /// Returns the seq of its last record (`None` if it never had one).
     /// Closing a closed log returns the same answer.
     pub async fn close(&self) -> Result<Option<Seq>> {
-        todo!()
+        self.inner.close().await
     }
 
     pub fn is_closed(&self) -> bool {
-        todo!()
+        self.inner.is_closed()
     }
 
     /// Deletes every whole segment whose newest record arrived before
     /// `cutoff_ms` (the active segment is sealed first if it qualifies).
     /// Returns the new oldest seq. Records are never deleted one by one.
     pub fn trim_before(&self, cutoff_ms: i64) -> Result<Seq> {
-        let _ = cutoff_ms;
-        todo!()
+        self.inner.trim_before(cutoff_ms)
     }
 }
 
@@ -257,7 +284,7 @@ impl ShardLog {
 /// strings, values opaque bytes. Every [`MetaStore::commit`] is atomic and
 /// durable when it returns.
 pub struct MetaStore {
-    _private: (),
+    inner: meta::Meta,
 }
 
 /// One change in an atomic metadata commit.
@@ -269,20 +296,17 @@ pub enum MetaOp {
 
 impl MetaStore {
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        let _ = key;
-        todo!()
+        self.inner.get(key)
     }
 
     /// Every entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let _ = prefix;
-        todo!()
+        self.inner.scan_prefix(prefix)
     }
 
     /// Applies all `ops` atomically and durably (blocking; fast, but call from
     /// `spawn_blocking` on hot paths).
     pub fn commit(&self, ops: &[MetaOp]) -> Result<()> {
-        let _ = ops;
-        todo!()
+        self.inner.commit(ops)
     }
 }

@@ -1,0 +1,700 @@
+//! One log's shared state — what readers see (an `Arc` snapshot of the
+//! segment list plus the committed tip) and what only the writer thread
+//! touches — together with recovery at open and the read paths.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::format::{self, INDEX_INTERVAL_BYTES, IndexEntry, SEGMENT_HEADER_LEN, SegmentIndex};
+use crate::segment::{
+    self, FrameCursor, Indexer, Segment, corrupt, decode_err, index_file_name, io_err,
+    segment_file_name,
+};
+use tokio::sync::oneshot;
+
+use crate::format::RecordRef;
+use crate::writer::{Msg, Shared};
+use crate::{Appended, LogError, ReadBatch, ReadLimits, Record, RecordIn, Result, Seq};
+
+pub(crate) const CLOSED_FILE: &str = "CLOSED";
+
+/// A sealed (immutable) segment and what its index says about it.
+#[derive(Clone)]
+pub(crate) struct SealedSeg {
+    pub seg: Arc<Segment>,
+    pub end_seq: Seq,
+    pub len: u64,
+    pub last_arrival_ms: Option<i64>,
+}
+
+/// What readers see. Changed only by the writer thread, under a lock that
+/// is never held across I/O.
+pub(crate) struct LogState {
+    pub sealed: Arc<Vec<SealedSeg>>,
+    pub active: Arc<Segment>,
+    /// Committed (readable) bytes of the active segment.
+    pub active_len: u64,
+    /// Committed tip: every seq below it is durable per the fsync policy.
+    pub next_seq: Seq,
+    pub last_arrival_ms: Option<i64>,
+    pub closed: bool,
+    pub poisoned: bool,
+    pub deleted: bool,
+}
+
+/// The writer thread's view of the active segment: ahead of [`LogState`]
+/// between a write and its sync. Only the writer thread locks it (and
+/// recovery, before the log is shared), so the lock is never contended.
+pub(crate) struct WriterSide {
+    pub file: Arc<File>,
+    pub path: PathBuf,
+    pub len: u64,
+    pub next_seq: Seq,
+    pub last_arrival_ms: Option<i64>,
+    pub indexer: Indexer,
+    /// Index entries of written but not yet published batches.
+    pub pending_index: Vec<IndexEntry>,
+    pub closed: bool,
+    pub poisoned: bool,
+    pub deleted: bool,
+}
+
+pub(crate) struct LogInner {
+    pub name: String,
+    pub dir: PathBuf,
+    pub state: Mutex<LogState>,
+    pub writer: Mutex<WriterSide>,
+    /// Woken (notify_waiters) whenever the committed tip moves, the log is
+    /// closed or deleted: this is what tip readers wait on.
+    pub notify: Notify,
+    pub shared: Arc<Shared>,
+}
+
+/// A consistent, lock-free copy of what a read needs.
+struct Snapshot {
+    sealed: Arc<Vec<SealedSeg>>,
+    active: Arc<Segment>,
+    active_len: u64,
+    next_seq: Seq,
+    last_arrival_ms: Option<i64>,
+    closed: bool,
+}
+
+impl Snapshot {
+    fn oldest(&self) -> Seq {
+        self.sealed
+            .first()
+            .map_or(self.active.first_seq, |s| s.seg.first_seq)
+    }
+
+    /// The segment holding `seq` (< next_seq): `(segment, end_seq, len)`.
+    fn locate(&self, seq: Seq) -> (&Arc<Segment>, Seq, u64) {
+        let i = self.sealed.partition_point(|s| s.end_seq <= seq);
+        match self.sealed.get(i) {
+            Some(s) => (&s.seg, s.end_seq, s.len),
+            None => (&self.active, self.next_seq, self.active_len),
+        }
+    }
+}
+
+/// How much to read at once: enough for the byte budget plus the up to
+/// [`INDEX_INTERVAL_BYTES`] skipped before the first wanted batch.
+fn read_chunk(bytes_max: usize) -> usize {
+    const READ_CHUNK_BYTES_MIN: usize = 64 * 1024;
+    const READ_CHUNK_BYTES_MAX: usize = 16 * 1024 * 1024;
+    bytes_max
+        .saturating_add(2 * INDEX_INTERVAL_BYTES as usize)
+        .clamp(READ_CHUNK_BYTES_MIN, READ_CHUNK_BYTES_MAX)
+}
+
+/// Caps of one read, and what has been taken so far.
+struct Take {
+    records_max: usize,
+    bytes_max: usize,
+    bytes: usize,
+    full: bool,
+}
+
+impl LogInner {
+    fn snapshot(&self) -> Result<Snapshot> {
+        let st = self.state.lock();
+        if st.deleted {
+            return Err(LogError::Deleted {
+                name: self.name.clone(),
+            });
+        }
+        Ok(Snapshot {
+            sealed: st.sealed.clone(),
+            active: st.active.clone(),
+            active_len: st.active_len,
+            next_seq: st.next_seq,
+            last_arrival_ms: st.last_arrival_ms,
+            closed: st.closed,
+        })
+    }
+
+    pub fn next_seq(&self) -> Seq {
+        self.state.lock().next_seq
+    }
+
+    pub fn oldest_seq(&self) -> Seq {
+        let st = self.state.lock();
+        st.sealed
+            .first()
+            .map_or(st.active.first_seq, |s| s.seg.first_seq)
+    }
+
+    pub fn last_arrival_ms(&self) -> Option<i64> {
+        self.state.lock().last_arrival_ms
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// Why an append would be refused right now (checked before encoding;
+    /// the writer checks again in order).
+    fn refusal(&self) -> Option<LogError> {
+        let st = self.state.lock();
+        let name = self.name.clone();
+        if st.deleted {
+            Some(LogError::Deleted { name })
+        } else if st.poisoned {
+            Some(LogError::Poisoned { name })
+        } else if st.closed {
+            Some(LogError::Closed { name })
+        } else {
+            None
+        }
+    }
+
+    pub async fn append(
+        self: &Arc<Self>,
+        records: &[RecordIn<'_>],
+        now_ms: i64,
+    ) -> Result<Appended> {
+        if let Some(e) = self.refusal() {
+            return Err(e);
+        }
+        let refs = records.iter().map(|r| RecordRef {
+            partition_key: r.partition_key,
+            explicit_hash_key: r.explicit_hash_key,
+            data: r.data,
+        });
+        let frame = format::encode_batch(refs).map_err(|e| LogError::TooLarge {
+            field: e.field,
+            len: e.len,
+            max: e.max,
+        })?;
+        let shared = &self.shared;
+        let permit = shared
+            .inflight
+            .clone()
+            .acquire_many_owned(Shared::permits_for(frame.len()))
+            .await
+            .map_err(|_| shared.shut_down_error())?;
+        let (reply, rx) = oneshot::channel();
+        let msg = Msg::Append {
+            log: self.clone(),
+            frame,
+            now_ms,
+            reply,
+            permit,
+        };
+        shared.tx.send(msg).map_err(|_| shared.shut_down_error())?;
+        rx.await.map_err(|_| shared.shut_down_error())?
+    }
+
+    pub async fn close(self: &Arc<Self>) -> Result<Option<Seq>> {
+        let (reply, rx) = oneshot::channel();
+        let shared = &self.shared;
+        shared
+            .tx
+            .send(Msg::Close {
+                log: self.clone(),
+                reply,
+            })
+            .map_err(|_| shared.shut_down_error())?;
+        rx.await.map_err(|_| shared.shut_down_error())?
+    }
+
+    pub fn trim_before(self: &Arc<Self>, cutoff_ms: i64) -> Result<Seq> {
+        let (reply, rx) = std::sync::mpsc::channel();
+        let shared = &self.shared;
+        shared
+            .tx
+            .send(Msg::Trim {
+                log: self.clone(),
+                cutoff_ms,
+                reply,
+            })
+            .map_err(|_| shared.shut_down_error())?;
+        rx.recv().map_err(|_| shared.shut_down_error())?
+    }
+
+    pub fn read(&self, from: Seq, limits: ReadLimits) -> Result<ReadBatch> {
+        let snap = self.snapshot()?;
+        let mut seq = from.max(snap.oldest());
+        let mut records = Vec::new();
+        let mut take = Take {
+            records_max: limits.records_max.max(1),
+            bytes_max: limits.bytes_max,
+            bytes: 0,
+            full: false,
+        };
+        let chunk = read_chunk(limits.bytes_max);
+        while seq < snap.next_seq && !take.full {
+            let (seg, end_seq, len) = snap.locate(seq);
+            let reached = read_segment(seg, len, seq, chunk, &mut records, &mut take)?;
+            if !take.full && reached < end_seq {
+                return Err(corrupt(
+                    &seg.path,
+                    len,
+                    "segment ends before its last sequence number",
+                ));
+            }
+            seq = reached;
+        }
+        let end_of_log = snap.closed && seq >= snap.next_seq;
+        Ok(ReadBatch {
+            records,
+            next_seq: seq,
+            end_of_log,
+        })
+    }
+
+    pub fn seq_at_timestamp(&self, at_ms: i64) -> Result<Seq> {
+        let snap = self.snapshot()?;
+        let i = snap
+            .sealed
+            .partition_point(|s| s.last_arrival_ms.is_none_or(|a| a < at_ms));
+        let (seg, len, end_seq) = match snap.sealed.get(i) {
+            Some(s) => (&s.seg, s.len, s.end_seq),
+            None if snap.last_arrival_ms.is_some_and(|a| a >= at_ms) => {
+                (&snap.active, snap.active_len, snap.next_seq)
+            }
+            None => return Ok(snap.next_seq),
+        };
+        let (start, next) = seg.window_for_time(at_ms);
+        let end = next.map_or(len, |(offset, _)| offset).min(len);
+        let file = seg.file()?;
+        let mut cur = FrameCursor::new(
+            file,
+            start,
+            end,
+            (end.saturating_sub(start) as usize).min(1 << 20),
+        );
+        while let Some((offset, frame)) =
+            cur.next_frame().map_err(|e| e.into_log_error(&seg.path))?
+        {
+            let b = format::decode_batch(&frame).map_err(|e| decode_err(&seg.path, offset, e))?;
+            if b.arrival_ms >= at_ms && b.count > 0 {
+                return Ok(b.first_seq.max(snap.oldest()));
+            }
+        }
+        Ok(next.map_or(end_seq, |(_, seq)| seq))
+    }
+
+    /// Resolves once `seq >= from` is committed or the log is closed or
+    /// deleted. Registers interest before checking, so no wake-up is lost.
+    pub async fn wait_readable(&self, from: Seq) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = self.state.lock();
+                if st.deleted || st.closed || st.next_seq > from {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Appends records with `seq >= from` of one segment to `out` until the
+/// limits are reached; returns the seq after the last one consumed.
+fn read_segment(
+    seg: &Segment,
+    len: u64,
+    from: Seq,
+    chunk: usize,
+    out: &mut Vec<Record>,
+    take: &mut Take,
+) -> Result<Seq> {
+    let file = seg.file()?;
+    let mut cur = FrameCursor::new(file, seg.offset_for_seq(from), len, chunk);
+    let mut next = from;
+    while let Some((offset, frame)) = cur.next_frame().map_err(|e| e.into_log_error(&seg.path))? {
+        let b = format::decode_batch(&frame).map_err(|e| decode_err(&seg.path, offset, e))?;
+        if b.end_seq() <= from {
+            continue;
+        }
+        for (seq, r) in (b.first_seq..).zip(b.records()) {
+            if seq < from {
+                continue;
+            }
+            let size = r.partition_key.len() + r.data.len();
+            if out.len() >= take.records_max
+                || (!out.is_empty() && take.bytes + size > take.bytes_max)
+            {
+                take.full = true;
+                return Ok(next);
+            }
+            take.bytes += size;
+            out.push(Record {
+                seq,
+                arrival_ms: b.arrival_ms,
+                partition_key: frame.slice_ref(r.partition_key),
+                explicit_hash_key: r.explicit_hash_key.map(|k| frame.slice_ref(k)),
+                data: frame.slice_ref(r.data),
+            });
+            next = seq + 1;
+        }
+        next = next.max(b.end_seq());
+    }
+    if out.len() >= take.records_max {
+        take.full = true;
+    }
+    Ok(next)
+}
+
+// ---------------------------------------------------------------- recovery
+
+/// The files found in a log directory, by first sequence number.
+#[derive(Debug, Default, Clone, Copy)]
+struct Files {
+    seg: bool,
+    idx: bool,
+}
+
+fn list_dir(dir: &Path) -> Result<BTreeMap<Seq, Files>> {
+    let mut map: BTreeMap<Seq, Files> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let path = entry.map_err(io_err(dir))?.path();
+        let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension())
+        else {
+            continue;
+        };
+        if ext == "tmp" {
+            // An interrupted atomic write: its target is intact.
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+            continue;
+        }
+        let Ok(seq) = stem.parse::<Seq>() else {
+            continue;
+        };
+        let files = map.entry(seq).or_default();
+        match ext.to_str() {
+            Some("seg") => files.seg = true,
+            Some("idx") => files.idx = true,
+            _ => {}
+        }
+    }
+    Ok(map)
+}
+
+fn read_closed(dir: &Path) -> Result<Option<Seq>> {
+    let path = dir.join(CLOSED_FILE);
+    match std::fs::read(&path) {
+        Ok(b) => format::decode_closed(&b)
+            .map(Some)
+            .map_err(|e| decode_err(&path, 0, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LogError::Io { path, source }),
+    }
+}
+
+/// Recovers a log directory (creating the first segment of a new log):
+/// sealed segments are trusted up to their index files, only the last
+/// segment is scanned, and a torn tail is truncated.
+pub(crate) fn recover(dir: &Path) -> Result<(LogState, WriterSide)> {
+    let mut files = list_dir(dir)?;
+    let closed_at = read_closed(dir)?;
+    // Index files before the first segment are left over from an
+    // interrupted trim (segment files are removed first).
+    while let Some((&seq, f)) = files.first_key_value() {
+        if f.seg {
+            break;
+        }
+        let path = dir.join(index_file_name(seq));
+        std::fs::remove_file(&path).map_err(io_err(&path))?;
+        files.remove(&seq);
+    }
+    let Some((&active_first, _)) = files.iter().rev().find(|(_, f)| f.seg) else {
+        let (path, file) = segment::create_segment(dir, closed_at.unwrap_or(0))?;
+        return Ok(fresh_state(
+            path,
+            file,
+            closed_at.unwrap_or(0),
+            closed_at.is_some(),
+        ));
+    };
+    if let Some((&seq, _)) = files.range(active_first + 1..).next() {
+        let path = dir.join(segment_file_name(seq));
+        let source = std::io::Error::new(std::io::ErrorKind::NotFound, "segment file is missing");
+        return Err(LogError::Io { path, source });
+    }
+    let mut sealed = Vec::new();
+    for (&first, f) in files.range(..active_first) {
+        sealed.push(load_sealed(dir, first, *f)?);
+    }
+    let (active, mut w) = recover_active(dir, active_first)?;
+    let sealed = fill_gaps(dir, sealed, active_first)?;
+    let closed = closed_at.is_some();
+    if let Some(at) = closed_at {
+        w.next_seq = w.next_seq.max(at);
+    }
+    w.closed = closed;
+    let state = LogState {
+        sealed: Arc::new(sealed),
+        active: Arc::new(active),
+        active_len: w.len,
+        next_seq: w.next_seq,
+        last_arrival_ms: w.last_arrival_ms,
+        closed,
+        poisoned: false,
+        deleted: false,
+    };
+    Ok((state, w))
+}
+
+fn fresh_state(path: PathBuf, file: File, first: Seq, closed: bool) -> (LogState, WriterSide) {
+    let file = Arc::new(file);
+    let w = WriterSide {
+        file: file.clone(),
+        path: path.clone(),
+        len: SEGMENT_HEADER_LEN,
+        next_seq: first,
+        last_arrival_ms: None,
+        indexer: Indexer::default(),
+        pending_index: Vec::new(),
+        closed,
+        poisoned: false,
+        deleted: false,
+    };
+    let state = LogState {
+        sealed: Arc::new(Vec::new()),
+        active: Arc::new(Segment::new(path, first, Some(file), Vec::new())),
+        active_len: SEGMENT_HEADER_LEN,
+        next_seq: first,
+        last_arrival_ms: None,
+        closed,
+        poisoned: false,
+        deleted: false,
+    };
+    (state, w)
+}
+
+/// A sealed segment from its index file, or rebuilt by scanning it when the
+/// index is missing or damaged. A missing segment file is kept as an entry
+/// whose reads fail naming it. The flag says the segment's end is unknown.
+fn load_sealed(dir: &Path, first: Seq, f: Files) -> Result<(SealedSeg, bool)> {
+    let seg_path = dir.join(segment_file_name(first));
+    let idx_path = dir.join(index_file_name(first));
+    let seg_len = if f.seg {
+        Some(
+            std::fs::metadata(&seg_path)
+                .map_err(io_err(&seg_path))?
+                .len(),
+        )
+    } else {
+        None
+    };
+    if f.idx {
+        match read_index(&idx_path, first) {
+            Ok(ix) if seg_len.is_none_or(|l| l == ix.segment_len) => {
+                let seal = SealedSeg {
+                    seg: Arc::new(Segment::new(seg_path, first, None, ix.entries)),
+                    end_seq: ix.end_seq,
+                    len: ix.segment_len,
+                    last_arrival_ms: ix.last_arrival_ms,
+                };
+                return Ok((seal, false));
+            }
+            Ok(_) => {
+                tracing::warn!(path = %idx_path.display(), "index disagrees with its segment's length; rebuilding")
+            }
+            Err(e) => tracing::warn!(error = %e, "damaged index; rebuilding it from its segment"),
+        }
+    }
+    let Some(len) = seg_len else {
+        // Neither usable: a placeholder whose end fill_gaps sets.
+        let seg = Arc::new(Segment::new(seg_path, first, None, vec![]));
+        return Ok((
+            SealedSeg {
+                seg,
+                end_seq: first,
+                len: 0,
+                last_arrival_ms: None,
+            },
+            true,
+        ));
+    };
+    rebuild_sealed(seg_path, &idx_path, first, len)
+}
+
+fn read_index(path: &Path, first: Seq) -> Result<SegmentIndex> {
+    let b = std::fs::read(path).map_err(io_err(path))?;
+    let ix = format::decode_index(&b).map_err(|e| decode_err(path, 0, e))?;
+    if ix.first_seq != first {
+        return Err(corrupt(path, 16, "index belongs to another segment"));
+    }
+    Ok(ix)
+}
+
+fn rebuild_sealed(
+    seg_path: PathBuf,
+    idx_path: &Path,
+    first: Seq,
+    len: u64,
+) -> Result<(SealedSeg, bool)> {
+    let file = File::open(&seg_path).map_err(io_err(&seg_path))?;
+    let mut head = [0u8; SEGMENT_HEADER_LEN as usize];
+    let header = file.read_exact_at(&mut head, 0).map_err(io_err(&seg_path));
+    let header = header.and_then(|()| {
+        format::decode_segment_header(&head).map_err(|e| decode_err(&seg_path, 0, e))
+    });
+    let scan = segment::scan_segment(&file, first, len);
+    let damaged = header.is_err() || scan.stopped.is_some();
+    let seal = SealedSeg {
+        end_seq: scan.end_seq,
+        len: if damaged { len } else { scan.valid_len },
+        last_arrival_ms: scan.last_arrival_ms,
+        seg: Arc::new(Segment::new(
+            seg_path.clone(),
+            first,
+            Some(Arc::new(file)),
+            scan.entries.clone(),
+        )),
+    };
+    if damaged {
+        // Reads that reach the damage report it; the end comes from the
+        // next segment (fill_gaps).
+        tracing::error!(path = %seg_path.display(), "sealed segment is damaged; reads past the damage will fail");
+        return Ok((seal, true));
+    }
+    let ix = SegmentIndex {
+        first_seq: first,
+        end_seq: scan.end_seq,
+        segment_len: scan.valid_len,
+        last_arrival_ms: scan.last_arrival_ms,
+        entries: scan.entries,
+    };
+    if let Err(e) = segment::write_atomically(idx_path, &format::encode_index(&ix)) {
+        // Not fatal: the index is an accelerator and is rebuilt next time.
+        tracing::warn!(error = %e, "could not rewrite a segment index");
+    }
+    Ok((seal, false))
+}
+
+/// Makes consecutive segments meet. A segment whose end is unknown
+/// (damaged, or neither file nor index left) ends where the next begins; a
+/// hole after a sound segment (a segment file that vanished with its index)
+/// becomes an entry of its own whose reads fail naming the missing file.
+fn fill_gaps(
+    dir: &Path,
+    sealed: Vec<(SealedSeg, bool)>,
+    active_first: Seq,
+) -> Result<Vec<SealedSeg>> {
+    let mut out = Vec::with_capacity(sealed.len());
+    let nexts: Vec<Seq> = sealed
+        .iter()
+        .map(|(s, _)| s.seg.first_seq)
+        .skip(1)
+        .chain([active_first])
+        .collect();
+    for ((mut s, open_ended), next_first) in sealed.into_iter().zip(nexts) {
+        if s.end_seq > next_first {
+            let path = dir.join(index_file_name(s.seg.first_seq));
+            return Err(corrupt(&path, 24, "segment overlaps the next one"));
+        }
+        if open_ended || s.end_seq == next_first {
+            s.end_seq = next_first;
+            out.push(s);
+            continue;
+        }
+        let hole_first = s.end_seq;
+        out.push(s);
+        out.push(SealedSeg {
+            seg: Arc::new(Segment::new(
+                dir.join(segment_file_name(hole_first)),
+                hole_first,
+                None,
+                vec![],
+            )),
+            end_seq: next_first,
+            len: 0,
+            last_arrival_ms: None,
+        });
+    }
+    Ok(out)
+}
+
+fn recover_active(dir: &Path, first: Seq) -> Result<(Segment, WriterSide)> {
+    let path = dir.join(segment_file_name(first));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    let len = file.metadata().map_err(io_err(&path))?.len();
+    let mut head = [0u8; SEGMENT_HEADER_LEN as usize];
+    let header_ok = len >= SEGMENT_HEADER_LEN
+        && file.read_exact_at(&mut head, 0).is_ok()
+        && format::decode_segment_header(&head) == Ok(first);
+    if !header_ok {
+        if len > SEGMENT_HEADER_LEN {
+            let e =
+                format::decode_segment_header(&head)
+                    .err()
+                    .unwrap_or(format::DecodeError::Corrupt(
+                        "segment header names another first sequence number",
+                    ));
+            return Err(decode_err(&path, 0, e));
+        }
+        // Torn while being created, before it received any batch.
+        let rewrite = || -> std::io::Result<()> {
+            file.set_len(0)?;
+            file.write_all_at(&format::encode_segment_header(first), 0)?;
+            file.sync_all()
+        };
+        rewrite().map_err(io_err(&path))?;
+    }
+    let len = len.max(SEGMENT_HEADER_LEN);
+    let scan = segment::scan_segment(&file, first, len);
+    if let Some(stop) = &scan.stopped {
+        tracing::warn!(path = %path.display(), valid_len = scan.valid_len, reason = ?stop, "truncating the torn tail of a segment");
+        let cut = || -> std::io::Result<()> {
+            file.set_len(scan.valid_len)?;
+            file.sync_all()
+        };
+        cut().map_err(io_err(&path))?;
+    }
+    let stale_idx = dir.join(index_file_name(first));
+    if stale_idx.exists() {
+        // The segment is active again (a crash between sealing and rolling).
+        std::fs::remove_file(&stale_idx).map_err(io_err(&stale_idx))?;
+    }
+    let file = Arc::new(file);
+    let w = WriterSide {
+        file: file.clone(),
+        path: path.clone(),
+        len: scan.valid_len,
+        next_seq: scan.end_seq,
+        last_arrival_ms: scan.last_arrival_ms,
+        indexer: Indexer::resume(&scan.entries),
+        pending_index: Vec::new(),
+        closed: false,
+        poisoned: false,
+        deleted: false,
+    };
+    Ok((Segment::new(path, first, Some(file), scan.entries), w))
+}

@@ -1,0 +1,369 @@
+//! Segment files: opening them lazily, reading frames back with positioned
+//! reads, scanning them to recover or rebuild an index, and the small file
+//! helpers (durable create/rename, directory sync) every writer path uses.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use crate::format::{self, DecodeError, INDEX_INTERVAL_BYTES, IndexEntry, SEGMENT_HEADER_LEN};
+use crate::{LogError, Result, Seq};
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
+    move |source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub(crate) fn corrupt(path: &Path, offset: u64, reason: &'static str) -> LogError {
+    LogError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason,
+    }
+}
+
+/// Maps a decode failure of the structure at `offset` in `path` to an error.
+pub(crate) fn decode_err(path: &Path, offset: u64, e: DecodeError) -> LogError {
+    match e {
+        DecodeError::Short => corrupt(path, offset, "structure is cut short"),
+        DecodeError::Corrupt(reason) => corrupt(path, offset, reason),
+        DecodeError::Version(found) => LogError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found,
+        },
+    }
+}
+
+pub(crate) fn segment_file_name(first_seq: Seq) -> String {
+    format!("{first_seq:020}.seg")
+}
+
+pub(crate) fn index_file_name(first_seq: Seq) -> String {
+    format!("{first_seq:020}.idx")
+}
+
+/// Makes a directory's entries (created, renamed, removed files) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Writes `bytes` to `path` so that after a crash the file is either absent,
+/// or its old version, or wholly the new one: write a temp file, sync it,
+/// rename it over, sync the directory.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let write = || -> io::Result<()> {
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all_at(bytes, 0)?;
+        f.sync_all()
+    };
+    write().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Creates a new, empty segment file (header only), durably: the file and its
+/// directory entry are synced before it receives any batch.
+pub(crate) fn create_segment(dir: &Path, first_seq: Seq) -> Result<(PathBuf, File)> {
+    let path = dir.join(segment_file_name(first_seq));
+    let create = || -> io::Result<File> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        f.write_all_at(&format::encode_segment_header(first_seq), 0)?;
+        f.sync_all()?;
+        Ok(f)
+    };
+    let f = create().map_err(io_err(&path))?;
+    sync_dir(dir)?;
+    Ok((path, f))
+}
+
+/// One segment file. Sealed segments open their file on first read, so a
+/// long log does not hold one descriptor per segment.
+pub(crate) struct Segment {
+    pub path: PathBuf,
+    pub first_seq: Seq,
+    file: OnceLock<Arc<File>>,
+    /// Sparse index (one entry per ~[`INDEX_INTERVAL_BYTES`]). Grows while
+    /// the segment is active; the lock is only held for a binary search.
+    pub index: RwLock<Vec<IndexEntry>>,
+}
+
+impl Segment {
+    pub fn new(
+        path: PathBuf,
+        first_seq: Seq,
+        file: Option<Arc<File>>,
+        index: Vec<IndexEntry>,
+    ) -> Segment {
+        let cell = OnceLock::new();
+        if let Some(f) = file {
+            let _ = cell.set(f);
+        }
+        Segment {
+            path,
+            first_seq,
+            file: cell,
+            index: RwLock::new(index),
+        }
+    }
+
+    pub fn file(&self) -> Result<&File> {
+        if let Some(f) = self.file.get() {
+            return Ok(f);
+        }
+        let f = File::open(&self.path).map_err(io_err(&self.path))?;
+        // A racing reader may have set it first; either handle is fine.
+        let _ = self.file.set(Arc::new(f));
+        Ok(self.file.get().map(Arc::as_ref).expect("set just above"))
+    }
+
+    /// Offset of the last indexed batch starting at or before `seq`.
+    pub fn offset_for_seq(&self, seq: Seq) -> u64 {
+        let ix = self.index.read();
+        let i = ix.partition_point(|e| e.seq <= seq);
+        if i == 0 {
+            SEGMENT_HEADER_LEN
+        } else {
+            ix[i - 1].offset
+        }
+    }
+
+    /// Where to scan for the first batch arriving at or after `at_ms`:
+    /// `(start offset, end offset bound, seq of the next indexed batch)`.
+    pub fn window_for_time(&self, at_ms: i64) -> (u64, Option<(u64, Seq)>) {
+        let ix = self.index.read();
+        let i = ix.partition_point(|e| e.arrival_ms < at_ms);
+        let start = if i == 0 {
+            SEGMENT_HEADER_LEN
+        } else {
+            ix[i - 1].offset
+        };
+        (start, ix.get(i).map(|e| (e.offset, e.seq)))
+    }
+}
+
+/// Why a [`FrameCursor`] stopped.
+#[derive(Debug)]
+pub(crate) enum CursorError {
+    Io(io::Error),
+    /// The bytes at `offset` are not a valid frame.
+    Bad {
+        offset: u64,
+        reason: &'static str,
+    },
+    /// A frame at `offset` runs past the end of the range (a torn tail).
+    Torn {
+        offset: u64,
+    },
+}
+
+impl CursorError {
+    pub fn into_log_error(self, path: &Path) -> LogError {
+        match self {
+            CursorError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                corrupt(path, 0, "segment file is shorter than its index says")
+            }
+            CursorError::Io(source) => LogError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            CursorError::Bad { offset, reason } => corrupt(path, offset, reason),
+            CursorError::Torn { offset } => {
+                corrupt(path, offset, "batch runs past the end of the segment")
+            }
+        }
+    }
+}
+
+/// Reads frames from `[pos, end)` of a segment with positioned
+/// reads of about `chunk` bytes; each returned frame is a slice of the
+/// shared read buffer (no copy).
+pub(crate) struct FrameCursor<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+    chunk: usize,
+    buf: Bytes,
+    buf_at: u64,
+}
+
+impl<'a> FrameCursor<'a> {
+    pub fn new(file: &'a File, pos: u64, end: u64, chunk: usize) -> FrameCursor<'a> {
+        FrameCursor {
+            file,
+            pos,
+            end,
+            chunk,
+            buf: Bytes::new(),
+            buf_at: pos,
+        }
+    }
+
+    pub fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    /// Makes the buffer cover `[self.pos, self.pos + need)`.
+    fn fill(&mut self, need: usize) -> Result<(), CursorError> {
+        let have_from = self.pos.saturating_sub(self.buf_at) as usize;
+        if self.pos >= self.buf_at && have_from + need <= self.buf.len() {
+            return Ok(());
+        }
+        let len = need.max(self.chunk).min((self.end - self.pos) as usize);
+        let mut v = vec![0u8; len];
+        self.file
+            .read_exact_at(&mut v, self.pos)
+            .map_err(CursorError::Io)?;
+        self.buf = Bytes::from(v);
+        self.buf_at = self.pos;
+        Ok(())
+    }
+
+    /// The next frame and its offset. Only its length is checked here; the
+    /// caller verifies it with [`format::decode_batch`] (one checksum pass).
+    pub fn next_frame(&mut self) -> Result<Option<(u64, Bytes)>, CursorError> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let offset = self.pos;
+        if self.end - offset < 8 {
+            return Err(CursorError::Torn { offset });
+        }
+        self.fill(8)?;
+        let at = (offset - self.buf_at) as usize;
+        let total = format::frame_len(&self.buf[at..]).map_err(|e| bad(offset, e))?;
+        if offset + total as u64 > self.end {
+            return Err(CursorError::Torn { offset });
+        }
+        self.fill(total)?;
+        let at = (offset - self.buf_at) as usize;
+        let frame = self.buf.slice(at..at + total);
+        self.pos += total as u64;
+        Ok(Some((offset, frame)))
+    }
+}
+
+fn bad(offset: u64, e: DecodeError) -> CursorError {
+    match e {
+        DecodeError::Short => CursorError::Torn { offset },
+        DecodeError::Corrupt(reason) => CursorError::Bad { offset, reason },
+        DecodeError::Version(_) => CursorError::Bad {
+            offset,
+            reason: "unexpected version field",
+        },
+    }
+}
+
+/// What a scan of a segment found valid.
+#[derive(Debug)]
+pub(crate) struct ScanOutcome {
+    /// End of the last valid batch.
+    pub valid_len: u64,
+    pub end_seq: Seq,
+    pub last_arrival_ms: Option<i64>,
+    pub entries: Vec<IndexEntry>,
+    /// Set when the scan stopped before the end of the file.
+    pub stopped: Option<CursorError>,
+}
+
+/// Reads a segment's batches from the header to `file_len`, verifying each
+/// (checksum, contiguous sequence numbers, non-decreasing arrival times), and
+/// builds its sparse index. Stops at the first invalid batch.
+pub(crate) fn scan_segment(file: &File, first_seq: Seq, file_len: u64) -> ScanOutcome {
+    const SCAN_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+    let mut cur = FrameCursor::new(file, SEGMENT_HEADER_LEN, file_len, SCAN_CHUNK_BYTES);
+    let mut out = ScanOutcome {
+        valid_len: SEGMENT_HEADER_LEN,
+        end_seq: first_seq,
+        last_arrival_ms: None,
+        entries: Vec::new(),
+        stopped: None,
+    };
+    let mut indexer = Indexer::default();
+    loop {
+        match cur.next_frame() {
+            Ok(None) => break,
+            Ok(Some((offset, frame))) => {
+                let b = match format::decode_batch(&frame) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        out.stopped = Some(bad(offset, e));
+                        break;
+                    }
+                };
+                if b.first_seq != out.end_seq {
+                    out.stopped = Some(CursorError::Bad {
+                        offset,
+                        reason: "batch sequence number out of order",
+                    });
+                    break;
+                }
+                if out.last_arrival_ms.is_some_and(|a| b.arrival_ms < a) {
+                    out.stopped = Some(CursorError::Bad {
+                        offset,
+                        reason: "batch arrival time goes backwards",
+                    });
+                    break;
+                }
+                if let Some(e) = indexer.observe(offset, b.first_seq, b.arrival_ms) {
+                    out.entries.push(e);
+                }
+                out.end_seq = b.end_seq();
+                out.last_arrival_ms = Some(b.arrival_ms);
+                out.valid_len = cur.pos();
+            }
+            Err(e) => {
+                out.stopped = Some(e);
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Decides which batches get a sparse index entry: the first of a segment,
+/// then the first at least [`INDEX_INTERVAL_BYTES`] past the previous entry.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Indexer {
+    last_offset: Option<u64>,
+}
+
+impl Indexer {
+    pub fn resume(entries: &[IndexEntry]) -> Indexer {
+        Indexer {
+            last_offset: entries.last().map(|e| e.offset),
+        }
+    }
+
+    pub fn observe(&mut self, offset: u64, seq: Seq, arrival_ms: i64) -> Option<IndexEntry> {
+        match self.last_offset {
+            Some(last) if offset - last < INDEX_INTERVAL_BYTES => None,
+            _ => {
+                self.last_offset = Some(offset);
+                Some(IndexEntry {
+                    seq,
+                    offset,
+                    arrival_ms,
+                })
+            }
+        }
+    }
+}

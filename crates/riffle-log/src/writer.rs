@@ -1,0 +1,562 @@
+//! The writer thread: every append, seal, close, trim and delete of a store
+//! goes through it, in submission order. It implements group commit: it
+//! drains everything pending, writes each batch to its log's active segment,
+//! syncs each touched file once, and only then publishes the new committed
+//! tip, wakes tip readers and acknowledges the appenders.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::Instant;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::format::{self, SEGMENT_HEADER_LEN, SegmentIndex};
+use crate::log::{CLOSED_FILE, LogInner, SealedSeg, WriterSide};
+use crate::segment::{self, Indexer, Segment, index_file_name, io_err};
+use crate::{Appended, FsyncPolicy, LogError, Result, Seq, StoreConfig};
+
+/// Bytes of appends queued for (or being written by) the writer. Appenders
+/// wait for room, so a slow disk pushes back on producers instead of
+/// growing memory without bound.
+pub(crate) const IN_FLIGHT_BYTES_MAX: usize = 256 * 1024 * 1024;
+const PERMIT_BYTES: usize = 1024;
+pub(crate) const IN_FLIGHT_PERMITS: usize = IN_FLIGHT_BYTES_MAX / PERMIT_BYTES;
+// One maximal batch must fit, or its appender would wait forever.
+const _: () = assert!(format::BATCH_BYTES_MAX <= IN_FLIGHT_BYTES_MAX);
+/// A round stops draining the queue after this many bytes so that early
+/// appenders are not delayed indefinitely by a steady stream of later ones.
+const ROUND_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// What every log handle shares with the store: the way to the writer.
+pub(crate) struct Shared {
+    /// Unbounded in itself; appends are bounded by `inflight`, and control
+    /// messages (close/trim/delete/shutdown) by their callers waiting.
+    pub tx: Sender<Msg>,
+    pub inflight: Arc<Semaphore>,
+    pub store_dir: PathBuf,
+}
+
+impl Shared {
+    pub fn shut_down_error(&self) -> LogError {
+        let source = io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the log store has been shut down",
+        );
+        LogError::Io {
+            path: self.store_dir.clone(),
+            source,
+        }
+    }
+
+    pub fn permits_for(frame_len: usize) -> u32 {
+        // frame_len <= BATCH_BYTES_MAX, so this fits in u32.
+        frame_len.div_ceil(PERMIT_BYTES) as u32
+    }
+}
+
+pub(crate) enum Msg {
+    Append {
+        log: Arc<LogInner>,
+        frame: Vec<u8>,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<Appended>>,
+        /// Released when the writer is done with the frame.
+        permit: OwnedSemaphorePermit,
+    },
+    Close {
+        log: Arc<LogInner>,
+        reply: oneshot::Sender<Result<Option<Seq>>>,
+    },
+    Trim {
+        log: Arc<LogInner>,
+        cutoff_ms: i64,
+        reply: Sender<Result<Seq>>,
+    },
+    Delete {
+        log: Arc<LogInner>,
+        reply: Sender<Result<()>>,
+    },
+    Shutdown {
+        reply: Option<oneshot::Sender<Result<()>>>,
+    },
+}
+
+pub(crate) fn spawn(
+    rx: Receiver<Msg>,
+    config: &StoreConfig,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    let writer = Writer {
+        rx,
+        policy: config.fsync,
+        segment_bytes_max: config.segment_bytes_max,
+        unsynced: HashMap::new(),
+        dirty_since: None,
+    };
+    std::thread::Builder::new()
+        .name("riffle-log-writer".into())
+        .spawn(move || writer.run())
+}
+
+struct Writer {
+    rx: Receiver<Msg>,
+    policy: FsyncPolicy,
+    segment_bytes_max: u64,
+    /// Logs written since their last sync (policies other than Always).
+    unsynced: HashMap<usize, Arc<LogInner>>,
+    dirty_since: Option<Instant>,
+}
+
+/// The appends of one group commit.
+#[derive(Default)]
+struct Round {
+    logs: Vec<Arc<LogInner>>,
+    by_ptr: HashMap<usize, usize>,
+    /// Per log: the error that poisoned it during this round.
+    failed: Vec<Option<LogError>>,
+    replies: Vec<(usize, oneshot::Sender<Result<Appended>>, Appended)>,
+    bytes: usize,
+}
+
+impl Round {
+    fn touch(&mut self, log: &Arc<LogInner>) -> usize {
+        let key = Arc::as_ptr(log) as usize;
+        *self.by_ptr.entry(key).or_insert_with(|| {
+            self.logs.push(log.clone());
+            self.failed.push(None);
+            self.logs.len() - 1
+        })
+    }
+}
+
+/// A copy of an error for each of the appends it fails.
+fn copy_err(e: &LogError) -> LogError {
+    match e {
+        LogError::Io { path, source } => LogError::Io {
+            path: path.clone(),
+            source: io::Error::new(source.kind(), source.to_string()),
+        },
+        LogError::Corrupt {
+            path,
+            offset,
+            reason,
+        } => LogError::Corrupt {
+            path: path.clone(),
+            offset: *offset,
+            reason,
+        },
+        LogError::UnsupportedVersion { path, found } => LogError::UnsupportedVersion {
+            path: path.clone(),
+            found: *found,
+        },
+        LogError::Closed { name } => LogError::Closed { name: name.clone() },
+        LogError::Poisoned { name } => LogError::Poisoned { name: name.clone() },
+        LogError::Deleted { name } => LogError::Deleted { name: name.clone() },
+        LogError::Meta(m) => LogError::Meta(m.clone()),
+        LogError::InvalidName(n) => LogError::InvalidName(n.clone()),
+        LogError::TooLarge { field, len, max } => LogError::TooLarge {
+            field,
+            len: *len,
+            max: *max,
+        },
+    }
+}
+
+/// Why the writer refuses to write to a log, if it does.
+fn refusal(log: &LogInner, w: &WriterSide) -> Option<LogError> {
+    let name = log.name.clone();
+    if w.deleted {
+        Some(LogError::Deleted { name })
+    } else if w.poisoned {
+        Some(LogError::Poisoned { name })
+    } else if w.closed {
+        Some(LogError::Closed { name })
+    } else {
+        None
+    }
+}
+
+/// Marks a log as refusing writes after an I/O failure.
+fn poison(log: &LogInner, w: &mut WriterSide, e: &LogError) {
+    tracing::error!(log = %log.name, error = %e, "log poisoned by an I/O failure");
+    w.poisoned = true;
+    log.state.lock().poisoned = true;
+}
+
+impl Writer {
+    fn run(mut self) {
+        while let Some(first) = self.recv() {
+            let mut round = Round::default();
+            let mut next = Some(first);
+            let mut control = None;
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Append {
+                        log,
+                        frame,
+                        now_ms,
+                        reply,
+                        permit,
+                    } => {
+                        self.write(&log, frame, now_ms, reply, &mut round);
+                        drop(permit);
+                    }
+                    other => {
+                        // Control messages run after the appends before them
+                        // are committed, and before those after them.
+                        control = Some(other);
+                        break;
+                    }
+                }
+                if round.bytes < ROUND_BYTES_MAX {
+                    next = self.rx.try_recv().ok();
+                }
+            }
+            self.finish(round);
+            if let Some(msg) = control
+                && !self.control(msg)
+            {
+                return;
+            }
+        }
+        self.sync_unsynced();
+    }
+
+    /// The next message; under `Interval`, syncs written logs when due.
+    fn recv(&mut self) -> Option<Msg> {
+        loop {
+            let due = match (self.policy, self.dirty_since) {
+                (FsyncPolicy::Interval(every), Some(since)) => since + every,
+                _ => return self.rx.recv().ok(),
+            };
+            let now = Instant::now();
+            if now >= due {
+                self.sync_unsynced();
+                continue;
+            }
+            match self.rx.recv_timeout(due - now) {
+                Ok(msg) => return Some(msg),
+                Err(RecvTimeoutError::Timeout) => self.sync_unsynced(),
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    fn write(
+        &mut self,
+        log: &Arc<LogInner>,
+        mut frame: Vec<u8>,
+        now_ms: i64,
+        reply: oneshot::Sender<Result<Appended>>,
+        round: &mut Round,
+    ) {
+        let mut w = log.writer.lock();
+        if let Some(e) = refusal(log, &w) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let appended = Appended {
+            first_seq: w.next_seq,
+            arrival_ms: w.last_arrival_ms.map_or(now_ms, |last| last.max(now_ms)),
+        };
+        let t = round.touch(log);
+        let count = format::batch_count(&frame);
+        if count > 0 {
+            if let Err(e) = self.write_frame(log, &mut w, &mut frame, appended) {
+                poison(log, &mut w, &e);
+                let _ = reply.send(Err(copy_err(&e)));
+                round.failed[t] = Some(e);
+                return;
+            }
+            round.bytes += frame.len();
+        }
+        round.replies.push((t, reply, appended));
+    }
+
+    fn write_frame(
+        &mut self,
+        log: &LogInner,
+        w: &mut WriterSide,
+        frame: &mut [u8],
+        a: Appended,
+    ) -> Result<()> {
+        let len = frame.len() as u64;
+        if w.len > SEGMENT_HEADER_LEN && w.len + len > self.segment_bytes_max {
+            self.roll(log, w)?;
+        }
+        format::seal_batch(frame, a.first_seq, a.arrival_ms);
+        w.file.write_all_at(frame, w.len).map_err(io_err(&w.path))?;
+        if let Some(entry) = w.indexer.observe(w.len, a.first_seq, a.arrival_ms) {
+            w.pending_index.push(entry);
+        }
+        w.len += len;
+        w.next_seq += u64::from(format::batch_count(frame));
+        w.last_arrival_ms = Some(a.arrival_ms);
+        Ok(())
+    }
+
+    /// Syncs (per policy) and publishes every log of the round, then answers
+    /// its appenders.
+    fn finish(&mut self, mut round: Round) {
+        for (t, log) in round.logs.iter().enumerate() {
+            if round.failed[t].is_some() {
+                continue;
+            }
+            let mut w = log.writer.lock();
+            if w.poisoned || w.deleted {
+                continue;
+            }
+            if self.policy == FsyncPolicy::Always {
+                if let Err(source) = w.file.sync_data() {
+                    let e = LogError::Io {
+                        path: w.path.clone(),
+                        source,
+                    };
+                    poison(log, &mut w, &e);
+                    round.failed[t] = Some(e);
+                    continue;
+                }
+            } else {
+                self.unsynced
+                    .entry(Arc::as_ptr(log) as usize)
+                    .or_insert_with(|| log.clone());
+                self.dirty_since.get_or_insert_with(Instant::now);
+            }
+            publish(log, &mut w);
+        }
+        for (t, reply, appended) in round.replies {
+            let result = match &round.failed[t] {
+                Some(e) => Err(copy_err(e)),
+                None => Ok(appended),
+            };
+            let _ = reply.send(result);
+        }
+    }
+
+    fn sync_unsynced(&mut self) {
+        for (_, log) in self.unsynced.drain() {
+            let mut w = log.writer.lock();
+            if w.poisoned || w.deleted {
+                continue;
+            }
+            if let Err(source) = w.file.sync_data() {
+                let e = LogError::Io {
+                    path: w.path.clone(),
+                    source,
+                };
+                poison(&log, &mut w, &e);
+            }
+        }
+        self.dirty_since = None;
+    }
+
+    /// Runs a control message; returns false when the writer must stop.
+    fn control(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Append { .. } => {}
+            Msg::Close { log, reply } => {
+                let _ = reply.send(self.close(&log));
+            }
+            Msg::Trim {
+                log,
+                cutoff_ms,
+                reply,
+            } => {
+                let _ = reply.send(self.trim(&log, cutoff_ms));
+            }
+            Msg::Delete { log, reply } => {
+                let _ = reply.send(self.delete(&log));
+            }
+            Msg::Shutdown { reply } => {
+                self.sync_unsynced();
+                if let Some(reply) = reply {
+                    let _ = reply.send(Ok(()));
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Seals the active segment (sync, write its index) and starts a new one
+    /// whose header records the next sequence number.
+    fn roll(&mut self, log: &LogInner, w: &mut WriterSide) -> Result<()> {
+        w.file.sync_data().map_err(io_err(&w.path))?;
+        let old = log.state.lock().active.clone();
+        let mut entries = old.index.read().clone();
+        entries.extend_from_slice(&w.pending_index);
+        let ix = SegmentIndex {
+            first_seq: old.first_seq,
+            end_seq: w.next_seq,
+            segment_len: w.len,
+            last_arrival_ms: w.last_arrival_ms,
+            entries,
+        };
+        segment::write_atomically(
+            &log.dir.join(index_file_name(old.first_seq)),
+            &format::encode_index(&ix),
+        )?;
+        let (path, file) = segment::create_segment(&log.dir, w.next_seq)?;
+        let file = Arc::new(file);
+        old.index.write().append(&mut w.pending_index);
+        let active = Arc::new(Segment::new(
+            path.clone(),
+            w.next_seq,
+            Some(file.clone()),
+            Vec::new(),
+        ));
+        {
+            let mut st = log.state.lock();
+            let mut sealed = Vec::with_capacity(st.sealed.len() + 1);
+            sealed.extend(st.sealed.iter().cloned());
+            sealed.push(SealedSeg {
+                seg: old,
+                end_seq: w.next_seq,
+                len: w.len,
+                last_arrival_ms: w.last_arrival_ms,
+            });
+            st.sealed = Arc::new(sealed);
+            st.active = active;
+            st.active_len = SEGMENT_HEADER_LEN;
+            st.next_seq = w.next_seq;
+            st.last_arrival_ms = w.last_arrival_ms;
+        }
+        log.notify.notify_waiters();
+        w.file = file;
+        w.path = path;
+        w.len = SEGMENT_HEADER_LEN;
+        w.indexer = Indexer::default();
+        Ok(())
+    }
+
+    fn close(&mut self, log: &LogInner) -> Result<Option<Seq>> {
+        let mut w = log.writer.lock();
+        let last = w.next_seq.checked_sub(1);
+        if w.deleted {
+            return Err(LogError::Deleted {
+                name: log.name.clone(),
+            });
+        }
+        if w.closed {
+            return Ok(last);
+        }
+        if w.poisoned {
+            return Err(LogError::Poisoned {
+                name: log.name.clone(),
+            });
+        }
+        // The close is durable, and so is everything appended before it.
+        let durable = w.file.sync_data().map_err(io_err(&w.path)).and_then(|()| {
+            segment::write_atomically(
+                &log.dir.join(CLOSED_FILE),
+                &format::encode_closed(w.next_seq),
+            )
+        });
+        if let Err(e) = durable {
+            poison(log, &mut w, &e);
+            return Err(e);
+        }
+        w.closed = true;
+        log.state.lock().closed = true;
+        log.notify.notify_waiters();
+        Ok(last)
+    }
+
+    fn trim(&mut self, log: &LogInner, cutoff_ms: i64) -> Result<Seq> {
+        let mut w = log.writer.lock();
+        if w.deleted {
+            return Err(LogError::Deleted {
+                name: log.name.clone(),
+            });
+        }
+        let expired = |s: &SealedSeg| s.last_arrival_ms.is_none_or(|a| a < cutoff_ms);
+        let (all_sealed_expired, active_first) = {
+            let st = log.state.lock();
+            (st.sealed.iter().all(expired), st.active.first_seq)
+        };
+        let active_expired =
+            w.next_seq > active_first && w.last_arrival_ms.is_some_and(|a| a < cutoff_ms);
+        if all_sealed_expired
+            && active_expired
+            && !w.poisoned
+            && let Err(e) = self.roll(log, &mut w)
+        {
+            poison(log, &mut w, &e);
+            return Err(e);
+        }
+        let (removed, oldest) = {
+            let mut st = log.state.lock();
+            let k = st.sealed.iter().take_while(|s| expired(s)).count();
+            let removed: Vec<SealedSeg> = st.sealed[..k].to_vec();
+            st.sealed = Arc::new(st.sealed[k..].to_vec());
+            (
+                removed,
+                st.sealed
+                    .first()
+                    .map_or(st.active.first_seq, |s| s.seg.first_seq),
+            )
+        };
+        drop(w);
+        if removed.is_empty() {
+            return Ok(oldest);
+        }
+        for s in &removed {
+            // Segment first: an index left without its segment at the front
+            // of a log is recognised (and removed) as a trim leftover.
+            remove_if_exists(&s.seg.path)?;
+            remove_if_exists(&log.dir.join(index_file_name(s.seg.first_seq)))?;
+        }
+        segment::sync_dir(&log.dir)?;
+        Ok(oldest)
+    }
+
+    fn delete(&mut self, log: &Arc<LogInner>) -> Result<()> {
+        let mut w = log.writer.lock();
+        w.deleted = true;
+        log.state.lock().deleted = true;
+        log.notify.notify_waiters();
+        self.unsynced.remove(&(Arc::as_ptr(log) as usize));
+        drop(w);
+        remove_log_dir(&log.dir)
+    }
+}
+
+/// Makes the writer's progress visible to readers and wakes tip waiters.
+fn publish(log: &LogInner, w: &mut WriterSide) {
+    let mut st = log.state.lock();
+    if !w.pending_index.is_empty() {
+        st.active.index.write().append(&mut w.pending_index);
+    }
+    st.next_seq = w.next_seq;
+    st.active_len = w.len;
+    st.last_arrival_ms = w.last_arrival_ms;
+    drop(st);
+    log.notify.notify_waiters();
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(LogError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Removes a log's directory and makes the removal durable.
+pub(crate) fn remove_log_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(LogError::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            });
+        }
+        _ => {}
+    }
+    segment::sync_dir(dir.parent().unwrap_or(Path::new(".")))
+}
