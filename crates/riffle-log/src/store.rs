@@ -106,8 +106,9 @@ impl StoreInner {
         let lock = lock_dir(dir)?;
         check_format(dir)?;
         let logs_dir = dir.join(LOGS_DIR);
-        if !logs_dir.exists() {
-            std::fs::create_dir_all(&logs_dir).map_err(io_err(&logs_dir))?;
+        let created = !logs_dir.is_dir();
+        std::fs::create_dir_all(&logs_dir).map_err(io_err(&logs_dir))?;
+        if created {
             segment::sync_dir(dir)?;
         }
         let meta = Meta::open(&dir.join("meta.redb"))?;
@@ -140,8 +141,9 @@ impl StoreInner {
         if let Some(log) = slot.as_ref() {
             return Ok(log.clone());
         }
-        if !dir.exists() {
-            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let created = !dir.is_dir();
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        if created {
             segment::sync_dir(&self.logs_dir)?;
         }
         let (state, writer_side) = log::recover(&dir)?;

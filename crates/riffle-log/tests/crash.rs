@@ -1,0 +1,266 @@
+//! Crash tests with real processes and real SIGKILLs: a child process (this
+//! test binary, re-executed) appends batches under load with
+//! `fsync=always` and prints every acknowledged batch; the parent kills it at
+//! random moments, reopens the store and checks that every acknowledged
+//! batch is present and intact, that no partial batch is visible, and that
+//! sequence numbers keep increasing.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use riffle_log::{FsyncPolicy, LogStore, ReadLimits, RecordIn, StoreConfig};
+
+const CHILD_DIR_ENV: &str = "RIFFLE_LOG_CRASH_CHILD_DIR";
+const CHILD_ROUND_ENV: &str = "RIFFLE_LOG_CRASH_CHILD_ROUND";
+const LOG: &str = "crash/0";
+const ROUNDS: u64 = 20;
+const APPENDERS: u64 = 4;
+/// Small segments, so kills also land during segment rolls.
+const SEGMENT_BYTES: u64 = 256 * 1024;
+
+fn config() -> StoreConfig {
+    StoreConfig {
+        fsync: FsyncPolicy::Always,
+        segment_bytes_max: SEGMENT_BYTES,
+    }
+}
+
+/// Deterministic generator: failures are reproducible from the printed seed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A record's data says which batch it belongs to, so the parent can tell a
+/// partial batch: `[batch_id u64][index u32][count u32][filler]`.
+fn record_data(batch_id: u64, index: u32, count: u32, filler: usize) -> Vec<u8> {
+    let mut d = Vec::with_capacity(16 + filler);
+    d.extend_from_slice(&batch_id.to_le_bytes());
+    d.extend_from_slice(&index.to_le_bytes());
+    d.extend_from_slice(&count.to_le_bytes());
+    d.extend((0..filler).map(|i| (batch_id as usize + i) as u8));
+    d
+}
+
+fn parse_data(d: &[u8]) -> (u64, u32, u32) {
+    let u64_at = |a: usize| u64::from_le_bytes(d[a..a + 8].try_into().unwrap());
+    let u32_at = |a: usize| u32::from_le_bytes(d[a..a + 4].try_into().unwrap());
+    (u64_at(0), u32_at(8), u32_at(12))
+}
+
+/// The child's side. A no-op unless the parent test below spawned this
+/// process with the child environment set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_child_entry_point() {
+    let Ok(dir) = std::env::var(CHILD_DIR_ENV) else {
+        return;
+    };
+    let round: u64 = std::env::var(CHILD_ROUND_ENV).unwrap().parse().unwrap();
+    let store = LogStore::open(Path::new(&dir), config()).unwrap();
+    let log = store.open_log(LOG).unwrap();
+    let mut tasks = Vec::new();
+    for task in 0..APPENDERS {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = XorShift(0x2545_F491_4F6C_DD1D ^ (round << 8 | task));
+            for n in 0u64.. {
+                let batch_id = round << 40 | task << 32 | n;
+                let count = 1 + rng.below(40) as u32;
+                let datas: Vec<Vec<u8>> = (0..count)
+                    .map(|i| record_data(batch_id, i, count, rng.below(3000) as usize))
+                    .collect();
+                let recs: Vec<RecordIn> = datas
+                    .iter()
+                    .map(|d| RecordIn {
+                        partition_key: b"pk",
+                        explicit_hash_key: None,
+                        data: d,
+                    })
+                    .collect();
+                let a = log.append(&recs, 1_000 + n as i64).await.unwrap();
+                let crc = datas.iter().fold(0u32, |c, d| crc32c::crc32c_append(c, d));
+                println!("ACK {} {} {} {}", batch_id, a.first_seq, count, crc);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Kills the child when dropped, so no process outlives a failed test.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ack {
+    first_seq: u64,
+    count: u32,
+    crc: u32,
+}
+
+fn parse_ack(line: &str) -> Option<(u64, Ack)> {
+    let mut it = line
+        .strip_prefix("ACK ")?
+        .split(' ')
+        .map(|x| x.parse::<u64>().unwrap());
+    let (id, first_seq, count, crc) = (it.next()?, it.next()?, it.next()?, it.next()?);
+    Some((
+        id,
+        Ack {
+            first_seq,
+            count: count as u32,
+            crc: crc as u32,
+        },
+    ))
+}
+
+/// Runs one child until it has acknowledged `kill_after` batches (or a
+/// deadline passes), SIGKILLs it and returns every batch it acknowledged.
+fn run_child_and_kill(dir: &Path, round: u64, kill_after: usize) -> BTreeMap<u64, Ack> {
+    let exe = std::env::current_exe().unwrap();
+    let child = Command::new(exe)
+        .args([
+            "--exact",
+            "crash_child_entry_point",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR_ENV, dir)
+        .env(CHILD_ROUND_ENV, round.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut guard = ChildGuard(child);
+    let stdout = guard.0.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(ack) = parse_ack(&line) {
+                let _ = tx.send(ack);
+            }
+        }
+    });
+    let mut acks = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acks.len() < kill_after {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((id, ack)) => {
+                acks.insert(id, ack);
+            }
+            Err(_) => panic!(
+                "round {round}: child acknowledged only {} batches before the deadline",
+                acks.len()
+            ),
+        }
+    }
+    guard.0.kill().unwrap(); // SIGKILL
+    guard.0.wait().unwrap();
+    reader.join().unwrap();
+    // Acknowledgements printed before the kill but not yet read.
+    acks.extend(rx.try_iter());
+    acks
+}
+
+/// Checks the log after a crash; returns its next seq.
+fn verify(dir: &Path, acked: &BTreeMap<u64, Ack>, seed: u64) -> u64 {
+    let store = LogStore::open(dir, config()).unwrap();
+    let log = store.open_log(LOG).unwrap();
+    let all = log
+        .read(
+            0,
+            ReadLimits {
+                records_max: usize::MAX,
+                bytes_max: usize::MAX,
+            },
+        )
+        .unwrap();
+    assert_eq!(all.next_seq, log.next_seq());
+    // Every visible batch is whole: its records are contiguous, complete.
+    let mut seen: BTreeMap<u64, (u64, u32, u32)> = BTreeMap::new(); // id -> (first seq, count, crc)
+    for (i, r) in all.records.iter().enumerate() {
+        assert_eq!(r.seq, i as u64, "seed {seed}: seqs are dense from 0");
+        let (id, index, count) = parse_data(&r.data);
+        let entry = seen.entry(id).or_insert((r.seq, count, 0));
+        assert_eq!(
+            r.seq,
+            entry.0 + u64::from(index),
+            "seed {seed}: batch {id} is not contiguous"
+        );
+        entry.2 = crc32c::crc32c_append(entry.2, &r.data);
+    }
+    for (id, (first, count, _)) in &seen {
+        let last = all.records.get((first + u64::from(*count) - 1) as usize);
+        assert!(
+            last.is_some_and(|r| parse_data(&r.data).0 == *id),
+            "seed {seed}: partial batch {id} visible"
+        );
+    }
+    for (id, ack) in acked {
+        let Some(&(first, count, crc)) = seen.get(id) else {
+            panic!("seed {seed}: acknowledged batch {id} ({ack:?}) lost");
+        };
+        assert_eq!(
+            (first, count, crc),
+            (ack.first_seq, ack.count, ack.crc),
+            "seed {seed}: batch {id} altered"
+        );
+    }
+    log.next_seq()
+}
+
+#[test]
+fn acknowledged_batches_survive_sigkill_at_random_moments() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("crash test seed {seed}");
+    let mut rng = XorShift(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let mut acked = BTreeMap::new();
+    let mut next_seq = 0;
+    for round in 0..ROUNDS {
+        let kill_after = 1 + rng.below(150) as usize;
+        let new = run_child_and_kill(dir.path(), round, kill_after);
+        for ack in new.values() {
+            assert!(
+                ack.first_seq >= next_seq,
+                "seed {seed}: seq {} reused after a crash",
+                ack.first_seq
+            );
+        }
+        acked.extend(new);
+        let after = verify(dir.path(), &acked, seed);
+        assert!(after >= next_seq, "seed {seed}: log went backwards");
+        next_seq = after;
+    }
+    assert!(
+        acked.len() as u64 >= ROUNDS,
+        "every round acknowledged something"
+    );
+}
