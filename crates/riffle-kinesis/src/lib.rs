@@ -12,25 +12,28 @@
 //!
 //! THIS FILE IS THE PUBLIC CONTRACT the server is written against.
 
-// The pure building blocks; the actions that use them come next.
-#[allow(dead_code)]
+mod actions;
+mod catalog;
+mod errors;
 mod hashkey;
-#[allow(dead_code)]
 mod iterator;
-#[allow(dead_code)]
 mod json;
-#[allow(dead_code)]
 mod seqnum;
-#[allow(dead_code)]
+mod service;
+mod stream;
 mod time;
-#[allow(dead_code)]
 mod validate;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use parking_lot::RwLock;
 use riffle_log::{LogError, LogStore};
+
+use crate::iterator::IteratorKey;
+use crate::stream::Stream;
 
 /// Settings of the service.
 #[derive(Debug, Clone)]
@@ -99,15 +102,33 @@ pub enum KinesisError {
 
 /// The Kinesis service over one [`LogStore`].
 pub struct Kinesis {
-    _private: (),
+    store: Arc<LogStore>,
+    config: KinesisConfig,
+    /// Signs shard iterators; stored in the metadata store so iterators
+    /// stay valid across restarts.
+    iterator_key: IteratorKey,
+    /// Every stream by name. Held only to look up or swap an `Arc`, never
+    /// across I/O or an await.
+    streams: RwLock<BTreeMap<String, Arc<Stream>>>,
+    /// Serializes catalog changes (create, delete, status transitions) so
+    /// that checking a name and committing it are one step. Control-plane
+    /// only: the record path never takes it.
+    catalog_lock: tokio::sync::Mutex<()>,
 }
 
 impl Kinesis {
     /// Loads the stream catalog from the store's metadata and opens every
     /// shard's log (recovering them).
     pub fn open(store: Arc<LogStore>, config: KinesisConfig) -> Result<Arc<Kinesis>, KinesisError> {
-        let _ = (store, config);
-        todo!()
+        let iterator_key = service::load_or_create_key(&store)?;
+        let streams = service::load_streams(&store, &config)?;
+        Ok(Arc::new(Kinesis {
+            store,
+            config,
+            iterator_key,
+            streams: RwLock::new(streams),
+            catalog_lock: tokio::sync::Mutex::new(()),
+        }))
     }
 
     /// Runs one API action. `action` is the part of `X-Amz-Target` after
@@ -118,14 +139,14 @@ impl Kinesis {
         body: Bytes,
         codec: Codec,
     ) -> Result<Bytes, KinesisError> {
-        let _ = (action, body, codec);
-        todo!()
+        match codec {
+            Codec::Json => actions::dispatch(self, action, &body).await,
+        }
     }
 
     /// Background duties until `shutdown` resolves: stream status
     /// transitions and retention trimming.
     pub async fn run_background(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        drop(shutdown);
-        todo!()
+        service::run_background(&self, shutdown).await
     }
 }

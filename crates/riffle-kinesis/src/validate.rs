@@ -117,10 +117,6 @@ impl Violations {
         );
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.found.is_empty()
-    }
-
     pub fn into_result(self) -> Result<(), KinesisError> {
         match self.found.len() {
             0 => Ok(()),

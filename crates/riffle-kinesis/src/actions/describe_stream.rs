@@ -1,0 +1,242 @@
+//! DescribeStream: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_DescribeStream.html>
+//! and DescribeStreamSummary: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_DescribeStreamSummary.html>
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::{StreamModeDetails, epoch_seconds};
+use crate::catalog::Status;
+use crate::json::{self, Int, Str};
+use crate::stream::{Shard, Stream};
+use crate::time::now_ms;
+use crate::validate::{Pattern, Violations};
+use crate::{Kinesis, KinesisError};
+
+/// Shards one DescribeStream returns at most (API_DescribeStream: "The
+/// default value is 100. If you specify a value greater than 100, at most
+/// 100 results are returned.").
+pub const DESCRIBE_SHARDS_MAX: usize = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+struct Input<'a> {
+    #[serde(borrow)]
+    StreamName: Option<Str<'a>>,
+    Limit: Option<Int>,
+    #[serde(borrow)]
+    ExclusiveStartShardId: Option<Str<'a>>,
+    #[serde(borrow)]
+    StreamARN: Option<Str<'a>>,
+    #[serde(borrow)]
+    StreamId: Option<Str<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+struct SummaryInput<'a> {
+    #[serde(borrow)]
+    StreamName: Option<Str<'a>>,
+    #[serde(borrow)]
+    StreamARN: Option<Str<'a>>,
+    #[serde(borrow)]
+    StreamId: Option<Str<'a>>,
+}
+
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+pub(crate) struct ShardOut<'a> {
+    ShardId: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ParentShardId: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    AdjacentParentShardId: Option<&'a str>,
+    HashKeyRange: HashKeyRange,
+    SequenceNumberRange: SequenceNumberRange,
+}
+
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+struct HashKeyRange {
+    StartingHashKey: String,
+    EndingHashKey: String,
+}
+
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+struct SequenceNumberRange {
+    StartingSequenceNumber: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    EndingSequenceNumber: Option<String>,
+}
+
+impl<'a> ShardOut<'a> {
+    pub(crate) fn of(stream: &Stream, shard: &'a Shard) -> ShardOut<'a> {
+        let ending = shard
+            .closed
+            .then(|| shard.log.next_seq().checked_sub(1))
+            .flatten()
+            .map(|last| {
+                stream.seq_number(
+                    shard,
+                    last,
+                    shard.log.last_arrival_ms().unwrap_or(shard.created_ms),
+                )
+            });
+        ShardOut {
+            ShardId: &shard.id,
+            ParentShardId: shard.parent_id.as_deref(),
+            AdjacentParentShardId: shard.adjacent_parent_id.as_deref(),
+            HashKeyRange: HashKeyRange {
+                StartingHashKey: shard.range.start.to_string(),
+                EndingHashKey: shard.range.end.to_string(),
+            },
+            SequenceNumberRange: SequenceNumberRange {
+                StartingSequenceNumber: stream.seq_number(shard, 0, shard.created_ms),
+                EndingSequenceNumber: ending,
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+struct EnhancedMetrics {
+    ShardLevelMetrics: [&'static str; 0],
+}
+
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+struct Description<'a> {
+    StreamName: &'a str,
+    StreamARN: &'a str,
+    StreamStatus: &'static str,
+    StreamModeDetails: StreamModeDetails,
+    Shards: Vec<ShardOut<'a>>,
+    HasMoreShards: bool,
+    RetentionPeriodHours: u32,
+    StreamCreationTimestamp: f64,
+    EnhancedMonitoring: [EnhancedMetrics; 1],
+    EncryptionType: &'static str,
+}
+
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+struct Output<'a> {
+    StreamDescription: Description<'a>,
+}
+
+pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
+    let input: Input = json::parse(body)?;
+    let mut v = Violations::new();
+    super::check_target(&mut v, &input.StreamName, &input.StreamARN);
+    v.range(
+        input.Limit.map(|n| i64::from(n.0)),
+        "limit",
+        Some(1),
+        Some(10000),
+    );
+    let start = input.ExclusiveStartShardId.as_ref().map(Str::as_str);
+    v.length(start, "exclusiveStartShardId", 1, 128);
+    v.pattern(start, "exclusiveStartShardId", Pattern::Name);
+    super::check_stream_id(&mut v, &input.StreamId);
+    v.into_result()?;
+    let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;
+    let now = now_ms();
+    let stream = kinesis.lookup(&name, now)?;
+    let status = stream.status(now).unwrap_or(Status::Deleting);
+    let limit = input.Limit.map_or(DESCRIBE_SHARDS_MAX, |n| {
+        (n.0 as usize).min(DESCRIBE_SHARDS_MAX)
+    });
+    // A CREATING stream has no shards yet, as on AWS.
+    let visible: Vec<&Shard> = if status == Status::Creating {
+        Vec::new()
+    } else {
+        stream
+            .shards
+            .iter()
+            .filter(|s| start.is_none_or(|id| s.id.as_str() > id))
+            .collect()
+    };
+    let shards = visible
+        .iter()
+        .take(limit)
+        .map(|s| ShardOut::of(&stream, s))
+        .collect();
+    super::respond(&Output {
+        StreamDescription: Description {
+            StreamName: stream.name(),
+            StreamARN: &stream.arn,
+            StreamStatus: status.as_str(),
+            StreamModeDetails: StreamModeDetails {
+                StreamMode: stream.record.mode.as_str(),
+            },
+            Shards: shards,
+            HasMoreShards: visible.len() > limit,
+            RetentionPeriodHours: stream.record.retention_hours,
+            StreamCreationTimestamp: epoch_seconds(stream.record.created_ms),
+            EnhancedMonitoring: [EnhancedMetrics {
+                ShardLevelMetrics: [],
+            }],
+            EncryptionType: "NONE",
+        },
+    })
+}
+
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+struct Summary<'a> {
+    StreamName: &'a str,
+    StreamARN: &'a str,
+    StreamStatus: &'static str,
+    StreamModeDetails: StreamModeDetails,
+    RetentionPeriodHours: u32,
+    StreamCreationTimestamp: f64,
+    EnhancedMonitoring: [EnhancedMetrics; 1],
+    EncryptionType: &'static str,
+    OpenShardCount: usize,
+    ConsumerCount: u32,
+    MaxRecordSizeInKiB: u32,
+}
+
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+struct SummaryOutput<'a> {
+    StreamDescriptionSummary: Summary<'a>,
+}
+
+pub fn run_summary(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
+    let input: SummaryInput = json::parse(body)?;
+    let mut v = Violations::new();
+    super::check_target(&mut v, &input.StreamName, &input.StreamARN);
+    super::check_stream_id(&mut v, &input.StreamId);
+    v.into_result()?;
+    let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;
+    let now = now_ms();
+    let stream = kinesis.lookup(&name, now)?;
+    let status = stream.status(now).unwrap_or(Status::Deleting);
+    super::respond(&SummaryOutput {
+        StreamDescriptionSummary: Summary {
+            StreamName: stream.name(),
+            StreamARN: &stream.arn,
+            StreamStatus: status.as_str(),
+            StreamModeDetails: StreamModeDetails {
+                StreamMode: stream.record.mode.as_str(),
+            },
+            RetentionPeriodHours: stream.record.retention_hours,
+            StreamCreationTimestamp: epoch_seconds(stream.record.created_ms),
+            EnhancedMonitoring: [EnhancedMetrics {
+                ShardLevelMetrics: [],
+            }],
+            EncryptionType: "NONE",
+            OpenShardCount: if status == Status::Creating {
+                0
+            } else {
+                stream.open_shard_count()
+            },
+            ConsumerCount: 0,
+            MaxRecordSizeInKiB: stream.record.max_record_kib,
+        },
+    })
+}

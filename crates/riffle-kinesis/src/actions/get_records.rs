@@ -1,0 +1,128 @@
+//! GetRecords: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetRecords.html>
+//!
+//! The response can be 10 MiB of data (13+ MiB of base64), so it is written
+//! by hand into one buffer, base64 encoded in place, instead of through
+//! per-record strings.
+
+use bytes::Bytes;
+use riffle_log::ReadLimits;
+use serde::Deserialize;
+
+use super::put_record::refuse_dry_run;
+use crate::iterator::{ITERATOR_CHARS_MAX, ShardIterator};
+use crate::json::{self, Bool, Int, Str};
+use crate::time::{now_ms, write_epoch_seconds};
+use crate::validate::Violations;
+use crate::{Kinesis, KinesisError, catalog, errors};
+
+/// Records per call (API_GetRecords: "The maximum number of records to
+/// return. Specify a value of up to 10,000.").
+pub const RECORDS_MAX: usize = 10_000;
+/// Bytes per call (API_GetRecords: "up to 10 MiB of data").
+pub const RESPONSE_BYTES_MAX: usize = 10 * 1024 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+struct Input<'a> {
+    #[serde(borrow)]
+    ShardIterator: Option<Str<'a>>,
+    Limit: Option<Int>,
+    #[serde(borrow)]
+    StreamARN: Option<Str<'a>>,
+    #[serde(borrow)]
+    StreamId: Option<Str<'a>>,
+    DryRun: Option<Bool>,
+}
+
+fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
+    let mut v = Violations::new();
+    v.required(&input.ShardIterator, "shardIterator");
+    v.length(
+        input.ShardIterator.as_ref().map(Str::as_str),
+        "shardIterator",
+        1,
+        ITERATOR_CHARS_MAX,
+    );
+    v.range(
+        input.Limit.map(|n| i64::from(n.0)),
+        "limit",
+        Some(1),
+        Some(RECORDS_MAX as i64),
+    );
+    let arn = input.StreamARN.as_ref().map(Str::as_str);
+    v.length(arn, "streamARN", 1, 2048);
+    v.pattern(arn, "streamARN", crate::validate::Pattern::StreamArn);
+    super::check_stream_id(&mut v, &input.StreamId);
+    v.into_result()
+}
+
+pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
+    let input: Input = json::parse(body)?;
+    validate(&input)?;
+    refuse_dry_run(input.DryRun)?;
+    // Validated: present.
+    let token = input.ShardIterator.as_ref().map_or("", Str::as_str);
+    let iterator = ShardIterator::decode(token, kinesis.iterator_key())
+        .ok_or_else(errors::invalid_iterator)?;
+    let now = now_ms();
+    let ttl_ms = kinesis.config().iterator_ttl.as_millis();
+    if i128::from(now) - i128::from(iterator.issued_ms) > ttl_ms as i128 {
+        return Err(errors::expired_iterator(iterator.issued_ms, now, ttl_ms));
+    }
+    let shard_id = catalog::shard_id(iterator.shard_index);
+    let not_found = || errors::shard_not_found(&shard_id, &iterator.stream, kinesis.account());
+    let stream = kinesis
+        .get(&iterator.stream)
+        .filter(|s| s.record.incarnation == iterator.incarnation && s.is_usable(now))
+        .ok_or_else(not_found)?;
+    let shard = stream.shard(iterator.shard_index).ok_or_else(not_found)?;
+    let limit = input.Limit.map_or(RECORDS_MAX, |n| n.0 as usize);
+    let batch = shard.log.read(
+        iterator.position,
+        ReadLimits {
+            records_max: limit,
+            bytes_max: RESPONSE_BYTES_MAX,
+        },
+    )?;
+
+    let estimate: usize = batch
+        .records
+        .iter()
+        .map(|r| r.data.len() / 3 * 4 + r.partition_key.len() + 160)
+        .sum();
+    let mut out = String::with_capacity(estimate + 700);
+    out.push_str(r#"{"Records":["#);
+    for (i, record) in batch.records.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r#"{"SequenceNumber":""#);
+        out.push_str(&stream.seq_number(shard, record.seq, record.arrival_ms));
+        out.push_str(r#"","ApproximateArrivalTimestamp":"#);
+        write_epoch_seconds(&mut out, record.arrival_ms);
+        out.push_str(r#","Data":""#);
+        base64_simd::STANDARD.encode_append(&record.data, &mut out);
+        out.push_str(r#"","PartitionKey":"#);
+        json::write_str(&mut out, &String::from_utf8_lossy(&record.partition_key));
+        out.push_str(r#","EncryptionType":"NONE"}"#);
+    }
+    out.push(']');
+    if !batch.end_of_log {
+        let next = ShardIterator {
+            issued_ms: now,
+            position: batch.next_seq,
+            ..iterator
+        };
+        out.push_str(r#","NextShardIterator":""#);
+        out.push_str(&next.encode(kinesis.iterator_key()));
+        out.push('"');
+    }
+    let caught_up = batch.next_seq >= shard.log.next_seq();
+    let behind = match batch.records.last() {
+        Some(last) if !caught_up => (now - last.arrival_ms).max(0),
+        _ => 0,
+    };
+    out.push_str(&format!(r#","MillisBehindLatest":{behind}}}"#));
+    Ok(Bytes::from(out))
+}

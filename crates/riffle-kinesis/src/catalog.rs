@@ -1,0 +1,290 @@
+//! The stream catalog as stored in the [`riffle_log::MetaStore`]: one entry
+//! per stream, plus the shard-iterator signing key.
+//!
+//! # Format
+//!
+//! Key `kinesis/stream/<StreamName>`, value a UTF-8 JSON object:
+//!
+//! ```text
+//! {"v":1,                        format version; any other is refused
+//!  "name":"orders",
+//!  "incarnation":1234,           random u64, new at every CreateStream
+//!  "created_ms":1795000000000,
+//!  "mode":"PROVISIONED",         or "ON_DEMAND"
+//!  "retention_hours":24,
+//!  "max_record_kib":1024,
+//!  "status":"CREATING",          CREATING | ACTIVE | UPDATING | DELETING
+//!  "status_until_ms":1795000000500,  when CREATING/UPDATING end, DELETING completes
+//!  "shards":[{"index":0,"start_hash":"0","end_hash":"3402…455",
+//!             "parent":null,"adjacent_parent":null,"created_ms":1795000000000,
+//!             "closed":false}]}
+//! ```
+//!
+//! Hash keys are decimal strings (128-bit numbers are not portable JSON
+//! numbers). The metadata store (redb) checksums and commits entries
+//! atomically, so the format carries no checksum of its own.
+//!
+//! Key `kinesis/iterator-key`: the 32 raw bytes of the HMAC key.
+//!
+//! Each shard's records live in the log `kinesis/<incarnation as 16 hex
+//! digits>/<ShardId>`: the incarnation keeps a recreated stream from ever
+//! seeing the logs of a deleted one, and stream names (which may be `..`)
+//! never become path segments.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hashkey::HashRange;
+
+/// The catalog format version this code writes and reads.
+pub const CATALOG_VERSION: u32 = 1;
+pub const STREAM_PREFIX: &str = "kinesis/stream/";
+pub const ITERATOR_KEY: &str = "kinesis/iterator-key";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StreamMode {
+    Provisioned,
+    OnDemand,
+}
+
+impl StreamMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamMode::Provisioned => "PROVISIONED",
+            StreamMode::OnDemand => "ON_DEMAND",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Creating,
+    Active,
+    Updating,
+    Deleting,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "CREATING",
+            Status::Active => "ACTIVE",
+            Status::Updating => "UPDATING",
+            Status::Deleting => "DELETING",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    pub v: u32,
+    pub name: String,
+    pub incarnation: u64,
+    pub created_ms: i64,
+    pub mode: StreamMode,
+    pub retention_hours: u32,
+    pub max_record_kib: u32,
+    pub status: Status,
+    pub status_until_ms: i64,
+    pub shards: Vec<ShardRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    pub index: u32,
+    pub start_hash: String,
+    pub end_hash: String,
+    pub parent: Option<u32>,
+    pub adjacent_parent: Option<u32>,
+    pub created_ms: i64,
+    pub closed: bool,
+}
+
+/// Why a catalog entry cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog entry {key} is not valid: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("catalog entry {key} has unsupported format version {found}")]
+    UnsupportedVersion { key: String, found: u32 },
+}
+
+impl StreamRecord {
+    pub fn key(&self) -> String {
+        stream_key(&self.name)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing plain strings and numbers cannot fail.
+        serde_json::to_vec(self).expect("a stream record always serializes")
+    }
+
+    pub fn decode(key: &str, bytes: &[u8]) -> Result<StreamRecord, CatalogError> {
+        #[derive(Deserialize)]
+        struct Versioned {
+            v: u32,
+        }
+        let corrupt = |reason: String| CatalogError::Corrupt {
+            key: key.to_owned(),
+            reason,
+        };
+        let Versioned { v } = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+        if v != CATALOG_VERSION {
+            return Err(CatalogError::UnsupportedVersion {
+                key: key.to_owned(),
+                found: v,
+            });
+        }
+        let record: StreamRecord =
+            serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+        for shard in &record.shards {
+            shard
+                .range()
+                .ok_or_else(|| corrupt(format!("shard {} has a bad hash range", shard.index)))?;
+        }
+        Ok(record)
+    }
+
+    /// The name of the log holding shard `index`'s records.
+    pub fn log_name(&self, shard_id: &str) -> String {
+        format!("kinesis/{:016x}/{shard_id}", self.incarnation)
+    }
+}
+
+impl ShardRecord {
+    pub fn range(&self) -> Option<HashRange> {
+        let start = crate::hashkey::parse(&self.start_hash)?;
+        let end = crate::hashkey::parse(&self.end_hash)?;
+        (start <= end).then_some(HashRange { start, end })
+    }
+}
+
+pub fn stream_key(name: &str) -> String {
+    format!("{STREAM_PREFIX}{name}")
+}
+
+/// `shardId-000000000007`: AWS's shard ids, the index in 12 digits.
+pub fn shard_id(index: u32) -> String {
+    format!("shardId-{index:012}")
+}
+
+/// The index in a shard id. AWS also takes the bare number (`"7"`) and
+/// the number with any prefix before a dash.
+pub fn parse_shard_id(text: &str) -> Option<u32> {
+    let digits = text.rsplit_once('-').map_or(text, |(_, n)| n);
+    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| n <= i32::MAX as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> StreamRecord {
+        StreamRecord {
+            v: CATALOG_VERSION,
+            name: "orders".into(),
+            incarnation: 0xABCD,
+            created_ms: 1_795_000_000_000,
+            mode: StreamMode::OnDemand,
+            retention_hours: 24,
+            max_record_kib: 1024,
+            status: Status::Creating,
+            status_until_ms: 1_795_000_000_500,
+            shards: vec![ShardRecord {
+                index: 0,
+                start_hash: "0".into(),
+                end_hash: u128::MAX.to_string(),
+                parent: None,
+                adjacent_parent: None,
+                created_ms: 1_795_000_000_000,
+                closed: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let record = sample();
+        assert_eq!(StreamRecord::decode("k", &record.encode()), Ok(record));
+    }
+
+    #[test]
+    fn the_format_is_the_documented_json() {
+        let text = String::from_utf8(sample().encode()).unwrap();
+        assert!(
+            text.starts_with(r#"{"v":1,"name":"orders","incarnation":43981,"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""mode":"ON_DEMAND""#) && text.contains(r#""status":"CREATING""#));
+    }
+
+    #[test]
+    fn an_unknown_version_is_refused() {
+        let text = String::from_utf8(sample().encode())
+            .unwrap()
+            .replacen(r#""v":1"#, r#""v":2"#, 1);
+        assert_eq!(
+            StreamRecord::decode("k", text.as_bytes()),
+            Err(CatalogError::UnsupportedVersion {
+                key: "k".into(),
+                found: 2
+            })
+        );
+    }
+
+    #[test]
+    fn corrupt_entries_are_refused() {
+        let good = String::from_utf8(sample().encode()).unwrap();
+        let cases = [
+            good[..good.len() - 1].to_owned(),
+            good.replace(r#""end_hash":"3"#, r#""end_hash":"x3"#),
+            good.replace(r#""status":"CREATING""#, r#""status":"NOPE""#),
+            "{}".to_owned(),
+        ];
+        for bad in cases {
+            assert!(
+                matches!(
+                    StreamRecord::decode("k", bad.as_bytes()),
+                    Err(CatalogError::Corrupt { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn shard_ids_have_twelve_digits_and_parse_loosely() {
+        assert_eq!(shard_id(7), "shardId-000000000007");
+        assert_eq!(parse_shard_id("shardId-000000000007"), Some(7));
+        assert_eq!(parse_shard_id("7"), Some(7));
+        for bad in [
+            "",
+            "shardId-",
+            "shardId-x",
+            "shardId-9999999999999",
+            "shardId-2147483648",
+        ] {
+            assert_eq!(parse_shard_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn logs_are_named_by_incarnation_not_stream_name() {
+        let record = StreamRecord {
+            name: "..".into(),
+            ..sample()
+        };
+        assert_eq!(
+            record.log_name("shardId-000000000000"),
+            "kinesis/000000000000abcd/shardId-000000000000"
+        );
+    }
+}
