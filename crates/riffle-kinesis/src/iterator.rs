@@ -165,7 +165,14 @@ mod tests {
             ShardIterator::decode(&token[..token.len() - 4], &key()),
             None
         );
-        for garbage in ["", "AAAA", "not base64 at all!", &"A".repeat(600)] {
+        for garbage in [
+            "",
+            "AAAA",
+            "====",
+            "A===",
+            "not base64 at all!",
+            &"A".repeat(600),
+        ] {
             assert_eq!(ShardIterator::decode(garbage, &key()), None, "{garbage}");
         }
     }

@@ -193,38 +193,46 @@ impl<'a> Str<'a> {
 }
 
 impl Blob<'_> {
-    /// The decoded length, without decoding; `None` if the text cannot be
-    /// base64 (its length is not a multiple of 4).
+    /// The decoded length, without decoding; `None` if the text is not
+    /// well-formed base64 (length, padding).
     pub fn decoded_len(&self) -> Option<usize> {
         let text = self.0.as_bytes();
         if !text.len().is_multiple_of(4) {
             return None;
         }
-        let pad = text.iter().rev().take(2).filter(|&&b| b == b'=').count();
-        Some(text.len() / 4 * 3 - pad)
+        base64_simd::STANDARD.decoded_length(text).ok()
     }
 
-    /// Decodes into the end of `out`, or gives AWS's SerializationException.
+    /// Decodes into the end of `out`, or gives AWS's SerializationException
+    /// (leaving `out` as it was).
     pub fn decode_into(&self, out: &mut Vec<u8>) -> Result<(), KinesisError> {
         let text = self.0.as_bytes();
-        let Some(len) = self.decoded_len() else {
+        if !text.len().is_multiple_of(4) {
             return Err(KinesisError::Serialization(format!(
                 "'{}' can not be converted to a Blob: Base64 encoded length is expected a multiple of 4 bytes but found: {}",
                 self.0,
                 text.len()
             )));
+        }
+        let bad = || {
+            KinesisError::Serialization(format!(
+                "'{}' can not be converted to a Blob: {}",
+                self.0,
+                bad_base64_reason(text)
+            ))
         };
+        // The library sizes the output from the padding; asking it first
+        // keeps its decoder from ever seeing a too-small buffer.
+        let len = base64_simd::STANDARD
+            .decoded_length(text)
+            .map_err(|_| bad())?;
         let start = out.len();
         out.resize(start + len, 0);
         match base64_simd::STANDARD.decode(text, base64_simd::Out::from_slice(&mut out[start..])) {
             Ok(_) => Ok(()),
             Err(_) => {
                 out.truncate(start);
-                Err(KinesisError::Serialization(format!(
-                    "'{}' can not be converted to a Blob: {}",
-                    self.0,
-                    bad_base64_reason(text)
-                )))
+                Err(bad())
             }
         }
     }
@@ -496,6 +504,36 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
             assert_eq!(out, vec![1]);
+        }
+    }
+
+    #[test]
+    fn odd_padding_never_panics() {
+        for text in [
+            "====",
+            "a===",
+            "ab=c",
+            "=abc",
+            "ab==",
+            "abc=",
+            "a=b=",
+            "AA==AA==",
+            "\u{e9}abc",
+        ] {
+            let mut out = Vec::new();
+            let _ = Blob(Cow::Borrowed(text)).decode_into(&mut out);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_base64_like_text_decodes_or_fails_cleanly(text in "[A-Za-z0-9+/=]{0,24}") {
+            let mut out = vec![7];
+            match Blob(Cow::Borrowed(&text)).decode_into(&mut out) {
+                Ok(()) => proptest::prop_assert_eq!(base64_simd::STANDARD.encode_to_string(&out[1..]), text),
+                Err(KinesisError::Serialization(_)) => proptest::prop_assert_eq!(out, vec![7]),
+                Err(other) => proptest::prop_assert!(false, "{other:?}"),
+            }
         }
     }
 

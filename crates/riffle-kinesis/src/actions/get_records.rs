@@ -5,7 +5,7 @@
 //! per-record strings.
 
 use bytes::Bytes;
-use riffle_log::ReadLimits;
+use riffle_log::{LogError, ReadLimits};
 use serde::Deserialize;
 
 use super::put_record::refuse_dry_run;

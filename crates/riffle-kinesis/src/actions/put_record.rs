@@ -1,7 +1,7 @@
 //! PutRecord: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecord.html>
 
 use bytes::Bytes;
-use riffle_log::RecordIn;
+use riffle_log::{LogError, RecordIn};
 use serde::{Deserialize, Serialize};
 
 use crate::json::{self, Blob, Bool, Str};
@@ -194,7 +194,15 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
         explicit_hash_key: explicit.map(str::as_bytes),
         data: &data,
     };
-    let appended = shard.log.append(&[record], now).await?;
+    let appended = shard
+        .log
+        .append(&[record], now)
+        .await
+        .map_err(|err| match err {
+            // Deleted between the lookup and the append: as if looked up later.
+            LogError::Deleted { .. } => errors::stream_not_found(&name, kinesis.account()),
+            err => err.into(),
+        })?;
     super::respond(&Output {
         ShardId: &shard.id,
         SequenceNumber: stream.seq_number(shard, appended.first_seq, appended.arrival_ms),
