@@ -78,13 +78,18 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
         .ok_or_else(not_found)?;
     let shard = stream.shard(iterator.shard_index).ok_or_else(not_found)?;
     let limit = input.Limit.map_or(RECORDS_MAX, |n| n.0 as usize);
-    let batch = shard.log.read(
-        iterator.position,
-        ReadLimits {
-            records_max: limit,
-            bytes_max: RESPONSE_BYTES_MAX,
-        },
-    )?;
+    let limits = ReadLimits {
+        records_max: limit,
+        bytes_max: RESPONSE_BYTES_MAX,
+    };
+    let batch = shard
+        .log
+        .read(iterator.position, limits)
+        .map_err(|err| match err {
+            // Deleted between the lookup and the read: as if looked up later.
+            LogError::Deleted { .. } => not_found(),
+            err => err.into(),
+        })?;
 
     let estimate: usize = batch
         .records
