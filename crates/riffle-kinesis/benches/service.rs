@@ -1,0 +1,129 @@
+//! The service's request path without HTTP: `Kinesis::handle` with JSON
+//! bodies against a real store, to see what the service itself costs on
+//! top of the storage engine.
+//!
+//! `cargo bench -p riffle-kinesis --bench service`
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use riffle_kinesis::{Codec, Kinesis, KinesisConfig};
+use riffle_log::{FsyncPolicy, LogStore, StoreConfig};
+use tokio::runtime::Runtime;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    rt: Runtime,
+    kinesis: Arc<Kinesis>,
+}
+
+fn setup(fsync: FsyncPolicy) -> Setup {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let store = Arc::new(
+        LogStore::open(
+            dir.path(),
+            StoreConfig {
+                fsync,
+                ..StoreConfig::default()
+            },
+        )
+        .expect("store"),
+    );
+    let config = KinesisConfig {
+        status_delay: Duration::ZERO,
+        ..KinesisConfig::default()
+    };
+    let kinesis = Kinesis::open(store, config).expect("service");
+    let create = r#"{"StreamName":"bench","ShardCount":4}"#;
+    rt.block_on(kinesis.handle(
+        "CreateStream",
+        Bytes::from_static(create.as_bytes()),
+        Codec::Json,
+    ))
+    .expect("stream");
+    Setup {
+        _dir: dir,
+        rt,
+        kinesis,
+    }
+}
+
+fn put_records_body(count: usize, size: usize) -> Bytes {
+    let data = base64_simd::STANDARD.encode_to_string(vec![b'x'; size]);
+    let records: Vec<String> = (0..count)
+        .map(|i| format!(r#"{{"Data":"{data}","PartitionKey":"key-{i}"}}"#))
+        .collect();
+    Bytes::from(format!(
+        r#"{{"StreamName":"bench","Records":[{}]}}"#,
+        records.join(",")
+    ))
+}
+
+fn call(setup: &Setup, action: &str, body: &Bytes) -> Bytes {
+    setup
+        .rt
+        .block_on(setup.kinesis.handle(action, body.clone(), Codec::Json))
+        .expect("call succeeds")
+}
+
+fn put_records(c: &mut Criterion) {
+    let mut group = c.benchmark_group("put_records_100x1KiB");
+    group.throughput(Throughput::Bytes(100 * 1024));
+    let body = put_records_body(100, 1024);
+    for (name, fsync) in [
+        ("fsync_never", FsyncPolicy::Never),
+        ("fsync_always", FsyncPolicy::Always),
+    ] {
+        let setup = setup(fsync);
+        group.bench_function(name, |b| b.iter(|| call(&setup, "PutRecords", &body)));
+    }
+    group.finish();
+}
+
+fn put_record(c: &mut Criterion) {
+    let setup = setup(FsyncPolicy::Never);
+    let body = Bytes::from_static(
+        br#"{"StreamName":"bench","Data":"aGVsbG8gd29ybGQ=","PartitionKey":"k"}"#,
+    );
+    c.bench_function("put_record_small_fsync_never", |b| {
+        b.iter(|| call(&setup, "PutRecord", &body))
+    });
+}
+
+fn get_records(c: &mut Criterion) {
+    let setup = setup(FsyncPolicy::Never);
+    let body = put_records_body(100, 1024);
+    for _ in 0..10 {
+        call(&setup, "PutRecords", &body);
+    }
+    let request = br#"{"StreamName":"bench","ShardId":"shardId-000000000000","ShardIteratorType":"TRIM_HORIZON"}"#;
+    let out = call(&setup, "GetShardIterator", &Bytes::from_static(request));
+    let iterator: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+    let body = Bytes::from(format!(
+        r#"{{"ShardIterator":"{}"}}"#,
+        iterator["ShardIterator"].as_str().expect("iterator")
+    ));
+    let records = serde_json::from_slice::<serde_json::Value>(&call(&setup, "GetRecords", &body))
+        .expect("JSON")["Records"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let mut group = c.benchmark_group("get_records_1KiB");
+    group.throughput(Throughput::Bytes(records as u64 * 1024));
+    group.bench_function(format!("{records}_records"), |b| {
+        b.iter(|| call(&setup, "GetRecords", &body))
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3));
+    targets = put_records, put_record, get_records
+}
+criterion_main!(benches);
