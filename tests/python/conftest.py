@@ -57,6 +57,8 @@ class RiffleServer:
     data_dir: Path
     log_dir: Path
     extra_args: list[str] = field(default_factory=list)
+    # No CREATING/DELETING pause by default: tests wait on the waiters anyway.
+    status_delay_ms: int = 0
     proc: subprocess.Popen | None = None
     endpoint: str = ""
     _starts: int = 0
@@ -78,7 +80,7 @@ class RiffleServer:
                     "--data-dir",
                     str(self.data_dir),
                     "--status-delay-ms",
-                    "0",
+                    str(self.status_delay_ms),
                     *self.extra_args,
                 ],
                 stdin=subprocess.DEVNULL,
@@ -166,7 +168,12 @@ def server(tmp_path):
     srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path)
     srv.start()
     yield srv
+    crashed = srv.proc is not None and srv.proc.poll() is not None
+    # Captured output: pytest shows it only when the test fails.
+    print(f"--- riffle stderr (tail) ---\n{srv.stderr_tail()}")
     srv.terminate()
+    if crashed:
+        pytest.fail("riffle serve died during the test (see its stderr above)")
 
 
 def make_client(endpoint: str, **config):

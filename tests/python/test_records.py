@@ -1,0 +1,218 @@
+"""Writing and reading records with boto3: PutRecord/PutRecords routing by
+MD5 of the partition key, every shard iterator type, and GetRecords giving
+back exactly the bytes that were written."""
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import RiffleServer, make_client
+
+from kinesis_helpers import (
+    code_and_message,
+    create_active_stream,
+    error_of,
+    expected_hash_ranges,
+    hash_key,
+    iterator,
+    read_shard,
+    read_to_end,
+    shard_for_hash,
+    shard_id,
+)
+
+
+def test_put_record_routes_by_md5_of_the_partition_key(kinesis):
+    shards = create_active_stream(kinesis, "routed", shards=4)["Shards"]
+
+    last_seq: dict[str, int] = {}
+    for i in range(40):
+        key = f"customer-{i}"
+        out = kinesis.put_record(StreamName="routed", PartitionKey=key, Data=f"order {i}".encode())
+        assert out["ShardId"] == shard_for_hash(shards, hash_key(key)), key
+        seq = int(out["SequenceNumber"])
+        assert seq > last_seq.get(out["ShardId"], -1), "sequence numbers grow within a shard"
+        last_seq[out["ShardId"]] = seq
+    assert len(last_seq) == 4, "40 keys spread over all 4 shards"
+
+
+def test_explicit_hash_key_overrides_the_partition_key(kinesis):
+    create_active_stream(kinesis, "explicit", shards=4)
+    for index, (start, end) in enumerate(expected_hash_ranges(4)):
+        for key in (start, end):
+            out = kinesis.put_record(StreamName="explicit", PartitionKey="same", ExplicitHashKey=str(key), Data=b"x")
+            assert out["ShardId"] == shard_id(index)
+    entries = [{"PartitionKey": "same", "ExplicitHashKey": str(start), "Data": b"y"} for start, _ in expected_hash_ranges(4)]
+    batch = kinesis.put_records(StreamName="explicit", Records=entries)
+    assert [r["ShardId"] for r in batch["Records"]] == [shard_id(i) for i in range(4)]
+
+
+def test_put_records_answers_in_request_order_and_reads_back_per_shard(kinesis):
+    shards = create_active_stream(kinesis, "batch", shards=3)["Shards"]
+    entries = [{"PartitionKey": f"device-{i % 17}", "Data": f"reading {i}".encode() * (i % 5 + 1)} for i in range(120)]
+
+    out = kinesis.put_records(StreamName="batch", Records=entries)
+
+    assert out["FailedRecordCount"] == 0
+    assert len(out["Records"]) == len(entries)
+    for entry, result in zip(entries, out["Records"]):
+        assert "ErrorCode" not in result
+        assert result["ShardId"] == shard_for_hash(shards, hash_key(entry["PartitionKey"]))
+        assert result["SequenceNumber"].isdigit()
+    for shard in shards:
+        sid = shard["ShardId"]
+        sent = [(e["PartitionKey"], e["Data"], r["SequenceNumber"]) for e, r in zip(entries, out["Records"]) if r["ShardId"] == sid]
+        got = [(r["PartitionKey"], r["Data"], r["SequenceNumber"]) for r in read_shard(kinesis, "batch", sid)]
+        assert got == sent, f"{sid} gives back its records in order"
+
+
+def test_get_records_returns_exact_bytes_and_arrival_timestamps(kinesis):
+    create_active_stream(kinesis, "bytes")
+    payloads = [bytes(range(256)), b"\x00" * 1000, "ünïcødé ✓".encode(), b"A" * (1024 * 1024 - 64)]
+    before = datetime.now(timezone.utc) - timedelta(seconds=5)
+    seqs = [kinesis.put_record(StreamName="bytes", PartitionKey="k", Data=p)["SequenceNumber"] for p in payloads]
+    after = datetime.now(timezone.utc) + timedelta(seconds=5)
+
+    records = read_shard(kinesis, "bytes", shard_id(0))
+
+    assert [r["Data"] for r in records] == payloads
+    assert [r["SequenceNumber"] for r in records] == seqs
+    assert [r["PartitionKey"] for r in records] == ["k"] * len(payloads)
+    for record in records:
+        arrived = record["ApproximateArrivalTimestamp"]
+        assert isinstance(arrived, datetime)
+        assert before <= arrived <= after
+
+
+def test_get_records_honours_limit_and_reports_caught_up(kinesis):
+    create_active_stream(kinesis, "limited")
+    kinesis.put_records(StreamName="limited", Records=[{"PartitionKey": "k", "Data": bytes([i])} for i in range(7)])
+
+    first = kinesis.get_records(ShardIterator=iterator(kinesis, "limited", shard_id(0)), Limit=3)
+    assert [r["Data"] for r in first["Records"]] == [bytes([i]) for i in range(3)]
+    assert first["MillisBehindLatest"] >= 0
+    rest, _ = read_to_end(kinesis, first["NextShardIterator"], limit=3)
+    assert [r["Data"] for r in rest] == [bytes([i]) for i in range(3, 7)]
+
+
+def test_empty_shard_gives_no_records_and_a_next_iterator(kinesis):
+    create_active_stream(kinesis, "quiet")
+    out = kinesis.get_records(ShardIterator=iterator(kinesis, "quiet", shard_id(0)))
+    assert out["Records"] == []
+    assert out["NextShardIterator"]
+    assert out["MillisBehindLatest"] == 0
+
+
+def test_latest_iterator_sees_only_records_put_after_it(kinesis):
+    create_active_stream(kinesis, "tail")
+    for i in range(3):
+        kinesis.put_record(StreamName="tail", PartitionKey="k", Data=f"old {i}".encode())
+
+    latest = iterator(kinesis, "tail", shard_id(0), "LATEST")
+    nothing = kinesis.get_records(ShardIterator=latest)
+    assert nothing["Records"] == []
+    for i in range(2):
+        kinesis.put_record(StreamName="tail", PartitionKey="k", Data=f"new {i}".encode())
+
+    records, _ = read_to_end(kinesis, nothing["NextShardIterator"])
+    assert [r["Data"] for r in records] == [b"new 0", b"new 1"]
+
+
+def test_at_and_after_sequence_number_iterators(kinesis):
+    create_active_stream(kinesis, "seq")
+    seqs = [kinesis.put_record(StreamName="seq", PartitionKey="k", Data=bytes([i]))["SequenceNumber"] for i in range(6)]
+
+    at = iterator(kinesis, "seq", shard_id(0), "AT_SEQUENCE_NUMBER", StartingSequenceNumber=seqs[2])
+    assert [r["SequenceNumber"] for r in read_to_end(kinesis, at)[0]] == seqs[2:]
+    after = iterator(kinesis, "seq", shard_id(0), "AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=seqs[2])
+    assert [r["SequenceNumber"] for r in read_to_end(kinesis, after)[0]] == seqs[3:]
+    after_last = iterator(kinesis, "seq", shard_id(0), "AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=seqs[-1])
+    assert read_to_end(kinesis, after_last)[0] == []
+
+
+def test_at_timestamp_iterator_starts_at_the_first_record_arriving_then(kinesis):
+    create_active_stream(kinesis, "clock")
+    # Put records until the server's arrival clock has visibly ticked, so the
+    # stream holds records on both sides of one arrival timestamp.
+    deadline = time.monotonic() + 10
+    written = []
+    while True:
+        written.append(kinesis.put_record(StreamName="clock", PartitionKey="k", Data=str(len(written)).encode()))
+        records = read_shard(kinesis, "clock", shard_id(0))
+        arrivals = [r["ApproximateArrivalTimestamp"] for r in records]
+        if arrivals[-1] > arrivals[0]:
+            break
+        assert time.monotonic() < deadline, "arrival timestamps never advanced"
+    split = next(i for i, a in enumerate(arrivals) if a > arrivals[0])
+
+    at = iterator(kinesis, "clock", shard_id(0), "AT_TIMESTAMP", Timestamp=arrivals[split])
+    assert read_to_end(kinesis, at)[0] == records[split:]
+    from_epoch = iterator(kinesis, "clock", shard_id(0), "AT_TIMESTAMP", Timestamp=datetime(2000, 1, 1, tzinfo=timezone.utc))
+    assert read_to_end(kinesis, from_epoch)[0] == records
+    # AWS refuses a timestamp in the future rather than waiting for it.
+    future = datetime.now(timezone.utc) + timedelta(hours=1)
+    err = error_of(kinesis.get_shard_iterator, StreamName="clock", ShardId=shard_id(0), ShardIteratorType="AT_TIMESTAMP", Timestamp=future)
+    code, message = code_and_message(err)
+    assert code == "InvalidArgumentException"
+    assert message.startswith("The timestampInMillis parameter cannot be greater than the currentTimestampInMillis.")
+
+
+def test_sequence_numbers_are_unique_across_the_stream(kinesis):
+    create_active_stream(kinesis, "unique", shards=4)
+    out = kinesis.put_records(StreamName="unique", Records=[{"PartitionKey": str(i), "Data": b"x"} for i in range(200)])
+    seqs = [r["SequenceNumber"] for r in out["Records"]]
+    assert len(set(seqs)) == len(seqs)
+
+
+def test_iterator_for_a_missing_shard_is_resource_not_found(kinesis):
+    create_active_stream(kinesis, "two", shards=2)
+    err = error_of(kinesis.get_shard_iterator, StreamName="two", ShardId=shard_id(9), ShardIteratorType="TRIM_HORIZON")
+    code, message = code_and_message(err)
+    assert code == "ResourceNotFoundException"
+    assert shard_id(9) in message
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda it: "AAAAAAAAAAGnotarealiteratorAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        lambda it: it[: len(it) // 2] + ("A" if it[len(it) // 2] != "A" else "B") + it[len(it) // 2 + 1 :],
+        lambda it: it[:-4],
+    ],
+    ids=["made-up", "one-character-flipped", "truncated"],
+)
+def test_forged_or_corrupt_iterator_is_invalid_argument(kinesis, forge):
+    create_active_stream(kinesis, "guarded")
+    kinesis.put_record(StreamName="guarded", PartitionKey="k", Data=b"secret")
+    genuine = iterator(kinesis, "guarded", shard_id(0))
+
+    err = error_of(kinesis.get_records, ShardIterator=forge(genuine))
+
+    assert code_and_message(err)[0] == "InvalidArgumentException"
+    assert err.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # The server is unharmed and the genuine iterator still reads.
+    assert [r["Data"] for r in kinesis.get_records(ShardIterator=genuine)["Records"]] == [b"secret"]
+
+
+def test_iterator_expires_after_its_time_to_live(tmp_path):
+    # A server whose iterators live 300 ms instead of AWS's 5 minutes.
+    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, extra_args=["--shard-iterator-ttl-ms", "300"])
+    srv.start()
+    try:
+        client = make_client(srv.endpoint)
+        create_active_stream(client, "short")
+        old = iterator(client, "short", shard_id(0))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.get_records(ShardIterator=old)
+            except client.exceptions.ExpiredIteratorException as err:
+                assert code_and_message(err)[0] == "ExpiredIteratorException"
+                break
+            assert time.monotonic() < deadline, "the iterator never expired"
+            time.sleep(0.05)
+        # A fresh iterator works again.
+        assert client.get_records(ShardIterator=iterator(client, "short", shard_id(0)))["Records"] == []
+    finally:
+        srv.terminate()
