@@ -10,7 +10,7 @@ use std::sync::Arc;
 use riffle_kinesis::{Kinesis, KinesisConfig, KinesisError};
 use riffle_log::{LogError, LogStore, StoreConfig};
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -29,7 +29,7 @@ pub enum ServeError {
     DataDir { dir: PathBuf, source: LogError },
     #[error("cannot open the streams stored in {dir}: {source}")]
     Catalog { dir: PathBuf, source: KinesisError },
-    #[error("cannot install the SIGTERM handler: {0}")]
+    #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
     Signal(std::io::Error),
     #[error(transparent)]
     Server(#[from] riffle_server::ServerError),
@@ -45,7 +45,12 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         source,
         hint: "",
     })?;
-    let terminate = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
+    // Both handlers are installed before the banner announces the server,
+    // so a signal sent right after it is never the default (fatal) action.
+    let signals = Signals {
+        terminate: signal(SignalKind::terminate()).map_err(ServeError::Signal)?,
+        interrupt: signal(SignalKind::interrupt()).map_err(ServeError::Signal)?,
+    };
 
     let dir = config.data_dir.clone();
     let store_config = StoreConfig {
@@ -75,7 +80,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     let background = tokio::spawn(Arc::clone(&kinesis).run_background(changed(stopped)));
 
     print_banner(&config, local);
-    let served = riffle_server::serve(listener, kinesis, shutdown_signal(terminate)).await;
+    let served = riffle_server::serve(listener, kinesis, shutdown_signal(signals)).await;
 
     let _ = stop_background.send(()); // no receiver left just means it already stopped
     if let Err(err) = background.await {
@@ -104,19 +109,32 @@ async fn changed(mut stop: watch::Receiver<()>) {
     let _ = stop.changed().await; // a dropped sender also means stop
 }
 
+/// The signals that stop the server.
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
+}
+
 /// Resolves on the first SIGTERM or SIGINT. A second one during the
 /// graceful shutdown exits at once, as people who press Ctrl-C twice expect.
-async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {
-    tokio::select! {
-        _ = terminate.recv() => info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
-    }
+async fn shutdown_signal(mut signals: Signals) {
+    let first = signals.next().await;
+    info!(signal = first, "stopping: finishing in-flight requests");
     tokio::spawn(async move {
-        tokio::select! {
-            _ = terminate.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
-        }
-        warn!("second signal: exiting without waiting for in-flight requests");
+        let second = signals.next().await;
+        warn!(
+            signal = second,
+            "second signal: exiting without waiting for in-flight requests"
+        );
         std::process::exit(130);
     });
 }
