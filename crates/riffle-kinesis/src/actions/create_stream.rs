@@ -134,7 +134,14 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     let shard_count = match mode {
         StreamMode::OnDemand => ON_DEMAND_SHARDS,
         // Validated: at least 1.
-        StreamMode::Provisioned => input.ShardCount.map_or(ON_DEMAND_SHARDS, |n| n.0 as u32),
+        StreamMode::Provisioned => match input.ShardCount {
+            Some(n) => n.0 as u32,
+            None => {
+                return Err(KinesisError::InvalidArgument(
+                    "ShardCount must be specified for a stream in PROVISIONED mode.".to_owned(),
+                ));
+            }
+        },
     };
     let max_record_kib = input
         .MaxRecordSizeInKiB

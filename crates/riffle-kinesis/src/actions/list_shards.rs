@@ -16,8 +16,9 @@ use crate::validate::{Pattern, Violations};
 use crate::{Kinesis, KinesisError, errors};
 
 /// Shards one call lists by default (API_ListShards: MaxResults "the
-/// default value is 1,000"); the model allows up to 10,000.
-pub const LIST_SHARDS_DEFAULT: usize = 1000;
+/// default value is 1000. If you specify a value greater than 1000, at
+/// most 1000 results are returned."); the model allows asking up to 10,000.
+pub const LIST_SHARDS_MAX: usize = 1000;
 const TOKEN_PREFIX: &str = "sh1:";
 
 const FILTER_TYPES: &[&str] = &[
@@ -187,7 +188,7 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
     }
     let limit = input
         .MaxResults
-        .map_or(LIST_SHARDS_DEFAULT, |n| n.0 as usize);
+        .map_or(LIST_SHARDS_MAX, |n| (n.0 as usize).min(LIST_SHARDS_MAX));
     let listed: Vec<_> = stream
         .shards
         .iter()

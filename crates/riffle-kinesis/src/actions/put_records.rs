@@ -13,6 +13,7 @@ use tracing::warn;
 
 use super::put_record::{check_record, check_stream_record_size, hash_key, refuse_dry_run};
 use crate::json::{self, Blob, Bool, Str};
+use crate::stream::Stream;
 use crate::time::now_ms;
 use crate::validate::{Shown, Violations};
 use crate::{Kinesis, KinesisError, errors};
@@ -163,20 +164,52 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
         );
     }
     v.into_result()?;
+    let routed = route_all(kinesis, &stream, entries)?;
+    let outcomes = append_groups(&stream, &routed.groups, entries, &arena, &spans, now).await;
+    super::respond(&results(&stream, &routed.placed, &outcomes))
+}
 
-    // Route every record; group record indexes by shard position.
+/// Where every record of a call goes.
+struct Routed {
+    /// Per shard position, the indexes of its records in request order.
+    groups: Vec<Vec<usize>>,
+    /// Per record, its shard position and its place within that group.
+    placed: Vec<(usize, usize)>,
+}
+
+fn route_all(
+    kinesis: &Kinesis,
+    stream: &Stream,
+    entries: &[Entry<'_>],
+) -> Result<Routed, KinesisError> {
     let mut groups: Vec<Vec<usize>> = vec![Vec::new(); stream.shards.len()];
     let mut placed = Vec::with_capacity(entries.len());
     for (i, entry) in entries.iter().enumerate() {
         let key = entry.PartitionKey.as_ref().map_or("", Str::as_str);
         let hash = hash_key(key, entry.ExplicitHashKey.as_ref().map(Str::as_str))?;
+        // Every hash key has an open shard while no resharding is under way.
         let shard = stream
             .route(hash)
-            .ok_or_else(|| errors::stream_not_found(&name, kinesis.account()))?;
+            .ok_or_else(|| errors::stream_not_found(stream.name(), kinesis.account()))?;
         let position = shard.index as usize;
         placed.push((position, groups[position].len()));
         groups[position].push(i);
     }
+    Ok(Routed { groups, placed })
+}
+
+type Outcome = Option<Result<Appended, LogError>>;
+
+/// One atomic append per shard with records, all concurrently; the
+/// outcome per shard position (`None` for shards that got no records).
+async fn append_groups(
+    stream: &Stream,
+    groups: &[Vec<usize>],
+    entries: &[Entry<'_>],
+    arena: &[u8],
+    spans: &[Span],
+    now: i64,
+) -> Vec<Outcome> {
     let batches: Vec<(usize, Vec<RecordIn<'_>>)> = groups
         .iter()
         .enumerate()
@@ -202,21 +235,25 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     let appends = batches
         .iter()
         .map(|(position, records)| stream.shards[*position].log.append(records, now));
-    let outcomes: Vec<Result<Appended, LogError>> = join_all(appends).await;
-    let mut by_position: Vec<Option<&Result<Appended, LogError>>> = vec![None; stream.shards.len()];
-    for ((position, _), outcome) in batches.iter().zip(&outcomes) {
-        by_position[*position] = Some(outcome);
-        if let Err(err) = outcome {
+    let outcomes = join_all(appends).await;
+    let mut by_position: Vec<Outcome> = (0..groups.len()).map(|_| None).collect();
+    for ((position, _), outcome) in batches.iter().zip(outcomes) {
+        if let Err(err) = &outcome {
             warn!(log = stream.shards[*position].log.name(), error = %err, "PutRecords append failed");
         }
+        by_position[*position] = Some(outcome);
     }
+    by_position
+}
 
+/// The response: one entry per record, in request order.
+fn results<'s>(stream: &'s Stream, placed: &[(usize, usize)], outcomes: &[Outcome]) -> Output<'s> {
     let mut failed = 0;
     let records = placed
         .iter()
         .map(|&(position, nth)| {
             let shard = &stream.shards[position];
-            match by_position[position] {
+            match &outcomes[position] {
                 Some(Ok(appended)) => ResultEntry {
                     SequenceNumber: Some(stream.seq_number(
                         shard,
@@ -239,9 +276,9 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
             }
         })
         .collect();
-    super::respond(&Output {
+    Output {
         FailedRecordCount: failed,
         Records: records,
         EncryptionType: "NONE",
-    })
+    }
 }

@@ -258,6 +258,21 @@ async fn on_demand_streams_get_four_shards_and_count_in_limits() {
         summary["StreamDescriptionSummary"]["StreamModeDetails"]["StreamMode"],
         "ON_DEMAND"
     );
+    let (kind, _) = err(
+        k,
+        "CreateStream",
+        json!({"StreamName": "p", "StreamModeDetails": {"StreamMode": "PROVISIONED"}}),
+    )
+    .await;
+    assert_eq!(kind, "InvalidArgument");
+    let (kind, message) = err(
+        k,
+        "CreateStream",
+        json!({"StreamName": "p", "StreamModeDetails": {"StreamMode": "FAST"}}),
+    )
+    .await;
+    assert_eq!(kind, "Validation");
+    assert!(message.contains("at 'streamModeDetails.streamMode' failed to satisfy constraint: Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]"));
     let limits = ok(k, "DescribeLimits", json!({})).await;
     assert_eq!(
         limits,
@@ -789,4 +804,38 @@ async fn everything_survives_a_restart() {
         .max()
         .unwrap();
     assert!(new > same_shard_max.as_str(), "{new} <= {same_shard_max}");
+}
+
+#[tokio::test]
+async fn put_records_reports_partial_failure_per_record() {
+    let env = env();
+    let k = &env.kinesis;
+    create(k, "s", 2).await;
+    // Break shard 1 underneath the service: its appends now fail.
+    let broken = k.get("s").unwrap().shards[1].log.name().to_owned();
+    env.store.delete_log(&broken).unwrap();
+    let low = "0";
+    let high = "340282366920938463463374607431768211455";
+    let records = json!([
+        {"Data": "", "PartitionKey": "a", "ExplicitHashKey": low},
+        {"Data": "", "PartitionKey": "b", "ExplicitHashKey": high},
+        {"Data": "", "PartitionKey": "c", "ExplicitHashKey": low},
+    ]);
+    let out = ok(
+        k,
+        "PutRecords",
+        json!({"StreamName": "s", "Records": records}),
+    )
+    .await;
+    assert_eq!(out["FailedRecordCount"], 1);
+    let results = out["Records"].as_array().unwrap();
+    assert_eq!(results[0]["ShardId"], "shardId-000000000000");
+    assert_eq!(results[1]["ErrorCode"], "InternalFailure");
+    assert_eq!(results[1]["ErrorMessage"], "Internal service failure.");
+    assert!(results[1].get("SequenceNumber").is_none());
+    assert_eq!(results[2]["ShardId"], "shardId-000000000000");
+    assert!(
+        results[0]["SequenceNumber"].as_str().unwrap()
+            < results[2]["SequenceNumber"].as_str().unwrap()
+    );
 }
