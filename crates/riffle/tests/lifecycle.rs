@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{PutRecordsRequestEntry, Record, ShardIteratorType};
-use common::{Riffle, create_active, error_of, eventually};
+use aws_sdk_kinesis::types::{PutRecordsRequestEntry, Record, ShardIteratorType, StreamStatus};
+use common::{Riffle, create_active, error_of, eventually, wait_active};
 
 const STREAM: &str = "durable";
 const SHARDS: i32 = 2;
@@ -277,4 +277,70 @@ async fn shard_iterators_expire_after_their_ttl() {
     .await;
     assert_eq!(code, "ExpiredIteratorException", "{message}");
     assert!(message.starts_with("Iterator expired."), "{message}");
+}
+
+#[tokio::test]
+async fn streams_pass_through_creating_and_deleting_as_aws_streams_do() {
+    // Long enough that the checks right after each call see the
+    // transitional status even on a loaded machine.
+    let riffle = Riffle::start_with_args(&["--status-delay-ms", "1500"]);
+    let client = riffle.client();
+    let name = "slow";
+    client
+        .create_stream()
+        .stream_name(name)
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    let status = |client: Client| async move {
+        client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .map(|out| {
+                out.stream_description_summary()
+                    .unwrap()
+                    .stream_status()
+                    .clone()
+            })
+    };
+    assert_eq!(
+        status(client.clone()).await.unwrap(),
+        StreamStatus::Creating
+    );
+    // A CREATING stream takes no records yet.
+    let err = client
+        .put_record()
+        .stream_name(name)
+        .partition_key("k")
+        .data(Blob::new("early"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_of(&err).0, "ResourceNotFoundException", "{err:?}");
+    wait_active(&client, name).await;
+
+    client
+        .delete_stream()
+        .stream_name(name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status(client.clone()).await.unwrap(),
+        StreamStatus::Deleting
+    );
+    let client_ref = &client;
+    eventually(
+        Duration::from_secs(10),
+        "the stream to be gone",
+        move || async move {
+            let err = status(client_ref.clone()).await.err()?;
+            assert_eq!(error_of(&err).0, "ResourceNotFoundException");
+            Some(())
+        },
+    )
+    .await;
 }

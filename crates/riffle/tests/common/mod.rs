@@ -197,7 +197,8 @@ impl Drop for Riffle {
 }
 
 /// `riffle serve --listen 127.0.0.1:0 --data-dir DIR --status-delay-ms 0 …`
-/// with stdout piped. `extra` must not repeat these flags: clap refuses a
+/// with stdout piped. `extra` may set its own `--status-delay-ms`, but must
+/// not repeat `--listen` or `--data-dir`: clap refuses a
 /// flag given twice.
 pub fn serve_command(data_dir: &Path, extra: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_riffle"));
@@ -205,10 +206,18 @@ pub fn serve_command(data_dir: &Path, extra: &[&str]) -> Command {
         .arg("serve")
         .args(["--listen", "127.0.0.1:0"])
         .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--status-delay-ms", "0"])
+        .arg(data_dir);
+    if !extra.contains(&"--status-delay-ms") {
+        command.args(["--status-delay-ms", "0"]);
+    }
+    // The caller's shell must not change what the test asked for.
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("RIFFLE_") {
+            command.env_remove(var);
+        }
+    }
+    command
         .args(extra)
-        .env_remove("RIFFLE_CONFIG")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
