@@ -3,6 +3,7 @@ MD5 of the partition key, every shard iterator type, and GetRecords giving
 back exactly the bytes that were written."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -216,3 +217,35 @@ def test_iterator_expires_after_its_time_to_live(tmp_path):
         assert client.get_records(ShardIterator=iterator(client, "short", shard_id(0)))["Records"] == []
     finally:
         srv.terminate()
+
+
+def test_concurrent_producers_lose_nothing_and_each_shard_reads_in_sequence_order(kinesis, server):
+    create_active_stream(kinesis, "busy", shards=2)
+
+    def produce(worker: int) -> list[tuple[str, bytes, str, str]]:
+        client = make_client(server.endpoint)  # boto3 clients are per thread
+        acked = []
+        for batch in range(10):
+            entries = [{"PartitionKey": f"w{worker}-{i}", "Data": f"w{worker} b{batch} r{i}".encode()} for i in range(20)]
+            out = client.put_records(StreamName="busy", Records=entries)
+            assert out["FailedRecordCount"] == 0
+            acked += [(e["PartitionKey"], e["Data"], r["SequenceNumber"], r["ShardId"]) for e, r in zip(entries, out["Records"])]
+        return acked
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        acked = [record for result in pool.map(produce, range(4)) for record in result]
+
+    for shard in (shard_id(0), shard_id(1)):
+        got = [(r["PartitionKey"], r["Data"], r["SequenceNumber"]) for r in read_shard(kinesis, "busy", shard)]
+        assert sorted(got, key=lambda r: int(r[2])) == got, "a shard reads in sequence-number order"
+        assert sorted(got) == sorted((k, d, s) for k, d, s, sid in acked if sid == shard)
+
+
+def test_get_records_limit_above_ten_thousand_is_a_validation_error(kinesis):
+    create_active_stream(kinesis, "cap")
+    err = error_of(kinesis.get_records, ShardIterator=iterator(kinesis, "cap", shard_id(0)), Limit=10001)
+    assert code_and_message(err) == (
+        "ValidationException",
+        "1 validation error detected: Value '10001' at 'limit' failed to satisfy constraint: "
+        "Member must have value less than or equal to 10000",
+    )
