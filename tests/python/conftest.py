@@ -83,6 +83,9 @@ class RiffleServer:
                     str(self.status_delay_ms),
                     *self.extra_args,
                 ],
+                # RIFFLE_* settings in the caller's shell (a config file, another
+                # account id, fsync=never) must not change what the tests see.
+                env={k: v for k, v in os.environ.items() if not k.startswith("RIFFLE_")},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
