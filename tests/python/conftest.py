@@ -179,10 +179,18 @@ def server(tmp_path):
         pytest.fail("riffle serve died during the test (see its stderr above)")
 
 
+_session: boto3.session.Session | None = None
+
+
 def make_client(endpoint: str, **config):
     """A boto3 Kinesis client for `endpoint`. No retries: a server error must
-    fail the test, not be papered over by the SDK."""
-    return boto3.session.Session().client(
+    fail the test, not be papered over by the SDK. One shared session keeps
+    the parsed service model (a session is not thread-safe: create clients on
+    the main thread; the clients themselves are)."""
+    global _session
+    if _session is None:
+        _session = boto3.session.Session()
+    return _session.client(
         "kinesis",
         endpoint_url=endpoint,
         region_name=REGION,

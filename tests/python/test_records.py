@@ -222,8 +222,10 @@ def test_iterator_expires_after_its_time_to_live(tmp_path):
 def test_concurrent_producers_lose_nothing_and_each_shard_reads_in_sequence_order(kinesis, server):
     create_active_stream(kinesis, "busy", shards=2)
 
+    clients = [make_client(server.endpoint) for _ in range(4)]
+
     def produce(worker: int) -> list[tuple[str, bytes, str, str]]:
-        client = make_client(server.endpoint)  # boto3 clients are per thread
+        client = clients[worker]
         acked = []
         for batch in range(10):
             entries = [{"PartitionKey": f"w{worker}-{i}", "Data": f"w{worker} b{batch} r{i}".encode()} for i in range(20)]
