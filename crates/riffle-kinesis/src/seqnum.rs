@@ -106,11 +106,24 @@ fn to_decimal(mut n: Wide) -> String {
             break;
         }
     }
-    let mut out = chunks[used - 1].to_string();
-    for chunk in chunks[..used - 1].iter().rev() {
-        out.push_str(&format!("{chunk:019}"));
+    // At most 4 * 19 digits; written without intermediate strings because
+    // every record of a response gets one.
+    let mut digits = [0u8; 76];
+    let mut at = digits.len();
+    for (i, &chunk) in chunks[..used].iter().enumerate() {
+        let mut chunk = chunk;
+        let last = i + 1 == used;
+        for _ in 0..19 {
+            at -= 1;
+            digits[at] = b'0' + (chunk % 10) as u8;
+            chunk /= 10;
+            if last && chunk == 0 {
+                break;
+            }
+        }
     }
-    out
+    // Only ASCII digits were written.
+    String::from_utf8(digits[at..].to_vec()).expect("ASCII digits")
 }
 
 fn from_decimal(text: &str) -> Option<Wide> {
@@ -141,6 +154,13 @@ mod tests {
             seq: 42,
             incarnation_byte: 0xAB,
             arrival_secs: 1_795_000_123,
+        }
+    }
+
+    #[test]
+    fn small_values_print_without_leading_zeros() {
+        for n in [0u64, 7, 10, 9_999_999_999_999_999_999] {
+            assert_eq!(to_decimal(Wide { hi: 0, lo: n }), n.to_string());
         }
     }
 
@@ -197,6 +217,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn decimal_conversion_agrees_with_u128(hi in any::<u64>(), lo in any::<u64>()) {
+            let value = (u128::from(hi) << 64) | u128::from(lo);
+            let wide = Wide { hi: u128::from(hi), lo };
+            prop_assert_eq!(to_decimal(wide), value.to_string());
+            prop_assert_eq!(from_decimal(&value.to_string()), Some(wide));
+        }
+
         #[test]
         fn any_fields_round_trip(created in 0..=SECS_MASK, shard in any::<u32>(), seq in any::<u64>(),
                                  inc in any::<u8>(), arrival in 0..=SECS_MASK) {

@@ -91,14 +91,17 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
             err => err.into(),
         })?;
 
-    let estimate: usize = batch
-        .records
+    // Segments are trimmed whole, so a read can still reach records past
+    // the retention period; AWS never returns those.
+    let cutoff = now - i64::from(stream.record.retention_hours) * 3_600_000;
+    let retained = &batch.records[batch.records.partition_point(|r| r.arrival_ms < cutoff)..];
+    let estimate: usize = retained
         .iter()
         .map(|r| r.data.len() / 3 * 4 + r.partition_key.len() + 160)
         .sum();
     let mut out = String::with_capacity(estimate + 700);
     out.push_str(r#"{"Records":["#);
-    for (i, record) in batch.records.iter().enumerate() {
+    for (i, record) in retained.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -124,7 +127,7 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
         out.push('"');
     }
     let caught_up = batch.next_seq >= shard.log.next_seq();
-    let behind = match batch.records.last() {
+    let behind = match retained.last() {
         Some(last) if !caught_up => (now - last.arrival_ms).max(0),
         _ => 0,
     };

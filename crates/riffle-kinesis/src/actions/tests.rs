@@ -839,3 +839,32 @@ async fn put_records_reports_partial_failure_per_record() {
             < results[2]["SequenceNumber"].as_str().unwrap()
     );
 }
+
+#[tokio::test]
+async fn records_past_the_retention_period_are_not_returned() {
+    let env = env();
+    let k = &env.kinesis;
+    create(k, "s", 1).await;
+    let day_and_a_bit_ago = crate::time::now_ms() - 25 * 3_600_000;
+    let old = riffle_log::RecordIn {
+        partition_key: b"a",
+        explicit_hash_key: None,
+        data: b"old",
+    };
+    k.get("s").unwrap().shards[0]
+        .log
+        .append(&[old], day_and_a_bit_ago)
+        .await
+        .unwrap();
+    ok(
+        k,
+        "PutRecord",
+        json!({"StreamName": "s", "Data": b64(b"new"), "PartitionKey": "a"}),
+    )
+    .await;
+    let it = iterator(k, "s", "shardId-000000000000", "TRIM_HORIZON").await;
+    let out = ok(k, "GetRecords", json!({"ShardIterator": it})).await;
+    let records = out["Records"].as_array().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["Data"], b64(b"new"));
+}
