@@ -4,6 +4,7 @@
 mod config;
 mod serve;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -59,11 +60,13 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr (stdout carries the banner); RUST_LOG sets the level.
+/// Colours only on a terminal, so log files and CI output stay plain text.
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
