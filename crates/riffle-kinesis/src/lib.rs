@@ -11,6 +11,23 @@
 //! an AWS error response is the server's job, in one place.
 //!
 //! THIS FILE IS THE PUBLIC CONTRACT the server is written against.
+//!
+//! Module map:
+//! - `actions`: one module per API action (shape, validation, behaviour),
+//!   and the dispatch. Model actions not implemented yet answer
+//!   `InvalidArgumentException` "`<Action>` is not supported by Riffle yet.".
+//! - `service`: loading the catalog, finding streams, catalog commits,
+//!   deletions, and the background duties (status transitions, retention).
+//! - `stream`: a stream in memory: status as of now, routing, shard logs.
+//! - `catalog`: the on-disk stream records in the metadata store.
+//! - `hashkey`, `seqnum`, `iterator`: the hash-key space, the sequence-number
+//!   and shard-iterator formats (each with its layout documented).
+//! - `json`, `validate`, `errors`, `time`: AWS's JSON typing, constraint
+//!   messages, error texts and time formats.
+//!
+//! The record path (PutRecord(s), GetRecords) takes no lock but a brief
+//! read lock to clone a stream's `Arc`; catalog changes are serialized by
+//! one async mutex and committed atomically off the async threads.
 
 mod actions;
 mod catalog;
