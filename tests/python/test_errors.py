@@ -126,3 +126,31 @@ def test_server_keeps_serving_after_errors(kinesis, raw_kinesis):
     create_active_stream(kinesis, "alive")
     kinesis.put_record(StreamName="alive", PartitionKey="k", Data=b"still here")
     assert kinesis.list_streams()["StreamNames"] == ["alive"]
+
+
+def test_explicit_hash_key_outside_the_key_space_is_invalid_argument(kinesis):
+    create_active_stream(kinesis, "space")
+    err = error_of(kinesis.put_record, StreamName="space", PartitionKey="k", ExplicitHashKey=str(2**128), Data=b"x")
+    code, message = code_and_message(err)
+    assert code == "InvalidArgumentException"
+    assert message.startswith("Invalid ExplicitHashKey.")
+
+
+def test_stream_arn_and_name_of_different_streams_is_invalid_argument(kinesis):
+    create_active_stream(kinesis, "one")
+    create_active_stream(kinesis, "other")
+    err = error_of(
+        kinesis.describe_stream_summary, StreamName="one", StreamARN="arn:aws:kinesis:us-east-1:000000000000:stream/other"
+    )
+    assert code_and_message(err)[0] == "InvalidArgumentException"
+
+
+def test_reading_a_deleted_stream_is_resource_not_found(kinesis):
+    create_active_stream(kinesis, "gone")
+    kinesis.put_record(StreamName="gone", PartitionKey="k", Data=b"x")
+    it = kinesis.get_shard_iterator(StreamName="gone", ShardId=shard_id(0), ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    kinesis.delete_stream(StreamName="gone")
+    kinesis.get_waiter("stream_not_exists").wait(StreamName="gone", WaiterConfig={"Delay": 0.05, "MaxAttempts": 200})
+
+    err = error_of(kinesis.get_records, ShardIterator=it)
+    assert code_and_message(err)[0] == "ResourceNotFoundException"

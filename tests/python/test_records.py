@@ -28,14 +28,15 @@ def test_put_record_routes_by_md5_of_the_partition_key(kinesis):
     shards = create_active_stream(kinesis, "routed", shards=4)["Shards"]
 
     last_seq: dict[str, int] = {}
-    for i in range(40):
-        key = f"customer-{i}"
+    # Keys beyond ASCII too: the hash is over the key's UTF-8 bytes.
+    keys = [f"customer-{i}" for i in range(30)] + [f"ключ-{i}" for i in range(5)] + [f"客户-{i}-✓" for i in range(5)]
+    for i, key in enumerate(keys):
         out = kinesis.put_record(StreamName="routed", PartitionKey=key, Data=f"order {i}".encode())
         assert out["ShardId"] == shard_for_hash(shards, hash_key(key)), key
         seq = int(out["SequenceNumber"])
         assert seq > last_seq.get(out["ShardId"], -1), "sequence numbers grow within a shard"
         last_seq[out["ShardId"]] = seq
-    assert len(last_seq) == 4, "40 keys spread over all 4 shards"
+    assert len(last_seq) == 4, "the keys spread over all 4 shards"
 
 
 def test_explicit_hash_key_overrides_the_partition_key(kinesis):
