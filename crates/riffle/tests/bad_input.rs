@@ -73,22 +73,45 @@ fn malformed_json_is_a_serialization_exception() {
 }
 
 #[test]
-fn a_member_of_the_wrong_type_is_a_serialization_exception_with_a_message() {
+fn a_member_of_the_wrong_type_is_a_serialization_exception_in_aws_words() {
     let addr = shared().addr;
+    // AWS's JSON front end is Java: its messages name Java classes.
     let cases = [
-        json!({"StreamName": "s", "ShardCount": "one"}),
-        json!({"StreamName": 5, "ShardCount": 1}),
-        json!({"StreamName": "s", "ShardCount": true}),
-        json!({"StreamName": ["s"], "ShardCount": 1}),
+        (
+            json!({"StreamName": "s", "ShardCount": "one"}),
+            "class java.lang.String can not be converted to an Integer",
+        ),
+        (
+            json!({"StreamName": "s", "ShardCount": true}),
+            "class java.lang.Boolean can not be converted to an Integer",
+        ),
+        (
+            json!({"StreamName": ["s"], "ShardCount": 1}),
+            "Start of list found where not expected",
+        ),
+        (
+            json!({"StreamName": {"s": 1}, "ShardCount": 1}),
+            "Start of structure or map found where not expected.",
+        ),
     ];
-    for body in cases {
+    for (body, expected) in cases {
         let response = post_action(addr, "CreateStream", body.to_string().as_bytes());
         assert_eq!(response.status, 400, "{body}");
         let error = response.json();
         assert_eq!(error["__type"], "SerializationException", "{body}: {error}");
-        let message = message_of(&error).unwrap_or_default();
-        assert!(!message.is_empty(), "{body}: {error}");
+        assert_eq!(message_of(&error), Some(expected), "{body}");
     }
+    // A number where a string belongs: the class name varies with the
+    // number, the sentence does not.
+    let body = json!({"StreamName": 5, "ShardCount": 1}).to_string();
+    let response = post_action(addr, "CreateStream", body.as_bytes());
+    let error = response.json();
+    assert_eq!(error["__type"], "SerializationException");
+    let message = message_of(&error).unwrap_or_default();
+    assert!(
+        message.ends_with(" can not be converted to an String"),
+        "{message}"
+    );
     assert_still_serving(addr);
 }
 
@@ -219,17 +242,24 @@ fn a_300_byte_partition_key_is_a_validation_exception() {
 fn invalid_base64_data_is_a_serialization_exception() {
     let addr = shared().addr;
     let name = stream(addr);
-    for data in ["abc", "a!bc", "****"] {
+    let cases = [
+        (
+            "abc",
+            "'abc' can not be converted to a Blob: Base64 encoded length is expected a multiple \
+             of 4 bytes but found: 3",
+        ),
+        (
+            "a!bc",
+            "'a!bc' can not be converted to a Blob: Invalid Base64 character: '!'",
+        ),
+    ];
+    for (data, expected) in cases {
         let body = json!({"StreamName": name, "PartitionKey": "k", "Data": data}).to_string();
         let response = post_action(addr, "PutRecord", body.as_bytes());
         assert_eq!(response.status, 400, "{data}");
         let error = response.json();
         assert_eq!(error["__type"], "SerializationException", "{data}: {error}");
-        let message = message_of(&error).unwrap_or_default();
-        assert!(
-            message.contains("can not be converted to a Blob"),
-            "{data}: {error}"
-        );
+        assert_eq!(message_of(&error), Some(expected), "{data}");
     }
     let records = json!({"StreamName": name, "Records": [
         {"PartitionKey": "k", "Data": "AAAA"},
