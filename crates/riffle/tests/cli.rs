@@ -263,3 +263,15 @@ fn the_harness_finds_the_endpoint_and_the_server_answers_there() {
         String::from_utf8_lossy(&response.body)
     );
 }
+
+#[test]
+fn a_data_directory_already_served_by_another_riffle_exits_1() {
+    let first = Riffle::start();
+    let output = run(serve_in(&first.data_dir));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    let err = stderr_of(&output);
+    assert!(err.contains("cannot use data directory"), "{err}");
+    // The first server is unaffected.
+    let response = common::post_action(first.addr, "ListStreams", b"{}");
+    assert_eq!(response.status, 200);
+}
