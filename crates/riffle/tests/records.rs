@@ -692,3 +692,137 @@ async fn a_partition_key_longer_than_256_characters_is_refused() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_each_land_once_in_one_order_per_shard() {
+    let client = shared().client();
+    let name = unique_name("concurrent");
+    create_active(&client, &name, 2).await;
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (client, name) = (client.clone(), name.clone());
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..40 {
+                    let data = format!("w{w}-{i}");
+                    let out = client
+                        .put_record()
+                        .stream_name(&name)
+                        .partition_key(format!("{w}/{i}"))
+                        .data(Blob::new(data.clone()))
+                        .send()
+                        .await
+                        .unwrap();
+                    acked.push((
+                        out.shard_id().to_owned(),
+                        out.sequence_number().to_owned(),
+                        data,
+                    ));
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut acked: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for writer in writers {
+        for (shard, seq, data) in writer.await.unwrap() {
+            acked.entry(shard).or_default().push((seq, data));
+        }
+    }
+    assert_eq!(acked.values().map(Vec::len).sum::<usize>(), 320);
+    for (shard, mut wanted) in acked {
+        // The log's order is the sequence numbers' order.
+        wanted.sort_by(|a, b| seq_cmp(&a.0, &b.0));
+        let it = iterator(
+            &client,
+            &name,
+            &shard,
+            ShardIteratorType::TrimHorizon,
+            None,
+            None,
+        )
+        .await;
+        let records = read_exactly(&client, it, wanted.len()).await;
+        let got: Vec<(String, String)> = records
+            .iter()
+            .map(|r| r.sequence_number().to_owned())
+            .zip(data_of(&records))
+            .collect();
+        assert_eq!(got, wanted, "{shard}");
+    }
+}
+
+#[tokio::test]
+async fn get_records_returns_at_most_10_mib_per_call() {
+    let client = shared().client();
+    let name = unique_name("ten-mib");
+    create_active(&client, &name, 1).await;
+    let record = vec![7u8; 1024 * 1024 - 10]; // just under the 1 MiB record limit
+    for _ in 0..12 {
+        client
+            .put_record()
+            .stream_name(&name)
+            .partition_key("p")
+            .data(Blob::new(record.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut it = iterator(
+        &client,
+        &name,
+        "shardId-000000000000",
+        ShardIteratorType::TrimHorizon,
+        None,
+        None,
+    )
+    .await;
+    let mut pages = Vec::new();
+    let mut total = 0;
+    while total < 12 {
+        assert!(pages.len() < 20, "no progress: {pages:?}");
+        let out = client
+            .get_records()
+            .shard_iterator(&it)
+            .send()
+            .await
+            .unwrap();
+        let bytes: usize = out
+            .records()
+            .iter()
+            .map(|r| r.data().as_ref().len() + r.partition_key().map_or(0, str::len))
+            .sum();
+        assert!(bytes <= 10 * 1024 * 1024, "{bytes} bytes in one response");
+        total += out.records().len();
+        pages.push(out.records().len());
+        it = out.next_shard_iterator().unwrap().to_owned();
+    }
+    assert_eq!(total, 12);
+    assert!(
+        pages.len() >= 2,
+        "12 MiB came back in one response: {pages:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_record_over_1_mib_is_a_validation_exception() {
+    let client = shared().client();
+    let name = unique_name("too-big");
+    create_active(&client, &name, 1).await;
+    let err = client
+        .put_record()
+        .stream_name(&name)
+        .partition_key("p")
+        .data(Blob::new(vec![0u8; 1024 * 1024 + 1]))
+        .send()
+        .await
+        .unwrap_err();
+    let (code, message) = error_of(&err);
+    assert_eq!(code, "ValidationException");
+    assert_eq!(
+        message,
+        "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim=1048577 \
+         cap=1048577]' at 'data' failed to satisfy constraint: Member must have length less \
+         than or equal to 1048576"
+    );
+}
