@@ -19,7 +19,7 @@ struct Setup {
     kinesis: Arc<Kinesis>,
 }
 
-fn setup(fsync: FsyncPolicy) -> Setup {
+fn setup(fsync: FsyncPolicy, shards: u32) -> Setup {
     let dir = tempfile::tempdir().expect("temp dir");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -40,13 +40,9 @@ fn setup(fsync: FsyncPolicy) -> Setup {
         ..KinesisConfig::default()
     };
     let kinesis = Kinesis::open(store, config).expect("service");
-    let create = r#"{"StreamName":"bench","ShardCount":4}"#;
-    rt.block_on(kinesis.handle(
-        "CreateStream",
-        Bytes::from_static(create.as_bytes()),
-        Codec::Json,
-    ))
-    .expect("stream");
+    let create = format!(r#"{{"StreamName":"bench","ShardCount":{shards}}}"#);
+    rt.block_on(kinesis.handle("CreateStream", Bytes::from(create), Codec::Json))
+        .expect("stream");
     Setup {
         _dir: dir,
         rt,
@@ -76,18 +72,20 @@ fn put_records(c: &mut Criterion) {
     let mut group = c.benchmark_group("put_records_100x1KiB");
     group.throughput(Throughput::Bytes(100 * 1024));
     let body = put_records_body(100, 1024);
-    for (name, fsync) in [
-        ("fsync_never", FsyncPolicy::Never),
-        ("fsync_always", FsyncPolicy::Always),
-    ] {
-        let setup = setup(fsync);
+    let cases = [
+        ("fsync_never_4_shards", FsyncPolicy::Never, 4),
+        ("fsync_always_4_shards", FsyncPolicy::Always, 4),
+        ("fsync_always_1_shard", FsyncPolicy::Always, 1),
+    ];
+    for (name, fsync, shards) in cases {
+        let setup = setup(fsync, shards);
         group.bench_function(name, |b| b.iter(|| call(&setup, "PutRecords", &body)));
     }
     group.finish();
 }
 
 fn put_record(c: &mut Criterion) {
-    let setup = setup(FsyncPolicy::Never);
+    let setup = setup(FsyncPolicy::Never, 4);
     let body = Bytes::from_static(
         br#"{"StreamName":"bench","Data":"aGVsbG8gd29ybGQ=","PartitionKey":"k"}"#,
     );
@@ -97,7 +95,7 @@ fn put_record(c: &mut Criterion) {
 }
 
 fn get_records(c: &mut Criterion) {
-    let setup = setup(FsyncPolicy::Never);
+    let setup = setup(FsyncPolicy::Never, 4);
     let body = put_records_body(100, 1024);
     for _ in 0..10 {
         call(&setup, "PutRecords", &body);
