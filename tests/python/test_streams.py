@@ -28,7 +28,7 @@ def test_provisioned_stream_becomes_active_with_evenly_split_hash_ranges(kinesis
     assert desc["StreamModeDetails"] == {"StreamMode": "PROVISIONED"}
     assert desc["EncryptionType"] == "NONE"
     assert isinstance(desc["StreamCreationTimestamp"], datetime)
-    assert isinstance(desc["EnhancedMonitoring"], list)
+    assert desc["EnhancedMonitoring"] == [{"ShardLevelMetrics": []}]
     assert [s["ShardId"] for s in desc["Shards"]] == [shard_id(i) for i in range(3)]
     ranges = [(int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"])) for s in desc["Shards"]]
     assert ranges == expected_hash_ranges(3)
@@ -65,7 +65,7 @@ def test_describe_stream_summary_reports_the_stream(kinesis):
     assert summary["EncryptionType"] == "NONE"
     assert summary["StreamModeDetails"] == {"StreamMode": "PROVISIONED"}
     assert isinstance(summary["StreamCreationTimestamp"], datetime)
-    assert isinstance(summary["EnhancedMonitoring"], list)
+    assert summary["EnhancedMonitoring"] == [{"ShardLevelMetrics": []}]
 
 
 def test_describe_stream_pages_through_shards(kinesis):
