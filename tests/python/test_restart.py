@@ -1,6 +1,11 @@
 """Durability as a boto3 user sees it: every acknowledged record survives a
 SIGKILL of the server, and sequence numbers keep growing after the restart."""
 
+import itertools
+import threading
+
+from botocore.exceptions import BotoCoreError, ClientError
+
 from conftest import make_client
 from kinesis_helpers import create_active_stream, read_shard, shard_id
 
@@ -70,3 +75,64 @@ def test_sigterm_exits_zero_and_keeps_every_record(server, kinesis):
     client = make_client(server.endpoint)
 
     assert _read_all(client, "graceful", 2) == acked
+
+
+def test_sigkill_in_the_middle_of_writes_keeps_every_acknowledged_record(server, kinesis):
+    create_active_stream(kinesis, "torn", shards=2)
+    clients = [make_client(server.endpoint) for _ in range(3)]
+    acked: list[tuple[str, bytes, str, str]] = []
+    lock = threading.Lock()
+    enough = threading.Event()
+
+    def produce(worker: int) -> None:
+        for batch in itertools.count():
+            entries = [{"PartitionKey": f"{worker}-{batch}-{i}", "Data": f"{worker}/{batch}/{i}".encode() * 20} for i in range(25)]
+            try:
+                out = clients[worker].put_records(StreamName="torn", Records=entries)
+            except (BotoCoreError, ClientError):
+                return  # the server is gone: what was acknowledged so far counts
+            with lock:
+                acked.extend((e["PartitionKey"], e["Data"], r["SequenceNumber"], r["ShardId"]) for e, r in zip(entries, out["Records"]))
+                if len(acked) >= 1500:
+                    enough.set()
+
+    threads = [threading.Thread(target=produce, args=(w,)) for w in range(3)]
+    for t in threads:
+        t.start()
+    assert enough.wait(timeout=60), "writers never got 1500 records acknowledged"
+    server.kill()  # while the writers are still sending
+    for t in threads:
+        t.join(timeout=30)
+        assert not t.is_alive()
+
+    server.start()
+    client = make_client(server.endpoint)
+    for shard in (shard_id(0), shard_id(1)):
+        got = [(r["PartitionKey"], r["Data"], r["SequenceNumber"]) for r in read_shard(client, "torn", shard)]
+        mine = {(k, d, s) for k, d, s, sid in acked if sid == shard}
+        assert mine <= set(got), f"{len(mine - set(got))} acknowledged records of {shard} lost"
+        assert [int(s) for _, _, s in got] == sorted(int(s) for _, _, s in got)
+        key = got[0][0]
+        again = client.put_record(StreamName="torn", PartitionKey=key, Data=b"after")
+        assert again["ShardId"] == shard
+        assert int(again["SequenceNumber"]) > int(got[-1][2])
+
+
+def test_a_shard_iterator_taken_before_a_restart_still_reads(server, kinesis):
+    create_active_stream(kinesis, "consumer")
+    kinesis.put_records(StreamName="consumer", Records=[{"PartitionKey": "k", "Data": bytes([i])} for i in range(5)])
+    first = kinesis.get_records(
+        ShardIterator=kinesis.get_shard_iterator(StreamName="consumer", ShardId=shard_id(0), ShardIteratorType="TRIM_HORIZON")[
+            "ShardIterator"
+        ],
+        Limit=2,
+    )
+    assert [r["Data"] for r in first["Records"]] == [b"\x00", b"\x01"]
+
+    server.kill()
+    server.start()
+    client = make_client(server.endpoint)
+
+    # A consumer carries on where it stopped, as it would across a Kinesis failover.
+    rest = client.get_records(ShardIterator=first["NextShardIterator"])
+    assert [r["Data"] for r in rest["Records"]] == [bytes([i]) for i in range(2, 5)]
