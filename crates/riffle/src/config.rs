@@ -142,6 +142,88 @@ impl std::fmt::Display for Origin<'_> {
     }
 }
 
+/// One setting's names: its id (the clap argument id and the TOML key),
+/// its flag and its environment variable.
+struct Key {
+    id: &'static str,
+    flag: &'static str,
+    env: &'static str,
+}
+
+const LISTEN: Key = Key {
+    id: "listen",
+    flag: "listen",
+    env: "RIFFLE_LISTEN",
+};
+const DATA_DIR: Key = Key {
+    id: "data_dir",
+    flag: "data-dir",
+    env: "RIFFLE_DATA_DIR",
+};
+const FSYNC: Key = Key {
+    id: "fsync",
+    flag: "fsync",
+    env: "RIFFLE_FSYNC",
+};
+const REGION: Key = Key {
+    id: "region",
+    flag: "region",
+    env: "RIFFLE_REGION",
+};
+const ACCOUNT_ID: Key = Key {
+    id: "account_id",
+    flag: "account-id",
+    env: "RIFFLE_ACCOUNT_ID",
+};
+const STATUS_DELAY_MS: Key = Key {
+    id: "status_delay_ms",
+    flag: "status-delay-ms",
+    env: "RIFFLE_STATUS_DELAY_MS",
+};
+const SHARD_ITERATOR_TTL_MS: Key = Key {
+    id: "shard_iterator_ttl_ms",
+    flag: "shard-iterator-ttl-ms",
+    env: "RIFFLE_SHARD_ITERATOR_TTL_MS",
+};
+
+/// Where values can come from, in precedence order.
+struct Sources<'a> {
+    /// The `serve` matches, to tell a flag from an environment variable.
+    matches: Option<&'a ArgMatches>,
+    file: FileConfig,
+    file_path: &'a Path,
+}
+
+impl Sources<'_> {
+    /// Picks the flag/environment value, else the file's, else the default,
+    /// and parses it; a value that does not parse is an error naming the
+    /// key and where the value came from.
+    fn value<T>(
+        &self,
+        key: &Key,
+        arg: Option<String>,
+        file: Option<String>,
+        default: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+        expected: &'static str,
+    ) -> Result<T, ConfigError> {
+        let from_env =
+            self.matches.and_then(|m| m.value_source(key.id)) == Some(ValueSource::EnvVariable);
+        let (text, origin) = match (arg, file) {
+            (Some(v), _) if from_env => (v, Origin::Env(key.env)),
+            (Some(v), _) => (v, Origin::Flag(key.flag)),
+            (None, Some(v)) => (v, Origin::File(self.file_path)),
+            (None, None) => (default.to_owned(), Origin::Default),
+        };
+        parse(&text).ok_or_else(|| ConfigError::Invalid {
+            key: key.id,
+            origin: origin.to_string(),
+            value: text,
+            reason: expected,
+        })
+    }
+}
+
 impl ServeConfig {
     /// Builds and validates the configuration. `matches` are the `serve`
     /// subcommand's matches (to tell flags from environment variables);
@@ -155,146 +237,77 @@ impl ServeConfig {
             None => FileConfig::default(),
         };
         let file_path = args.config.as_deref().unwrap_or(Path::new(""));
-        // Picks flag/env, else the file, else the default, remembering which.
-        let pick = |id: &'static str,
-                    env: &'static str,
-                    arg: Option<String>,
-                    file: Option<String>,
-                    default: &str| {
-            let from_env =
-                matches.and_then(|m| m.value_source(id)) == Some(ValueSource::EnvVariable);
-            match (arg, file) {
-                (Some(v), _) => (
-                    v,
-                    if from_env {
-                        Origin::Env(env)
-                    } else {
-                        Origin::Flag(flag_name(id))
-                    },
-                ),
-                (None, Some(v)) => (v, Origin::File(file_path)),
-                (None, None) => (default.to_owned(), Origin::Default),
-            }
+        let sources = Sources {
+            matches,
+            file,
+            file_path,
         };
-        let text = |v: Option<&String>| v.cloned();
+        let f = &sources.file;
         let num = |v: Option<u64>| v.map(|n| n.to_string());
-        let path = |v: Option<&PathBuf>| v.map(|p| p.to_string_lossy().into_owned());
-
-        let (listen, o) = pick(
-            "listen",
-            "RIFFLE_LISTEN",
-            text(args.listen.as_ref()),
-            text(file.listen.as_ref()),
-            LISTEN_DEFAULT,
-        );
-        let listen = parse_listen(&listen).ok_or_else(|| {
-            invalid(
-                "listen",
-                &o,
-                &listen,
-                "expected HOST:PORT such as 127.0.0.1:4567",
-            )
-        })?;
-
-        let (data_dir, o) = pick(
-            "data_dir",
-            "RIFFLE_DATA_DIR",
-            path(args.data_dir.as_ref()),
-            path(file.data_dir.as_ref()),
-            DATA_DIR_DEFAULT,
-        );
-        if data_dir.trim().is_empty() {
-            return Err(invalid(
-                "data_dir",
-                &o,
-                &data_dir,
-                "expected a directory path",
-            ));
-        }
-
-        let (fsync, o) = pick(
-            "fsync",
-            "RIFFLE_FSYNC",
-            text(args.fsync.as_ref()),
-            text(file.fsync.as_ref()),
-            "always",
-        );
-        let fsync = parse_fsync(&fsync).ok_or_else(|| {
-            invalid(
-                "fsync",
-                &o,
-                &fsync,
-                "expected always, never or interval:MS with MS in 1..=60000",
-            )
-        })?;
-
-        let (region, o) = pick(
-            "region",
-            "RIFFLE_REGION",
-            text(args.region.as_ref()),
-            text(file.region.as_ref()),
-            REGION_DEFAULT,
-        );
-        if !is_region(&region) {
-            return Err(invalid(
-                "region",
-                &o,
-                &region,
-                "expected an AWS region name such as us-east-1",
-            ));
-        }
-
-        let (account_id, o) = pick(
-            "account_id",
-            "RIFFLE_ACCOUNT_ID",
-            text(args.account_id.as_ref()),
-            text(file.account_id.as_ref()),
-            ACCOUNT_ID_DEFAULT,
-        );
-        if account_id.len() != 12 || !account_id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid("account_id", &o, &account_id, "expected 12 digits"));
-        }
-
-        let (delay, o) = pick(
-            "status_delay_ms",
-            "RIFFLE_STATUS_DELAY_MS",
-            num(args.status_delay_ms),
-            num(file.status_delay_ms),
-            &STATUS_DELAY_MS_DEFAULT.to_string(),
-        );
-        let status_delay = parse_ms(&delay, 0, STATUS_DELAY_MS_MAX).ok_or_else(|| {
-            invalid(
-                "status_delay_ms",
-                &o,
-                &delay,
-                "expected milliseconds in 0..=3600000",
-            )
-        })?;
-
-        let (ttl, o) = pick(
-            "shard_iterator_ttl_ms",
-            "RIFFLE_SHARD_ITERATOR_TTL_MS",
-            num(args.shard_iterator_ttl_ms),
-            num(file.shard_iterator_ttl_ms),
-            &SHARD_ITERATOR_TTL_MS_DEFAULT.to_string(),
-        );
-        let shard_iterator_ttl = parse_ms(&ttl, 1, SHARD_ITERATOR_TTL_MS_MAX).ok_or_else(|| {
-            invalid(
-                "shard_iterator_ttl_ms",
-                &o,
-                &ttl,
-                "expected milliseconds in 1..=86400000",
-            )
-        })?;
+        let path = |v: &Option<PathBuf>| v.as_ref().map(|p| p.to_string_lossy().into_owned());
+        let not_blank = |t: &str| (!t.trim().is_empty()).then(|| PathBuf::from(t));
+        let account = |t: &str| {
+            (t.len() == 12 && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.to_owned())
+        };
+        let region = |t: &str| is_region(t).then(|| t.to_owned());
 
         Ok(ServeConfig {
-            listen,
-            data_dir: PathBuf::from(data_dir),
-            fsync,
-            region,
-            account_id,
-            status_delay,
-            shard_iterator_ttl,
+            listen: sources.value(
+                &LISTEN,
+                args.listen.clone(),
+                f.listen.clone(),
+                LISTEN_DEFAULT,
+                parse_listen,
+                "expected HOST:PORT such as 127.0.0.1:4567",
+            )?,
+            data_dir: sources.value(
+                &DATA_DIR,
+                path(&args.data_dir),
+                path(&f.data_dir),
+                DATA_DIR_DEFAULT,
+                not_blank,
+                "expected a directory path",
+            )?,
+            fsync: sources.value(
+                &FSYNC,
+                args.fsync.clone(),
+                f.fsync.clone(),
+                "always",
+                parse_fsync,
+                "expected always, never or interval:MS with MS in 1..=60000",
+            )?,
+            region: sources.value(
+                &REGION,
+                args.region.clone(),
+                f.region.clone(),
+                REGION_DEFAULT,
+                region,
+                "expected an AWS region name such as us-east-1",
+            )?,
+            account_id: sources.value(
+                &ACCOUNT_ID,
+                args.account_id.clone(),
+                f.account_id.clone(),
+                ACCOUNT_ID_DEFAULT,
+                account,
+                "expected 12 digits",
+            )?,
+            status_delay: sources.value(
+                &STATUS_DELAY_MS,
+                num(args.status_delay_ms),
+                num(f.status_delay_ms),
+                &STATUS_DELAY_MS_DEFAULT.to_string(),
+                |t| parse_ms(t, 0, STATUS_DELAY_MS_MAX),
+                "expected milliseconds in 0..=3600000",
+            )?,
+            shard_iterator_ttl: sources.value(
+                &SHARD_ITERATOR_TTL_MS,
+                num(args.shard_iterator_ttl_ms),
+                num(f.shard_iterator_ttl_ms),
+                &SHARD_ITERATOR_TTL_MS_DEFAULT.to_string(),
+                |t| parse_ms(t, 1, SHARD_ITERATOR_TTL_MS_MAX),
+                "expected milliseconds in 1..=86400000",
+            )?,
         })
     }
 }
@@ -308,31 +321,6 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_owned(),
         source: Box::new(source),
     })
-}
-
-/// The flag spelling of a key.
-fn flag_name(id: &'static str) -> &'static str {
-    match id {
-        "data_dir" => "data-dir",
-        "account_id" => "account-id",
-        "status_delay_ms" => "status-delay-ms",
-        "shard_iterator_ttl_ms" => "shard-iterator-ttl-ms",
-        other => other,
-    }
-}
-
-fn invalid(
-    key: &'static str,
-    origin: &Origin<'_>,
-    value: &str,
-    reason: &'static str,
-) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        origin: origin.to_string(),
-        value: value.to_owned(),
-        reason,
-    }
 }
 
 /// `IP:PORT`, or `HOST:PORT` resolved once at start-up (e.g. `localhost:4567`).
@@ -484,6 +472,62 @@ mod tests {
                 .starts_with("invalid `region` (from config file "),
             "{err}"
         );
+    }
+
+    /// Parses `serve` arguments the way the binary does, so that the keys'
+    /// ids are checked against clap's.
+    fn resolve_cli(argv: &[&str]) -> Result<ServeConfig, ConfigError> {
+        use clap::{Command, FromArgMatches};
+        let command = ServeArgs::augment_args(Command::new("serve"));
+        let matches = command.try_get_matches_from(argv).unwrap();
+        let args = ServeArgs::from_arg_matches(&matches).unwrap();
+        ServeConfig::resolve(&args, Some(&matches))
+    }
+
+    #[test]
+    fn every_flag_parsed_by_clap_reaches_the_config() {
+        let config = resolve_cli(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "/tmp/x",
+            "--fsync",
+            "never",
+            "--region",
+            "eu-west-1",
+            "--account-id",
+            "123456789012",
+            "--status-delay-ms",
+            "7",
+            "--shard-iterator-ttl-ms",
+            "9",
+        ])
+        .unwrap();
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.fsync, FsyncPolicy::Never);
+        assert_eq!(config.region, "eu-west-1");
+        assert_eq!(config.account_id, "123456789012");
+        assert_eq!(config.status_delay, Duration::from_millis(7));
+        assert_eq!(config.shard_iterator_ttl, Duration::from_millis(9));
+        for (flag, key) in [
+            ("--listen", "listen"),
+            ("--data-dir", "data_dir"),
+            ("--region", "region"),
+            ("--account-id", "account_id"),
+            ("--status-delay-ms", "status_delay_ms"),
+            ("--shard-iterator-ttl-ms", "shard_iterator_ttl_ms"),
+        ] {
+            let bad = if flag.ends_with("-ms") {
+                "999999999"
+            } else {
+                " "
+            };
+            let err = resolve_cli(&["serve", flag, bad]).unwrap_err();
+            let prefix = format!("invalid `{key}` (from flag {flag})");
+            assert!(err.to_string().starts_with(&prefix), "{err}");
+        }
     }
 
     #[test]
