@@ -57,7 +57,7 @@ fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
     v.into_result()
 }
 
-pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
+pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
     let input: Input = json::parse(body)?;
     validate(&input)?;
     refuse_dry_run(input.DryRun)?;
@@ -82,9 +82,13 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
         records_max: limit,
         bytes_max: RESPONSE_BYTES_MAX,
     };
-    let batch = shard
-        .log
-        .read(iterator.position, limits)
+    // A read can copy 10 MiB (and touch the disk): it runs on the blocking
+    // pool so it never stalls the async threads serving other requests.
+    let log = shard.log.clone();
+    let position = iterator.position;
+    let batch = tokio::task::spawn_blocking(move || log.read(position, limits))
+        .await
+        .map_err(errors::task)?
         .map_err(|err| match err {
             // Deleted between the lookup and the read: as if looked up later.
             LogError::Deleted { .. } => not_found(),

@@ -94,7 +94,7 @@ pub async fn dispatch(kinesis: &Kinesis, action: &str, body: &[u8]) -> Result<By
         "PutRecord" => put_record::run(kinesis, body).await,
         "PutRecords" => put_records::run(kinesis, body).await,
         "GetShardIterator" => get_shard_iterator::run(kinesis, body),
-        "GetRecords" => get_records::run(kinesis, body),
+        "GetRecords" => get_records::run(kinesis, body).await,
         "DescribeLimits" => describe_limits::run(kinesis, body),
         other if MODEL_OPERATIONS.contains(&other) => Err(errors::not_supported(other)),
         // AWS sends no message for an unknown operation.
