@@ -111,7 +111,7 @@ class RiffleServer:
             time.sleep(POLL_INTERVAL_S)
 
     def kill(self) -> None:
-        """SIGKILL, as a crash or power cut would stop it."""
+        """SIGKILL: the process gets no chance to flush or clean up, as in a crash."""
         if self.proc is None:
             return
         self.proc.kill()
@@ -174,9 +174,12 @@ def server(tmp_path):
     crashed = srv.proc is not None and srv.proc.poll() is not None
     # Captured output: pytest shows it only when the test fails.
     print(f"--- riffle stderr (tail) ---\n{srv.stderr_tail()}")
-    srv.terminate()
+    code = srv.terminate()
     if crashed:
         pytest.fail("riffle serve died during the test (see its stderr above)")
+    # SIGTERM must drain, flush and exit 0 (CLI.md), after any test.
+    if code != 0:
+        pytest.fail(f"riffle serve did not exit 0 on SIGTERM within {STOP_DEADLINE_S}s (exit {code})")
 
 
 _session: boto3.session.Session | None = None
