@@ -72,28 +72,7 @@ fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
         );
     }
     if let Some(tags) = &input.Tags {
-        let shown = || {
-            format!(
-                "{{{}}}",
-                tags.iter()
-                    .map(|(k, val)| format!("{k}={}", val.as_str()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        let count = tags.len();
-        v.check(
-            count >= 1,
-            Shown::Text(&shown()),
-            "tags",
-            "Member must have length greater than or equal to 1",
-        );
-        v.check(
-            count <= 200,
-            Shown::Text(&shown()),
-            "tags",
-            "Member must have length less than or equal to 200",
-        );
+        check_tags(&mut v, tags);
     }
     v.range(
         input.WarmThroughputMiBps.map(|n| i64::from(n.0)),
@@ -110,6 +89,51 @@ fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
         &["AUTO", "USER_PARTITION_KEY"],
     );
     v.into_result()
+}
+
+/// The model's `TagMap`: 1 to 200 entries, keys of 1 to 128 characters,
+/// values of at most 256 (tags themselves are kept by a later issue).
+fn check_tags(v: &mut Violations, tags: &BTreeMap<String, Str<'_>>) {
+    let units = |text: &str| text.encode_utf16().count();
+    let keys_ok = tags.keys().all(|k| (1..=128).contains(&units(k)));
+    let values_ok = tags.values().all(|val| units(val.as_str()) <= 256);
+    let count_ok = (1..=200).contains(&tags.len());
+    if keys_ok && values_ok && count_ok {
+        return;
+    }
+    let entries: Vec<String> = tags
+        .iter()
+        .map(|(k, val)| format!("{k}={}", val.as_str()))
+        .collect();
+    let shown = format!("{{{}}}", entries.join(", "));
+    let count = tags.len();
+    let shown = || Shown::Text(&shown);
+    v.check(
+        count >= 1,
+        shown(),
+        "tags",
+        "Member must have length greater than or equal to 1",
+    );
+    v.check(
+        count <= 200,
+        shown(),
+        "tags",
+        "Member must have length less than or equal to 200",
+    );
+    v.check(
+        keys_ok,
+        shown(),
+        "tags",
+        "Map keys must satisfy constraint: [Member must have length less than or equal to 128, \
+         Member must have length greater than or equal to 1]",
+    );
+    v.check(
+        values_ok,
+        shown(),
+        "tags",
+        "Map value must satisfy constraint: [Member must have length less than or equal to 256, \
+         Member must have length greater than or equal to 0]",
+    );
 }
 
 pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
