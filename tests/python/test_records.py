@@ -252,3 +252,17 @@ def test_get_records_limit_above_ten_thousand_is_a_validation_error(kinesis):
         "1 validation error detected: Value '10001' at 'limit' failed to satisfy constraint: "
         "Member must have value less than or equal to 10000",
     )
+
+
+def test_one_get_records_returns_at_most_ten_mib(kinesis):
+    create_active_stream(kinesis, "heavy")
+    payloads = [bytes([i]) * (1024 * 1024 - 100) for i in range(12)]  # ~12 MiB in all
+    for payload in payloads:
+        kinesis.put_record(StreamName="heavy", PartitionKey="k", Data=payload)
+
+    first = kinesis.get_records(ShardIterator=iterator(kinesis, "heavy", shard_id(0)))
+    size = sum(len(r["Data"]) + len(r["PartitionKey"]) for r in first["Records"])
+    assert 0 < len(first["Records"]) < len(payloads)
+    assert size <= 10 * 1024 * 1024
+    rest, _ = read_to_end(kinesis, first["NextShardIterator"])
+    assert [r["Data"] for r in first["Records"] + rest] == payloads

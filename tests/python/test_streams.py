@@ -84,6 +84,19 @@ def test_describe_stream_pages_through_shards(kinesis):
     assert ids == [shard_id(i) for i in range(5)]
 
 
+def test_default_page_sizes_are_awss(kinesis):
+    create_active_stream(kinesis, "many", shards=150)
+
+    # DescribeStream returns 100 shards unless told otherwise ...
+    desc = kinesis.describe_stream(StreamName="many")["StreamDescription"]
+    assert len(desc["Shards"]) == 100
+    assert desc["HasMoreShards"] is True
+    # ... and ListShards up to 1000.
+    listed = kinesis.list_shards(StreamName="many")
+    assert [s["ShardId"] for s in listed["Shards"]] == [shard_id(i) for i in range(150)]
+    assert "NextToken" not in listed
+
+
 def test_list_streams_pages_in_name_order(kinesis):
     names = ["delta", "alpha", "echo", "charlie", "bravo"]
     for name in names:
