@@ -91,6 +91,8 @@ def test_default_page_sizes_are_awss(kinesis):
     desc = kinesis.describe_stream(StreamName="many")["StreamDescription"]
     assert len(desc["Shards"]) == 100
     assert desc["HasMoreShards"] is True
+    # ... and never more than 100, even when asked for more ...
+    assert len(kinesis.describe_stream(StreamName="many", Limit=200)["StreamDescription"]["Shards"]) == 100
     # ... and ListShards up to 1000.
     listed = kinesis.list_shards(StreamName="many")
     assert [s["ShardId"] for s in listed["Shards"]] == [shard_id(i) for i in range(150)]
