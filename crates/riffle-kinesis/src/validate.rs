@@ -42,8 +42,9 @@ impl Violations {
         Violations::default()
     }
 
-    /// Records a violation unless `ok`.
-    pub fn check(&mut self, ok: bool, shown: Shown<'_>, path: &str, constraint: &str) {
+    /// Records a violation unless `ok`. The texts are only formatted for
+    /// a violation, so valid requests cost no allocation here.
+    pub fn check(&mut self, ok: bool, shown: Shown<'_>, path: &str, constraint: impl Display) {
         if !ok && self.found.len() < VIOLATIONS_MAX {
             self.found.push(format!(
                 "Value {shown} at '{path}' failed to satisfy constraint: {constraint}"
@@ -64,57 +65,41 @@ impl Violations {
     pub fn length(&mut self, value: Option<&str>, path: &str, min: usize, max: usize) {
         let Some(text) = value else { return };
         let len = text.encode_utf16().count();
-        self.check(
-            len >= min,
-            Shown::Text(text),
-            path,
-            &format!("Member must have length greater than or equal to {min}"),
-        );
-        self.check(
-            len <= max,
-            Shown::Text(text),
-            path,
-            &format!("Member must have length less than or equal to {max}"),
-        );
+        let shown = || Shown::Text(text);
+        let at_least = format_args!("Member must have length greater than or equal to {min}");
+        self.check(len >= min, shown(), path, at_least);
+        let at_most = format_args!("Member must have length less than or equal to {max}");
+        self.check(len <= max, shown(), path, at_most);
     }
 
     pub fn pattern(&mut self, value: Option<&str>, path: &str, pattern: Pattern) {
         let Some(text) = value else { return };
-        self.check(
-            pattern.matches(text),
-            Shown::Text(text),
-            path,
-            &format!(
-                "Member must satisfy regular expression pattern: {}",
-                pattern.source()
-            ),
-        );
+        let source = pattern.source();
+        let constraint = format_args!("Member must satisfy regular expression pattern: {source}");
+        self.check(pattern.matches(text), Shown::Text(text), path, constraint);
     }
 
     pub fn range(&mut self, value: Option<i64>, path: &str, min: Option<i64>, max: Option<i64>) {
         let Some(n) = value else { return };
         if let Some(min) = min {
-            let text = format!("Member must have value greater than or equal to {min}");
-            self.check(n >= min, Shown::Number(n), path, &text);
+            let constraint = format_args!("Member must have value greater than or equal to {min}");
+            self.check(n >= min, Shown::Number(n), path, constraint);
         }
         if let Some(max) = max {
-            let text = format!("Member must have value less than or equal to {max}");
-            self.check(n <= max, Shown::Number(n), path, &text);
+            let constraint = format_args!("Member must have value less than or equal to {max}");
+            self.check(n <= max, Shown::Number(n), path, constraint);
         }
     }
 
     pub fn one_of(&mut self, value: Option<&str>, path: &str, allowed: &[&str]) {
         let Some(text) = value else { return };
-        let constraint = format!(
-            "Member must satisfy enum value set: [{}]",
-            allowed.join(", ")
-        );
-        self.check(
-            allowed.contains(&text),
-            Shown::Text(text),
-            path,
-            &constraint,
-        );
+        if !allowed.contains(&text) {
+            let constraint = format!(
+                "Member must satisfy enum value set: [{}]",
+                allowed.join(", ")
+            );
+            self.check(false, Shown::Text(text), path, constraint);
+        }
     }
 
     pub fn into_result(self) -> Result<(), KinesisError> {

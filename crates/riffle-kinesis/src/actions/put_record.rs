@@ -74,7 +74,7 @@ pub(crate) fn check_record(
             len <= DATA_BYTES_MAX,
             Shown::Bytes(len),
             &format!("{at}data"),
-            &format!("Member must have length less than or equal to {DATA_BYTES_MAX}"),
+            format_args!("Member must have length less than or equal to {DATA_BYTES_MAX}"),
         ),
     }
     let path = format!("{at}partitionKey");
@@ -110,7 +110,7 @@ pub(crate) fn check_stream_record_size(
             false,
             Shown::Bytes(data_len),
             &format!("{}data", at()),
-            &format!("Member must have length less than or equal to {max}"),
+            format_args!("Member must have length less than or equal to {max}"),
         );
     }
 }

@@ -112,7 +112,7 @@ fn validate(input: &Input<'_>, spans: &[Span]) -> Result<(), KinesisError> {
             entries.len() <= RECORDS_MAX,
             Shown::Text(&shown),
             "records",
-            &format!("Member must have length less than or equal to {RECORDS_MAX}"),
+            format_args!("Member must have length less than or equal to {RECORDS_MAX}"),
         );
         for (i, (entry, span)) in entries.iter().zip(spans).enumerate().take(RECORDS_MAX) {
             check_record(
