@@ -266,3 +266,15 @@ def test_one_get_records_returns_at_most_ten_mib(kinesis):
     assert size <= 10 * 1024 * 1024
     rest, _ = read_to_end(kinesis, first["NextShardIterator"])
     assert [r["Data"] for r in first["Records"] + rest] == payloads
+
+
+def test_sequence_number_for_ordering_is_accepted_and_order_holds(kinesis):
+    create_active_stream(kinesis, "ordered")
+    previous = kinesis.put_record(StreamName="ordered", PartitionKey="k", Data=b"0")["SequenceNumber"]
+    for i in range(1, 5):
+        seq = kinesis.put_record(
+            StreamName="ordered", PartitionKey="k", Data=str(i).encode(), SequenceNumberForOrdering=previous
+        )["SequenceNumber"]
+        assert int(seq) > int(previous)
+        previous = seq
+    assert [r["Data"] for r in read_shard(kinesis, "ordered", shard_id(0))] == [str(i).encode() for i in range(5)]

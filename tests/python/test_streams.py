@@ -194,7 +194,7 @@ def test_stream_arn_works_wherever_a_stream_name_does(kinesis):
     got = kinesis.get_records(ShardIterator=it["ShardIterator"], StreamARN=arn)["Records"]
     assert [r["Data"] for r in got] == [b"via arn", b"batch via arn"]
 
-    kinesis.delete_stream(StreamARN=arn)
+    kinesis.delete_stream(StreamARN=arn, EnforceConsumerDeletion=True)
     kinesis.get_waiter("stream_not_exists").wait(StreamARN=arn, WaiterConfig={"Delay": 0.05, "MaxAttempts": 200})
 
 
