@@ -868,3 +868,21 @@ async fn records_past_the_retention_period_are_not_returned() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["Data"], b64(b"new"));
 }
+
+#[tokio::test]
+async fn explicit_hash_keys_at_every_range_boundary_land_in_their_shard() {
+    let env = env();
+    let k = &env.kinesis;
+    create(k, "s", 3).await;
+    for (index, range) in crate::hashkey::split_evenly(3).iter().enumerate() {
+        for key in [range.start, range.start + 1, range.end - 1, range.end] {
+            let body = json!({"StreamName": "s", "Data": "", "PartitionKey": "p", "ExplicitHashKey": key.to_string()});
+            let out = ok(k, "PutRecord", body).await;
+            assert_eq!(
+                out["ShardId"],
+                crate::catalog::shard_id(index as u32),
+                "hash key {key}"
+            );
+        }
+    }
+}
