@@ -344,3 +344,65 @@ async fn streams_pass_through_creating_and_deleting_as_aws_streams_do() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn sigterm_lets_a_request_already_in_flight_finish() {
+    use std::io::{Read, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut riffle = Riffle::start_in(dir.path(), &[]);
+    create_active(&riffle.client(), STREAM, 1).await;
+
+    // A PutRecord whose body is still on its way: with `Expect:
+    // 100-continue` the server says "100 Continue" once the handler reads
+    // the body, so the test knows the request is in flight.
+    let body = format!(r#"{{"StreamName":"{STREAM}","PartitionKey":"k","Data":"aW4tZmxpZ2h0"}}"#);
+    let (head, tail) = body.split_at(body.len() / 2);
+    let mut socket = std::net::TcpStream::connect(riffle.addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!(
+        "POST / HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-amz-json-1.1\r\n\
+         X-Amz-Target: Kinesis_20131202.PutRecord\r\nExpect: 100-continue\r\n\
+         Content-Length: {}\r\n",
+        riffle.addr,
+        body.len()
+    );
+    for (name, value) in common::SIGNED {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    socket.write_all(request.as_bytes()).unwrap();
+    let mut interim = [0u8; 25];
+    socket.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    socket.write_all(head.as_bytes()).unwrap();
+
+    riffle.signal(libc::SIGTERM);
+    // Shutdown has begun once new connections are refused.
+    let addr = riffle.addr;
+    eventually(
+        Duration::from_secs(10),
+        "the listener to close",
+        move || async move { std::net::TcpStream::connect(addr).is_err().then_some(()) },
+    )
+    .await;
+    socket.write_all(tail.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        response.contains(r#""ShardId":"shardId-000000000000""#),
+        "{response}"
+    );
+    let status = riffle.wait_exit();
+    assert_eq!(status.code(), Some(0), "{status:?}; log:\n{}", riffle.log());
+
+    // The record answered during shutdown is on disk.
+    let riffle = Riffle::start_in(dir.path(), &[]);
+    let records = read_shard(&riffle.client(), "shardId-000000000000").await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].data().as_ref(), b"in-flight");
+}
