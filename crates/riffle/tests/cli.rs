@@ -5,7 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{Riffle, endpoint_of, spawn_kept};
@@ -203,34 +204,37 @@ fn an_unusable_data_directory_exits_1_naming_it() {
     assert!(err.contains("not-a-directory"), "{err}");
 }
 
-#[test]
-fn the_banner_shows_the_bound_endpoint_and_a_command_to_try() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut command = serve_in(dir.path());
-    command
-        .args(["--region", "eu-west-3", "--account-id", "123456789012"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let (mut child, _keeper) = spawn_kept(command);
+/// Starts `command` and returns it with its banner: the lines up to the
+/// `try:` line. Stdout keeps being drained afterwards.
+fn start_with_banner(mut command: Command) -> (Child, mpsc::Sender<()>, Vec<String>) {
+    command.stdout(Stdio::piped()).stderr(Stdio::null());
+    let (mut child, keeper) = spawn_kept(command);
     let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
         for line in std::io::BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            let done = line.trim_start().starts_with("try:");
-            if tx.send(line).is_err() || done {
-                break;
-            }
+            let _ = tx.send(line); // the receiver stops listening after the banner
         }
     });
     let mut banner = Vec::new();
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        let done = line.trim_start().starts_with("try:");
         banner.push(line);
-        if banner.last().unwrap().trim_start().starts_with("try:") {
+        if done {
             break;
         }
     }
+    (child, keeper, banner)
+}
+
+#[test]
+fn the_banner_shows_the_bound_endpoint_and_a_command_to_try() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = serve_in(dir.path());
+    command.args(["--region", "eu-west-3", "--account-id", "123456789012"]);
+    let (mut child, _keeper, banner) = start_with_banner(command);
     let _ = child.kill();
     let _ = child.wait();
 
@@ -274,4 +278,49 @@ fn a_data_directory_already_served_by_another_riffle_exits_1() {
     // The first server is unaffected.
     let response = common::post_action(first.addr, "ListStreams", b"{}");
     assert_eq!(response.status, 200);
+}
+
+#[tokio::test]
+async fn settings_from_the_config_file_and_environment_reach_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("riffle.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\nregion = \"ap-south-1\"\n\
+             account_id = \"111122223333\"\nstatus_delay_ms = 0\n"
+        ),
+    )
+    .unwrap();
+    let mut command = riffle();
+    command
+        .args(["serve", "--config"])
+        .arg(&file)
+        .env("RIFFLE_ACCOUNT_ID", "444455556666");
+    let (mut child, _keeper, banner) = start_with_banner(command);
+    let endpoint = banner
+        .iter()
+        .find_map(|l| endpoint_of(l))
+        .unwrap_or_else(|| panic!("no endpoint in {banner:#?}"))
+        .to_owned();
+
+    let client = common::client_for(&endpoint);
+    common::create_active(&client, "configured", 1).await;
+    let summary = client
+        .describe_stream_summary()
+        .stream_name("configured")
+        .send()
+        .await
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        summary.stream_description_summary().unwrap().stream_arn(),
+        "arn:aws:kinesis:ap-south-1:444455556666:stream/configured"
+    );
+    assert!(
+        data.is_dir(),
+        "the data directory from the file was not used"
+    );
 }
