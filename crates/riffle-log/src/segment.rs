@@ -2,13 +2,14 @@
 //! reads, scanning them to recover or rebuild an index, and the small file
 //! helpers (durable create/rename, directory sync) every writer path uses.
 
+use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
 
 use crate::format::{self, DecodeError, INDEX_INTERVAL_BYTES, IndexEntry, SEGMENT_HEADER_LEN};
@@ -228,11 +229,7 @@ impl<'a> FrameCursor<'a> {
             return Ok(());
         }
         let len = need.max(self.chunk).min((self.end - self.pos) as usize);
-        let mut v = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut v, self.pos)
-            .map_err(CursorError::Io)?;
-        self.buf = Bytes::from(v);
+        self.buf = read_shared(self.file, self.pos, len).map_err(CursorError::Io)?;
         self.buf_at = self.pos;
         Ok(())
     }
@@ -259,6 +256,26 @@ impl<'a> FrameCursor<'a> {
         self.pos += total as u64;
         Ok(Some((offset, frame)))
     }
+}
+
+thread_local! {
+    /// The read buffer of this thread. Reads hand out slices of it as
+    /// `Bytes`; once the caller has dropped them, the next read reuses the
+    /// same (already faulted-in) memory instead of allocating afresh.
+    static READ_BUF: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// Reads `len` bytes at `pos` into a shareable buffer.
+fn read_shared(file: &File, pos: u64, len: usize) -> io::Result<Bytes> {
+    READ_BUF.with_borrow_mut(|buf| {
+        buf.clear();
+        // Reclaims the previous allocation when no slice of it is alive.
+        buf.reserve(len);
+        buf.resize(len, 0);
+        let read = file.read_exact_at(&mut buf[..], pos);
+        let bytes = buf.split().freeze();
+        read.map(|()| bytes)
+    })
 }
 
 fn bad(offset: u64, e: DecodeError) -> CursorError {

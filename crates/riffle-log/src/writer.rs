@@ -10,7 +10,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
@@ -30,6 +30,12 @@ const _: () = assert!(format::BATCH_BYTES_MAX <= IN_FLIGHT_BYTES_MAX);
 /// A round stops draining the queue after this many bytes so that early
 /// appenders are not delayed indefinitely by a steady stream of later ones.
 const ROUND_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// With `fsync=always` and concurrent appenders, a round keeps gathering
+/// appends while they arrive less than this far apart...
+const GROUP_COMMIT_GAP: Duration = Duration::from_micros(50);
+/// ...but for no longer than this: a sync costs about a millisecond here, so
+/// waiting a fraction of it lets many more appends share it.
+const GROUP_COMMIT_LINGER_MAX: Duration = Duration::from_micros(500);
 
 /// What every log handle shares with the store: the way to the writer.
 pub(crate) struct Shared {
@@ -188,10 +194,15 @@ fn poison(log: &LogInner, w: &mut WriterSide, e: &LogError) {
 
 impl Writer {
     fn run(mut self) {
+        let mut appends_last_round = 0;
         while let Some(first) = self.recv() {
             let mut round = Round::default();
             let mut next = Some(first);
             let mut control = None;
+            // Concurrent appenders were seen: they are probably resubmitting
+            // right now, so wait a little for them to share this sync.
+            let linger = self.policy == FsyncPolicy::Always && appends_last_round > 1;
+            let linger_until = Instant::now() + GROUP_COMMIT_LINGER_MAX;
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Append {
@@ -212,9 +223,16 @@ impl Writer {
                     }
                 }
                 if round.bytes < ROUND_BYTES_MAX {
-                    next = self.rx.try_recv().ok();
+                    next = match self.rx.try_recv() {
+                        Ok(msg) => Some(msg),
+                        Err(_) if linger && Instant::now() < linger_until => {
+                            self.rx.recv_timeout(GROUP_COMMIT_GAP).ok()
+                        }
+                        Err(_) => None,
+                    };
                 }
             }
+            appends_last_round = round.replies.len();
             self.finish(round);
             if let Some(msg) = control
                 && !self.control(msg)
