@@ -17,8 +17,15 @@
 //!  "status_until_ms":1795000000500,  when CREATING/UPDATING end, DELETING completes
 //!  "shards":[{"index":0,"start_hash":"0","end_hash":"3402…455",
 //!             "parent":null,"adjacent_parent":null,"created_ms":1795000000000,
-//!             "closed":false}]}
+//!             "closed":false}],
+//!  "pending":{"close":[0],"open":[{"index":1,…},{"index":2,…}]}}
 //! ```
+//!
+//! `pending` (absent when there is none) is a reshard that was accepted
+//! but not applied yet: the shards to close and the children to open. It
+//! is written before any parent log is closed, so a restart in the middle
+//! of a reshard finds it and finishes it (see `reshard`). Records written
+//! before `pending` existed decode with none.
 //!
 //! Hash keys are decimal strings (128-bit numbers are not portable JSON
 //! numbers). The metadata store (redb) checksums and commits entries
@@ -88,6 +95,16 @@ pub struct StreamRecord {
     pub status: Status,
     pub status_until_ms: i64,
     pub shards: Vec<ShardRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Reshard>,
+}
+
+/// A reshard in progress: close the shards `close`, then open `open`
+/// (whose records name their parents). Shard indexes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reshard {
+    pub close: Vec<u32>,
+    pub open: Vec<ShardRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +155,8 @@ impl StreamRecord {
         }
         let record: StreamRecord =
             serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-        for shard in &record.shards {
+        let pending = record.pending.iter().flat_map(|p| &p.open);
+        for shard in record.shards.iter().chain(pending) {
             shard
                 .range()
                 .ok_or_else(|| corrupt(format!("shard {} has a bad hash range", shard.index)))?;
@@ -207,6 +225,7 @@ mod tests {
                 created_ms: 1_795_000_000_000,
                 closed: false,
             }],
+            pending: None,
         }
     }
 
@@ -214,6 +233,28 @@ mod tests {
     fn records_round_trip() {
         let record = sample();
         assert_eq!(StreamRecord::decode("k", &record.encode()), Ok(record));
+    }
+
+    #[test]
+    fn records_with_a_pending_reshard_round_trip_and_old_ones_have_none() {
+        let mut record = sample();
+        let child = ShardRecord {
+            index: 1,
+            parent: Some(0),
+            ..record.shards[0].clone()
+        };
+        record.pending = Some(Reshard {
+            close: vec![0],
+            open: vec![child],
+        });
+        let bytes = record.encode();
+        assert!(
+            String::from_utf8_lossy(&bytes)
+                .contains(r#""pending":{"close":[0],"open":[{"index":1,"#)
+        );
+        assert_eq!(StreamRecord::decode("k", &bytes), Ok(record));
+        let text = String::from_utf8(sample().encode()).unwrap();
+        assert!(!text.contains("pending"), "{text}");
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! - `service`: loading the catalog, finding streams, catalog commits,
 //!   deletions, and the background duties (status transitions, retention).
 //! - `stream`: a stream in memory: status as of now, routing, shard logs.
+//! - `reshard`: split, merge and uniform-scaling plans and their
+//!   crash-safe application while records keep flowing.
 //! - `catalog`: the on-disk stream records in the metadata store.
 //! - `hashkey`, `seqnum`, `iterator`: the hash-key space, the sequence-number
 //!   and shard-iterator formats (each with its layout documented).
@@ -35,6 +37,7 @@ mod errors;
 mod hashkey;
 mod iterator;
 mod json;
+mod reshard;
 mod seqnum;
 mod service;
 mod stream;
@@ -131,6 +134,9 @@ pub struct Kinesis {
     /// that checking a name and committing it are one step. Control-plane
     /// only: the record path never takes it.
     catalog_lock: tokio::sync::Mutex<()>,
+    /// Woken whenever a stream is swapped in `streams`: appends that found
+    /// their shard closed by a reshard wait on it for the new shard map.
+    shard_maps: tokio::sync::Notify,
 }
 
 impl Kinesis {
@@ -145,6 +151,7 @@ impl Kinesis {
             iterator_key,
             streams: RwLock::new(streams),
             catalog_lock: tokio::sync::Mutex::new(()),
+            shard_maps: tokio::sync::Notify::new(),
         }))
     }
 

@@ -51,7 +51,8 @@ pub fn load_streams(
         let record = StreamRecord::decode(&key, &value).map_err(errors::catalog)?;
         let arn = stream_arn(config, &record.name);
         let name = record.name.clone();
-        streams.insert(name, Arc::new(Stream::open(store, record, arn)?));
+        let stream = crate::reshard::recover(store, Stream::open(store, record, arn)?)?;
+        streams.insert(name, Arc::new(stream));
     }
     Ok(streams)
 }
@@ -136,9 +137,14 @@ impl Kinesis {
     }
 
     pub(crate) fn insert(&self, stream: Stream) {
+        self.insert_arc(Arc::new(stream));
+    }
+
+    pub(crate) fn insert_arc(&self, stream: Arc<Stream>) {
         self.streams
             .write()
-            .insert(stream.name().to_owned(), Arc::new(stream));
+            .insert(stream.name().to_owned(), stream);
+        self.shard_maps.notify_waiters();
     }
 
     /// Completes the deletion of `stream`: its catalog entry, then its logs.
@@ -209,13 +215,15 @@ impl Kinesis {
         Ok(())
     }
 
-    /// Deletes whole segments older than each stream's retention period.
-    /// Deleting files is blocking I/O: it runs on the blocking pool.
-    async fn trim_retention(&self) {
-        let now = now_ms();
+    /// Deletes whole segments older than each stream's retention period,
+    /// as of `now`. Closed shards whose records are all past retention
+    /// lose all their segments this way; they are no longer listed (see
+    /// `Stream::is_expired`). Deleting files is blocking I/O: it runs on
+    /// the blocking pool.
+    pub(crate) async fn trim_retention(&self, now: i64) {
         let mut work = Vec::new();
         for stream in self.all() {
-            let cutoff = now - i64::from(stream.record.retention_hours) * 3_600_000;
+            let cutoff = stream.trim_horizon_ms(now);
             work.extend(
                 stream
                     .shards
@@ -254,7 +262,7 @@ pub async fn run_background(kinesis: &Kinesis, shutdown: impl Future<Output = ()
                     warn!(error = %err, "stream status transition failed; will retry");
                 }
             }
-            _ = trims.tick() => kinesis.trim_retention().await,
+            _ = trims.tick() => kinesis.trim_retention(now_ms()).await,
         }
     }
 }

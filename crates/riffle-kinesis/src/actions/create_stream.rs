@@ -235,6 +235,7 @@ fn new_record(
         },
         status_until_ms: now.saturating_add(delay_ms),
         shards,
+        pending: None,
     }
 }
 

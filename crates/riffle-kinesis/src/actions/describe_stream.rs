@@ -73,16 +73,17 @@ struct SequenceNumberRange {
 
 impl<'a> ShardOut<'a> {
     pub(crate) fn of(stream: &Stream, shard: &'a Shard) -> ShardOut<'a> {
+        // A closed shard's last record; AWS reports an end also for a
+        // shard that never had one: then its starting number.
         let ending = shard
             .closed
-            .then(|| shard.log.next_seq().checked_sub(1))
-            .flatten()
-            .map(|last| {
-                stream.seq_number(
+            .then(|| match shard.log.next_seq().checked_sub(1) {
+                Some(last) => stream.seq_number(
                     shard,
                     last,
                     shard.log.last_arrival_ms().unwrap_or(shard.created_ms),
-                )
+                ),
+                None => stream.seq_number(shard, 0, shard.created_ms),
             });
         ShardOut {
             ShardId: &shard.id,
@@ -154,8 +155,7 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
         Vec::new()
     } else {
         stream
-            .shards
-            .iter()
+            .listed(now)
             .filter(|s| start.is_none_or(|id| s.id.as_str() > id))
             .collect()
     };

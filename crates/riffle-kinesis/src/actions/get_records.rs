@@ -6,11 +6,12 @@
 
 use bytes::Bytes;
 use riffle_log::{LogError, ReadLimits};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::put_record::refuse_dry_run;
 use crate::iterator::{ITERATOR_CHARS_MAX, ShardIterator};
 use crate::json::{self, Bool, Int, Str};
+use crate::stream::{Shard, Stream};
 use crate::time::{now_ms, write_epoch_seconds};
 use crate::validate::Violations;
 use crate::{Kinesis, KinesisError, catalog, errors};
@@ -120,7 +121,11 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
         out.push_str(r#","EncryptionType":"NONE"}"#);
     }
     out.push(']');
-    if !batch.end_of_log {
+    // The end of a shard a reshard closed. Its log closes just before the
+    // reshard's commit lists its children: until then it is not the end
+    // yet, and the reader gets an iterator to try again.
+    let at_end = batch.end_of_log && shard.closed;
+    if !at_end {
         let next = ShardIterator {
             issued_ms: now,
             position: batch.next_seq,
@@ -135,6 +140,47 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
         Some(last) if !caught_up => (now - last.arrival_ms).max(0),
         _ => 0,
     };
-    out.push_str(&format!(r#","MillisBehindLatest":{behind}}}"#));
+    out.push_str(&format!(r#","MillisBehindLatest":{behind}"#));
+    if at_end {
+        out.push_str(r#","ChildShards":"#);
+        out.push_str(&child_shards(&stream, shard));
+    }
+    out.push('}');
     Ok(Bytes::from(out))
+}
+
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+struct ChildShard<'a> {
+    ShardId: &'a str,
+    ParentShards: Vec<&'a str>,
+    HashKeyRange: HashKeyRange,
+}
+
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+struct HashKeyRange {
+    StartingHashKey: String,
+    EndingHashKey: String,
+}
+
+/// The `ChildShards` of a closed shard, as a JSON array.
+fn child_shards(stream: &Stream, shard: &Shard) -> String {
+    let children: Vec<ChildShard<'_>> = stream
+        .children(shard)
+        .map(|child| ChildShard {
+            ShardId: &child.id,
+            ParentShards: [&child.parent_id, &child.adjacent_parent_id]
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .collect(),
+            HashKeyRange: HashKeyRange {
+                StartingHashKey: child.range.start.to_string(),
+                EndingHashKey: child.range.end.to_string(),
+            },
+        })
+        .collect();
+    // Strings and arrays of strings always serialize.
+    serde_json::to_string(&children).expect("child shards serialize")
 }

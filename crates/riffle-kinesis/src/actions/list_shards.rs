@@ -1,8 +1,21 @@
 //! ListShards: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_ListShards.html>
 //!
-//! `NextToken` is the URL-safe base64 of `sh1:<o>:<last index>:<stream>`,
-//! where `o` is 1 when only open shards are listed (filter `AT_LATEST`);
-//! the next page lists shards after that index.
+//! `NextToken` is the URL-safe base64 of
+//! `sh2:<filter>:<timestamp ms>:<last index>:<stream>`, where `filter` is
+//! the [`Filter`] code (its timestamp is 0 when it has none); the next page
+//! lists the shards the same filter selects after that index.
+//!
+//! Filters (API_ShardFilter), with the trim horizon `now - retention` (no
+//! earlier than the stream's creation) and a shard's end being when its
+//! children were created:
+//! - `FROM_TRIM_HORIZON` (also no filter): every shard within retention;
+//!   closed shards past it have left the stream and are never listed.
+//! - `AT_TRIM_HORIZON`: the shards open at the trim horizon.
+//! - `AT_LATEST`: the open shards.
+//! - `AT_TIMESTAMP`: shards started at or before it and open at it.
+//! - `FROM_TIMESTAMP`: open shards and those closed at or after it; a
+//!   timestamp before the trim horizon counts as the trim horizon.
+//! - `AFTER_SHARD_ID`: every shard after the one named.
 
 use base64_simd::URL_SAFE_NO_PAD as TOKEN;
 use bytes::Bytes;
@@ -19,7 +32,7 @@ use crate::{Kinesis, KinesisError, errors};
 /// default value is 1000. If you specify a value greater than 1000, at
 /// most 1000 results are returned."); the model allows asking up to 10,000.
 pub const LIST_SHARDS_MAX: usize = 1000;
-const TOKEN_PREFIX: &str = "sh1:";
+const TOKEN_PREFIX: &str = "sh2:";
 
 const FILTER_TYPES: &[&str] = &[
     "AFTER_SHARD_ID",
@@ -43,7 +56,7 @@ struct Input<'a> {
     MaxResults: Option<Int>,
     StreamCreationTimestamp: Option<Timestamp>,
     #[serde(borrow)]
-    ShardFilter: Option<Filter<'a>>,
+    ShardFilter: Option<FilterInput<'a>>,
     #[serde(borrow)]
     StreamARN: Option<Str<'a>>,
     #[serde(borrow)]
@@ -53,7 +66,7 @@ struct Input<'a> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
-struct Filter<'a> {
+struct FilterInput<'a> {
     #[serde(borrow)]
     Type: Option<Str<'a>>,
     #[serde(borrow)]
@@ -73,7 +86,53 @@ struct Output<'a> {
 struct Page {
     stream: String,
     after: Option<u32>,
-    open_only: bool,
+    filter: Filter,
+}
+
+/// Which shards a listing selects (besides `after`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Filter {
+    FromTrimHorizon,
+    AtTrimHorizon,
+    AtLatest,
+    AtTimestamp(i64),
+    FromTimestamp(i64),
+}
+
+impl Filter {
+    fn code(self) -> (u8, i64) {
+        match self {
+            Filter::FromTrimHorizon => (0, 0),
+            Filter::AtTrimHorizon => (1, 0),
+            Filter::AtLatest => (2, 0),
+            Filter::AtTimestamp(at) => (3, at),
+            Filter::FromTimestamp(at) => (4, at),
+        }
+    }
+
+    fn from_code(code: u8, at: i64) -> Option<Filter> {
+        Some(match code {
+            0 => Filter::FromTrimHorizon,
+            1 => Filter::AtTrimHorizon,
+            2 => Filter::AtLatest,
+            3 => Filter::AtTimestamp(at),
+            4 => Filter::FromTimestamp(at),
+            _ => return None,
+        })
+    }
+
+    /// Whether a shard that started at `start` and is open (`end` none) or
+    /// ended at `end` is selected, given the trim horizon.
+    fn selects(self, start: i64, end: Option<i64>, horizon: i64) -> bool {
+        let open_at = |t: i64| start <= t && end.is_none_or(|e| e >= t);
+        match self {
+            Filter::FromTrimHorizon => true,
+            Filter::AtTrimHorizon => open_at(horizon),
+            Filter::AtLatest => end.is_none(),
+            Filter::AtTimestamp(at) => open_at(at.max(horizon)),
+            Filter::FromTimestamp(at) => end.is_none_or(|e| e >= at.max(horizon)),
+        }
+    }
 }
 
 fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
@@ -140,36 +199,38 @@ fn page(kinesis: &Kinesis, input: &Input<'_>) -> Result<Page, KinesisError> {
         .ExclusiveStartShardId
         .as_ref()
         .and_then(|id| catalog::parse_shard_id(id.as_str()));
-    let mut open_only = false;
-    if let Some(filter) = &input.ShardFilter {
+    let mut filter = Filter::FromTrimHorizon;
+    if let Some(given) = &input.ShardFilter {
+        let at = given.Timestamp.map(|t| t.0);
         // Validated: present and one of FILTER_TYPES.
-        match filter.Type.as_ref().map_or("", Str::as_str) {
-            "AFTER_SHARD_ID" => {
-                let Some(id) = &filter.ShardId else {
+        filter = match (given.Type.as_ref().map_or("", Str::as_str), at) {
+            ("AFTER_SHARD_ID", _) => {
+                let Some(id) = &given.ShardId else {
                     return Err(KinesisError::InvalidArgument(
                         "ShardId must be supplied in a ShardFilter with a Type of AFTER_SHARD_ID"
                             .to_owned(),
                     ));
                 };
-                let index = catalog::parse_shard_id(id.as_str());
-                after = after.max(index);
+                after = after.max(catalog::parse_shard_id(id.as_str()));
+                Filter::FromTrimHorizon
             }
-            "AT_TIMESTAMP" | "FROM_TIMESTAMP" if filter.Timestamp.is_none() => {
+            ("AT_TIMESTAMP" | "FROM_TIMESTAMP", None) => {
                 return Err(KinesisError::InvalidArgument(
                     "Timestamp must be supplied in a ShardFilter with a Type of FROM_TIMESTAMP or AT_TIMESTAMP"
                         .to_owned(),
                 ));
             }
-            // Without resharding every shard is open and as old as the
-            // stream, so the trim-horizon and timestamp filters list all.
-            "AT_LATEST" => open_only = true,
-            _ => {}
-        }
+            ("AT_TIMESTAMP", Some(at)) => Filter::AtTimestamp(at),
+            ("FROM_TIMESTAMP", Some(at)) => Filter::FromTimestamp(at),
+            ("AT_TRIM_HORIZON", _) => Filter::AtTrimHorizon,
+            ("AT_LATEST", _) => Filter::AtLatest,
+            _ => Filter::FromTrimHorizon,
+        };
     }
     Ok(Page {
         stream,
         after,
-        open_only,
+        filter,
     })
 }
 
@@ -189,17 +250,22 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
     let limit = input
         .MaxResults
         .map_or(LIST_SHARDS_MAX, |n| (n.0 as usize).min(LIST_SHARDS_MAX));
+    let horizon = stream.trim_horizon_ms(now).max(stream.record.created_ms);
     let listed: Vec<_> = stream
-        .shards
-        .iter()
-        .filter(|s| page.after.is_none_or(|a| s.index > a) && !(page.open_only && s.closed))
+        .listed(now)
+        .filter(|s| {
+            page.after.is_none_or(|a| s.index > a)
+                && page
+                    .filter
+                    .selects(s.created_ms, stream.closed_ms(s), horizon)
+        })
         .collect();
     let shown = &listed[..listed.len().min(limit)];
     let next = (listed.len() > shown.len())
         .then(|| {
             shown
                 .last()
-                .map(|s| encode_token(page.open_only, s.index, stream.name()))
+                .map(|s| encode_token(page.filter, s.index, stream.name()))
         })
         .flatten();
     super::respond(&Output {
@@ -208,11 +274,9 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
     })
 }
 
-fn encode_token(open_only: bool, last: u32, stream: &str) -> String {
-    TOKEN.encode_to_string(format!(
-        "{TOKEN_PREFIX}{}:{last}:{stream}",
-        u8::from(open_only)
-    ))
+fn encode_token(filter: Filter, last: u32, stream: &str) -> String {
+    let (code, at) = filter.code();
+    TOKEN.encode_to_string(format!("{TOKEN_PREFIX}{code}:{at}:{last}:{stream}"))
 }
 
 fn decode_token(token: &str) -> Result<Page, KinesisError> {
@@ -220,13 +284,65 @@ fn decode_token(token: &str) -> Result<Page, KinesisError> {
     let raw = TOKEN.decode_to_vec(token).map_err(|_| invalid())?;
     let text = String::from_utf8(raw).map_err(|_| invalid())?;
     let rest = text.strip_prefix(TOKEN_PREFIX).ok_or_else(invalid)?;
-    let mut parts = rest.splitn(3, ':');
-    let (Some(open), Some(last), Some(stream)) = (parts.next(), parts.next(), parts.next()) else {
+    let mut parts = rest.splitn(4, ':');
+    let (Some(code), Some(at), Some(last), Some(stream)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(invalid());
     };
+    let at: i64 = at.parse().map_err(|_| invalid())?;
+    let filter = code
+        .parse()
+        .ok()
+        .and_then(|code| Filter::from_code(code, at))
+        .ok_or_else(invalid)?;
     Ok(Page {
         stream: stream.to_owned(),
         after: Some(last.parse().map_err(|_| invalid())?),
-        open_only: open == "1",
+        filter,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_every_filter() {
+        for filter in [
+            Filter::FromTrimHorizon,
+            Filter::AtTrimHorizon,
+            Filter::AtLatest,
+            Filter::AtTimestamp(1_795_000_000_123),
+            Filter::FromTimestamp(-5),
+        ] {
+            let page = decode_token(&encode_token(filter, 42, "a:b")).unwrap();
+            assert_eq!(
+                (page.filter, page.after, page.stream.as_str()),
+                (filter, Some(42), "a:b")
+            );
+        }
+        for bad in ["", "c2gyOjk6MDoxOnM", "c2gxOjA6MTpz"] {
+            assert!(decode_token(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn filters_select_as_documented() {
+        // A parent 0..=100 closed at 100; its child from 100, open.
+        let (parent, child) = ((0, Some(100)), (100, None));
+        let horizon = 10;
+        let sel = |f: Filter, (start, end): (i64, Option<i64>)| f.selects(start, end, horizon);
+        assert!(sel(Filter::AtTrimHorizon, parent) && !sel(Filter::AtTrimHorizon, child));
+        assert!(!sel(Filter::AtLatest, parent) && sel(Filter::AtLatest, child));
+        assert!(sel(Filter::FromTrimHorizon, parent) && sel(Filter::FromTrimHorizon, child));
+        assert!(sel(Filter::AtTimestamp(50), parent) && !sel(Filter::AtTimestamp(50), child));
+        // At the moment of the reshard both are open.
+        assert!(sel(Filter::AtTimestamp(100), parent) && sel(Filter::AtTimestamp(100), child));
+        assert!(!sel(Filter::AtTimestamp(150), parent) && sel(Filter::AtTimestamp(150), child));
+        // Before the trim horizon counts as the trim horizon.
+        assert!(sel(Filter::AtTimestamp(-99), parent) && !sel(Filter::AtTimestamp(-99), child));
+        assert!(sel(Filter::FromTimestamp(50), parent) && sel(Filter::FromTimestamp(50), child));
+        assert!(!sel(Filter::FromTimestamp(150), parent) && sel(Filter::FromTimestamp(150), child));
+    }
 }

@@ -9,8 +9,12 @@ mod get_records;
 mod get_shard_iterator;
 mod list_shards;
 mod list_streams;
+mod merge_shards;
 mod put_record;
 mod put_records;
+mod retention;
+mod split_shard;
+mod update_shard_count;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -96,6 +100,11 @@ pub async fn dispatch(kinesis: &Kinesis, action: &str, body: &[u8]) -> Result<By
         "GetShardIterator" => get_shard_iterator::run(kinesis, body),
         "GetRecords" => get_records::run(kinesis, body).await,
         "DescribeLimits" => describe_limits::run(kinesis, body),
+        "SplitShard" => split_shard::run(kinesis, body).await,
+        "MergeShards" => merge_shards::run(kinesis, body).await,
+        "UpdateShardCount" => update_shard_count::run(kinesis, body).await,
+        "IncreaseStreamRetentionPeriod" => retention::run_increase(kinesis, body).await,
+        "DecreaseStreamRetentionPeriod" => retention::run_decrease(kinesis, body).await,
         other if MODEL_OPERATIONS.contains(&other) => Err(errors::not_supported(other)),
         // AWS sends no message for an unknown operation.
         _ => Err(KinesisError::UnknownOperation(String::new())),
@@ -149,5 +158,7 @@ pub(crate) struct StreamModeDetails {
     pub StreamMode: &'static str,
 }
 
+#[cfg(test)]
+mod reshard_tests;
 #[cfg(test)]
 mod tests;

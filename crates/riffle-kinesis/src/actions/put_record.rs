@@ -1,7 +1,9 @@
 //! PutRecord: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecord.html>
 
 use bytes::Bytes;
-use riffle_log::{LogError, RecordIn};
+use std::sync::Arc;
+
+use riffle_log::{Appended, LogError, RecordIn};
 use serde::{Deserialize, Serialize};
 
 use crate::json::{self, Blob, Bool, Str};
@@ -9,7 +11,7 @@ use crate::seqnum::SeqNum;
 use crate::stream::Stream;
 use crate::time::now_ms;
 use crate::validate::{Pattern, Shown, Violations};
-use crate::{Kinesis, KinesisError, errors, hashkey};
+use crate::{Kinesis, KinesisError, errors, hashkey, reshard};
 
 /// The model's `Data` maximum (10 MiB, the largest MaxRecordSizeInKiB);
 /// a stream's own maximum (1 MiB by default) is checked once it is known.
@@ -185,27 +187,52 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
             kinesis.account()
         )));
     }
-    // Every hash key has an open shard while no resharding is under way.
-    let shard = stream
-        .route(hash)
-        .ok_or_else(|| errors::stream_not_found(&name, kinesis.account()))?;
     let record = RecordIn {
         partition_key: partition_key.as_bytes(),
         explicit_hash_key: explicit.map(str::as_bytes),
         data: &data,
     };
-    let appended = shard
-        .log
-        .append(&[record], now)
-        .await
-        .map_err(|err| match err {
-            // Deleted between the lookup and the append: as if looked up later.
-            LogError::Deleted { .. } => errors::stream_not_found(&name, kinesis.account()),
-            err => err.into(),
-        })?;
+    let (stream, index, appended) = append_routed(kinesis, stream, hash, record, now).await?;
+    // Routing returned this index from this stream.
+    let shard = stream.shard(index).expect("the shard appended to exists");
     super::respond(&Output {
         ShardId: &shard.id,
         SequenceNumber: stream.seq_number(shard, appended.first_seq, appended.arrival_ms),
         EncryptionType: "NONE",
     })
+}
+
+/// Appends `record` to the open shard owning `hash`. A reshard may close
+/// that shard between routing and appending: the append then fails with
+/// `Closed` having written nothing, and the record is routed again on the
+/// stream as the reshard left it, to a child. Returns that stream, the
+/// shard's index and the append.
+async fn append_routed(
+    kinesis: &Kinesis,
+    mut stream: Arc<Stream>,
+    hash: u128,
+    record: RecordIn<'_>,
+    now: i64,
+) -> Result<(Arc<Stream>, u32, Appended), KinesisError> {
+    let name = stream.name().to_owned();
+    loop {
+        // Every hash key has an open shard: a reshard swaps parents for
+        // children in one step.
+        let shard = stream
+            .route(hash)
+            .ok_or_else(|| errors::stream_not_found(&name, kinesis.account()))?;
+        let index = shard.index;
+        match shard.log.append(&[record], now).await {
+            Ok(appended) => return Ok((stream, index, appended)),
+            Err(LogError::Closed { .. }) => {
+                let resharded = reshard::wait_reshard(kinesis, &stream, index).await?;
+                stream = resharded;
+            }
+            // Deleted between the lookup and the append: as if looked up later.
+            Err(LogError::Deleted { .. }) => {
+                return Err(errors::stream_not_found(&name, kinesis.account()));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
 }

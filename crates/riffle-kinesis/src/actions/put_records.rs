@@ -5,6 +5,8 @@
 //! A shard whose append fails fails only its own records (reported per
 //! record with `ErrorCode`), never the whole call.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures_util::future::join_all;
 use riffle_log::{Appended, LogError, RecordIn};
@@ -16,7 +18,7 @@ use crate::json::{self, Blob, Bool, Str};
 use crate::stream::Stream;
 use crate::time::now_ms;
 use crate::validate::{Shown, Violations};
-use crate::{Kinesis, KinesisError, errors};
+use crate::{Kinesis, KinesisError, errors, reshard};
 
 /// Records per call (API_PutRecords: "up to 500 records").
 pub const RECORDS_MAX: usize = 500;
@@ -164,38 +166,113 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
         );
     }
     v.into_result()?;
-    let routed = route_all(kinesis, &stream, entries)?;
-    let outcomes = append_groups(&stream, &routed.groups, entries, &arena, &spans, now).await;
-    super::respond(&results(&stream, &routed.placed, &outcomes))
+    let call = Call {
+        entries,
+        arena: &arena,
+        spans: &spans,
+        now,
+    };
+    let (stream, fates) = place_all(kinesis, stream, &call).await?;
+    super::respond(&results(&stream, &fates))
 }
 
-/// Where every record of a call goes.
-struct Routed {
-    /// Per shard position, the indexes of its records in request order.
-    groups: Vec<Vec<usize>>,
-    /// Per record, its shard position and its place within that group.
-    placed: Vec<(usize, usize)>,
+/// The records of one call.
+struct Call<'c, 'a> {
+    entries: &'c [Entry<'a>],
+    arena: &'c [u8],
+    spans: &'c [Span],
+    now: i64,
 }
 
+/// What became of one record.
+#[derive(Debug, Clone, Copy)]
+enum Fate {
+    /// Not written yet: its shard was closed by a reshard before the
+    /// append; it is routed again once the reshard is committed.
+    Pending,
+    Written {
+        position: usize,
+        seq: u64,
+        arrival_ms: i64,
+    },
+    Failed,
+}
+
+/// Routes and appends every record, again for those whose shard
+/// a reshard closed meanwhile (they go to its children). Returns the
+/// stream as last used (its shards include every shard written to: shard
+/// positions are stable across reshards) and each record's fate.
+async fn place_all(
+    kinesis: &Kinesis,
+    mut stream: Arc<Stream>,
+    call: &Call<'_, '_>,
+) -> Result<(Arc<Stream>, Vec<Fate>), KinesisError> {
+    let mut fates = vec![Fate::Pending; call.entries.len()];
+    let mut todo: Vec<usize> = (0..call.entries.len()).collect();
+    loop {
+        let groups = route_all(kinesis, &stream, call.entries, &todo)?;
+        let outcomes = append_groups(
+            &stream,
+            &groups,
+            call.entries,
+            call.arena,
+            call.spans,
+            call.now,
+        )
+        .await;
+        let mut closed = None;
+        for (position, (members, outcome)) in groups.iter().zip(&outcomes).enumerate() {
+            match outcome {
+                None => {}
+                Some(Ok(appended)) => {
+                    for (nth, &i) in members.iter().enumerate() {
+                        fates[i] = Fate::Written {
+                            position,
+                            seq: appended.first_seq + nth as u64,
+                            arrival_ms: appended.arrival_ms,
+                        };
+                    }
+                }
+                Some(Err(LogError::Closed { .. })) => closed = Some(position as u32),
+                Some(Err(_)) => members.iter().for_each(|&i| fates[i] = Fate::Failed),
+            }
+        }
+        todo.retain(|&i| matches!(fates[i], Fate::Pending));
+        let Some(index) = closed else {
+            return Ok((stream, fates));
+        };
+        match reshard::wait_reshard(kinesis, &stream, index).await {
+            Ok(resharded) => stream = resharded,
+            Err(err) => {
+                warn!(error = %err, "PutRecords could not follow a reshard");
+                todo.iter().for_each(|&i| fates[i] = Fate::Failed);
+                return Ok((stream, fates));
+            }
+        }
+    }
+}
+
+/// Per shard position, the indexes (from `todo`) of the records it owns,
+/// in request order.
 fn route_all(
     kinesis: &Kinesis,
     stream: &Stream,
     entries: &[Entry<'_>],
-) -> Result<Routed, KinesisError> {
+    todo: &[usize],
+) -> Result<Vec<Vec<usize>>, KinesisError> {
     let mut groups: Vec<Vec<usize>> = vec![Vec::new(); stream.shards.len()];
-    let mut placed = Vec::with_capacity(entries.len());
-    for (i, entry) in entries.iter().enumerate() {
+    for &i in todo {
+        let entry = &entries[i];
         let key = entry.PartitionKey.as_ref().map_or("", Str::as_str);
         let hash = hash_key(key, entry.ExplicitHashKey.as_ref().map(Str::as_str))?;
-        // Every hash key has an open shard while no resharding is under way.
+        // Every hash key has an open shard: a reshard swaps parents for
+        // children in one step.
         let shard = stream
             .route(hash)
             .ok_or_else(|| errors::stream_not_found(stream.name(), kinesis.account()))?;
-        let position = shard.index as usize;
-        placed.push((position, groups[position].len()));
-        groups[position].push(i);
+        groups[shard.index as usize].push(i);
     }
-    Ok(Routed { groups, placed })
+    Ok(groups)
 }
 
 type Outcome = Option<Result<Appended, LogError>>;
@@ -238,7 +315,11 @@ async fn append_groups(
     let outcomes = join_all(appends).await;
     let mut by_position: Vec<Outcome> = (0..groups.len()).map(|_| None).collect();
     for ((position, _), outcome) in batches.iter().zip(outcomes) {
-        if let Err(err) = &outcome {
+        // A shard closed by a reshard is no failure: its records are
+        // routed again.
+        if let Err(err) = &outcome
+            && !matches!(err, LogError::Closed { .. })
+        {
             warn!(log = stream.shards[*position].log.name(), error = %err, "PutRecords append failed");
         }
         by_position[*position] = Some(outcome);
@@ -247,31 +328,31 @@ async fn append_groups(
 }
 
 /// The response: one entry per record, in request order.
-fn results<'s>(stream: &'s Stream, placed: &[(usize, usize)], outcomes: &[Outcome]) -> Output<'s> {
+fn results<'s>(stream: &'s Stream, fates: &[Fate]) -> Output<'s> {
     let mut failed = 0;
-    let records = placed
+    let records = fates
         .iter()
-        .map(|&(position, nth)| {
-            let shard = &stream.shards[position];
-            match &outcomes[position] {
-                Some(Ok(appended)) => ResultEntry {
-                    SequenceNumber: Some(stream.seq_number(
-                        shard,
-                        appended.first_seq + nth as u64,
-                        appended.arrival_ms,
-                    )),
+        .map(|fate| match *fate {
+            Fate::Written {
+                position,
+                seq,
+                arrival_ms,
+            } => {
+                let shard = &stream.shards[position];
+                ResultEntry {
+                    SequenceNumber: Some(stream.seq_number(shard, seq, arrival_ms)),
                     ShardId: Some(&shard.id),
                     ErrorCode: None,
                     ErrorMessage: None,
-                },
-                _ => {
-                    failed += 1;
-                    ResultEntry {
-                        SequenceNumber: None,
-                        ShardId: None,
-                        ErrorCode: Some("InternalFailure"),
-                        ErrorMessage: Some("Internal service failure."),
-                    }
+                }
+            }
+            Fate::Pending | Fate::Failed => {
+                failed += 1;
+                ResultEntry {
+                    SequenceNumber: None,
+                    ShardId: None,
+                    ErrorCode: Some("InternalFailure"),
+                    ErrorMessage: Some("Internal service failure."),
                 }
             }
         })
