@@ -84,8 +84,11 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
         .get(&name)
         .filter(|s| s.is_usable(now))
         .ok_or_else(|| errors::shard_not_found(&shard_id, &name, account))?;
+    // A closed shard whose records are all past retention has left the
+    // stream, as on AWS.
     let shard = stream
         .shard(index)
+        .filter(|s| !stream.is_expired(s, now))
         .ok_or_else(|| errors::shard_not_found(&shard_id, &name, account))?;
     let position = position(kinesis, &input, &stream, shard, now)?;
     let iterator = ShardIterator {

@@ -800,3 +800,32 @@ async fn records_written_while_shards_split_and_merge_are_read_once_in_key_order
         assert_eq!(n, prev + 1, "{key} out of order");
     }
 }
+
+#[tokio::test]
+async fn reshards_past_the_account_shard_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1,000 shards in regions other than the three large ones.
+    let small = KinesisConfig {
+        region: "eu-central-1".into(),
+        ..config()
+    };
+    let (_store, k) = open_at(dir.path(), small);
+    create(&k, "full", 999).await;
+    create(&k, "s", 1).await;
+    let e = split(&k, "s", &sid(0), HALF).await.unwrap_err();
+    assert!(matches!(e, KinesisError::LimitExceeded(_)), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "This request would exceed the shard limit for the account 000000000000 in eu-central-1. \
+         Current shard count for the account: 1000. Limit: 1000. Number of additional shards that \
+         would have resulted from this request: 1. Refer to the AWS Service Limits page \
+         (https://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for current limits \
+         and how to request higher limits."
+    );
+    let scale = json!({"StreamName": "s", "TargetShardCount": 2, "ScalingType": "UNIFORM_SCALING"});
+    let (kind, _) = err(&k, "UpdateShardCount", scale).await;
+    assert_eq!(kind, "LimitExceeded");
+    // Merging frees a shard; then a split fits again.
+    merge(&k, "full", &sid(0), &sid(1)).await.unwrap();
+    split(&k, "s", &sid(0), HALF).await.unwrap();
+}
