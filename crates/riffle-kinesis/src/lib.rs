@@ -24,6 +24,7 @@
 //! - `catalog`: the on-disk stream records in the metadata store.
 //! - `hashkey`, `seqnum`, `iterator`: the hash-key space, the sequence-number
 //!   and shard-iterator formats (each with its layout documented).
+//! - `throttle`: per-shard throughput limits (token buckets).
 //! - `json`, `validate`, `errors`, `time`: AWS's JSON typing, constraint
 //!   messages, error texts and time formats.
 //!
@@ -41,6 +42,7 @@ mod reshard;
 mod seqnum;
 mod service;
 mod stream;
+mod throttle;
 mod time;
 mod validate;
 
@@ -67,6 +69,10 @@ pub struct KinesisConfig {
     pub status_delay: Duration,
     /// How long a shard iterator stays valid; AWS: 5 minutes.
     pub iterator_ttl: Duration,
+    /// Enforce AWS's per-shard throughput limits (writes 1 MiB/s and 1,000
+    /// records/s, reads 2 MiB/s and 5 GetRecords calls/s), answering
+    /// `ProvisionedThroughputExceededException` as AWS does. Off: no limits.
+    pub throughput_limits: bool,
 }
 
 impl Default for KinesisConfig {
@@ -76,6 +82,7 @@ impl Default for KinesisConfig {
             account_id: "000000000000".into(),
             status_delay: Duration::from_millis(500),
             iterator_ttl: Duration::from_secs(300),
+            throughput_limits: true,
         }
     }
 }
@@ -137,6 +144,8 @@ pub struct Kinesis {
     /// Woken whenever a stream is swapped in `streams`: appends that found
     /// their shard closed by a reshard wait on it for the new shard map.
     shard_maps: tokio::sync::Notify,
+    /// Drives the throughput limits; tests fix it instead of sleeping.
+    clock: throttle::Clock,
 }
 
 impl Kinesis {
@@ -152,6 +161,7 @@ impl Kinesis {
             streams: RwLock::new(streams),
             catalog_lock: tokio::sync::Mutex::new(()),
             shard_maps: tokio::sync::Notify::new(),
+            clock: throttle::Clock::default(),
         }))
     }
 

@@ -33,6 +33,9 @@ pub struct ServeConfig {
     pub status_delay: Duration,
     /// How long a shard iterator stays valid (AWS: 5 minutes).
     pub shard_iterator_ttl: Duration,
+    /// Enforce AWS's per-shard throughput limits (`on`, the default, so code
+    /// tested against Riffle is throttled as in AWS); `off` for raw speed.
+    pub throughput_limits: bool,
 }
 
 /// Default listen address: the port local Kinesis emulators use.
@@ -81,6 +84,9 @@ pub struct ServeArgs {
         hide = true
     )]
     pub shard_iterator_ttl_ms: Option<u64>,
+    /// AWS's per-shard throughput limits: on, or off for raw speed [default: on]
+    #[arg(long, env = "RIFFLE_THROUGHPUT_LIMITS", value_name = "on|off")]
+    pub throughput_limits: Option<String>,
     /// TOML file with the same keys (listen, data_dir, fsync, region, account_id, status_delay_ms, …)
     #[arg(long, env = "RIFFLE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -98,6 +104,26 @@ pub struct FileConfig {
     pub account_id: Option<String>,
     pub status_delay_ms: Option<u64>,
     pub shard_iterator_ttl_ms: Option<u64>,
+    /// `"on"`/`"off"`, or a TOML boolean.
+    pub throughput_limits: Option<Switch>,
+}
+
+/// An on/off setting in the TOML file: `"on"`, `"off"`, `true` or `false`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Switch {
+    Bool(bool),
+    Text(String),
+}
+
+impl Switch {
+    fn text(&self) -> String {
+        match self {
+            Switch::Bool(true) => "on".to_owned(),
+            Switch::Bool(false) => "off".to_owned(),
+            Switch::Text(text) => text.clone(),
+        }
+    }
 }
 
 /// A configuration error, naming the key and where its value came from.
@@ -184,6 +210,12 @@ const SHARD_ITERATOR_TTL_MS: Key = Key {
     id: "shard_iterator_ttl_ms",
     flag: "shard-iterator-ttl-ms",
     env: "RIFFLE_SHARD_ITERATOR_TTL_MS",
+};
+
+const THROUGHPUT_LIMITS: Key = Key {
+    id: "throughput_limits",
+    flag: "throughput-limits",
+    env: "RIFFLE_THROUGHPUT_LIMITS",
 };
 
 /// Where values can come from, in precedence order.
@@ -308,6 +340,14 @@ impl ServeConfig {
                 |t| parse_ms(t, 1, SHARD_ITERATOR_TTL_MS_MAX),
                 "expected milliseconds in 1..=86400000",
             )?,
+            throughput_limits: sources.value(
+                &THROUGHPUT_LIMITS,
+                args.throughput_limits.clone(),
+                f.throughput_limits.as_ref().map(Switch::text),
+                "on",
+                parse_on_off,
+                "expected on or off",
+            )?,
         })
     }
 }
@@ -351,6 +391,14 @@ pub fn fsync_text(policy: FsyncPolicy) -> String {
     }
 }
 
+fn parse_on_off(text: &str) -> Option<bool> {
+    match text {
+        "on" => Some(true),
+        "off" => Some(false),
+        _ => None,
+    }
+}
+
 fn parse_ms(text: &str, min: u64, max: u64) -> Option<Duration> {
     let ms: u64 = text.trim().parse().ok()?;
     (min..=max).contains(&ms).then(|| Duration::from_millis(ms))
@@ -386,6 +434,41 @@ mod tests {
         );
         assert_eq!(config.status_delay, Duration::from_millis(500));
         assert_eq!(config.shard_iterator_ttl, Duration::from_secs(300));
+        assert!(config.throughput_limits);
+    }
+
+    #[test]
+    fn throughput_limits_turn_off_by_flag_or_file() {
+        let off = resolve(ServeArgs {
+            throughput_limits: Some("off".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert!(!off.throughput_limits);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("riffle.toml");
+        for (text, expected) in [
+            ("throughput_limits = false\n", false),
+            ("throughput_limits = \"off\"\n", false),
+            ("throughput_limits = true\n", true),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let config = resolve(ServeArgs {
+                config: Some(file.clone()),
+                ..ServeArgs::default()
+            })
+            .unwrap();
+            assert_eq!(config.throughput_limits, expected, "{text}");
+        }
+        let err = resolve(ServeArgs {
+            throughput_limits: Some("maybe".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid `throughput_limits` (from flag --throughput-limits): expected on or off, got \"maybe\""
+        );
     }
 
     #[test]
@@ -502,6 +585,8 @@ mod tests {
             "7",
             "--shard-iterator-ttl-ms",
             "9",
+            "--throughput-limits",
+            "off",
         ])
         .unwrap();
         assert_eq!(config.listen.port(), 0);
@@ -511,6 +596,7 @@ mod tests {
         assert_eq!(config.account_id, "123456789012");
         assert_eq!(config.status_delay, Duration::from_millis(7));
         assert_eq!(config.shard_iterator_ttl, Duration::from_millis(9));
+        assert!(!config.throughput_limits);
         for (flag, key) in [
             ("--listen", "listen"),
             ("--data-dir", "data_dir"),
@@ -518,6 +604,7 @@ mod tests {
             ("--account-id", "account_id"),
             ("--status-delay-ms", "status_delay_ms"),
             ("--shard-iterator-ttl-ms", "shard_iterator_ttl_ms"),
+            ("--throughput-limits", "throughput_limits"),
         ] {
             let bad = if flag.ends_with("-ms") {
                 "999999999"

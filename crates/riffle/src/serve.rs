@@ -67,6 +67,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         account_id: config.account_id.clone(),
         status_delay: config.status_delay,
         iterator_ttl: config.shard_iterator_ttl,
+        throughput_limits: config.throughput_limits,
     };
     let kinesis = Kinesis::open(Arc::clone(&store), kinesis_config).map_err(|source| {
         ServeError::Catalog {

@@ -14,7 +14,7 @@ use crate::json::{self, Bool, Int, Str};
 use crate::stream::{Shard, Stream};
 use crate::time::{now_ms, write_epoch_seconds};
 use crate::validate::Violations;
-use crate::{Kinesis, KinesisError, catalog, errors};
+use crate::{Kinesis, KinesisError, catalog, errors, throttle};
 
 /// Records per call (API_GetRecords: "The maximum number of records to
 /// return. Specify a value of up to 10,000.").
@@ -78,6 +78,16 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
         .filter(|s| s.record.incarnation == iterator.incarnation && s.is_usable(now))
         .ok_or_else(not_found)?;
     let shard = stream.shard(iterator.shard_index).ok_or_else(not_found)?;
+    let throttle_at = kinesis.throttle_ms();
+    if let Some(at) = throttle_at
+        && !shard.throttle.admit_read(at)
+    {
+        return Err(throttle::read_exceeded(
+            &shard_id,
+            &iterator.stream,
+            kinesis.account(),
+        ));
+    }
     let limit = input.Limit.map_or(RECORDS_MAX, |n| n.0 as usize);
     let limits = ReadLimits {
         records_max: limit,
@@ -100,6 +110,14 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     // the retention period; AWS never returns those.
     let cutoff = now - i64::from(stream.record.retention_hours) * 3_600_000;
     let retained = &batch.records[batch.records.partition_point(|r| r.arrival_ms < cutoff)..];
+    if let Some(at) = throttle_at {
+        // AWS lets this call return all it read and throttles the next ones.
+        let bytes = retained
+            .iter()
+            .map(|r| r.data.len() + r.partition_key.len())
+            .sum();
+        shard.throttle.charge_read(at, bytes);
+    }
     let estimate: usize = retained
         .iter()
         .map(|r| r.data.len() / 3 * 4 + r.partition_key.len() + 160)

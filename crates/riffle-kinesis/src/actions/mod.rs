@@ -159,6 +159,8 @@ pub(crate) struct StreamModeDetails {
 }
 
 #[cfg(test)]
+mod limits_tests;
+#[cfg(test)]
 mod reshard_tests;
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use crate::seqnum::SeqNum;
 use crate::stream::Stream;
 use crate::time::now_ms;
 use crate::validate::{Pattern, Shown, Violations};
-use crate::{Kinesis, KinesisError, errors, hashkey, reshard};
+use crate::{Kinesis, KinesisError, errors, hashkey, reshard, throttle};
 
 /// The model's `Data` maximum (10 MiB, the largest MaxRecordSizeInKiB);
 /// a stream's own maximum (1 MiB by default) is checked once it is known.
@@ -221,6 +221,16 @@ async fn append_routed(
         let shard = stream
             .route(hash)
             .ok_or_else(|| errors::stream_not_found(&name, kinesis.account()))?;
+        let size = record.data.len() + record.partition_key.len();
+        if let Some(at) = kinesis.throttle_ms()
+            && shard.throttle.admit_writes(at, [size]) == 0
+        {
+            return Err(throttle::write_exceeded(
+                &shard.id,
+                &name,
+                kinesis.account(),
+            ));
+        }
         let index = shard.index;
         match shard.log.append(&[record], now).await {
             Ok(appended) => return Ok((stream, index, appended)),

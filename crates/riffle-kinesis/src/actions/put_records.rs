@@ -18,7 +18,7 @@ use crate::json::{self, Blob, Bool, Str};
 use crate::stream::Stream;
 use crate::time::now_ms;
 use crate::validate::{Shown, Violations};
-use crate::{Kinesis, KinesisError, errors, reshard};
+use crate::{Kinesis, KinesisError, errors, reshard, throttle};
 
 /// Records per call (API_PutRecords: "up to 500 records").
 pub const RECORDS_MAX: usize = 500;
@@ -71,7 +71,7 @@ struct ResultEntry<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ErrorCode: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ErrorMessage: Option<&'static str>,
+    ErrorMessage: Option<String>,
 }
 
 /// Where a record's data lies in the decoded buffer; `None` without Data.
@@ -173,7 +173,8 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
         now,
     };
     let (stream, fates) = place_all(kinesis, stream, &call).await?;
-    super::respond(&results(&stream, &fates))
+    let refused = |shard: &str| throttle::write_message(shard, &name, kinesis.account());
+    super::respond(&results(&stream, &fates, refused))
 }
 
 /// The records of one call.
@@ -195,10 +196,13 @@ enum Fate {
         seq: u64,
         arrival_ms: i64,
     },
+    Throttled {
+        position: usize,
+    },
     Failed,
 }
 
-/// Routes and appends every record, again for those whose shard
+/// Routes, admits and appends every record, again for those whose shard
 /// a reshard closed meanwhile (they go to its children). Returns the
 /// stream as last used (its shards include every shard written to: shard
 /// positions are stable across reshards) and each record's fate.
@@ -210,7 +214,14 @@ async fn place_all(
     let mut fates = vec![Fate::Pending; call.entries.len()];
     let mut todo: Vec<usize> = (0..call.entries.len()).collect();
     loop {
-        let groups = route_all(kinesis, &stream, call.entries, &todo)?;
+        let mut groups = route_all(kinesis, &stream, call.entries, &todo)?;
+        let routed = groups.clone();
+        let admitted = admit_groups(kinesis, &stream, &mut groups, call.entries, call.spans);
+        for (position, members) in routed.iter().enumerate() {
+            for &i in &members[admitted[position]..] {
+                fates[i] = Fate::Throttled { position };
+            }
+        }
         let outcomes = append_groups(
             &stream,
             &groups,
@@ -275,6 +286,42 @@ fn route_all(
     Ok(groups)
 }
 
+/// Charges each shard's throughput limits for its records and keeps in
+/// each group the prefix they admit; returns, per shard position, how many
+/// records were admitted (the rest fail with
+/// `ProvisionedThroughputExceededException`, as AWS reports them).
+fn admit_groups(
+    kinesis: &Kinesis,
+    stream: &Stream,
+    groups: &mut [Vec<usize>],
+    entries: &[Entry<'_>],
+    spans: &[Span],
+) -> Vec<usize> {
+    let Some(at) = kinesis.throttle_ms() else {
+        return groups.iter().map(Vec::len).collect();
+    };
+    let size = |i: usize| {
+        spans[i].map_or(0, |(s, e)| e - s)
+            + entries[i]
+                .PartitionKey
+                .as_ref()
+                .map_or(0, |k| k.as_str().len())
+    };
+    groups
+        .iter_mut()
+        .enumerate()
+        .map(|(position, members)| {
+            if members.is_empty() {
+                return 0;
+            }
+            let throttle = &stream.shards[position].throttle;
+            let admitted = throttle.admit_writes(at, members.iter().map(|&i| size(i)));
+            members.truncate(admitted);
+            admitted
+        })
+        .collect()
+}
+
 type Outcome = Option<Result<Appended, LogError>>;
 
 /// One atomic append per shard with records, all concurrently; the
@@ -328,7 +375,7 @@ async fn append_groups(
 }
 
 /// The response: one entry per record, in request order.
-fn results<'s>(stream: &'s Stream, fates: &[Fate]) -> Output<'s> {
+fn results<'s>(stream: &'s Stream, fates: &[Fate], refused: impl Fn(&str) -> String) -> Output<'s> {
     let mut failed = 0;
     let records = fates
         .iter()
@@ -346,13 +393,22 @@ fn results<'s>(stream: &'s Stream, fates: &[Fate]) -> Output<'s> {
                     ErrorMessage: None,
                 }
             }
+            Fate::Throttled { position } => {
+                failed += 1;
+                ResultEntry {
+                    SequenceNumber: None,
+                    ShardId: None,
+                    ErrorCode: Some("ProvisionedThroughputExceededException"),
+                    ErrorMessage: Some(refused(&stream.shards[position].id)),
+                }
+            }
             Fate::Pending | Fate::Failed => {
                 failed += 1;
                 ResultEntry {
                     SequenceNumber: None,
                     ShardId: None,
                     ErrorCode: Some("InternalFailure"),
-                    ErrorMessage: Some("Internal service failure."),
+                    ErrorMessage: Some("Internal service failure.".to_owned()),
                 }
             }
         })
