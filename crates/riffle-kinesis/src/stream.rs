@@ -22,6 +22,9 @@ pub struct Stream {
     pub shards: Vec<Shard>,
     /// Indexes into `shards` of the open shards, by starting hash key.
     open_by_hash: Vec<usize>,
+    /// Per shard (by position): when it was closed, i.e. when its first
+    /// child was created; `None` while open.
+    closed_ms: Vec<Option<i64>>,
 }
 
 pub struct Shard {
@@ -58,16 +61,75 @@ impl Stream {
         Stream::with_shards(record, self.arn.clone(), shards)
     }
 
+    /// The stream after a reshard: `record` marks the closed parents and
+    /// lists the new shards `added` (opened by the caller) after the old
+    /// ones. Shards keep their positions across versions.
+    pub fn resharded(&self, record: StreamRecord, added: Vec<Shard>) -> Stream {
+        let mut shards: Vec<Shard> = self.shards.iter().map(Shard::clone_handle).collect();
+        shards.extend(added);
+        debug_assert_eq!(shards.len(), record.shards.len());
+        for (shard, stored) in shards.iter_mut().zip(&record.shards) {
+            shard.closed = stored.closed;
+        }
+        Stream::with_shards(record, self.arn.clone(), shards)
+    }
+
     fn with_shards(record: StreamRecord, arn: String, shards: Vec<Shard>) -> Stream {
         let mut open_by_hash: Vec<usize> =
             (0..shards.len()).filter(|&i| !shards[i].closed).collect();
         open_by_hash.sort_by_key(|&i| shards[i].range.start);
+        let mut closed_ms: Vec<Option<i64>> = vec![None; shards.len()];
+        for child in &record.shards {
+            for parent in [child.parent, child.adjacent_parent].into_iter().flatten() {
+                if let Some(at) = closed_ms.get_mut(parent as usize) {
+                    *at = Some(at.map_or(child.created_ms, |t| t.min(child.created_ms)));
+                }
+            }
+        }
         Stream {
             record,
             arn,
             shards,
             open_by_hash,
+            closed_ms,
         }
+    }
+
+    /// When `shard` was closed (its children's creation), if it is.
+    pub fn closed_ms(&self, shard: &Shard) -> Option<i64> {
+        self.closed_ms
+            .get(shard.index as usize)
+            .copied()
+            .flatten()
+            .filter(|_| shard.closed)
+    }
+
+    /// The oldest time whose records are still retained at `now_ms`.
+    pub fn trim_horizon_ms(&self, now_ms: i64) -> i64 {
+        now_ms - i64::from(self.record.retention_hours) * 3_600_000
+    }
+
+    /// Whether `shard` has left the stream: closed before the retention
+    /// period began, so all its records are past retention. AWS then
+    /// lists it no more.
+    pub fn is_expired(&self, shard: &Shard, now_ms: i64) -> bool {
+        self.closed_ms(shard)
+            .is_some_and(|closed| closed < self.trim_horizon_ms(now_ms))
+    }
+
+    /// The shards AWS lists: all but the expired ones, in index order.
+    pub fn listed(&self, now_ms: i64) -> impl Iterator<Item = &Shard> {
+        self.shards
+            .iter()
+            .filter(move |s| !self.is_expired(s, now_ms))
+    }
+
+    /// The shards whose parent or adjacent parent is `shard`.
+    pub fn children(&self, shard: &Shard) -> impl Iterator<Item = &Shard> {
+        self.shards.iter().filter(move |s| {
+            s.parent_id.as_deref() == Some(shard.id.as_str())
+                || s.adjacent_parent_id.as_deref() == Some(shard.id.as_str())
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -130,7 +192,8 @@ impl Stream {
 }
 
 impl Shard {
-    fn open(
+    /// Opens (creating or recovering) the log of `record`. Blocking I/O.
+    pub fn open(
         store: &LogStore,
         stream: &StreamRecord,
         record: &ShardRecord,
