@@ -19,6 +19,9 @@ ON_DEMAND_SHARDS = 4
 # Bounds the polling loops below: a server that never catches up fails the
 # test instead of hanging it.
 READ_DEADLINE_S = 20.0
+# Back-off after ProvisionedThroughputExceededException, doubling up to the max.
+THROTTLE_PAUSE_MIN_S = 0.1
+THROTTLE_PAUSE_MAX_S = 1.0
 
 
 def stream_arn(name: str) -> str:
@@ -66,6 +69,53 @@ def iterator(client, stream: str, shard: str, kind: str = "TRIM_HORIZON", **extr
     return client.get_shard_iterator(StreamName=stream, ShardId=shard, ShardIteratorType=kind, **extra)["ShardIterator"]
 
 
+def is_throttled(err: ClientError) -> bool:
+    return err.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+
+
+def get_records(client, **kwargs) -> dict:
+    """GetRecords as a well-behaved consumer calls it: a shard serves five
+    reads a second (AWS's limit, which Riffle enforces too), so a throttled
+    call backs off and tries again instead of failing."""
+    deadline = time.monotonic() + READ_DEADLINE_S
+    pause = THROTTLE_PAUSE_MIN_S
+    while True:
+        try:
+            return client.get_records(**kwargs)
+        except ClientError as err:
+            if not is_throttled(err) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, THROTTLE_PAUSE_MAX_S)
+
+
+def put_records_retrying(client, stream: str, entries: list[dict]) -> list[dict]:
+    """PutRecords as a well-behaved producer uses it: entries refused for
+    throughput are sent again after a pause. Returns each entry's result,
+    in request order."""
+    results: list[dict | None] = [None] * len(entries)
+    pending = list(range(len(entries)))
+    deadline = time.monotonic() + READ_DEADLINE_S
+    pause = THROTTLE_PAUSE_MIN_S
+    while True:
+        out = client.put_records(StreamName=stream, Records=[entries[i] for i in pending])
+        assert len(out["Records"]) == len(pending)
+        retry = []
+        for i, result in zip(pending, out["Records"]):
+            if "ErrorCode" in result:
+                assert result["ErrorCode"] == "ProvisionedThroughputExceededException", result
+                retry.append(i)
+            else:
+                results[i] = result
+        assert out.get("FailedRecordCount", 0) == len(retry)
+        if not retry:
+            return results
+        assert time.monotonic() < deadline, f"{len(retry)} records still throttled after {READ_DEADLINE_S}s"
+        pending = retry
+        time.sleep(pause)
+        pause = min(pause * 2, THROTTLE_PAUSE_MAX_S)
+
+
 def read_to_end(client, shard_iterator: str, limit: int | None = None) -> tuple[list[dict], str]:
     """Follows NextShardIterator until a call returns no records and reports
     being caught up; returns the records and the iterator to continue from."""
@@ -75,7 +125,7 @@ def read_to_end(client, shard_iterator: str, limit: int | None = None) -> tuple[
         kwargs = {"ShardIterator": shard_iterator}
         if limit is not None:
             kwargs["Limit"] = limit
-        out = client.get_records(**kwargs)
+        out = get_records(client, **kwargs)
         records.extend(out["Records"])
         shard_iterator = out["NextShardIterator"]
         if not out["Records"] and out["MillisBehindLatest"] == 0:

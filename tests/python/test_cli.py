@@ -3,7 +3,7 @@ types from the README, checked against what boto3 reads back."""
 
 import base64
 
-from kinesis_helpers import create_active_stream, shard_id, stream_arn
+from kinesis_helpers import create_active_stream, get_records, shard_id, stream_arn
 
 
 def test_cli_stream_lifecycle_and_records_round_trip(aws, kinesis):
@@ -22,7 +22,7 @@ def test_cli_stream_lifecycle_and_records_round_trip(aws, kinesis):
     assert put["ShardId"] in (shard_id(0), shard_id(1))
     assert put["SequenceNumber"].isdigit()
     it = kinesis.get_shard_iterator(StreamName="cli", ShardId=put["ShardId"], ShardIteratorType="TRIM_HORIZON")
-    [record] = kinesis.get_records(ShardIterator=it["ShardIterator"])["Records"]
+    [record] = get_records(kinesis, ShardIterator=it["ShardIterator"])["Records"]
     assert record["Data"] == b"hello from the cli"
     assert record["SequenceNumber"] == put["SequenceNumber"]
 

@@ -4,7 +4,7 @@ that keeps serving afterwards."""
 
 import pytest
 
-from kinesis_helpers import code_and_message, create_active_stream, error_of, shard_id
+from kinesis_helpers import code_and_message, create_active_stream, error_of, get_records, shard_id
 
 VALIDATION_PREFIX = "1 validation error detected: "
 
@@ -96,7 +96,8 @@ def test_put_records_with_too_many_or_no_records_is_a_validation_error(kinesis, 
         assert "at 'records' failed to satisfy constraint" in message
     # Nothing from the refused calls was written.
     assert kinesis.describe_stream(StreamName="bulk")["StreamDescription"]["StreamStatus"] == "ACTIVE"
-    out = kinesis.get_records(
+    out = get_records(
+        kinesis,
         ShardIterator=kinesis.get_shard_iterator(StreamName="bulk", ShardId=shard_id(0), ShardIteratorType="TRIM_HORIZON")[
             "ShardIterator"
         ]

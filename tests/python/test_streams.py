@@ -11,6 +11,7 @@ from kinesis_helpers import (
     create_active_stream,
     error_of,
     expected_hash_ranges,
+    get_records,
     shard_id,
     stream_arn,
     wait_active,
@@ -191,7 +192,7 @@ def test_stream_arn_works_wherever_a_stream_name_does(kinesis):
     batch = kinesis.put_records(StreamARN=arn, Records=[{"PartitionKey": "k", "Data": b"batch via arn"}])
     assert batch["FailedRecordCount"] == 0
     it = kinesis.get_shard_iterator(StreamARN=arn, ShardId=put["ShardId"], ShardIteratorType="TRIM_HORIZON")
-    got = kinesis.get_records(ShardIterator=it["ShardIterator"], StreamARN=arn)["Records"]
+    got = get_records(kinesis, ShardIterator=it["ShardIterator"], StreamARN=arn)["Records"]
     assert [r["Data"] for r in got] == [b"via arn", b"batch via arn"]
 
     kinesis.delete_stream(StreamARN=arn, EnforceConsumerDeletion=True)
