@@ -260,18 +260,57 @@ def test_get_records_limit_above_ten_thousand_is_a_validation_error(kinesis):
     )
 
 
-def test_one_get_records_returns_at_most_ten_mib(kinesis):
-    create_active_stream(kinesis, "heavy")
-    payloads = [bytes([i]) * (1024 * 1024 - 100) for i in range(12)]  # ~12 MiB in all
-    for payload in payloads:
-        kinesis.put_record(StreamName="heavy", PartitionKey="k", Data=payload)
+def test_one_get_records_returns_at_most_ten_mib(tmp_path):
+    # 12 MiB in one shard takes 12 s at AWS's 1 MiB/s write rate, so this
+    # server runs without throughput limits; the 10 MiB cap holds regardless.
+    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, extra_args=["--throughput-limits", "off"])
+    srv.start()
+    try:
+        client = make_client(srv.endpoint)
+        create_active_stream(client, "heavy")
+        payloads = [bytes([i]) * (1024 * 1024 - 100) for i in range(12)]  # ~12 MiB in all
+        for payload in payloads:
+            client.put_record(StreamName="heavy", PartitionKey="k", Data=payload)
 
-    first = get_records(kinesis, ShardIterator=iterator(kinesis, "heavy", shard_id(0)))
-    size = sum(len(r["Data"]) + len(r["PartitionKey"]) for r in first["Records"])
-    assert 0 < len(first["Records"]) < len(payloads)
-    assert size <= 10 * 1024 * 1024
-    rest, _ = read_to_end(kinesis, first["NextShardIterator"])
-    assert [r["Data"] for r in first["Records"] + rest] == payloads
+        first = client.get_records(ShardIterator=iterator(client, "heavy", shard_id(0)))
+        size = sum(len(r["Data"]) + len(r["PartitionKey"]) for r in first["Records"])
+        assert 0 < len(first["Records"]) < len(payloads)
+        assert size <= 10 * 1024 * 1024
+        rest, _ = read_to_end(client, first["NextShardIterator"])
+        assert [r["Data"] for r in first["Records"] + rest] == payloads
+    finally:
+        assert srv.terminate() == 0
+
+
+def test_put_records_over_the_shard_rate_fails_per_record_and_retries_succeed(kinesis):
+    create_active_stream(kinesis, "hot")
+    # A shard takes 1,000 records a second; keep sending until it says no.
+    deadline = time.monotonic() + 20
+    written: list[tuple[bytes, str]] = []
+    throttled = []
+    while not throttled:
+        assert time.monotonic() < deadline, "a shard took records far above 1,000 a second"
+        entries = [{"PartitionKey": "k", "Data": f"{len(written)}-{i}".encode()} for i in range(500)]
+        out = kinesis.put_records(StreamName="hot", Records=entries)
+        assert len(out["Records"]) == len(entries)
+        failed = [(e, r) for e, r in zip(entries, out["Records"]) if "ErrorCode" in r]
+        assert out["FailedRecordCount"] == len(failed)
+        for entry, result in zip(entries, out["Records"]):
+            if "ErrorCode" not in result:
+                assert "SequenceNumber" in result and result["ShardId"] == shard_id(0)
+                written.append((entry["Data"], result["SequenceNumber"]))
+        throttled = failed
+
+    for _, result in throttled:
+        assert result["ErrorCode"] == "ProvisionedThroughputExceededException"
+        assert result["ErrorMessage"] == "Rate exceeded for shard shardId-000000000000 in stream hot under account 000000000000."
+        assert "SequenceNumber" not in result
+    # A producer that backs off gets the refused records in.
+    retried = put_records_retrying(kinesis, "hot", [entry for entry, _ in throttled])
+    written += [(entry["Data"], r["SequenceNumber"]) for (entry, _), r in zip(throttled, retried)]
+
+    got = [(r["Data"], r["SequenceNumber"]) for r in read_shard(kinesis, "hot", shard_id(0))]
+    assert got == sorted(written, key=lambda w: int(w[1])), "exactly the accepted records, each once"
 
 
 def test_sequence_number_for_ordering_is_accepted_and_order_holds(kinesis):
