@@ -141,7 +141,11 @@ impl Stream {
     /// whether or not the background task has recorded it yet.
     pub fn status(&self, now_ms: i64) -> Option<Status> {
         let due = now_ms >= self.record.status_until_ms;
+        // A reshard that failed half-way stays UPDATING (refusing another
+        // one) until a restart finishes it.
+        let reshard_pending = self.record.pending.is_some();
         match self.record.status {
+            Status::Active | Status::Updating if reshard_pending => Some(Status::Updating),
             Status::Creating | Status::Updating if due => Some(Status::Active),
             Status::Deleting if due => None,
             status => Some(status),

@@ -829,3 +829,21 @@ async fn reshards_past_the_account_shard_limit_are_refused() {
     merge(&k, "full", &sid(0), &sid(1)).await.unwrap();
     split(&k, "s", &sid(0), HALF).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_stream_with_an_unfinished_reshard_is_updating() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, k) = open_at(dir.path(), config());
+    create(&k, "s", 1).await;
+    let stream = k.get("s").unwrap();
+    let mut record = stream.record.clone();
+    record.pending = Some(reshard::split(&record, 0, 1 << 127, now_ms()));
+    k.insert(stream.with_record(record));
+    let e = split(&k, "s", &sid(0), HALF).await.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Stream s under account 000000000000 not ACTIVE, instead in state UPDATING"
+    );
+    // Records still flow, to the parent.
+    assert_eq!(put_at(&k, "s", MAX, b"x").await["ShardId"], sid(0));
+}
