@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -271,11 +272,48 @@ fn read_shared(file: &File, pos: u64, len: usize) -> io::Result<Bytes> {
         buf.clear();
         // Reclaims the previous allocation when no slice of it is alive.
         buf.reserve(len);
-        buf.resize(len, 0);
-        let read = file.read_exact_at(&mut buf[..], pos);
+        let read = pread_exact_uninit(file, pos, &mut buf.spare_capacity_mut()[..len]);
+        if read.is_ok() {
+            // SAFETY: pread_exact_uninit initialised all `len` bytes.
+            unsafe { buf.set_len(len) };
+        }
         let bytes = buf.split().freeze();
         read.map(|()| bytes)
     })
+}
+
+/// `read_exact_at` into uninitialised memory: zeroing a multi-MiB buffer
+/// first cost about a third of a cached read's CPU time.
+fn pread_exact_uninit(
+    file: &File,
+    mut pos: u64,
+    mut dst: &mut [MaybeUninit<u8>],
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    while !dst.is_empty() {
+        let offset =
+            libc::off_t::try_from(pos).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: the pointer and length describe `dst`, which is valid for
+        // writes; pread writes at most that many bytes and never reads them.
+        let n =
+            unsafe { libc::pread(file.as_raw_fd(), dst.as_mut_ptr().cast(), dst.len(), offset) };
+        match n {
+            0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            n if n < 0 => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            n => {
+                // 0 < n <= dst.len(), so the cast is lossless.
+                let n = n as usize;
+                dst = &mut dst[n..];
+                pos += n as u64;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn bad(offset: u64, e: DecodeError) -> CursorError {
