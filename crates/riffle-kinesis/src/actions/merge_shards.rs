@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::split_shard::{check_shard_id, open_shard, require_active};
+use super::split_shard::{check_shard_id, open_shard, require_active, require_provisioned};
 use crate::json::{self, Str};
 use crate::reshard;
 use crate::time::now_ms;
@@ -46,6 +46,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     let _catalog = kinesis.catalog_guard().await;
     let now = now_ms();
     let stream = kinesis.lookup(&name, now)?;
+    require_provisioned(&stream, "MergeShards")?;
     let a = open_shard(kinesis, &stream, first, now, "merging")?;
     let b = open_shard(kinesis, &stream, second, now, "merging")?;
     let adjacent = a.range.end.checked_add(1) == Some(b.range.start)

@@ -847,3 +847,23 @@ async fn a_stream_with_an_unfinished_reshard_is_updating() {
     // Records still flow, to the parent.
     assert_eq!(put_at(&k, "s", MAX, b"x").await["ShardId"], sid(0));
 }
+
+#[tokio::test]
+async fn on_demand_streams_are_not_resharded_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, k) = open_at(dir.path(), config());
+    let body = json!({"StreamName": "od", "StreamModeDetails": {"StreamMode": "ON_DEMAND"}});
+    ok(&k, "CreateStream", body).await;
+    let e = split(&k, "od", &sid(0), "5").await.unwrap_err();
+    assert!(matches!(e, KinesisError::Validation(_)), "{e:?}");
+    let e = merge(&k, "od", &sid(0), &sid(1)).await.unwrap_err();
+    assert!(matches!(e, KinesisError::Validation(_)), "{e:?}");
+    let scale =
+        json!({"StreamName": "od", "TargetShardCount": 8, "ScalingType": "UNIFORM_SCALING"});
+    let (kind, m) = err(&k, "UpdateShardCount", scale).await;
+    assert_eq!(kind, "Validation");
+    assert_eq!(
+        m,
+        "UpdateShardCount is only supported for streams in PROVISIONED capacity mode; stream od is ON_DEMAND."
+    );
+}

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::catalog::{self, Status};
+use crate::catalog::{self, Status, StreamMode};
 use crate::hashkey;
 use crate::json::{self, Str};
 use crate::reshard;
@@ -62,6 +62,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     let _catalog = kinesis.catalog_guard().await;
     let now = now_ms();
     let stream = kinesis.lookup(&name, now)?;
+    require_provisioned(&stream, "SplitShard")?;
     let shard = open_shard(kinesis, &stream, shard_text, now, "splitting")?;
     check_shard_limit(kinesis, 1, now)?;
     let inside = hashkey::parse(key_text)
@@ -109,6 +110,20 @@ pub(super) fn open_shard<'s>(
         )));
     }
     Ok(shard)
+}
+
+/// Refuses a user's reshard of an ON_DEMAND stream (API_SplitShard,
+/// API_MergeShards, API_UpdateShardCount: "This API is only supported for
+/// the data streams with the provisioned capacity mode"). The model lists
+/// `ValidationException` for exactly these actions; its text is Riffle's.
+pub(super) fn require_provisioned(stream: &Stream, action: &str) -> Result<(), KinesisError> {
+    if stream.record.mode == StreamMode::Provisioned {
+        return Ok(());
+    }
+    Err(KinesisError::Validation(format!(
+        "{action} is only supported for streams in PROVISIONED capacity mode; stream {} is ON_DEMAND.",
+        stream.name()
+    )))
 }
 
 /// Refuses a reshard while the stream is CREATING, UPDATING or DELETING.

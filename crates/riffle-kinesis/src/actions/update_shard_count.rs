@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::split_shard::{check_shard_limit, require_active};
+use super::split_shard::{check_shard_limit, require_active, require_provisioned};
 use crate::json::{self, Int, Str};
 use crate::reshard;
 use crate::time::now_ms;
@@ -67,6 +67,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     let _catalog = kinesis.catalog_guard().await;
     let now = now_ms();
     let stream = kinesis.lookup(&name, now)?;
+    require_provisioned(&stream, "UpdateShardCount")?;
     require_active(kinesis, &stream, now)?;
     let current = stream.open_shard_count();
     let refuse = |what: &str| {
