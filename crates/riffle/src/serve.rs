@@ -154,12 +154,18 @@ fn print_banner(config: &ServeConfig, local: SocketAddr) {
          \x20 endpoint:  {endpoint}\n\
          \x20 data dir:  {dir} (fsync: {fsync})\n\
          \x20 region:    {region}, account {account}; any credentials are accepted\n\
+         \x20 limits:    {limits}\n\
          \x20 try:       aws --endpoint-url {endpoint} kinesis list-streams",
         version = env!("CARGO_PKG_VERSION"),
         dir = data_dir.display(),
         fsync = fsync_text(config.fsync),
         region = config.region,
         account = config.account_id,
+        limits = if config.throughput_limits {
+            "AWS's per-shard throughput limits (--throughput-limits off to lift them)"
+        } else {
+            "off (no per-shard throughput limits)"
+        },
     );
     let _ = out.flush();
 }

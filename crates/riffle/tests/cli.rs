@@ -14,17 +14,10 @@ use common::{Riffle, endpoint_of, spawn_kept};
 /// The binary with a clean environment for its own variables.
 fn riffle() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_riffle"));
-    for var in [
-        "RIFFLE_LISTEN",
-        "RIFFLE_DATA_DIR",
-        "RIFFLE_FSYNC",
-        "RIFFLE_REGION",
-        "RIFFLE_ACCOUNT_ID",
-        "RIFFLE_STATUS_DELAY_MS",
-        "RIFFLE_SHARD_ITERATOR_TTL_MS",
-        "RIFFLE_CONFIG",
-    ] {
-        command.env_remove(var);
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("RIFFLE_") {
+            command.env_remove(var);
+        }
     }
     command.stdin(Stdio::null());
     command
@@ -164,6 +157,7 @@ fn help_lists_the_documented_flags_but_not_the_hidden_test_one() {
         "--region",
         "--account-id",
         "--status-delay-ms",
+        "--throughput-limits",
         "--config",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
