@@ -18,8 +18,16 @@
 //!  "shards":[{"index":0,"start_hash":"0","end_hash":"3402…455",
 //!             "parent":null,"adjacent_parent":null,"created_ms":1795000000000,
 //!             "closed":false}],
-//!  "pending":{"close":[0],"open":[{"index":1,…},{"index":2,…}]}}
+//!  "pending":{"close":[0],"open":[{"index":1,…},{"index":2,…}]},
+//!  "settings":{"tags":{"team":"data"},
+//!              "shard_level_metrics":["IncomingBytes"],
+//!              "warm_throughput_mibps":10}}
 //! ```
+//!
+//! `settings` (absent when all of its members are) holds what a user sets
+//! and reads back: tags, the enhanced-monitoring metric names (in the
+//! model's order), the warm throughput target. Each member is absent when
+//! empty, so entries written before it existed decode with none.
 //!
 //! `pending` (absent when there is none) is a reshard that was accepted
 //! but not applied yet: the shards to close and the children to open. It
@@ -37,6 +45,8 @@
 //! digits>/<ShardId>`: the incarnation keeps a recreated stream from ever
 //! seeing the logs of a deleted one, and stream names (which may be `..`)
 //! never become path segments.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +107,28 @@ pub struct StreamRecord {
     pub shards: Vec<ShardRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Reshard>,
+    #[serde(default, skip_serializing_if = "StreamSettings::is_empty")]
+    pub settings: StreamSettings,
+}
+
+/// What a user sets on a stream and reads back unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamSettings {
+    /// Tags by key (AddTagsToStream, TagResource, CreateStream's Tags).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Enhanced monitoring: shard-level metric names, in the model's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shard_level_metrics: Vec<String>,
+    /// UpdateStreamWarmThroughput's target, in MiB/s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_throughput_mibps: Option<u32>,
+}
+
+impl StreamSettings {
+    pub fn is_empty(&self) -> bool {
+        *self == StreamSettings::default()
+    }
 }
 
 /// A reshard in progress: close the shards `close`, then open `open`
@@ -226,6 +258,7 @@ mod tests {
                 closed: false,
             }],
             pending: None,
+            settings: StreamSettings::default(),
         }
     }
 
@@ -255,6 +288,28 @@ mod tests {
         assert_eq!(StreamRecord::decode("k", &bytes), Ok(record));
         let text = String::from_utf8(sample().encode()).unwrap();
         assert!(!text.contains("pending"), "{text}");
+    }
+
+    #[test]
+    fn settings_round_trip_and_old_entries_have_none() {
+        let mut record = sample();
+        let old = record.encode();
+        assert!(!String::from_utf8_lossy(&old).contains("settings"));
+        assert_eq!(
+            StreamRecord::decode("k", &old).unwrap().settings,
+            StreamSettings::default()
+        );
+        record.settings.tags.insert("team".into(), "data".into());
+        record.settings.shard_level_metrics = vec!["IncomingBytes".into()];
+        record.settings.warm_throughput_mibps = Some(10);
+        let text = String::from_utf8(record.encode()).unwrap();
+        assert!(
+            text.ends_with(
+                r#""settings":{"tags":{"team":"data"},"shard_level_metrics":["IncomingBytes"],"warm_throughput_mibps":10}}"#
+            ),
+            "{text}"
+        );
+        assert_eq!(StreamRecord::decode("k", text.as_bytes()), Ok(record));
     }
 
     #[test]

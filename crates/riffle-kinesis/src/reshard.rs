@@ -123,20 +123,20 @@ pub fn uniform(record: &StreamRecord, target: u32, now_ms: i64) -> Reshard {
     open.sort_by_key(|s| s.range().map(|r| r.start));
     let created = children_created_ms(&open, now_ms);
     let wanted = hashkey::split_evenly(target);
+    let starts: Vec<u128> = wanted.iter().map(|w| w.start).collect();
     let mut plan = Reshard {
         close: Vec::new(),
         open: Vec::new(),
     };
-    let mut next = record.shards.len() as u32;
+    let base = record.shards.len() as u32;
+    let mut next = base;
     // Pieces: (shard index, range), in hash order, tiling the space.
     let mut pieces: Vec<(u32, HashRange)> = Vec::new();
     for shard in &open {
         let range = shard.range().expect("stored ranges are valid");
-        let cuts: Vec<u128> = wanted
-            .iter()
-            .map(|w| w.start)
-            .filter(|&b| range.start < b && b <= range.end)
-            .collect();
+        // The new boundaries strictly inside this shard's range.
+        let cuts = &starts[starts.partition_point(|&b| b <= range.start)
+            ..starts.partition_point(|&b| b <= range.end)];
         if cuts.is_empty() {
             pieces.push((shard.index, range));
             continue;
@@ -163,8 +163,8 @@ pub fn uniform(record: &StreamRecord, target: u32, now_ms: i64) -> Reshard {
         while acc_range.end < range.end {
             let (piece, piece_range) = pieces[at];
             at += 1;
-            close_in_plan(&mut plan, acc);
-            close_in_plan(&mut plan, piece);
+            close_in_plan(&mut plan, base, acc);
+            close_in_plan(&mut plan, base, piece);
             acc_range.end = piece_range.end;
             plan.open.push(shard_record(
                 next,
@@ -180,10 +180,11 @@ pub fn uniform(record: &StreamRecord, target: u32, now_ms: i64) -> Reshard {
     plan
 }
 
-/// Marks `index` closed: born closed if the plan opens it, else a parent.
-fn close_in_plan(plan: &mut Reshard, index: u32) {
-    match plan.open.iter_mut().find(|s| s.index == index) {
-        Some(born) => born.closed = true,
+/// Marks `index` closed: born closed if the plan opens it (the plan's new
+/// shards are indexes `base..` in order), else a parent.
+fn close_in_plan(plan: &mut Reshard, base: u32, index: u32) {
+    match index.checked_sub(base) {
+        Some(at) => plan.open[at as usize].closed = true,
         None => plan.close.push(index),
     }
 }
@@ -356,6 +357,7 @@ mod tests {
             status_until_ms: 0,
             shards,
             pending: None,
+            settings: Default::default(),
         }
     }
 
@@ -479,6 +481,19 @@ mod tests {
             let mut next = record.clone();
             next.pending = Some(uniform(&next, to, now));
             let after = applied(&next);
+            assert_eq!(ranges_of_open(&after), hashkey::split_evenly(to));
+            assert_lineage_consistent(&after);
+        }
+    }
+
+    #[test]
+    fn scaling_a_large_stream_stays_consistent() {
+        // Plans are computed with binary searches and direct indexing, so
+        // the largest rescales (to 10,000 shards) are cheap.
+        for (from, to) in [(5_000, 10_000), (10_000, 5_000), (7_919, 10_000)] {
+            let mut record = stream_of(from);
+            record.pending = Some(uniform(&record, to, 9_000_000));
+            let after = applied(&record);
             assert_eq!(ranges_of_open(&after), hashkey::split_evenly(to));
             assert_lineage_consistent(&after);
         }

@@ -93,7 +93,7 @@ fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
 
 /// The model's `TagMap`: 1 to 200 entries, keys of 1 to 128 characters,
 /// values of at most 256 (tags themselves are kept by a later issue).
-fn check_tags(v: &mut Violations, tags: &BTreeMap<String, Str<'_>>) {
+pub(super) fn check_tags(v: &mut Violations, tags: &BTreeMap<String, Str<'_>>) {
     let units = |text: &str| text.encode_utf16().count();
     let keys_ok = tags.keys().all(|k| (1..=128).contains(&units(k)));
     let values_ok = tags.values().all(|val| units(val.as_str()) <= 256);
@@ -181,7 +181,14 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
         kinesis.purge(&existing).await?;
     }
     check_limits(kinesis, mode, shard_count, now)?;
-    let record = new_record(kinesis, name, mode, shard_count, max_record_kib, now);
+    let mut record = new_record(kinesis, name, mode, shard_count, max_record_kib, now);
+    record.settings.tags = input
+        .Tags
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().to_owned()))
+        .collect();
+    record.settings.warm_throughput_mibps = input.WarmThroughputMiBps.map(|n| n.0 as u32);
     let arn = stream_arn(kinesis.config(), &record.name);
     let store = kinesis.store().clone();
     let opened = record.clone();
@@ -236,6 +243,7 @@ fn new_record(
         status_until_ms: now.saturating_add(delay_ms),
         shards,
         pending: None,
+        settings: Default::default(),
     }
 }
 

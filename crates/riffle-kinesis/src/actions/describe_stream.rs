@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::update_stream_warm_throughput::WarmThroughput;
 use super::{StreamModeDetails, epoch_seconds};
 use crate::catalog::Status;
 use crate::json::{self, Int, Str};
@@ -103,8 +104,15 @@ impl<'a> ShardOut<'a> {
 
 #[derive(Serialize)]
 #[allow(non_snake_case)]
-struct EnhancedMetrics {
-    ShardLevelMetrics: [&'static str; 0],
+struct EnhancedMetrics<'a> {
+    ShardLevelMetrics: &'a [String],
+}
+
+/// AWS lists one entry, empty when enhanced monitoring is off.
+fn enhanced_monitoring(stream: &Stream) -> [EnhancedMetrics<'_>; 1] {
+    [EnhancedMetrics {
+        ShardLevelMetrics: &stream.record.settings.shard_level_metrics,
+    }]
 }
 
 #[derive(Serialize)]
@@ -118,7 +126,7 @@ struct Description<'a> {
     HasMoreShards: bool,
     RetentionPeriodHours: u32,
     StreamCreationTimestamp: f64,
-    EnhancedMonitoring: [EnhancedMetrics; 1],
+    EnhancedMonitoring: [EnhancedMetrics<'a>; 1],
     EncryptionType: &'static str,
 }
 
@@ -176,9 +184,7 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
             HasMoreShards: visible.len() > limit,
             RetentionPeriodHours: stream.record.retention_hours,
             StreamCreationTimestamp: epoch_seconds(stream.record.created_ms),
-            EnhancedMonitoring: [EnhancedMetrics {
-                ShardLevelMetrics: [],
-            }],
+            EnhancedMonitoring: enhanced_monitoring(&stream),
             EncryptionType: "NONE",
         },
     })
@@ -193,11 +199,13 @@ struct Summary<'a> {
     StreamModeDetails: StreamModeDetails,
     RetentionPeriodHours: u32,
     StreamCreationTimestamp: f64,
-    EnhancedMonitoring: [EnhancedMetrics; 1],
+    EnhancedMonitoring: [EnhancedMetrics<'a>; 1],
     EncryptionType: &'static str,
     OpenShardCount: usize,
     ConsumerCount: u32,
     MaxRecordSizeInKiB: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    WarmThroughput: Option<WarmThroughput>,
 }
 
 #[derive(Serialize)]
@@ -226,9 +234,7 @@ pub fn run_summary(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError
             },
             RetentionPeriodHours: stream.record.retention_hours,
             StreamCreationTimestamp: epoch_seconds(stream.record.created_ms),
-            EnhancedMonitoring: [EnhancedMetrics {
-                ShardLevelMetrics: [],
-            }],
+            EnhancedMonitoring: enhanced_monitoring(&stream),
             EncryptionType: "NONE",
             OpenShardCount: if status == Status::Creating {
                 0
@@ -237,6 +243,12 @@ pub fn run_summary(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError
             },
             ConsumerCount: 0,
             MaxRecordSizeInKiB: stream.record.max_record_kib,
+            WarmThroughput: stream.record.settings.warm_throughput_mibps.map(|mibps| {
+                WarmThroughput {
+                    TargetMiBps: mibps,
+                    CurrentMiBps: mibps,
+                }
+            }),
         },
     })
 }

@@ -16,7 +16,7 @@ pub(super) const T0: i64 = 1_795_000_000_000;
 pub(super) const MIB: usize = 1024 * 1024;
 
 pub(super) struct Env {
-    pub _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
     pub kinesis: Arc<Kinesis>,
 }
 
@@ -37,7 +37,7 @@ pub(super) fn open(dir: &std::path::Path, config: KinesisConfig) -> Arc<Kinesis>
 pub(super) fn env_with(config: KinesisConfig) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let kinesis = open(dir.path(), config);
-    Env { _dir: dir, kinesis }
+    Env { dir, kinesis }
 }
 
 pub(super) fn config() -> KinesisConfig {

@@ -5,6 +5,7 @@ mod create_stream;
 mod delete_stream;
 mod describe_limits;
 mod describe_stream;
+mod enhanced_monitoring;
 mod get_records;
 mod get_shard_iterator;
 mod list_shards;
@@ -13,8 +14,13 @@ mod merge_shards;
 mod put_record;
 mod put_records;
 mod retention;
+mod settings;
 mod split_shard;
+mod tags;
+mod update_max_record_size;
 mod update_shard_count;
+mod update_stream_mode;
+mod update_stream_warm_throughput;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -105,6 +111,17 @@ pub async fn dispatch(kinesis: &Kinesis, action: &str, body: &[u8]) -> Result<By
         "UpdateShardCount" => update_shard_count::run(kinesis, body).await,
         "IncreaseStreamRetentionPeriod" => retention::run_increase(kinesis, body).await,
         "DecreaseStreamRetentionPeriod" => retention::run_decrease(kinesis, body).await,
+        "AddTagsToStream" => tags::run_add(kinesis, body).await,
+        "RemoveTagsFromStream" => tags::run_remove(kinesis, body).await,
+        "ListTagsForStream" => tags::run_list(kinesis, body),
+        "TagResource" => tags::run_tag_resource(kinesis, body).await,
+        "UntagResource" => tags::run_untag_resource(kinesis, body).await,
+        "ListTagsForResource" => tags::run_list_for_resource(kinesis, body),
+        "EnableEnhancedMonitoring" => enhanced_monitoring::run_enable(kinesis, body).await,
+        "DisableEnhancedMonitoring" => enhanced_monitoring::run_disable(kinesis, body).await,
+        "UpdateStreamMode" => update_stream_mode::run(kinesis, body).await,
+        "UpdateMaxRecordSize" => update_max_record_size::run(kinesis, body).await,
+        "UpdateStreamWarmThroughput" => update_stream_warm_throughput::run(kinesis, body).await,
         other if MODEL_OPERATIONS.contains(&other) => Err(errors::not_supported(other)),
         // AWS sends no message for an unknown operation.
         _ => Err(KinesisError::UnknownOperation(String::new())),
@@ -162,5 +179,7 @@ pub(crate) struct StreamModeDetails {
 mod limits_tests;
 #[cfg(test)]
 mod reshard_tests;
+#[cfg(test)]
+mod settings_tests;
 #[cfg(test)]
 mod tests;
