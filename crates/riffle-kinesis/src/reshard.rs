@@ -357,7 +357,6 @@ mod tests {
             status_until_ms: 0,
             shards,
             pending: None,
-            settings: Default::default(),
         }
     }
 
