@@ -357,6 +357,7 @@ mod tests {
             status_until_ms: 0,
             shards,
             pending: None,
+            settings: Default::default(),
         }
     }
 
