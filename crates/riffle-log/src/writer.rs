@@ -143,7 +143,11 @@ fn copy_err(e: &LogError) -> LogError {
     match e {
         LogError::Io { path, source } => LogError::Io {
             path: path.clone(),
-            source: io::Error::new(source.kind(), source.to_string()),
+            // Keep the OS error code (ENOSPC, EIO, ...) when there is one.
+            source: source.raw_os_error().map_or_else(
+                || io::Error::new(source.kind(), source.to_string()),
+                io::Error::from_raw_os_error,
+            ),
         },
         LogError::Corrupt {
             path,
