@@ -709,7 +709,8 @@ async fn put_all_retrying(k: &Kinesis, keys: &[String], datas: &[String]) {
     }
 }
 
-#[tokio::test]
+// Two worker threads, so appends and reshards truly race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_written_while_shards_split_and_merge_are_read_once_in_key_order() {
     const KEYS: usize = 8;
     let dir = tempfile::tempdir().unwrap();
