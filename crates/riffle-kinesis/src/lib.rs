@@ -25,6 +25,7 @@
 //! - `hashkey`, `seqnum`, `iterator`: the hash-key space, the sequence-number
 //!   and shard-iterator formats (each with its layout documented).
 //! - `throttle`: per-shard throughput limits (token buckets).
+//! - `on_demand`: scaling ON_DEMAND streams out by splitting hot shards.
 //! - `json`, `validate`, `errors`, `time`: AWS's JSON typing, constraint
 //!   messages, error texts and time formats.
 //!
@@ -38,6 +39,7 @@ mod errors;
 mod hashkey;
 mod iterator;
 mod json;
+mod on_demand;
 mod reshard;
 mod seqnum;
 mod service;

@@ -254,6 +254,11 @@ pub async fn run_background(kinesis: &Kinesis, shutdown: impl Future<Output = ()
     let mut trims = tokio::time::interval(TRIM_TICK);
     transitions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     trims.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // On-demand scaling measures each tick's traffic; the first tick (at
+    // once) only starts the window.
+    let mut scaling = tokio::time::interval(crate::on_demand::SCALE_TICK);
+    scaling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let scale_window_ms = crate::on_demand::SCALE_TICK.as_millis() as i64;
     loop {
         tokio::select! {
             () = &mut shutdown => return,
@@ -263,6 +268,7 @@ pub async fn run_background(kinesis: &Kinesis, shutdown: impl Future<Output = ()
                 }
             }
             _ = trims.tick() => kinesis.trim_retention(now_ms()).await,
+            _ = scaling.tick() => kinesis.scale_on_demand(scale_window_ms).await,
         }
     }
 }

@@ -98,6 +98,17 @@ struct Buckets {
     write_records: Bucket,
     read_bytes: Bucket,
     read_calls: Bucket,
+    /// Writes since the on-demand scaler last looked.
+    usage: WriteUsage,
+}
+
+/// What a shard was asked to take since the last [`ShardThrottle::take_usage`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteUsage {
+    pub bytes: u64,
+    pub records: u64,
+    /// Records refused for throughput.
+    pub refused: u64,
 }
 
 /// The throughput state of one shard. Shared (`Arc`) by every in-memory
@@ -115,6 +126,7 @@ impl Default for ShardThrottle {
                 write_records: Bucket::full(WRITE_RECORDS_PER_SEC),
                 read_bytes: Bucket::full(READ_BYTES_PER_SEC),
                 read_calls: Bucket::full(READ_CALLS_PER_SEC),
+                usage: WriteUsage::default(),
             }),
         }
     }
@@ -130,19 +142,30 @@ impl ShardThrottle {
         b.write_bytes.refill(WRITE_BYTES_PER_SEC, now_ms);
         b.write_records.refill(WRITE_RECORDS_PER_SEC, now_ms);
         let mut admitted = 0;
+        let mut refused = 0;
         for size in sizes {
             let size = i64::try_from(size).unwrap_or(i64::MAX);
             // A record larger than the burst needs a full bucket (see the
-            // module doc on large records).
+            // module doc on large records). After a refusal, the rest of
+            // the group is refused too, keeping the shard's order.
             let needed = size.min(WRITE_BYTES_PER_SEC * BURST_MS / 1000);
-            if !b.write_records.has(1) || !b.write_bytes.has(needed) {
-                break;
+            if refused > 0 || !b.write_records.has(1) || !b.write_bytes.has(needed) {
+                refused += 1;
+                continue;
             }
             b.write_records.take(1);
             b.write_bytes.take(size);
+            b.usage.bytes += size as u64;
             admitted += 1;
         }
+        b.usage.records += admitted as u64;
+        b.usage.refused += refused;
         admitted
+    }
+
+    /// The writes since the last call, and a fresh count.
+    pub fn take_usage(&self) -> WriteUsage {
+        std::mem::take(&mut self.buckets.lock().usage)
     }
 
     /// Admits one GetRecords call (and charges it) unless the shard has had
@@ -281,6 +304,22 @@ mod tests {
             assert!(!t.admit_read(T0 + ms), "{ms}");
         }
         assert!(t.admit_read(T0 + 4_000));
+    }
+
+    #[test]
+    fn usage_counts_admitted_and_refused_writes_until_taken() {
+        let t = ShardThrottle::default();
+        assert_eq!(t.admit_writes(T0, std::iter::repeat_n(100, 1200)), 1000);
+        let usage = t.take_usage();
+        assert_eq!(
+            usage,
+            WriteUsage {
+                bytes: 100_000,
+                records: 1000,
+                refused: 200
+            }
+        );
+        assert_eq!(t.take_usage(), WriteUsage::default());
     }
 
     #[test]

@@ -284,3 +284,50 @@ async fn throughput_limits_off_never_throttles() {
         ok(k, "GetRecords", json!({"ShardIterator": it})).await;
     }
 }
+
+async fn open_shards(k: &Kinesis, stream: &str) -> u64 {
+    let d = ok(k, "DescribeStreamSummary", json!({"StreamName": stream})).await;
+    d["StreamDescriptionSummary"]["OpenShardCount"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_hot_on_demand_shard_is_split_and_a_cold_stream_is_left_alone() {
+    let env = env_with(config());
+    let k = &env.kinesis;
+    ok(k, "CreateStream", json!({"StreamName": "od"})).await;
+    create(k, "prov", 1).await;
+    assert_eq!(open_shards(k, "od").await, 4);
+    // 600 records in one second to the shard owning hash key 0: 60% of
+    // its capacity, hot. The same traffic on a provisioned stream is not
+    // scaled.
+    for stream in ["od", "prov"] {
+        let records: Vec<Value> = (0..300)
+            .map(|_| json!({"PartitionKey": "k", "ExplicitHashKey": "0", "Data": "AA=="}))
+            .collect();
+        for _ in 0..2 {
+            let out = ok(
+                k,
+                "PutRecords",
+                json!({"StreamName": stream, "Records": records}),
+            )
+            .await;
+            assert_eq!(out["FailedRecordCount"], 0);
+        }
+    }
+    k.scale_on_demand(1000).await;
+    assert_eq!(open_shards(k, "od").await, 5);
+    assert_eq!(open_shards(k, "prov").await, 1);
+    let shards = ok(k, "ListShards", json!({"StreamName": "od"})).await;
+    let children: Vec<&Value> = shards["Shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["ParentShardId"] == "shardId-000000000000")
+        .collect();
+    assert_eq!(children.len(), 2);
+    // A quiet window splits nothing more.
+    k.scale_on_demand(1000).await;
+    assert_eq!(open_shards(k, "od").await, 5);
+}
