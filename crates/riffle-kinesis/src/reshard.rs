@@ -121,71 +121,87 @@ pub fn merge(record: &StreamRecord, shard: u32, adjacent: u32, now_ms: i64) -> R
 pub fn uniform(record: &StreamRecord, target: u32, now_ms: i64) -> Reshard {
     let mut open: Vec<&ShardRecord> = record.shards.iter().filter(|s| !s.closed).collect();
     open.sort_by_key(|s| s.range().map(|r| r.start));
-    let created = children_created_ms(&open, now_ms);
     let wanted = hashkey::split_evenly(target);
-    let starts: Vec<u128> = wanted.iter().map(|w| w.start).collect();
-    let mut plan = Reshard {
-        close: Vec::new(),
-        open: Vec::new(),
+    let mut plan = PlanBuilder {
+        plan: Reshard {
+            close: Vec::new(),
+            open: Vec::new(),
+        },
+        base: record.shards.len() as u32,
+        next: record.shards.len() as u32,
+        created: children_created_ms(&open, now_ms),
     };
-    let base = record.shards.len() as u32;
-    let mut next = base;
-    // Pieces: (shard index, range), in hash order, tiling the space.
-    let mut pieces: Vec<(u32, HashRange)> = Vec::new();
-    for shard in &open {
-        let range = shard.range().expect("stored ranges are valid");
-        // The new boundaries strictly inside this shard's range.
-        let cuts = &starts[starts.partition_point(|&b| b <= range.start)
-            ..starts.partition_point(|&b| b <= range.end)];
-        if cuts.is_empty() {
-            pieces.push((shard.index, range));
-            continue;
-        }
-        plan.close.push(shard.index);
-        let mut start = range.start;
-        for end in cuts.iter().map(|c| c - 1).chain([range.end]) {
-            let piece = HashRange { start, end };
-            plan.open.push(shard_record(
-                next,
-                piece,
-                [Some(shard.index), None],
-                created,
-            ));
-            pieces.push((next, piece));
-            next += 1;
-            start = end.wrapping_add(1);
-        }
-    }
-    let mut at = 0;
-    for range in wanted {
-        let (mut acc, mut acc_range) = pieces[at];
-        at += 1;
-        while acc_range.end < range.end {
-            let (piece, piece_range) = pieces[at];
-            at += 1;
-            close_in_plan(&mut plan, base, acc);
-            close_in_plan(&mut plan, base, piece);
-            acc_range.end = piece_range.end;
-            plan.open.push(shard_record(
-                next,
-                acc_range,
-                [Some(acc), Some(piece)],
-                created,
-            ));
-            acc = next;
-            next += 1;
-        }
-        debug_assert_eq!(acc_range, range);
-    }
-    plan
+    let pieces = plan.cut(&open, &wanted);
+    plan.merge(&pieces, &wanted);
+    plan.plan
 }
 
-/// Marks `index` closed: born closed if the plan opens it (the plan's new
-/// shards are indexes `base..` in order), else a parent.
-fn close_in_plan(plan: &mut Reshard, base: u32, index: u32) {
-    match index.checked_sub(base) {
-        Some(at) => plan.open[at as usize].closed = true,
-        None => plan.close.push(index),
+/// A plan being built: its new shards get indexes `base..` in order.
+struct PlanBuilder {
+    plan: Reshard,
+    base: u32,
+    next: u32,
+    created: i64,
+}
+
+impl PlanBuilder {
+    fn add(&mut self, range: HashRange, parents: [Option<u32>; 2]) -> u32 {
+        let index = self.next;
+        let child = shard_record(index, range, parents, self.created);
+        self.plan.open.push(child);
+        self.next += 1;
+        index
+    }
+
+    /// Marks `index` closed: born closed if this plan opens it, else a
+    /// parent.
+    fn close(&mut self, index: u32) {
+        match index.checked_sub(self.base) {
+            Some(at) => self.plan.open[at as usize].closed = true,
+            None => self.plan.close.push(index),
+        }
+    }
+
+    /// Splits each open shard at the `wanted` boundaries strictly inside
+    /// it. Returns the pieces (shard index, range), in hash order, tiling
+    /// the space: uncut shards are their own piece.
+    fn cut(&mut self, open: &[&ShardRecord], wanted: &[HashRange]) -> Vec<(u32, HashRange)> {
+        let starts: Vec<u128> = wanted.iter().map(|w| w.start).collect();
+        let mut pieces = Vec::new();
+        for shard in open {
+            let range = shard.range().expect("stored ranges are valid");
+            let cuts = &starts[starts.partition_point(|&b| b <= range.start)
+                ..starts.partition_point(|&b| b <= range.end)];
+            if cuts.is_empty() {
+                pieces.push((shard.index, range));
+                continue;
+            }
+            self.plan.close.push(shard.index);
+            let mut start = range.start;
+            for end in cuts.iter().map(|c| c - 1).chain([range.end]) {
+                let piece = HashRange { start, end };
+                pieces.push((self.add(piece, [Some(shard.index), None]), piece));
+                start = end.wrapping_add(1);
+            }
+        }
+        pieces
+    }
+
+    /// Merges the pieces making up each `wanted` range, left to right.
+    fn merge(&mut self, pieces: &[(u32, HashRange)], wanted: &[HashRange]) {
+        let mut pieces = pieces.iter().copied();
+        for range in wanted {
+            // The pieces tile the space and every wanted start is a cut.
+            let (mut acc, mut acc_range) = pieces.next().expect("pieces cover every range");
+            while acc_range.end < range.end {
+                let (piece, piece_range) = pieces.next().expect("pieces cover every range");
+                self.close(acc);
+                self.close(piece);
+                acc_range.end = piece_range.end;
+                acc = self.add(acc_range, [Some(acc), Some(piece)]);
+            }
+            debug_assert_eq!(acc_range, *range);
+        }
     }
 }
 
