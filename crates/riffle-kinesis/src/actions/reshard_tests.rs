@@ -868,3 +868,32 @@ async fn on_demand_streams_are_not_resharded_by_hand() {
         "UpdateShardCount is only supported for streams in PROVISIONED capacity mode; stream od is ON_DEMAND."
     );
 }
+
+#[tokio::test]
+async fn a_log_closed_before_its_reshard_commits_is_not_the_end_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, k) = open_at(dir.path(), config());
+    create(&k, "s", 1).await;
+    put(&k, "s", "a", b"1").await;
+    // Step 2 of a reshard done, step 3 (the commit naming the children)
+    // not yet: a reader at the end must come back, not stop.
+    k.get("s")
+        .unwrap()
+        .shard(0)
+        .unwrap()
+        .log
+        .close()
+        .await
+        .unwrap();
+    let it = iterator(&k, "s", &sid(0), "TRIM_HORIZON").await;
+    let out = ok(&k, "GetRecords", json!({"ShardIterator": it})).await;
+    assert_eq!(out["Records"].as_array().unwrap().len(), 1);
+    assert!(out.get("ChildShards").is_none(), "{out}");
+    let next = out["NextShardIterator"].clone();
+    assert!(next.is_string(), "{out}");
+    split(&k, "s", &sid(0), HALF).await.unwrap();
+    let out = ok(&k, "GetRecords", json!({"ShardIterator": next})).await;
+    assert_eq!(out["Records"], json!([]));
+    assert!(out.get("NextShardIterator").is_none(), "{out}");
+    assert_eq!(out["ChildShards"].as_array().unwrap().len(), 2);
+}
