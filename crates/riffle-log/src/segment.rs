@@ -132,6 +132,21 @@ impl Segment {
             return Ok(f);
         }
         let f = File::open(&self.path).map_err(io_err(&self.path))?;
+        // Sealed segments are trusted from their index at open; their header
+        // (magic, version, first seq) is checked here, on first use.
+        let mut head = [0u8; SEGMENT_HEADER_LEN as usize];
+        f.read_exact_at(&mut head, 0).map_err(io_err(&self.path))?;
+        match format::decode_segment_header(&head) {
+            Ok(first) if first == self.first_seq => {}
+            Ok(_) => {
+                return Err(corrupt(
+                    &self.path,
+                    16,
+                    "segment header names another first seq",
+                ));
+            }
+            Err(e) => return Err(decode_err(&self.path, 0, e)),
+        }
         // A racing reader may have set it first; either handle is fine.
         let _ = self.file.set(Arc::new(f));
         Ok(self.file.get().map(Arc::as_ref).expect("set just above"))

@@ -316,3 +316,27 @@ async fn a_data_directory_that_cannot_be_written_gives_an_error_naming_the_path(
     let err = store.open_log("l").err().unwrap();
     assert!(err.to_string().contains("logs"), "{err}");
 }
+
+#[tokio::test]
+async fn a_sealed_segment_with_an_unknown_version_is_refused_when_read() {
+    let dir = prepared(300).await;
+    let victim = files(dir.path(), "seg")[1].clone();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&victim)
+        .unwrap();
+    let mut h = [0u8; 32];
+    f.read_exact_at(&mut h, 0).unwrap();
+    h[8..12].copy_from_slice(&3u32.to_le_bytes());
+    let crc = crc32c::crc32c(&h[..24]);
+    h[24..28].copy_from_slice(&crc.to_le_bytes());
+    f.write_all_at(&h, 0).unwrap();
+    let store = open(dir.path());
+    let log = store.open_log("l").unwrap();
+    let err = log.read(0, ALL).unwrap_err();
+    assert!(
+        matches!(&err, LogError::UnsupportedVersion { path, found: 3 } if *path == victim),
+        "{err}"
+    );
+}
