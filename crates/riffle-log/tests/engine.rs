@@ -567,3 +567,41 @@ async fn an_unknown_store_format_version_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn records_larger_than_a_read_chunk_read_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), config(1 << 20)).unwrap();
+    let log = store.open_log("big").unwrap();
+    let big: Vec<u8> = (0..10 * 1024 * 1024)
+        .map(|i: u32| (i % 251) as u8)
+        .collect();
+    log.append(&[rec("small", b"a")], 1).await.unwrap();
+    log.append(&[rec("big", &big), rec("after", b"b")], 2)
+        .await
+        .unwrap();
+    let one = log
+        .read(
+            1,
+            ReadLimits {
+                records_max: 10,
+                bytes_max: 1024,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        one.records.len(),
+        1,
+        "a record over the byte budget still comes alone"
+    );
+    assert_eq!(one.records[0].data, big);
+    let rest = log.read(one.next_seq, ALL).unwrap();
+    assert_eq!(rest.records[0].data, &b"b"[..]);
+    drop(log);
+    drop(store);
+    let store = LogStore::open(dir.path(), config(1 << 20)).unwrap();
+    let log = store.open_log("big").unwrap();
+    let all = log.read(0, ALL).unwrap();
+    assert_eq!(all.records.len(), 3);
+    assert_eq!(all.records[1].data, big);
+}
