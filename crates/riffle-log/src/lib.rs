@@ -112,7 +112,7 @@ pub type Result<T, E = LogError> = std::result::Result<T, E>;
 /// buffer exactly once.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordIn<'a> {
-    /// 1–256 bytes in Kinesis; the engine accepts up to 64 KiB.
+    /// 1–256 bytes in Kinesis; the engine accepts up to 64 KiB - 1 (65,535 bytes).
     pub partition_key: &'a [u8],
     pub explicit_hash_key: Option<&'a [u8]>,
     /// 0 to 10 MiB.

@@ -277,7 +277,8 @@ impl<'a> FrameCursor<'a> {
 thread_local! {
     /// The read buffer of this thread. Reads hand out slices of it as
     /// `Bytes`; once the caller has dropped them, the next read reuses the
-    /// same (already faulted-in) memory instead of allocating afresh.
+    /// same (already faulted-in) memory instead of allocating afresh. It
+    /// keeps the largest read chunk a thread has needed (at most 16 MiB).
     static READ_BUF: RefCell<BytesMut> = RefCell::new(BytesMut::new());
 }
 
