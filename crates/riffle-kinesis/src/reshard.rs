@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use riffle_log::{LogError, LogStore, MetaOp};
 use tracing::info;
 
@@ -278,13 +279,22 @@ fn open_children(store: &LogStore, record: &StreamRecord) -> Result<Vec<Shard>, 
         .collect()
 }
 
-/// Closes the parents' logs and those of children born closed.
+/// Closes the logs of children born closed, then the parents' logs. The
+/// parents go last and all at once: appends that find a parent closed
+/// wait until the commit that follows, so that window stays short even
+/// for a rescale with hundreds of short-lived shards.
 async fn close_logs(stream: &Stream, children: &[Shard]) -> Result<(), KinesisError> {
+    let born_closed = children.iter().filter(|c| c.closed);
+    join_all(born_closed.map(|c| c.log.close()))
+        .await
+        .into_iter()
+        .try_for_each(|closed| closed.map(drop))?;
     let plan = stream.record.pending.iter().flat_map(|p| &p.close);
     let parents = plan.filter_map(|&i| stream.shard(i));
-    for shard in parents.chain(children.iter().filter(|c| c.closed)) {
-        shard.log.close().await?;
-    }
+    join_all(parents.map(|p| p.log.close()))
+        .await
+        .into_iter()
+        .try_for_each(|closed| closed.map(drop))?;
     Ok(())
 }
 
