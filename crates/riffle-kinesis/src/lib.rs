@@ -75,6 +75,10 @@ pub struct KinesisConfig {
     /// records/s, reads 2 MiB/s and 5 GetRecords calls/s), answering
     /// `ProvisionedThroughputExceededException` as AWS does. Off: no limits.
     pub throughput_limits: bool,
+    /// How often ON_DEMAND streams are looked at for a hot shard to split,
+    /// and the window their traffic is measured over (see `on_demand` for
+    /// the policy). Zero turns on-demand scaling off.
+    pub on_demand_scale_interval: Duration,
 }
 
 impl Default for KinesisConfig {
@@ -85,6 +89,7 @@ impl Default for KinesisConfig {
             status_delay: Duration::from_millis(500),
             iterator_ttl: Duration::from_secs(300),
             throughput_limits: true,
+            on_demand_scale_interval: on_demand::SCALE_INTERVAL_DEFAULT,
         }
     }
 }

@@ -6,11 +6,12 @@
 //! capacity and scales it to twice the peak of the previous 30 days
 //! ("On-demand mode features and use cases"); each shard keeps the
 //! provisioned per-shard limits. Riffle's on-demand stream starts with 4
-//! shards (the same initial capacity) and, every [`SCALE_TICK`], splits the
+//! shards (the same initial capacity) and, every scale interval
+//! (`KinesisConfig::on_demand_scale_interval`, a minute by default), splits the
 //! hottest open shard of each ACTIVE on-demand stream at the middle of its
-//! hash range when, over that tick, the shard took at least
+//! hash range when, over that interval, the shard took at least
 //! [`HOT_PERCENT`] of its write capacity (bytes or records) or refused a
-//! record for throughput. One split per stream per tick keeps growth
+//! record for throughput. One split per stream per interval keeps growth
 //! gradual, like AWS's doubling of headroom over a peak; the account's
 //! shard limit still applies. The split is an ordinary reshard (see
 //! `reshard`): the stream is UPDATING for the status delay, records keep
@@ -30,9 +31,10 @@ use crate::time::now_ms;
 use crate::{Kinesis, KinesisError, reshard};
 
 /// How often on-demand streams are looked at, and the window their shards'
-/// traffic is measured over.
-pub const SCALE_TICK: Duration = Duration::from_secs(60);
-/// The share of a shard's write capacity, over one tick, that makes it hot.
+/// traffic is measured over, unless `KinesisConfig::on_demand_scale_interval`
+/// says otherwise. A minute smooths over bursts the buckets already absorb.
+pub const SCALE_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
+/// The share of a shard's write capacity, over one interval, that makes it hot.
 pub const HOT_PERCENT: u64 = 50;
 
 impl Kinesis {

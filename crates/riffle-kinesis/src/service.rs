@@ -254,11 +254,12 @@ pub async fn run_background(kinesis: &Kinesis, shutdown: impl Future<Output = ()
     let mut trims = tokio::time::interval(TRIM_TICK);
     transitions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     trims.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // On-demand scaling measures each tick's traffic; the first tick (at
-    // once) only starts the window.
-    let mut scaling = tokio::time::interval(crate::on_demand::SCALE_TICK);
+    // On-demand scaling measures each interval's traffic; the first tick
+    // (at once) only starts the window. A zero interval turns it off.
+    let scale_every = kinesis.config().on_demand_scale_interval;
+    let mut scaling = tokio::time::interval(scale_every.max(Duration::from_millis(1)));
     scaling.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let scale_window_ms = crate::on_demand::SCALE_TICK.as_millis() as i64;
+    let scale_window_ms = i64::try_from(scale_every.as_millis()).unwrap_or(i64::MAX);
     loop {
         tokio::select! {
             () = &mut shutdown => return,
@@ -268,7 +269,9 @@ pub async fn run_background(kinesis: &Kinesis, shutdown: impl Future<Output = ()
                 }
             }
             _ = trims.tick() => kinesis.trim_retention(now_ms()).await,
-            _ = scaling.tick() => kinesis.scale_on_demand(scale_window_ms).await,
+            _ = scaling.tick(), if !scale_every.is_zero() => {
+                kinesis.scale_on_demand(scale_window_ms).await;
+            }
         }
     }
 }

@@ -36,6 +36,10 @@ pub struct ServeConfig {
     /// Enforce AWS's per-shard throughput limits (`on`, the default, so code
     /// tested against Riffle is throttled as in AWS); `off` for raw speed.
     pub throughput_limits: bool,
+    /// How often ON_DEMAND streams are checked for a hot shard to split
+    /// (and the window their traffic is measured over); zero turns
+    /// on-demand scaling off.
+    pub on_demand_scale_interval: Duration,
 }
 
 /// Default listen address: the port local Kinesis emulators use.
@@ -47,6 +51,10 @@ pub const STATUS_DELAY_MS_DEFAULT: u64 = 500;
 /// AWS: "A shard iterator expires 5 minutes after it is returned" (API_GetShardIterator).
 pub const SHARD_ITERATOR_TTL_MS_DEFAULT: u64 = 300_000;
 
+/// On-demand scaling looks at traffic once a minute unless told otherwise.
+pub const ON_DEMAND_SCALE_INTERVAL_MS_DEFAULT: u64 = 60_000;
+/// Scaling less often than daily would never keep up with traffic.
+const ON_DEMAND_SCALE_INTERVAL_MS_MAX: u64 = 86_400_000;
 /// A status delay beyond an hour would leave streams unusable; it is a typo.
 const STATUS_DELAY_MS_MAX: u64 = 3_600_000;
 /// Longer iterator lifetimes than a day make no sense even for debugging.
@@ -87,6 +95,9 @@ pub struct ServeArgs {
     /// AWS's per-shard throughput limits: on, or off for raw speed [default: on]
     #[arg(long, env = "RIFFLE_THROUGHPUT_LIMITS", value_name = "on|off")]
     pub throughput_limits: Option<String>,
+    /// How often ON_DEMAND streams split a hot shard; 0 turns scaling off [default: 60000]
+    #[arg(long, env = "RIFFLE_ON_DEMAND_SCALE_INTERVAL_MS", value_name = "MS")]
+    pub on_demand_scale_interval_ms: Option<u64>,
     /// TOML file with the same keys (listen, data_dir, fsync, region, account_id, status_delay_ms, …)
     #[arg(long, env = "RIFFLE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -106,6 +117,7 @@ pub struct FileConfig {
     pub shard_iterator_ttl_ms: Option<u64>,
     /// `"on"`/`"off"`, or a TOML boolean.
     pub throughput_limits: Option<Switch>,
+    pub on_demand_scale_interval_ms: Option<u64>,
 }
 
 /// An on/off setting in the TOML file: `"on"`, `"off"`, `true` or `false`.
@@ -216,6 +228,12 @@ const THROUGHPUT_LIMITS: Key = Key {
     id: "throughput_limits",
     flag: "throughput-limits",
     env: "RIFFLE_THROUGHPUT_LIMITS",
+};
+
+const ON_DEMAND_SCALE_INTERVAL_MS: Key = Key {
+    id: "on_demand_scale_interval_ms",
+    flag: "on-demand-scale-interval-ms",
+    env: "RIFFLE_ON_DEMAND_SCALE_INTERVAL_MS",
 };
 
 /// Where values can come from, in precedence order.
@@ -348,6 +366,14 @@ impl ServeConfig {
                 parse_on_off,
                 "expected on or off",
             )?,
+            on_demand_scale_interval: sources.value(
+                &ON_DEMAND_SCALE_INTERVAL_MS,
+                num(args.on_demand_scale_interval_ms),
+                num(f.on_demand_scale_interval_ms),
+                &ON_DEMAND_SCALE_INTERVAL_MS_DEFAULT.to_string(),
+                |t| parse_ms(t, 0, ON_DEMAND_SCALE_INTERVAL_MS_MAX),
+                "expected milliseconds in 0..=86400000",
+            )?,
         })
     }
 }
@@ -435,6 +461,7 @@ mod tests {
         assert_eq!(config.status_delay, Duration::from_millis(500));
         assert_eq!(config.shard_iterator_ttl, Duration::from_secs(300));
         assert!(config.throughput_limits);
+        assert_eq!(config.on_demand_scale_interval, Duration::from_secs(60));
     }
 
     #[test]
@@ -587,6 +614,8 @@ mod tests {
             "9",
             "--throughput-limits",
             "off",
+            "--on-demand-scale-interval-ms",
+            "0",
         ])
         .unwrap();
         assert_eq!(config.listen.port(), 0);
@@ -597,6 +626,7 @@ mod tests {
         assert_eq!(config.status_delay, Duration::from_millis(7));
         assert_eq!(config.shard_iterator_ttl, Duration::from_millis(9));
         assert!(!config.throughput_limits);
+        assert_eq!(config.on_demand_scale_interval, Duration::ZERO);
         for (flag, key) in [
             ("--listen", "listen"),
             ("--data-dir", "data_dir"),
@@ -605,6 +635,10 @@ mod tests {
             ("--status-delay-ms", "status_delay_ms"),
             ("--shard-iterator-ttl-ms", "shard_iterator_ttl_ms"),
             ("--throughput-limits", "throughput_limits"),
+            (
+                "--on-demand-scale-interval-ms",
+                "on_demand_scale_interval_ms",
+            ),
         ] {
             let bad = if flag.ends_with("-ms") {
                 "999999999"
