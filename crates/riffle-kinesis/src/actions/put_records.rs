@@ -215,13 +215,7 @@ async fn place_all(
     let mut todo: Vec<usize> = (0..call.entries.len()).collect();
     loop {
         let mut groups = route_all(kinesis, &stream, call.entries, &todo)?;
-        let routed = groups.clone();
-        let admitted = admit_groups(kinesis, &stream, &mut groups, call.entries, call.spans);
-        for (position, members) in routed.iter().enumerate() {
-            for &i in &members[admitted[position]..] {
-                fates[i] = Fate::Throttled { position };
-            }
-        }
+        admit_groups(kinesis, &stream, &mut groups, call, &mut fates);
         let outcomes = append_groups(
             &stream,
             &groups,
@@ -287,39 +281,36 @@ fn route_all(
 }
 
 /// Charges each shard's throughput limits for its records and keeps in
-/// each group the prefix they admit; returns, per shard position, how many
-/// records were admitted (the rest fail with
-/// `ProvisionedThroughputExceededException`, as AWS reports them).
+/// each group the prefix they admit; the rest are `Throttled` (they fail
+/// with `ProvisionedThroughputExceededException`, as AWS reports them).
 fn admit_groups(
     kinesis: &Kinesis,
     stream: &Stream,
     groups: &mut [Vec<usize>],
-    entries: &[Entry<'_>],
-    spans: &[Span],
-) -> Vec<usize> {
+    call: &Call<'_, '_>,
+    fates: &mut [Fate],
+) {
     let Some(at) = kinesis.throttle_ms() else {
-        return groups.iter().map(Vec::len).collect();
+        return;
     };
     let size = |i: usize| {
-        spans[i].map_or(0, |(s, e)| e - s)
-            + entries[i]
+        call.spans[i].map_or(0, |(s, e)| e - s)
+            + call.entries[i]
                 .PartitionKey
                 .as_ref()
                 .map_or(0, |k| k.as_str().len())
     };
-    groups
-        .iter_mut()
-        .enumerate()
-        .map(|(position, members)| {
-            if members.is_empty() {
-                return 0;
-            }
-            let throttle = &stream.shards[position].throttle;
-            let admitted = throttle.admit_writes(at, members.iter().map(|&i| size(i)));
-            members.truncate(admitted);
-            admitted
-        })
-        .collect()
+    for (position, members) in groups.iter_mut().enumerate() {
+        if members.is_empty() {
+            continue;
+        }
+        let throttle = &stream.shards[position].throttle;
+        let admitted = throttle.admit_writes(at, members.iter().map(|&i| size(i)));
+        for &i in &members[admitted..] {
+            fates[i] = Fate::Throttled { position };
+        }
+        members.truncate(admitted);
+    }
 }
 
 type Outcome = Option<Result<Appended, LogError>>;
