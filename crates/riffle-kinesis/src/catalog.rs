@@ -21,12 +21,14 @@
 //!  "pending":{"close":[0],"open":[{"index":1,…},{"index":2,…}]},
 //!  "settings":{"tags":{"team":"data"},
 //!              "shard_level_metrics":["IncomingBytes"],
-//!              "warm_throughput_mibps":10}}
+//!              "warm_throughput_mibps":10,
+//!              "mode_switches_ms":[1795000000000]}}
 //! ```
 //!
 //! `settings` (absent when all of its members are) holds what a user sets
 //! and reads back: tags, the enhanced-monitoring metric names (in the
-//! model's order), the warm throughput target. Each member is absent when
+//! model's order), the warm throughput target, and when the capacity mode
+//! was last switched (AWS allows two switches in 24 hours). Each member is absent when
 //! empty, so entries written before it existed decode with none.
 //!
 //! `pending` (absent when there is none) is a reshard that was accepted
@@ -123,6 +125,10 @@ pub struct StreamSettings {
     /// UpdateStreamWarmThroughput's target, in MiB/s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_throughput_mibps: Option<u32>,
+    /// When UpdateStreamMode last switched the mode (epoch ms, oldest
+    /// first; only those within the last 24 hours are kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mode_switches_ms: Vec<i64>,
 }
 
 impl StreamSettings {
@@ -302,10 +308,11 @@ mod tests {
         record.settings.tags.insert("team".into(), "data".into());
         record.settings.shard_level_metrics = vec!["IncomingBytes".into()];
         record.settings.warm_throughput_mibps = Some(10);
+        record.settings.mode_switches_ms = vec![1_795_000_000_000];
         let text = String::from_utf8(record.encode()).unwrap();
         assert!(
             text.ends_with(
-                r#""settings":{"tags":{"team":"data"},"shard_level_metrics":["IncomingBytes"],"warm_throughput_mibps":10}}"#
+                r#""settings":{"tags":{"team":"data"},"shard_level_metrics":["IncomingBytes"],"warm_throughput_mibps":10,"mode_switches_ms":[1795000000000]}}"#
             ),
             "{text}"
         );

@@ -321,6 +321,18 @@ async fn update_stream_mode_switches_through_updating() {
         json!({"StreamARN": ARN, "StreamModeDetails": {"StreamMode": "PROVISIONED"}}),
     )
     .await;
+    // A third switch within 24 hours is over AWS's limit.
+    let (kind, message) = err(
+        k,
+        "UpdateStreamMode",
+        json!({"StreamARN": ARN, "StreamModeDetails": {"StreamMode": "ON_DEMAND"}}),
+    )
+    .await;
+    assert_eq!(kind, "LimitExceeded");
+    assert_eq!(
+        message,
+        "Stream s under account 000000000000 has already switched its capacity mode 2 times in the last 24 hours."
+    );
     let (kind, _) = err(
         k,
         "UpdateStreamMode",

@@ -18,6 +18,12 @@ use crate::time::now_ms;
 use crate::validate::{Pattern, Violations};
 use crate::{Kinesis, KinesisError};
 
+/// Mode switches per stream per day ("Choose the data stream capacity
+/// mode": a stream can switch between on-demand and provisioned capacity
+/// mode twice within 24 hours).
+pub const MODE_SWITCHES_PER_DAY_MAX: usize = 2;
+const DAY_MS: i64 = 24 * 3_600_000;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
@@ -88,6 +94,15 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
                  {ON_DEMAND_STREAMS_MAX}."
             )));
         }
+        let mut switches = stream.record.settings.mode_switches_ms.clone();
+        switches.retain(|&at| now - at < DAY_MS);
+        if switches.len() >= MODE_SWITCHES_PER_DAY_MAX {
+            return Err(KinesisError::LimitExceeded(format!(
+                "Stream {name} under account {account} has already switched its capacity mode \
+                 {MODE_SWITCHES_PER_DAY_MAX} times in the last 24 hours."
+            )));
+        }
+        switches.push(now);
         let mut record = StreamRecord {
             mode,
             status: if delay_ms == 0 {
@@ -98,6 +113,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
             status_until_ms: now.saturating_add(delay_ms),
             ..stream.record.clone()
         };
+        record.settings.mode_switches_ms = switches;
         if let Some(mibps) = input.WarmThroughputMiBps {
             record.settings.warm_throughput_mibps = Some(mibps.0 as u32);
         }
