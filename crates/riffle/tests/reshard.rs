@@ -461,3 +461,73 @@ async fn a_sigkill_while_shards_split_and_merge_loses_no_acknowledged_record() {
         assert_eq!(n, prev + 1, "{key} out of order");
     }
 }
+
+async fn listed(client: &Client, name: &str, filter: ShardFilter) -> Vec<String> {
+    let out = client
+        .list_shards()
+        .stream_name(name)
+        .shard_filter(filter)
+        .send()
+        .await
+        .unwrap();
+    out.shards()
+        .iter()
+        .map(|s| s.shard_id().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn list_shards_filters_let_a_consumer_start_at_the_roots_or_the_tip() {
+    let client = shared().client();
+    let name = unique_name("filters");
+    create_active(&client, &name, 1).await;
+    // The initial shards are as old as the stream; children of a split are
+    // created in a later second than their parents.
+    let summary = client
+        .describe_stream_summary()
+        .stream_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let created = *summary
+        .stream_description_summary()
+        .unwrap()
+        .stream_creation_timestamp();
+    client
+        .split_shard()
+        .stream_name(&name)
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key(HALF)
+        .send()
+        .await
+        .unwrap();
+    wait_active(&client, &name).await;
+    let filter = |kind: ShardFilterType| ShardFilter::builder().r#type(kind).build().unwrap();
+    let roots = listed(&client, &name, filter(ShardFilterType::AtTrimHorizon)).await;
+    assert_eq!(roots, ["shardId-000000000000"]);
+    let tip = listed(&client, &name, filter(ShardFilterType::AtLatest)).await;
+    assert_eq!(tip, ["shardId-000000000001", "shardId-000000000002"]);
+    let all = listed(&client, &name, filter(ShardFilterType::FromTrimHorizon)).await;
+    assert_eq!(all.len(), 3);
+    let at = ShardFilter::builder()
+        .r#type(ShardFilterType::AtTimestamp)
+        .timestamp(created)
+        .build()
+        .unwrap();
+    assert_eq!(listed(&client, &name, at).await, ["shardId-000000000000"]);
+    let missing = client
+        .list_shards()
+        .stream_name(&name)
+        .shard_filter(filter(ShardFilterType::FromTimestamp))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error_of(&missing),
+        (
+            "InvalidArgumentException".to_owned(),
+            "Timestamp must be supplied in a ShardFilter with a Type of FROM_TIMESTAMP or AT_TIMESTAMP"
+                .to_owned()
+        )
+    );
+}
