@@ -239,7 +239,29 @@ impl LogInner {
     }
 
     pub fn read(&self, from: Seq, limits: ReadLimits) -> Result<ReadBatch> {
-        let snap = self.snapshot()?;
+        self.retry_if_trimmed(|snap| Self::read_in(snap, from, limits))
+    }
+
+    pub fn seq_at_timestamp(&self, at_ms: i64) -> Result<Seq> {
+        self.retry_if_trimmed(|snap| Self::seq_at_timestamp_in(snap, at_ms))
+    }
+
+    /// Runs `f` on a fresh snapshot, again if retention deleted a segment
+    /// file under it (a read racing a trim at the oldest record). A retry
+    /// needs the oldest seq to have moved forward, so this ends.
+    fn retry_if_trimmed<T>(&self, f: impl Fn(&Snapshot) -> Result<T>) -> Result<T> {
+        loop {
+            let snap = self.snapshot()?;
+            match f(&snap) {
+                Err(LogError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && self.oldest_seq() > snap.oldest() => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn read_in(snap: &Snapshot, from: Seq, limits: ReadLimits) -> Result<ReadBatch> {
         let mut seq = from.max(snap.oldest());
         let mut records = Vec::new();
         let mut take = Take {
@@ -269,8 +291,7 @@ impl LogInner {
         })
     }
 
-    pub fn seq_at_timestamp(&self, at_ms: i64) -> Result<Seq> {
-        let snap = self.snapshot()?;
+    fn seq_at_timestamp_in(snap: &Snapshot, at_ms: i64) -> Result<Seq> {
         let i = snap
             .sealed
             .partition_point(|s| s.last_arrival_ms.is_none_or(|a| a < at_ms));
