@@ -5,7 +5,7 @@
 //! per-record strings.
 
 use bytes::Bytes;
-use riffle_log::{LogError, ReadLimits};
+use riffle_log::{LogError, ReadBatch, ReadLimits, Record};
 use serde::{Deserialize, Serialize};
 
 use super::put_record::refuse_dry_run;
@@ -118,27 +118,27 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
             .sum();
         shard.throttle.charge_read(at, bytes);
     }
+    let out = encode(kinesis, &stream, shard, iterator, &batch, retained, now);
+    Ok(Bytes::from(out))
+}
+
+/// The response: the records, where to read next (or, at the end of a
+/// closed shard, its children) and how far behind the tip the reader is.
+fn encode(
+    kinesis: &Kinesis,
+    stream: &Stream,
+    shard: &Shard,
+    iterator: ShardIterator,
+    batch: &ReadBatch,
+    retained: &[Record],
+    now: i64,
+) -> String {
     let estimate: usize = retained
         .iter()
         .map(|r| r.data.len() / 3 * 4 + r.partition_key.len() + 160)
         .sum();
     let mut out = String::with_capacity(estimate + 700);
-    out.push_str(r#"{"Records":["#);
-    for (i, record) in retained.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(r#"{"SequenceNumber":""#);
-        out.push_str(&stream.seq_number(shard, record.seq, record.arrival_ms));
-        out.push_str(r#"","ApproximateArrivalTimestamp":"#);
-        write_epoch_seconds(&mut out, record.arrival_ms);
-        out.push_str(r#","Data":""#);
-        base64_simd::STANDARD.encode_append(&record.data, &mut out);
-        out.push_str(r#"","PartitionKey":"#);
-        json::write_str(&mut out, &String::from_utf8_lossy(&record.partition_key));
-        out.push_str(r#","EncryptionType":"NONE"}"#);
-    }
-    out.push(']');
+    write_records(&mut out, stream, shard, retained);
     // The end of a shard a reshard closed. Its log closes just before the
     // reshard's commit lists its children: until then it is not the end
     // yet, and the reader gets an iterator to try again.
@@ -161,10 +161,31 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     out.push_str(&format!(r#","MillisBehindLatest":{behind}"#));
     if at_end {
         out.push_str(r#","ChildShards":"#);
-        out.push_str(&child_shards(&stream, shard));
+        out.push_str(&child_shards(stream, shard));
     }
     out.push('}');
-    Ok(Bytes::from(out))
+    out
+}
+
+/// `{"Records":[…]`, written straight into `out` (no per-record
+/// intermediate values).
+fn write_records(out: &mut String, stream: &Stream, shard: &Shard, records: &[Record]) {
+    out.push_str(r#"{"Records":["#);
+    for (i, record) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r#"{"SequenceNumber":""#);
+        out.push_str(&stream.seq_number(shard, record.seq, record.arrival_ms));
+        out.push_str(r#"","ApproximateArrivalTimestamp":"#);
+        write_epoch_seconds(out, record.arrival_ms);
+        out.push_str(r#","Data":""#);
+        base64_simd::STANDARD.encode_append(&record.data, out);
+        out.push_str(r#"","PartitionKey":"#);
+        json::write_str(out, &String::from_utf8_lossy(&record.partition_key));
+        out.push_str(r#","EncryptionType":"NONE"}"#);
+    }
+    out.push(']');
 }
 
 #[derive(Serialize)]
