@@ -17,6 +17,10 @@
 //! `reshard`): the stream is UPDATING for the status delay, records keep
 //! flowing, and readers see parents and children as after SplitShard.
 //!
+//! Traffic is measured by the throughput buckets, so with
+//! `throughput_limits` off nothing is ever hot: a raw-speed server keeps
+//! its on-demand streams' shards as they are.
+//!
 //! Scaling back in when traffic falls is not done: shards are never merged
 //! automatically (AWS scales in gradually over days).
 
