@@ -23,6 +23,7 @@ use bytes::Bytes;
 
 #[doc(hidden)]
 pub mod format;
+mod keys;
 mod log;
 mod meta;
 mod segment;
@@ -130,6 +131,9 @@ pub struct Record {
     pub partition_key: Bytes,
     pub explicit_hash_key: Option<Bytes>,
     pub data: Bytes,
+    /// The record was stored encrypted (appended with
+    /// [`ShardLog::append_encrypted`]); it was decrypted for this read.
+    pub encrypted: bool,
 }
 
 /// The outcome of a successful (durable, per the fsync policy) append.
@@ -193,6 +197,26 @@ impl LogStore {
         self.inner.open_log(name).map(|inner| ShardLog { inner })
     }
 
+    /// The data key called `name` (any non-empty string up to 4,096 bytes,
+    /// e.g. the API's KeyId), created on first use: 32 random bytes, stored
+    /// in the metadata store wrapped by the master key. The master key is
+    /// `<dir>/keys/master.key` (or the file given to
+    /// [`LogStore::set_master_key_file`]); it is created (32 random bytes,
+    /// mode 0600) only while the store has no data key yet. A missing master
+    /// key is `Io { path: <the key file>, NotFound }`, a wrong one
+    /// `Corrupt { path: <the key file> }`. Blocking (a metadata commit the
+    /// first time); cached afterwards.
+    pub fn data_key(&self, name: &str) -> Result<DataKey> {
+        self.inner.keys().get_or_create(name)
+    }
+
+    /// Uses `path` as the master key file instead of
+    /// `<dir>/keys/master.key`. Call it right after [`LogStore::open`],
+    /// before any encrypted batch is written or read.
+    pub fn set_master_key_file(&self, path: &Path) {
+        self.inner.keys().set_master_path(path)
+    }
+
     /// Deletes a log and all its files. Open handles then fail with
     /// [`LogError::Deleted`]; waiters are woken.
     pub fn delete_log(&self, name: &str) -> Result<()> {
@@ -203,6 +227,32 @@ impl LogStore {
     /// stops the writer threads. Later appends fail.
     pub async fn shutdown(&self) -> Result<()> {
         self.inner.shutdown().await
+    }
+}
+
+/// A data key of the store's key ring, for [`ShardLog::append_encrypted`].
+/// Cheap to clone. Its key bytes never leave the engine.
+#[derive(Clone)]
+pub struct DataKey {
+    id: u32,
+    name: Arc<str>,
+    cipher: Arc<aes_gcm::Aes256Gcm>,
+}
+
+impl DataKey {
+    /// The name it was asked for with [`LogStore::data_key`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key bytes.
+        f.debug_struct("DataKey")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -223,6 +273,20 @@ impl ShardLog {
     /// clock (ms since the epoch) so tests can control time.
     pub async fn append(&self, records: &[RecordIn<'_>], now_ms: i64) -> Result<Appended> {
         self.inner.append(records, now_ms).await
+    }
+
+    /// Like [`ShardLog::append`], but the batch's records are stored
+    /// encrypted with AES-256-GCM under `key` (see [`LogStore::data_key`]);
+    /// reads decrypt them transparently and mark them
+    /// [`Record::encrypted`]. A batch that fails authentication on read is
+    /// `Corrupt`, never returned.
+    pub async fn append_encrypted(
+        &self,
+        records: &[RecordIn<'_>],
+        now_ms: i64,
+        key: &DataKey,
+    ) -> Result<Appended> {
+        self.inner.append_with(records, now_ms, Some(key)).await
     }
 
     /// Reads committed records with `seq >= from`. A `from` below
@@ -284,7 +348,7 @@ impl ShardLog {
 /// strings, values opaque bytes. Every [`MetaStore::commit`] is atomic and
 /// durable when it returns.
 pub struct MetaStore {
-    inner: meta::Meta,
+    inner: Arc<meta::Meta>,
 }
 
 /// One change in an atomic metadata commit.

@@ -19,8 +19,9 @@ use crate::segment::{
 use tokio::sync::oneshot;
 
 use crate::format::RecordRef;
+use crate::keys::KeyRing;
 use crate::writer::{Msg, Shared};
-use crate::{Appended, LogError, ReadBatch, ReadLimits, Record, RecordIn, Result, Seq};
+use crate::{Appended, DataKey, LogError, ReadBatch, ReadLimits, Record, RecordIn, Result, Seq};
 
 pub(crate) const CLOSED_FILE: &str = "CLOSED";
 
@@ -179,6 +180,17 @@ impl LogInner {
         records: &[RecordIn<'_>],
         now_ms: i64,
     ) -> Result<Appended> {
+        self.append_with(records, now_ms, None).await
+    }
+
+    /// Encodes (and, with a key, encrypts) the batch on the caller's thread,
+    /// so the writer thread never spends time on either.
+    pub async fn append_with(
+        self: &Arc<Self>,
+        records: &[RecordIn<'_>],
+        now_ms: i64,
+        key: Option<&DataKey>,
+    ) -> Result<Appended> {
         if let Some(e) = self.refusal() {
             return Err(e);
         }
@@ -187,12 +199,22 @@ impl LogInner {
             explicit_hash_key: r.explicit_hash_key,
             data: r.data,
         });
-        let frame = format::encode_batch(refs).map_err(|e| LogError::TooLarge {
+        let too_large = |e: format::TooLarge| LogError::TooLarge {
             field: e.field,
             len: e.len,
             max: e.max,
-        })?;
+        };
         let shared = &self.shared;
+        let frame = match key {
+            None => format::encode_batch(refs).map_err(too_large)?,
+            Some(key) => {
+                let nonce = shared.keys.random_nonce(&self.dir)?;
+                let mut frame =
+                    format::encode_batch_encrypted(refs, key.id, nonce).map_err(too_large)?;
+                shared.keys.seal(key, &mut frame)?;
+                frame
+            }
+        };
         let permit = shared
             .inflight
             .clone()
@@ -239,7 +261,7 @@ impl LogInner {
     }
 
     pub fn read(&self, from: Seq, limits: ReadLimits) -> Result<ReadBatch> {
-        self.retry_if_trimmed(|snap| Self::read_in(snap, from, limits))
+        self.retry_if_trimmed(|snap| Self::read_in(snap, from, limits, &self.shared.keys))
     }
 
     pub fn seq_at_timestamp(&self, at_ms: i64) -> Result<Seq> {
@@ -261,7 +283,12 @@ impl LogInner {
         }
     }
 
-    fn read_in(snap: &Snapshot, from: Seq, limits: ReadLimits) -> Result<ReadBatch> {
+    fn read_in(
+        snap: &Snapshot,
+        from: Seq,
+        limits: ReadLimits,
+        keys: &KeyRing,
+    ) -> Result<ReadBatch> {
         let mut seq = from.max(snap.oldest());
         let mut records = Vec::new();
         let mut take = Take {
@@ -273,7 +300,7 @@ impl LogInner {
         let chunk = read_chunk(limits.bytes_max);
         while seq < snap.next_seq && !take.full {
             let (seg, end_seq, len) = snap.locate(seq);
-            let reached = read_segment(seg, len, seq, chunk, &mut records, &mut take)?;
+            let reached = read_segment(seg, len, seq, chunk, &mut records, &mut take, keys)?;
             if !take.full && reached < end_seq {
                 return Err(corrupt(
                     &seg.path,
@@ -349,6 +376,7 @@ fn read_segment(
     chunk: usize,
     out: &mut Vec<Record>,
     take: &mut Take,
+    keys: &KeyRing,
 ) -> Result<Seq> {
     let file = seg.file()?;
     let mut cur = FrameCursor::new(file, seg.offset_for_seq(from), len, chunk);
@@ -358,7 +386,19 @@ fn read_segment(
         if b.end_seq() <= from {
             continue;
         }
-        for (seq, r) in (b.first_seq..).zip(b.records()) {
+        // An encrypted batch is decrypted into a buffer of its own, which its
+        // records then slice.
+        let plain;
+        let (buf, records) = match b.encryption {
+            None => (&frame, b.records()),
+            Some(_) => {
+                plain = keys.open(&b, &seg.path, offset)?;
+                let records = format::decrypted_records(&plain, b.count)
+                    .map_err(|e| decode_err(&seg.path, offset, e))?;
+                (&plain, records)
+            }
+        };
+        for (seq, r) in (b.first_seq..).zip(records) {
             if seq < from {
                 continue;
             }
@@ -373,9 +413,10 @@ fn read_segment(
             out.push(Record {
                 seq,
                 arrival_ms: b.arrival_ms,
-                partition_key: frame.slice_ref(r.partition_key),
-                explicit_hash_key: r.explicit_hash_key.map(|k| frame.slice_ref(k)),
-                data: frame.slice_ref(r.data),
+                partition_key: buf.slice_ref(r.partition_key),
+                explicit_hash_key: r.explicit_hash_key.map(|k| buf.slice_ref(k)),
+                data: buf.slice_ref(r.data),
+                encrypted: b.encryption.is_some(),
             });
             next = seq + 1;
         }

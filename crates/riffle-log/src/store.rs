@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::format;
+use crate::keys::KeyRing;
 use crate::log::{self, LogInner};
 use crate::meta::Meta;
 use crate::segment::{self, decode_err, io_err};
@@ -101,7 +102,7 @@ fn check_format(dir: &Path) -> Result<()> {
 }
 
 impl StoreInner {
-    pub fn open(dir: &Path, config: StoreConfig) -> Result<(StoreInner, Meta)> {
+    pub fn open(dir: &Path, config: StoreConfig) -> Result<(StoreInner, Arc<Meta>)> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let lock = lock_dir(dir)?;
         check_format(dir)?;
@@ -111,13 +112,14 @@ impl StoreInner {
         if created {
             segment::sync_dir(dir)?;
         }
-        let meta = Meta::open(&dir.join("meta.redb"))?;
+        let meta = Arc::new(Meta::open(&dir.join("meta.redb"))?);
         let (tx, rx) = std::sync::mpsc::channel();
         let handle = writer::spawn(rx, &config).map_err(io_err(dir))?;
         let shared = Arc::new(Shared {
             tx,
             inflight: Arc::new(Semaphore::new(IN_FLIGHT_PERMITS)),
             store_dir: dir.to_path_buf(),
+            keys: KeyRing::new(meta.clone(), dir),
         });
         let inner = StoreInner {
             logs_dir,
@@ -127,6 +129,10 @@ impl StoreInner {
             _lock: lock,
         };
         Ok((inner, meta))
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.shared.keys
     }
 
     pub fn open_log(&self, name: &str) -> Result<Arc<LogInner>> {

@@ -5,6 +5,7 @@
 //! tip, wakes tip readers and acknowledges the appenders.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::format::{self, SEGMENT_HEADER_LEN, SegmentIndex};
+use crate::keys::KeyRing;
 use crate::log::{CLOSED_FILE, LogInner, SealedSeg, WriterSide};
 use crate::segment::{self, Indexer, Segment, index_file_name, io_err};
 use crate::{Appended, FsyncPolicy, LogError, Result, Seq, StoreConfig};
@@ -37,6 +39,11 @@ const GROUP_COMMIT_GAP: Duration = Duration::from_micros(50);
 /// waiting a fraction of it lets many more appends share it.
 const GROUP_COMMIT_LINGER_MAX: Duration = Duration::from_micros(500);
 
+/// The most `fdatasync`s one round runs at once (see [`sync_files`]): enough
+/// for a PutRecords over many shards, few enough that a round over thousands
+/// of logs does not start thousands of threads.
+const SYNC_THREADS_MAX: usize = 16;
+
 /// What every log handle shares with the store: the way to the writer.
 pub(crate) struct Shared {
     /// Unbounded in itself; appends are bounded by `inflight`, and control
@@ -44,6 +51,8 @@ pub(crate) struct Shared {
     pub tx: Sender<Msg>,
     pub inflight: Arc<Semaphore>,
     pub store_dir: PathBuf,
+    /// Data keys for encrypted appends and reads.
+    pub keys: KeyRing,
 }
 
 impl Shared {
@@ -321,8 +330,10 @@ impl Writer {
     }
 
     /// Syncs (per policy) and publishes every log of the round, then answers
-    /// its appenders.
+    /// its appenders. The files of one round are synced concurrently (see
+    /// [`sync_files`]); each log is published only once its own sync is done.
     fn finish(&mut self, mut round: Round) {
+        let mut to_sync: Vec<(usize, Arc<File>)> = Vec::new();
         for (t, log) in round.logs.iter().enumerate() {
             if round.failed[t].is_some() {
                 continue;
@@ -332,22 +343,32 @@ impl Writer {
                 continue;
             }
             if self.policy == FsyncPolicy::Always {
-                if let Err(source) = w.file.sync_data() {
-                    let e = LogError::Io {
-                        path: w.path.clone(),
-                        source,
-                    };
-                    poison(log, &mut w, &e);
-                    round.failed[t] = Some(e);
-                    continue;
-                }
+                to_sync.push((t, w.file.clone()));
             } else {
                 self.unsynced
                     .entry(Arc::as_ptr(log) as usize)
                     .or_insert_with(|| log.clone());
                 self.dirty_since.get_or_insert_with(Instant::now);
+                publish(log, &mut w);
             }
-            publish(log, &mut w);
+        }
+        let results = sync_files(to_sync.iter().map(|(_, f)| &**f));
+        for ((t, _), result) in to_sync.iter().zip(results) {
+            let log = &round.logs[*t];
+            // Only this thread changes the writer side, so it is as it was
+            // when the file was picked above.
+            let mut w = log.writer.lock();
+            match result {
+                Ok(()) => publish(log, &mut w),
+                Err(source) => {
+                    let e = LogError::Io {
+                        path: w.path.clone(),
+                        source,
+                    };
+                    poison(log, &mut w, &e);
+                    round.failed[*t] = Some(e);
+                }
+            }
         }
         for (t, reply, appended) in round.replies {
             let result = match &round.failed[t] {
@@ -359,17 +380,25 @@ impl Writer {
     }
 
     fn sync_unsynced(&mut self) {
-        for (_, log) in self.unsynced.drain() {
-            let mut w = log.writer.lock();
-            if w.poisoned || w.deleted {
-                continue;
-            }
-            if let Err(source) = w.file.sync_data() {
+        let logs: Vec<(Arc<LogInner>, Arc<File>)> = self
+            .unsynced
+            .drain()
+            .filter_map(|(_, log)| {
+                let w = log.writer.lock();
+                let file = (!w.poisoned && !w.deleted).then(|| w.file.clone());
+                drop(w);
+                file.map(|f| (log, f))
+            })
+            .collect();
+        let results = sync_files(logs.iter().map(|(_, f)| &**f));
+        for ((log, _), result) in logs.iter().zip(results) {
+            if let Err(source) = result {
+                let mut w = log.writer.lock();
                 let e = LogError::Io {
                     path: w.path.clone(),
                     source,
                 };
-                poison(&log, &mut w, &e);
+                poison(log, &mut w, &e);
             }
         }
         self.dirty_since = None;
@@ -544,6 +573,40 @@ impl Writer {
         drop(w);
         remove_log_dir(&log.dir)
     }
+}
+
+/// `fdatasync`s files concurrently and returns each one's result, in order.
+/// A round touching several logs (a PutRecords spread over shards) then
+/// waits for about one sync instead of one per file. At most
+/// [`SYNC_THREADS_MAX`] syncs run at once; the scoped threads live for this
+/// call only, and one file costs no thread at all.
+fn sync_files<'a>(files: impl ExactSizeIterator<Item = &'a File>) -> Vec<io::Result<()>> {
+    let files: Vec<&File> = files.collect();
+    if files.len() <= 1 {
+        return files.iter().map(|f| f.sync_data()).collect();
+    }
+    let per_thread = files.len().div_ceil(SYNC_THREADS_MAX);
+    let sync_chunk = |chunk: &[&File]| chunk.iter().map(|f| f.sync_data()).collect::<Vec<_>>();
+    std::thread::scope(|scope| {
+        let mut chunks = files.chunks(per_thread);
+        // This thread syncs the first chunk itself.
+        let first = chunks.next().unwrap_or_default();
+        let handles: Vec<_> = chunks
+            .map(|chunk| (chunk.len(), scope.spawn(move || sync_chunk(chunk))))
+            .collect();
+        let mut results = sync_chunk(first);
+        for (len, handle) in handles {
+            match handle.join() {
+                Ok(r) => results.extend(r),
+                // A sync thread cannot panic (sync_data returns errors); if it
+                // somehow did, its files count as failed, never as synced.
+                Err(_) => {
+                    results.extend((0..len).map(|_| Err(io::Error::other("sync thread panicked"))))
+                }
+            }
+        }
+        results
+    })
 }
 
 /// Makes the writer's progress visible to readers and wakes tip waiters.

@@ -10,6 +10,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = format::decode_index(data);
     let _ = format::decode_closed(data);
     let Ok(batch) = format::decode_batch(data) else { return };
+    // An encrypted batch's records are checked once decrypted, not here.
+    if batch.encryption.is_some() {
+        return;
+    }
     assert!(batch.len() <= data.len());
     let records: Vec<RecordRef> = batch.records().collect();
     assert_eq!(records.len() as u64, u64::from(batch.count));
