@@ -56,6 +56,7 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use riffle_log::{LogError, LogStore};
 
+pub use crate::actions::subscribe_to_shard::Subscription;
 use crate::iterator::IteratorKey;
 use crate::stream::Stream;
 
@@ -79,6 +80,9 @@ pub struct KinesisConfig {
     /// and the window their traffic is measured over (see `on_demand` for
     /// the policy). Zero turns on-demand scaling off.
     pub on_demand_scale_interval: Duration,
+    /// How long a SubscribeToShard subscription lasts before it ends
+    /// cleanly; AWS: 5 minutes. Tests shorten it.
+    pub subscription_ttl: Duration,
 }
 
 impl Default for KinesisConfig {
@@ -90,6 +94,7 @@ impl Default for KinesisConfig {
             iterator_ttl: Duration::from_secs(300),
             throughput_limits: true,
             on_demand_scale_interval: on_demand::SCALE_INTERVAL_DEFAULT,
+            subscription_ttl: Duration::from_secs(300),
         }
     }
 }
@@ -153,6 +158,8 @@ pub struct Kinesis {
     shard_maps: tokio::sync::Notify,
     /// Drives the throughput limits; tests fix it instead of sleeping.
     clock: throttle::Clock,
+    /// Live SubscribeToShard subscriptions, so a new one can take over.
+    subscriptions: actions::subscribe_to_shard::Subscriptions,
 }
 
 impl Kinesis {
@@ -169,6 +176,7 @@ impl Kinesis {
             catalog_lock: tokio::sync::Mutex::new(()),
             shard_maps: tokio::sync::Notify::new(),
             clock: throttle::Clock::default(),
+            subscriptions: Default::default(),
         }))
     }
 
@@ -182,6 +190,20 @@ impl Kinesis {
     ) -> Result<Bytes, KinesisError> {
         match codec {
             Codec::Json => actions::dispatch(self, action, &body).await,
+        }
+    }
+
+    /// SubscribeToShard: validates the request and starts a subscription
+    /// whose events the caller pulls with [`Subscription::next_event`].
+    /// Errors here come before any event (the server answers them as
+    /// ordinary AWS errors); errors after the start come as events.
+    pub async fn subscribe_to_shard(
+        self: &Arc<Self>,
+        body: Bytes,
+        codec: Codec,
+    ) -> Result<Subscription, KinesisError> {
+        match codec {
+            Codec::Json => actions::subscribe_to_shard::start(self, &body).await,
         }
     }
 

@@ -121,6 +121,14 @@ pub fn kinesis_error(err: &KinesisError) -> AwsError {
     }
 }
 
+/// An error after a SubscribeToShard event stream started: an
+/// event-stream `exception` message whose `:exception-type` is the AWS
+/// code and whose payload is the usual JSON error body.
+pub fn exception_event(err: &KinesisError) -> Bytes {
+    let aws = kinesis_error(err);
+    crate::eventstream::exception(aws.code, &json_body(&aws))
+}
+
 /// The mapping of everything else, in AWS's words.
 pub fn aws_error(rejection: &Rejection) -> AwsError {
     let (status, code, message) = match rejection {

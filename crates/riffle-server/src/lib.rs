@@ -16,10 +16,14 @@
 //! - `auth`: the check that a request carries credentials at all.
 //! - `errors`: every error → (HTTP status, `__type`, message, encoding).
 //! - `headers`: the headers every AWS response carries.
+//! - `events`: SubscribeToShard's streaming response body.
+//! - `eventstream`: the AWS event-stream framing (byte layout documented).
 
 mod auth;
 mod body;
 mod errors;
+mod events;
+mod eventstream;
 mod headers;
 mod request;
 mod server;

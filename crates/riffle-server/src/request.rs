@@ -13,22 +13,31 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
-use riffle_kinesis::{Codec, Kinesis};
+use riffle_kinesis::{Codec, Kinesis, Subscription};
+use tokio::sync::watch;
 use tracing::{Instrument, Span, debug, debug_span, field, warn};
 
 use crate::auth;
 use crate::body::{BodyError, read_body};
 use crate::errors::{self, Encoding, JSON_11, Rejection};
 use crate::headers::{self, RequestId};
+use crate::{events, eventstream};
 
-/// The body of every response. SubscribeToShard (issue 5) will make this an
-/// enum of a whole body and an event stream.
-pub(crate) type ResponseBody = Full<Bytes>;
+/// The body of every response: one whole body, or SubscribeToShard's
+/// event stream (chunked over HTTP/1.1, a stream's DATA frames over HTTP/2).
+pub(crate) type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
+
+/// What a successful request answers.
+enum Reply {
+    Whole(Bytes),
+    Events(Subscription),
+}
 
 /// The `X-Amz-Target` prefix of the Kinesis API (`targetPrefix` in the model).
 const TARGET_PREFIX: &str = "Kinesis_20131202";
@@ -162,16 +171,32 @@ impl<'a> Target<'a> {
 }
 
 /// Serves one request. Never fails: every error becomes an AWS response.
+///
+/// `stopping` turns true when the server shuts down: event streams then end.
 pub(crate) async fn handle(
     kinesis: Arc<Kinesis>,
     req: Request<Incoming>,
+    stopping: watch::Receiver<bool>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
     let id = RequestId::new();
     let span = debug_span!("request", request_id = %id, action = field::Empty);
     let outcome = run(&kinesis, req).instrument(span.clone()).await;
     let (status, content_type, body) = match outcome {
-        Ok(body) => (StatusCode::OK, Some(JSON_11), body),
+        Ok(Reply::Whole(body)) => (StatusCode::OK, Some(JSON_11), body),
+        Ok(Reply::Events(subscription)) => {
+            let mut response = Response::new(events::body(subscription, stopping));
+            headers::set(
+                response.headers_mut(),
+                id,
+                Some(eventstream::CONTENT_TYPE),
+                0,
+            );
+            // The length is unknown: HTTP/1.1 sends it chunked.
+            response.headers_mut().remove(CONTENT_LENGTH);
+            span.in_scope(|| debug!(status = 200, "event stream started"));
+            return Ok(response);
+        }
         Err((rejection, encoding)) => {
             let aws = errors::aws_error(&rejection);
             let encoded = errors::encode(&aws, encoding);
@@ -181,9 +206,9 @@ pub(crate) async fn handle(
             (encoded.status, encoded.content_type, encoded.body)
         }
     };
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(Full::new(Bytes::new()).boxed_unsync());
     headers::set(response.headers_mut(), id, content_type, body.len());
-    *response.body_mut() = Full::new(body);
+    *response.body_mut() = Full::new(body).boxed_unsync();
     *response.status_mut() = status;
     span.in_scope(|| {
         debug!(
@@ -199,7 +224,7 @@ pub(crate) async fn handle(
 type Failure = (Rejection, Encoding);
 
 /// The checks, in AWS's order, then the action. Returns the response body.
-async fn run(kinesis: &Kinesis, req: Request<Incoming>) -> Result<Bytes, Failure> {
+async fn run(kinesis: &Arc<Kinesis>, req: Request<Incoming>) -> Result<Reply, Failure> {
     let (parts, body) = req.into_parts();
     let declared = parts
         .headers
@@ -263,10 +288,16 @@ async fn run(kinesis: &Kinesis, req: Request<Incoming>) -> Result<Bytes, Failure
         return Err((json_error(Rejection::Auth(refused)), Encoding::AwsJson11));
     }
     Span::current().record("action", action);
+    let failed = |err| (Rejection::Service(err), Encoding::AwsJson11);
+    if action == "SubscribeToShard" {
+        let subscription = kinesis.subscribe_to_shard(body, Codec::Json).await;
+        return subscription.map(Reply::Events).map_err(failed);
+    }
     kinesis
         .handle(action, body, Codec::Json)
         .await
-        .map_err(|err| (Rejection::Service(err), Encoding::AwsJson11))
+        .map(Reply::Whole)
+        .map_err(failed)
 }
 
 /// Whether the body is a JSON object, as every Kinesis request is. Only

@@ -51,6 +51,9 @@ pub async fn serve(
     info!(%local, "serving the Kinesis API (HTTP/1.1 and HTTP/2)");
     let builder = connection_builder();
     let graceful = GracefulShutdown::new();
+    // Tells SubscribeToShard event streams to end, so that shutdown need
+    // not wait for their 5 minutes.
+    let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -62,7 +65,7 @@ pub async fn serve(
                     if let Err(err) = stream.set_nodelay(true) {
                         debug!(%peer, %err, "cannot set TCP_NODELAY");
                     }
-                    spawn_connection(&builder, &graceful, stream, peer, &kinesis);
+                    spawn_connection(&builder, &graceful, stream, peer, &kinesis, &stopping_rx);
                 }
                 Err(err) => {
                     warn!(%err, "accept failed; retrying");
@@ -72,6 +75,7 @@ pub async fn serve(
         }
     }
     drop(listener); // stop accepting: new connections are refused from here on
+    stopping.send_replace(true);
     info!(
         connections = graceful.count(),
         "shutting down: finishing in-flight requests"
@@ -101,9 +105,12 @@ fn spawn_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     kinesis: &Arc<Kinesis>,
+    stopping: &tokio::sync::watch::Receiver<bool>,
 ) {
     let kinesis = Arc::clone(kinesis);
-    let service = service_fn(move |req| request::handle(Arc::clone(&kinesis), req));
+    let stopping = stopping.clone();
+    let service =
+        service_fn(move |req| request::handle(Arc::clone(&kinesis), req, stopping.clone()));
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)
         .into_owned();

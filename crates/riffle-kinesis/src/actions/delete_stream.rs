@@ -20,7 +20,7 @@ use crate::{Kinesis, KinesisError, errors};
 struct Input<'a> {
     #[serde(borrow)]
     StreamName: Option<Str<'a>>,
-    /// Accepted; Riffle has no consumers yet, so there is nothing to force.
+    /// Without it, a stream with registered consumers is not deleted.
     EnforceConsumerDeletion: Option<Bool>,
     #[serde(borrow)]
     StreamARN: Option<Str<'a>>,
@@ -41,6 +41,16 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     let stream = kinesis.lookup(&name, now)?;
     if stream.status(now) == Some(Status::Deleting) {
         return Err(errors::stream_not_found(&name, kinesis.account()));
+    }
+    // Consumers of a deleted stream go with it: their entries name its
+    // incarnation, which no later stream of the same name has.
+    if !matches!(input.EnforceConsumerDeletion, Some(Bool(true)))
+        && super::consumer_count(kinesis, &stream, now)? > 0
+    {
+        return Err(KinesisError::ResourceInUse(format!(
+            "Stream {name} under account {} has registered consumers.",
+            kinesis.account()
+        )));
     }
     let delay_ms = i64::try_from(kinesis.config().status_delay.as_millis()).unwrap_or(i64::MAX);
     let record = StreamRecord {

@@ -241,7 +241,7 @@ pub fn run_summary(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError
             } else {
                 stream.open_shard_count()
             },
-            ConsumerCount: 0,
+            ConsumerCount: super::consumer_count(kinesis, &stream, now)? as u32,
             MaxRecordSizeInKiB: stream.record.max_record_kib,
             WarmThroughput: stream.record.settings.warm_throughput_mibps.map(|mibps| {
                 WarmThroughput {

@@ -169,7 +169,7 @@ fn encode(
 
 /// `{"Records":[…]`, written straight into `out` (no per-record
 /// intermediate values).
-fn write_records(out: &mut String, stream: &Stream, shard: &Shard, records: &[Record]) {
+pub(crate) fn write_records(out: &mut String, stream: &Stream, shard: &Shard, records: &[Record]) {
     out.push_str(r#"{"Records":["#);
     for (i, record) in records.iter().enumerate() {
         if i > 0 {
@@ -204,7 +204,7 @@ struct HashKeyRange {
 }
 
 /// The `ChildShards` of a closed shard, as a JSON array.
-fn child_shards(stream: &Stream, shard: &Shard) -> String {
+pub(crate) fn child_shards(stream: &Stream, shard: &Shard) -> String {
     let children: Vec<ChildShard<'_>> = stream
         .children(shard)
         .map(|child| ChildShard {

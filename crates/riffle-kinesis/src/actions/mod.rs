@@ -1,6 +1,7 @@
 //! The API actions, one module per action named after it, and what they
 //! share: dispatch, the `StreamName`/`StreamARN` members, JSON responses.
 
+mod consumers;
 mod create_stream;
 mod delete_stream;
 mod describe_limits;
@@ -16,6 +17,7 @@ mod put_records;
 mod retention;
 mod settings;
 mod split_shard;
+pub(crate) mod subscribe_to_shard;
 mod tags;
 mod update_max_record_size;
 mod update_shard_count;
@@ -29,6 +31,7 @@ use crate::json::Str;
 use crate::validate::{Pattern, Violations};
 use crate::{Kinesis, KinesisError, errors};
 
+pub(crate) use consumers::count as consumer_count;
 pub use describe_limits::shard_limit;
 
 /// Every operation of the API model (botocore
@@ -122,6 +125,10 @@ pub async fn dispatch(kinesis: &Kinesis, action: &str, body: &[u8]) -> Result<By
         "UpdateStreamMode" => update_stream_mode::run(kinesis, body).await,
         "UpdateMaxRecordSize" => update_max_record_size::run(kinesis, body).await,
         "UpdateStreamWarmThroughput" => update_stream_warm_throughput::run(kinesis, body).await,
+        "RegisterStreamConsumer" => consumers::run_register(kinesis, body).await,
+        "DescribeStreamConsumer" => consumers::run_describe(kinesis, body),
+        "ListStreamConsumers" => consumers::run_list(kinesis, body),
+        "DeregisterStreamConsumer" => consumers::run_deregister(kinesis, body).await,
         other if MODEL_OPERATIONS.contains(&other) => Err(errors::not_supported(other)),
         // AWS sends no message for an unknown operation.
         _ => Err(KinesisError::UnknownOperation(String::new())),
@@ -181,5 +188,7 @@ mod limits_tests;
 mod reshard_tests;
 #[cfg(test)]
 mod settings_tests;
+#[cfg(test)]
+mod subscribe_tests;
 #[cfg(test)]
 mod tests;

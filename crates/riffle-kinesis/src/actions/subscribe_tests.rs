@@ -1,0 +1,214 @@
+//! SubscribeToShard driven through `Kinesis::subscribe_to_shard`, against a
+//! real `LogStore` in a temporary directory: what is pushed, when a
+//! subscription ends, and AWS's takeover rule.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use riffle_log::{FsyncPolicy, LogStore, StoreConfig};
+use serde_json::{Value, json};
+
+use crate::{Codec, Kinesis, KinesisConfig, KinesisError, Subscription};
+
+/// Bounds every wait for an event; a wait this long is a failure.
+const EVENT_DEADLINE: Duration = Duration::from_secs(10);
+
+struct Env {
+    _dir: tempfile::TempDir,
+    kinesis: Arc<Kinesis>,
+}
+
+fn env(subscription_ttl: Duration) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        fsync: FsyncPolicy::Never,
+        ..StoreConfig::default()
+    };
+    let store = Arc::new(LogStore::open(dir.path(), config).unwrap());
+    let config = KinesisConfig {
+        status_delay: Duration::ZERO,
+        throughput_limits: false,
+        subscription_ttl,
+        ..KinesisConfig::default()
+    };
+    let kinesis = Kinesis::open(store, config).unwrap();
+    Env { _dir: dir, kinesis }
+}
+
+async fn call(k: &Kinesis, action: &str, body: Value) -> Value {
+    let out = k
+        .handle(action, Bytes::from(body.to_string()), Codec::Json)
+        .await
+        .unwrap_or_else(|e| panic!("{action} {body}: {e:?}"));
+    if out.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&out).unwrap()
+    }
+}
+
+/// A one-shard stream `s` with an ACTIVE consumer; returns its ARN.
+async fn stream_with_consumer(k: &Kinesis) -> String {
+    call(
+        k,
+        "CreateStream",
+        json!({"StreamName": "s", "ShardCount": 1}),
+    )
+    .await;
+    let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s";
+    let out = call(
+        k,
+        "RegisterStreamConsumer",
+        json!({"StreamARN": arn, "ConsumerName": "c"}),
+    )
+    .await;
+    out["Consumer"]["ConsumerARN"].as_str().unwrap().to_owned()
+}
+
+async fn subscribe(
+    k: &Arc<Kinesis>,
+    arn: &str,
+    position: Value,
+) -> Result<Subscription, KinesisError> {
+    let body = json!({"ConsumerARN": arn, "ShardId": "shardId-000000000000", "StartingPosition": position});
+    k.subscribe_to_shard(Bytes::from(body.to_string()), Codec::Json)
+        .await
+}
+
+async fn next(sub: &mut Subscription) -> Option<Result<Value, KinesisError>> {
+    let event = tokio::time::timeout(EVENT_DEADLINE, sub.next_event())
+        .await
+        .expect("an event (or the end) within the deadline")?;
+    Some(event.map(|payload| serde_json::from_slice(&payload).unwrap()))
+}
+
+async fn put(k: &Kinesis, data: &[u8]) -> String {
+    let data = base64_simd::STANDARD.encode_to_string(data);
+    let out = call(
+        k,
+        "PutRecord",
+        json!({"StreamName": "s", "PartitionKey": "k", "Data": data}),
+    )
+    .await;
+    out["SequenceNumber"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn records_committed_after_subscribing_are_pushed_in_order() {
+    let env = env(Duration::from_secs(300));
+    let k = &env.kinesis;
+    let arn = stream_with_consumer(k).await;
+    let mut sub = subscribe(k, &arn, json!({"Type": "LATEST"})).await.unwrap();
+    let first = next(&mut sub).await.unwrap().unwrap();
+    assert_eq!(first["Records"], json!([]));
+    assert_eq!(first["MillisBehindLatest"], 0);
+
+    let writer = {
+        let k = k.clone();
+        tokio::spawn(async move {
+            let mut numbers = Vec::new();
+            for i in 0..20 {
+                numbers.push(put(&k, format!("r{i}").as_bytes()).await);
+            }
+            numbers
+        })
+    };
+    let mut received = Vec::new();
+    while received.len() < 20 {
+        let event = next(&mut sub).await.unwrap().unwrap();
+        for record in event["Records"].as_array().unwrap() {
+            received.push(record["SequenceNumber"].as_str().unwrap().to_owned());
+        }
+        if let Some(last) = received.last() {
+            assert_eq!(
+                event["ContinuationSequenceNumber"].as_str(),
+                Some(last.as_str())
+            );
+        }
+    }
+    assert_eq!(received, writer.await.unwrap());
+}
+
+#[tokio::test]
+async fn a_subscription_ends_cleanly_when_its_time_is_up() {
+    let env = env(Duration::from_millis(200));
+    let k = &env.kinesis;
+    let arn = stream_with_consumer(k).await;
+    let mut sub = subscribe(k, &arn, json!({"Type": "TRIM_HORIZON"}))
+        .await
+        .unwrap();
+    assert!(next(&mut sub).await.unwrap().is_ok());
+    assert!(next(&mut sub).await.is_none(), "ends without an error");
+    assert!(next(&mut sub).await.is_none());
+}
+
+#[tokio::test]
+async fn a_second_subscription_within_five_seconds_is_refused_and_a_dropped_one_frees_the_shard() {
+    let env = env(Duration::from_secs(300));
+    let k = &env.kinesis;
+    let arn = stream_with_consumer(k).await;
+    let sub = subscribe(k, &arn, json!({"Type": "LATEST"})).await.unwrap();
+    let refused = subscribe(k, &arn, json!({"Type": "LATEST"})).await;
+    assert!(
+        matches!(&refused, Err(KinesisError::ResourceInUse(m)) if m.contains(&arn)),
+        "{:?}",
+        refused.err()
+    );
+    drop(sub);
+    assert!(subscribe(k, &arn, json!({"Type": "LATEST"})).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_closed_shard_ends_the_subscription_with_its_children() {
+    let env = env(Duration::from_secs(300));
+    let k = &env.kinesis;
+    let arn = stream_with_consumer(k).await;
+    put(k, b"before").await;
+    let mut sub = subscribe(k, &arn, json!({"Type": "TRIM_HORIZON"}))
+        .await
+        .unwrap();
+    let first = next(&mut sub).await.unwrap().unwrap();
+    assert_eq!(first["Records"].as_array().unwrap().len(), 1);
+    let middle = (u128::MAX / 2).to_string();
+    call(
+        k,
+        "SplitShard",
+        json!({"StreamName": "s", "ShardToSplit": "shardId-000000000000", "NewStartingHashKey": middle}),
+    )
+    .await;
+    let last = loop {
+        let event = next(&mut sub).await.unwrap().unwrap();
+        if event.get("ChildShards").is_some() {
+            break event;
+        }
+    };
+    let children: Vec<&str> = last["ChildShards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ShardId"].as_str().unwrap())
+        .collect();
+    assert_eq!(children, ["shardId-000000000001", "shardId-000000000002"]);
+    assert!(next(&mut sub).await.is_none());
+}
+
+#[tokio::test]
+async fn subscribing_needs_an_active_consumer_and_a_valid_position() {
+    let env = env(Duration::from_secs(300));
+    let k = &env.kinesis;
+    let arn = stream_with_consumer(k).await;
+    let gone = format!("{arn}1");
+    assert!(matches!(
+        subscribe(k, &gone, json!({"Type": "LATEST"})).await,
+        Err(KinesisError::ResourceNotFound(_))
+    ));
+    assert!(matches!(
+        subscribe(k, &arn, json!({"Type": "SOMEWHERE"})).await,
+        Err(KinesisError::Validation(_))
+    ));
+    assert!(matches!(
+        subscribe(k, &arn, json!({"Type": "AT_SEQUENCE_NUMBER"})).await,
+        Err(KinesisError::InvalidArgument(_))
+    ));
+}

@@ -1,0 +1,413 @@
+//! SubscribeToShard: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_SubscribeToShard.html>
+//!
+//! A subscription is a [`Subscription`] the server pulls events from: each
+//! call to [`Subscription::next_event`] reads what the shard committed
+//! since the last event, or waits for the shard's log to say more is
+//! readable (`ShardLog::wait_readable`, woken by the writer, never a
+//! poll). Pulling, rather than a task pushing into a channel, gives
+//! backpressure for free: a slow client slows only its own reads, and a
+//! client that goes away drops the subscription and ends it.
+//!
+//! AWS's rules kept here: a subscription lasts 5 minutes
+//! ([`crate::KinesisConfig::subscription_ttl`]); a second SubscribeToShard
+//! by the same consumer to the same shard within 5 seconds of the last
+//! successful one is refused with `ResourceInUseException`, a later one
+//! takes over and the first ends with that exception.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use riffle_log::{LogError, ReadLimits, Seq};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::get_records::{RECORDS_MAX, RESPONSE_BYTES_MAX, child_shards, write_records};
+use super::put_record::refuse_dry_run;
+use crate::json::{self, Bool, Str, Timestamp};
+use crate::seqnum::SeqNum;
+use crate::stream::{Shard, Stream};
+use crate::time::now_ms;
+use crate::validate::{Pattern, Violations};
+use crate::{Kinesis, KinesisError, catalog, errors};
+
+/// How long after a successful SubscribeToShard another one by the same
+/// consumer to the same shard is refused (API reference: "within 5
+/// seconds of a successful call, you'll get a ResourceInUseException").
+pub const TAKEOVER_AFTER: Duration = Duration::from_secs(5);
+/// An event is sent at least this often, records or not, so the client
+/// sees the subscription is alive and gets a fresh ContinuationSequenceNumber.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// While a reshard has closed a shard's log but not yet committed its
+/// children, how often to look again (the commit normally wakes us first).
+const RESHARD_RECHECK: Duration = Duration::from_millis(50);
+
+const POSITION_TYPES: &[&str] = &[
+    "AT_SEQUENCE_NUMBER",
+    "AFTER_SEQUENCE_NUMBER",
+    "TRIM_HORIZON",
+    "LATEST",
+    "AT_TIMESTAMP",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+struct Input<'a> {
+    #[serde(borrow)]
+    ConsumerARN: Option<Str<'a>>,
+    #[serde(borrow)]
+    ShardId: Option<Str<'a>>,
+    #[serde(borrow)]
+    StartingPosition: Option<StartingPosition<'a>>,
+    #[serde(borrow)]
+    StreamId: Option<Str<'a>>,
+    DryRun: Option<Bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+struct StartingPosition<'a> {
+    #[serde(borrow, rename = "Type")]
+    Kind: Option<Str<'a>>,
+    #[serde(borrow)]
+    SequenceNumber: Option<Str<'a>>,
+    Timestamp: Option<Timestamp>,
+}
+
+/// The live subscriptions, by consumer ARN and shard index.
+#[derive(Default)]
+pub(crate) struct Subscriptions {
+    /// Held only to look up or swap an entry, never across an await.
+    live: Mutex<HashMap<(String, u32), Live>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+struct Live {
+    id: u64,
+    started: Instant,
+    /// Set to true to end the subscription (taken over, consumer deleted).
+    end: watch::Sender<bool>,
+}
+
+impl Subscriptions {
+    /// Registers a new subscription, ending the one it takes over.
+    fn start(
+        &self,
+        consumer_arn: &str,
+        shard: u32,
+    ) -> Result<(u64, watch::Receiver<bool>), KinesisError> {
+        let mut live = self.live.lock();
+        let key = (consumer_arn.to_owned(), shard);
+        if let Some(old) = live.get(&key) {
+            if old.started.elapsed() < TAKEOVER_AFTER {
+                return Err(KinesisError::ResourceInUse(format!(
+                    "Another active subscription exists for this consumer: {consumer_arn}"
+                )));
+            }
+            // The old subscription sees this and ends with ResourceInUse.
+            old.end.send_replace(true);
+        }
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (end, ended) = watch::channel(false);
+        let started = Instant::now();
+        live.insert(key, Live { id, started, end });
+        Ok((id, ended))
+    }
+
+    fn finish(&self, consumer_arn: &str, shard: u32, id: u64) {
+        let mut live = self.live.lock();
+        let key = (consumer_arn.to_owned(), shard);
+        if live.get(&key).is_some_and(|l| l.id == id) {
+            live.remove(&key);
+        }
+    }
+
+    /// Ends every subscription of a consumer (it is being deregistered).
+    pub(crate) fn end_consumer(&self, consumer_arn: &str) {
+        let mut live = self.live.lock();
+        live.retain(|(arn, _), l| {
+            if arn == consumer_arn {
+                l.end.send_replace(true);
+            }
+            arn != consumer_arn
+        });
+    }
+}
+
+/// One SubscribeToShard: the events it has yet to send.
+pub struct Subscription {
+    kinesis: Arc<Kinesis>,
+    consumer_arn: String,
+    stream: String,
+    incarnation: u64,
+    shard_index: u32,
+    id: u64,
+    /// The next record to send.
+    position: Seq,
+    deadline: Instant,
+    ended: watch::Receiver<bool>,
+    sent_first: bool,
+    finished: bool,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.kinesis
+            .subscriptions
+            .finish(&self.consumer_arn, self.shard_index, self.id);
+    }
+}
+
+/// Validates a SubscribeToShard request and starts the subscription.
+pub async fn start(kinesis: &Arc<Kinesis>, body: &[u8]) -> Result<Subscription, KinesisError> {
+    let input: Input = json::parse(body)?;
+    validate(&input)?;
+    refuse_dry_run(input.DryRun)?;
+    let now = now_ms();
+    // Validated: present.
+    let arn = input.ConsumerARN.as_ref().map_or("", Str::as_str);
+    let (stream, consumer) = super::consumers::resolve_arn(kinesis, arn, now)?;
+    if consumer.status(now) != Some(catalog::Status::Active) {
+        return Err(KinesisError::ResourceInUse(format!(
+            "Consumer {arn} under account {} is not ACTIVE.",
+            kinesis.account()
+        )));
+    }
+    let shard_text = input.ShardId.as_ref().map_or("", Str::as_str);
+    let account = kinesis.account();
+    let shard = catalog::parse_shard_id(shard_text)
+        .and_then(|index| stream.shard(index))
+        .filter(|s| !stream.is_expired(s, now))
+        .ok_or_else(|| errors::shard_not_found(shard_text, stream.name(), account))?;
+    // Validated: present.
+    let Some(position) = &input.StartingPosition else {
+        return Err(errors::invalid_iterator());
+    };
+    let position = starting_seq(kinesis, &stream, shard, position, now)?;
+    let (id, ended) = kinesis.subscriptions.start(arn, shard.index)?;
+    Ok(Subscription {
+        kinesis: kinesis.clone(),
+        consumer_arn: arn.to_owned(),
+        stream: stream.name().to_owned(),
+        incarnation: stream.record.incarnation,
+        shard_index: shard.index,
+        id,
+        position,
+        deadline: Instant::now() + kinesis.config().subscription_ttl,
+        ended,
+        sent_first: false,
+        finished: false,
+    })
+}
+
+fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
+    let mut v = Violations::new();
+    v.required(&input.ConsumerARN, "consumerARN");
+    let arn = input.ConsumerARN.as_ref().map(Str::as_str);
+    v.length(arn, "consumerARN", 1, 2048);
+    let shard = input.ShardId.as_ref().map(Str::as_str);
+    v.required(&input.ShardId, "shardId");
+    v.length(shard, "shardId", 1, 128);
+    v.pattern(shard, "shardId", Pattern::Name);
+    v.required(&input.StartingPosition, "startingPosition");
+    if let Some(position) = &input.StartingPosition {
+        let kind = position.Kind.as_ref().map(Str::as_str);
+        v.required(&position.Kind, "startingPosition.type");
+        v.one_of(kind, "startingPosition.type", POSITION_TYPES);
+        let number = position.SequenceNumber.as_ref().map(Str::as_str);
+        v.pattern(
+            number,
+            "startingPosition.sequenceNumber",
+            Pattern::SequenceNumber,
+        );
+    }
+    super::check_stream_id(&mut v, &input.StreamId);
+    v.into_result()
+}
+
+/// The first record a subscription sends.
+fn starting_seq(
+    kinesis: &Kinesis,
+    stream: &Stream,
+    shard: &Shard,
+    position: &StartingPosition<'_>,
+    now: i64,
+) -> Result<Seq, KinesisError> {
+    let kind = position.Kind.as_ref().map_or("", Str::as_str);
+    let number = position.SequenceNumber.as_ref().map(Str::as_str);
+    let invalid = |text: &str| {
+        KinesisError::InvalidArgument(format!(
+            "Invalid StartingSequenceNumber {text} for shard {} in stream {} under account {}.",
+            shard.id,
+            stream.name(),
+            kinesis.account()
+        ))
+    };
+    match (kind, number) {
+        ("TRIM_HORIZON", _) => Ok(shard.log.oldest_seq()),
+        ("LATEST", _) => Ok(shard.log.next_seq()),
+        ("AT_TIMESTAMP", _) => {
+            let Some(Timestamp(at_ms)) = position.Timestamp else {
+                return Err(KinesisError::InvalidArgument(
+                    "Must specify timestamp for StartingPosition of type AT_TIMESTAMP.".to_owned(),
+                ));
+            };
+            Ok(shard.log.seq_at_timestamp(at_ms.min(now))?)
+        }
+        ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", Some(text)) => {
+            let parsed = SeqNum::decode(text)
+                .filter(|n| n.shard_index == shard.index && stream.issued_here(shard, n))
+                .ok_or_else(|| invalid(text))?;
+            let seq = if kind == "AFTER_SEQUENCE_NUMBER" {
+                parsed.seq.saturating_add(1)
+            } else {
+                parsed.seq
+            };
+            if seq > shard.log.next_seq() {
+                return Err(invalid(text));
+            }
+            Ok(seq)
+        }
+        _ => Err(KinesisError::InvalidArgument(format!(
+            "StartingPosition of type {kind} needs a SequenceNumber."
+        ))),
+    }
+}
+
+impl Subscription {
+    /// The next `SubscribeToShardEvent` as a JSON payload; `None` once the
+    /// subscription has ended cleanly (its 5 minutes are up, or the event
+    /// with the ChildShards of a closed shard was sent). An error ends it
+    /// too: the caller reports it as an exception event.
+    pub async fn next_event(&mut self) -> Option<Result<Bytes, KinesisError>> {
+        if self.finished {
+            return None;
+        }
+        let result = self.produce().await;
+        if !matches!(result, Ok(Some(_))) {
+            self.finished = true;
+        }
+        result.transpose()
+    }
+
+    async fn produce(&mut self) -> Result<Option<Bytes>, KinesisError> {
+        let heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
+        loop {
+            if *self.ended.borrow() || self.ended.has_changed().is_err() {
+                return Err(KinesisError::ResourceInUse(format!(
+                    "Another subscription has taken over for consumer {} on shard {}.",
+                    self.consumer_arn,
+                    catalog::shard_id(self.shard_index)
+                )));
+            }
+            if Instant::now() >= self.deadline {
+                return Ok(None);
+            }
+            let stream = self.stream()?;
+            let not_found = || {
+                errors::shard_not_found(
+                    &catalog::shard_id(self.shard_index),
+                    &self.stream,
+                    self.kinesis.account(),
+                )
+            };
+            let shard = stream.shard(self.shard_index).ok_or_else(not_found)?;
+            let now = now_ms();
+            let batch = read(shard, self.position).await.map_err(|err| match err {
+                LogError::Deleted { .. } => not_found(),
+                err => err.into(),
+            })?;
+            let at_end = batch.end_of_log && shard.closed;
+            let cutoff = stream.trim_horizon_ms(now);
+            let retained =
+                &batch.records[batch.records.partition_point(|r| r.arrival_ms < cutoff)..];
+            if !retained.is_empty() || at_end || !self.sent_first || Instant::now() >= heartbeat {
+                let caught_up = batch.next_seq >= shard.log.next_seq();
+                let behind = match retained.last() {
+                    Some(last) if !caught_up => (now - last.arrival_ms).max(0),
+                    _ => 0,
+                };
+                let event = encode_event(&stream, shard, retained, batch.next_seq, behind, at_end);
+                self.position = batch.next_seq;
+                self.sent_first = true;
+                // After a closed shard's last event, the subscription is over.
+                self.finished = at_end;
+                return Ok(Some(Bytes::from(event)));
+            }
+            // A reshard closed the log but has not committed the children.
+            let resharding = batch.end_of_log && shard.log.is_closed();
+            let log = shard.log.clone();
+            drop(stream);
+            let wake = self.deadline.min(heartbeat);
+            let position = self.position;
+            tokio::select! {
+                () = log.wait_readable(position), if !resharding => {}
+                () = tokio::time::sleep(RESHARD_RECHECK), if resharding => {}
+                _ = self.ended.changed() => {}
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    /// The subscribed stream as it is now, unless it was deleted.
+    fn stream(&self) -> Result<Arc<Stream>, KinesisError> {
+        let now = now_ms();
+        self.kinesis
+            .get(&self.stream)
+            .filter(|s| s.record.incarnation == self.incarnation && s.is_usable(now))
+            .ok_or_else(|| errors::stream_not_found(&self.stream, self.kinesis.account()))
+    }
+}
+
+/// Reads one event's worth of records (AWS's GetRecords limits) on the
+/// blocking pool: it may copy 10 MiB or touch the disk.
+async fn read(shard: &Shard, from: Seq) -> Result<riffle_log::ReadBatch, LogError> {
+    let log = shard.log.clone();
+    let limits = ReadLimits {
+        records_max: RECORDS_MAX,
+        bytes_max: RESPONSE_BYTES_MAX,
+    };
+    tokio::task::spawn_blocking(move || log.read(from, limits))
+        .await
+        .map_err(|err| LogError::Meta(format!("read task failed: {err}")))?
+}
+
+/// A `SubscribeToShardEvent`: `{"Records":[…],"ContinuationSequenceNumber":
+/// "…","MillisBehindLatest":0}`, plus `ChildShards` at a closed shard's end.
+fn encode_event(
+    stream: &Stream,
+    shard: &Shard,
+    records: &[riffle_log::Record],
+    next: Seq,
+    behind_ms: i64,
+    at_end: bool,
+) -> String {
+    let estimate: usize = records
+        .iter()
+        .map(|r| r.data.len() / 3 * 4 + r.partition_key.len() + 160)
+        .sum();
+    let mut out = String::with_capacity(estimate + 300);
+    write_records(&mut out, stream, shard, records);
+    // Where to resume: the last record sent, or the one before the next.
+    let continuation = match records.last() {
+        Some(last) => stream.seq_number(shard, last.seq, last.arrival_ms),
+        None => stream.seq_number(shard, next.saturating_sub(1), shard.created_ms),
+    };
+    out.push_str(r#","ContinuationSequenceNumber":""#);
+    out.push_str(&continuation);
+    out.push('"');
+    out.push_str(&format!(r#","MillisBehindLatest":{behind_ms}"#));
+    if at_end {
+        out.push_str(r#","ChildShards":"#);
+        out.push_str(&child_shards(stream, shard));
+    }
+    out.push('}');
+    out
+}

@@ -1,0 +1,44 @@
+//! SubscribeToShard's response body: an `initial-response` event, then one
+//! `SubscribeToShardEvent` per batch the subscription yields, then the end
+//! (or one exception message if the subscription fails after the start).
+//!
+//! hyper pulls the body as the connection can take it, so the subscription
+//! reads the next batch only when the previous one has been handed to the
+//! socket: a slow client holds back only its own subscription.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use riffle_kinesis::Subscription;
+use tokio::sync::watch;
+
+use crate::request::ResponseBody;
+use crate::{errors, eventstream};
+
+/// The event-stream body of `subscription`, ending early when `stopping`
+/// turns true (the server shuts down).
+pub(crate) fn body(subscription: Subscription, stopping: watch::Receiver<bool>) -> ResponseBody {
+    let first = stream::once(async { eventstream::initial_response() });
+    let events = stream::unfold(Some((subscription, stopping)), |state| async move {
+        let (mut subscription, mut stopping) = state?;
+        let next = tokio::select! {
+            next = subscription.next_event() => next,
+            _ = stopping.wait_for(|stop| *stop) => None,
+        };
+        match next? {
+            Ok(payload) => {
+                let message = eventstream::event("SubscribeToShardEvent", &payload);
+                Some((message, Some((subscription, stopping))))
+            }
+            Err(err) => Some((errors::exception_event(&err), None)),
+        }
+    });
+    let frames = first
+        .chain(events)
+        .map(|message: Bytes| Ok::<_, Infallible>(Frame::data(message)));
+    StreamBody::new(frames).boxed_unsync()
+}
