@@ -129,6 +129,10 @@ pub struct StreamSettings {
     /// first; only those within the last 24 hours are kept).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mode_switches_ms: Vec<i64>,
+    /// StartStreamEncryption's KMS KeyId while the stream is encrypted;
+    /// it also names the storage engine's data key for the stream's records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key_id: Option<String>,
 }
 
 impl StreamSettings {

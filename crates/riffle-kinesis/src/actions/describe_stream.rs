@@ -128,6 +128,8 @@ struct Description<'a> {
     StreamCreationTimestamp: f64,
     EnhancedMonitoring: [EnhancedMetrics<'a>; 1],
     EncryptionType: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    KeyId: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -185,7 +187,8 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
             RetentionPeriodHours: stream.record.retention_hours,
             StreamCreationTimestamp: epoch_seconds(stream.record.created_ms),
             EnhancedMonitoring: enhanced_monitoring(&stream),
-            EncryptionType: "NONE",
+            EncryptionType: super::encryption_type(&stream),
+            KeyId: stream.record.settings.encryption_key_id.as_deref(),
         },
     })
 }
@@ -201,6 +204,8 @@ struct Summary<'a> {
     StreamCreationTimestamp: f64,
     EnhancedMonitoring: [EnhancedMetrics<'a>; 1],
     EncryptionType: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    KeyId: Option<&'a str>,
     OpenShardCount: usize,
     ConsumerCount: u32,
     MaxRecordSizeInKiB: u32,
@@ -235,7 +240,8 @@ pub fn run_summary(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError
             RetentionPeriodHours: stream.record.retention_hours,
             StreamCreationTimestamp: epoch_seconds(stream.record.created_ms),
             EnhancedMonitoring: enhanced_monitoring(&stream),
-            EncryptionType: "NONE",
+            EncryptionType: super::encryption_type(&stream),
+            KeyId: stream.record.settings.encryption_key_id.as_deref(),
             OpenShardCount: if status == Status::Creating {
                 0
             } else {

@@ -183,7 +183,11 @@ pub(crate) fn write_records(out: &mut String, stream: &Stream, shard: &Shard, re
         base64_simd::STANDARD.encode_append(&record.data, out);
         out.push_str(r#"","PartitionKey":"#);
         json::write_str(out, &String::from_utf8_lossy(&record.partition_key));
-        out.push_str(r#","EncryptionType":"NONE"}"#);
+        out.push_str(if record.encrypted {
+            r#","EncryptionType":"KMS"}"#
+        } else {
+            r#","EncryptionType":"NONE"}"#
+        });
     }
     out.push(']');
 }

@@ -17,6 +17,7 @@ mod put_records;
 mod retention;
 mod settings;
 mod split_shard;
+mod stream_encryption;
 pub(crate) mod subscribe_to_shard;
 mod tags;
 mod update_max_record_size;
@@ -33,6 +34,7 @@ use crate::{Kinesis, KinesisError, errors};
 
 pub(crate) use consumers::count as consumer_count;
 pub use describe_limits::shard_limit;
+pub(crate) use stream_encryption::encryption_type;
 
 /// Every operation of the API model (botocore
 /// `kinesis/2013-12-02/service-2.json`), implemented or not.
@@ -125,6 +127,8 @@ pub async fn dispatch(kinesis: &Kinesis, action: &str, body: &[u8]) -> Result<By
         "UpdateStreamMode" => update_stream_mode::run(kinesis, body).await,
         "UpdateMaxRecordSize" => update_max_record_size::run(kinesis, body).await,
         "UpdateStreamWarmThroughput" => update_stream_warm_throughput::run(kinesis, body).await,
+        "StartStreamEncryption" => stream_encryption::run_start(kinesis, body).await,
+        "StopStreamEncryption" => stream_encryption::run_stop(kinesis, body).await,
         "RegisterStreamConsumer" => consumers::run_register(kinesis, body).await,
         "DescribeStreamConsumer" => consumers::run_describe(kinesis, body),
         "ListStreamConsumers" => consumers::run_list(kinesis, body),
@@ -182,6 +186,8 @@ pub(crate) struct StreamModeDetails {
     pub StreamMode: &'static str,
 }
 
+#[cfg(test)]
+mod encryption_tests;
 #[cfg(test)]
 mod limits_tests;
 #[cfg(test)]

@@ -198,7 +198,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     super::respond(&Output {
         ShardId: &shard.id,
         SequenceNumber: stream.seq_number(shard, appended.first_seq, appended.arrival_ms),
-        EncryptionType: "NONE",
+        EncryptionType: super::encryption_type(&stream),
     })
 }
 
@@ -232,7 +232,8 @@ async fn append_routed(
             ));
         }
         let index = shard.index;
-        match shard.log.append(&[record], now).await {
+        let key = super::stream_encryption::data_key(kinesis, &stream)?;
+        match super::stream_encryption::append(&shard.log, &[record], now, key.as_ref()).await {
             Ok(appended) => return Ok((stream, index, appended)),
             Err(LogError::Closed { .. }) => {
                 let resharded = reshard::wait_reshard(kinesis, &stream, index).await?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use riffle_log::{Appended, LogError, RecordIn};
+use riffle_log::{Appended, DataKey, LogError, RecordIn};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
@@ -216,8 +216,10 @@ async fn place_all(
     loop {
         let mut groups = route_all(kinesis, &stream, call.entries, &todo)?;
         admit_groups(kinesis, &stream, &mut groups, call, &mut fates);
+        let key = super::stream_encryption::data_key(kinesis, &stream)?;
         let outcomes = append_groups(
             &stream,
+            key.as_ref(),
             &groups,
             call.entries,
             call.arena,
@@ -319,6 +321,7 @@ type Outcome = Option<Result<Appended, LogError>>;
 /// outcome per shard position (`None` for shards that got no records).
 async fn append_groups(
     stream: &Stream,
+    key: Option<&DataKey>,
     groups: &[Vec<usize>],
     entries: &[Entry<'_>],
     arena: &[u8],
@@ -347,9 +350,9 @@ async fn append_groups(
             (position, records)
         })
         .collect();
-    let appends = batches
-        .iter()
-        .map(|(position, records)| stream.shards[*position].log.append(records, now));
+    let appends = batches.iter().map(|(position, records)| {
+        super::stream_encryption::append(&stream.shards[*position].log, records, now, key)
+    });
     let outcomes = join_all(appends).await;
     let mut by_position: Vec<Outcome> = (0..groups.len()).map(|_| None).collect();
     for ((position, _), outcome) in batches.iter().zip(outcomes) {
@@ -407,6 +410,6 @@ fn results<'s>(stream: &'s Stream, fates: &[Fate], refused: impl Fn(&str) -> Str
     Output {
         FailedRecordCount: failed,
         Records: records,
-        EncryptionType: "NONE",
+        EncryptionType: super::encryption_type(stream),
     }
 }
