@@ -1,0 +1,164 @@
+//! Enhanced fan-out through the official AWS SDK for Rust: a consumer is
+//! registered, SubscribeToShard's event stream is decoded by the SDK's own
+//! event-stream reader, and records put after subscribing arrive in order.
+//! The put-to-receive latency (fsync=always) is printed; run with
+//! `--nocapture` to see it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::{
+    ConsumerStatus, ShardIteratorType, StartingPosition, SubscribeToShardEvent,
+    SubscribeToShardEventStream,
+};
+use common::{Riffle, create_active, error_of, eventually, unique_name};
+
+/// Bounds every wait for an event; reaching it fails the test.
+const EVENT_TIME_MAX: Duration = Duration::from_secs(10);
+/// Records put one at a time, each awaited on the subscription.
+const LATENCY_SAMPLES: usize = 200;
+
+type Events = aws_sdk_kinesis::primitives::event_stream::EventReceiver<
+    SubscribeToShardEventStream,
+    aws_sdk_kinesis::types::error::SubscribeToShardEventStreamError,
+>;
+
+async fn register_active(client: &Client, stream: &str, name: &str) -> String {
+    let stream_arn = format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}");
+    let out = client
+        .register_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_name(name)
+        .send()
+        .await
+        .unwrap();
+    let consumer = out.consumer().unwrap();
+    assert_eq!(consumer.consumer_status(), &ConsumerStatus::Creating);
+    let arn = consumer.consumer_arn().to_owned();
+    eventually(Duration::from_secs(10), "consumer ACTIVE", || async {
+        let out = client
+            .describe_stream_consumer()
+            .consumer_arn(&arn)
+            .send()
+            .await
+            .ok()?;
+        let status = out.consumer_description()?.consumer_status().clone();
+        (status == ConsumerStatus::Active).then_some(())
+    })
+    .await;
+    arn
+}
+
+async fn next_event(events: &mut Events) -> SubscribeToShardEvent {
+    let received = tokio::time::timeout(EVENT_TIME_MAX, events.recv())
+        .await
+        .expect("an event within the deadline");
+    match received {
+        Ok(Some(SubscribeToShardEventStream::SubscribeToShardEvent(event))) => event,
+        other => panic!("expected a SubscribeToShardEvent, got {other:?}"),
+    }
+}
+
+async fn subscribe(client: &Client, arn: &str, kind: ShardIteratorType) -> Events {
+    let position = StartingPosition::builder().r#type(kind).build().unwrap();
+    client
+        .subscribe_to_shard()
+        .consumer_arn(arn)
+        .shard_id("shardId-000000000000")
+        .starting_position(position)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("SubscribeToShard: {e:?}"))
+        .event_stream
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let at = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[at]
+}
+
+#[tokio::test]
+async fn subscribe_to_shard_pushes_records_put_after_subscribing() {
+    let riffle = Riffle::start_with_args(&["--fsync", "always"]);
+    let client = riffle.client();
+    let stream = unique_name("efo");
+    create_active(&client, &stream, 1).await;
+    let arn = register_active(&client, &stream, "rust-sdk").await;
+    let mut events = subscribe(&client, &arn, ShardIteratorType::Latest).await;
+    let first = next_event(&mut events).await;
+    assert!(first.records().is_empty());
+
+    // From the put's start (its commit and fsync included) and from its
+    // return (the push alone) to the event's arrival.
+    let mut from_start = Vec::with_capacity(LATENCY_SAMPLES);
+    let mut from_return = Vec::with_capacity(LATENCY_SAMPLES);
+    for i in 0..LATENCY_SAMPLES {
+        let data = format!("record {i}");
+        let started = Instant::now();
+        let put = client
+            .put_record()
+            .stream_name(&stream)
+            .partition_key("k")
+            .data(Blob::new(data.as_bytes()))
+            .send()
+            .await
+            .unwrap();
+        let put_returned = Instant::now();
+        let event = loop {
+            let event = next_event(&mut events).await;
+            if !event.records().is_empty() {
+                break event;
+            }
+            assert!(
+                started.elapsed() < EVENT_TIME_MAX,
+                "record {i} never pushed"
+            );
+        };
+        from_start.push(started.elapsed());
+        from_return.push(put_returned.elapsed());
+        let records = event.records();
+        assert_eq!(records.len(), 1, "one record per put, pushed at once");
+        assert_eq!(records[0].data().as_ref(), data.as_bytes());
+        assert_eq!(records[0].sequence_number(), put.sequence_number());
+        assert_eq!(event.continuation_sequence_number(), put.sequence_number());
+    }
+    for (what, mut latencies) in [
+        ("put-start-to-receive", from_start),
+        ("put-return-to-receive", from_return),
+    ] {
+        latencies.sort();
+        println!(
+            "Rust SDK SubscribeToShard, fsync=always, {what} over {LATENCY_SAMPLES} records: \
+             p50 {:?}, p99 {:?}, max {:?}",
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
+            latencies[latencies.len() - 1]
+        );
+    }
+}
+
+#[tokio::test]
+async fn subscribe_to_shard_errors_before_the_stream_are_aws_errors() {
+    let riffle = Riffle::start();
+    let client = riffle.client();
+    let stream = unique_name("efo-errors");
+    create_active(&client, &stream, 1).await;
+    let arn = register_active(&client, &stream, "twice").await;
+    let _events = subscribe(&client, &arn, ShardIteratorType::TrimHorizon).await;
+    let position = StartingPosition::builder()
+        .r#type(ShardIteratorType::Latest)
+        .build()
+        .unwrap();
+    let err = client
+        .subscribe_to_shard()
+        .consumer_arn(&arn)
+        .shard_id("shardId-000000000000")
+        .starting_position(position)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error_of(&err).0, "ResourceInUseException");
+}
