@@ -128,6 +128,27 @@ pub fn list(
     Ok(out)
 }
 
+/// Deregisters every consumer of a stream being deleted (DeleteStream with
+/// EnforceConsumerDeletion), ending their subscriptions. Caller holds the
+/// catalog lock.
+pub async fn remove_all(kinesis: &Kinesis, stream: &Stream, now: i64) -> Result<(), KinesisError> {
+    let consumers = list(kinesis, stream, now)?;
+    if consumers.is_empty() {
+        return Ok(());
+    }
+    let ops = consumers
+        .iter()
+        .map(|c| MetaOp::Delete {
+            key: consumer_key(stream.name(), &c.name),
+        })
+        .collect();
+    kinesis.commit(ops).await?;
+    for consumer in &consumers {
+        kinesis.subscriptions.end_consumer(&consumer.arn(stream));
+    }
+    Ok(())
+}
+
 /// How many consumers the stream has (DescribeStreamSummary's ConsumerCount).
 pub fn count(kinesis: &Kinesis, stream: &Stream, now: i64) -> Result<usize, KinesisError> {
     Ok(list(kinesis, stream, now)?.len())

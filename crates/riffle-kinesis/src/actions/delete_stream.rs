@@ -42,8 +42,8 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     if stream.status(now) == Some(Status::Deleting) {
         return Err(errors::stream_not_found(&name, kinesis.account()));
     }
-    // Consumers of a deleted stream go with it: their entries name its
-    // incarnation, which no later stream of the same name has.
+    // AWS refuses to delete a stream with consumers unless told to; then
+    // they go first (a crash in between leaves a stream without consumers).
     if !matches!(input.EnforceConsumerDeletion, Some(Bool(true)))
         && super::consumer_count(kinesis, &stream, now)? > 0
     {
@@ -52,6 +52,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
             kinesis.account()
         )));
     }
+    super::remove_consumers(kinesis, &stream, now).await?;
     let delay_ms = i64::try_from(kinesis.config().status_delay.as_millis()).unwrap_or(i64::MAX);
     let record = StreamRecord {
         status: Status::Deleting,

@@ -32,7 +32,7 @@ use crate::json::Str;
 use crate::validate::{Pattern, Violations};
 use crate::{Kinesis, KinesisError, errors};
 
-pub(crate) use consumers::count as consumer_count;
+pub(crate) use consumers::{count as consumer_count, remove_all as remove_consumers};
 pub use describe_limits::shard_limit;
 pub(crate) use stream_encryption::encryption_type;
 

@@ -212,3 +212,57 @@ async fn subscribing_needs_an_active_consumer_and_a_valid_position() {
         Err(KinesisError::InvalidArgument(_))
     ));
 }
+
+#[tokio::test]
+async fn deleting_a_stream_with_consumers_needs_enforce_and_takes_them_along() {
+    let env = env(Duration::from_secs(300));
+    let k = &env.kinesis;
+    let arn = stream_with_consumer(k).await;
+    let refused = k
+        .handle(
+            "DeleteStream",
+            Bytes::from(json!({"StreamName": "s"}).to_string()),
+            Codec::Json,
+        )
+        .await;
+    assert!(matches!(refused, Err(KinesisError::ResourceInUse(_))));
+    let mut sub = subscribe(k, &arn, json!({"Type": "LATEST"})).await.unwrap();
+    assert!(next(&mut sub).await.unwrap().is_ok());
+    call(
+        k,
+        "DeleteStream",
+        json!({"StreamName": "s", "EnforceConsumerDeletion": true}),
+    )
+    .await;
+    assert!(matches!(
+        next(&mut sub).await,
+        Some(Err(KinesisError::ResourceInUse(_)))
+    ));
+    call(
+        k,
+        "CreateStream",
+        json!({"StreamName": "s", "ShardCount": 1}),
+    )
+    .await;
+    let stream_arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s";
+    let listed = call(k, "ListStreamConsumers", json!({"StreamARN": stream_arn})).await;
+    assert_eq!(listed["Consumers"], json!([]));
+}
+
+#[tokio::test]
+async fn a_subscription_five_seconds_later_takes_over_and_ends_the_first() {
+    let env = env(Duration::from_secs(300));
+    let k = &env.kinesis;
+    let arn = stream_with_consumer(k).await;
+    // Only the registry's clock matters here: no I/O waits on it.
+    tokio::time::pause();
+    let mut first = subscribe(k, &arn, json!({"Type": "LATEST"})).await.unwrap();
+    tokio::time::advance(super::subscribe_to_shard::TAKEOVER_AFTER).await;
+    let _second = subscribe(k, &arn, json!({"Type": "LATEST"})).await.unwrap();
+    let ended = first.next_event().await;
+    assert!(
+        matches!(&ended, Some(Err(KinesisError::ResourceInUse(m))) if m.contains("taken over")),
+        "{ended:?}"
+    );
+    assert!(first.next_event().await.is_none());
+}

@@ -41,6 +41,15 @@ pub const TAKEOVER_AFTER: Duration = Duration::from_secs(5);
 /// An event is sent at least this often, records or not, so the client
 /// sees the subscription is alive and gets a fresh ContinuationSequenceNumber.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// Bytes a consumer reads per second from one shard when throughput limits
+/// are on, its own and not shared with polling consumers or other
+/// consumers ("Quotas and limits": each enhanced fan-out consumer "gets its
+/// own 2 MB/sec allotment of read throughput" per shard).
+pub const CONSUMER_READ_BYTES_PER_SEC: i64 = 2 * 1024 * 1024;
+/// Unused read capacity a subscription keeps: one second's worth, as the
+/// shard buckets in `throttle` do.
+const CONSUMER_BURST_MS: i64 = 1_000;
+
 /// While a reshard has closed a shard's log but not yet committed its
 /// children, how often to look again (the commit normally wakes us first).
 const RESHARD_RECHECK: Duration = Duration::from_millis(50);
@@ -90,8 +99,15 @@ pub(crate) struct Subscriptions {
 struct Live {
     id: u64,
     started: Instant,
-    /// Set to true to end the subscription (taken over, consumer deleted).
-    end: watch::Sender<bool>,
+    /// Set to end the subscription, saying why.
+    end: watch::Sender<Option<Ended>>,
+}
+
+/// Why a subscription was ended from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    TakenOver,
+    Deregistered,
 }
 
 impl Subscriptions {
@@ -100,7 +116,7 @@ impl Subscriptions {
         &self,
         consumer_arn: &str,
         shard: u32,
-    ) -> Result<(u64, watch::Receiver<bool>), KinesisError> {
+    ) -> Result<(u64, watch::Receiver<Option<Ended>>), KinesisError> {
         let mut live = self.live.lock();
         let key = (consumer_arn.to_owned(), shard);
         if let Some(old) = live.get(&key) {
@@ -110,12 +126,12 @@ impl Subscriptions {
                 )));
             }
             // The old subscription sees this and ends with ResourceInUse.
-            old.end.send_replace(true);
+            old.end.send_replace(Some(Ended::TakenOver));
         }
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (end, ended) = watch::channel(false);
+        let (end, ended) = watch::channel(None);
         let started = Instant::now();
         live.insert(key, Live { id, started, end });
         Ok((id, ended))
@@ -134,7 +150,7 @@ impl Subscriptions {
         let mut live = self.live.lock();
         live.retain(|(arn, _), l| {
             if arn == consumer_arn {
-                l.end.send_replace(true);
+                l.end.send_replace(Some(Ended::Deregistered));
             }
             arn != consumer_arn
         });
@@ -152,9 +168,53 @@ pub struct Subscription {
     /// The next record to send.
     position: Seq,
     deadline: Instant,
-    ended: watch::Receiver<bool>,
+    ended: watch::Receiver<Option<Ended>>,
     sent_first: bool,
     finished: bool,
+    pace: Pace,
+}
+
+/// A subscription's read allowance (bytes), refilled at
+/// [`CONSUMER_READ_BYTES_PER_SEC`]. An event may take it into debt (one
+/// event may carry 10 MiB, as one GetRecords may); the next read waits
+/// until the debt is repaid, so the average rate is the limit. Only the
+/// stream's subscription is slowed: nothing else shares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Pace {
+    balance: i64,
+    at_ms: i64,
+}
+
+impl Pace {
+    fn full(now_ms: i64) -> Pace {
+        Pace {
+            balance: CONSUMER_READ_BYTES_PER_SEC * CONSUMER_BURST_MS / 1000,
+            at_ms: now_ms,
+        }
+    }
+
+    fn refill(&mut self, now_ms: i64) {
+        let elapsed = now_ms.saturating_sub(self.at_ms).max(0);
+        let accrued = CONSUMER_READ_BYTES_PER_SEC.saturating_mul(elapsed) / 1000;
+        let burst = CONSUMER_READ_BYTES_PER_SEC * CONSUMER_BURST_MS / 1000;
+        self.balance = self.balance.saturating_add(accrued).min(burst);
+        self.at_ms = self.at_ms.max(now_ms);
+    }
+
+    fn charge(&mut self, bytes: usize) {
+        self.balance = self
+            .balance
+            .saturating_sub(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// How long the next read must wait for the debt to be repaid.
+    fn wait_ms(&self) -> i64 {
+        if self.balance >= 0 {
+            return 0;
+        }
+        let debt = self.balance.saturating_neg();
+        (debt.saturating_mul(1000) + CONSUMER_READ_BYTES_PER_SEC - 1) / CONSUMER_READ_BYTES_PER_SEC
+    }
 }
 
 impl Drop for Subscription {
@@ -204,6 +264,7 @@ pub async fn start(kinesis: &Arc<Kinesis>, body: &[u8]) -> Result<Subscription, 
         ended,
         sent_first: false,
         finished: false,
+        pace: Pace::full(now),
     })
 }
 
@@ -300,15 +361,14 @@ impl Subscription {
     async fn produce(&mut self) -> Result<Option<Bytes>, KinesisError> {
         let heartbeat = Instant::now() + HEARTBEAT_INTERVAL;
         loop {
-            if *self.ended.borrow() || self.ended.has_changed().is_err() {
-                return Err(KinesisError::ResourceInUse(format!(
-                    "Another subscription has taken over for consumer {} on shard {}.",
-                    self.consumer_arn,
-                    catalog::shard_id(self.shard_index)
-                )));
+            if let Some(why) = self.ended_because() {
+                return Err(self.ended_error(why));
             }
             if Instant::now() >= self.deadline {
                 return Ok(None);
+            }
+            if self.waited_for_pace().await {
+                continue;
             }
             let stream = self.stream()?;
             let not_found = || {
@@ -335,6 +395,11 @@ impl Subscription {
                     _ => 0,
                 };
                 let event = encode_event(&stream, shard, retained, batch.next_seq, behind, at_end);
+                let bytes = retained
+                    .iter()
+                    .map(|r| r.data.len() + r.partition_key.len())
+                    .sum();
+                self.pace.charge(bytes);
                 self.position = batch.next_seq;
                 self.sent_first = true;
                 // After a closed shard's last event, the subscription is over.
@@ -354,6 +419,48 @@ impl Subscription {
                 () = tokio::time::sleep_until(wake) => {}
             }
         }
+    }
+
+    /// With throughput limits on, waits while this consumer's read
+    /// allowance is in debt; returns whether it waited (the caller then
+    /// checks again whether the subscription should end).
+    async fn waited_for_pace(&mut self) -> bool {
+        let Some(at) = self.kinesis.throttle_ms() else {
+            return false;
+        };
+        self.pace.refill(at);
+        let wait_ms = self.pace.wait_ms();
+        if wait_ms == 0 {
+            return false;
+        }
+        let until = Instant::now() + Duration::from_millis(wait_ms as u64);
+        tokio::select! {
+            () = tokio::time::sleep_until(until.min(self.deadline)) => {}
+            _ = self.ended.changed() => {}
+        }
+        true
+    }
+
+    fn ended_because(&self) -> Option<Ended> {
+        // The registry keeps the sender while the subscription is listed;
+        // without it, the subscription was removed from the registry.
+        let gone = self.ended.has_changed().is_err();
+        (*self.ended.borrow()).or(gone.then_some(Ended::Deregistered))
+    }
+
+    fn ended_error(&self, why: Ended) -> KinesisError {
+        let shard = catalog::shard_id(self.shard_index);
+        let arn = &self.consumer_arn;
+        KinesisError::ResourceInUse(match why {
+            Ended::TakenOver => {
+                format!("Another subscription to shard {shard} by consumer {arn} has taken over.")
+            }
+            Ended::Deregistered => {
+                format!(
+                    "Consumer {arn} is being deregistered; its subscription to shard {shard} ended."
+                )
+            }
+        })
     }
 
     /// The subscribed stream as it is now, unless it was deleted.
@@ -410,4 +517,29 @@ fn encode_event(
     }
     out.push('}');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_consumer_reads_two_mib_a_second_with_one_event_of_debt() {
+        let mut pace = Pace::full(0);
+        assert_eq!(pace.wait_ms(), 0);
+        // A 10 MiB event from a full bucket: 8 MiB of debt, repaid in 4 s.
+        pace.charge(10 * 1024 * 1024);
+        assert_eq!(pace.wait_ms(), 4_000);
+        pace.refill(3_000);
+        assert_eq!(pace.wait_ms(), 1_000);
+        pace.refill(4_000);
+        assert_eq!(pace.wait_ms(), 0);
+        // Idle time refills one second's worth at most.
+        pace.refill(60_000);
+        assert_eq!(pace, Pace::full(60_000));
+        // A clock stepping back accrues nothing.
+        pace.charge(3 * 1024 * 1024);
+        pace.refill(1_000);
+        assert_eq!(pace.wait_ms(), 500);
+    }
 }
