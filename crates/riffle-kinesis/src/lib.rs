@@ -28,6 +28,8 @@
 //! - `on_demand`: scaling ON_DEMAND streams out by splitting hot shards.
 //! - `json`, `validate`, `errors`, `time`: AWS's JSON typing, constraint
 //!   messages, error texts and time formats.
+//! - `cbor`: the CBOR protocol of the Java SDK (`Codec::Cbor`), transcoded
+//!   to and from the JSON the actions speak.
 //!
 //! The record path (PutRecord(s), GetRecords) takes no lock but a brief
 //! read lock to clone a stream's `Arc`; catalog changes are serialized by
@@ -35,6 +37,7 @@
 
 mod actions;
 mod catalog;
+mod cbor;
 mod errors;
 mod hashkey;
 mod iterator;
@@ -105,6 +108,10 @@ impl Default for KinesisConfig {
 pub enum Codec {
     /// `application/x-amz-json-1.1`
     Json,
+    /// `application/x-amz-cbor-1.1`, the AWS SDK for Java's default: the
+    /// same shapes in CBOR (blobs as byte strings, timestamps as tag 1 with
+    /// epoch milliseconds); see the `cbor` module.
+    Cbor,
 }
 
 /// Every error the service reports. Each variant is one AWS error code; the
@@ -190,6 +197,11 @@ impl Kinesis {
     ) -> Result<Bytes, KinesisError> {
         match codec {
             Codec::Json => actions::dispatch(self, action, &body).await,
+            Codec::Cbor => {
+                let json = cbor::request_to_json(&body)?;
+                let response = actions::dispatch(self, action, &json).await?;
+                cbor::response_from_json(&response)
+            }
         }
     }
 
@@ -204,6 +216,10 @@ impl Kinesis {
     ) -> Result<Subscription, KinesisError> {
         match codec {
             Codec::Json => actions::subscribe_to_shard::start(self, &body).await,
+            // The request only: the events' payloads stay JSON for now.
+            Codec::Cbor => {
+                actions::subscribe_to_shard::start(self, &cbor::request_to_json(&body)?).await
+            }
         }
     }
 

@@ -11,7 +11,10 @@
 //! with a lower-case `message`, and no `message` member where AWS sends none
 //! (e.g. `{"__type":"SerializationException"}` for a body that is not JSON).
 //! Kinesis puts the code in the body only: no `x-amzn-ErrorType` header, so
-//! none is sent (the SDKs read `__type`).
+//! none is sent (the SDKs read `__type`). For `application/x-amz-cbor-1.1`
+//! the same map is written in CBOR, which the AWS SDK for Java's CBOR
+//! protocol reads the same way (its JSON error unmarshaller takes the code
+//! from `x-amzn-ErrorType` if present, else from the body's `__type`).
 
 use hyper::StatusCode;
 use riffle_kinesis::KinesisError;
@@ -45,9 +48,6 @@ pub enum Rejection {
     Malformed,
     #[error("credentials refused: {0:?}")]
     Auth(AuthError),
-    /// `application/x-amz-cbor-1.1` (issue 5 adds it).
-    #[error("CBOR is not supported yet")]
-    CborNotSupported,
 }
 
 /// One AWS error before it is encoded.
@@ -155,15 +155,6 @@ pub fn aws_error(rejection: &Rejection) -> AwsError {
         Rejection::Auth(AuthError::Incomplete(m)) => {
             (StatusCode::BAD_REQUEST, "IncompleteSignatureException", Some(m.clone()))
         }
-        Rejection::CborNotSupported => (
-            StatusCode::BAD_REQUEST,
-            "UnknownOperationException",
-            Some(
-                "Riffle does not speak CBOR (application/x-amz-cbor-1.1) yet; disable it in the client \
-                 (AWS SDK for Java v2: AWS_CBOR_ENABLED=false or -Daws.cborEnabled=false)"
-                    .to_owned(),
-            ),
-        ),
     };
     AwsError {
         status,

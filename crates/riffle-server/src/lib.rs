@@ -3,8 +3,9 @@
 //! One port serves HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) through
 //! hyper-util's auto builder. Each request is framed the way AWS frames the
 //! Kinesis protocol — `POST /`, `X-Amz-Target: Kinesis_20131202.<Action>`,
-//! `Content-Type: application/x-amz-json-1.1` — and handed to
-//! [`riffle_kinesis::Kinesis::handle`] as one [`bytes::Bytes`].
+//! `Content-Type: application/x-amz-json-1.1` (`Codec::Json`) or
+//! `application/x-amz-cbor-1.1` (`Codec::Cbor`, the Java SDK's default) —
+//! and handed to [`riffle_kinesis::Kinesis::handle`] as one [`bytes::Bytes`].
 //!
 //! **Architecture Invariant:** this is the only crate that knows HTTP, and
 //! `errors` is the only place where an error becomes an AWS error response.

@@ -7,6 +7,10 @@
 //! only then the action's own validation (in `riffle-kinesis`). The JSON
 //! check is done here only on paths that already failed, so a good request
 //! is parsed once, by the service.
+//!
+//! `application/x-amz-cbor-1.1` (the Java SDK's default) takes the same
+//! path with `Codec::Cbor`: the service decodes the CBOR and encodes its
+//! answer in CBOR, and errors are written as CBOR maps.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -35,7 +39,8 @@ pub(crate) type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
 
 /// What a successful request answers.
 enum Reply {
-    Whole(Bytes),
+    /// A body in the request's codec.
+    Whole(Bytes, Codec),
     Events(Subscription),
 }
 
@@ -183,7 +188,8 @@ pub(crate) async fn handle(
     let span = debug_span!("request", request_id = %id, action = field::Empty);
     let outcome = run(&kinesis, req).instrument(span.clone()).await;
     let (status, content_type, body) = match outcome {
-        Ok(Reply::Whole(body)) => (StatusCode::OK, Some(JSON_11), body),
+        Ok(Reply::Whole(body, Codec::Json)) => (StatusCode::OK, Some(JSON_11), body),
+        Ok(Reply::Whole(body, Codec::Cbor)) => (StatusCode::OK, Some(errors::CBOR_11), body),
         Ok(Reply::Events(subscription)) => {
             let mut response = Response::new(events::body(subscription, stopping));
             headers::set(
@@ -254,8 +260,9 @@ async fn run(kinesis: &Arc<Kinesis>, req: Request<Incoming>) -> Result<Reply, Fa
         };
         return Err((rejection, encoding));
     }
-    match protocol {
-        Protocol::AwsJson11 => {}
+    let (codec, encoding) = match protocol {
+        Protocol::AwsJson11 => (Codec::Json, Encoding::AwsJson11),
+        Protocol::Cbor => (Codec::Cbor, Encoding::Cbor),
         Protocol::PlainJson => {
             let rejection = if is_json_object(&body) {
                 Rejection::UnknownOperation
@@ -264,7 +271,6 @@ async fn run(kinesis: &Arc<Kinesis>, req: Request<Incoming>) -> Result<Reply, Fa
             };
             return Err((rejection, Encoding::Coral));
         }
-        Protocol::Cbor => return Err((Rejection::CborNotSupported, Encoding::Cbor)),
         Protocol::Other => {
             let rejection = if target.is_named() {
                 Rejection::UnsupportedContentType
@@ -273,30 +279,31 @@ async fn run(kinesis: &Arc<Kinesis>, req: Request<Incoming>) -> Result<Reply, Fa
             };
             return Err((rejection, Encoding::Xml));
         }
-    }
+    };
+    // A CBOR body is checked by the service, which decodes it anyway.
     let json_error = |otherwise| {
-        if is_json_object(&body) {
+        if codec == Codec::Cbor || is_json_object(&body) {
             otherwise
         } else {
             Rejection::Malformed
         }
     };
     let Some(action) = target.operation() else {
-        return Err((json_error(Rejection::UnknownOperation), Encoding::AwsJson11));
+        return Err((json_error(Rejection::UnknownOperation), encoding));
     };
     if let Err(refused) = auth::check(&parts.headers, parts.uri.query()) {
-        return Err((json_error(Rejection::Auth(refused)), Encoding::AwsJson11));
+        return Err((json_error(Rejection::Auth(refused)), encoding));
     }
     Span::current().record("action", action);
-    let failed = |err| (Rejection::Service(err), Encoding::AwsJson11);
+    let failed = |err| (Rejection::Service(err), encoding);
     if action == "SubscribeToShard" {
-        let subscription = kinesis.subscribe_to_shard(body, Codec::Json).await;
+        let subscription = kinesis.subscribe_to_shard(body, codec).await;
         return subscription.map(Reply::Events).map_err(failed);
     }
     kinesis
-        .handle(action, body, Codec::Json)
+        .handle(action, body, codec)
         .await
-        .map(Reply::Whole)
+        .map(|body| Reply::Whole(body, codec))
         .map_err(failed)
 }
 
