@@ -266,3 +266,39 @@ async fn a_subscription_five_seconds_later_takes_over_and_ends_the_first() {
     );
     assert!(first.next_event().await.is_none());
 }
+
+#[tokio::test]
+async fn every_starting_position_starts_where_get_shard_iterator_would() {
+    let env = env(Duration::from_secs(300));
+    let k = &env.kinesis;
+    let arn = stream_with_consumer(k).await;
+    let mut numbers = Vec::new();
+    for i in 0..3 {
+        numbers.push(put(k, format!("r{i}").as_bytes()).await);
+    }
+    let cases = [
+        (json!({"Type": "TRIM_HORIZON"}), 0),
+        (
+            json!({"Type": "AT_SEQUENCE_NUMBER", "SequenceNumber": numbers[1]}),
+            1,
+        ),
+        (
+            json!({"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": numbers[1]}),
+            2,
+        ),
+        (json!({"Type": "AT_TIMESTAMP", "Timestamp": 0}), 0),
+        (json!({"Type": "LATEST"}), 3),
+    ];
+    for (position, first) in cases {
+        let mut sub = subscribe(k, &arn, position.clone()).await.unwrap();
+        let event = next(&mut sub).await.unwrap().unwrap();
+        let got: Vec<&str> = event["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["SequenceNumber"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, numbers[first..], "{position}");
+        drop(sub);
+    }
+}
