@@ -143,7 +143,11 @@ fn position(
         }
         (_, Some(text)) => {
             let seq = seq_of(kinesis, stream, shard, text)?;
-            let position = if kind == "AFTER_SEQUENCE_NUMBER" {
+            // A SubscribeToShard position marker names the gap before a
+            // record: AFTER it is AT it.
+            let marker = SeqNum::decode(text)
+                .is_some_and(|n| super::subscribe_to_shard::is_position_marker(&n));
+            let position = if kind == "AFTER_SEQUENCE_NUMBER" && !marker {
                 seq.saturating_add(1)
             } else {
                 seq

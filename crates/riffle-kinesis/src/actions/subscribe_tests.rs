@@ -302,3 +302,50 @@ async fn every_starting_position_starts_where_get_shard_iterator_would() {
         drop(sub);
     }
 }
+
+#[tokio::test]
+async fn resuming_after_an_empty_events_continuation_loses_no_record() {
+    let env = env(Duration::from_secs(300));
+    let k = &env.kinesis;
+    let arn = stream_with_consumer(k).await;
+    let mut sub = subscribe(k, &arn, json!({"Type": "TRIM_HORIZON"}))
+        .await
+        .unwrap();
+    let empty = next(&mut sub).await.unwrap().unwrap();
+    assert_eq!(empty["Records"], json!([]));
+    let continuation = empty["ContinuationSequenceNumber"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    drop(sub);
+    let first = put(k, b"first").await;
+    for kind in ["AFTER_SEQUENCE_NUMBER", "AT_SEQUENCE_NUMBER"] {
+        let position = json!({"Type": kind, "SequenceNumber": continuation});
+        let mut sub = subscribe(k, &arn, position).await.unwrap();
+        let event = next(&mut sub).await.unwrap().unwrap();
+        assert_eq!(
+            event["Records"][0]["SequenceNumber"],
+            first.as_str(),
+            "{kind}"
+        );
+        drop(sub);
+        let iterator = call(
+            k,
+            "GetShardIterator",
+            json!({"StreamName": "s", "ShardId": "shardId-000000000000",
+                   "ShardIteratorType": kind, "StartingSequenceNumber": continuation}),
+        )
+        .await;
+        let records = call(
+            k,
+            "GetRecords",
+            json!({"ShardIterator": iterator["ShardIterator"]}),
+        )
+        .await;
+        assert_eq!(
+            records["Records"][0]["SequenceNumber"],
+            first.as_str(),
+            "{kind}"
+        );
+    }
+}

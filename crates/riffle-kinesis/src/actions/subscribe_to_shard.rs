@@ -54,6 +54,19 @@ const CONSUMER_BURST_MS: i64 = 1_000;
 /// children, how often to look again (the commit normally wakes us first).
 const RESHARD_RECHECK: Duration = Duration::from_millis(50);
 
+/// The arrival time of a ContinuationSequenceNumber that names a position
+/// rather than a record: the epoch, which no record has. An event without
+/// records must still say where to resume, and at the start of an empty
+/// shard there is no record before that position to name. A number with
+/// Seq `p` and this arrival sorts after record `p - 1` and before record
+/// `p`, so AT and AFTER it both mean "from record `p` on".
+const POSITION_MARKER_ARRIVAL_MS: i64 = 0;
+
+/// Whether a sequence number is a position marker (see above).
+pub(crate) fn is_position_marker(number: &SeqNum) -> bool {
+    number.arrival_secs == 0
+}
+
 const POSITION_TYPES: &[&str] = &[
     "AT_SEQUENCE_NUMBER",
     "AFTER_SEQUENCE_NUMBER",
@@ -326,7 +339,7 @@ fn starting_seq(
             let parsed = SeqNum::decode(text)
                 .filter(|n| n.shard_index == shard.index && stream.issued_here(shard, n))
                 .ok_or_else(|| invalid(text))?;
-            let seq = if kind == "AFTER_SEQUENCE_NUMBER" {
+            let seq = if kind == "AFTER_SEQUENCE_NUMBER" && !is_position_marker(&parsed) {
                 parsed.seq.saturating_add(1)
             } else {
                 parsed.seq
@@ -502,10 +515,10 @@ fn encode_event(
         .sum();
     let mut out = String::with_capacity(estimate + 300);
     write_records(&mut out, stream, shard, records);
-    // Where to resume: the last record sent, or the one before the next.
+    // Where to resume: the last record sent, or a position marker.
     let continuation = match records.last() {
         Some(last) => stream.seq_number(shard, last.seq, last.arrival_ms),
-        None => stream.seq_number(shard, next.saturating_sub(1), shard.created_ms),
+        None => stream.seq_number(shard, next, POSITION_MARKER_ARRIVAL_MS),
     };
     out.push_str(r#","ContinuationSequenceNumber":""#);
     out.push_str(&continuation);
