@@ -70,8 +70,12 @@ pub(crate) fn request_to_json(body: &[u8]) -> Result<Vec<u8>, KinesisError> {
     Ok(serde_json::to_vec(&json).expect("a JSON value always serializes"))
 }
 
-/// A JSON response body (as the actions write it) in CBOR.
+/// A JSON response body (as the actions write it) in CBOR. An empty body
+/// (CreateStream, DeleteStream, …) stays empty, as in the JSON protocol.
 pub(crate) fn response_from_json(json: &[u8]) -> Result<Bytes, KinesisError> {
+    if json.is_empty() {
+        return Ok(Bytes::new());
+    }
     // The actions write JSON themselves; a failure here is a bug, reported
     // rather than panicked on.
     let value: Json = serde_json::from_slice(json)
@@ -302,6 +306,11 @@ mod tests {
             member(summary, "RetentionPeriodHours"),
             &Cbor::Integer(24.into())
         );
+    }
+
+    #[test]
+    fn empty_responses_stay_empty() {
+        assert!(response_from_json(b"").unwrap().is_empty());
     }
 
     #[test]
