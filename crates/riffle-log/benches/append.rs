@@ -1,7 +1,8 @@
 //! Append throughput: 1 KiB records in batches of 100 and 500 under each
 //! fsync policy, beside a plain `write` + `fdatasync` loop with the same
 //! batch size on the same disk; and 64 concurrent single-record appenders
-//! (group commit). Run with `cargo bench -p riffle-log --bench append`.
+//! (group commit); and one batch to each of 4 logs at once (the syncs of a
+//! round run concurrently). Run with `cargo bench -p riffle-log --bench append`.
 
 use std::fs::{File, OpenOptions};
 use std::hint::black_box;
@@ -172,6 +173,122 @@ fn fsync_always_ratio(_: &mut Criterion) {
     }
 }
 
+/// A PutRecords over 4 shards: one batch of 100 x 1 KiB to each of 4 logs at
+/// once, fsync=always. Measured alternately beside a plain loop that writes
+/// and `fdatasync`s 4 files one after another, and one that syncs them
+/// concurrently; prints ms per round (median of 3 x 2 s). The engine syncs
+/// the files of one group-commit round concurrently, so it should track the
+/// concurrent loop rather than the sequential one.
+fn four_logs_at_once(_: &mut Criterion) {
+    const ROUND: Duration = Duration::from_secs(2);
+    const LOGS: usize = 4;
+    const BATCH: usize = 100;
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if !filters.is_empty()
+        && !filters
+            .iter()
+            .any(|f| "four_logs_at_once".contains(f.as_str()))
+    {
+        return;
+    }
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), StoreConfig::default()).unwrap();
+    let logs: Vec<ShardLog> = (0..LOGS)
+        .map(|i| store.open_log(&format!("bench/{i}")).unwrap())
+        .collect();
+    let data = vec![0xA5u8; RECORD_BYTES];
+    let recs: Vec<RecordIn> = (0..BATCH)
+        .map(|_| RecordIn {
+            partition_key: b"partition-key",
+            explicit_hash_key: None,
+            data: &data,
+        })
+        .collect();
+    let engine = |n: u64| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for i in 0..n {
+                let appends = logs.iter().map(|log| log.append(&recs, i as i64));
+                for a in futures_join(appends).await {
+                    black_box(a.unwrap());
+                }
+            }
+            start.elapsed()
+        })
+    };
+    let mut plains: Vec<Plain> = (0..LOGS).map(|_| Plain::new()).collect();
+    let (mut e_ms, mut seq_ms, mut par_ms) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        e_ms.push(ms_per_round(ROUND, engine));
+        seq_ms.push(ms_per_round(ROUND, |n| {
+            let start = Instant::now();
+            for _ in 0..n {
+                plains.iter_mut().for_each(|p| {
+                    p.run(BATCH, 1);
+                });
+            }
+            start.elapsed()
+        }));
+        par_ms.push(ms_per_round(ROUND, |n| {
+            let start = Instant::now();
+            for _ in 0..n {
+                std::thread::scope(|s| {
+                    for p in plains.iter_mut() {
+                        s.spawn(|| p.run(BATCH, 1));
+                    }
+                });
+            }
+            start.elapsed()
+        }));
+    }
+    println!(
+        "4 logs x 100 x 1 KiB per round, fsync=always: engine {:.2} ms, plain sequential syncs {:.2} ms, plain concurrent syncs {:.2} ms",
+        median(&mut e_ms),
+        median(&mut seq_ms),
+        median(&mut par_ms)
+    );
+}
+
+/// Awaits all futures concurrently (on this task), in order.
+async fn futures_join<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut handles: Vec<_> = futs.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = handles.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (h, o) in handles.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match h.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|o| o.expect("every future completed"))
+        .collect()
+}
+
+/// Runs `f` in chunks for about `round`; returns ms per iteration.
+fn ms_per_round(round: Duration, mut f: impl FnMut(u64) -> Duration) -> f64 {
+    let (mut n, mut spent) = (0u64, Duration::ZERO);
+    while spent < round {
+        spent += f(8);
+        n += 8;
+    }
+    spent.as_secs_f64() * 1000.0 / n as f64
+}
+
 /// Runs `f` in growing chunks for about `round`; returns MB/s.
 fn mb_per_s(batch: usize, round: Duration, mut f: impl FnMut(u64) -> Duration) -> f64 {
     let (mut n, mut spent) = (0u64, Duration::ZERO);
@@ -234,5 +351,5 @@ fn config() -> Criterion {
         .sample_size(10)
 }
 
-criterion_group! { name = benches; config = config(); targets = fsync_always_ratio, batches, concurrent_appenders }
+criterion_group! { name = benches; config = config(); targets = fsync_always_ratio, four_logs_at_once, batches, concurrent_appenders }
 criterion_main!(benches);
