@@ -162,3 +162,58 @@ async fn subscribe_to_shard_errors_before_the_stream_are_aws_errors() {
         .unwrap_err();
     assert_eq!(error_of(&err).0, "ResourceInUseException");
 }
+
+#[tokio::test]
+async fn deregistering_the_consumer_ends_the_stream_with_a_modeled_exception() {
+    let riffle = Riffle::start();
+    let client = riffle.client();
+    let stream = unique_name("efo-deregister");
+    create_active(&client, &stream, 1).await;
+    let arn = register_active(&client, &stream, "leaving").await;
+    let mut events = subscribe(&client, &arn, ShardIteratorType::Latest).await;
+    next_event(&mut events).await;
+    client
+        .deregister_stream_consumer()
+        .consumer_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(EVENT_TIME_MAX, events.recv())
+        .await
+        .expect("the stream ends within the deadline");
+    let err = ended.expect_err("an exception message, not an event");
+    let service = err.into_service_error();
+    assert!(
+        service.is_resource_in_use_exception(),
+        "decoded as the model's ResourceInUseException: {service:?}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_ends_open_subscriptions_and_the_server_exits_cleanly() {
+    let mut riffle = Riffle::start();
+    let client = riffle.client();
+    let stream = unique_name("efo-shutdown");
+    create_active(&client, &stream, 1).await;
+    let arn = register_active(&client, &stream, "staying").await;
+    let mut events = subscribe(&client, &arn, ShardIteratorType::Latest).await;
+    next_event(&mut events).await;
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || riffle.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    // Not the 5 minutes of the subscription, nor the 30 s shutdown grace.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let ended = tokio::time::timeout(EVENT_TIME_MAX, events.recv())
+        .await
+        .expect("the stream ends within the deadline");
+    assert!(
+        !matches!(ended, Ok(Some(_))),
+        "no more events after shutdown: {ended:?}"
+    );
+}
