@@ -114,6 +114,17 @@ pub enum Codec {
     Cbor,
 }
 
+impl Codec {
+    /// A JSON document as the service produces it (a SubscribeToShard
+    /// event's payload, see [`Subscription::next_event`]) in this codec.
+    pub fn encode_json(self, json: Bytes) -> Result<Bytes, KinesisError> {
+        match self {
+            Codec::Json => Ok(json),
+            Codec::Cbor => cbor::response_from_json(&json),
+        }
+    }
+}
+
 /// Every error the service reports. Each variant is one AWS error code; the
 /// string is the exact `message` AWS sends.
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +227,8 @@ impl Kinesis {
     ) -> Result<Subscription, KinesisError> {
         match codec {
             Codec::Json => actions::subscribe_to_shard::start(self, &body).await,
-            // The request only: the events' payloads stay JSON for now.
+            // The events are JSON; the server encodes them with
+            // `Codec::encode_json`.
             Codec::Cbor => {
                 actions::subscribe_to_shard::start(self, &cbor::request_to_json(&body)?).await
             }

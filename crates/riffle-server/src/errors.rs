@@ -17,7 +17,7 @@
 //! from `x-amzn-ErrorType` if present, else from the body's `__type`).
 
 use hyper::StatusCode;
-use riffle_kinesis::KinesisError;
+use riffle_kinesis::{Codec, KinesisError};
 
 use bytes::Bytes;
 
@@ -123,10 +123,14 @@ pub fn kinesis_error(err: &KinesisError) -> AwsError {
 
 /// An error after a SubscribeToShard event stream started: an
 /// event-stream `exception` message whose `:exception-type` is the AWS
-/// code and whose payload is the usual JSON error body.
-pub fn exception_event(err: &KinesisError) -> Bytes {
+/// code and whose payload is the usual error body in the request's codec.
+pub fn exception_event(err: &KinesisError, codec: Codec) -> Bytes {
     let aws = kinesis_error(err);
-    crate::eventstream::exception(aws.code, &json_body(&aws))
+    let body = match codec {
+        Codec::Json => json_body(&aws),
+        Codec::Cbor => cbor_body(&aws),
+    };
+    crate::eventstream::exception(aws.code, codec, &body)
 }
 
 /// The mapping of everything else, in AWS's words.

@@ -13,28 +13,33 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use riffle_kinesis::Subscription;
+use riffle_kinesis::{Codec, Subscription};
 use tokio::sync::watch;
 
 use crate::request::ResponseBody;
 use crate::{errors, eventstream};
 
-/// The event-stream body of `subscription`, ending early when `stopping`
-/// turns true (the server shuts down).
-pub(crate) fn body(subscription: Subscription, stopping: watch::Receiver<bool>) -> ResponseBody {
-    let first = stream::once(async { eventstream::initial_response() });
-    let events = stream::unfold(Some((subscription, stopping)), |state| async move {
+/// The event-stream body of `subscription`, its payloads in `codec` (the
+/// request's), ending early when `stopping` turns true (the server shuts
+/// down).
+pub(crate) fn body(
+    subscription: Subscription,
+    codec: Codec,
+    stopping: watch::Receiver<bool>,
+) -> ResponseBody {
+    let first = stream::once(async move { eventstream::initial_response(codec) });
+    let events = stream::unfold(Some((subscription, stopping)), move |state| async move {
         let (mut subscription, mut stopping) = state?;
         let next = tokio::select! {
             next = subscription.next_event() => next,
             _ = stopping.wait_for(|stop| *stop) => None,
         };
-        match next? {
+        match next?.and_then(|payload| codec.encode_json(payload)) {
             Ok(payload) => {
-                let message = eventstream::event("SubscribeToShardEvent", &payload);
+                let message = eventstream::event("SubscribeToShardEvent", codec, &payload);
                 Some((message, Some((subscription, stopping))))
             }
-            Err(err) => Some((errors::exception_event(&err), None)),
+            Err(err) => Some((errors::exception_event(&err, codec), None)),
         }
     });
     let frames = first

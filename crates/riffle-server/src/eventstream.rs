@@ -25,6 +25,7 @@
 //! `exception` message whose `:exception-type` is the AWS error code.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use riffle_kinesis::Codec;
 
 /// Bytes before the headers: total length, headers length, prelude CRC.
 const PRELUDE_BYTES: usize = 12;
@@ -32,8 +33,13 @@ const PRELUDE_BYTES: usize = 12;
 const MESSAGE_CRC_BYTES: usize = 4;
 /// Header value type of a UTF-8 string, as the specification numbers it.
 const HEADER_TYPE_STRING: u8 = 7;
-/// The content type of every payload sent.
-const PAYLOAD_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+/// The content type of a payload: the codec of the request.
+fn payload_content_type(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Json => crate::errors::JSON_11,
+        Codec::Cbor => crate::errors::CBOR_11,
+    }
+}
 /// The HTTP Content-Type of an event stream.
 pub(crate) const CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
 
@@ -65,30 +71,35 @@ pub(crate) fn message(headers: &[(&str, &str)], payload: &[u8]) -> Bytes {
     out.freeze()
 }
 
-/// An `event` message of type `event_type` carrying a JSON payload.
-pub(crate) fn event(event_type: &str, payload: &[u8]) -> Bytes {
+/// An `event` message of type `event_type` carrying a payload in `codec`.
+pub(crate) fn event(event_type: &str, codec: Codec, payload: &[u8]) -> Bytes {
     message(
         &[
             (":message-type", "event"),
             (":event-type", event_type),
-            (":content-type", PAYLOAD_CONTENT_TYPE),
+            (":content-type", payload_content_type(codec)),
         ],
         payload,
     )
 }
 
 /// The first message of every SubscribeToShard response.
-pub(crate) fn initial_response() -> Bytes {
-    event("initial-response", b"{}")
+pub(crate) fn initial_response(codec: Codec) -> Bytes {
+    let empty: &[u8] = match codec {
+        Codec::Json => b"{}",
+        // An empty CBOR map.
+        Codec::Cbor => &[0xA0],
+    };
+    event("initial-response", codec, empty)
 }
 
 /// An error after the stream started: `code` is the AWS error code.
-pub(crate) fn exception(code: &str, payload: &[u8]) -> Bytes {
+pub(crate) fn exception(code: &str, codec: Codec, payload: &[u8]) -> Bytes {
     message(
         &[
             (":message-type", "exception"),
             (":exception-type", code),
-            (":content-type", PAYLOAD_CONTENT_TYPE),
+            (":content-type", payload_content_type(codec)),
         ],
         payload,
     )
@@ -111,7 +122,7 @@ mod tests {
     #[test]
     fn events_decode_with_the_aws_sdk_event_stream_reader() {
         let payload = br#"{"Records":[],"ContinuationSequenceNumber":"1","MillisBehindLatest":0}"#;
-        let mut bytes = event("SubscribeToShardEvent", payload);
+        let mut bytes = event("SubscribeToShardEvent", Codec::Json, payload);
         let decoded = read_message_from(&mut bytes).unwrap();
         assert!(bytes.is_empty(), "one message, consumed whole");
         assert_eq!(header(&decoded, ":message-type"), "event");
@@ -122,7 +133,7 @@ mod tests {
         );
         assert_eq!(&decoded.payload()[..], &payload[..]);
 
-        let mut bytes = exception("ResourceInUseException", br#"{"message":"m"}"#);
+        let mut bytes = exception("ResourceInUseException", Codec::Json, br#"{"message":"m"}"#);
         let decoded = read_message_from(&mut bytes).unwrap();
         assert_eq!(header(&decoded, ":message-type"), "exception");
         assert_eq!(
@@ -133,7 +144,7 @@ mod tests {
 
     #[test]
     fn the_layout_is_the_documented_one() {
-        let bytes = initial_response();
+        let bytes = initial_response(Codec::Json);
         let total = u32::from_be_bytes(bytes[0..4].try_into().unwrap()) as usize;
         let headers = u32::from_be_bytes(bytes[4..8].try_into().unwrap()) as usize;
         assert_eq!(total, bytes.len());
@@ -153,7 +164,7 @@ mod tests {
 
     #[test]
     fn a_corrupted_message_is_refused_by_the_reader() {
-        let good = event("SubscribeToShardEvent", b"{}");
+        let good = event("SubscribeToShardEvent", Codec::Json, b"{}");
         for at in [0, 9, 20, good.len() - 6, good.len() - 1] {
             let mut bad = good.to_vec();
             bad[at] ^= 0x01;

@@ -41,7 +41,7 @@ pub(crate) type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
 enum Reply {
     /// A body in the request's codec.
     Whole(Bytes, Codec),
-    Events(Subscription),
+    Events(Subscription, Codec),
 }
 
 /// The `X-Amz-Target` prefix of the Kinesis API (`targetPrefix` in the model).
@@ -190,8 +190,8 @@ pub(crate) async fn handle(
     let (status, content_type, body) = match outcome {
         Ok(Reply::Whole(body, Codec::Json)) => (StatusCode::OK, Some(JSON_11), body),
         Ok(Reply::Whole(body, Codec::Cbor)) => (StatusCode::OK, Some(errors::CBOR_11), body),
-        Ok(Reply::Events(subscription)) => {
-            let mut response = Response::new(events::body(subscription, stopping));
+        Ok(Reply::Events(subscription, codec)) => {
+            let mut response = Response::new(events::body(subscription, codec, stopping));
             headers::set(
                 response.headers_mut(),
                 id,
@@ -298,7 +298,9 @@ async fn run(kinesis: &Arc<Kinesis>, req: Request<Incoming>) -> Result<Reply, Fa
     let failed = |err| (Rejection::Service(err), encoding);
     if action == "SubscribeToShard" {
         let subscription = kinesis.subscribe_to_shard(body, codec).await;
-        return subscription.map(Reply::Events).map_err(failed);
+        return subscription
+            .map(|subscription| Reply::Events(subscription, codec))
+            .map_err(failed);
     }
     kinesis
         .handle(action, body, codec)
