@@ -420,3 +420,226 @@ fn errors_come_back_as_cbor_maps_with_type_and_message() {
     // The server keeps serving CBOR after the bad ones.
     ok(call(addr, "ListStreams", J::Map(vec![])), "ListStreams");
 }
+
+/// Reads SubscribeToShard's HTTP/1.1 chunked event stream message by
+/// message (event-stream layout: total length, headers length, prelude
+/// CRC, headers, payload, message CRC).
+struct EventReader {
+    stream: std::net::TcpStream,
+    /// Bytes received and not yet parsed (past the HTTP head).
+    raw: Vec<u8>,
+    /// De-chunked event-stream bytes not yet parsed.
+    events: Vec<u8>,
+}
+
+/// One event-stream message: its string headers and payload.
+struct Message {
+    headers: Vec<(String, String)>,
+    payload: Vec<u8>,
+}
+
+impl Message {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+impl EventReader {
+    fn open(addr: SocketAddr, body: &[u8]) -> (u16, String, EventReader) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect to riffle");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("set a read timeout");
+        let mut head = format!(
+            "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\
+             Content-Type: {CBOR}\r\nX-Amz-Target: Kinesis_20131202.SubscribeToShard\r\n",
+            body.len()
+        );
+        for (name, value) in SIGNED {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).expect("send the head");
+        stream.write_all(body).expect("send the body");
+        let mut raw = Vec::new();
+        let split = loop {
+            if let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at;
+            }
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).expect("read the response head");
+            assert!(n > 0, "connection closed before the head");
+            raw.extend_from_slice(&buf[..n]);
+        };
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        let status = head[9..12].parse().expect("a status code");
+        let raw = raw[split + 4..].to_vec();
+        let reader = EventReader {
+            stream,
+            raw,
+            events: Vec::new(),
+        };
+        (status, head, reader)
+    }
+
+    fn fill(&mut self) {
+        use std::io::Read;
+        let mut buf = [0u8; 65536];
+        let n = self.stream.read(&mut buf).expect("read the event stream");
+        assert!(n > 0, "the event stream ended");
+        self.raw.extend_from_slice(&buf[..n]);
+    }
+
+    /// Moves every complete chunk from `raw` to `events`.
+    fn dechunk(&mut self) {
+        while let Some(line) = self.raw.windows(2).position(|w| w == b"\r\n") {
+            let size = std::str::from_utf8(&self.raw[..line])
+                .ok()
+                .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+                .expect("a chunk size line");
+            let end = line + 2 + size + 2;
+            if self.raw.len() < end {
+                return;
+            }
+            self.events
+                .extend_from_slice(&self.raw[line + 2..line + 2 + size]);
+            self.raw.drain(..end);
+        }
+    }
+
+    fn next(&mut self) -> Message {
+        loop {
+            self.dechunk();
+            if self.events.len() >= 4 {
+                let total = u32::from_be_bytes(self.events[..4].try_into().unwrap()) as usize;
+                if self.events.len() >= total {
+                    let message: Vec<u8> = self.events.drain(..total).collect();
+                    return parse_message(&message);
+                }
+            }
+            self.fill();
+        }
+    }
+}
+
+fn parse_message(m: &[u8]) -> Message {
+    let headers_len = u32::from_be_bytes(m[4..8].try_into().unwrap()) as usize;
+    let mut at = 12;
+    let mut headers = Vec::new();
+    while at < 12 + headers_len {
+        let name_len = m[at] as usize;
+        let name = String::from_utf8_lossy(&m[at + 1..at + 1 + name_len]).into_owned();
+        at += 1 + name_len;
+        assert_eq!(m[at], 7, "string headers only");
+        let value_len = u16::from_be_bytes([m[at + 1], m[at + 2]]) as usize;
+        let value = String::from_utf8_lossy(&m[at + 3..at + 3 + value_len]).into_owned();
+        at += 3 + value_len;
+        headers.push((name, value));
+    }
+    Message {
+        headers,
+        payload: m[12 + headers_len..m.len() - 4].to_vec(),
+    }
+}
+
+#[test]
+fn subscribe_to_shard_in_cbor_pushes_cbor_events() {
+    let addr = shared().addr;
+    let name = unique_name("cbor-efo");
+    create_active(addr, &name, 1);
+    let described = ok(
+        call(
+            addr,
+            "DescribeStreamSummary",
+            J::Map(vec![("StreamName", J::Str(&name))]),
+        ),
+        "DescribeStreamSummary",
+    );
+    let stream_arn = text(described.get("StreamDescriptionSummary"), "StreamARN").to_owned();
+    let registered = ok(
+        call(
+            addr,
+            "RegisterStreamConsumer",
+            J::Map(vec![
+                ("StreamARN", J::Str(&stream_arn)),
+                ("ConsumerName", J::Str("cbor-consumer")),
+            ]),
+        ),
+        "RegisterStreamConsumer",
+    );
+    let consumer = registered.get("Consumer");
+    let consumer_arn = text(consumer, "ConsumerARN").to_owned();
+    millis(member(consumer, "ConsumerCreationTimestamp"));
+    let deadline = Instant::now() + ACTIVE_TIME_MAX;
+    loop {
+        let described = ok(
+            call(
+                addr,
+                "DescribeStreamConsumer",
+                J::Map(vec![("ConsumerARN", J::Str(&consumer_arn))]),
+            ),
+            "DescribeStreamConsumer",
+        );
+        if text(described.get("ConsumerDescription"), "ConsumerStatus") == "ACTIVE" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the consumer never became ACTIVE"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    let mut request = Vec::new();
+    write(
+        &mut request,
+        &J::Map(vec![
+            ("ConsumerARN", J::Str(&consumer_arn)),
+            ("ShardId", J::Str("shardId-000000000000")),
+            (
+                "StartingPosition",
+                J::Map(vec![("Type", J::Str("TRIM_HORIZON"))]),
+            ),
+        ]),
+    );
+    let (status, head, mut events) = EventReader::open(addr, &request);
+    assert_eq!(status, 200, "{head}");
+    let first = events.next();
+    assert_eq!(first.header(":event-type"), "initial-response");
+    assert_eq!(first.header(":content-type"), CBOR);
+
+    ok(
+        call(
+            addr,
+            "PutRecord",
+            J::Map(vec![
+                ("StreamName", J::Str(&name)),
+                ("Data", J::Bytes(b"\x00pushed\xFF")),
+                ("PartitionKey", J::Str("pk")),
+            ]),
+        ),
+        "PutRecord",
+    );
+    let deadline = Instant::now() + ACTIVE_TIME_MAX;
+    loop {
+        let message = events.next();
+        assert_eq!(message.header(":message-type"), "event");
+        assert_eq!(message.header(":event-type"), "SubscribeToShardEvent");
+        assert_eq!(message.header(":content-type"), CBOR);
+        let event: Value = ciborium::from_reader(&message.payload[..]).expect("a CBOR payload");
+        let records = member(&event, "Records").as_array().expect("a list");
+        if let Some(record) = records.first() {
+            assert_eq!(
+                member(record, "Data"),
+                &Value::Bytes(b"\x00pushed\xFF".to_vec())
+            );
+            millis(member(record, "ApproximateArrivalTimestamp"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the record was never pushed");
+    }
+}
