@@ -65,10 +65,43 @@ fn put_records_body(count: usize, size: usize) -> Bytes {
 }
 
 fn call(setup: &Setup, action: &str, body: &Bytes) -> Bytes {
+    call_in(setup, action, body, Codec::Json)
+}
+
+fn call_in(setup: &Setup, action: &str, body: &Bytes, codec: Codec) -> Bytes {
     setup
         .rt
-        .block_on(setup.kinesis.handle(action, body.clone(), Codec::Json))
+        .block_on(setup.kinesis.handle(action, body.clone(), codec))
         .expect("call succeeds")
+}
+
+/// A JSON request as the Java SDK sends it in CBOR (`Data` as byte strings).
+fn cbor_of(json: &Bytes) -> Bytes {
+    fn convert(value: serde_json::Value, member: &str) -> ciborium::Value {
+        use ciborium::Value as C;
+        use serde_json::Value as J;
+        match value {
+            J::String(s) if member == "Data" => {
+                C::Bytes(base64_simd::STANDARD.decode_to_vec(&s).expect("base64"))
+            }
+            J::String(s) => C::Text(s),
+            J::Number(n) => C::Integer(n.as_i64().expect("an integer").into()),
+            J::Array(items) => C::Array(items.into_iter().map(|v| convert(v, member)).collect()),
+            J::Object(o) => C::Map(
+                o.into_iter()
+                    .map(|(k, v)| {
+                        let v = convert(v, &k);
+                        (C::Text(k), v)
+                    })
+                    .collect(),
+            ),
+            other => panic!("not in a benchmark request: {other}"),
+        }
+    }
+    let value = convert(serde_json::from_slice(json).expect("JSON"), "");
+    let mut out = Vec::new();
+    ciborium::into_writer(&value, &mut out).expect("CBOR into a Vec");
+    Bytes::from(out)
 }
 
 fn put_records(c: &mut Criterion) {
@@ -84,6 +117,12 @@ fn put_records(c: &mut Criterion) {
         let setup = setup(fsync, shards);
         group.bench_function(name, |b| b.iter(|| call(&setup, "PutRecords", &body)));
     }
+    // The Java SDK's protocol: what the CBOR transcoding adds.
+    let setup = setup(FsyncPolicy::Never, 4);
+    let cbor = cbor_of(&body);
+    group.bench_function("fsync_never_4_shards_cbor", |b| {
+        b.iter(|| call_in(&setup, "PutRecords", &cbor, Codec::Cbor))
+    });
     group.finish();
 }
 
@@ -118,6 +157,10 @@ fn get_records(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(records as u64 * 1024));
     group.bench_function(format!("{records}_records"), |b| {
         b.iter(|| call(&setup, "GetRecords", &body))
+    });
+    let cbor = cbor_of(&body);
+    group.bench_function(format!("{records}_records_cbor"), |b| {
+        b.iter(|| call_in(&setup, "GetRecords", &cbor, Codec::Cbor))
     });
     group.finish();
 }
