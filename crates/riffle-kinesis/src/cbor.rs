@@ -31,6 +31,7 @@
 
 use bytes::Bytes;
 use ciborium::Value as Cbor;
+use serde::de::{self, DeserializeSeed};
 use serde_json::Value as Json;
 
 use crate::KinesisError;
@@ -76,14 +77,187 @@ pub(crate) fn response_from_json(json: &[u8]) -> Result<Bytes, KinesisError> {
     if json.is_empty() {
         return Ok(Bytes::new());
     }
-    // The actions write JSON themselves; a failure here is a bug, reported
-    // rather than panicked on.
-    let value: Json = serde_json::from_slice(json)
-        .map_err(|err| KinesisError::Serialization(format!("response is not JSON: {err}")))?;
+    // Streamed: the JSON is read once and CBOR written as it is read, with
+    // no tree in between (GetRecords answers are up to 10 MiB). A failure
+    // is a bug in an action's writer, reported rather than panicked on.
     let mut out = Vec::with_capacity(json.len());
-    // Writing into a `Vec` cannot fail, and every value is representable.
-    ciborium::into_writer(&to_cbor(value, None), &mut out).expect("CBOR into a Vec never fails");
+    let mut reader = serde_json::Deserializer::from_slice(json);
+    Transcode {
+        out: &mut out,
+        member: None,
+    }
+    .deserialize(&mut reader)
+    .and_then(|()| reader.end())
+    .map_err(|err| KinesisError::Serialization(format!("response is not JSON: {err}")))?;
     Ok(Bytes::from(out))
+}
+
+/// CBOR major types (RFC 8949 §3.1), shifted into the initial byte.
+const MAJOR_UNSIGNED: u8 = 0;
+const MAJOR_NEGATIVE: u8 = 1 << 5;
+const MAJOR_BYTES: u8 = 2 << 5;
+const MAJOR_TEXT: u8 = 3 << 5;
+const MAJOR_ARRAY: u8 = 4 << 5;
+const MAJOR_MAP: u8 = 5 << 5;
+const MAJOR_TAG: u8 = 6 << 5;
+/// Indefinite-length arrays and maps (as Jackson writes them) end with it.
+const BREAK: u8 = 0xFF;
+const INDEFINITE: u8 = 31;
+
+/// A head: major type and argument in its shortest form.
+fn write_head(out: &mut Vec<u8>, major: u8, arg: u64) {
+    match arg {
+        0..=23 => out.push(major | arg as u8),
+        24..=0xFF => out.extend_from_slice(&[major | 24, arg as u8]),
+        0x100..=0xFFFF => {
+            out.push(major | 25);
+            out.extend_from_slice(&(arg as u16).to_be_bytes());
+        }
+        0x1_0000..=0xFFFF_FFFF => {
+            out.push(major | 26);
+            out.extend_from_slice(&(arg as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(major | 27);
+            out.extend_from_slice(&arg.to_be_bytes());
+        }
+    }
+}
+
+fn write_i64(out: &mut Vec<u8>, i: i64) {
+    match u64::try_from(i) {
+        Ok(u) => write_head(out, MAJOR_UNSIGNED, u),
+        // -1 - i is non-negative and cannot overflow for a negative i.
+        Err(_) => write_head(out, MAJOR_NEGATIVE, (-1 - i) as u64),
+    }
+}
+
+fn write_text(out: &mut Vec<u8>, s: &str) {
+    write_head(out, MAJOR_TEXT, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Reads one JSON value and writes it as CBOR; `member` is the name it is
+/// held under (list items inherit it), which says whether it is a blob or
+/// a timestamp.
+struct Transcode<'o, 'm> {
+    out: &'o mut Vec<u8>,
+    member: Option<&'m str>,
+}
+
+impl Transcode<'_, '_> {
+    fn is_timestamp(&self) -> bool {
+        self.member.is_some_and(|m| TIMESTAMP_MEMBERS.contains(&m))
+    }
+
+    fn timestamp_ms(&mut self, ms: i64) {
+        write_head(self.out, MAJOR_TAG, TAG_EPOCH);
+        write_i64(self.out, ms);
+    }
+}
+
+impl<'de> de::DeserializeSeed<'de> for Transcode<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for Transcode<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.out.push(0xF6);
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<(), E> {
+        self.out.push(if b { 0xF5 } else { 0xF4 });
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(mut self, u: u64) -> Result<(), E> {
+        if self.is_timestamp() {
+            self.timestamp_ms(
+                i64::try_from(u)
+                    .unwrap_or(i64::MAX / 1000)
+                    .saturating_mul(1000),
+            );
+        } else {
+            write_head(self.out, MAJOR_UNSIGNED, u);
+        }
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(mut self, i: i64) -> Result<(), E> {
+        if self.is_timestamp() {
+            self.timestamp_ms(i.saturating_mul(1000));
+        } else {
+            write_i64(self.out, i);
+        }
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(mut self, f: f64) -> Result<(), E> {
+        if self.is_timestamp() {
+            self.timestamp_ms(crate::time::seconds_to_ms(f));
+        } else {
+            self.out.push(0xFB);
+            self.out.extend_from_slice(&f.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+        if self.member == Some(BLOB_MEMBER) {
+            // Base64 straight into the output, after a head of its length.
+            if let Ok(len) = base64_simd::STANDARD.decoded_length(s.as_bytes()) {
+                write_head(self.out, MAJOR_BYTES, len as u64);
+                let start = self.out.len();
+                self.out.resize(start + len, 0);
+                let target = base64_simd::Out::from_slice(&mut self.out[start..]);
+                if let Ok(decoded) = base64_simd::STANDARD.decode(s.as_bytes(), target) {
+                    let decoded_len = decoded.len();
+                    self.out.truncate(start + decoded_len);
+                    return Ok(());
+                }
+            }
+            return Err(E::custom("a Data member is not base64"));
+        }
+        write_text(self.out, s);
+        Ok(())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.out.push(MAJOR_ARRAY | INDEFINITE);
+        while seq
+            .next_element_seed(Transcode {
+                out: &mut *self.out,
+                member: self.member,
+            })?
+            .is_some()
+        {}
+        self.out.push(BREAK);
+        Ok(())
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        self.out.push(MAJOR_MAP | INDEFINITE);
+        // Member names borrow from the body unless escaped (they never are).
+        while let Some(key) = map.next_key::<crate::json::Str<'de>>()? {
+            write_text(self.out, key.as_str());
+            map.next_value_seed(Transcode {
+                out: &mut *self.out,
+                member: Some(key.as_str()),
+            })?;
+        }
+        self.out.push(BREAK);
+        Ok(())
+    }
 }
 
 fn malformed() -> KinesisError {
@@ -143,44 +317,6 @@ fn millis_to_seconds(inner: Cbor) -> Result<Json, KinesisError> {
         _ => return Err(malformed()),
     };
     float_to_json(ms / 1000.0)
-}
-
-/// `member` is the name the value is held under (list items inherit it).
-fn to_cbor(value: Json, member: Option<&str>) -> Cbor {
-    match value {
-        Json::Null => Cbor::Null,
-        Json::Bool(b) => Cbor::Bool(b),
-        Json::String(s) if member == Some(BLOB_MEMBER) => {
-            match base64_simd::STANDARD.decode_to_vec(s.as_bytes()) {
-                Ok(bytes) => Cbor::Bytes(bytes),
-                Err(_) => Cbor::Text(s),
-            }
-        }
-        Json::String(s) => Cbor::Text(s),
-        Json::Number(n) if member.is_some_and(|m| TIMESTAMP_MEMBERS.contains(&m)) => {
-            let ms = crate::time::seconds_to_ms(n.as_f64().unwrap_or_default());
-            Cbor::Tag(TAG_EPOCH, Box::new(Cbor::Integer(ms.into())))
-        }
-        Json::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Cbor::Integer(i.into())
-            } else if let Some(u) = n.as_u64() {
-                Cbor::Integer(u.into())
-            } else {
-                Cbor::Float(n.as_f64().unwrap_or_default())
-            }
-        }
-        Json::Array(items) => Cbor::Array(items.into_iter().map(|v| to_cbor(v, member)).collect()),
-        Json::Object(object) => Cbor::Map(
-            object
-                .into_iter()
-                .map(|(k, v)| {
-                    let v = to_cbor(v, Some(&k));
-                    (Cbor::Text(k), v)
-                })
-                .collect(),
-        ),
-    }
 }
 
 #[cfg(test)]
@@ -306,6 +442,18 @@ mod tests {
             member(summary, "RetentionPeriodHours"),
             &Cbor::Integer(24.into())
         );
+    }
+
+    #[test]
+    fn answers_are_written_with_indefinite_lengths_as_jackson_writes() {
+        let bytes = response_from_json(br#"{"A":[1,-2],"Data":"aGk=","Timestamp":1.5}"#).unwrap();
+        let mut expected = vec![0xBF, 0x61, b'A', 0x9F, 0x01, 0x21, 0xFF];
+        expected.extend_from_slice(&[0x64, b'D', b'a', b't', b'a', 0x42, b'h', b'i']);
+        expected.extend_from_slice(&[0x69]);
+        expected.extend_from_slice(b"Timestamp");
+        // Tag 1, then 1500 as a 16-bit unsigned.
+        expected.extend_from_slice(&[0xC1, 0x19, 0x05, 0xDC, 0xFF]);
+        assert_eq!(&bytes[..], &expected[..]);
     }
 
     #[test]
