@@ -22,6 +22,11 @@
 //! Note that tag 1 carries milliseconds here, not RFC 8949's seconds: that
 //! is what the SDK writes and expects back.
 //!
+//! Requests are read into a `ciborium::Value` (ciborium: maintained,
+//! serde-based, and reads indefinite lengths and tags, which Jackson
+//! writes) and written out as JSON; answers are streamed from the JSON
+//! reader straight into CBOR with no tree in between.
+//!
 //! Requests need no model knowledge: byte strings are always blobs and tag
 //! 1 is always a timestamp. Responses do: the actions' JSON does not say
 //! which strings are base64 and which numbers are times, so the members are
