@@ -59,6 +59,7 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use riffle_log::{LogError, LogStore};
 
+pub use crate::actions::MODEL_OPERATIONS;
 pub use crate::actions::subscribe_to_shard::Subscription;
 use crate::iterator::IteratorKey;
 use crate::stream::Stream;

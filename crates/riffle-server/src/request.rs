@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
-use riffle_kinesis::{Codec, Kinesis, Subscription};
+use riffle_kinesis::{Codec, Kinesis, MODEL_OPERATIONS, Subscription};
 use tokio::sync::watch;
 use tracing::{Instrument, Span, debug, debug_span, field, warn};
 
@@ -46,70 +46,6 @@ enum Reply {
 
 /// The `X-Amz-Target` prefix of the Kinesis API (`targetPrefix` in the model).
 const TARGET_PREFIX: &str = "Kinesis_20131202";
-
-/// Every operation of the Kinesis API model (botocore
-/// `kinesis/2013-12-02/service-2.json`). AWS answers an unknown operation
-/// before it checks credentials, so the edge needs the list; whether Riffle
-/// implements an operation is the service's answer.
-const OPERATIONS: &[&str] = &[
-    "AcknowledgeDeadLetterQueueRecords",
-    "AcknowledgeQueueRecords",
-    "AddTagsToStream",
-    "CreateChannel",
-    "CreateQueue",
-    "CreateStream",
-    "DecreaseStreamRetentionPeriod",
-    "DeleteChannel",
-    "DeleteQueue",
-    "DeleteResourcePolicy",
-    "DeleteStream",
-    "DeregisterStreamConsumer",
-    "DescribeAccountSettings",
-    "DescribeChannel",
-    "DescribeLimits",
-    "DescribeQueue",
-    "DescribeStream",
-    "DescribeStreamConsumer",
-    "DescribeStreamSummary",
-    "DisableEnhancedMonitoring",
-    "EnableEnhancedMonitoring",
-    "GetRecords",
-    "GetResourcePolicy",
-    "GetShardIterator",
-    "IncreaseStreamRetentionPeriod",
-    "ListChannels",
-    "ListQueues",
-    "ListShards",
-    "ListStreamConsumers",
-    "ListStreams",
-    "ListTagsForResource",
-    "ListTagsForStream",
-    "MergeShards",
-    "PutRecord",
-    "PutRecords",
-    "PutResourcePolicy",
-    "ReceiveDeadLetterQueueRecords",
-    "ReceiveQueueRecords",
-    "RegisterStreamConsumer",
-    "RemoveTagsFromStream",
-    "RestoreDeadLetterQueueRecords",
-    "SplitShard",
-    "StartStreamEncryption",
-    "StopStreamEncryption",
-    "SubscribeToShard",
-    "TagResource",
-    "UntagResource",
-    "UpdateAccountSettings",
-    "UpdateChannel",
-    "UpdateDeadLetterQueueRecordsVisibility",
-    "UpdateMaxRecordSize",
-    "UpdateQueue",
-    "UpdateQueueRecordsVisibility",
-    "UpdateShardCount",
-    "UpdateStreamMode",
-    "UpdateStreamRecordDistributionStrategy",
-    "UpdateStreamWarmThroughput",
-];
 
 /// The protocol a request's Content-Type selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +106,7 @@ impl<'a> Target<'a> {
 
     /// The Kinesis operation named, if the target names one.
     fn operation(&self) -> Option<&'a str> {
-        (self.service == TARGET_PREFIX && OPERATIONS.contains(&self.operation))
+        (self.service == TARGET_PREFIX && MODEL_OPERATIONS.contains(&self.operation))
             .then_some(self.operation)
     }
 }
@@ -362,7 +298,7 @@ mod tests {
         assert_eq!(target("Kinesis_20131202"), (None, false));
         assert_eq!(target("Kinesis_20131202.PutRecord.x"), (None, true));
         assert!(
-            OPERATIONS.is_sorted(),
+            MODEL_OPERATIONS.is_sorted(),
             "keep the list in the model's (sorted) order"
         );
     }

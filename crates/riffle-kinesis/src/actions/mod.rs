@@ -37,8 +37,10 @@ pub use describe_limits::shard_limit;
 pub(crate) use stream_encryption::encryption_type;
 
 /// Every operation of the API model (botocore
-/// `kinesis/2013-12-02/service-2.json`), implemented or not.
-const MODEL_OPERATIONS: &[&str] = &[
+/// `kinesis/2013-12-02/service-2.json`), implemented or not, in the model's
+/// sorted order. The server needs it too: AWS answers an unknown operation
+/// before it checks credentials.
+pub const MODEL_OPERATIONS: &[&str] = &[
     "AcknowledgeDeadLetterQueueRecords",
     "AcknowledgeQueueRecords",
     "AddTagsToStream",
