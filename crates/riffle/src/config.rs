@@ -40,6 +40,10 @@ pub struct ServeConfig {
     /// (and the window their traffic is measured over); zero turns
     /// on-demand scaling off.
     pub on_demand_scale_interval: Duration,
+    /// The master key that wraps the data keys of encryption at rest;
+    /// `None` keeps it at `<data dir>/keys/master.key`. Kept outside the data
+    /// directory, a copy of the data alone cannot be decrypted.
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// Default listen address: the port local Kinesis emulators use.
@@ -98,6 +102,9 @@ pub struct ServeArgs {
     /// How often ON_DEMAND streams split a hot shard; 0 turns scaling off [default: 60000]
     #[arg(long, env = "RIFFLE_ON_DEMAND_SCALE_INTERVAL_MS", value_name = "MS")]
     pub on_demand_scale_interval_ms: Option<u64>,
+    /// Master key for encryption at rest [default: <data dir>/keys/master.key]
+    #[arg(long, env = "RIFFLE_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
     /// TOML file with the same keys (listen, data_dir, fsync, region, account_id, status_delay_ms, …)
     #[arg(long, env = "RIFFLE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -118,6 +125,7 @@ pub struct FileConfig {
     /// `"on"`/`"off"`, or a TOML boolean.
     pub throughput_limits: Option<Switch>,
     pub on_demand_scale_interval_ms: Option<u64>,
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// An on/off setting in the TOML file: `"on"`, `"off"`, `true` or `false`.
@@ -374,6 +382,12 @@ impl ServeConfig {
                 |t| parse_ms(t, 0, ON_DEMAND_SCALE_INTERVAL_MS_MAX),
                 "expected milliseconds in 0..=86400000",
             )?,
+            // No default to parse: the flag or its variable (clap already
+            // ranks those), else the file, else the data directory's own.
+            master_key_file: args
+                .master_key_file
+                .clone()
+                .or_else(|| f.master_key_file.clone()),
         })
     }
 }
@@ -462,6 +476,33 @@ mod tests {
         assert_eq!(config.shard_iterator_ttl, Duration::from_secs(300));
         assert!(config.throughput_limits);
         assert_eq!(config.on_demand_scale_interval, Duration::from_secs(60));
+        assert_eq!(config.master_key_file, None);
+    }
+
+    #[test]
+    fn the_master_key_file_comes_from_the_flag_before_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("riffle.toml");
+        std::fs::write(&file, "master_key_file = \"/etc/riffle/file.key\"\n").unwrap();
+        let from_file = resolve(ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(
+            from_file.master_key_file,
+            Some(PathBuf::from("/etc/riffle/file.key"))
+        );
+        let from_flag = resolve(ServeArgs {
+            config: Some(file),
+            master_key_file: Some("/run/secrets/riffle.key".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(
+            from_flag.master_key_file,
+            Some(PathBuf::from("/run/secrets/riffle.key"))
+        );
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         dir: dir.clone(),
         source,
     })?;
+    if let Some(key_file) = &config.master_key_file {
+        store.set_master_key_file(key_file);
+    }
     let store = Arc::new(store);
     let kinesis_config = KinesisConfig {
         region: config.region.clone(),
