@@ -22,7 +22,9 @@
 //!  "settings":{"tags":{"team":"data"},
 //!              "shard_level_metrics":["IncomingBytes"],
 //!              "warm_throughput_mibps":10,
-//!              "mode_switches_ms":[1795000000000]}}
+//!              "mode_switches_ms":[1795000000000],
+//!              "shard_count_updates_ms":[1795000000000],
+//!              "encryption_key_id":"alias/aws/kinesis"}}
 //! ```
 //!
 //! `settings` (absent when all of its members are) holds what a user sets
@@ -129,6 +131,10 @@ pub struct StreamSettings {
     /// first; only those within the last 24 hours are kept).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mode_switches_ms: Vec<i64>,
+    /// When UpdateShardCount was called (epoch ms, oldest first; only those
+    /// within the last 24 hours are kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shard_count_updates_ms: Vec<i64>,
     /// StartStreamEncryption's KMS KeyId while the stream is encrypted;
     /// it also names the storage engine's data key for the stream's records.
     #[serde(default, skip_serializing_if = "Option::is_none")]

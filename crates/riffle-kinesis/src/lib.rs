@@ -87,6 +87,9 @@ pub struct KinesisConfig {
     /// How long a SubscribeToShard subscription lasts before it ends
     /// cleanly; AWS: 5 minutes. Tests shorten it.
     pub subscription_ttl: Duration,
+    /// How many UpdateShardCount calls one stream may make in a rolling
+    /// 24 hours; AWS's quota is 10. Zero lifts the quota.
+    pub shard_count_updates_per_day: u32,
 }
 
 impl Default for KinesisConfig {
@@ -99,6 +102,7 @@ impl Default for KinesisConfig {
             throughput_limits: true,
             on_demand_scale_interval: on_demand::SCALE_INTERVAL_DEFAULT,
             subscription_ttl: Duration::from_secs(300),
+            shard_count_updates_per_day: actions::SHARD_COUNT_UPDATES_PER_DAY_AWS,
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct ServeConfig {
     /// (and the window their traffic is measured over); zero turns
     /// on-demand scaling off.
     pub on_demand_scale_interval: Duration,
+    /// UpdateShardCount calls one stream may make in a rolling 24 hours
+    /// (AWS: 10); zero lifts the quota.
+    pub update_shard_count_per_day: u32,
     /// The master key that wraps the data keys of encryption at rest;
     /// `None` keeps it at `<data dir>/keys/master.key`. Kept outside the data
     /// directory, a copy of the data alone cannot be decrypted.
@@ -57,6 +60,8 @@ pub const SHARD_ITERATOR_TTL_MS_DEFAULT: u64 = 300_000;
 
 /// On-demand scaling looks at traffic once a minute unless told otherwise.
 pub const ON_DEMAND_SCALE_INTERVAL_MS_DEFAULT: u64 = 60_000;
+/// AWS's quota of UpdateShardCount calls per stream per rolling 24 hours.
+pub const UPDATE_SHARD_COUNT_PER_DAY_DEFAULT: u32 = 10;
 /// Scaling less often than daily would never keep up with traffic.
 const ON_DEMAND_SCALE_INTERVAL_MS_MAX: u64 = 86_400_000;
 /// A status delay beyond an hour would leave streams unusable; it is a typo.
@@ -102,6 +107,9 @@ pub struct ServeArgs {
     /// How often ON_DEMAND streams split a hot shard; 0 turns scaling off [default: 60000]
     #[arg(long, env = "RIFFLE_ON_DEMAND_SCALE_INTERVAL_MS", value_name = "MS")]
     pub on_demand_scale_interval_ms: Option<u64>,
+    /// UpdateShardCount calls per stream in 24 hours, as AWS's quota; 0 lifts it [default: 10]
+    #[arg(long, env = "RIFFLE_UPDATE_SHARD_COUNT_PER_DAY", value_name = "N")]
+    pub update_shard_count_per_day: Option<u64>,
     /// Master key for encryption at rest [default: <data dir>/keys/master.key]
     #[arg(long, env = "RIFFLE_MASTER_KEY_FILE", value_name = "FILE")]
     pub master_key_file: Option<PathBuf>,
@@ -125,6 +133,7 @@ pub struct FileConfig {
     /// `"on"`/`"off"`, or a TOML boolean.
     pub throughput_limits: Option<Switch>,
     pub on_demand_scale_interval_ms: Option<u64>,
+    pub update_shard_count_per_day: Option<u64>,
     pub master_key_file: Option<PathBuf>,
 }
 
@@ -242,6 +251,12 @@ const ON_DEMAND_SCALE_INTERVAL_MS: Key = Key {
     id: "on_demand_scale_interval_ms",
     flag: "on-demand-scale-interval-ms",
     env: "RIFFLE_ON_DEMAND_SCALE_INTERVAL_MS",
+};
+
+const UPDATE_SHARD_COUNT_PER_DAY: Key = Key {
+    id: "update_shard_count_per_day",
+    flag: "update-shard-count-per-day",
+    env: "RIFFLE_UPDATE_SHARD_COUNT_PER_DAY",
 };
 
 /// Where values can come from, in precedence order.
@@ -382,6 +397,14 @@ impl ServeConfig {
                 |t| parse_ms(t, 0, ON_DEMAND_SCALE_INTERVAL_MS_MAX),
                 "expected milliseconds in 0..=86400000",
             )?,
+            update_shard_count_per_day: sources.value(
+                &UPDATE_SHARD_COUNT_PER_DAY,
+                num(args.update_shard_count_per_day),
+                num(f.update_shard_count_per_day),
+                &UPDATE_SHARD_COUNT_PER_DAY_DEFAULT.to_string(),
+                |t| t.parse::<u32>().ok(),
+                "expected a count of calls (0 lifts the quota)",
+            )?,
             // No default to parse: the flag or its variable (clap already
             // ranks those), else the file, else the data directory's own.
             master_key_file: args
@@ -477,6 +500,7 @@ mod tests {
         assert!(config.throughput_limits);
         assert_eq!(config.on_demand_scale_interval, Duration::from_secs(60));
         assert_eq!(config.master_key_file, None);
+        assert_eq!(config.update_shard_count_per_day, 10);
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         iterator_ttl: config.shard_iterator_ttl,
         throughput_limits: config.throughput_limits,
         on_demand_scale_interval: config.on_demand_scale_interval,
+        shard_count_updates_per_day: config.update_shard_count_per_day,
         ..KinesisConfig::default()
     };
     let kinesis = Kinesis::open(Arc::clone(&store), kinesis_config).map_err(|source| {

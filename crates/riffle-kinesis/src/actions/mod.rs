@@ -35,6 +35,7 @@ use crate::{Kinesis, KinesisError, errors};
 pub(crate) use consumers::{count as consumer_count, remove_all as remove_consumers};
 pub use describe_limits::shard_limit;
 pub(crate) use stream_encryption::encryption_type;
+pub use update_shard_count::SHARD_COUNT_UPDATES_PER_DAY_AWS;
 
 /// Every operation of the API model (botocore
 /// `kinesis/2013-12-02/service-2.json`), implemented or not, in the model's

@@ -897,3 +897,42 @@ async fn a_log_closed_before_its_reshard_commits_is_not_the_end_yet() {
     assert!(out.get("NextShardIterator").is_none(), "{out}");
     assert_eq!(out["ChildShards"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn update_shard_count_keeps_the_daily_quota_across_a_restart_unless_lifted() {
+    let dir = tempfile::tempdir().unwrap();
+    let quota_of_two = KinesisConfig {
+        shard_count_updates_per_day: 2,
+        ..config()
+    };
+    let scale = |target: i64| json!({"StreamName": "q", "TargetShardCount": target, "ScalingType": "UNIFORM_SCALING"});
+    {
+        let (_store, k) = open_at(dir.path(), quota_of_two.clone());
+        create(&k, "q", 1).await;
+        ok(&k, "UpdateShardCount", scale(2)).await;
+        ok(&k, "UpdateShardCount", scale(1)).await;
+        let (kind, m) = err(&k, "UpdateShardCount", scale(2)).await;
+        assert_eq!(kind, "LimitExceeded");
+        assert_eq!(
+            m,
+            "Stream q under account 000000000000 has already been rescaled 2 times in the last \
+             24 hours, the most UpdateShardCount allows."
+        );
+    }
+    let (_store, k) = open_at(dir.path(), quota_of_two);
+    let (kind, _) = err(&k, "UpdateShardCount", scale(2)).await;
+    assert_eq!(kind, "LimitExceeded", "the count survives a restart");
+    drop(k);
+    drop(_store);
+    let lifted = KinesisConfig {
+        shard_count_updates_per_day: 0,
+        ..config()
+    };
+    let (_store, k) = open_at(dir.path(), lifted);
+    ok(&k, "UpdateShardCount", scale(2)).await;
+    assert_eq!(
+        open_ranges(&k, "q").await.len(),
+        2,
+        "a lifted quota rescales again"
+    );
+}

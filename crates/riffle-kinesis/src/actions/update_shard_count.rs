@@ -2,7 +2,10 @@
 //!
 //! UNIFORM_SCALING to at most double and at least half the open shard
 //! count; the result tiles the hash-key space evenly (see
-//! `reshard::uniform`). The calls-per-day quotas of AWS are not enforced.
+//! `reshard::uniform`). AWS's quota of 10 calls per stream in a rolling
+//! 24 hours is enforced unless the server lifts it
+//! (`KinesisConfig::shard_count_updates_per_day`); the call times are kept
+//! in the catalog's settings so a restart does not reset the count.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -19,6 +22,10 @@ use crate::{Kinesis, KinesisError};
 /// request a limit increase").
 pub const STREAM_SHARDS_MAX: u32 = 10_000;
 const SCALING_TYPES: &[&str] = &["UNIFORM_SCALING"];
+/// Kinesis quotas: UpdateShardCount may "scale more than ten times per
+/// rolling 24-hour period per stream" only with a limit increase.
+pub const SHARD_COUNT_UPDATES_PER_DAY_AWS: u32 = 10;
+const DAY_MS: i64 = 24 * 3_600_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +64,22 @@ fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
     v.into_result()
 }
 
+/// The stream's UpdateShardCount call times with this one added, or the
+/// number of calls in the last 24 hours when the quota is used up.
+fn count_call(kinesis: &Kinesis, calls_ms: &[i64], now: i64) -> Result<Vec<i64>, usize> {
+    let mut recent: Vec<i64> = calls_ms
+        .iter()
+        .copied()
+        .filter(|&at| now - at < DAY_MS)
+        .collect();
+    let quota = kinesis.config().shard_count_updates_per_day as usize;
+    if quota != 0 && recent.len() >= quota {
+        return Err(recent.len());
+    }
+    recent.push(now);
+    Ok(recent)
+}
+
 pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
     let input: Input = json::parse(body)?;
     validate(&input)?;
@@ -89,6 +112,18 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
         )));
     }
     check_shard_limit(kinesis, (target as usize).saturating_sub(current), now)?;
+    let mut record = stream.record.clone();
+    record.settings.shard_count_updates_ms =
+        count_call(kinesis, &stream.record.settings.shard_count_updates_ms, now).map_err(
+            |calls| {
+                KinesisError::LimitExceeded(format!(
+                    "Stream {name} under account {} has already been rescaled {calls} times in \
+                     the last 24 hours, the most UpdateShardCount allows.",
+                    kinesis.config().account_id
+                ))
+            },
+        )?;
+    let stream = stream.with_record(record);
     let plan = reshard::uniform(&stream.record, target, now);
     kinesis.reshard(&stream, plan, now).await?;
     super::respond(&Output {
