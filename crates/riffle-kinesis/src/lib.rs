@@ -25,7 +25,8 @@
 //! - `hashkey`, `seqnum`, `iterator`: the hash-key space, the sequence-number
 //!   and shard-iterator formats (each with its layout documented).
 //! - `throttle`: per-shard throughput limits (token buckets).
-//! - `on_demand`: scaling ON_DEMAND streams out by splitting hot shards.
+//! - `on_demand`: scaling ON_DEMAND streams out (splitting hot shards) and
+//!   back in (merging cold neighbours).
 //! - `json`, `validate`, `errors`, `time`: AWS's JSON typing, constraint
 //!   messages, error texts and time formats.
 //! - `cbor`: the CBOR protocol of the Java SDK (`Codec::Cbor`), transcoded
