@@ -24,6 +24,9 @@ struct Cli {
 enum Command {
     /// Run the server (Kinesis Data Streams API on HTTP/1.1 and HTTP/2).
     Serve(ServeArgs),
+    /// Load-test any Kinesis endpoint: throughput, latency, and a check
+    /// that every record written is read back once and intact.
+    Bench(riffle_bench::BenchArgs),
 }
 
 /// Exit code for a configuration the server refuses (as for usage errors).
@@ -37,9 +40,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => err.exit(),
     };
-    init_logging();
     match cli.command {
+        // The bench prints its own progress and summary; logs would only
+        // interleave with them.
+        Command::Bench(args) => riffle_bench::main(args),
         Command::Serve(args) => {
+            init_logging();
             let config = match ServeConfig::resolve(&args, matches.subcommand_matches("serve")) {
                 Ok(config) => config,
                 Err(err) => return fail(EXIT_CONFIG, &err),

@@ -1,0 +1,357 @@
+//! The command line of `riffle bench`, and the plan it resolves to (each
+//! workload's defaults filled in, combinations checked).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::BenchError;
+use crate::payload::{HEADER_LEN, RECORD_SIZE_MAX};
+
+/// PutRecords' records per request (the API model's `Records` max).
+pub const PUT_RECORDS_COUNT_MAX: usize = 500;
+/// CreateStream's largest shard count the bench asks for (AWS's default
+/// account quota is 500 or 200 shards per region).
+const SHARDS_MAX: u32 = 500;
+
+/// What the bench does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// PutRecord, one small record per request.
+    Put,
+    /// PutRecords, --batch-size records of --record-size bytes.
+    PutBatch,
+    /// Fill the stream, then drain every shard from TRIM_HORIZON with
+    /// GetRecords (read throughput; every record verified).
+    Get,
+    /// Put while a consumer follows the tip (put-to-receive latency;
+    /// every record verified).
+    E2e,
+    /// PutRecords and a polling reader at full speed together (every
+    /// record verified).
+    Mixed,
+}
+
+/// How the e2e consumer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Consumer {
+    /// GetRecords in a loop on every shard.
+    Polling,
+    /// Enhanced fan-out: SubscribeToShard on every shard.
+    Efo,
+}
+
+/// `riffle bench WORKLOAD [options]`
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// put, put-batch, get, e2e or mixed.
+    #[arg(value_enum)]
+    pub workload: Workload,
+    /// The Kinesis endpoint (http://HOST:PORT).
+    #[arg(long, default_value = "http://127.0.0.1:4567")]
+    pub endpoint: String,
+    /// The region requests are signed for.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Stream name [default: riffle-bench-PID-TIME].
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Shards of the stream the bench creates.
+    #[arg(long, default_value_t = 4)]
+    pub shards: u32,
+    /// Use the stream if it exists, and do not delete it afterwards.
+    #[arg(long)]
+    pub reuse_stream: bool,
+    /// Bytes per record (at least 28: the verification header)
+    /// [default: 64 for put, 1024 otherwise].
+    #[arg(long)]
+    pub record_size: Option<usize>,
+    /// Records per PutRecords (1 sends PutRecord)
+    /// [default: 100 for put-batch and mixed, 500 for get's fill, 1 for e2e].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Distinct partition keys (spread over the shards by their MD5).
+    #[arg(long, default_value_t = 1024)]
+    pub keys: u32,
+    /// Requests in flight at once (writers; get: readers are one per shard)
+    /// [default: 64 for put, 16 otherwise].
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// How long to measure, e.g. 10s, 500ms, 2m [default: 10s; get reads
+    /// --records instead].
+    #[arg(long, value_parser = parse_duration, conflicts_with = "records")]
+    pub duration: Option<Duration>,
+    /// Records to write (and, for get, to drain) instead of a duration
+    /// [default for get: 200000].
+    #[arg(long)]
+    pub records: Option<u64>,
+    /// Target requests per second, open loop: every request has an intended
+    /// start time and its latency counts from then [default: closed loop;
+    /// e2e: 1000].
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Time spent writing before measuring [default: 1s with --duration,
+    /// 0s with --records].
+    #[arg(long, value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+    /// The e2e consumer: polling (GetRecords) or efo (SubscribeToShard).
+    #[arg(long, value_enum, default_value = "polling")]
+    pub consumer: Consumer,
+    /// Pause of a polling reader after an empty GetRecords.
+    #[arg(long, value_parser = parse_duration, default_value = "10ms")]
+    pub poll_interval: Duration,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write latency and throughput charts to this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Threads of the load generator's runtime.
+    #[arg(long, default_value_t = 2)]
+    pub client_threads: usize,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// When the measured phase ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    After(Duration),
+    Records(u64),
+}
+
+/// A run, every default resolved.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub workload: Workload,
+    pub endpoint: String,
+    pub region: String,
+    pub stream: String,
+    pub shards: u32,
+    pub reuse_stream: bool,
+    pub record_size: usize,
+    pub batch_size: usize,
+    pub keys: u32,
+    pub concurrency: usize,
+    pub stop: Stop,
+    pub rate: Option<f64>,
+    pub warmup: Duration,
+    pub consumer: Consumer,
+    pub poll_interval: Duration,
+    pub json: bool,
+    pub plot: Option<PathBuf>,
+    pub client_threads: usize,
+    pub progress: bool,
+}
+
+fn usage(flag: &'static str, reason: impl Into<String>) -> BenchError {
+    BenchError::Usage {
+        flag,
+        reason: reason.into(),
+    }
+}
+
+impl Plan {
+    /// Fills in the workload's defaults and refuses what cannot run.
+    pub fn resolve(args: BenchArgs) -> Result<Plan, BenchError> {
+        use Workload::*;
+        let w = args.workload;
+        let record_size = args.record_size.unwrap_or(if w == Put { 64 } else { 1024 });
+        if !(HEADER_LEN..=RECORD_SIZE_MAX).contains(&record_size) {
+            return Err(usage(
+                "record-size",
+                format!("{record_size} is outside {HEADER_LEN}..={RECORD_SIZE_MAX} bytes"),
+            ));
+        }
+        let batch_size = match (w, args.batch_size) {
+            (Put, Some(n)) if n != 1 => {
+                return Err(usage(
+                    "batch-size",
+                    "put sends one record per PutRecord; use put-batch",
+                ));
+            }
+            (_, Some(n)) => n,
+            (Put | E2e, None) => 1,
+            (PutBatch | Mixed, None) => 100,
+            (Get, None) => PUT_RECORDS_COUNT_MAX,
+        };
+        if !(1..=PUT_RECORDS_COUNT_MAX).contains(&batch_size) {
+            return Err(usage(
+                "batch-size",
+                format!("{batch_size} is outside 1..={PUT_RECORDS_COUNT_MAX}"),
+            ));
+        }
+        let stop = match (w, args.duration, args.records) {
+            (Get, Some(_), _) => {
+                return Err(usage(
+                    "duration",
+                    "get drains --records records; give --records",
+                ));
+            }
+            (_, _, Some(0)) => return Err(usage("records", "must be at least 1")),
+            (_, _, Some(n)) => Stop::Records(n),
+            (_, Some(d), None) if d.is_zero() => {
+                return Err(usage("duration", "must be more than 0"));
+            }
+            (_, Some(d), None) => Stop::After(d),
+            (Get, None, None) => Stop::Records(200_000),
+            (_, None, None) => Stop::After(Duration::from_secs(10)),
+        };
+        if let Some(rate) = args.rate
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            return Err(usage(
+                "rate",
+                format!("{rate} is not a positive number of requests per second"),
+            ));
+        }
+        if args.rate.is_some() && w == Get {
+            return Err(usage(
+                "rate",
+                "get drains as fast as it can; --rate applies to writes",
+            ));
+        }
+        let rate = args.rate.or((w == E2e).then_some(1000.0));
+        let concurrency = args.concurrency.unwrap_or(if w == Put { 64 } else { 16 });
+        if concurrency == 0 {
+            return Err(usage("concurrency", "must be at least 1"));
+        }
+        if !(1..=SHARDS_MAX).contains(&args.shards) {
+            return Err(usage(
+                "shards",
+                format!("{} is outside 1..={SHARDS_MAX}", args.shards),
+            ));
+        }
+        if args.keys == 0 {
+            return Err(usage("keys", "must be at least 1"));
+        }
+        if args.client_threads == 0 {
+            return Err(usage("client-threads", "must be at least 1"));
+        }
+        if args.consumer == Consumer::Efo && w != E2e {
+            return Err(usage("consumer", "only e2e takes a consumer kind"));
+        }
+        let warmup = args.warmup.unwrap_or(match stop {
+            Stop::After(_) if w != Get => Duration::from_secs(1),
+            _ => Duration::ZERO,
+        });
+        let stream = args.stream.unwrap_or_else(default_stream_name);
+        Ok(Plan {
+            workload: w,
+            endpoint: args.endpoint.trim_end_matches('/').to_owned(),
+            region: args.region,
+            stream,
+            shards: args.shards,
+            reuse_stream: args.reuse_stream,
+            record_size,
+            batch_size,
+            keys: args.keys,
+            concurrency,
+            stop,
+            rate,
+            warmup,
+            consumer: args.consumer,
+            poll_interval: args.poll_interval,
+            json: args.json,
+            plot: args.plot,
+            client_threads: args.client_threads,
+            progress: !args.quiet,
+        })
+    }
+}
+
+fn default_stream_name() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    format!("riffle-bench-{}-{secs}", std::process::id())
+}
+
+/// `10s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 10s, 500ms or 2m"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    fn plan(argv: &[&str]) -> Result<Plan, BenchError> {
+        let cli = Cli::try_parse_from(std::iter::once("bench").chain(argv.iter().copied()))
+            .map_err(|e| usage("args", e.to_string()))?;
+        Plan::resolve(cli.args)
+    }
+
+    #[test]
+    fn durations_parse_in_the_units_people_type() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3 weeks").is_err());
+    }
+
+    #[test]
+    fn each_workload_gets_its_defaults() {
+        let put = plan(&["put"]).unwrap();
+        assert_eq!(
+            (put.record_size, put.batch_size, put.concurrency),
+            (64, 1, 64)
+        );
+        assert_eq!(put.stop, Stop::After(Duration::from_secs(10)));
+        assert_eq!(put.warmup, Duration::from_secs(1));
+        let batch = plan(&["put-batch", "--records", "1000"]).unwrap();
+        assert_eq!((batch.record_size, batch.batch_size), (1024, 100));
+        assert_eq!(batch.warmup, Duration::ZERO);
+        assert_eq!(plan(&["get"]).unwrap().stop, Stop::Records(200_000));
+        assert_eq!(plan(&["e2e"]).unwrap().rate, Some(1000.0));
+    }
+
+    #[test]
+    fn impossible_combinations_are_refused_with_the_flag_named() {
+        for (argv, flag) in [
+            (&["put", "--batch-size", "10"][..], "batch-size"),
+            (&["put-batch", "--batch-size", "501"], "batch-size"),
+            (&["put", "--record-size", "8"], "record-size"),
+            (&["get", "--duration", "5s"], "duration"),
+            (&["put", "--rate", "0"], "rate"),
+            (&["put", "--consumer", "efo"], "consumer"),
+            (&["put", "--shards", "0"], "shards"),
+        ] {
+            match plan(argv) {
+                Err(BenchError::Usage { flag: got, .. }) => assert_eq!(got, flag, "{argv:?}"),
+                other => panic!("{argv:?}: {other:?}"),
+            }
+        }
+    }
+}

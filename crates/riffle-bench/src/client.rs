@@ -1,0 +1,327 @@
+//! The lean data-plane client: SigV4-signed AWS JSON 1.1 requests over a
+//! keep-alive HTTP/1.1 pool.
+//!
+//! The bench shares two cores with the server it measures, so every
+//! microsecond the client spends is one the server does not get. The SDK's
+//! orchestrator (interceptors, retries, endpoint resolution, serde of the
+//! whole shape) costs several times what this does; the control plane and
+//! SubscribeToShard still use the SDK (see `control`).
+
+use std::time::SystemTime;
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HOST};
+use http::{HeaderValue, Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::error::BenchError;
+
+/// The AWS JSON 1.1 content type every Kinesis JSON request carries.
+const JSON_1_1: &str = "application/x-amz-json-1.1";
+/// The signing name of Kinesis Data Streams.
+const SERVICE: &str = "kinesis";
+/// The error AWS returns when a shard's (or account's) rate is exceeded.
+pub const THROTTLE_ERROR: &str = "ProvisionedThroughputExceededException";
+
+/// A data-plane action the lean client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    PutRecord,
+    PutRecords,
+    GetShardIterator,
+    GetRecords,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::PutRecord => "PutRecord",
+            Action::PutRecords => "PutRecords",
+            Action::GetShardIterator => "GetShardIterator",
+            Action::GetRecords => "GetRecords",
+        }
+    }
+
+    fn target(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Action::PutRecord => "Kinesis_20131202.PutRecord",
+            Action::PutRecords => "Kinesis_20131202.PutRecords",
+            Action::GetShardIterator => "Kinesis_20131202.GetShardIterator",
+            Action::GetRecords => "Kinesis_20131202.GetRecords",
+        })
+    }
+}
+
+/// What a request came back with, short of a transport failure.
+#[derive(Debug)]
+pub enum Reply {
+    /// HTTP 200 and its body.
+    Ok(Bytes),
+    /// An AWS error response; `throttled` when it is a
+    /// `ProvisionedThroughputExceededException`.
+    Failed {
+        status: u16,
+        error_type: String,
+        message: String,
+        throttled: bool,
+    },
+}
+
+impl Reply {
+    /// The body of a success, or the failure as an error.
+    pub fn into_ok(self, action: Action) -> Result<Bytes, BenchError> {
+        match self {
+            Reply::Ok(body) => Ok(body),
+            Reply::Failed {
+                status,
+                error_type,
+                message,
+                ..
+            } => Err(BenchError::Request {
+                action: action.name(),
+                status,
+                error_type,
+                message,
+            }),
+        }
+    }
+}
+
+/// Static credentials and the region the requests are signed for.
+#[derive(Clone)]
+pub struct Signing {
+    pub credentials: Credentials,
+    pub region: String,
+}
+
+impl Signing {
+    /// Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and
+    /// AWS_SESSION_TOKEN) when set, else dummy ones: a local endpoint
+    /// checks that requests are signed, not by whom.
+    pub fn from_env(region: &str) -> Signing {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        let credentials = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            (Some(key), Some(secret)) => {
+                Credentials::new(key, secret, var("AWS_SESSION_TOKEN"), None, "environment")
+            }
+            _ => Credentials::new(
+                "AKIDRIFFLEBENCH",
+                "riffle-bench-secret",
+                None,
+                None,
+                "dummy",
+            ),
+        };
+        Signing {
+            credentials,
+            region: region.to_owned(),
+        }
+    }
+}
+
+/// A pooled, signing HTTP/1.1 client for one endpoint. Cheap to clone.
+#[derive(Clone)]
+pub struct LeanClient {
+    http: Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    /// The endpoint as signed (scheme, authority and `/`).
+    uri_text: String,
+    host: HeaderValue,
+    identity: Identity,
+    region: String,
+}
+
+impl LeanClient {
+    /// A client for `endpoint` (`http://host:port`) whose pool keeps up to
+    /// `connections` idle keep-alive connections, one per concurrent
+    /// request, so a steady run never reconnects.
+    pub fn new(endpoint: &str, signing: &Signing, connections: usize) -> Result<Self, BenchError> {
+        let uri = parse_endpoint(endpoint)?;
+        let authority = uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .unwrap_or_default();
+        let host = HeaderValue::from_str(&authority).map_err(|e| BenchError::BadEndpoint {
+            endpoint: endpoint.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let mut connector = HttpConnector::new();
+        // Small requests must not wait for Nagle's algorithm.
+        connector.set_nodelay(true);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(connections)
+            .build(connector);
+        Ok(LeanClient {
+            http,
+            uri_text: format!("http://{authority}/"),
+            uri,
+            host,
+            identity: signing.credentials.clone().into(),
+            region: signing.region.clone(),
+        })
+    }
+
+    /// Signs and sends one request; a transport failure is an error, an AWS
+    /// error response is a [`Reply::Failed`].
+    pub async fn call(&self, action: Action, body: Vec<u8>) -> Result<Reply, BenchError> {
+        let request = self.signed(action, body)?;
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| BenchError::Transport {
+                action: action.name(),
+                message: error_chain(&e),
+            })?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| BenchError::Transport {
+                action: action.name(),
+                message: error_chain(&e),
+            })?
+            .to_bytes();
+        if status == 200 {
+            return Ok(Reply::Ok(body));
+        }
+        Ok(failure(status, &body))
+    }
+
+    fn signed(&self, action: Action, body: Vec<u8>) -> Result<Request<Full<Bytes>>, BenchError> {
+        let target = action.target();
+        let headers = [
+            (HOST.as_str(), self.host.to_str().unwrap_or_default()),
+            (CONTENT_TYPE.as_str(), JSON_1_1),
+            ("x-amz-target", target.to_str().unwrap_or_default()),
+        ];
+        let signing_error = |e: &dyn std::fmt::Display| BenchError::Signing {
+            message: e.to_string(),
+        };
+        let params = v4::SigningParams::builder()
+            .identity(&self.identity)
+            .region(&self.region)
+            .name(SERVICE)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| signing_error(&e))?
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            self.uri_text.as_str(),
+            headers.into_iter(),
+            SignableBody::Bytes(&body),
+        )
+        .map_err(|e| signing_error(&e))?;
+        let (instructions, _signature) = sign(signable, &params)
+            .map_err(|e| signing_error(&e))?
+            .into_parts();
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(self.uri.clone())
+            .header(HOST, self.host.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static(JSON_1_1))
+            .header("x-amz-target", target)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| signing_error(&e))?;
+        instructions.apply_to_request_http1x(&mut request);
+        Ok(request)
+    }
+}
+
+/// The endpoint as a URI, refusing what the lean client cannot speak.
+pub fn parse_endpoint(endpoint: &str) -> Result<Uri, BenchError> {
+    let bad = |reason: &str| BenchError::BadEndpoint {
+        endpoint: endpoint.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let uri: Uri = endpoint.parse().map_err(|_| bad("not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return Err(bad("https is not supported yet; use an http:// endpoint")),
+        _ => return Err(bad("expected http://HOST:PORT")),
+    }
+    if uri.authority().is_none() {
+        return Err(bad("no host"));
+    }
+    Ok(uri)
+}
+
+/// An AWS JSON error body: `{"__type": "...", "message": "..."}`. AWS may
+/// prefix `__type` with a namespace (`...#Name`), and some servers spell
+/// the message `Message`.
+fn failure(status: u16, body: &[u8]) -> Reply {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        #[serde(rename = "__type", default)]
+        error_type: String,
+        #[serde(alias = "Message", default)]
+        message: String,
+    }
+    let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or(ErrorBody {
+        error_type: String::new(),
+        message: String::from_utf8_lossy(body).into_owned(),
+    });
+    let error_type = match parsed.error_type.rsplit_once('#') {
+        Some((_, name)) => name.to_owned(),
+        None => parsed.error_type,
+    };
+    Reply::Failed {
+        status,
+        throttled: error_type == THROTTLE_ERROR,
+        error_type,
+        message: parsed.message,
+    }
+}
+
+/// An error and its sources on one line ("connection refused" is usually
+/// a source, three levels down).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_name_their_type_without_namespace() {
+        let body = br#"{"__type":"com.amazonaws#ProvisionedThroughputExceededException","message":"slow down"}"#;
+        match failure(400, body) {
+            Reply::Failed {
+                error_type,
+                throttled,
+                message,
+                ..
+            } => {
+                assert_eq!(error_type, THROTTLE_ERROR);
+                assert!(throttled);
+                assert_eq!(message, "slow down");
+            }
+            Reply::Ok(_) => panic!("a failure"),
+        }
+    }
+
+    #[test]
+    fn endpoints_must_be_plain_http() {
+        assert!(parse_endpoint("http://127.0.0.1:4567").is_ok());
+        assert!(parse_endpoint("https://kinesis.us-east-1.amazonaws.com").is_err());
+        assert!(parse_endpoint("127.0.0.1:4567").is_err());
+    }
+}

@@ -1,0 +1,139 @@
+//! The workloads: what is written and read, and how each run is put
+//! together from write passes (`write`), shard readers (`read`) and the
+//! enhanced fan-out consumer (`efo`).
+
+mod write;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::args::{Plan, Workload};
+use crate::client::{LeanClient, Signing, parse_endpoint};
+use crate::control::{self, StreamInfo};
+use crate::error::BenchError;
+use crate::payload::{PayloadMaker, Verifier};
+use crate::report::Summary;
+use crate::stats::Measured;
+
+/// Everything the tasks of one run share.
+pub struct Ctx {
+    pub plan: Plan,
+    pub client: LeanClient,
+    pub sdk: aws_sdk_kinesis::Client,
+    pub stream: StreamInfo,
+    pub maker: PayloadMaker,
+    /// The partition keys, made once (`pk-0`, `pk-1`, …).
+    pub keys: Vec<String>,
+    /// The run's zero: payloads carry their send time relative to it.
+    pub epoch: Instant,
+    /// Checks what is read back; every written record is acknowledged to it.
+    pub verifier: Verifier,
+    /// The next record id to hand out (ids continue across passes).
+    pub next_id: AtomicU64,
+    /// The first failure of a request, to show the user why errors happened.
+    pub first_error: Mutex<Option<String>>,
+}
+
+impl Ctx {
+    /// Nanoseconds from the run's zero to `at`.
+    pub fn ns_since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Time since a payload's send stamp.
+    pub fn since_sent(&self, sent_ns: u64) -> Duration {
+        Duration::from_nanos(self.ns_since_epoch(Instant::now()).saturating_sub(sent_ns))
+    }
+
+    /// Record `id`'s partition key: a hash of the id picks one, so batches
+    /// and shards are not correlated with the key order.
+    pub fn key(&self, id: u64) -> &str {
+        let spread = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+        &self.keys[(spread % self.keys.len() as u64) as usize]
+    }
+
+    pub fn note_error(&self, message: impl FnOnce() -> String) {
+        let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            *first = Some(message());
+        }
+    }
+
+    pub fn issued(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed)
+    }
+}
+
+/// A run id that differs between runs, so a reused stream's old records are
+/// recognised as foreign rather than as duplicates.
+fn run_id() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(16))
+        .unwrap_or_default();
+    nanos ^ std::process::id().rotate_left(8)
+}
+
+/// Connects, prepares the stream, runs the workload, deletes the stream.
+pub async fn run(plan: &Plan) -> Result<Summary, BenchError> {
+    let uri = parse_endpoint(&plan.endpoint)?;
+    control::probe(&plan.endpoint, &uri).await?;
+    let signing = Signing::from_env(&plan.region);
+    let client = LeanClient::new(
+        &plan.endpoint,
+        &signing,
+        plan.concurrency.max(plan.shards as usize),
+    )?;
+    let sdk = control::sdk_client(&plan.endpoint, &signing);
+    let stream =
+        control::prepare_stream(&sdk, &plan.stream, plan.shards, plan.reuse_stream).await?;
+    let run = run_id();
+    let ctx = Arc::new(Ctx {
+        plan: plan.clone(),
+        client,
+        sdk,
+        stream,
+        maker: PayloadMaker::new(run, plan.record_size),
+        keys: (0..plan.keys).map(|i| format!("pk-{i}")).collect(),
+        epoch: Instant::now(),
+        verifier: Verifier::new(run),
+        next_id: AtomicU64::new(0),
+        first_error: Mutex::new(None),
+    });
+    let result = match plan.workload {
+        Workload::Put | Workload::PutBatch => write::run(&ctx).await,
+        Workload::Get | Workload::E2e | Workload::Mixed => Err(BenchError::Usage {
+            flag: "workload",
+            reason: "get, e2e and mixed are not implemented yet".into(),
+        }),
+    };
+    if !plan.reuse_stream {
+        let deleted = control::delete_stream(&ctx.sdk, &ctx.stream.name).await;
+        if result.is_ok() {
+            deleted?;
+        }
+    }
+    result
+}
+
+/// Runs `work` while sampling `measured` once a second (the progress line
+/// and the time series); returns its output, the wall time and the samples.
+pub async fn with_progress<F: std::future::Future>(
+    ctx: &Ctx,
+    label: &str,
+    measured: &Measured,
+    work: F,
+) -> (F::Output, Duration, Vec<crate::stats::Sample>) {
+    let started = Instant::now();
+    let mut sampler = crate::stats::Sampler::new(label, measured, ctx.plan.progress);
+    let second = Duration::from_secs(1);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + second, second);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return (out, started.elapsed(), sampler.samples),
+            _ = ticker.tick() => sampler.tick(measured),
+        }
+    }
+}

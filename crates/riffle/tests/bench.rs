@@ -1,0 +1,192 @@
+//! `riffle bench` end to end: the real binary drives a real server through
+//! each workload with tiny sizes, and the tests check what a user relies on
+//! — counts, verification, latency fields, the stream's lifecycle, the
+//! plot, and a clear failure when the endpoint is unreachable. No timing
+//! is asserted: that is what the bench itself is for.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use common::{Riffle, create_active, unique_name};
+use serde_json::Value;
+
+/// One server for every bench test (each uses its own stream).
+fn shared() -> &'static Riffle {
+    static SERVER: OnceLock<Riffle> = OnceLock::new();
+    SERVER.get_or_init(Riffle::start)
+}
+
+/// Runs `riffle bench` with `args`, without a progress line.
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_riffle"))
+        .arg("bench")
+        .args(args)
+        .arg("--quiet")
+        .output()
+        .expect("run riffle bench")
+}
+
+/// Runs a workload against the shared server with `--json` and returns its
+/// summary; the run must succeed.
+fn bench_json(workload: &str, stream: &str, extra: &[&str]) -> Value {
+    let server = shared();
+    let mut args = vec![
+        workload,
+        "--endpoint",
+        &server.endpoint,
+        "--stream",
+        stream,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = bench(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "riffle bench {args:?} failed ({:?})\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"))
+}
+
+/// Latency percentiles are present and ordered.
+fn assert_latency(summary: &Value, field: &str) {
+    let lat = &summary[field];
+    let get = |p: &str| {
+        lat[p]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{field}.{p} missing in {summary}"))
+    };
+    let (p50, p90, p99, p999, max) = (get("p50"), get("p90"), get("p99"), get("p999"), get("max"));
+    assert!(p50 > 0, "{summary}");
+    assert!(
+        p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= max,
+        "{field}: {lat}"
+    );
+}
+
+/// The stream the bench made is gone afterwards.
+async fn assert_deleted(stream: &str) {
+    let client = shared().client();
+    let described = client
+        .describe_stream_summary()
+        .stream_name(stream)
+        .send()
+        .await;
+    match described {
+        Err(err) => assert!(
+            err.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()),
+            "DescribeStreamSummary after the bench: {err:?}"
+        ),
+        Ok(out) => {
+            let status = out
+                .stream_description_summary()
+                .map(|d| d.stream_status().clone());
+            assert_eq!(
+                status,
+                Some(aws_sdk_kinesis::types::StreamStatus::Deleting),
+                "the bench's stream was not deleted"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn put_writes_exactly_the_records_asked_for_and_deletes_its_stream() {
+    let stream = unique_name("bench-put");
+    let s = bench_json("put", &stream, &["--records", "2000", "--shards", "2"]);
+    assert_eq!(s["workload"], "put");
+    assert_eq!(s["shards"], 2, "the bench created its stream with --shards");
+    assert_eq!(s["write"]["requests"], 2000);
+    assert_eq!(s["write"]["records"], 2000);
+    assert_eq!(s["write"]["bytes"], 2000 * 64);
+    assert_eq!(s["write"]["errors"], 0);
+    assert_latency(&s["write"], "latency_us");
+    assert!(s["write"]["records_per_s"].as_f64().unwrap() > 0.0);
+    assert!(s["client_cpu_us_per_request"].as_f64().unwrap() > 0.0);
+    assert_deleted(&stream).await;
+}
+
+#[tokio::test]
+async fn put_batch_counts_records_not_requests() {
+    let stream = unique_name("bench-batch");
+    let s = bench_json(
+        "put-batch",
+        &stream,
+        &[
+            "--records",
+            "2050",
+            "--batch-size",
+            "100",
+            "--record-size",
+            "512",
+        ],
+    );
+    assert_eq!(s["write"]["requests"], 21, "20 full batches and one of 50");
+    assert_eq!(s["write"]["records"], 2050);
+    assert_eq!(s["write"]["bytes"], 2050 * 512);
+    assert_eq!(s["write"]["failed_records"], 0);
+    assert_latency(&s["write"], "latency_us");
+    assert_deleted(&stream).await;
+}
+
+#[tokio::test]
+async fn an_existing_stream_is_refused_unless_reused_and_then_kept() {
+    let stream = unique_name("bench-reuse");
+    let client = shared().client();
+    create_active(&client, &stream, 1).await;
+    let refused = bench(&[
+        "put",
+        "--endpoint",
+        &shared().endpoint,
+        "--stream",
+        &stream,
+        "--records",
+        "10",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--reuse-stream"), "{stderr}");
+    let s = bench_json("put", &stream, &["--records", "100", "--reuse-stream"]);
+    assert_eq!(s["write"]["records"], 100);
+    client
+        .describe_stream_summary()
+        .stream_name(&stream)
+        .send()
+        .await
+        .expect("a reused stream is not deleted");
+}
+
+#[test]
+fn an_unreachable_endpoint_is_a_clear_error() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let out = bench(&["put", "--endpoint", &endpoint, "--records", "10"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("endpoint {endpoint} is unreachable")),
+        "{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no summary for a run that did not happen"
+    );
+}
+
+#[test]
+fn bad_options_name_the_flag() {
+    let out = bench(&["put", "--record-size", "8"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--record-size"), "{stderr}");
+}
