@@ -31,6 +31,8 @@
 //!   messages, error texts and time formats.
 //! - `cbor`: the CBOR protocol of the Java SDK (`Codec::Cbor`), transcoded
 //!   to and from the JSON the actions speak.
+//! - `hotpath`: the record path's CPU-heavy steps one at a time, for the
+//!   criterion benches only (hidden, no contract).
 //!
 //! The record path (PutRecord(s), GetRecords) takes no lock but a brief
 //! read lock to clone a stream's `Arc`; catalog changes are serialized by
@@ -41,6 +43,8 @@ mod catalog;
 mod cbor;
 mod errors;
 mod hashkey;
+#[doc(hidden)]
+pub mod hotpath;
 mod iterator;
 mod json;
 mod on_demand;

@@ -124,7 +124,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
 
 /// The response: the records, where to read next (or, at the end of a
 /// closed shard, its children) and how far behind the tip the reader is.
-fn encode(
+pub(crate) fn encode(
     kinesis: &Kinesis,
     stream: &Stream,
     shard: &Shard,

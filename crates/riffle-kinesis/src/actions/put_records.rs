@@ -131,7 +131,23 @@ fn validate(input: &Input<'_>, spans: &[Span]) -> Result<(), KinesisError> {
     v.into_result()
 }
 
-pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
+/// A PutRecords request parsed, its data decoded into one buffer and
+/// checked against the model (not yet against its stream).
+pub(crate) struct Decoded<'a> {
+    input: Input<'a>,
+    arena: Vec<u8>,
+    spans: Vec<Span>,
+}
+
+impl Decoded<'_> {
+    /// The decoded data bytes of every record.
+    pub(crate) fn data_len(&self) -> usize {
+        self.arena.len()
+    }
+}
+
+/// Parses and checks a request body, AWS's checks in AWS's order.
+pub(crate) fn decode(body: &[u8]) -> Result<Decoded<'_>, KinesisError> {
     let input: Input = json::parse(body)?;
     let entries = input.Records.as_deref().unwrap_or_default();
     let (arena, spans) = decode_all(entries)?;
@@ -148,7 +164,20 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
             REQUEST_BYTES_MAX / (1024 * 1024)
         )));
     }
+    Ok(Decoded {
+        input,
+        arena,
+        spans,
+    })
+}
 
+pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
+    let Decoded {
+        input,
+        arena,
+        spans,
+    } = decode(body)?;
+    let entries = input.Records.as_deref().unwrap_or_default();
     let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;
     let now = now_ms();
     let stream = kinesis.lookup(&name, now)?;
