@@ -10,13 +10,9 @@
 //! histograms; `workloads` what each workload does; `report` the table and
 //! the JSON; `plot` the SVG charts.
 
-pub mod args;
-// The read side of the API and the consumer registration serve the get,
-// e2e and mixed workloads, which land next.
-#[allow(dead_code)]
 mod api;
+pub mod args;
 mod client;
-#[allow(dead_code)]
 mod control;
 mod error;
 mod idset;

@@ -40,6 +40,34 @@ impl Latency {
     }
 }
 
+/// A latency distribution for the plot: (x, ms) points where x is
+/// -log10(1 - quantile), so 1 is p90, 2 is p99, 3 is p99.9.
+#[derive(Debug, Clone)]
+pub struct Curve {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Steps per decade of the curve's x axis.
+const CURVE_STEPS_PER_NINE: u32 = 20;
+/// How far the curve goes: p99.99.
+const CURVE_NINES: u32 = 4;
+
+impl Curve {
+    fn of(name: &str, hist: &Histogram<u64>) -> Option<Curve> {
+        (!hist.is_empty()).then(|| Curve {
+            name: name.to_owned(),
+            points: (0..=CURVE_NINES * CURVE_STEPS_PER_NINE)
+                .map(|step| {
+                    let x = f64::from(step) / f64::from(CURVE_STEPS_PER_NINE);
+                    let q = 1.0 - 10f64.powf(-x);
+                    (x, hist.value_at_quantile(q) as f64 / 1000.0)
+                })
+                .collect(),
+        })
+    }
+}
+
 /// One direction's totals and rates over the measured phase.
 #[derive(Debug, Clone, Serialize)]
 pub struct Side {
@@ -122,6 +150,9 @@ pub struct Summary {
     pub first_error: Option<String>,
     /// Throughput per second of the measured phase.
     pub timeline: Vec<Sample>,
+    /// The latency distributions, for the plot only.
+    #[serde(skip)]
+    pub curves: Vec<Curve>,
 }
 
 impl Summary {
@@ -137,10 +168,22 @@ impl Summary {
         let plan = &ctx.plan;
         let writes = measured.writes.totals();
         let reads = measured.reads.totals();
-        let write = (plan.workload != Workload::Get)
-            .then(|| Side::of(writes, &measured.write_latency.snapshot(), elapsed));
-        let read = (reads.requests > 0)
-            .then(|| Side::of(reads, &measured.read_latency.snapshot(), elapsed));
+        let (write_hist, read_hist, e2e_hist) = (
+            measured.write_latency.snapshot(),
+            measured.read_latency.snapshot(),
+            measured.e2e_latency.snapshot(),
+        );
+        let write =
+            (plan.workload != Workload::Get).then(|| Side::of(writes, &write_hist, elapsed));
+        let read = (reads.requests > 0).then(|| Side::of(reads, &read_hist, elapsed));
+        let curves = [
+            Curve::of("write request", &write_hist),
+            Curve::of("GetRecords request", &read_hist),
+            Curve::of("put → receive", &e2e_hist),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let requests = (writes.requests + reads.requests).max(1);
         let secs = elapsed.as_secs_f64().max(1e-9);
         let first_error = ctx
@@ -162,12 +205,13 @@ impl Summary {
             duration_s: secs,
             write,
             read,
-            e2e_latency_us: Latency::of(&measured.e2e_latency.snapshot()),
+            e2e_latency_us: Latency::of(&e2e_hist),
             verification,
             client_cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests as f64,
             client_cpu_percent: cpu.as_secs_f64() * 100.0 / secs,
             first_error,
             timeline,
+            curves,
         }
     }
 

@@ -190,3 +190,105 @@ fn bad_options_name_the_flag() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--record-size"), "{stderr}");
 }
+
+/// The verification of a verifying workload passed, with `records` back.
+fn assert_verified(summary: &Value, records: u64) {
+    let v = &summary["verification"];
+    assert_eq!(v["passed"], true, "{summary}");
+    assert_eq!(v["expected"], records, "{v}");
+    assert_eq!(v["received"], records, "{v}");
+    assert_eq!(v["lost"], 0, "{v}");
+    assert_eq!(v["duplicates"], 0, "{v}");
+    assert_eq!(v["corrupt"], 0, "{v}");
+}
+
+#[tokio::test]
+async fn get_drains_every_record_written_once_and_intact() {
+    let stream = unique_name("bench-get");
+    let s = bench_json(
+        "get",
+        &stream,
+        &["--records", "3000", "--record-size", "256"],
+    );
+    assert_verified(&s, 3000);
+    assert_eq!(s["read"]["records"], 3000);
+    assert_eq!(s["read"]["bytes"], 3000 * 256);
+    assert!(s["write"].is_null(), "get measures the drain, not the fill");
+    assert_latency(&s["read"], "latency_us");
+    assert_deleted(&stream).await;
+}
+
+#[tokio::test]
+async fn e2e_with_polling_measures_put_to_receive_latency() {
+    let stream = unique_name("bench-e2e");
+    let s = bench_json(
+        "e2e",
+        &stream,
+        &["--records", "500", "--rate", "1000", "--record-size", "100"],
+    );
+    assert_eq!(s["consumer"], "polling");
+    assert_eq!(s["rate"], 1000.0);
+    assert_eq!(s["write"]["records"], 500);
+    assert_verified(&s, 500);
+    assert_latency(&s, "e2e_latency_us");
+    assert_latency(&s["write"], "latency_us");
+    assert_deleted(&stream).await;
+}
+
+#[tokio::test]
+async fn e2e_with_enhanced_fan_out_reads_every_record_through_subscribe_to_shard() {
+    let stream = unique_name("bench-efo");
+    let s = bench_json(
+        "e2e",
+        &stream,
+        &[
+            "--records",
+            "300",
+            "--rate",
+            "1000",
+            "--consumer",
+            "efo",
+            "--shards",
+            "2",
+        ],
+    );
+    assert_eq!(s["consumer"], "efo");
+    assert_verified(&s, 300);
+    assert_eq!(s["read"]["records"], 300);
+    assert_latency(&s, "e2e_latency_us");
+    assert_deleted(&stream).await;
+}
+
+#[tokio::test]
+async fn mixed_writes_and_reads_together_and_plots_both() {
+    let stream = unique_name("bench-mixed");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let plot = dir.path().join("mixed.svg");
+    let plot_arg = plot.to_str().expect("a UTF-8 temporary path");
+    let s = bench_json(
+        "mixed",
+        &stream,
+        &[
+            "--records",
+            "2000",
+            "--batch-size",
+            "50",
+            "--plot",
+            plot_arg,
+        ],
+    );
+    assert_verified(&s, 2000);
+    assert_eq!(s["write"]["records"], 2000);
+    assert_latency(&s["write"], "latency_us");
+    assert_latency(&s["read"], "latency_us");
+    let svg = std::fs::read_to_string(&plot).expect("--plot wrote its file");
+    let doc = roxmltree::Document::parse(&svg).expect("the plot is well-formed SVG");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    assert!(svg.contains("latency distribution"), "the latency chart");
+    assert!(svg.contains("throughput over time"), "the throughput chart");
+    assert!(
+        doc.descendants().any(|n| n.tag_name().name() == "polyline"),
+        "the charts have lines"
+    );
+    assert_deleted(&stream).await;
+}

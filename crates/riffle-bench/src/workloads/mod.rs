@@ -2,6 +2,9 @@
 //! together from write passes (`write`), shard readers (`read`) and the
 //! enhanced fan-out consumer (`efo`).
 
+mod efo;
+mod get;
+mod read;
 mod write;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,10 +106,8 @@ pub async fn run(plan: &Plan) -> Result<Summary, BenchError> {
     });
     let result = match plan.workload {
         Workload::Put | Workload::PutBatch => write::run(&ctx).await,
-        Workload::Get | Workload::E2e | Workload::Mixed => Err(BenchError::Usage {
-            flag: "workload",
-            reason: "get, e2e and mixed are not implemented yet".into(),
-        }),
+        Workload::Get => get::run(&ctx).await,
+        Workload::E2e | Workload::Mixed => read::run_follow(&ctx).await,
     };
     if !plan.reuse_stream {
         let deleted = control::delete_stream(&ctx.sdk, &ctx.stream.name).await;
