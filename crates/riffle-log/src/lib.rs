@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+mod files;
 #[doc(hidden)]
 pub mod format;
 mod keys;
@@ -55,13 +56,24 @@ pub struct StoreConfig {
     pub fsync: FsyncPolicy,
     /// A segment is sealed and a new one started once it reaches this size.
     pub segment_bytes_max: u64,
+    /// The most segment files the store keeps open at once (default
+    /// [`OPEN_FILES_MAX_DEFAULT`], at least [`OPEN_FILES_MIN`]): half for
+    /// readers, half for the writer's active segments, each the least
+    /// recently used out. The number of logs is not limited by it: a log
+    /// whose files are closed reopens them when it is next read or
+    /// appended to. Its own descriptors come on top (the lock file, the
+    /// metadata store).
+    pub open_files_max: usize,
 }
+
+pub use files::{OPEN_FILES_MAX_DEFAULT, OPEN_FILES_MIN};
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             fsync: FsyncPolicy::Always,
             segment_bytes_max: 128 * 1024 * 1024,
+            open_files_max: OPEN_FILES_MAX_DEFAULT,
         }
     }
 }
@@ -187,6 +199,12 @@ impl LogStore {
     /// The metadata store of this data directory.
     pub fn meta(&self) -> &MetaStore {
         &self.meta
+    }
+
+    /// How many segment files the store holds open right now (never more
+    /// than [`StoreConfig::open_files_max`]). For tests and metrics.
+    pub fn open_files(&self) -> usize {
+        self.inner.open_files()
     }
 
     /// Opens the log called `name`, creating it if it does not exist, and

@@ -18,6 +18,7 @@ use crate::segment::{
 };
 use tokio::sync::oneshot;
 
+use crate::files::ReadFiles;
 use crate::format::RecordRef;
 use crate::keys::KeyRing;
 use crate::writer::{Msg, Shared};
@@ -53,7 +54,10 @@ pub(crate) struct LogState {
 /// between a write and its sync. Only the writer thread locks it (and
 /// recovery, before the log is shared), so the lock is never contended.
 pub(crate) struct WriterSide {
-    pub file: Arc<File>,
+    /// The active segment opened for appending, while the writer keeps it
+    /// open (see `files::WriteFiles`); `None` means every write through it
+    /// was synced before it was closed.
+    pub file: Option<Arc<File>>,
     pub path: PathBuf,
     pub len: u64,
     pub next_seq: Seq,
@@ -333,7 +337,7 @@ impl LogInner {
         let end = next.map_or(len, |(offset, _)| offset).min(len);
         let file = seg.file()?;
         let mut cur = FrameCursor::new(
-            file,
+            &file,
             start,
             end,
             (end.saturating_sub(start) as usize).min(1 << 20),
@@ -379,7 +383,7 @@ fn read_segment(
     keys: &KeyRing,
 ) -> Result<Seq> {
     let file = seg.file()?;
-    let mut cur = FrameCursor::new(file, seg.offset_for_seq(from), len, chunk);
+    let mut cur = FrameCursor::new(&file, seg.offset_for_seq(from), len, chunk);
     let mut next = from;
     while let Some((offset, frame)) = cur.next_frame().map_err(|e| e.into_log_error(&seg.path))? {
         let b = format::decode_batch(&frame).map_err(|e| decode_err(&seg.path, offset, e))?;
@@ -476,8 +480,9 @@ fn read_closed(dir: &Path) -> Result<Option<Seq>> {
 
 /// Recovers a log directory (creating the first segment of a new log):
 /// sealed segments are trusted up to their index files, only the last
-/// segment is scanned, and a torn tail is truncated.
-pub(crate) fn recover(dir: &Path) -> Result<(LogState, WriterSide)> {
+/// segment is scanned, and a torn tail is truncated. Every file it opens is
+/// closed again: readers and the writer reopen what they need.
+pub(crate) fn recover(dir: &Path, read_files: &Arc<ReadFiles>) -> Result<(LogState, WriterSide)> {
     let mut files = list_dir(dir)?;
     let closed_at = read_closed(dir)?;
     // Index files before the first segment are left over from an
@@ -492,9 +497,11 @@ pub(crate) fn recover(dir: &Path) -> Result<(LogState, WriterSide)> {
     }
     let Some((&active_first, _)) = files.iter().rev().find(|(_, f)| f.seg) else {
         let (path, file) = segment::create_segment(dir, closed_at.unwrap_or(0))?;
+        // Synced by create_segment; appends reopen it.
+        drop(file);
         return Ok(fresh_state(
+            read_files,
             path,
-            file,
             closed_at.unwrap_or(0),
             closed_at.is_some(),
         ));
@@ -506,10 +513,10 @@ pub(crate) fn recover(dir: &Path) -> Result<(LogState, WriterSide)> {
     }
     let mut sealed = Vec::new();
     for (&first, f) in files.range(..active_first) {
-        sealed.push(load_sealed(dir, first, *f)?);
+        sealed.push(load_sealed(read_files, dir, first, *f)?);
     }
-    let (active, mut w) = recover_active(dir, active_first)?;
-    let sealed = fill_gaps(dir, sealed, active_first)?;
+    let (active, mut w) = recover_active(read_files, dir, active_first)?;
+    let sealed = fill_gaps(read_files, dir, sealed, active_first)?;
     let closed = closed_at.is_some();
     if let Some(at) = closed_at {
         w.next_seq = w.next_seq.max(at);
@@ -528,10 +535,14 @@ pub(crate) fn recover(dir: &Path) -> Result<(LogState, WriterSide)> {
     Ok((state, w))
 }
 
-fn fresh_state(path: PathBuf, file: File, first: Seq, closed: bool) -> (LogState, WriterSide) {
-    let file = Arc::new(file);
+fn fresh_state(
+    files: &Arc<ReadFiles>,
+    path: PathBuf,
+    first: Seq,
+    closed: bool,
+) -> (LogState, WriterSide) {
     let w = WriterSide {
-        file: file.clone(),
+        file: None,
         path: path.clone(),
         len: SEGMENT_HEADER_LEN,
         next_seq: first,
@@ -544,7 +555,7 @@ fn fresh_state(path: PathBuf, file: File, first: Seq, closed: bool) -> (LogState
     };
     let state = LogState {
         sealed: Arc::new(Vec::new()),
-        active: Arc::new(Segment::new(path, first, Some(file), Vec::new())),
+        active: Arc::new(Segment::new(files, path, first, Vec::new())),
         active_len: SEGMENT_HEADER_LEN,
         next_seq: first,
         last_arrival_ms: None,
@@ -558,7 +569,12 @@ fn fresh_state(path: PathBuf, file: File, first: Seq, closed: bool) -> (LogState
 /// A sealed segment from its index file, or rebuilt by scanning it when the
 /// index is missing or damaged. A missing segment file is kept as an entry
 /// whose reads fail naming it. The flag says the segment's end is unknown.
-fn load_sealed(dir: &Path, first: Seq, f: Files) -> Result<(SealedSeg, bool)> {
+fn load_sealed(
+    files: &Arc<ReadFiles>,
+    dir: &Path,
+    first: Seq,
+    f: Files,
+) -> Result<(SealedSeg, bool)> {
     let seg_path = dir.join(segment_file_name(first));
     let idx_path = dir.join(index_file_name(first));
     let seg_len = if f.seg {
@@ -574,7 +590,7 @@ fn load_sealed(dir: &Path, first: Seq, f: Files) -> Result<(SealedSeg, bool)> {
         match read_index(&idx_path, first) {
             Ok(ix) if seg_len.is_none_or(|l| l == ix.segment_len) => {
                 let seal = SealedSeg {
-                    seg: Arc::new(Segment::new(seg_path, first, None, ix.entries)),
+                    seg: Arc::new(Segment::new(files, seg_path, first, ix.entries)),
                     end_seq: ix.end_seq,
                     len: ix.segment_len,
                     last_arrival_ms: ix.last_arrival_ms,
@@ -589,7 +605,7 @@ fn load_sealed(dir: &Path, first: Seq, f: Files) -> Result<(SealedSeg, bool)> {
     }
     let Some(len) = seg_len else {
         // Neither usable: a placeholder whose end fill_gaps sets.
-        let seg = Arc::new(Segment::new(seg_path, first, None, vec![]));
+        let seg = Arc::new(Segment::new(files, seg_path, first, vec![]));
         return Ok((
             SealedSeg {
                 seg,
@@ -600,7 +616,7 @@ fn load_sealed(dir: &Path, first: Seq, f: Files) -> Result<(SealedSeg, bool)> {
             true,
         ));
     };
-    rebuild_sealed(seg_path, &idx_path, first, len)
+    rebuild_sealed(files, seg_path, &idx_path, first, len)
 }
 
 fn read_index(path: &Path, first: Seq) -> Result<SegmentIndex> {
@@ -613,6 +629,7 @@ fn read_index(path: &Path, first: Seq) -> Result<SegmentIndex> {
 }
 
 fn rebuild_sealed(
+    files: &Arc<ReadFiles>,
     seg_path: PathBuf,
     idx_path: &Path,
     first: Seq,
@@ -631,9 +648,9 @@ fn rebuild_sealed(
         len: if damaged { len } else { scan.valid_len },
         last_arrival_ms: scan.last_arrival_ms,
         seg: Arc::new(Segment::new(
+            files,
             seg_path.clone(),
             first,
-            Some(Arc::new(file)),
             scan.entries.clone(),
         )),
     };
@@ -662,6 +679,7 @@ fn rebuild_sealed(
 /// hole after a sound segment (a segment file that vanished with its index)
 /// becomes an entry of its own whose reads fail naming the missing file.
 fn fill_gaps(
+    files: &Arc<ReadFiles>,
     dir: &Path,
     sealed: Vec<(SealedSeg, bool)>,
     active_first: Seq,
@@ -687,9 +705,9 @@ fn fill_gaps(
         out.push(s);
         out.push(SealedSeg {
             seg: Arc::new(Segment::new(
+                files,
                 dir.join(segment_file_name(hole_first)),
                 hole_first,
-                None,
                 vec![],
             )),
             end_seq: next_first,
@@ -700,7 +718,7 @@ fn fill_gaps(
     Ok(out)
 }
 
-fn recover_active(dir: &Path, first: Seq) -> Result<(Segment, WriterSide)> {
+fn recover_active(files: &Arc<ReadFiles>, dir: &Path, first: Seq) -> Result<(Segment, WriterSide)> {
     let path = dir.join(segment_file_name(first));
     let file = OpenOptions::new()
         .read(true)
@@ -745,9 +763,11 @@ fn recover_active(dir: &Path, first: Seq) -> Result<(Segment, WriterSide)> {
         // The segment is active again (a crash between sealing and rolling).
         std::fs::remove_file(&stale_idx).map_err(io_err(&stale_idx))?;
     }
-    let file = Arc::new(file);
+    // Nothing was written through it but a synced repair: closing it loses
+    // no write-back error. Appends reopen it.
+    drop(file);
     let w = WriterSide {
-        file: file.clone(),
+        file: None,
         path: path.clone(),
         len: scan.valid_len,
         next_seq: scan.end_seq,
@@ -758,5 +778,5 @@ fn recover_active(dir: &Path, first: Seq) -> Result<(Segment, WriterSide)> {
         poisoned: false,
         deleted: false,
     };
-    Ok((Segment::new(path, first, Some(file), scan.entries), w))
+    Ok((Segment::new(files, path, first, scan.entries), w))
 }

@@ -1,4 +1,4 @@
-//! Segment files: opening them lazily, reading frames back with positioned
+//! Segment files: opening them on demand, reading frames back with positioned
 //! reads, scanning them to recover or rebuild an index, and the small file
 //! helpers (durable create/rename, directory sync) every writer path uses.
 
@@ -8,11 +8,12 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
 
+use crate::files::{self, ReadFiles};
 use crate::format::{self, DecodeError, INDEX_INTERVAL_BYTES, IndexEntry, SEGMENT_HEADER_LEN};
 use crate::{LogError, Result, Seq};
 
@@ -97,12 +98,15 @@ pub(crate) fn create_segment(dir: &Path, first_seq: Seq) -> Result<(PathBuf, Fil
     Ok((path, f))
 }
 
-/// One segment file. Sealed segments open their file on first read, so a
-/// long log does not hold one descriptor per segment.
+/// One segment file. Readers open it on demand through the store's
+/// [`ReadFiles`] cache, so an idle log holds no descriptor and a long one
+/// not one per segment.
 pub(crate) struct Segment {
+    /// This handle's key in [`ReadFiles`] (see `files` on why not the path).
+    id: u64,
     pub path: PathBuf,
     pub first_seq: Seq,
-    file: OnceLock<Arc<File>>,
+    files: Arc<ReadFiles>,
     /// Sparse index (one entry per ~[`INDEX_INTERVAL_BYTES`]). Grows while
     /// the segment is active; the lock is only held for a binary search.
     pub index: RwLock<Vec<IndexEntry>>,
@@ -110,30 +114,30 @@ pub(crate) struct Segment {
 
 impl Segment {
     pub fn new(
+        files: &Arc<ReadFiles>,
         path: PathBuf,
         first_seq: Seq,
-        file: Option<Arc<File>>,
         index: Vec<IndexEntry>,
     ) -> Segment {
-        let cell = OnceLock::new();
-        if let Some(f) = file {
-            let _ = cell.set(f);
-        }
         Segment {
+            id: files::next_segment_id(),
             path,
             first_seq,
-            file: cell,
+            files: files.clone(),
             index: RwLock::new(index),
         }
     }
 
-    pub fn file(&self) -> Result<&File> {
-        if let Some(f) = self.file.get() {
+    /// A read-only handle of the file, from the cache or opened now. The
+    /// caller's `Arc` keeps it open even if the cache evicts it meanwhile.
+    pub fn file(&self) -> Result<Arc<File>> {
+        if let Some(f) = self.files.get(self.id) {
             return Ok(f);
         }
         let f = File::open(&self.path).map_err(io_err(&self.path))?;
         // Sealed segments are trusted from their index at open; their header
-        // (magic, version, first seq) is checked here, on first use.
+        // (magic, version, first seq) is checked here, whenever the file is
+        // opened for reading.
         let mut head = [0u8; SEGMENT_HEADER_LEN as usize];
         f.read_exact_at(&mut head, 0).map_err(io_err(&self.path))?;
         match format::decode_segment_header(&head) {
@@ -147,9 +151,13 @@ impl Segment {
             }
             Err(e) => return Err(decode_err(&self.path, 0, e)),
         }
-        // A racing reader may have set it first; either handle is fine.
-        let _ = self.file.set(Arc::new(f));
-        Ok(self.file.get().map(Arc::as_ref).expect("set just above"))
+        Ok(self.files.insert(self.id, f))
+    }
+
+    /// Closes the cached read handle now (the file is being deleted, so its
+    /// space is freed at once rather than when the last snapshot goes).
+    pub fn close_file(&self) {
+        self.files.forget(self.id);
     }
 
     /// Offset of the last indexed batch starting at or before `seq`.
@@ -174,6 +182,12 @@ impl Segment {
             ix[i - 1].offset
         };
         (start, ix.get(i).map(|e| (e.offset, e.seq)))
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        self.files.forget(self.id);
     }
 }
 

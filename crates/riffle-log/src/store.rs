@@ -1,5 +1,6 @@
 //! The store: one data directory, its lock, format check, metadata store,
-//! registry of open logs and the writer thread.
+//! registry of open logs, the writer thread and the bounded caches of open
+//! segment files (`files`).
 //!
 //! Directory layout:
 //! ```text
@@ -17,10 +18,12 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::{Notify, Semaphore};
 
+use crate::files::{OPEN_FILES_MIN, ReadFiles};
 use crate::format;
 use crate::keys::KeyRing;
 use crate::log::{self, LogInner};
@@ -114,12 +117,23 @@ impl StoreInner {
         }
         let meta = Arc::new(Meta::open(&dir.join("meta.redb"))?);
         let (tx, rx) = std::sync::mpsc::channel();
-        let handle = writer::spawn(rx, &config).map_err(io_err(dir))?;
+        // Half of the descriptors for readers, half for the writer.
+        let files_max = config.open_files_max.max(OPEN_FILES_MIN);
+        let write_files_open = Arc::new(AtomicUsize::new(0));
+        let handle = writer::spawn(
+            rx,
+            &config,
+            files_max - files_max / 2,
+            write_files_open.clone(),
+        )
+        .map_err(io_err(dir))?;
         let shared = Arc::new(Shared {
             tx,
             inflight: Arc::new(Semaphore::new(IN_FLIGHT_PERMITS)),
             store_dir: dir.to_path_buf(),
             keys: KeyRing::new(meta.clone(), dir),
+            read_files: Arc::new(ReadFiles::new(files_max / 2)),
+            write_files_open,
         });
         let inner = StoreInner {
             logs_dir,
@@ -133,6 +147,10 @@ impl StoreInner {
 
     pub fn keys(&self) -> &KeyRing {
         &self.shared.keys
+    }
+
+    pub fn open_files(&self) -> usize {
+        self.shared.read_files.len() + self.shared.write_files_open.load(Ordering::Relaxed)
     }
 
     pub fn open_log(&self, name: &str) -> Result<Arc<LogInner>> {
@@ -152,7 +170,7 @@ impl StoreInner {
         if created {
             segment::sync_dir(&self.logs_dir)?;
         }
-        let (state, writer_side) = log::recover(&dir)?;
+        let (state, writer_side) = log::recover(&dir, &self.shared.read_files)?;
         let log = Arc::new(LogInner {
             name: name.to_string(),
             dir,

@@ -5,16 +5,18 @@
 //! tip, wakes tip readers and acknowledges the appenders.
 
 use std::collections::HashMap;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
+use crate::files::{ReadFiles, WriteFiles};
 use crate::format::{self, SEGMENT_HEADER_LEN, SegmentIndex};
 use crate::keys::KeyRing;
 use crate::log::{CLOSED_FILE, LogInner, SealedSeg, WriterSide};
@@ -53,6 +55,10 @@ pub(crate) struct Shared {
     pub store_dir: PathBuf,
     /// Data keys for encrypted appends and reads.
     pub keys: KeyRing,
+    /// Read handles of segment files, shared by every log's readers.
+    pub read_files: Arc<ReadFiles>,
+    /// How many active segments the writer holds open (its `WriteFiles`).
+    pub write_files_open: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -100,9 +106,13 @@ pub(crate) enum Msg {
     },
 }
 
+/// Starts the writer thread, which keeps at most `files_max` active
+/// segments open for appending.
 pub(crate) fn spawn(
     rx: Receiver<Msg>,
     config: &StoreConfig,
+    files_max: usize,
+    files_open: Arc<AtomicUsize>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     let writer = Writer {
         rx,
@@ -110,6 +120,7 @@ pub(crate) fn spawn(
         segment_bytes_max: config.segment_bytes_max,
         unsynced: HashMap::new(),
         dirty_since: None,
+        files: WriteFiles::new(files_max, files_open),
     };
     std::thread::Builder::new()
         .name("riffle-log-writer".into())
@@ -123,6 +134,8 @@ struct Writer {
     /// Logs written since their last sync (policies other than Always).
     unsynced: HashMap<usize, Arc<LogInner>>,
     dirty_since: Option<Instant>,
+    /// Which logs' active segments are open, least recently used first out.
+    files: WriteFiles,
 }
 
 /// The appends of one group commit.
@@ -235,7 +248,7 @@ impl Writer {
                         break;
                     }
                 }
-                if round.bytes < ROUND_BYTES_MAX {
+                if round.bytes < ROUND_BYTES_MAX && self.files.round_has_room() {
                     next = match self.rx.try_recv() {
                         Ok(msg) => Some(msg),
                         Err(_) if linger && Instant::now() < linger_until => {
@@ -247,9 +260,9 @@ impl Writer {
             }
             appends_last_round = round.replies.len();
             self.finish(round);
-            if let Some(msg) = control
-                && !self.control(msg)
-            {
+            let go_on = control.is_none_or(|msg| self.control(msg));
+            self.close_cold_files();
+            if !go_on {
                 return;
             }
         }
@@ -293,8 +306,16 @@ impl Writer {
             first_seq: w.next_seq,
             arrival_ms: w.last_arrival_ms.map_or(now_ms, |last| last.max(now_ms)),
         };
-        let t = round.touch(log);
         let count = format::batch_count(&frame);
+        if count > 0
+            && let Err(e) = self.open_for_append(log, &mut w)
+        {
+            // Nothing was written: the log stays writable (a later append
+            // tries again, e.g. once descriptors are free).
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let t = round.touch(log);
         if count > 0 {
             if let Err(e) = self.write_frame(log, &mut w, &mut frame, appended) {
                 poison(log, &mut w, &e);
@@ -307,6 +328,20 @@ impl Writer {
         round.replies.push((t, reply, appended));
     }
 
+    /// Makes sure the log's active segment is open for appending (the
+    /// writer may have closed it, see [`Writer::close_cold_files`]), and
+    /// marks it as just used.
+    fn open_for_append(&mut self, log: &Arc<LogInner>, w: &mut WriterSide) -> Result<()> {
+        let opened = w.file.is_none();
+        if opened {
+            let file = OpenOptions::new().write(true).open(&w.path);
+            w.file = Some(Arc::new(file.map_err(io_err(&w.path))?));
+        }
+        self.files.touch(log, opened);
+        Ok(())
+    }
+
+    /// Writes one batch; the active segment is open ([`Writer::open_for_append`]).
     fn write_frame(
         &mut self,
         log: &LogInner,
@@ -319,7 +354,10 @@ impl Writer {
             self.roll(log, w)?;
         }
         format::seal_batch(frame, a.first_seq, a.arrival_ms);
-        w.file.write_all_at(frame, w.len).map_err(io_err(&w.path))?;
+        let Some(file) = &w.file else {
+            return Err(not_open(&w.path));
+        };
+        file.write_all_at(frame, w.len).map_err(io_err(&w.path))?;
         if let Some(entry) = w.indexer.observe(w.len, a.first_seq, a.arrival_ms) {
             w.pending_index.push(entry);
         }
@@ -343,7 +381,11 @@ impl Writer {
                 continue;
             }
             if self.policy == FsyncPolicy::Always {
-                to_sync.push((t, w.file.clone()));
+                match w.file.clone() {
+                    Some(file) => to_sync.push((t, file)),
+                    // Only empty batches: nothing was written.
+                    None => publish(log, &mut w),
+                }
             } else {
                 self.unsynced
                     .entry(Arc::as_ptr(log) as usize)
@@ -385,7 +427,9 @@ impl Writer {
             .drain()
             .filter_map(|(_, log)| {
                 let w = log.writer.lock();
-                let file = (!w.poisoned && !w.deleted).then(|| w.file.clone());
+                let file = (!w.poisoned && !w.deleted)
+                    .then(|| w.file.clone())
+                    .flatten();
                 drop(w);
                 file.map(|f| (log, f))
             })
@@ -402,6 +446,46 @@ impl Writer {
             }
         }
         self.dirty_since = None;
+    }
+
+    /// Closes the active segments of the least recently appended-to logs
+    /// beyond what the writer keeps open. A file with writes not yet synced
+    /// (fsync=interval or never) is synced first: a write-back error is
+    /// reported only to descriptors open when it happens, so a later sync
+    /// through a reopened one could miss it.
+    fn close_cold_files(&mut self) {
+        let cold = self.files.take_coldest();
+        if cold.is_empty() {
+            return;
+        }
+        let mut to_sync: Vec<(&Arc<LogInner>, Arc<File>)> = Vec::new();
+        for log in &cold {
+            if self.unsynced.remove(&(Arc::as_ptr(log) as usize)).is_none() {
+                continue;
+            }
+            let w = log.writer.lock();
+            if let Some(file) = &w.file
+                && !w.poisoned
+                && !w.deleted
+            {
+                to_sync.push((log, file.clone()));
+            }
+        }
+        let results = sync_files(to_sync.iter().map(|(_, f)| &**f));
+        for ((log, _), result) in to_sync.iter().zip(results) {
+            if let Err(source) = result {
+                let mut w = log.writer.lock();
+                let e = LogError::Io {
+                    path: w.path.clone(),
+                    source,
+                };
+                poison(log, &mut w, &e);
+            }
+        }
+        drop(to_sync);
+        for log in cold {
+            log.writer.lock().file = None;
+        }
     }
 
     /// Runs a control message; returns false when the writer must stop.
@@ -435,7 +519,7 @@ impl Writer {
     /// Seals the active segment (sync, write its index) and starts a new one
     /// whose header records the next sequence number.
     fn roll(&mut self, log: &LogInner, w: &mut WriterSide) -> Result<()> {
-        w.file.sync_data().map_err(io_err(&w.path))?;
+        sync_active(w)?;
         let old = log.state.lock().active.clone();
         let mut entries = old.index.read().clone();
         entries.extend_from_slice(&w.pending_index);
@@ -451,12 +535,11 @@ impl Writer {
             &format::encode_index(&ix),
         )?;
         let (path, file) = segment::create_segment(&log.dir, w.next_seq)?;
-        let file = Arc::new(file);
         old.index.write().append(&mut w.pending_index);
         let active = Arc::new(Segment::new(
+            &log.shared.read_files,
             path.clone(),
             w.next_seq,
-            Some(file.clone()),
             Vec::new(),
         ));
         {
@@ -476,7 +559,9 @@ impl Writer {
             st.last_arrival_ms = w.last_arrival_ms;
         }
         log.notify.notify_waiters();
-        w.file = file;
+        // The new file stays open only if the old one was (an append is
+        // under way); create_segment synced it, so closing it is safe.
+        w.file = w.file.is_some().then(|| Arc::new(file));
         w.path = path;
         w.len = SEGMENT_HEADER_LEN;
         w.indexer = Indexer::default();
@@ -500,7 +585,7 @@ impl Writer {
             });
         }
         // The close is durable, and so is everything appended before it.
-        let durable = w.file.sync_data().map_err(io_err(&w.path)).and_then(|()| {
+        let durable = sync_active(&w).and_then(|()| {
             segment::write_atomically(
                 &log.dir.join(CLOSED_FILE),
                 &format::encode_closed(w.next_seq),
@@ -511,6 +596,10 @@ impl Writer {
             return Err(e);
         }
         w.closed = true;
+        // A closed log is never appended to again.
+        w.file = None;
+        self.files.remove(log);
+        self.unsynced.remove(&(std::ptr::from_ref(log) as usize));
         log.state.lock().closed = true;
         log.notify.notify_waiters();
         Ok(last)
@@ -555,6 +644,9 @@ impl Writer {
             return Ok(oldest);
         }
         for s in &removed {
+            // Its space is freed once no descriptor is left: close the cached
+            // one now rather than when the last reader's snapshot goes.
+            s.seg.close_file();
             // Segment first: an index left without its segment at the front
             // of a log is recognised (and removed) as a trim leftover.
             remove_if_exists(&s.seg.path)?;
@@ -567,9 +659,17 @@ impl Writer {
     fn delete(&mut self, log: &Arc<LogInner>) -> Result<()> {
         let mut w = log.writer.lock();
         w.deleted = true;
-        log.state.lock().deleted = true;
+        w.file = None;
+        let (sealed, active) = {
+            let mut st = log.state.lock();
+            st.deleted = true;
+            (st.sealed.clone(), st.active.clone())
+        };
+        sealed.iter().for_each(|s| s.seg.close_file());
+        active.close_file();
         log.notify.notify_waiters();
         self.unsynced.remove(&(Arc::as_ptr(log) as usize));
+        self.files.remove(log);
         drop(w);
         remove_log_dir(&log.dir)
     }
@@ -607,6 +707,24 @@ fn sync_files<'a>(files: impl ExactSizeIterator<Item = &'a File>) -> Vec<io::Res
         }
         results
     })
+}
+
+/// Syncs the active segment if it is open; a closed one has nothing
+/// unsynced (see [`Writer::close_cold_files`]).
+fn sync_active(w: &WriterSide) -> Result<()> {
+    match &w.file {
+        Some(file) => file.sync_data().map_err(io_err(&w.path)),
+        None => Ok(()),
+    }
+}
+
+/// An append found its log's active segment closed; the writer opens it
+/// before every append, so this is a bug, reported rather than a panic.
+fn not_open(path: &Path) -> LogError {
+    LogError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::other("the active segment is not open for appending"),
+    }
 }
 
 /// Makes the writer's progress visible to readers and wakes tip waiters.

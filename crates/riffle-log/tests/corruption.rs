@@ -21,6 +21,7 @@ fn open(dir: &Path) -> LogStore {
         StoreConfig {
             fsync: FsyncPolicy::Always,
             segment_bytes_max: SEGMENT_BYTES,
+            ..StoreConfig::default()
         },
     )
     .unwrap()
@@ -365,6 +366,7 @@ async fn unsynced_pages_lost_in_any_pattern_leave_synced_data_plus_whole_batches
                 StoreConfig {
                     fsync: FsyncPolicy::Always,
                     segment_bytes_max: 1 << 30,
+                    ..StoreConfig::default()
                 },
             )
             .unwrap();

@@ -3,7 +3,9 @@
 //! `fsync=always` and prints every acknowledged batch; the parent kills it at
 //! random moments, reopens the store and checks that every acknowledged
 //! batch is present and intact, that no partial batch is visible, and that
-//! sequence numbers keep increasing.
+//! sequence numbers keep increasing. A second test spreads the appends over
+//! more logs than the store keeps files open for, so kills also land while
+//! the writer closes and reopens active segments.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -12,21 +14,37 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use riffle_log::{FsyncPolicy, LogStore, ReadLimits, RecordIn, StoreConfig};
+use riffle_log::{FsyncPolicy, LogStore, OPEN_FILES_MIN, ReadLimits, RecordIn, StoreConfig};
 
 const CHILD_DIR_ENV: &str = "RIFFLE_LOG_CRASH_CHILD_DIR";
 const CHILD_ROUND_ENV: &str = "RIFFLE_LOG_CRASH_CHILD_ROUND";
-const LOG: &str = "crash/0";
+const CHILD_LOGS_ENV: &str = "RIFFLE_LOG_CRASH_CHILD_LOGS";
 const ROUNDS: u64 = 20;
+/// Logs of the many-logs test: three times what a store with
+/// [`OPEN_FILES_MIN`] keeps open.
+const MANY_LOGS: usize = 12;
+const MANY_LOGS_ROUNDS: u64 = 10;
 const APPENDERS: u64 = 4;
 /// Small segments, so kills also land during segment rolls.
 const SEGMENT_BYTES: u64 = 256 * 1024;
 
-fn config() -> StoreConfig {
+/// With more than one log, the store keeps as few files open as it can, so
+/// that appends keep closing and reopening them.
+fn config(logs: usize) -> StoreConfig {
+    let open_files_max = if logs > 1 {
+        OPEN_FILES_MIN
+    } else {
+        StoreConfig::default().open_files_max
+    };
     StoreConfig {
         fsync: FsyncPolicy::Always,
         segment_bytes_max: SEGMENT_BYTES,
+        open_files_max,
     }
+}
+
+fn log_name(i: usize) -> String {
+    format!("crash/{i}")
 }
 
 /// Deterministic generator: failures are reproducible from the printed seed.
@@ -70,11 +88,14 @@ async fn crash_child_entry_point() {
         return;
     };
     let round: u64 = std::env::var(CHILD_ROUND_ENV).unwrap().parse().unwrap();
-    let store = LogStore::open(Path::new(&dir), config()).unwrap();
-    let log = store.open_log(LOG).unwrap();
+    let logs: usize = std::env::var(CHILD_LOGS_ENV).unwrap().parse().unwrap();
+    let store = LogStore::open(Path::new(&dir), config(logs)).unwrap();
+    let logs: Vec<_> = (0..logs)
+        .map(|i| store.open_log(&log_name(i)).unwrap())
+        .collect();
     let mut tasks = Vec::new();
     for task in 0..APPENDERS {
-        let log = log.clone();
+        let logs = logs.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = XorShift(0x2545_F491_4F6C_DD1D ^ (round << 8 | task));
             for n in 0u64.. {
@@ -91,9 +112,10 @@ async fn crash_child_entry_point() {
                         data: d,
                     })
                     .collect();
-                let a = log.append(&recs, 1_000 + n as i64).await.unwrap();
+                let l = rng.below(logs.len() as u64) as usize;
+                let a = logs[l].append(&recs, 1_000 + n as i64).await.unwrap();
                 let crc = datas.iter().fold(0u32, |c, d| crc32c::crc32c_append(c, d));
-                println!("ACK {} {} {} {}", batch_id, a.first_seq, count, crc);
+                println!("ACK {l} {} {} {} {}", batch_id, a.first_seq, count, crc);
             }
         }));
     }
@@ -114,6 +136,7 @@ impl Drop for ChildGuard {
 
 #[derive(Debug, Clone, Copy)]
 struct Ack {
+    log: usize,
     first_seq: u64,
     count: u32,
     crc: u32,
@@ -124,10 +147,12 @@ fn parse_ack(line: &str) -> Option<(u64, Ack)> {
         .strip_prefix("ACK ")?
         .split(' ')
         .map(|x| x.parse::<u64>().unwrap());
+    let log = it.next()? as usize;
     let (id, first_seq, count, crc) = (it.next()?, it.next()?, it.next()?, it.next()?);
     Some((
         id,
         Ack {
+            log,
             first_seq,
             count: count as u32,
             crc: crc as u32,
@@ -137,7 +162,12 @@ fn parse_ack(line: &str) -> Option<(u64, Ack)> {
 
 /// Runs one child until it has acknowledged `kill_after` batches (or a
 /// deadline passes), SIGKILLs it and returns every batch it acknowledged.
-fn run_child_and_kill(dir: &Path, round: u64, kill_after: usize) -> BTreeMap<u64, Ack> {
+fn run_child_and_kill(
+    dir: &Path,
+    logs: usize,
+    round: u64,
+    kill_after: usize,
+) -> BTreeMap<u64, Ack> {
     let exe = std::env::current_exe().unwrap();
     let child = Command::new(exe)
         .args([
@@ -148,6 +178,7 @@ fn run_child_and_kill(dir: &Path, round: u64, kill_after: usize) -> BTreeMap<u64
         ])
         .env(CHILD_DIR_ENV, dir)
         .env(CHILD_ROUND_ENV, round.to_string())
+        .env(CHILD_LOGS_ENV, logs.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -185,10 +216,10 @@ fn run_child_and_kill(dir: &Path, round: u64, kill_after: usize) -> BTreeMap<u64
     acks
 }
 
-/// Checks the log after a crash; returns its next seq.
-fn verify(dir: &Path, acked: &BTreeMap<u64, Ack>, seed: u64) -> u64 {
-    let store = LogStore::open(dir, config()).unwrap();
-    let log = store.open_log(LOG).unwrap();
+/// Checks one log after a crash: every visible batch is whole, every
+/// batch acknowledged for it is there and intact. Returns its next seq.
+fn verify_log(store: &LogStore, l: usize, acked: &BTreeMap<u64, Ack>, seed: u64) -> u64 {
+    let log = store.open_log(&log_name(l)).unwrap();
     let all = log
         .read(
             0,
@@ -219,7 +250,7 @@ fn verify(dir: &Path, acked: &BTreeMap<u64, Ack>, seed: u64) -> u64 {
             "seed {seed}: partial batch {id} visible"
         );
     }
-    for (id, ack) in acked {
+    for (id, ack) in acked.iter().filter(|(_, a)| a.log == l) {
         let Some(&(first, count, crc)) = seen.get(id) else {
             panic!("seed {seed}: acknowledged batch {id} ({ack:?}) lost");
         };
@@ -232,8 +263,9 @@ fn verify(dir: &Path, acked: &BTreeMap<u64, Ack>, seed: u64) -> u64 {
     log.next_seq()
 }
 
-#[test]
-fn acknowledged_batches_survive_sigkill_at_random_moments() {
+/// Kills `rounds` children at random moments, each appending to `logs`
+/// logs, and checks every log after each kill.
+fn crash_repeatedly(logs: usize, rounds: u64) {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -243,24 +275,41 @@ fn acknowledged_batches_survive_sigkill_at_random_moments() {
     let mut rng = XorShift(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut acked = BTreeMap::new();
-    let mut next_seq = 0;
-    for round in 0..ROUNDS {
+    let mut next_seqs = vec![0; logs];
+    for round in 0..rounds {
         let kill_after = 1 + rng.below(150) as usize;
-        let new = run_child_and_kill(dir.path(), round, kill_after);
+        let new = run_child_and_kill(dir.path(), logs, round, kill_after);
         for ack in new.values() {
             assert!(
-                ack.first_seq >= next_seq,
-                "seed {seed}: seq {} reused after a crash",
-                ack.first_seq
+                ack.first_seq >= next_seqs[ack.log],
+                "seed {seed}: seq {} of log {} reused after a crash",
+                ack.first_seq,
+                ack.log
             );
         }
         acked.extend(new);
-        let after = verify(dir.path(), &acked, seed);
-        assert!(after >= next_seq, "seed {seed}: log went backwards");
-        next_seq = after;
+        let store = LogStore::open(dir.path(), config(logs)).unwrap();
+        for (l, next_seq) in next_seqs.iter_mut().enumerate() {
+            let after = verify_log(&store, l, &acked, seed);
+            assert!(after >= *next_seq, "seed {seed}: log {l} went backwards");
+            *next_seq = after;
+        }
+        assert!(store.open_files() <= config(logs).open_files_max);
     }
     assert!(
-        acked.len() as u64 >= ROUNDS,
+        acked.len() as u64 >= rounds,
         "every round acknowledged something"
     );
+}
+
+#[test]
+fn acknowledged_batches_survive_sigkill_at_random_moments() {
+    crash_repeatedly(1, ROUNDS);
+}
+
+/// The writer keeps one active segment open between rounds and readers two
+/// files, so almost every append reopens a file that was closed.
+#[test]
+fn acknowledged_batches_survive_sigkill_while_log_files_are_closed_and_reopened() {
+    crash_repeatedly(MANY_LOGS, MANY_LOGS_ROUNDS);
 }

@@ -17,6 +17,7 @@ fn config(segment_bytes_max: u64) -> StoreConfig {
     StoreConfig {
         fsync: FsyncPolicy::Always,
         segment_bytes_max,
+        ..StoreConfig::default()
     }
 }
 
@@ -472,6 +473,7 @@ async fn every_fsync_policy_round_trips_and_shutdown_syncs() {
                 StoreConfig {
                     fsync,
                     segment_bytes_max: 4096,
+                    ..StoreConfig::default()
                 },
             )
             .unwrap();

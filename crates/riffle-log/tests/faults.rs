@@ -23,6 +23,7 @@ fn config() -> StoreConfig {
     StoreConfig {
         fsync: FsyncPolicy::Always,
         segment_bytes_max: 1 << 20,
+        ..StoreConfig::default()
     }
 }
 

@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use riffle_log::{FsyncPolicy, LogError, LogStore, ReadLimits, RecordIn, ShardLog, StoreConfig};
+use riffle_log::{
+    FsyncPolicy, LogError, LogStore, OPEN_FILES_MIN, ReadLimits, RecordIn, ShardLog, StoreConfig,
+};
 
 const ALL: ReadLimits = ReadLimits {
     records_max: usize::MAX,
@@ -67,6 +69,8 @@ fn open(dir: &Path, segment_bytes_max: u64) -> (LogStore, ShardLog) {
         StoreConfig {
             fsync: FsyncPolicy::Never,
             segment_bytes_max,
+            // Reads over several segments keep evicting each other's files.
+            open_files_max: OPEN_FILES_MIN,
         },
     )
     .unwrap();
