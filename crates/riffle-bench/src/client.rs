@@ -9,12 +9,11 @@
 
 use std::time::SystemTime;
 
+use std::sync::Arc;
+
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -22,6 +21,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::error::BenchError;
+use crate::sign::Signer;
 
 /// The AWS JSON 1.1 content type every Kinesis JSON request carries.
 const JSON_1_1: &str = "application/x-amz-json-1.1";
@@ -131,11 +131,10 @@ impl Signing {
 pub struct LeanClient {
     http: Client<HttpConnector, Full<Bytes>>,
     uri: Uri,
-    /// The endpoint as signed (scheme, authority and `/`).
-    uri_text: String,
+    host_text: String,
     host: HeaderValue,
-    identity: Identity,
-    region: String,
+    signer: Arc<Signer>,
+    session_token: Option<HeaderValue>,
 }
 
 impl LeanClient {
@@ -158,13 +157,22 @@ impl LeanClient {
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(connections)
             .build(connector);
+        let signer = Signer::new(signing.credentials.clone(), &signing.region, SERVICE);
+        let session_token = match signer.session_token() {
+            Some(token) => Some(
+                HeaderValue::from_str(token).map_err(|e| BenchError::Signing {
+                    message: format!("AWS_SESSION_TOKEN is not a valid header value: {e}"),
+                })?,
+            ),
+            None => None,
+        };
         Ok(LeanClient {
             http,
-            uri_text: format!("http://{authority}/"),
             uri,
+            host_text: authority,
             host,
-            identity: signing.credentials.clone().into(),
-            region: signing.region.clone(),
+            signer: Arc::new(signer),
+            session_token,
         })
     }
 
@@ -198,43 +206,34 @@ impl LeanClient {
 
     fn signed(&self, action: Action, body: Vec<u8>) -> Result<Request<Full<Bytes>>, BenchError> {
         let target = action.target();
-        let headers = [
-            (HOST.as_str(), self.host.to_str().unwrap_or_default()),
-            (CONTENT_TYPE.as_str(), JSON_1_1),
-            ("x-amz-target", target.to_str().unwrap_or_default()),
-        ];
-        let signing_error = |e: &dyn std::fmt::Display| BenchError::Signing {
-            message: e.to_string(),
+        let signature = self.signer.sign(
+            &self.host_text,
+            JSON_1_1,
+            target.to_str().unwrap_or_default(),
+            &body,
+            SystemTime::now(),
+        );
+        let header = |text: String| {
+            HeaderValue::try_from(text).map_err(|e| BenchError::Signing {
+                message: e.to_string(),
+            })
         };
-        let params = v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region(&self.region)
-            .name(SERVICE)
-            .time(SystemTime::now())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| signing_error(&e))?
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            self.uri_text.as_str(),
-            headers.into_iter(),
-            SignableBody::Bytes(&body),
-        )
-        .map_err(|e| signing_error(&e))?;
-        let (instructions, _signature) = sign(signable, &params)
-            .map_err(|e| signing_error(&e))?
-            .into_parts();
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.uri.clone())
             .header(HOST, self.host.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static(JSON_1_1))
             .header("x-amz-target", target)
+            .header("x-amz-date", header(signature.amz_date)?)
+            .header(AUTHORIZATION, header(signature.authorization)?);
+        if let Some(token) = &self.session_token {
+            request = request.header("x-amz-security-token", token.clone());
+        }
+        request
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| signing_error(&e))?;
-        instructions.apply_to_request_http1x(&mut request);
-        Ok(request)
+            .map_err(|e| BenchError::Signing {
+                message: e.to_string(),
+            })
     }
 }
 

@@ -4,7 +4,8 @@
 //! intact.
 //!
 //! Module map: [`args`] is the command line and the resolved [`args::Plan`];
-//! `client` the lean signed HTTP client of the hot calls; `control` the
+//! `client` the lean signed HTTP client of the hot calls and `sign` its
+//! cached SigV4; `control` the
 //! control plane through the AWS SDK; `payload` and `idset` the
 //! self-checking record format and the verifier; `stats` counters and
 //! histograms; `workloads` what each workload does; `report` the table and
@@ -19,6 +20,7 @@ mod idset;
 mod payload;
 mod plot;
 mod report;
+mod sign;
 mod stats;
 mod workloads;
 
