@@ -4,58 +4,71 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::client::Action;
 use crate::error::BenchError;
 
-/// A record to send: its payload, base64-encoded, and its partition key.
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Entry<'a> {
-    pub data: &'a str,
-    pub partition_key: &'a str,
+/// Builds a `PutRecords` body record by record, base64-encoding each
+/// payload straight into the body: no per-record string, and no escaping
+/// pass over the data (serde_json would scan every base64 byte for
+/// characters to escape, and base64 has none).
+///
+/// `{"StreamName":"…","Records":[{"Data":"…","PartitionKey":"…"},…]}`
+pub struct PutRecordsBody {
+    body: Vec<u8>,
+    records: usize,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct PutRecordBody<'a> {
-    stream_name: &'a str,
-    data: &'a str,
-    partition_key: &'a str,
+impl PutRecordsBody {
+    /// A body for `records` records of `record_size` bytes each (the size
+    /// only sets the capacity).
+    pub fn new(stream: &str, records: usize, record_size: usize) -> PutRecordsBody {
+        let per_record = record_size.div_ceil(3) * 4 + 64;
+        let mut body = Vec::with_capacity(64 + stream.len() + records * per_record);
+        body.extend_from_slice(b"{\"StreamName\":");
+        json_str(&mut body, stream);
+        body.extend_from_slice(b",\"Records\":[");
+        PutRecordsBody { body, records: 0 }
+    }
+
+    pub fn push(&mut self, data: &[u8], partition_key: &str) {
+        if self.records > 0 {
+            self.body.push(b',');
+        }
+        self.records += 1;
+        self.body.extend_from_slice(b"{\"Data\":\"");
+        base64_simd::STANDARD.encode_append(data, &mut self.body);
+        self.body.extend_from_slice(b"\",\"PartitionKey\":");
+        json_str(&mut self.body, partition_key);
+        self.body.push(b'}');
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        self.body.extend_from_slice(b"]}");
+        self.body
+    }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct PutRecordsBody<'a> {
-    stream_name: &'a str,
-    records: &'a [Entry<'a>],
-}
-
-/// `PutRecord` for one record.
-pub fn put_record(stream: &str, entry: &Entry<'_>) -> Vec<u8> {
-    let mut body = Vec::with_capacity(64 + stream.len() + entry.data.len());
-    let shape = PutRecordBody {
-        stream_name: stream,
-        data: entry.data,
-        partition_key: entry.partition_key,
-    };
-    // Writing plain strings into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut body, &shape);
+/// `PutRecord` of one record:
+/// `{"StreamName":"…","Data":"…","PartitionKey":"…"}`.
+pub fn put_record(stream: &str, data: &[u8], partition_key: &str) -> Vec<u8> {
+    let mut body = Vec::with_capacity(64 + stream.len() + partition_key.len() + data.len() * 4 / 3);
+    body.extend_from_slice(b"{\"StreamName\":");
+    json_str(&mut body, stream);
+    body.extend_from_slice(b",\"Data\":\"");
+    base64_simd::STANDARD.encode_append(data, &mut body);
+    body.extend_from_slice(b"\",\"PartitionKey\":");
+    json_str(&mut body, partition_key);
+    body.push(b'}');
     body
 }
 
-/// `PutRecords` for a batch.
-pub fn put_records(stream: &str, records: &[Entry<'_>]) -> Vec<u8> {
-    let size: usize = records.iter().map(|r| r.data.len() + 48).sum();
-    let mut body = Vec::with_capacity(64 + stream.len() + size);
-    let shape = PutRecordsBody {
-        stream_name: stream,
-        records,
-    };
-    // Writing plain strings into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut body, &shape);
-    body
+/// A JSON string literal, escaped by serde_json (names come from the
+/// command line and may hold anything).
+fn json_str(out: &mut Vec<u8>, text: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, text);
 }
 
 /// `GetShardIterator` of a shard at `iterator_type` (`TRIM_HORIZON`,
@@ -150,23 +163,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn put_records_bodies_are_the_model_shape() {
-        let records = [
-            Entry {
-                data: "AAEC",
-                partition_key: "k1",
-            },
-            Entry {
-                data: "AwQF",
-                partition_key: "k2",
-            },
-        ];
-        let body: serde_json::Value = serde_json::from_slice(&put_records("s", &records)).unwrap();
+    fn put_bodies_are_the_model_shape() {
+        let mut batch = PutRecordsBody::new("s\"q", 2, 3);
+        batch.push(&[0, 1, 2], "k1");
+        batch.push(&[3, 4, 5], "k\\2");
+        let body: serde_json::Value = serde_json::from_slice(&batch.finish()).unwrap();
         assert_eq!(
             body,
-            serde_json::json!({"StreamName": "s", "Records": [
+            serde_json::json!({"StreamName": "s\"q", "Records": [
                 {"Data": "AAEC", "PartitionKey": "k1"},
-                {"Data": "AwQF", "PartitionKey": "k2"}]})
+                {"Data": "AwQF", "PartitionKey": "k\\2"}]})
+        );
+        let one: serde_json::Value =
+            serde_json::from_slice(&put_record("s", &[0, 1, 2], "k")).unwrap();
+        assert_eq!(
+            one,
+            serde_json::json!({"StreamName": "s", "Data": "AAEC", "PartitionKey": "k"})
         );
     }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Ctx, with_progress};
-use crate::api::{self, Entry};
+use crate::api::{self, PutRecordsBody};
 use crate::args::Stop;
 use crate::client::{Action, Reply, THROTTLE_ERROR};
 use crate::error::BenchError;
@@ -151,39 +151,23 @@ pub async fn pass(
 async fn writer(ctx: &Ctx, pacer: &Pacer, measured: &Measured) {
     let mut hist = stats::histogram();
     let mut raw = Vec::with_capacity(ctx.plan.record_size);
-    let encoded_len = ctx.plan.record_size.div_ceil(3) * 4;
-    let mut encoded: Vec<String> = (0..ctx.plan.batch_size)
-        .map(|_| String::with_capacity(encoded_len))
-        .collect();
+    let single = ctx.plan.batch_size == 1;
     while let Some(slot) = pacer.next().await {
         // Timed from the intended start (open loop), or from now if the
         // timer woke us early or the loop is closed.
         let began = slot.intended.min(Instant::now());
         let sent_ns = ctx.ns_since_epoch(began);
-        for (i, data) in encoded.iter_mut().take(slot.count).enumerate() {
-            ctx.maker.write(slot.first_id + i as u64, sent_ns, &mut raw);
-            data.clear();
-            base64_simd::STANDARD.encode_append(&raw, data);
-        }
-        let entries: Vec<Entry<'_>> = encoded[..slot.count]
-            .iter()
-            .enumerate()
-            .map(|(i, data)| Entry {
-                data,
-                partition_key: ctx.key(slot.first_id + i as u64),
-            })
-            .collect();
-        let single = ctx.plan.batch_size == 1;
         let (action, body) = if single {
-            (
-                Action::PutRecord,
-                api::put_record(&ctx.stream.name, &entries[0]),
-            )
+            ctx.maker.write(slot.first_id, sent_ns, &mut raw);
+            let body = api::put_record(&ctx.stream.name, &raw, ctx.key(slot.first_id));
+            (Action::PutRecord, body)
         } else {
-            (
-                Action::PutRecords,
-                api::put_records(&ctx.stream.name, &entries),
-            )
+            let mut body = PutRecordsBody::new(&ctx.stream.name, slot.count, ctx.plan.record_size);
+            for id in slot.first_id..slot.first_id + slot.count as u64 {
+                ctx.maker.write(id, sent_ns, &mut raw);
+                body.push(&raw, ctx.key(id));
+            }
+            (Action::PutRecords, body.finish())
         };
         let reply = ctx.client.call(action, body).await;
         stats::record(&mut hist, began.elapsed());
