@@ -201,8 +201,10 @@ impl LogStore {
         &self.meta
     }
 
-    /// How many segment files the store holds open right now (never more
-    /// than [`StoreConfig::open_files_max`]). For tests and metrics.
+    /// How many segment files the store's caches hold open right now
+    /// (never more than [`StoreConfig::open_files_max`]; a read in progress
+    /// may briefly keep one more that was evicted under it). For tests and
+    /// metrics.
     pub fn open_files(&self) -> usize {
         self.inner.open_files()
     }
