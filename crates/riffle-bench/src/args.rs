@@ -48,7 +48,7 @@ pub struct BenchArgs {
     /// put, put-batch, get, e2e or mixed.
     #[arg(value_enum)]
     pub workload: Workload,
-    /// The Kinesis endpoint (http://HOST:PORT).
+    /// The Kinesis endpoint (http://HOST:PORT or https://HOST).
     #[arg(long, default_value = "http://127.0.0.1:4567")]
     pub endpoint: String,
     /// The region requests are signed for.

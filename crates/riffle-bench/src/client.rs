@@ -16,6 +16,7 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -129,7 +130,7 @@ impl Signing {
 /// A pooled, signing HTTP/1.1 client for one endpoint. Cheap to clone.
 #[derive(Clone)]
 pub struct LeanClient {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     uri: Uri,
     host_text: String,
     host: HeaderValue,
@@ -138,7 +139,8 @@ pub struct LeanClient {
 }
 
 impl LeanClient {
-    /// A client for `endpoint` (`http://host:port`) whose pool keeps up to
+    /// A client for `endpoint` (`http://host:port` or `https://host`,
+    /// trusting the system's root certificates) whose pool keeps up to
     /// `connections` idle keep-alive connections, one per concurrent
     /// request, so a steady run never reconnects.
     pub fn new(endpoint: &str, signing: &Signing, connections: usize) -> Result<Self, BenchError> {
@@ -151,9 +153,21 @@ impl LeanClient {
             endpoint: endpoint.to_owned(),
             reason: e.to_string(),
         })?;
-        let mut connector = HttpConnector::new();
+        let mut tcp = HttpConnector::new();
         // Small requests must not wait for Nagle's algorithm.
-        connector.set_nodelay(true);
+        tcp.set_nodelay(true);
+        // The TLS layer handles https:// itself.
+        tcp.enforce_http(false);
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        let connector = HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(provider)
+            .map_err(|e| BenchError::BadEndpoint {
+                endpoint: endpoint.to_owned(),
+                reason: format!("no TLS root certificates: {e}"),
+            })?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(connections)
             .build(connector);
@@ -244,10 +258,8 @@ pub fn parse_endpoint(endpoint: &str) -> Result<Uri, BenchError> {
         reason: reason.to_owned(),
     };
     let uri: Uri = endpoint.parse().map_err(|_| bad("not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => return Err(bad("https is not supported yet; use an http:// endpoint")),
-        _ => return Err(bad("expected http://HOST:PORT")),
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(bad("expected http://HOST:PORT or https://HOST"));
     }
     if uri.authority().is_none() {
         return Err(bad("no host"));
@@ -318,9 +330,10 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_must_be_plain_http() {
+    fn endpoints_must_be_http_or_https() {
         assert!(parse_endpoint("http://127.0.0.1:4567").is_ok());
-        assert!(parse_endpoint("https://kinesis.us-east-1.amazonaws.com").is_err());
+        assert!(parse_endpoint("https://kinesis.us-east-1.amazonaws.com").is_ok());
         assert!(parse_endpoint("127.0.0.1:4567").is_err());
+        assert!(parse_endpoint("ftp://127.0.0.1:4567").is_err());
     }
 }

@@ -36,7 +36,12 @@ pub fn sdk_client(endpoint: &str, signing: &Signing) -> Client {
 /// (the SDK would retry with back-off first).
 pub async fn probe(endpoint: &str, uri: &http::Uri) -> Result<(), BenchError> {
     let host = uri.host().unwrap_or_default();
-    let port = uri.port_u16().unwrap_or(80);
+    let default_port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    let port = uri.port_u16().unwrap_or(default_port);
     let unreachable = |source| BenchError::Unreachable {
         endpoint: endpoint.to_owned(),
         source,

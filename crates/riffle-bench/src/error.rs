@@ -16,7 +16,7 @@ pub enum BenchError {
         source: std::io::Error,
     },
 
-    #[error("endpoint {endpoint} is not a usable http:// URL: {reason}")]
+    #[error("endpoint {endpoint} is not usable: {reason}")]
     BadEndpoint { endpoint: String, reason: String },
 
     #[error("{action} on stream {stream} failed: {message}")]
