@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::args::{Plan, Stop, Workload};
 use crate::error::BenchError;
 use crate::payload::Verdict;
-use crate::stats::{MB, Measured, Sample, Totals};
+use crate::stats::{Cpu, MB, Measured, Sample, Totals};
 use crate::workloads::Ctx;
 
 /// Latency percentiles in microseconds.
@@ -146,6 +146,9 @@ pub struct Summary {
     pub client_cpu_us_per_request: f64,
     /// The bench's CPU use over the measured phase, in % of one core.
     pub client_cpu_percent: f64,
+    /// Of that, the part spent in the kernel (on loopback, sending a
+    /// request also delivers it into the server's socket).
+    pub client_cpu_system_percent: f64,
     /// The first failure seen, if any, to say why `errors` is not 0.
     pub first_error: Option<String>,
     /// Throughput per second of the measured phase.
@@ -161,7 +164,7 @@ impl Summary {
         ctx: &Ctx,
         measured: &Measured,
         elapsed: Duration,
-        cpu: Duration,
+        cpu: Cpu,
         timeline: Vec<Sample>,
         verification: Option<Verdict>,
     ) -> Summary {
@@ -207,8 +210,9 @@ impl Summary {
             read,
             e2e_latency_us: Latency::of(&e2e_hist),
             verification,
-            client_cpu_us_per_request: cpu.as_secs_f64() * 1e6 / requests as f64,
-            client_cpu_percent: cpu.as_secs_f64() * 100.0 / secs,
+            client_cpu_us_per_request: cpu.total().as_secs_f64() * 1e6 / requests as f64,
+            client_cpu_percent: cpu.total().as_secs_f64() * 100.0 / secs,
+            client_cpu_system_percent: cpu.system.as_secs_f64() * 100.0 / secs,
             first_error,
             timeline,
             curves,
@@ -290,8 +294,8 @@ pub fn table(plan: &Plan, s: &Summary) -> String {
         &mut t,
         "client CPU",
         &format!(
-            "{:.1} µs/request ({:.0}% of a core)",
-            s.client_cpu_us_per_request, s.client_cpu_percent
+            "{:.1} µs/request ({:.0}% of a core, {:.0}% in the kernel)",
+            s.client_cpu_us_per_request, s.client_cpu_percent, s.client_cpu_system_percent
         ),
     );
     if let Some(v) = &s.verification {

@@ -142,19 +142,43 @@ pub struct Sample {
 /// networks quote).
 pub const MB: f64 = 1_000_000.0;
 
-/// The CPU time this process has used (user + system), for the client's
+/// The CPU time this process has used, user and system, for the client's
 /// own cost per request.
-pub fn process_cpu() -> Duration {
-    // SAFETY: getrusage only writes into the struct we pass.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: RUSAGE_SELF and a valid pointer.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return Duration::ZERO;
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl Cpu {
+    pub fn now() -> Cpu {
+        // SAFETY: getrusage only writes into the struct we pass.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: RUSAGE_SELF and a valid pointer.
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+            return Cpu::default();
+        }
+        let tv = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
+        Cpu {
+            user: tv(usage.ru_utime),
+            system: tv(usage.ru_stime),
+        }
     }
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+
+    /// The CPU used since `self` was taken.
+    pub fn elapsed(&self) -> Cpu {
+        let now = Cpu::now();
+        Cpu {
+            user: now.user.saturating_sub(self.user),
+            system: now.system.saturating_sub(self.system),
+        }
+    }
+
+    pub fn total(&self) -> Duration {
+        self.user + self.system
+    }
 }
 
 /// Samples the counters about once a second: prints the live progress line

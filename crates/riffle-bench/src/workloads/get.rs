@@ -34,7 +34,7 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<Summary, BenchError> {
         rate: None,
     };
     write::pass(ctx, fill, &Arc::new(Measured::default()), "fill").await;
-    let cpu = stats::process_cpu();
+    let cpu = stats::Cpu::now();
     let measured = shared.measured.clone();
     let readers = spawn_pollers(ctx, &shared, iterators, Until::Drained);
     let ((), elapsed, samples) = with_progress(ctx, "get", &measured, async {
@@ -43,7 +43,7 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<Summary, BenchError> {
         }
     })
     .await;
-    let cpu = stats::process_cpu().saturating_sub(cpu);
+    let cpu = cpu.elapsed();
     let verdict = ctx.verifier.verdict(ctx.issued());
     Ok(Summary::build(
         ctx,

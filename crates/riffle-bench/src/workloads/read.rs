@@ -230,7 +230,7 @@ pub async fn run_follow(ctx: &Arc<Ctx>) -> Result<Summary, BenchError> {
     shared
         .count_from_ns
         .store(ctx.ns_since_epoch(Instant::now()), Ordering::Relaxed);
-    let cpu = stats::process_cpu();
+    let cpu = stats::Cpu::now();
     let label = match ctx.plan.workload {
         Workload::Mixed => "mixed",
         _ => "e2e",
@@ -242,7 +242,7 @@ pub async fn run_follow(ctx: &Arc<Ctx>) -> Result<Summary, BenchError> {
     for reader in readers {
         let _ = reader.await; // a panicked reader's records count as lost
     }
-    let cpu = stats::process_cpu().saturating_sub(cpu);
+    let cpu = cpu.elapsed();
     let verdict = ctx.verifier.verdict(ctx.issued());
     Ok(Summary::build(
         ctx,

@@ -265,13 +265,13 @@ pub async fn run(ctx: &Arc<Ctx>) -> Result<Summary, BenchError> {
         pass(ctx, spec, &Arc::new(Measured::default()), "warm-up").await;
     }
     let measured = Arc::new(Measured::default());
-    let cpu = stats::process_cpu();
+    let cpu = stats::Cpu::now();
     let label = if ctx.plan.batch_size == 1 {
         "put"
     } else {
         "put-batch"
     };
     let (elapsed, samples) = pass(ctx, PassSpec::measured(ctx), &measured, label).await;
-    let cpu = stats::process_cpu().saturating_sub(cpu);
+    let cpu = cpu.elapsed();
     Ok(Summary::build(ctx, &measured, elapsed, cpu, samples, None))
 }
