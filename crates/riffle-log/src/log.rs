@@ -441,10 +441,19 @@ struct Files {
     idx: bool,
 }
 
-fn list_dir(dir: &Path) -> Result<BTreeMap<Seq, Files>> {
+/// Lists a log directory (removing leftover temp files): its segment and
+/// index files, and whether it has a `CLOSED` file. One listing answers
+/// every "does it exist" of recovery: opening thousands of logs at start-up
+/// costs a few system calls per log, not one per possible file.
+fn list_dir(dir: &Path) -> Result<(BTreeMap<Seq, Files>, bool)> {
     let mut map: BTreeMap<Seq, Files> = BTreeMap::new();
+    let mut closed = false;
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
         let path = entry.map_err(io_err(dir))?.path();
+        if path.file_name().is_some_and(|n| n == CLOSED_FILE) {
+            closed = true;
+            continue;
+        }
         let (Some(stem), Some(ext)) = (path.file_stem().and_then(|s| s.to_str()), path.extension())
         else {
             continue;
@@ -464,7 +473,7 @@ fn list_dir(dir: &Path) -> Result<BTreeMap<Seq, Files>> {
             _ => {}
         }
     }
-    Ok(map)
+    Ok((map, closed))
 }
 
 fn read_closed(dir: &Path) -> Result<Option<Seq>> {
@@ -483,8 +492,8 @@ fn read_closed(dir: &Path) -> Result<Option<Seq>> {
 /// segment is scanned, and a torn tail is truncated. Every file it opens is
 /// closed again: readers and the writer reopen what they need.
 pub(crate) fn recover(dir: &Path, read_files: &Arc<ReadFiles>) -> Result<(LogState, WriterSide)> {
-    let mut files = list_dir(dir)?;
-    let closed_at = read_closed(dir)?;
+    let (mut files, has_closed) = list_dir(dir)?;
+    let closed_at = if has_closed { read_closed(dir)? } else { None };
     // Index files before the first segment are left over from an
     // interrupted trim (segment files are removed first).
     while let Some((&seq, f)) = files.first_key_value() {
@@ -515,7 +524,8 @@ pub(crate) fn recover(dir: &Path, read_files: &Arc<ReadFiles>) -> Result<(LogSta
     for (&first, f) in files.range(..active_first) {
         sealed.push(load_sealed(read_files, dir, first, *f)?);
     }
-    let (active, mut w) = recover_active(read_files, dir, active_first)?;
+    let stale_idx = files.get(&active_first).is_some_and(|f| f.idx);
+    let (active, mut w) = recover_active(read_files, dir, active_first, stale_idx)?;
     let sealed = fill_gaps(read_files, dir, sealed, active_first)?;
     let closed = closed_at.is_some();
     if let Some(at) = closed_at {
@@ -718,7 +728,14 @@ fn fill_gaps(
     Ok(out)
 }
 
-fn recover_active(files: &Arc<ReadFiles>, dir: &Path, first: Seq) -> Result<(Segment, WriterSide)> {
+/// Recovers the active (last) segment; `stale_idx` says the listing found
+/// an index file for it.
+fn recover_active(
+    files: &Arc<ReadFiles>,
+    dir: &Path,
+    first: Seq,
+    stale_idx: bool,
+) -> Result<(Segment, WriterSide)> {
     let path = dir.join(segment_file_name(first));
     let file = OpenOptions::new()
         .read(true)
@@ -758,10 +775,10 @@ fn recover_active(files: &Arc<ReadFiles>, dir: &Path, first: Seq) -> Result<(Seg
         };
         cut().map_err(io_err(&path))?;
     }
-    let stale_idx = dir.join(index_file_name(first));
-    if stale_idx.exists() {
+    if stale_idx {
         // The segment is active again (a crash between sealing and rolling).
-        std::fs::remove_file(&stale_idx).map_err(io_err(&stale_idx))?;
+        let path = dir.join(index_file_name(first));
+        std::fs::remove_file(&path).map_err(io_err(&path))?;
     }
     // Nothing was written through it but a synced repair: closing it loses
     // no write-back error. Appends reopen it.

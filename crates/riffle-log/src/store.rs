@@ -165,9 +165,10 @@ impl StoreInner {
         if let Some(log) = slot.as_ref() {
             return Ok(log.clone());
         }
-        let created = !dir.is_dir();
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        if created {
+        // Checked first: create_dir_all on an existing directory costs a
+        // failed mkdir and a stat, per log, at every start-up.
+        if !dir.is_dir() {
+            std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
             segment::sync_dir(&self.logs_dir)?;
         }
         let (state, writer_side) = log::recover(&dir, &self.shared.read_files)?;
