@@ -51,10 +51,36 @@ struct Wide {
 
 const HI_BITS: u32 = 124;
 const TEN_POW_19: u128 = 10_000_000_000_000_000_000;
+const TEN_POW_19_U64: u64 = TEN_POW_19 as u64;
+
+/// Room for the decimal of a [`Wide`] (188 bits < 10^57), in whole
+/// 19-digit chunks.
+const DIGITS_MAX: usize = 57;
+const _: () = assert!(DIGITS_MAX.is_multiple_of(19));
+
+/// "00", "01", …, "99": decimal digits are written two at a time.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
 impl SeqNum {
     /// Writes the number in decimal.
     pub fn encode(&self) -> String {
+        let mut digits = [0u8; DIGITS_MAX];
+        self.decimal(&mut digits).to_owned()
+    }
+
+    /// Appends the number in decimal to `out`, without an intermediate
+    /// `String`: responses write one per record.
+    pub fn encode_into(&self, out: &mut String) {
+        let mut digits = [0u8; DIGITS_MAX];
+        out.push_str(self.decimal(&mut digits));
+    }
+
+    fn decimal<'d>(&self, digits: &'d mut [u8; DIGITS_MAX]) -> &'d str {
         let created = u128::from(self.shard_created_secs & SECS_MASK);
         let arrival = self.arrival_secs & SECS_MASK;
         // Bits 64.. of the number (see the layout): arrival's top 8 bits,
@@ -66,7 +92,7 @@ impl SeqNum {
             | (u128::from(self.incarnation_byte) << 8)
             | u128::from(arrival >> 28);
         let lo = ((arrival & ((1 << 28) - 1)) << 36) | (u64::from(self.shard_index) << 4) | TRAILER;
-        to_decimal(Wide { hi, lo })
+        to_decimal(Wide { hi, lo }, digits)
     }
 
     /// Reads a decimal sequence number; `None` if it is not one Riffle
@@ -90,40 +116,70 @@ impl SeqNum {
     }
 }
 
-fn to_decimal(mut n: Wide) -> String {
-    // Base-10^19 digits, least significant first.
-    let mut chunks = [0u64; 4];
-    let mut used = 0;
+/// Writes `n` in decimal at the end of `digits`; returns the digits.
+fn to_decimal(n: Wide, digits: &mut [u8; DIGITS_MAX]) -> &str {
+    // Three 64-bit limbs, most significant first, divided by 10^19 with
+    // 128-by-64-bit steps: each quotient limb fits in 64 bits because the
+    // running remainder is below 10^19. (Dividing the u128 halves directly
+    // takes the much slower 128-by-128-bit path.)
+    let mut limbs = [(n.hi >> 64) as u64, n.hi as u64, n.lo];
+    let mut at = digits.len();
     loop {
-        let rem_hi = n.hi % TEN_POW_19;
-        n.hi /= TEN_POW_19;
-        let low = (rem_hi << 64) | u128::from(n.lo);
-        chunks[used] = (low % TEN_POW_19) as u64;
-        // low / 10^19 < 2^64 because rem_hi < 10^19.
-        n.lo = (low / TEN_POW_19) as u64;
-        used += 1;
-        if n.hi == 0 && n.lo == 0 {
+        let mut rem = 0u64;
+        for limb in &mut limbs {
+            if rem == 0 {
+                // Nothing carried in: a 64-bit division (a multiply) does.
+                // Only 3 of the 9 steps need the 128-bit one.
+                rem = *limb % TEN_POW_19_U64;
+                *limb /= TEN_POW_19_U64;
+                continue;
+            }
+            let cur = (u128::from(rem) << 64) | u128::from(*limb);
+            *limb = (cur / TEN_POW_19) as u64;
+            rem = (cur % TEN_POW_19) as u64;
+        }
+        // Base-10^19 chunks, least significant first.
+        write_19_digits(&mut digits[at - 19..at], rem);
+        at -= 19;
+        if limbs == [0, 0, 0] {
             break;
         }
     }
-    // At most 4 * 19 digits; written without intermediate strings because
-    // every record of a response gets one.
-    let mut digits = [0u8; 76];
-    let mut at = digits.len();
-    for (i, &chunk) in chunks[..used].iter().enumerate() {
-        let mut chunk = chunk;
-        let last = i + 1 == used;
-        for _ in 0..19 {
-            at -= 1;
-            digits[at] = b'0' + (chunk % 10) as u8;
-            chunk /= 10;
-            if last && chunk == 0 {
-                break;
-            }
-        }
+    // The most significant chunk was written with leading zeros.
+    while at < DIGITS_MAX - 1 && digits[at] == b'0' {
+        at += 1;
     }
     // Only ASCII digits were written.
-    String::from_utf8(digits[at..].to_vec()).expect("ASCII digits")
+    std::str::from_utf8(&digits[at..]).expect("ASCII digits")
+}
+
+/// Writes `chunk` (< 10^19) as exactly 19 digits (leading zeros kept).
+/// Split into independent 8-, 8- and 3-digit parts first, so that the
+/// digit pairs are not one long chain of dependent divisions.
+fn write_19_digits(out: &mut [u8], chunk: u64) {
+    const TEN_POW_8: u64 = 100_000_000;
+    let top = chunk / TEN_POW_8;
+    let low = (chunk % TEN_POW_8) as u32;
+    let mid = (top % TEN_POW_8) as u32;
+    let high = (top / TEN_POW_8) as u32;
+    write_8_digits(&mut out[11..19], low);
+    write_8_digits(&mut out[3..11], mid);
+    out[0] = b'0' + (high / 100) as u8;
+    write_pair(&mut out[1..3], high % 100);
+}
+
+/// Writes `n` (< 10^8) as exactly 8 digits.
+fn write_8_digits(out: &mut [u8], n: u32) {
+    let (high, low) = (n / 10_000, n % 10_000);
+    write_pair(&mut out[0..2], high / 100);
+    write_pair(&mut out[2..4], high % 100);
+    write_pair(&mut out[4..6], low / 100);
+    write_pair(&mut out[6..8], low % 100);
+}
+
+fn write_pair(out: &mut [u8], n: u32) {
+    let at = n as usize * 2;
+    out.copy_from_slice(&DIGIT_PAIRS[at..at + 2]);
 }
 
 fn from_decimal(text: &str) -> Option<Wide> {
@@ -160,7 +216,11 @@ mod tests {
     #[test]
     fn small_values_print_without_leading_zeros() {
         for n in [0u64, 7, 10, 9_999_999_999_999_999_999] {
-            assert_eq!(to_decimal(Wide { hi: 0, lo: n }), n.to_string());
+            let mut digits = [0u8; DIGITS_MAX];
+            assert_eq!(
+                to_decimal(Wide { hi: 0, lo: n }, &mut digits),
+                n.to_string()
+            );
         }
     }
 
@@ -221,8 +281,18 @@ mod tests {
         fn decimal_conversion_agrees_with_u128(hi in any::<u64>(), lo in any::<u64>()) {
             let value = (u128::from(hi) << 64) | u128::from(lo);
             let wide = Wide { hi: u128::from(hi), lo };
-            prop_assert_eq!(to_decimal(wide), value.to_string());
+            let mut digits = [0u8; DIGITS_MAX];
+            prop_assert_eq!(to_decimal(wide, &mut digits), value.to_string());
             prop_assert_eq!(from_decimal(&value.to_string()), Some(wide));
+        }
+
+        #[test]
+        fn decimal_conversion_round_trips_all_188_bits(hi in 0..(1u128 << HI_BITS), lo in any::<u64>()) {
+            let wide = Wide { hi, lo };
+            let mut digits = [0u8; DIGITS_MAX];
+            let text = to_decimal(wide, &mut digits);
+            prop_assert!(!text.starts_with('0') || text == "0", "{}", text);
+            prop_assert_eq!(from_decimal(text), Some(wide));
         }
 
         #[test]

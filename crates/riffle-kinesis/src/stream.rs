@@ -177,6 +177,16 @@ impl Stream {
 
     /// The sequence number of record `seq` of `shard`.
     pub fn seq_number(&self, shard: &Shard, seq: Seq, arrival_ms: i64) -> String {
+        self.seq_num(shard, seq, arrival_ms).encode()
+    }
+
+    /// Appends the sequence number of record `seq` of `shard` to `out`
+    /// (what responses with one per record use: no `String` each).
+    pub fn write_seq_number(&self, out: &mut String, shard: &Shard, seq: Seq, arrival_ms: i64) {
+        self.seq_num(shard, seq, arrival_ms).encode_into(out)
+    }
+
+    fn seq_num(&self, shard: &Shard, seq: Seq, arrival_ms: i64) -> SeqNum {
         SeqNum {
             shard_created_secs: (shard.created_ms / 1000) as u64,
             shard_index: shard.index,
@@ -184,7 +194,6 @@ impl Stream {
             incarnation_byte: self.record.incarnation as u8,
             arrival_secs: (arrival_ms.max(0) / 1000) as u64,
         }
-        .encode()
     }
 
     /// Whether a decoded sequence number was issued by `shard` of this

@@ -1,7 +1,6 @@
 //! Time as the Kinesis API writes it: epoch seconds with a millisecond
 //! fraction in JSON, and Java's `Date.toString()` form in some messages.
 
-use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch, now.
@@ -15,9 +14,30 @@ pub fn now_ms() -> i64 {
 /// e.g. `1700000000.123`, the form the AWS SDKs parse.
 pub fn write_epoch_seconds(out: &mut String, ms: i64) {
     let secs = ms.div_euclid(1000);
-    let frac = ms.rem_euclid(1000);
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{secs}.{frac:03}");
+    let frac = ms.rem_euclid(1000) as u16;
+    // Digits by hand, not `write!`: every record of a GetRecords answer
+    // has one, and the formatting machinery cost more than the rest of
+    // the timestamp.
+    if secs < 0 {
+        out.push('-');
+    }
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = secs.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+    out.push('.');
+    for div in [100, 10, 1] {
+        out.push(char::from(b'0' + (frac / div % 10) as u8));
+    }
 }
 
 /// Epoch seconds (a JSON number, possibly fractional) to milliseconds,
@@ -91,6 +111,12 @@ mod tests {
         let mut out = String::new();
         write_epoch_seconds(&mut out, 1_700_000_000_007);
         assert_eq!(out, "1700000000.007");
+        for ms in [0, 999, 1_000, -1, -1_000, -1_001, i64::MAX, i64::MIN] {
+            let mut out = String::new();
+            write_epoch_seconds(&mut out, ms);
+            let expected = format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000));
+            assert_eq!(out, expected, "{ms}");
+        }
         assert_eq!(seconds_to_ms(1_700_000_000.007), 1_700_000_000_007);
         assert_eq!(seconds_to_ms(1.5), 1500);
     }

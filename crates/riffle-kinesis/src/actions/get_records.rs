@@ -133,9 +133,11 @@ pub(crate) fn encode(
     retained: &[Record],
     now: i64,
 ) -> String {
+    // Sized so that the buffer is never regrown: growing it would copy
+    // up to 13+ MiB (and touch as many fresh pages) again.
     let estimate: usize = retained
         .iter()
-        .map(|r| r.data.len() / 3 * 4 + r.partition_key.len() + 160)
+        .map(|r| r.data.len().div_ceil(3) * 4 + r.partition_key.len() + RECORD_JSON_BYTES)
         .sum();
     let mut out = String::with_capacity(estimate + 700);
     write_records(&mut out, stream, shard, retained);
@@ -167,6 +169,11 @@ pub(crate) fn encode(
     out
 }
 
+/// What one record's JSON takes besides its base64 data and partition
+/// key: member names, punctuation, a 56-digit sequence number and a
+/// timestamp (about 175 bytes), with room to spare.
+const RECORD_JSON_BYTES: usize = 192;
+
 /// `{"Records":[…]`, written straight into `out` (no per-record
 /// intermediate values).
 pub(crate) fn write_records(out: &mut String, stream: &Stream, shard: &Shard, records: &[Record]) {
@@ -176,13 +183,18 @@ pub(crate) fn write_records(out: &mut String, stream: &Stream, shard: &Shard, re
             out.push(',');
         }
         out.push_str(r#"{"SequenceNumber":""#);
-        out.push_str(&stream.seq_number(shard, record.seq, record.arrival_ms));
+        stream.write_seq_number(out, shard, record.seq, record.arrival_ms);
         out.push_str(r#"","ApproximateArrivalTimestamp":"#);
         write_epoch_seconds(out, record.arrival_ms);
         out.push_str(r#","Data":""#);
         base64_simd::STANDARD.encode_append(&record.data, out);
         out.push_str(r#"","PartitionKey":"#);
-        json::write_str(out, &String::from_utf8_lossy(&record.partition_key));
+        // Partition keys arrive as JSON strings, so they are UTF-8; the
+        // lossy path is for a store written by something else.
+        match std::str::from_utf8(&record.partition_key) {
+            Ok(key) => json::write_str(out, key),
+            Err(_) => json::write_str(out, &String::from_utf8_lossy(&record.partition_key)),
+        }
         out.push_str(if record.encrypted {
             r#","EncryptionType":"KMS"}"#
         } else {

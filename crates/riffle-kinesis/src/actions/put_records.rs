@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use riffle_log::{Appended, DataKey, LogError, RecordIn};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tracing::warn;
 
 use super::put_record::{check_record, check_stream_record_size, hash_key, refuse_dry_run};
@@ -51,27 +51,6 @@ struct Entry<'a> {
     ExplicitHashKey: Option<Str<'a>>,
     #[serde(borrow)]
     PartitionKey: Option<Str<'a>>,
-}
-
-#[derive(Serialize)]
-#[allow(non_snake_case)]
-struct Output<'a> {
-    FailedRecordCount: usize,
-    Records: Vec<ResultEntry<'a>>,
-    EncryptionType: &'static str,
-}
-
-#[derive(Serialize)]
-#[allow(non_snake_case)]
-struct ResultEntry<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    SequenceNumber: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ShardId: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ErrorCode: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ErrorMessage: Option<String>,
 }
 
 /// Where a record's data lies in the decoded buffer; `None` without Data.
@@ -203,7 +182,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     };
     let (stream, fates) = place_all(kinesis, stream, &call).await?;
     let refused = |shard: &str| throttle::write_message(shard, &name, kinesis.account());
-    super::respond(&results(&stream, &fates, refused))
+    Ok(results(&stream, &fates, refused))
 }
 
 /// The records of one call.
@@ -397,48 +376,60 @@ async fn append_groups(
     by_position
 }
 
-/// The response: one entry per record, in request order.
-fn results<'s>(stream: &'s Stream, fates: &[Fate], refused: impl Fn(&str) -> String) -> Output<'s> {
-    let mut failed = 0;
-    let records = fates
+/// The response: one entry per record, in request order. Written by
+/// hand, as serializing the model's shape would write it (members in the
+/// model's order, absent ones left out), because a 500-record answer
+/// would otherwise cost a `String` per sequence number and serde's
+/// escaping scan of every byte.
+fn results(stream: &Stream, fates: &[Fate], refused: impl Fn(&str) -> String) -> Bytes {
+    let failed = fates
         .iter()
-        .map(|fate| match *fate {
+        .filter(|fate| !matches!(fate, Fate::Written { .. }))
+        .count();
+    let mut out = String::with_capacity(64 + fates.len() * RESULT_JSON_BYTES);
+    out.push_str(r#"{"FailedRecordCount":"#);
+    out.push_str(&failed.to_string());
+    out.push_str(r#","Records":["#);
+    for (i, fate) in fates.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match *fate {
             Fate::Written {
                 position,
                 seq,
                 arrival_ms,
             } => {
                 let shard = &stream.shards[position];
-                ResultEntry {
-                    SequenceNumber: Some(stream.seq_number(shard, seq, arrival_ms)),
-                    ShardId: Some(&shard.id),
-                    ErrorCode: None,
-                    ErrorMessage: None,
-                }
+                out.push_str(r#"{"SequenceNumber":""#);
+                stream.write_seq_number(&mut out, shard, seq, arrival_ms);
+                out.push_str(r#"","ShardId":"#);
+                json::write_str(&mut out, &shard.id);
+                out.push('}');
             }
-            Fate::Throttled { position } => {
-                failed += 1;
-                ResultEntry {
-                    SequenceNumber: None,
-                    ShardId: None,
-                    ErrorCode: Some("ProvisionedThroughputExceededException"),
-                    ErrorMessage: Some(refused(&stream.shards[position].id)),
-                }
-            }
+            Fate::Throttled { position } => write_failure(
+                &mut out,
+                "ProvisionedThroughputExceededException",
+                &refused(&stream.shards[position].id),
+            ),
             Fate::Pending | Fate::Failed => {
-                failed += 1;
-                ResultEntry {
-                    SequenceNumber: None,
-                    ShardId: None,
-                    ErrorCode: Some("InternalFailure"),
-                    ErrorMessage: Some("Internal service failure.".to_owned()),
-                }
+                write_failure(&mut out, "InternalFailure", "Internal service failure.")
             }
-        })
-        .collect();
-    Output {
-        FailedRecordCount: failed,
-        Records: records,
-        EncryptionType: super::encryption_type(stream),
+        }
     }
+    out.push_str(r#"],"EncryptionType":"#);
+    json::write_str(&mut out, super::encryption_type(stream));
+    out.push('}');
+    Bytes::from(out)
+}
+
+/// A written record's entry: `{"SequenceNumber":"<56 digits>","ShardId":"shardId-000000000000"}`.
+const RESULT_JSON_BYTES: usize = 112;
+
+fn write_failure(out: &mut String, code: &str, message: &str) {
+    out.push_str(r#"{"ErrorCode":"#);
+    json::write_str(out, code);
+    out.push_str(r#","ErrorMessage":"#);
+    json::write_str(out, message);
+    out.push('}');
 }
