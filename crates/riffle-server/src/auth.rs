@@ -50,16 +50,18 @@ pub(crate) fn check(headers: &HeaderMap, query: Option<&str>) -> Result<(), Auth
 fn check_header(header: &str, headers: &HeaderMap) -> Result<(), AuthError> {
     // The first word is the algorithm; the rest are `Name=value` pairs
     // separated by commas and/or spaces.
+    // One pass over the header (every request has one), noting which
+    // required parameters it carries.
+    let mut found = [false; HEADER_PARAMS.len()];
     let pairs = header.split([',', ' ']).filter(|s| !s.is_empty()).skip(1);
-    let has = |name: &str| {
-        pairs.clone().any(|pair| {
-            pair.split_once('=')
-                .is_some_and(|(k, v)| k == name && !v.is_empty())
-        })
-    };
+    for (name, value) in pairs.filter_map(|pair| pair.split_once('=')) {
+        if let Some(at) = HEADER_PARAMS.iter().position(|p| *p == name) {
+            found[at] |= !value.is_empty();
+        }
+    }
     let mut message = String::new();
-    for param in HEADER_PARAMS {
-        if !has(param) {
+    for (param, found) in HEADER_PARAMS.into_iter().zip(found) {
+        if !found {
             message.push_str(&format!(
                 "Authorization header requires '{param}' parameter. "
             ));
