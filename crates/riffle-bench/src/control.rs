@@ -231,3 +231,18 @@ pub async fn register_consumer(
         tokio::time::sleep(STATUS_POLL).await;
     }
 }
+
+/// Deregisters an enhanced fan-out consumer.
+pub async fn deregister_consumer(
+    client: &Client,
+    stream: &StreamInfo,
+    consumer_arn: &str,
+) -> Result<(), BenchError> {
+    client
+        .deregister_stream_consumer()
+        .consumer_arn(consumer_arn)
+        .send()
+        .await
+        .map_err(|e| failed("DeregisterStreamConsumer", &stream.name, &e))?;
+    Ok(())
+}

@@ -60,6 +60,9 @@ pub enum BenchError {
     #[error("could not write {path}: {message}")]
     Output { path: String, message: String },
 
-    #[error("could not start the async runtime: {source}")]
+    #[error("interrupted")]
+    Interrupted,
+
+    #[error("could not start the async runtime or its signal handler: {source}")]
     Runtime { source: std::io::Error },
 }

@@ -292,3 +292,95 @@ async fn mixed_writes_and_reads_together_and_plots_both() {
     );
     assert_deleted(&stream).await;
 }
+
+#[tokio::test]
+async fn a_reused_stream_keeps_no_consumer_of_the_bench() {
+    let stream = unique_name("bench-reuse-efo");
+    let client = shared().client();
+    create_active(&client, &stream, 1).await;
+    let s = bench_json(
+        "e2e",
+        &stream,
+        &[
+            "--records",
+            "100",
+            "--rate",
+            "1000",
+            "--consumer",
+            "efo",
+            "--reuse-stream",
+        ],
+    );
+    assert_verified(&s, 100);
+    let arn = client
+        .describe_stream_summary()
+        .stream_name(&stream)
+        .send()
+        .await
+        .expect("the reused stream is kept")
+        .stream_description_summary()
+        .map(|d| d.stream_arn().to_owned())
+        .expect("a description");
+    let consumers = client
+        .list_stream_consumers()
+        .stream_arn(&arn)
+        .send()
+        .await
+        .expect("ListStreamConsumers");
+    let left: Vec<_> = consumers
+        .consumers()
+        .iter()
+        .filter(|c| c.consumer_status() != &aws_sdk_kinesis::types::ConsumerStatus::Deleting)
+        .map(|c| c.consumer_name().to_owned())
+        .collect();
+    assert!(left.is_empty(), "consumers left behind: {left:?}");
+}
+
+#[tokio::test]
+async fn ctrl_c_still_deletes_the_stream() {
+    let stream = unique_name("bench-interrupt");
+    let child = Command::new(env!("CARGO_BIN_EXE_riffle"))
+        .args([
+            "bench",
+            "put",
+            "--quiet",
+            "--duration",
+            "120s",
+            "--rate",
+            "50",
+        ])
+        .args(["--endpoint", &shared().endpoint, "--stream", &stream])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start riffle bench");
+    let client = shared().client();
+    let stream_ref = stream.as_str();
+    let client_ref = &client;
+    common::eventually(
+        std::time::Duration::from_secs(20),
+        "the bench to create its stream",
+        move || async move {
+            client_ref
+                .describe_stream_summary()
+                .stream_name(stream_ref)
+                .send()
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
+    .await;
+    let pid = i32::try_from(child.id()).expect("pids fit in i32");
+    // SAFETY: kill(2) on our own, not yet reaped, child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().expect("wait for riffle bench");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an interrupted run is not a success"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_deleted(&stream).await;
+}

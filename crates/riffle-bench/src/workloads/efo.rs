@@ -17,20 +17,23 @@ use crate::control;
 use crate::error::BenchError;
 use crate::stats;
 
-/// The consumer name the bench registers.
-const CONSUMER_NAME: &str = "riffle-bench";
+/// The consumer name the bench registers, followed by the run id (a
+/// reused stream may still have another run's consumer).
+const CONSUMER_PREFIX: &str = "riffle-bench";
 /// Pause before subscribing again after a failed SubscribeToShard (AWS
 /// refuses a new subscription of the same shard within 5 s with
 /// ResourceInUseException).
 const RESUBSCRIBE_PAUSE: Duration = Duration::from_millis(200);
 
 /// Registers the consumer and subscribes to every shard; returns once each
-/// subscription is open, so no record written afterwards is missed.
+/// subscription is open, so no record written afterwards is missed. Also
+/// returns the consumer's ARN.
 pub async fn spawn_subscribers(
     ctx: &Arc<Ctx>,
     shared: &Arc<ReadShared>,
-) -> Result<Vec<JoinHandle<()>>, BenchError> {
-    let consumer = control::register_consumer(&ctx.sdk, &ctx.stream, CONSUMER_NAME).await?;
+) -> Result<(Vec<JoinHandle<()>>, String), BenchError> {
+    let name = format!("{CONSUMER_PREFIX}-{:08x}", ctx.maker.run());
+    let consumer = control::register_consumer(&ctx.sdk, &ctx.stream, &name).await?;
     let start = start_type(ctx);
     let mut tasks = Vec::new();
     for shard in &ctx.stream.shards {
@@ -45,7 +48,7 @@ pub async fn spawn_subscribers(
             follow(&ctx, &shared, &consumer, &shard, events).await
         }));
     }
-    Ok(tasks)
+    Ok((tasks, consumer))
 }
 
 /// Where subscriptions start: a fresh stream from its start, a reused one

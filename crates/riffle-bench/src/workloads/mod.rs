@@ -80,6 +80,10 @@ fn run_id() -> u32 {
 
 /// Connects, prepares the stream, runs the workload, deletes the stream.
 pub async fn run(plan: &Plan) -> Result<Summary, BenchError> {
+    // Installed before the stream exists, so that a Ctrl-C at any point
+    // after its creation still deletes it (an uninstalled SIGINT kills).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|source| BenchError::Runtime { source })?;
     let uri = parse_endpoint(&plan.endpoint)?;
     control::probe(&plan.endpoint, &uri).await?;
     let signing = Signing::from_env(&plan.region);
@@ -104,10 +108,17 @@ pub async fn run(plan: &Plan) -> Result<Summary, BenchError> {
         next_id: AtomicU64::new(0),
         first_error: Mutex::new(None),
     });
-    let result = match plan.workload {
-        Workload::Put | Workload::PutBatch => write::run(&ctx).await,
-        Workload::Get => get::run(&ctx).await,
-        Workload::E2e | Workload::Mixed => read::run_follow(&ctx).await,
+    let workload = async {
+        match plan.workload {
+            Workload::Put | Workload::PutBatch => write::run(&ctx).await,
+            Workload::Get => get::run(&ctx).await,
+            Workload::E2e | Workload::Mixed => read::run_follow(&ctx).await,
+        }
+    };
+    // Ctrl-C still deletes the stream the bench created.
+    let result = tokio::select! {
+        result = workload => result,
+        _ = interrupt.recv() => Err(BenchError::Interrupted),
     };
     if !plan.reuse_stream {
         let deleted = control::delete_stream(&ctx.sdk, &ctx.stream.name).await;

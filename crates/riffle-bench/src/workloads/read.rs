@@ -13,6 +13,7 @@ use super::{Ctx, efo};
 use crate::api;
 use crate::args::{Consumer, Workload};
 use crate::client::{Action, Reply};
+use crate::control;
 use crate::error::BenchError;
 use crate::report::Summary;
 use crate::stats::{self, Measured};
@@ -29,8 +30,7 @@ pub const CATCH_UP_MAX: Duration = Duration::from_secs(15);
 /// When a reader stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Until {
-    /// At the shard's tip: an empty answer with MillisBehindLatest 0 (or
-    /// once every acknowledged record was read).
+    /// At the shard's tip: an empty answer with MillisBehindLatest 0.
     Drained,
     /// When told to (the watch turns true).
     Stopped,
@@ -108,7 +108,7 @@ async fn poll(ctx: &Ctx, shared: &ReadShared, mut iterator: String, until: Until
     let mut data = Vec::new();
     let mut last_progress = Instant::now();
     loop {
-        if *shared.stop.borrow() || (until == Until::Drained && ctx.verifier.complete()) {
+        if *shared.stop.borrow() {
             break;
         }
         let began = Instant::now();
@@ -197,7 +197,11 @@ async fn poll(ctx: &Ctx, shared: &ReadShared, mut iterator: String, until: Until
 pub async fn catch_up(ctx: &Ctx) {
     let mut received = ctx.verifier.received();
     let mut progressed = Instant::now();
-    while !ctx.verifier.complete() && progressed.elapsed() < CATCH_UP_MAX {
+    // The count is a cheap first check; the scan is exact (a record whose
+    // PutRecord failed in transport may still have been stored and read,
+    // which the count alone would mistake for an acknowledged one).
+    let done = || ctx.verifier.complete() && ctx.verifier.verdict(ctx.issued()).lost == 0;
+    while !done() && progressed.elapsed() < CATCH_UP_MAX {
         tokio::time::sleep(Duration::from_millis(2)).await;
         let now = ctx.verifier.received();
         if now != received {
@@ -217,12 +221,15 @@ pub async fn run_follow(ctx: &Arc<Ctx>) -> Result<Summary, BenchError> {
         count_from_ns: AtomicU64::new(u64::MAX),
         stop,
     });
-    let readers = match ctx.plan.consumer {
+    let (readers, consumer) = match ctx.plan.consumer {
         Consumer::Polling => {
             let iterators = take_iterators(ctx).await?;
-            spawn_pollers(ctx, &shared, iterators, Until::Stopped)
+            (spawn_pollers(ctx, &shared, iterators, Until::Stopped), None)
         }
-        Consumer::Efo => efo::spawn_subscribers(ctx, &shared).await?,
+        Consumer::Efo => {
+            let (readers, consumer) = efo::spawn_subscribers(ctx, &shared).await?;
+            (readers, Some(consumer))
+        }
     };
     if let Some(spec) = PassSpec::warmup(ctx) {
         write::pass(ctx, spec, &Arc::new(Measured::default()), "warm-up").await;
@@ -243,6 +250,13 @@ pub async fn run_follow(ctx: &Arc<Ctx>) -> Result<Summary, BenchError> {
         let _ = reader.await; // a panicked reader's records count as lost
     }
     let cpu = cpu.elapsed();
+    // A stream the bench deletes takes its consumer with it; on a reused
+    // one the consumer would linger.
+    if let Some(consumer) = consumer
+        && ctx.plan.reuse_stream
+    {
+        control::deregister_consumer(&ctx.sdk, &ctx.stream, &consumer).await?;
+    }
     let verdict = ctx.verifier.verdict(ctx.issued());
     Ok(Summary::build(
         ctx,
