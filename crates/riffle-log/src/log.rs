@@ -251,6 +251,9 @@ impl LogInner {
     }
 
     pub fn trim_before(self: &Arc<Self>, cutoff_ms: i64) -> Result<Seq> {
+        if let Some(oldest) = self.nothing_to_trim(cutoff_ms) {
+            return Ok(oldest);
+        }
         let (reply, rx) = std::sync::mpsc::channel();
         let shared = &self.shared;
         shared
@@ -262,6 +265,25 @@ impl LogInner {
             })
             .map_err(|_| shared.shut_down_error())?;
         rx.recv().map_err(|_| shared.shut_down_error())?
+    }
+
+    /// The oldest seq, when a trim at `cutoff_ms` would delete nothing: the
+    /// oldest segment holds a record at or after the cutoff (or is the
+    /// active one and is empty). Retention runs over every log every minute;
+    /// this answers most of them without a round trip to the writer thread.
+    /// The writer's own check (`Writer::trim`) decides everything else.
+    fn nothing_to_trim(&self, cutoff_ms: i64) -> Option<Seq> {
+        let st = self.state.lock();
+        let recent = |arrival: Option<i64>| arrival.is_some_and(|a| a >= cutoff_ms);
+        let keep = match st.sealed.first() {
+            Some(s) => recent(s.last_arrival_ms),
+            None => st.next_seq == st.active.first_seq || recent(st.last_arrival_ms),
+        };
+        (keep && !st.deleted).then(|| {
+            st.sealed
+                .first()
+                .map_or(st.active.first_seq, |s| s.seg.first_seq)
+        })
     }
 
     pub fn read(&self, from: Seq, limits: ReadLimits) -> Result<ReadBatch> {

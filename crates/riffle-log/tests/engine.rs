@@ -646,3 +646,25 @@ async fn reads_at_the_oldest_record_never_fail_while_retention_deletes_segments(
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(reader.join().unwrap() > 0);
 }
+
+#[tokio::test]
+async fn a_trim_with_nothing_old_enough_keeps_everything_and_a_deleted_log_still_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), config(256)).unwrap();
+    let log = store.open_log("t/0").unwrap();
+    assert_eq!(log.trim_before(i64::MAX).unwrap(), 0, "an empty log");
+    append_n(&log, 20, 1000).await;
+    assert!(seg_files(dir.path(), "t/0").len() > 2);
+    assert_eq!(log.trim_before(1000).unwrap(), 0);
+    assert_eq!(log.read(0, ALL).unwrap().records.len(), 20);
+    let oldest = log.trim_before(1010).unwrap();
+    assert!(oldest > 0 && oldest <= 10, "oldest {oldest}");
+    assert_eq!(
+        log.trim_before(1010).unwrap(),
+        oldest,
+        "nothing more to trim"
+    );
+    assert_eq!(log.read(0, ALL).unwrap().records[0].seq, oldest);
+    store.delete_log("t/0").unwrap();
+    assert!(matches!(log.trim_before(0), Err(LogError::Deleted { .. })));
+}
