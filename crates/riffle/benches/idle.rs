@@ -13,7 +13,8 @@
 //! `cargo bench -p riffle --bench idle`. Environment:
 //! `RIFFLE_IDLE_STREAMS` (default 1000), `RIFFLE_IDLE_ROUNDS` (default 3),
 //! `RIFFLE_IDLE_BIN` (another `riffle` binary to measure, e.g. a copy of an
-//! older build, for before/after comparisons).
+//! older build, for before/after comparisons), `RIFFLE_IDLE_DATA_DIR` (an
+//! empty directory to fill and keep, instead of a temporary one).
 //! The targets are printed beside the measurements; the process exits
 //! non-zero only when something failed (a request, a lost record, a server
 //! that did not start), never because a target was missed.
@@ -79,15 +80,25 @@ fn run() -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let data = tempfile::tempdir()?;
+    let temp = tempfile::tempdir()?;
+    // A kept data directory can be profiled afterwards (e.g. `perf record`
+    // of a start-up on it).
+    let data = match std::env::var_os("RIFFLE_IDLE_DATA_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => temp.path().to_owned(),
+    };
+    let data = data.as_path();
+    if std::fs::read_dir(data).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(format!("{} is not empty", data.display()).into());
+    }
     let logs = tempfile::tempdir()?;
     let mut report = Report::new(streams);
 
     println!(
         "idle-scale: {streams} streams × {SHARDS_PER_STREAM} shards, fsync=always, data in {}",
-        data.path().display()
+        data.display()
     );
-    let mut server = Server::start(data.path(), logs.path())?;
+    let mut server = Server::start(data, logs.path())?;
     let ready = rt.block_on(server.wait_ready())?;
     report.fresh_start = ready;
     let t = Instant::now();
@@ -99,15 +110,15 @@ fn run() -> Result<()> {
     );
     server.wait_idle()?;
     report.filled = server.sample()?;
-    report.disk = disk_usage(data.path())?;
+    report.disk = disk_usage(data)?;
 
     for round in 1..=rounds {
         report.stop_term.push(server.terminate()?);
-        let (s, restart) = start_again(&rt, data.path(), logs.path(), streams)?;
+        let (s, restart) = start_again(&rt, data, logs.path(), streams)?;
         server = s;
         report.after_term.push(restart);
         server.kill();
-        let (s, restart) = start_again(&rt, data.path(), logs.path(), streams)?;
+        let (s, restart) = start_again(&rt, data, logs.path(), streams)?;
         server = s;
         report.after_kill.push(restart);
         println!("round {round}/{rounds} done");
