@@ -199,40 +199,9 @@ impl Plan {
             (Get, None, None) => Stop::Records(200_000),
             (_, None, None) => Stop::After(Duration::from_secs(10)),
         };
-        if let Some(rate) = args.rate
-            && !(rate.is_finite() && rate > 0.0)
-        {
-            return Err(usage(
-                "rate",
-                format!("{rate} is not a positive number of requests per second"),
-            ));
-        }
-        if args.rate.is_some() && w == Get {
-            return Err(usage(
-                "rate",
-                "get drains as fast as it can; --rate applies to writes",
-            ));
-        }
+        check_rest(&args)?;
         let rate = args.rate.or((w == E2e).then_some(1000.0));
         let concurrency = args.concurrency.unwrap_or(if w == Put { 64 } else { 16 });
-        if concurrency == 0 {
-            return Err(usage("concurrency", "must be at least 1"));
-        }
-        if !(1..=SHARDS_MAX).contains(&args.shards) {
-            return Err(usage(
-                "shards",
-                format!("{} is outside 1..={SHARDS_MAX}", args.shards),
-            ));
-        }
-        if args.keys == 0 {
-            return Err(usage("keys", "must be at least 1"));
-        }
-        if args.client_threads == 0 {
-            return Err(usage("client-threads", "must be at least 1"));
-        }
-        if args.consumer == Consumer::Efo && w != E2e {
-            return Err(usage("consumer", "only e2e takes a consumer kind"));
-        }
         let warmup = args.warmup.unwrap_or(match stop {
             Stop::After(_) if w != Get => Duration::from_secs(1),
             _ => Duration::ZERO,
@@ -260,6 +229,43 @@ impl Plan {
             progress: !args.quiet,
         })
     }
+}
+
+/// The checks of options that need no workload defaults.
+fn check_rest(args: &BenchArgs) -> Result<(), BenchError> {
+    if let Some(rate) = args.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        return Err(usage(
+            "rate",
+            format!("{rate} is not a positive number of requests per second"),
+        ));
+    }
+    if args.rate.is_some() && args.workload == Workload::Get {
+        return Err(usage(
+            "rate",
+            "get drains as fast as it can; --rate applies to writes",
+        ));
+    }
+    if args.concurrency == Some(0) {
+        return Err(usage("concurrency", "must be at least 1"));
+    }
+    if !(1..=SHARDS_MAX).contains(&args.shards) {
+        return Err(usage(
+            "shards",
+            format!("{} is outside 1..={SHARDS_MAX}", args.shards),
+        ));
+    }
+    if args.keys == 0 {
+        return Err(usage("keys", "must be at least 1"));
+    }
+    if args.client_threads == 0 {
+        return Err(usage("client-threads", "must be at least 1"));
+    }
+    if args.consumer == Consumer::Efo && args.workload != Workload::E2e {
+        return Err(usage("consumer", "only e2e takes a consumer kind"));
+    }
+    Ok(())
 }
 
 fn default_stream_name() -> String {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -150,22 +151,7 @@ async fn poll(ctx: &Ctx, shared: &ReadShared, mut iterator: String, until: Until
                 break;
             }
         };
-        let mut counted = 0;
-        for record in &out.records {
-            data.clear();
-            if base64_simd::STANDARD
-                .decode_append(record.data.as_bytes(), &mut data)
-                .is_err()
-            {
-                data.clear(); // checked as corrupt below
-            }
-            if let Some(sent_ns) = ctx.verifier.observe(&data)
-                && shared.counts(sent_ns)
-            {
-                counted += 1;
-                stats::record(&mut e2e, ctx.since_sent(sent_ns));
-            }
-        }
+        let counted = check_records(ctx, shared, &out.records, &mut data, &mut e2e);
         c.add(&c.records, counted);
         c.add(&c.bytes, counted * ctx.plan.record_size as u64);
         if !out.records.is_empty() {
@@ -190,6 +176,35 @@ async fn poll(ctx: &Ctx, shared: &ReadShared, mut iterator: String, until: Until
     if ctx.plan.workload != Workload::Get {
         shared.measured.e2e_latency.merge(&e2e);
     }
+}
+
+/// Decodes and verifies the records of one GetRecords answer; returns how
+/// many count towards the measured phase, and records their put-to-receive
+/// latency.
+fn check_records(
+    ctx: &Ctx,
+    shared: &ReadShared,
+    records: &[api::RecordOut<'_>],
+    data: &mut Vec<u8>,
+    e2e: &mut Histogram<u64>,
+) -> u64 {
+    let mut counted = 0;
+    for record in records {
+        data.clear();
+        if base64_simd::STANDARD
+            .decode_append(record.data.as_bytes(), data)
+            .is_err()
+        {
+            data.clear(); // checked as corrupt below
+        }
+        if let Some(sent_ns) = ctx.verifier.observe(data)
+            && shared.counts(sent_ns)
+        {
+            counted += 1;
+            stats::record(e2e, ctx.since_sent(sent_ns));
+        }
+    }
+    counted
 }
 
 /// Waits until every acknowledged record was read, or until reading has
