@@ -295,15 +295,18 @@ impl LogInner {
     }
 
     /// Runs `f` on a fresh snapshot, again if retention deleted a segment
-    /// file under it (a read racing a trim at the oldest record). A retry
-    /// needs the oldest seq to have moved forward, so this ends.
+    /// file under it (a read racing a trim at the oldest record) or the log
+    /// was deleted. A retry needs the oldest seq to have moved forward, or
+    /// ends at once with `Deleted`, so this ends.
     fn retry_if_trimmed<T>(&self, f: impl Fn(&Snapshot) -> Result<T>) -> Result<T> {
         loop {
             let snap = self.snapshot()?;
             match f(&snap) {
+                // Also when the log was deleted under the read (its files
+                // are opened on demand): the fresh snapshot says `Deleted`.
                 Err(LogError::Io { source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound
-                        && self.oldest_seq() > snap.oldest() => {}
+                        && (self.oldest_seq() > snap.oldest() || self.state.lock().deleted) => {}
                 other => return other,
             }
         }

@@ -171,3 +171,30 @@ async fn cold_logs_close_trim_and_delete_and_a_recreated_log_never_reads_the_old
     assert_eq!(logs[2].read(0, ALL).unwrap().records.len(), 1);
     check_from(3, &store, &logs, 30);
 }
+
+/// Files are opened on demand, so a read can find a file gone when the log
+/// is deleted under it: it must say `Deleted`, never `NotFound`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_racing_a_deletion_report_the_log_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), config(FsyncPolicy::Never)).unwrap();
+    for attempt in 0..50 {
+        let name = format!("race/{attempt}");
+        let log = store.open_log(&name).unwrap();
+        append_round_robin(&store, std::slice::from_ref(&log), 0, 30).await;
+        let reader = std::thread::spawn(move || {
+            loop {
+                if let Err(e) = log.read(0, ALL) {
+                    return e;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(2));
+        store.delete_log(&name).unwrap();
+        let e = reader.join().unwrap();
+        assert!(
+            matches!(e, riffle_log::LogError::Deleted { .. }),
+            "attempt {attempt}: {e}"
+        );
+    }
+}
