@@ -97,6 +97,68 @@ pub(crate) fn response_from_json(json: &[u8]) -> Result<Bytes, KinesisError> {
     Ok(Bytes::from(out))
 }
 
+/// CBOR written directly, item by item, exactly as [`response_from_json`]
+/// would write the same JSON: for an answer too large to write as JSON
+/// and transcode (GetRecords: up to 10 MiB of data would be base64-encoded
+/// only to be decoded again).
+pub(crate) struct CborWriter {
+    pub out: Vec<u8>,
+}
+
+impl CborWriter {
+    pub fn with_capacity(capacity: usize) -> CborWriter {
+        CborWriter {
+            out: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Starts a map or an array; [`CborWriter::end`] ends it (both are
+    /// written with indefinite lengths, as Jackson writes them).
+    pub fn map(&mut self) {
+        self.out.push(MAJOR_MAP | INDEFINITE);
+    }
+
+    pub fn array(&mut self) {
+        self.out.push(MAJOR_ARRAY | INDEFINITE);
+    }
+
+    pub fn end(&mut self) {
+        self.out.push(BREAK);
+    }
+
+    pub fn text(&mut self, s: &str) {
+        write_text(&mut self.out, s);
+    }
+
+    /// A blob (`Data`): a byte string.
+    pub fn bytes(&mut self, b: &[u8]) {
+        write_head(&mut self.out, MAJOR_BYTES, b.len() as u64);
+        self.out.extend_from_slice(b);
+    }
+
+    pub fn unsigned(&mut self, u: u64) {
+        write_head(&mut self.out, MAJOR_UNSIGNED, u);
+    }
+
+    /// A timestamp member: tag 1 and epoch milliseconds.
+    pub fn timestamp_ms(&mut self, ms: i64) {
+        write_head(&mut self.out, MAJOR_TAG, TAG_EPOCH);
+        write_i64(&mut self.out, ms);
+    }
+
+    /// A JSON value held under `member`, transcoded.
+    pub fn json(&mut self, member: &str, json: &[u8]) -> Result<(), KinesisError> {
+        let mut reader = serde_json::Deserializer::from_slice(json);
+        Transcode {
+            out: &mut self.out,
+            member: Some(member),
+        }
+        .deserialize(&mut reader)
+        .and_then(|()| reader.end())
+        .map_err(|err| KinesisError::Serialization(format!("response is not JSON: {err}")))
+    }
+}
+
 /// CBOR major types (RFC 8949 §3.1), shifted into the initial byte.
 const MAJOR_UNSIGNED: u8 = 0;
 const MAJOR_NEGATIVE: u8 = 1 << 5;

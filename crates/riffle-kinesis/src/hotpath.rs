@@ -52,16 +52,16 @@ impl HotPath {
             .ok_or_else(|| KinesisError::InvalidArgument(format!("no shard {shard}")))?;
         let now = now_ms();
         let iterator = self.iterator(shard.index, batch.next_seq, now);
-        let json = get_records::encode(
-            &self.kinesis,
-            &self.stream,
-            shard,
-            iterator,
-            batch,
-            &batch.records,
-            now,
-        );
-        codec.encode_json(Bytes::from(json))
+        let records = &batch.records;
+        let (kinesis, stream) = (&self.kinesis, &self.stream);
+        match codec {
+            Codec::Json => Ok(Bytes::from(get_records::encode(
+                kinesis, stream, shard, iterator, batch, records, now,
+            ))),
+            Codec::Cbor => Ok(Bytes::from(get_records::encode_cbor(
+                kinesis, stream, shard, iterator, batch, records, now,
+            )?)),
+        }
     }
 
     /// The shard a partition key routes to: its MD5 as a 128-bit hash key,

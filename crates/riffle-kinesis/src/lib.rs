@@ -220,8 +220,7 @@ impl Kinesis {
             Codec::Json => actions::dispatch(self, action, &body).await,
             Codec::Cbor => {
                 let json = cbor::request_to_json(&body)?;
-                let response = actions::dispatch(self, action, &json).await?;
-                cbor::response_from_json(&response)
+                actions::dispatch_cbor(self, action, &json).await
             }
         }
     }

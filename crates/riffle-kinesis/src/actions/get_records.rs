@@ -9,12 +9,13 @@ use riffle_log::{LogError, ReadBatch, ReadLimits, Record};
 use serde::{Deserialize, Serialize};
 
 use super::put_record::refuse_dry_run;
+use crate::cbor::CborWriter;
 use crate::iterator::{ITERATOR_CHARS_MAX, ShardIterator};
 use crate::json::{self, Bool, Int, Str};
 use crate::stream::{Shard, Stream};
 use crate::time::{now_ms, write_epoch_seconds};
 use crate::validate::Violations;
-use crate::{Kinesis, KinesisError, catalog, errors, throttle};
+use crate::{Codec, Kinesis, KinesisError, catalog, errors, throttle};
 
 /// Records per call (API_GetRecords: "The maximum number of records to
 /// return. Specify a value of up to 10,000.").
@@ -58,7 +59,9 @@ fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
     v.into_result()
 }
 
-pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
+/// Runs GetRecords; the answer is written in `codec` directly (the request
+/// body is JSON either way).
+pub async fn run(kinesis: &Kinesis, body: &[u8], codec: Codec) -> Result<Bytes, KinesisError> {
     let input: Input = json::parse(body)?;
     validate(&input)?;
     refuse_dry_run(input.DryRun)?;
@@ -118,8 +121,14 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
             .sum();
         shard.throttle.charge_read(at, bytes);
     }
-    let out = encode(kinesis, &stream, shard, iterator, &batch, retained, now);
-    Ok(Bytes::from(out))
+    Ok(match codec {
+        Codec::Json => Bytes::from(encode(
+            kinesis, &stream, shard, iterator, &batch, retained, now,
+        )),
+        Codec::Cbor => Bytes::from(encode_cbor(
+            kinesis, &stream, shard, iterator, &batch, retained, now,
+        )?),
+    })
 }
 
 /// The response: the records, where to read next (or, at the end of a
@@ -141,32 +150,117 @@ pub(crate) fn encode(
         .sum();
     let mut out = String::with_capacity(estimate + 700);
     write_records(&mut out, stream, shard, retained);
-    // The end of a shard a reshard closed. Its log closes just before the
-    // reshard's commit lists its children: until then it is not the end
-    // yet, and the reader gets an iterator to try again.
-    let at_end = batch.end_of_log && shard.closed;
-    if !at_end {
-        let next = ShardIterator {
-            issued_ms: now,
-            position: batch.next_seq,
-            ..iterator
-        };
+    let tail = Tail::of(kinesis, shard, iterator, batch, retained, now);
+    if let Some(next) = &tail.next_iterator {
         out.push_str(r#","NextShardIterator":""#);
-        out.push_str(&next.encode(kinesis.iterator_key()));
+        out.push_str(next);
         out.push('"');
     }
-    let caught_up = batch.next_seq >= shard.log.next_seq();
-    let behind = match retained.last() {
-        Some(last) if !caught_up => (now - last.arrival_ms).max(0),
-        _ => 0,
-    };
-    out.push_str(&format!(r#","MillisBehindLatest":{behind}"#));
-    if at_end {
+    out.push_str(&format!(r#","MillisBehindLatest":{}"#, tail.behind_ms));
+    if tail.at_end {
         out.push_str(r#","ChildShards":"#);
         out.push_str(&child_shards(stream, shard));
     }
     out.push('}');
     out
+}
+
+/// The same answer in CBOR, written directly: byte for byte what
+/// transcoding [`encode`]'s JSON gives (`cbor::response_from_json`),
+/// without base64-encoding every record's data only to decode it again.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encode_cbor(
+    kinesis: &Kinesis,
+    stream: &Stream,
+    shard: &Shard,
+    iterator: ShardIterator,
+    batch: &ReadBatch,
+    retained: &[Record],
+    now: i64,
+) -> Result<Vec<u8>, KinesisError> {
+    let estimate: usize = retained
+        .iter()
+        .map(|r| r.data.len() + r.partition_key.len() + RECORD_JSON_BYTES)
+        .sum();
+    let mut out = CborWriter::with_capacity(estimate + 700);
+    out.map();
+    out.text("Records");
+    out.array();
+    let mut digits = String::with_capacity(64);
+    for record in retained {
+        out.map();
+        out.text("SequenceNumber");
+        digits.clear();
+        stream.write_seq_number(&mut digits, shard, record.seq, record.arrival_ms);
+        out.text(&digits);
+        out.text("ApproximateArrivalTimestamp");
+        out.timestamp_ms(record.arrival_ms);
+        out.text("Data");
+        out.bytes(&record.data);
+        out.text("PartitionKey");
+        out.text(&String::from_utf8_lossy(&record.partition_key));
+        out.text("EncryptionType");
+        out.text(if record.encrypted { "KMS" } else { "NONE" });
+        out.end();
+    }
+    out.end();
+    let tail = Tail::of(kinesis, shard, iterator, batch, retained, now);
+    if let Some(next) = &tail.next_iterator {
+        out.text("NextShardIterator");
+        out.text(next);
+    }
+    out.text("MillisBehindLatest");
+    // Never negative (see `Tail::of`).
+    out.unsigned(tail.behind_ms.max(0) as u64);
+    if tail.at_end {
+        out.text("ChildShards");
+        out.json("ChildShards", child_shards(stream, shard).as_bytes())?;
+    }
+    out.end();
+    Ok(out.out)
+}
+
+/// What follows the records in an answer.
+struct Tail {
+    /// Where to read next; `None` at the end of a closed shard.
+    next_iterator: Option<String>,
+    behind_ms: i64,
+    /// The end of a shard a reshard closed: its children are listed.
+    at_end: bool,
+}
+
+impl Tail {
+    fn of(
+        kinesis: &Kinesis,
+        shard: &Shard,
+        iterator: ShardIterator,
+        batch: &ReadBatch,
+        retained: &[Record],
+        now: i64,
+    ) -> Tail {
+        // The end of a shard a reshard closed. Its log closes just before
+        // the reshard's commit lists its children: until then it is not
+        // the end yet, and the reader gets an iterator to try again.
+        let at_end = batch.end_of_log && shard.closed;
+        let next_iterator = (!at_end).then(|| {
+            ShardIterator {
+                issued_ms: now,
+                position: batch.next_seq,
+                ..iterator
+            }
+            .encode(kinesis.iterator_key())
+        });
+        let caught_up = batch.next_seq >= shard.log.next_seq();
+        let behind_ms = match retained.last() {
+            Some(last) if !caught_up => (now - last.arrival_ms).max(0),
+            _ => 0,
+        };
+        Tail {
+            next_iterator,
+            behind_ms,
+            at_end,
+        }
+    }
 }
 
 /// What one record's JSON takes besides its base64 data and partition
@@ -238,4 +332,101 @@ pub(crate) fn child_shards(stream: &Stream, shard: &Shard) -> String {
         .collect();
     // Strings and arrays of strings always serialize.
     serde_json::to_string(&children).expect("child shards serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use riffle_log::{FsyncPolicy, LogStore, ReadBatch, Record, StoreConfig};
+
+    use super::*;
+    use crate::{KinesisConfig, cbor};
+
+    async fn call(kinesis: &Kinesis, action: &str, body: &'static str) {
+        let body = Bytes::from_static(body.as_bytes());
+        kinesis.handle(action, body, Codec::Json).await.unwrap();
+    }
+
+    fn records() -> Vec<Record> {
+        let keys = [
+            "k",
+            "quote\"back\\slash",
+            "\u{e9}\u{20ac}\u{1f600}",
+            "\u{1}ctl",
+        ];
+        keys.iter()
+            .enumerate()
+            .map(|(i, key)| Record {
+                seq: i as u64 * 1_000_003,
+                arrival_ms: 1_795_000_000_123 + i as i64 * 999,
+                partition_key: Bytes::copy_from_slice(key.as_bytes()),
+                explicit_hash_key: None,
+                data: Bytes::from(vec![i as u8; [0, 1, 1000, 70_000][i]]),
+                encrypted: i % 2 == 1,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn cbor_answers_are_the_transcoded_json_answers_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            fsync: FsyncPolicy::Never,
+            ..StoreConfig::default()
+        };
+        let store = Arc::new(LogStore::open(dir.path(), config).unwrap());
+        let config = KinesisConfig {
+            status_delay: Duration::ZERO,
+            ..KinesisConfig::default()
+        };
+        let kinesis = Kinesis::open(store, config).unwrap();
+        call(
+            &kinesis,
+            "CreateStream",
+            r#"{"StreamName":"s","ShardCount":1}"#,
+        )
+        .await;
+        call(&kinesis, "SplitShard", r#"{"StreamName":"s","ShardToSplit":"shardId-000000000000","NewStartingHashKey":"170141183460469231731687303715884105728"}"#).await;
+        // Two records in the open child, so a reader at 1 is behind.
+        for _ in 0..2 {
+            call(&kinesis, "PutRecord", r#"{"StreamName":"s","Data":"AA==","PartitionKey":"k","ExplicitHashKey":"340282366920938463463374607431768211455"}"#).await;
+        }
+        let stream = kinesis.get("s").unwrap();
+        let (closed, open) = (stream.shard(0).unwrap(), stream.shard(2).unwrap());
+        assert!(closed.closed && !open.closed && open.log.next_seq() == 2);
+        let now = crate::time::now_ms();
+        for (shard, end_of_log, next_seq) in [(open, false, 1), (open, false, 2), (closed, true, 0)]
+        {
+            for records in [records(), Vec::new()] {
+                let batch = ReadBatch {
+                    records,
+                    next_seq,
+                    end_of_log,
+                };
+                let iterator = ShardIterator {
+                    issued_ms: now,
+                    incarnation: stream.record.incarnation,
+                    shard_index: shard.index,
+                    position: 0,
+                    stream: "s".into(),
+                };
+                let args = (&kinesis, &stream, shard, &batch, &batch.records[..], now);
+                let json = encode(
+                    args.0,
+                    args.1,
+                    args.2,
+                    iterator.clone(),
+                    args.3,
+                    args.4,
+                    now,
+                );
+                let direct = encode_cbor(args.0, args.1, args.2, iterator, args.3, args.4, args.5);
+                let transcoded = cbor::response_from_json(json.as_bytes()).unwrap();
+                assert_eq!(direct.unwrap(), transcoded.to_vec(), "{json}");
+            }
+        }
+    }
 }

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use crate::json::Str;
 use crate::validate::{Pattern, Violations};
-use crate::{Kinesis, KinesisError, errors};
+use crate::{Codec, Kinesis, KinesisError, cbor, errors};
 
 pub(crate) use consumers::{count as consumer_count, remove_all as remove_consumers};
 pub use describe_limits::shard_limit;
@@ -112,7 +112,7 @@ pub async fn dispatch(kinesis: &Kinesis, action: &str, body: &[u8]) -> Result<By
         "PutRecord" => put_record::run(kinesis, body).await,
         "PutRecords" => put_records::run(kinesis, body).await,
         "GetShardIterator" => get_shard_iterator::run(kinesis, body),
-        "GetRecords" => get_records::run(kinesis, body).await,
+        "GetRecords" => get_records::run(kinesis, body, Codec::Json).await,
         "DescribeLimits" => describe_limits::run(kinesis, body),
         "SplitShard" => split_shard::run(kinesis, body).await,
         "MergeShards" => merge_shards::run(kinesis, body).await,
@@ -139,6 +139,21 @@ pub async fn dispatch(kinesis: &Kinesis, action: &str, body: &[u8]) -> Result<By
         other if MODEL_OPERATIONS.contains(&other) => Err(errors::not_supported(other)),
         // AWS sends no message for an unknown operation.
         _ => Err(KinesisError::UnknownOperation(String::new())),
+    }
+}
+
+/// Runs a request that came in CBOR (`body` is its JSON transcoding) and
+/// answers in CBOR. GetRecords writes its CBOR answer itself: transcoding
+/// its JSON would base64-encode up to 10 MiB of data only to decode it
+/// again. Every other action's JSON answer is transcoded.
+pub async fn dispatch_cbor(
+    kinesis: &Kinesis,
+    action: &str,
+    body: &[u8],
+) -> Result<Bytes, KinesisError> {
+    match action {
+        "GetRecords" => get_records::run(kinesis, body, Codec::Cbor).await,
+        _ => cbor::response_from_json(&dispatch(kinesis, action, body).await?),
     }
 }
 
