@@ -71,9 +71,9 @@ pub(crate) fn request_to_json(body: &[u8]) -> Result<Vec<u8>, KinesisError> {
     if !rest.is_empty() {
         return Err(malformed());
     }
-    let json = to_json(item)?;
-    // Writing a `Value` into a `Vec` cannot fail: every key is a string.
-    Ok(serde_json::to_vec(&json).expect("a JSON value always serializes"))
+    let mut json = String::with_capacity(body.len() / 3 * 4 + 64);
+    write_json(&item, &mut json)?;
+    Ok(json.into_bytes())
 }
 
 /// A JSON response body (as the actions write it) in CBOR. An empty body
@@ -331,6 +331,74 @@ fn malformed() -> KinesisError {
     KinesisError::Serialization(String::new())
 }
 
+/// Writes `item` as the JSON [`to_json`] makes of it, straight into `out`:
+/// blobs base64-encoded into place, no `serde_json::Value` tree and no
+/// second pass to serialize it (that was most of a CBOR PutRecords'
+/// decoding time). Maps come out as a `serde_json::Map` holds them: keys
+/// sorted, the last of equal keys kept, so the actions see the same
+/// members in the same order either way.
+fn write_json(item: &Cbor, out: &mut String) -> Result<(), KinesisError> {
+    match item {
+        Cbor::Null => out.push_str("null"),
+        Cbor::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Cbor::Text(text) => crate::json::write_str(out, text),
+        Cbor::Bytes(bytes) => {
+            out.push('"');
+            base64_simd::STANDARD.encode_append(bytes, out);
+            out.push('"');
+        }
+        // Numbers and times are few and small: serde_json renders them.
+        Cbor::Integer(_) | Cbor::Float(_) | Cbor::Tag(TAG_EPOCH, _) => {
+            let number = to_json(item.clone())?;
+            out.push_str(&number.to_string());
+        }
+        Cbor::Tag(_, inner) => write_json(inner, out)?,
+        Cbor::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(item, out)?;
+            }
+            out.push(']');
+        }
+        Cbor::Map(entries) => write_json_map(entries, out)?,
+        _ => return Err(malformed()),
+    }
+    Ok(())
+}
+
+fn write_json_map(entries: &[(Cbor, Cbor)], out: &mut String) -> Result<(), KinesisError> {
+    let mut members = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        let Cbor::Text(key) = key else {
+            return Err(malformed());
+        };
+        members.push((key.as_str(), value));
+    }
+    // Stable: equal keys keep their order, and the last one wins.
+    members.sort_by(|a, b| a.0.cmp(b.0));
+    out.push('{');
+    let mut first = true;
+    for (i, (key, value)) in members.iter().enumerate() {
+        if members.get(i + 1).is_some_and(|next| next.0 == *key) {
+            // Overwritten, but still checked, as `to_json` checks it.
+            write_json(value, &mut String::new())?;
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        crate::json::write_str(out, key);
+        out.push(':');
+        write_json(value, out)?;
+    }
+    out.push('}');
+    Ok(())
+}
+
 fn to_json(item: Cbor) -> Result<Json, KinesisError> {
     Ok(match item {
         Cbor::Null => Json::Null,
@@ -410,6 +478,50 @@ mod tests {
         }
         b.extend_from_slice(&[0xFF, 0xFF]);
         b
+    }
+
+    #[test]
+    fn requests_become_the_json_the_value_tree_gave() {
+        use Cbor as C;
+        let t = |s: &str| C::Text(s.into());
+        let items = [
+            ciborium::from_reader::<Cbor, _>(&java_put_records()[..]).unwrap(),
+            C::Map(vec![
+                (t("b"), C::Integer(1.into())),
+                (t("a"), C::Bytes(vec![0, 1, 2, 250])),
+                (t("b"), C::Integer((-7).into())),
+                (
+                    t("q\"\\\u{1}\u{e9}"),
+                    C::Array(vec![C::Null, C::Bool(true), C::Float(1.5)]),
+                ),
+                (
+                    t("Timestamp"),
+                    C::Tag(1, Box::new(C::Integer(1_700_000_000_123u64.into()))),
+                ),
+                (t("T2"), C::Tag(1, Box::new(C::Float(1.5e12)))),
+                (t("other"), C::Tag(42, Box::new(t("x")))),
+                (t("big"), C::Integer(u64::MAX.into())),
+                (t("neg"), C::Integer(i64::MIN.into())),
+                (t("m"), C::Map(vec![])),
+            ]),
+        ];
+        for item in items {
+            let mut direct = String::new();
+            write_json(&item, &mut direct).unwrap();
+            let parsed: Json = serde_json::from_str(&direct).unwrap();
+            assert_eq!(parsed, to_json(item).unwrap(), "{direct}");
+        }
+        let bad = [
+            C::Map(vec![(C::Integer(1.into()), t("x"))]),
+            C::Float(f64::NAN),
+            C::Tag(1, Box::new(t("x"))),
+            // An overwritten member is still checked.
+            C::Map(vec![(t("a"), C::Float(f64::NAN)), (t("a"), C::Null)]),
+        ];
+        for item in bad {
+            assert!(write_json(&item, &mut String::new()).is_err(), "{item:?}");
+            assert!(to_json(item).is_err());
+        }
     }
 
     fn text(out: &mut Vec<u8>, s: &str) {
