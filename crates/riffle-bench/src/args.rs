@@ -110,6 +110,12 @@ pub struct BenchArgs {
     /// Threads of the load generator's runtime.
     #[arg(long, default_value_t = 2)]
     pub client_threads: usize,
+    /// Send the data-plane calls over HTTP/2 (prior knowledge on http://,
+    /// ALPN on https://), multiplexed on one connection, as the Java and
+    /// JavaScript SDKs can, instead of one HTTP/1.1 connection per request
+    /// in flight.
+    #[arg(long)]
+    pub http2: bool,
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -143,6 +149,7 @@ pub struct Plan {
     pub json: bool,
     pub plot: Option<PathBuf>,
     pub client_threads: usize,
+    pub http2: bool,
     pub progress: bool,
 }
 
@@ -226,6 +233,7 @@ impl Plan {
             json: args.json,
             plot: args.plot,
             client_threads: args.client_threads,
+            http2: args.http2,
             progress: !args.quiet,
         })
     }

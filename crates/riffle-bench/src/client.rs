@@ -127,7 +127,7 @@ impl Signing {
     }
 }
 
-/// A pooled, signing HTTP/1.1 client for one endpoint. Cheap to clone.
+/// A pooled, signing HTTP/1.1 (or HTTP/2) client for one endpoint. Cheap to clone.
 #[derive(Clone)]
 pub struct LeanClient {
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
@@ -142,8 +142,14 @@ impl LeanClient {
     /// A client for `endpoint` (`http://host:port` or `https://host`,
     /// trusting the system's root certificates) whose pool keeps up to
     /// `connections` idle keep-alive connections, one per concurrent
-    /// request, so a steady run never reconnects.
-    pub fn new(endpoint: &str, signing: &Signing, connections: usize) -> Result<Self, BenchError> {
+    /// request, so a steady run never reconnects. With `http2` every
+    /// request is a stream of one shared HTTP/2 connection instead.
+    pub fn new(
+        endpoint: &str,
+        signing: &Signing,
+        connections: usize,
+        http2: bool,
+    ) -> Result<Self, BenchError> {
         let uri = parse_endpoint(endpoint)?;
         let authority = uri
             .authority()
@@ -166,10 +172,11 @@ impl LeanClient {
                 reason: format!("no TLS root certificates: {e}"),
             })?
             .https_or_http()
-            .enable_http1()
+            .enable_all_versions()
             .wrap_connector(tcp);
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(connections)
+            .http2_only(http2)
             .build(connector);
         let signer = Signer::new(signing.credentials.clone(), &signing.region, SERVICE);
         let session_token = match signer.session_token() {

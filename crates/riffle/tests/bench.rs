@@ -218,6 +218,22 @@ async fn get_drains_every_record_written_once_and_intact() {
     assert_deleted(&stream).await;
 }
 
+/// With `--http2` every data-plane call is a stream of one HTTP/2
+/// connection (the client speaks nothing else, so a pass proves the
+/// server's h2c path carries PutRecords and GetRecords intact).
+#[tokio::test]
+async fn get_over_http2_drains_every_record_once_and_intact() {
+    let stream = unique_name("bench-h2");
+    let s = bench_json(
+        "get",
+        &stream,
+        &["--records", "2000", "--record-size", "200", "--http2"],
+    );
+    assert_verified(&s, 2000);
+    assert_eq!(s["read"]["bytes"], 2000 * 200);
+    assert_deleted(&stream).await;
+}
+
 #[tokio::test]
 async fn e2e_with_polling_measures_put_to_receive_latency() {
     let stream = unique_name("bench-e2e");

@@ -91,6 +91,7 @@ pub async fn run(plan: &Plan) -> Result<Summary, BenchError> {
         &plan.endpoint,
         &signing,
         plan.concurrency.max(plan.shards as usize),
+        plan.http2,
     )?;
     let sdk = control::sdk_client(&plan.endpoint, &signing);
     let stream =
