@@ -9,6 +9,7 @@ use bytes::Bytes;
 use riffle_log::{FsyncPolicy, LogStore, StoreConfig};
 use serde_json::{Value, json};
 
+use crate::seqnum::SeqNum;
 use crate::{Codec, Kinesis, KinesisConfig, KinesisError};
 
 struct Env {
@@ -523,19 +524,40 @@ async fn iterators_refuse_forgery_and_expire() {
     );
 }
 
+/// A sequence number of shard 0 of another stream that `stream` cannot
+/// mistake for its own. A number carries only its shard's creation second
+/// and the low byte of the stream's incarnation, so a stream created in the
+/// same second has a 1 in 256 chance of looking like the issuer; such a
+/// stream is skipped for another, or the test would fail at random.
+async fn foreign_sequence_number(k: &Kinesis, stream: &str) -> String {
+    let first_of = |name: String| async move {
+        let put = json!({"StreamName": name, "Data": "", "PartitionKey": "a",
+                         "ExplicitHashKey": "0"});
+        let out = ok(k, "PutRecord", put).await;
+        out["SequenceNumber"].as_str().unwrap().to_owned()
+    };
+    let own = SeqNum::decode(&first_of(stream.to_owned()).await).unwrap();
+    for attempt in 0..16 {
+        let other = format!("{stream}-other-{attempt}");
+        create(k, &other, 1).await;
+        let text = first_of(other).await;
+        let number = SeqNum::decode(&text).unwrap();
+        if (number.shard_created_secs, number.incarnation_byte)
+            != (own.shard_created_secs, own.incarnation_byte)
+        {
+            return text;
+        }
+    }
+    panic!("16 streams in a row shared the incarnation byte of {stream}");
+}
+
 #[tokio::test]
 async fn shard_iterator_arguments_are_checked_as_aws_does() {
     let env = env();
     let k = &env.kinesis;
     create(k, "s", 2).await;
-    create(k, "t", 1).await;
-    let put = ok(
-        k,
-        "PutRecord",
-        json!({"StreamName": "t", "Data": "", "PartitionKey": "a"}),
-    )
-    .await;
-    let foreign = put["SequenceNumber"].as_str().unwrap();
+    let foreign = foreign_sequence_number(k, "s").await;
+    let foreign = foreign.as_str();
     let base = json!({"StreamName": "s", "ShardId": "shardId-000000000000"});
     let with = |extra: Value| {
         let mut body = base.clone();
