@@ -29,6 +29,7 @@ mod log;
 mod meta;
 mod segment;
 mod store;
+mod syncs;
 mod writer;
 
 /// A per-log sequence number: assigned by the log at append, strictly

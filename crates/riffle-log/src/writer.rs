@@ -21,6 +21,7 @@ use crate::format::{self, SEGMENT_HEADER_LEN, SegmentIndex};
 use crate::keys::KeyRing;
 use crate::log::{CLOSED_FILE, LogInner, SealedSeg, WriterSide};
 use crate::segment::{self, Indexer, Segment, index_file_name, io_err};
+use crate::syncs::SyncPool;
 use crate::{Appended, FsyncPolicy, LogError, Result, Seq, StoreConfig};
 
 /// Bytes of appends queued for (or being written by) the writer. Appenders
@@ -40,11 +41,6 @@ const GROUP_COMMIT_GAP: Duration = Duration::from_micros(50);
 /// ...but for no longer than this: a sync costs about a millisecond here, so
 /// waiting a fraction of it lets many more appends share it.
 const GROUP_COMMIT_LINGER_MAX: Duration = Duration::from_micros(500);
-
-/// The most `fdatasync`s one round runs at once (see [`sync_files`]): enough
-/// for a PutRecords over many shards, few enough that a round over thousands
-/// of logs does not start thousands of threads.
-const SYNC_THREADS_MAX: usize = 16;
 
 /// What every log handle shares with the store: the way to the writer.
 pub(crate) struct Shared {
@@ -107,7 +103,7 @@ pub(crate) enum Msg {
 }
 
 /// Starts the writer thread, which keeps at most `files_max` active
-/// segments open for appending.
+/// segments open for appending, and its sync helpers.
 pub(crate) fn spawn(
     rx: Receiver<Msg>,
     config: &StoreConfig,
@@ -121,6 +117,7 @@ pub(crate) fn spawn(
         unsynced: HashMap::new(),
         dirty_since: None,
         files: WriteFiles::new(files_max, files_open),
+        syncs: SyncPool::start()?,
     };
     std::thread::Builder::new()
         .name("riffle-log-writer".into())
@@ -136,6 +133,8 @@ struct Writer {
     dirty_since: Option<Instant>,
     /// Which logs' active segments are open, least recently used first out.
     files: WriteFiles,
+    /// Runs a round's syncs concurrently; joined when the writer stops.
+    syncs: SyncPool,
 }
 
 /// The appends of one group commit.
@@ -369,7 +368,7 @@ impl Writer {
 
     /// Syncs (per policy) and publishes every log of the round, then answers
     /// its appenders. The files of one round are synced concurrently (see
-    /// [`sync_files`]); each log is published only once its own sync is done.
+    /// [`SyncPool::sync_data_each`]); each log is published only once its own sync is done.
     fn finish(&mut self, mut round: Round) {
         let mut to_sync: Vec<(usize, Arc<File>)> = Vec::new();
         for (t, log) in round.logs.iter().enumerate() {
@@ -394,7 +393,9 @@ impl Writer {
                 publish(log, &mut w);
             }
         }
-        let results = sync_files(to_sync.iter().map(|(_, f)| &**f));
+        let results = self
+            .syncs
+            .sync_data_each(to_sync.iter().map(|(_, f)| f.clone()));
         for ((t, _), result) in to_sync.iter().zip(results) {
             let log = &round.logs[*t];
             // Only this thread changes the writer side, so it is as it was
@@ -434,7 +435,9 @@ impl Writer {
                 file.map(|f| (log, f))
             })
             .collect();
-        let results = sync_files(logs.iter().map(|(_, f)| &**f));
+        let results = self
+            .syncs
+            .sync_data_each(logs.iter().map(|(_, f)| f.clone()));
         for ((log, _), result) in logs.iter().zip(results) {
             if let Err(source) = result {
                 let mut w = log.writer.lock();
@@ -471,7 +474,9 @@ impl Writer {
                 to_sync.push((log, file.clone()));
             }
         }
-        let results = sync_files(to_sync.iter().map(|(_, f)| &**f));
+        let results = self
+            .syncs
+            .sync_data_each(to_sync.iter().map(|(_, f)| f.clone()));
         for ((log, _), result) in to_sync.iter().zip(results) {
             if let Err(source) = result {
                 let mut w = log.writer.lock();
@@ -673,40 +678,6 @@ impl Writer {
         drop(w);
         remove_log_dir(&log.dir)
     }
-}
-
-/// `fdatasync`s files concurrently and returns each one's result, in order.
-/// A round touching several logs (a PutRecords spread over shards) then
-/// waits for about one sync instead of one per file. At most
-/// [`SYNC_THREADS_MAX`] syncs run at once; the scoped threads live for this
-/// call only, and one file costs no thread at all.
-fn sync_files<'a>(files: impl ExactSizeIterator<Item = &'a File>) -> Vec<io::Result<()>> {
-    let files: Vec<&File> = files.collect();
-    if files.len() <= 1 {
-        return files.iter().map(|f| f.sync_data()).collect();
-    }
-    let per_thread = files.len().div_ceil(SYNC_THREADS_MAX);
-    let sync_chunk = |chunk: &[&File]| chunk.iter().map(|f| f.sync_data()).collect::<Vec<_>>();
-    std::thread::scope(|scope| {
-        let mut chunks = files.chunks(per_thread);
-        // This thread syncs the first chunk itself.
-        let first = chunks.next().unwrap_or_default();
-        let handles: Vec<_> = chunks
-            .map(|chunk| (chunk.len(), scope.spawn(move || sync_chunk(chunk))))
-            .collect();
-        let mut results = sync_chunk(first);
-        for (len, handle) in handles {
-            match handle.join() {
-                Ok(r) => results.extend(r),
-                // A sync thread cannot panic (sync_data returns errors); if it
-                // somehow did, its files count as failed, never as synced.
-                Err(_) => {
-                    results.extend((0..len).map(|_| Err(io::Error::other("sync thread panicked"))))
-                }
-            }
-        }
-        results
-    })
 }
 
 /// Syncs the active segment if it is open; a closed one has nothing
