@@ -167,13 +167,14 @@ impl LogInner {
     /// the writer checks again in order).
     fn refusal(&self) -> Option<LogError> {
         let st = self.state.lock();
-        let name = self.name.clone();
+        // The name is copied only for a refusal, not on every append.
+        let name = || self.name.clone();
         if st.deleted {
-            Some(LogError::Deleted { name })
+            Some(LogError::Deleted { name: name() })
         } else if st.poisoned {
-            Some(LogError::Poisoned { name })
+            Some(LogError::Poisoned { name: name() })
         } else if st.closed {
-            Some(LogError::Closed { name })
+            Some(LogError::Closed { name: name() })
         } else {
             None
         }

@@ -198,13 +198,14 @@ fn copy_err(e: &LogError) -> LogError {
 
 /// Why the writer refuses to write to a log, if it does.
 fn refusal(log: &LogInner, w: &WriterSide) -> Option<LogError> {
-    let name = log.name.clone();
+    // The name is copied only for a refusal, not on every append.
+    let name = || log.name.clone();
     if w.deleted {
-        Some(LogError::Deleted { name })
+        Some(LogError::Deleted { name: name() })
     } else if w.poisoned {
-        Some(LogError::Poisoned { name })
+        Some(LogError::Poisoned { name: name() })
     } else if w.closed {
-        Some(LogError::Closed { name })
+        Some(LogError::Closed { name: name() })
     } else {
         None
     }
