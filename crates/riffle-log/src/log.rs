@@ -409,7 +409,12 @@ fn read_segment(
     keys: &KeyRing,
 ) -> Result<Seq> {
     let file = seg.file()?;
-    let mut cur = FrameCursor::new(&file, seg.offset_for_seq(from), len, chunk);
+    // Sized by the index to the records still wanted, when it can tell: a
+    // small records limit then reads (and faults in) little, not a chunk
+    // sized for the byte budget.
+    let records_left = take.records_max.saturating_sub(out.len()) as u64;
+    let (start, wanted_end) = seg.window_for_seqs(from, from.saturating_add(records_left));
+    let mut cur = FrameCursor::new(&file, start, len, chunk).needs_until(wanted_end);
     let mut next = from;
     while let Some((offset, frame)) = cur.next_frame().map_err(|e| e.into_log_error(&seg.path))? {
         let b = format::decode_batch(&frame).map_err(|e| decode_err(&seg.path, offset, e))?;
@@ -451,6 +456,12 @@ fn read_segment(
             next = seq + 1;
         }
         next = next.max(b.end_seq());
+        if out.len() >= take.records_max {
+            // Done: reading the next frame only to learn that would cost
+            // another read.
+            take.full = true;
+            return Ok(next);
+        }
     }
     if out.len() >= take.records_max {
         take.full = true;

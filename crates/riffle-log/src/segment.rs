@@ -160,15 +160,19 @@ impl Segment {
         self.files.forget(self.id);
     }
 
-    /// Offset of the last indexed batch starting at or before `seq`.
-    pub fn offset_for_seq(&self, seq: Seq) -> u64 {
+    /// Where a read of the records `[from, until)` starts, and, if the index
+    /// knows one, an offset by which all of them have ended: the first
+    /// indexed batch starting at or after `until` holds none of them.
+    pub fn window_for_seqs(&self, from: Seq, until: Seq) -> (u64, Option<u64>) {
         let ix = self.index.read();
-        let i = ix.partition_point(|e| e.seq <= seq);
-        if i == 0 {
+        let i = ix.partition_point(|e| e.seq <= from);
+        let start = if i == 0 {
             SEGMENT_HEADER_LEN
         } else {
             ix[i - 1].offset
-        }
+        };
+        let j = ix.partition_point(|e| e.seq < until);
+        (start, ix.get(j).map(|e| e.offset))
     }
 
     /// Where to scan for the first batch arriving at or after `at_ms`:
@@ -234,6 +238,9 @@ pub(crate) struct FrameCursor<'a> {
     chunk: usize,
     buf: Bytes,
     buf_at: u64,
+    /// Reads before this offset stop at it: the caller needs nothing beyond
+    /// (see [`FrameCursor::needs_until`]), so no buffer is faulted in for it.
+    wanted_end: u64,
 }
 
 impl<'a> FrameCursor<'a> {
@@ -245,7 +252,16 @@ impl<'a> FrameCursor<'a> {
             chunk,
             buf: Bytes::new(),
             buf_at: pos,
+            wanted_end: pos,
         }
+    }
+
+    /// Tells the cursor that the caller will probably stop at `end`: reads
+    /// up to it are sized to reach just it, not a whole chunk. Frames
+    /// beyond it are still read (in chunks) if asked for.
+    pub fn needs_until(mut self, end: Option<u64>) -> FrameCursor<'a> {
+        self.wanted_end = end.unwrap_or(self.pos);
+        self
     }
 
     pub fn pos(&self) -> u64 {
@@ -258,7 +274,11 @@ impl<'a> FrameCursor<'a> {
         if self.pos >= self.buf_at && have_from + need <= self.buf.len() {
             return Ok(());
         }
-        let len = need.max(self.chunk).min((self.end - self.pos) as usize);
+        let want = match self.wanted_end.checked_sub(self.pos) {
+            Some(left) if left > 0 => self.chunk.min(usize::try_from(left).unwrap_or(usize::MAX)),
+            _ => self.chunk,
+        };
+        let len = need.max(want).min((self.end - self.pos) as usize);
         self.buf = read_shared(self.file, self.pos, len).map_err(CursorError::Io)?;
         self.buf_at = self.pos;
         Ok(())
