@@ -142,6 +142,53 @@ async fn reads_respect_record_and_byte_limits_but_always_make_progress() {
     assert_eq!((tiny.records.len(), tiny.next_seq), (1, 6));
 }
 
+/// Record-limited reads over indexed, multi-segment logs (whose reads the
+/// sparse index sizes, and which stop at the limit) return exactly the
+/// records a full read has from there, also when a limit ends on a batch
+/// boundary or at a segment's end.
+#[tokio::test]
+async fn record_limited_reads_match_a_full_read_across_index_entries_and_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), config(512 * 1024)).unwrap();
+    let log = store.open_log("l").unwrap();
+    let datas: Vec<Vec<u8>> = (0..2000u32)
+        .map(|i| {
+            let mut d = i.to_be_bytes().to_vec();
+            d.resize(500 + (i as usize * 37) % 700, 1);
+            d
+        })
+        .collect();
+    for (b, chunk) in datas.chunks(10).enumerate() {
+        let recs: Vec<_> = chunk.iter().map(|d| rec("k", d)).collect();
+        log.append(&recs, b as i64).await.unwrap();
+    }
+    assert!(
+        seg_files(dir.path(), "l").len() > 1,
+        "the log spans segments"
+    );
+    let all = log.read(0, ALL).unwrap();
+    assert_eq!(all.records.len(), 2000);
+    for from in [0u64, 1, 9, 10, 11, 133, 999, 1000, 1555, 1990, 1999] {
+        for records_max in [1usize, 9, 10, 11, 100, 130, 777, 5000] {
+            let limits = ReadLimits {
+                records_max,
+                bytes_max: usize::MAX,
+            };
+            let got = log.read(from, limits).unwrap();
+            let want = &all.records[from as usize..(from as usize + records_max).min(2000)];
+            assert_eq!(
+                got.records.len(),
+                want.len(),
+                "from {from}, max {records_max}"
+            );
+            for (g, w) in got.records.iter().zip(want) {
+                assert_eq!((g.seq, data_of(g)), (w.seq, data_of(w)));
+            }
+            assert_eq!(got.next_seq, from + want.len() as u64);
+        }
+    }
+}
+
 #[tokio::test]
 async fn records_survive_reopen_and_seqs_continue() {
     let dir = tempfile::tempdir().unwrap();
