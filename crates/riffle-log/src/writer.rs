@@ -423,6 +423,24 @@ impl Writer {
         }
     }
 
+    /// Syncs each log's file (concurrently) and poisons every log whose
+    /// sync failed, so its next append reports the error instead of
+    /// acknowledging data the disk may not hold.
+    fn sync_or_poison<'a>(&self, files: impl Iterator<Item = (&'a Arc<LogInner>, &'a Arc<File>)>) {
+        let (logs, files): (Vec<_>, Vec<_>) = files.map(|(log, f)| (log, f.clone())).unzip();
+        let results = self.syncs.sync_data_each(files);
+        for (log, result) in logs.into_iter().zip(results) {
+            if let Err(source) = result {
+                let mut w = log.writer.lock();
+                let e = LogError::Io {
+                    path: w.path.clone(),
+                    source,
+                };
+                poison(log, &mut w, &e);
+            }
+        }
+    }
+
     fn sync_unsynced(&mut self) {
         let logs: Vec<(Arc<LogInner>, Arc<File>)> = self
             .unsynced
@@ -436,19 +454,7 @@ impl Writer {
                 file.map(|f| (log, f))
             })
             .collect();
-        let results = self
-            .syncs
-            .sync_data_each(logs.iter().map(|(_, f)| f.clone()));
-        for ((log, _), result) in logs.iter().zip(results) {
-            if let Err(source) = result {
-                let mut w = log.writer.lock();
-                let e = LogError::Io {
-                    path: w.path.clone(),
-                    source,
-                };
-                poison(log, &mut w, &e);
-            }
-        }
+        self.sync_or_poison(logs.iter().map(|(log, f)| (log, f)));
         self.dirty_since = None;
     }
 
@@ -475,19 +481,7 @@ impl Writer {
                 to_sync.push((log, file.clone()));
             }
         }
-        let results = self
-            .syncs
-            .sync_data_each(to_sync.iter().map(|(_, f)| f.clone()));
-        for ((log, _), result) in to_sync.iter().zip(results) {
-            if let Err(source) = result {
-                let mut w = log.writer.lock();
-                let e = LogError::Io {
-                    path: w.path.clone(),
-                    source,
-                };
-                poison(log, &mut w, &e);
-            }
-        }
+        self.sync_or_poison(to_sync.iter().map(|(log, f)| (*log, f)));
         drop(to_sync);
         for log in cold {
             log.writer.lock().file = None;
