@@ -9,13 +9,16 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use riffle_log::{FsyncPolicy, LogStore, ReadLimits, RecordIn, StoreConfig};
+use riffle_log::{FsyncPolicy, LogStore, ReadLimits, RecordIn, ShardLog, StoreConfig};
 
 const RECORD_BYTES: usize = 1024;
 const LOG_BYTES: usize = 64 * 1024 * 1024;
 const BATCH: usize = 500;
 
-fn read_cached(c: &mut Criterion) {
+/// A fresh store (fsync never) holding one log of `log_bytes` of
+/// `record_bytes` records, appended in batches of [`BATCH`]. The temporary
+/// directory is returned so it lives as long as the log.
+fn filled_log(record_bytes: usize, log_bytes: usize) -> (tempfile::TempDir, LogStore, ShardLog) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -27,7 +30,7 @@ fn read_cached(c: &mut Criterion) {
     };
     let store = LogStore::open(dir.path(), config).unwrap();
     let log = store.open_log("bench/0").unwrap();
-    let data = vec![0x3Cu8; RECORD_BYTES];
+    let data = vec![0x3Cu8; record_bytes];
     let recs: Vec<RecordIn> = (0..BATCH)
         .map(|_| RecordIn {
             partition_key: b"pk",
@@ -36,14 +39,22 @@ fn read_cached(c: &mut Criterion) {
         })
         .collect();
     rt.block_on(async {
-        for i in 0..LOG_BYTES / (BATCH * RECORD_BYTES) {
+        for i in 0..log_bytes / (BATCH * record_bytes) {
             log.append(&recs, i as i64).await.unwrap();
         }
     });
-    let limits = ReadLimits {
-        records_max: 10_000,
-        bytes_max: 10 * 1024 * 1024,
-    };
+    (dir, store, log)
+}
+
+/// What one GetRecords call may return at most (AWS's 10,000 / 10 MiB).
+const LIMITS: ReadLimits = ReadLimits {
+    records_max: 10_000,
+    bytes_max: 10 * 1024 * 1024,
+};
+
+fn read_cached(c: &mut Criterion) {
+    let (_dir, _store, log) = filled_log(RECORD_BYTES, LOG_BYTES);
+    let limits = LIMITS;
     let mut group = c.benchmark_group("read_cached");
     let total: usize = {
         let (mut seq, mut bytes) = (0, 0);
@@ -79,34 +90,8 @@ fn read_cached(c: &mut Criterion) {
 fn read_small_records_held(c: &mut Criterion) {
     const SMALL_RECORD_BYTES: usize = 100;
     const SMALL_LOG_BYTES: usize = 16 * 1024 * 1024;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = StoreConfig {
-        fsync: FsyncPolicy::Never,
-        ..StoreConfig::default()
-    };
-    let store = LogStore::open(dir.path(), config).unwrap();
-    let log = store.open_log("bench/0").unwrap();
-    let data = vec![0x3Cu8; SMALL_RECORD_BYTES];
-    let recs: Vec<RecordIn> = (0..BATCH)
-        .map(|_| RecordIn {
-            partition_key: b"pk",
-            explicit_hash_key: None,
-            data: &data,
-        })
-        .collect();
-    rt.block_on(async {
-        for i in 0..SMALL_LOG_BYTES / (BATCH * SMALL_RECORD_BYTES) {
-            log.append(&recs, i as i64).await.unwrap();
-        }
-    });
-    let limits = ReadLimits {
-        records_max: 10_000,
-        bytes_max: 10 * 1024 * 1024,
-    };
+    let (_dir, _store, log) = filled_log(SMALL_RECORD_BYTES, SMALL_LOG_BYTES);
+    let limits = LIMITS;
     let mut group = c.benchmark_group("read_cached");
     group.throughput(Throughput::Bytes(SMALL_LOG_BYTES as u64));
     group.bench_function("whole_log_100B_records_held", |b| {
