@@ -1,13 +1,13 @@
 //! The writer thread: every append, seal, close, trim and delete of a store
 //! goes through it, in submission order. It implements group commit: it
-//! drains everything pending, writes each batch to its log's active segment,
-//! syncs each touched file once, and only then publishes the new committed
-//! tip, wakes tip readers and acknowledges the appenders.
+//! drains everything pending, writes the batches of each log to its active
+//! segment in one `pwritev`, syncs each touched file once, and only then
+//! publishes the new committed tip, wakes tip readers and acknowledges the
+//! appenders.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -144,6 +144,8 @@ struct Round {
     by_ptr: HashMap<usize, usize>,
     /// Per log: the error that poisoned it during this round.
     failed: Vec<Option<LogError>>,
+    /// Per log: sealed batches not yet written to its active segment.
+    runs: Vec<Run>,
     replies: Vec<(usize, oneshot::Sender<Result<Appended>>, Appended)>,
     bytes: usize,
 }
@@ -154,8 +156,38 @@ impl Round {
         *self.by_ptr.entry(key).or_insert_with(|| {
             self.logs.push(log.clone());
             self.failed.push(None);
+            self.runs.push(Run::default());
             self.logs.len() - 1
         })
+    }
+}
+
+/// Consecutive sealed batches of one log, written together in one
+/// `pwritev` when the round ends (or before its segment rolls): a round of
+/// many small appends costs one write system call per log, not one each.
+#[derive(Default)]
+struct Run {
+    /// Where the first batch goes in the active segment.
+    offset: u64,
+    frames: Vec<Vec<u8>>,
+    /// Held until the frames are written: they count as in flight until then.
+    permits: Vec<OwnedSemaphorePermit>,
+}
+
+impl Run {
+    /// Writes the run to the active segment (which is open: every staged
+    /// batch went through [`Writer::open_for_append`]) and empties it.
+    fn write(&mut self, w: &WriterSide) -> Result<()> {
+        if self.frames.is_empty() {
+            return Ok(());
+        }
+        let Some(file) = &w.file else {
+            return Err(not_open(&w.path));
+        };
+        let written = segment::write_all_vectored_at(file, &self.frames, self.offset);
+        self.frames.clear();
+        self.permits.clear();
+        written.map_err(io_err(&w.path))
     }
 }
 
@@ -238,8 +270,7 @@ impl Writer {
                         reply,
                         permit,
                     } => {
-                        self.write(&log, frame, now_ms, reply, &mut round);
-                        drop(permit);
+                        self.write(&log, frame, now_ms, reply, permit, &mut round);
                     }
                     other => {
                         // Control messages run after the appends before them
@@ -292,9 +323,10 @@ impl Writer {
     fn write(
         &mut self,
         log: &Arc<LogInner>,
-        mut frame: Vec<u8>,
+        frame: Vec<u8>,
         now_ms: i64,
         reply: oneshot::Sender<Result<Appended>>,
+        permit: OwnedSemaphorePermit,
         round: &mut Round,
     ) {
         let mut w = log.writer.lock();
@@ -317,13 +349,14 @@ impl Writer {
         }
         let t = round.touch(log);
         if count > 0 {
-            if let Err(e) = self.write_frame(log, &mut w, &mut frame, appended) {
-                poison(log, &mut w, &e);
-                let _ = reply.send(Err(copy_err(&e)));
-                round.failed[t] = Some(e);
-                return;
-            }
             round.bytes += frame.len();
+            if let Err(e) =
+                self.stage_frame(log, &mut w, &mut round.runs[t], frame, permit, appended)
+            {
+                poison(log, &mut w, &e);
+                // Every append of this log in the round fails with it (see `finish`).
+                round.failed[t] = Some(e);
+            }
         }
         round.replies.push((t, reply, appended));
     }
@@ -341,29 +374,35 @@ impl Writer {
         Ok(())
     }
 
-    /// Writes one batch; the active segment is open ([`Writer::open_for_append`]).
-    fn write_frame(
+    /// Seals one batch and adds it to the log's run, which the round writes
+    /// before it syncs; the active segment is open ([`Writer::open_for_append`]).
+    fn stage_frame(
         &mut self,
         log: &LogInner,
         w: &mut WriterSide,
-        frame: &mut [u8],
+        run: &mut Run,
+        mut frame: Vec<u8>,
+        permit: OwnedSemaphorePermit,
         a: Appended,
     ) -> Result<()> {
         let len = frame.len() as u64;
         if w.len > SEGMENT_HEADER_LEN && w.len + len > self.segment_bytes_max {
+            // The batches staged so far belong to the segment being sealed.
+            run.write(w)?;
             self.roll(log, w)?;
         }
-        format::seal_batch(frame, a.first_seq, a.arrival_ms);
-        let Some(file) = &w.file else {
-            return Err(not_open(&w.path));
-        };
-        file.write_all_at(frame, w.len).map_err(io_err(&w.path))?;
+        format::seal_batch(&mut frame, a.first_seq, a.arrival_ms);
+        if run.frames.is_empty() {
+            run.offset = w.len;
+        }
         if let Some(entry) = w.indexer.observe(w.len, a.first_seq, a.arrival_ms) {
             w.pending_index.push(entry);
         }
         w.len += len;
-        w.next_seq += u64::from(format::batch_count(frame));
+        w.next_seq += u64::from(format::batch_count(&frame));
         w.last_arrival_ms = Some(a.arrival_ms);
+        run.frames.push(frame);
+        run.permits.push(permit);
         Ok(())
     }
 
@@ -378,6 +417,11 @@ impl Writer {
             }
             let mut w = log.writer.lock();
             if w.poisoned || w.deleted {
+                continue;
+            }
+            if let Err(e) = round.runs[t].write(&w) {
+                poison(log, &mut w, &e);
+                round.failed[t] = Some(e);
                 continue;
             }
             if self.policy == FsyncPolicy::Always {
