@@ -286,6 +286,18 @@ fn check_rest(args: &BenchArgs) -> Result<(), BenchError> {
     if args.consumer == Consumer::Efo && args.workload != Workload::E2e {
         return Err(usage("consumer", "only e2e takes a consumer kind"));
     }
+    // The charts are SVG only (no font libraries needed); a .png name
+    // would get SVG content a viewer cannot open.
+    if let Some(plot) = &args.plot
+        && !plot
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("svg"))
+    {
+        return Err(usage(
+            "plot",
+            "charts are written as SVG: name the file FILE.svg (any browser opens it)",
+        ));
+    }
     Ok(())
 }
 
@@ -382,6 +394,7 @@ mod tests {
             (&["put", "--rate", "0"], "rate"),
             (&["put", "--consumer", "efo"], "consumer"),
             (&["put", "--shards", "0"], "shards"),
+            (&["put", "--plot", "chart.png"], "plot"),
         ] {
             match plan(argv) {
                 Err(BenchError::Usage { flag: got, .. }) => assert_eq!(got, flag, "{argv:?}"),
