@@ -107,6 +107,7 @@ async fn poll(ctx: &Ctx, shared: &ReadShared, mut iterator: String, until: Until
     let mut hist = stats::histogram();
     let mut e2e = stats::histogram();
     let mut data = Vec::new();
+    let mut answer = Vec::new();
     let mut last_progress = Instant::now();
     loop {
         if *shared.stop.borrow() {
@@ -114,13 +115,16 @@ async fn poll(ctx: &Ctx, shared: &ReadShared, mut iterator: String, until: Until
         }
         let began = Instant::now();
         let body = api::get_records(&iterator, GET_RECORDS_LIMIT_MAX);
-        let reply = ctx.client.call(Action::GetRecords, body).await;
+        let reply = ctx
+            .client
+            .call_into(Action::GetRecords, body, &mut answer)
+            .await;
         if shared.counts(ctx.ns_since_epoch(began)) {
             stats::record(&mut hist, began.elapsed());
         }
         c.add(&c.requests, 1);
-        let body = match reply {
-            Ok(Reply::Ok(body)) => body,
+        match reply {
+            Ok(Reply::Ok(())) => {}
             Ok(Reply::Failed {
                 throttled: true, ..
             }) => {
@@ -142,8 +146,8 @@ async fn poll(ctx: &Ctx, shared: &ReadShared, mut iterator: String, until: Until
                 tokio::time::sleep(ctx.plan.poll_interval).await;
                 continue;
             }
-        };
-        let out = match api::parse_get_records(&body) {
+        }
+        let out = match api::parse_get_records(&answer) {
             Ok(out) => out,
             Err(err) => {
                 c.add(&c.errors, 1);
@@ -192,7 +196,7 @@ fn check_records(
     for record in records {
         data.clear();
         if base64_simd::STANDARD
-            .decode_append(record.data.as_bytes(), data)
+            .decode_append(&record.data.0, data)
             .is_err()
         {
             data.clear(); // checked as corrupt below
