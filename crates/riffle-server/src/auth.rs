@@ -5,7 +5,7 @@
 //! parameters; these checks and their messages copy what it answers.
 
 use hyper::HeaderMap;
-use hyper::header::AUTHORIZATION;
+use hyper::header::{AUTHORIZATION, HeaderValue};
 
 /// Why a request's credentials are refused. Mapped to AWS errors in
 /// [`crate::errors`].
@@ -34,28 +34,34 @@ const QUERY_PARAMS: [&str; 5] = [
 
 /// Checks that the request is signed at all. Signatures are not verified.
 pub(crate) fn check(headers: &HeaderMap, query: Option<&str>) -> Result<(), AuthError> {
-    let header = headers
-        .get(AUTHORIZATION)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()));
+    let header = headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
     let presigned = query.is_some_and(|q| query_value(q, "X-Amz-Algorithm").is_some());
     match (header, presigned) {
         (Some(_), true) => Err(AuthError::Ambiguous),
         (None, false) => Err(AuthError::Missing),
-        (Some(header), false) => check_header(&header, headers),
+        (Some(header), false) => check_header(header, headers),
         (None, true) => check_query(query.unwrap_or_default()),
     }
 }
 
 /// `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`
-fn check_header(header: &str, headers: &HeaderMap) -> Result<(), AuthError> {
+fn check_header(header: &[u8], headers: &HeaderMap) -> Result<(), AuthError> {
     // The first word is the algorithm; the rest are `Name=value` pairs
     // separated by commas and/or spaces.
-    // One pass over the header (every request has one), noting which
-    // required parameters it carries.
+    // One pass over the header's bytes (every request has one; it is text
+    // only when quoted in an error), noting which required parameters it
+    // carries.
     let mut found = [false; HEADER_PARAMS.len()];
-    let pairs = header.split([',', ' ']).filter(|s| !s.is_empty()).skip(1);
-    for (name, value) in pairs.filter_map(|pair| pair.split_once('=')) {
-        if let Some(at) = HEADER_PARAMS.iter().position(|p| *p == name) {
+    let pairs = header
+        .split(|&b| b == b',' || b == b' ')
+        .filter(|s| !s.is_empty())
+        .skip(1);
+    for pair in pairs {
+        let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        let (name, value) = (&pair[..eq], &pair[eq + 1..]);
+        if let Some(at) = HEADER_PARAMS.iter().position(|p| p.as_bytes() == name) {
             found[at] |= !value.is_empty();
         }
     }
@@ -76,7 +82,7 @@ fn check_header(header: &str, headers: &HeaderMap) -> Result<(), AuthError> {
         return Ok(());
     }
     message.push_str("Authorization=");
-    message.push_str(header);
+    message.push_str(&String::from_utf8_lossy(header));
     Err(AuthError::Incomplete(message))
 }
 
@@ -110,7 +116,6 @@ fn query_value<'q>(query: &'q str, name: &str) -> Option<&'q str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyper::header::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -166,6 +171,22 @@ mod tests {
              Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. \
              Authorization=AWS4-HMAC-SHA256 Credential=x"
         );
+    }
+
+    #[test]
+    fn a_header_with_bytes_outside_utf8_is_checked_and_quoted_lossily() {
+        let mut h = HeaderMap::new();
+        let signed = [SIGNED.as_bytes(), b" Extra=\xff"].concat();
+        h.insert(AUTHORIZATION, HeaderValue::from_bytes(&signed).unwrap());
+        h.insert("x-amz-date", HeaderValue::from_static("20260101T000000Z"));
+        assert_eq!(check(&h, None), Ok(()));
+        let mut h = HeaderMap::new();
+        let value = HeaderValue::from_bytes(b"AWS4-HMAC-SHA256 Credential=\xff").unwrap();
+        h.insert(AUTHORIZATION, value);
+        let Err(AuthError::Incomplete(message)) = check(&h, None) else {
+            panic!("accepted")
+        };
+        assert!(message.ends_with("Authorization=AWS4-HMAC-SHA256 Credential=\u{fffd}"));
     }
 
     #[test]
