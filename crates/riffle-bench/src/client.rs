@@ -28,6 +28,11 @@ use crate::sign::Signer;
 const JSON_1_1: &str = "application/x-amz-json-1.1";
 /// The signing name of Kinesis Data Streams.
 const SERVICE: &str = "kinesis";
+/// A Content-Length is trusted to size a body's buffer only up to this, so a
+/// wrong one cannot make the bench reserve absurd memory: a GetRecords
+/// answer carries at most 10 MiB of data (API_GetRecords), about 14 MB as
+/// base64 JSON.
+const BODY_PRESIZE_MAX: usize = 32 * 1024 * 1024;
 /// The error AWS returns when a shard's (or account's) rate is exceeded.
 pub const THROTTLE_ERROR: &str = "ProvisionedThroughputExceededException";
 
@@ -233,7 +238,7 @@ impl LeanClient {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
         buf.clear();
-        buf.reserve(declared.unwrap_or_default());
+        buf.reserve(declared.unwrap_or_default().min(BODY_PRESIZE_MAX));
         let mut incoming = response.into_body();
         while let Some(frame) = incoming.frame().await {
             if let Some(data) = frame.map_err(|e| transport(action, &e))?.data_ref() {
