@@ -82,6 +82,28 @@
 //! # Closed marker `CLOSED` (12 bytes)
 //! `[next_seq u64][crc32c u32 over bytes 0..8]`: the log was closed when its
 //! next sequence number was `next_seq`.
+//!
+//! # Journal file `JOURNAL` (store-wide, see the `journal` module)
+//! A 32-byte header, then entries back to back. The file is reused: a reset
+//! writes a header with a new generation at offset 0 and the next entries
+//! overwrite the old ones, so only entries of the header's generation count,
+//! and replay stops at the first entry that is torn or of another one.
+//! ```text
+//! 0        8         12         16           24        28         32
+//! +--------+---------+----------+------------+---------+----------+
+//! | magic  | version | reserved | generation | crc32c  | reserved |  magic = "RFLJOURN"
+//! +--------+---------+----------+------------+---------+----------+  crc over bytes 0..24
+//! ```
+//! Entry: batch frames written to one segment at one offset.
+//! ```text
+//! 0      4        8            16       24         26         28     28+path_len
+//! +------+--------+------------+--------+----------+----------+------+---------+
+//! | len  | crc32c | generation | offset | path_len | reserved | path | frames..|
+//! +------+--------+------------+--------+----------+----------+------+---------+
+//!  len   = number of bytes after the crc field (20 + path_len + frames)
+//!  crc32c over bytes 8..8+len
+//!  path  = "<log directory>/<segment file>" under `logs/`, UTF-8
+//! ```
 
 use crate::Seq;
 
@@ -647,6 +669,113 @@ pub fn decode_closed(b: &[u8]) -> Result<Seq, DecodeError> {
     Ok(u64_at(b, 0))
 }
 
+// ---------------------------------------------------------------- journal
+
+pub const JOURNAL_MAGIC: [u8; 8] = *b"RFLJOURN";
+pub const JOURNAL_HEADER_LEN: usize = 32;
+pub const JOURNAL_ENTRY_HEADER_LEN: usize = 28;
+/// Bytes of an entry header covered by `len` (everything after the crc).
+const JOURNAL_ENTRY_LEN_MIN: usize = JOURNAL_ENTRY_HEADER_LEN - 8;
+
+pub fn encode_journal_header(generation: u64) -> [u8; JOURNAL_HEADER_LEN] {
+    let mut b = [0u8; JOURNAL_HEADER_LEN];
+    b[..8].copy_from_slice(&JOURNAL_MAGIC);
+    b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    b[16..24].copy_from_slice(&generation.to_le_bytes());
+    let crc = crc32c::crc32c(&b[..24]);
+    b[24..28].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// Returns the journal's generation.
+pub fn decode_journal_header(b: &[u8]) -> Result<u64, DecodeError> {
+    if b.len() < JOURNAL_HEADER_LEN {
+        return Err(DecodeError::Short);
+    }
+    if b[..8] != JOURNAL_MAGIC {
+        return Err(DecodeError::Corrupt("bad journal magic"));
+    }
+    if crc32c::crc32c(&b[..24]) != u32_at(b, 24) {
+        return Err(DecodeError::Corrupt("journal header checksum mismatch"));
+    }
+    match u32_at(b, 8) {
+        FORMAT_VERSION => Ok(u64_at(b, 16)),
+        other => Err(DecodeError::Version(other)),
+    }
+}
+
+/// Appends one journal entry to `buf`: `frames` (sealed batch frames, back
+/// to back in the segment) go to `path` at `offset`. `path` is at most
+/// `u16::MAX` bytes (log names are far shorter).
+pub fn append_journal_entry(
+    buf: &mut Vec<u8>,
+    generation: u64,
+    path: &[u8],
+    offset: u64,
+    frames: &[Vec<u8>],
+) {
+    let start = buf.len();
+    let frames_len: usize = frames.iter().map(Vec::len).sum();
+    let len = JOURNAL_ENTRY_LEN_MIN + path.len() + frames_len;
+    buf.reserve(len + 8);
+    // The entry's length is bounded by the round it journals (far below 4 GiB).
+    buf.extend_from_slice(&(len as u32).to_le_bytes());
+    buf.extend_from_slice(&[0; 4]);
+    buf.extend_from_slice(&generation.to_le_bytes());
+    buf.extend_from_slice(&offset.to_le_bytes());
+    buf.extend_from_slice(&(path.len() as u16).to_le_bytes());
+    buf.extend_from_slice(&[0; 2]);
+    buf.extend_from_slice(path);
+    for f in frames {
+        buf.extend_from_slice(f);
+    }
+    let crc = crc32c::crc32c(&buf[start + 8..]);
+    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// A verified journal entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalEntry<'a> {
+    pub generation: u64,
+    pub offset: u64,
+    pub path: &'a [u8],
+    /// The batch frames, back to back, exactly as in the segment.
+    pub frames: &'a [u8],
+}
+
+/// Decodes and verifies the entry at the start of `b`; returns it and its
+/// total length. Never panics, whatever the bytes.
+pub fn decode_journal_entry(b: &[u8]) -> Result<(JournalEntry<'_>, usize), DecodeError> {
+    if b.len() < JOURNAL_ENTRY_HEADER_LEN {
+        return Err(DecodeError::Short);
+    }
+    let len = u32_at(b, 0) as usize;
+    if len < JOURNAL_ENTRY_LEN_MIN {
+        return Err(DecodeError::Corrupt(
+            "journal entry length below its header",
+        ));
+    }
+    let total = len + 8;
+    if b.len() < total {
+        return Err(DecodeError::Short);
+    }
+    if crc32c::crc32c(&b[8..total]) != u32_at(b, 4) {
+        return Err(DecodeError::Corrupt("journal entry checksum mismatch"));
+    }
+    let path_len = u16_at(b, 24) as usize;
+    let path_end = JOURNAL_ENTRY_HEADER_LEN + path_len;
+    if path_end > total {
+        return Err(DecodeError::Corrupt("journal entry path runs past its end"));
+    }
+    let entry = JournalEntry {
+        generation: u64_at(b, 8),
+        offset: u64_at(b, 16),
+        path: &b[JOURNAL_ENTRY_HEADER_LEN..path_end],
+        frames: &b[path_end..total],
+    };
+    Ok((entry, total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -898,5 +1027,58 @@ mod tests {
         let mut b = encode_closed(77);
         b[0] ^= 1;
         assert!(decode_closed(&b).is_err());
+    }
+    #[test]
+    fn journal_header_round_trips_and_rejects_damage() {
+        let h = encode_journal_header(0xDEAD_BEEF_0102);
+        assert_eq!(decode_journal_header(&h), Ok(0xDEAD_BEEF_0102));
+        assert_eq!(decode_journal_header(&h[..31]), Err(DecodeError::Short));
+        for i in 0..28 {
+            let mut bad = h;
+            bad[i] ^= 1;
+            assert!(decode_journal_header(&bad).is_err(), "byte {i} flipped");
+        }
+    }
+
+    #[test]
+    fn journal_entries_round_trip_back_to_back() {
+        let frames = vec![sample_frame(), sample_encrypted_frame()];
+        let mut buf = Vec::new();
+        append_journal_entry(
+            &mut buf,
+            7,
+            b"s+shardId-1/00000000000000000000.seg",
+            32,
+            &frames,
+        );
+        append_journal_entry(&mut buf, 7, b"other/x.seg", 4096, &[]);
+        let (first, n) = decode_journal_entry(&buf).unwrap();
+        assert_eq!(first.generation, 7);
+        assert_eq!(first.offset, 32);
+        assert_eq!(first.path, b"s+shardId-1/00000000000000000000.seg");
+        assert_eq!(
+            first.frames,
+            [frames[0].clone(), frames[1].clone()].concat()
+        );
+        let (second, m) = decode_journal_entry(&buf[n..]).unwrap();
+        assert_eq!(
+            (second.offset, second.path, second.frames),
+            (4096, &b"other/x.seg"[..], &[][..])
+        );
+        assert_eq!(n + m, buf.len());
+    }
+
+    #[test]
+    fn journal_entry_damage_is_detected_never_returned() {
+        let mut buf = Vec::new();
+        append_journal_entry(&mut buf, 1, b"a/b.seg", 32, &[sample_frame()]);
+        for cut in 0..buf.len() {
+            assert!(decode_journal_entry(&buf[..cut]).is_err(), "cut at {cut}");
+        }
+        for i in 0..buf.len() {
+            let mut bad = buf.clone();
+            bad[i] ^= 0x10;
+            assert!(decode_journal_entry(&bad).is_err(), "byte {i} flipped");
+        }
     }
 }

@@ -24,6 +24,7 @@ use bytes::Bytes;
 mod files;
 #[doc(hidden)]
 pub mod format;
+mod journal;
 mod keys;
 mod log;
 mod meta;
@@ -65,7 +66,19 @@ pub struct StoreConfig {
     /// appended to. Its own descriptors come on top (the lock file, the
     /// metadata store).
     pub open_files_max: usize,
+    /// Under [`FsyncPolicy::Always`]: the size of the store's journal,
+    /// which makes a group-commit round of small appends durable with one
+    /// sync however many logs it wrote (default
+    /// [`JOURNAL_BYTES_DEFAULT`]); `0` turns it off, so that every round
+    /// syncs each segment file it wrote. A journal left by an earlier run
+    /// is replayed at open either way.
+    pub journal_bytes_max: u64,
 }
+
+/// The journal's default size: at 30,000 small appends a second it fills in
+/// a few seconds, so checkpoints (one sync per written log) are rare, and
+/// replaying it after a crash reads at most this much.
+pub const JOURNAL_BYTES_DEFAULT: u64 = 16 * 1024 * 1024;
 
 pub use files::{OPEN_FILES_MAX_DEFAULT, OPEN_FILES_MIN};
 
@@ -75,6 +88,7 @@ impl Default for StoreConfig {
             fsync: FsyncPolicy::Always,
             segment_bytes_max: 128 * 1024 * 1024,
             open_files_max: OPEN_FILES_MAX_DEFAULT,
+            journal_bytes_max: JOURNAL_BYTES_DEFAULT,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! <dir>/LOCK                      advisory lock: one process per directory
 //! <dir>/FORMAT                    magic + format version (see `format`)
 //! <dir>/meta.redb                 the metadata store
+//! <dir>/JOURNAL                   the journal of recent small rounds (see `journal`)
 //! <dir>/logs/<name>/              one directory per log; '/' in a name is '+'
 //!         <first_seq:020>.seg     segment files (the last one is active)
 //!         <first_seq:020>.idx     index of each sealed segment
@@ -25,6 +26,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::files::{OPEN_FILES_MIN, ReadFiles};
 use crate::format;
+use crate::journal::Journal;
 use crate::keys::KeyRing;
 use crate::log::{self, LogInner};
 use crate::meta::Meta;
@@ -116,6 +118,8 @@ impl StoreInner {
             segment::sync_dir(dir)?;
         }
         let meta = Arc::new(Meta::open(&dir.join("meta.redb"))?);
+        // Before any log is opened: recovery must see the replayed segments.
+        let journal = Journal::open(dir, config.journal_bytes_max)?;
         let (tx, rx) = std::sync::mpsc::channel();
         // Half of the descriptors for readers, half for the writer.
         let files_max = config.open_files_max.max(OPEN_FILES_MIN);
@@ -123,6 +127,7 @@ impl StoreInner {
         let handle = writer::spawn(
             rx,
             &config,
+            journal,
             files_max - files_max / 2,
             write_files_open.clone(),
         )

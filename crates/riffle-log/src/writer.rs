@@ -1,9 +1,10 @@
 //! The writer thread: every append, seal, close, trim and delete of a store
 //! goes through it, in submission order. It implements group commit: it
 //! drains everything pending, writes the batches of each log to its active
-//! segment in one `pwritev`, syncs each touched file once, and only then
-//! publishes the new committed tip, wakes tip readers and acknowledges the
-//! appenders.
+//! segment in one `pwritev`, makes them durable with one sync of the
+//! store's journal (a small round under `fsync=always`, see `journal`) or
+//! one sync of each touched file, and only then publishes the new
+//! committed tip, wakes tip readers and acknowledges the appenders.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -18,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::files::{ReadFiles, WriteFiles};
 use crate::format::{self, SEGMENT_HEADER_LEN, SegmentIndex};
+use crate::journal::{JOURNAL_ENTRY_OVERHEAD_MAX, JOURNAL_ROUND_BYTES_MAX, Journal};
 use crate::keys::KeyRing;
 use crate::log::{CLOSED_FILE, LogInner, SealedSeg, WriterSide};
 use crate::segment::{self, Indexer, Segment, index_file_name, io_err};
@@ -107,10 +109,12 @@ pub(crate) enum Msg {
 pub(crate) fn spawn(
     rx: Receiver<Msg>,
     config: &StoreConfig,
+    journal: Option<Journal>,
     files_max: usize,
     files_open: Arc<AtomicUsize>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     let writer = Writer {
+        journal: journal.filter(|_| config.fsync == FsyncPolicy::Always),
         rx,
         policy: config.fsync,
         segment_bytes_max: config.segment_bytes_max,
@@ -127,8 +131,12 @@ pub(crate) fn spawn(
 struct Writer {
     rx: Receiver<Msg>,
     policy: FsyncPolicy,
+    /// Under `fsync=always` (unless turned off): makes small rounds durable
+    /// with one sync.
+    journal: Option<Journal>,
     segment_bytes_max: u64,
-    /// Logs written since their last sync (policies other than Always).
+    /// Logs written since their last sync (policies other than Always, and
+    /// logs whose writes the journal holds).
     unsynced: HashMap<usize, Arc<LogInner>>,
     dirty_since: Option<Instant>,
     /// Which logs' active segments are open, least recently used first out.
@@ -178,16 +186,25 @@ impl Run {
     /// Writes the run to the active segment (which is open: every staged
     /// batch went through [`Writer::open_for_append`]) and empties it.
     fn write(&mut self, w: &WriterSide) -> Result<()> {
+        let written = self.write_keeping(w);
+        self.clear();
+        written
+    }
+
+    /// Like [`Run::write`], but keeps the frames (for the journal).
+    fn write_keeping(&mut self, w: &WriterSide) -> Result<()> {
         if self.frames.is_empty() {
             return Ok(());
         }
         let Some(file) = &w.file else {
             return Err(not_open(&w.path));
         };
-        let written = segment::write_all_vectored_at(file, &self.frames, self.offset);
+        segment::write_all_vectored_at(file, &self.frames, self.offset).map_err(io_err(&w.path))
+    }
+
+    fn clear(&mut self) {
         self.frames.clear();
         self.permits.clear();
-        written.map_err(io_err(&w.path))
     }
 }
 
@@ -297,7 +314,7 @@ impl Writer {
                 return;
             }
         }
-        self.sync_unsynced();
+        let _ = self.checkpoint();
     }
 
     /// The next message; under `Interval`, syncs written logs when due.
@@ -411,6 +428,10 @@ impl Writer {
     /// [`SyncPool::sync_data_each`]); each log is published only once its own sync is done.
     fn finish(&mut self, mut round: Round) {
         let mut to_sync: Vec<(usize, Arc<File>)> = Vec::new();
+        let mut journaled: Vec<(usize, Arc<File>)> = Vec::new();
+        let use_journal = self.policy == FsyncPolicy::Always
+            && round.bytes <= JOURNAL_ROUND_BYTES_MAX
+            && self.journal_has_room(round.bytes + round.logs.len() * JOURNAL_ENTRY_OVERHEAD_MAX);
         for (t, log) in round.logs.iter().enumerate() {
             if round.failed[t].is_some() {
                 continue;
@@ -419,23 +440,51 @@ impl Writer {
             if w.poisoned || w.deleted {
                 continue;
             }
-            if let Err(e) = round.runs[t].write(&w) {
+            let run = &mut round.runs[t];
+            let written = run.write_keeping(&w);
+            if let Err(e) = written {
+                run.clear();
                 poison(log, &mut w, &e);
                 round.failed[t] = Some(e);
                 continue;
             }
             if self.policy == FsyncPolicy::Always {
-                match w.file.clone() {
-                    Some(file) => to_sync.push((t, file)),
+                match (w.file.clone(), &mut self.journal) {
+                    (Some(file), Some(journal)) if use_journal => {
+                        if !run.frames.is_empty() {
+                            journal.stage(log, &w.path, run.offset, &run.frames);
+                        }
+                        journaled.push((t, file));
+                    }
+                    (Some(file), _) => to_sync.push((t, file)),
                     // Only empty batches: nothing was written.
-                    None => publish(log, &mut w),
+                    (None, _) => publish(log, &mut w),
                 }
+                run.clear();
             } else {
                 self.unsynced
                     .entry(Arc::as_ptr(log) as usize)
                     .or_insert_with(|| log.clone());
                 self.dirty_since.get_or_insert_with(Instant::now);
                 publish(log, &mut w);
+            }
+        }
+        if let Some(journal) = self.journal.as_mut().filter(|_| !journaled.is_empty()) {
+            match journal.commit() {
+                Ok(()) => {
+                    for (t, _) in journaled.drain(..) {
+                        let log = &round.logs[t];
+                        // Synced at the next checkpoint (or when its file is closed).
+                        self.unsynced
+                            .entry(Arc::as_ptr(log) as usize)
+                            .or_insert_with(|| log.clone());
+                        publish(log, &mut log.writer.lock());
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the journal could not be written or synced; syncing the round's segments instead");
+                    to_sync.append(&mut journaled);
+                }
             }
         }
         let results = self
@@ -502,6 +551,33 @@ impl Writer {
         self.dirty_since = None;
     }
 
+    /// Whether this round can go to the journal: it has room for `bytes`,
+    /// after a checkpoint if it is full or needs a reset.
+    fn journal_has_room(&mut self, bytes: usize) -> bool {
+        let Some(journal) = &self.journal else {
+            return false;
+        };
+        if journal.has_room(bytes) {
+            return true;
+        }
+        if !journal.could_take(bytes) {
+            return false;
+        }
+        self.checkpoint().is_ok() && self.journal.as_ref().is_some_and(|j| j.has_room(bytes))
+    }
+
+    /// Syncs every segment written since the journal's last reset, then
+    /// resets it. Without a journal, only syncs.
+    fn checkpoint(&mut self) -> Result<()> {
+        self.sync_unsynced();
+        match &mut self.journal {
+            Some(journal) => journal.reset().inspect_err(|e| {
+                tracing::warn!(error = %e, "the journal was not reset; appends sync their segments until it is");
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Closes the active segments of the least recently appended-to logs
     /// beyond what the writer keeps open. A file with writes not yet synced
     /// (fsync=interval or never) is synced first: a write-back error is
@@ -550,7 +626,9 @@ impl Writer {
                 let _ = reply.send(self.delete(&log));
             }
             Msg::Shutdown { reply } => {
-                self.sync_unsynced();
+                // A reset journal needs no replay at the next start. A
+                // failed reset loses nothing: the next start replays it.
+                let _ = self.checkpoint();
                 if let Some(reply) = reply {
                     let _ = reply.send(Ok(()));
                 }
@@ -701,6 +779,11 @@ impl Writer {
     }
 
     fn delete(&mut self, log: &Arc<LogInner>) -> Result<()> {
+        if self.journal.as_ref().is_some_and(|j| j.covers(log)) {
+            // Replay must never write this log's bytes into a log created
+            // later under the same name.
+            self.checkpoint()?;
+        }
         let mut w = log.writer.lock();
         w.deleted = true;
         w.file = None;

@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+
+mod common;
+use common::spawn_child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,7 @@ fn config(logs: usize) -> StoreConfig {
         fsync: FsyncPolicy::Always,
         segment_bytes_max: SEGMENT_BYTES,
         open_files_max,
+        ..StoreConfig::default()
     }
 }
 
@@ -124,16 +127,6 @@ async fn crash_child_entry_point() {
     }
 }
 
-/// Kills the child when dropped, so no process outlives a failed test.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Ack {
     log: usize,
@@ -143,8 +136,10 @@ struct Ack {
 }
 
 fn parse_ack(line: &str) -> Option<(u64, Ack)> {
+    // The test harness's "test ... " may start the child's first line.
     let mut it = line
-        .strip_prefix("ACK ")?
+        .split_once("ACK ")?
+        .1
         .split(' ')
         .map(|x| x.parse::<u64>().unwrap());
     let log = it.next()? as usize;
@@ -168,22 +163,14 @@ fn run_child_and_kill(
     round: u64,
     kill_after: usize,
 ) -> BTreeMap<u64, Ack> {
-    let exe = std::env::current_exe().unwrap();
-    let child = Command::new(exe)
-        .args([
-            "--exact",
-            "crash_child_entry_point",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_DIR_ENV, dir)
-        .env(CHILD_ROUND_ENV, round.to_string())
-        .env(CHILD_LOGS_ENV, logs.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut guard = ChildGuard(child);
+    let mut guard = spawn_child(
+        "crash_child_entry_point",
+        &[
+            (CHILD_DIR_ENV, dir.display().to_string()),
+            (CHILD_ROUND_ENV, round.to_string()),
+            (CHILD_LOGS_ENV, logs.to_string()),
+        ],
+    );
     let stdout = guard.0.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {

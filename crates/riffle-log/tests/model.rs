@@ -71,6 +71,7 @@ fn open(dir: &Path, segment_bytes_max: u64) -> (LogStore, ShardLog) {
             segment_bytes_max,
             // Reads over several segments keep evicting each other's files.
             open_files_max: OPEN_FILES_MIN,
+            ..StoreConfig::default()
         },
     )
     .unwrap();

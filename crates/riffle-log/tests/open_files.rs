@@ -23,6 +23,7 @@ fn config(fsync: FsyncPolicy) -> StoreConfig {
         // Small segments: appends also roll segments of closed files.
         segment_bytes_max: 2048,
         open_files_max: OPEN_FILES_MIN,
+        ..StoreConfig::default()
     }
 }
 
