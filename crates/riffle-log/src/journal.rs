@@ -100,11 +100,7 @@ impl Journal {
     /// reset, none is created.
     pub fn open(dir: &Path, capacity: u64) -> Result<Option<Journal>> {
         let path = dir.join(JOURNAL_FILE);
-        let existing = match std::fs::read(&path) {
-            Ok(bytes) => Some(bytes),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(source) => return Err(LogError::Io { path, source }),
-        };
+        let existing = read_if_needed(&path)?;
         let next_generation = match &existing {
             Some(bytes) => {
                 let (generation, replayed) =
@@ -241,6 +237,47 @@ impl Journal {
     }
 }
 
+/// The journal's bytes: all of them if its first entry is of its
+/// generation, else only the start (after a clean shutdown the journal was
+/// just reset, and a start-up should not read the whole file to learn it).
+/// `None` if there is no journal.
+fn read_if_needed(path: &Path) -> Result<Option<Vec<u8>>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(LogError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut start = vec![0u8; JOURNAL_HEADER_LEN + JOURNAL_ENTRY_HEADER_LEN];
+    let mut read = 0;
+    while read < start.len() {
+        match file.read_at(&mut start[read..], read as u64) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(LogError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
+    start.truncate(read);
+    let first_entry_generation = start
+        .get(JOURNAL_HEADER_LEN + 8..JOURNAL_HEADER_LEN + 16)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    let header_generation = format::decode_journal_header(&start).ok();
+    if header_generation.is_some() && first_entry_generation != header_generation {
+        return Ok(Some(start));
+    }
+    std::fs::read(path).map(Some).map_err(io_err(path))
+}
+
 /// A generation for a journal whose header is missing or unreadable: the
 /// clock in nanoseconds, so that it matches no entry left in the file.
 fn fresh_generation() -> u64 {
@@ -343,8 +380,37 @@ fn rewrite(segment: &Path, offset: u64, frames: &[u8]) -> Result<Option<File>> {
 
 #[cfg(test)]
 mod tests {
-    use super::segment_path;
+    use super::{Journal, read_if_needed, segment_path};
+    use crate::format::{self, JOURNAL_ENTRY_HEADER_LEN, JOURNAL_HEADER_LEN};
+    use std::os::unix::fs::FileExt;
     use std::path::Path;
+
+    /// A start-up after a clean shutdown reads the journal's first bytes
+    /// only; one after a crash reads all of it.
+    #[test]
+    fn only_a_journal_with_entries_of_its_generation_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path(), 1 << 20).unwrap().unwrap();
+        let path = dir.path().join(super::JOURNAL_FILE);
+        let mut entry = Vec::new();
+        format::append_journal_entry(
+            &mut entry,
+            journal.generation,
+            b"a/b.seg",
+            32,
+            &[vec![1; 5000]],
+        );
+        journal
+            .file
+            .write_all_at(&entry, JOURNAL_HEADER_LEN as u64)
+            .unwrap();
+        let whole = read_if_needed(&path).unwrap().unwrap();
+        assert_eq!(whole.len(), JOURNAL_HEADER_LEN + entry.len());
+        journal.reset().unwrap();
+        let start = read_if_needed(&path).unwrap().unwrap();
+        assert_eq!(start.len(), JOURNAL_HEADER_LEN + JOURNAL_ENTRY_HEADER_LEN);
+        assert_eq!(read_if_needed(&dir.path().join("none")).unwrap(), None);
+    }
 
     #[test]
     fn entry_paths_stay_inside_the_logs_directory() {
