@@ -68,6 +68,7 @@ pub use crate::actions::MODEL_OPERATIONS;
 pub use crate::actions::subscribe_to_shard::Subscription;
 use crate::iterator::IteratorKey;
 use crate::stream::Stream;
+pub use crate::time::{amz_date, parse_amz_date};
 
 /// Settings of the service.
 #[derive(Debug, Clone)]

@@ -1,5 +1,6 @@
 //! Time as the Kinesis API writes it: epoch seconds with a millisecond
-//! fraction in JSON, and Java's `Date.toString()` form in some messages.
+//! fraction in JSON, Java's `Date.toString()` form in some messages, and
+//! the ISO-8601 basic form (`20261204T130502Z`) of SigV4's `X-Amz-Date`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -69,6 +70,58 @@ pub fn java_date_utc(ms: i64) -> String {
     )
 }
 
+/// Epoch seconds as SigV4 writes a time: `YYYYMMDDTHHMMSSZ` in UTC.
+pub fn amz_date(secs: i64) -> String {
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let in_day = secs.rem_euclid(86_400);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        in_day / 3600,
+        in_day % 3600 / 60,
+        in_day % 60
+    )
+}
+
+/// Parses SigV4's `YYYYMMDDTHHMMSSZ` into epoch seconds; `None` unless the
+/// text is exactly that form with a real date and time.
+pub fn parse_amz_date(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = &b[range];
+        digits
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then(|| digits.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
+    };
+    let (year, month, day) = (number(0..4)?, number(4..6)?, number(6..8)?);
+    let (hour, minute, second) = (number(9..11)?, number(11..13)?, number(13..15)?);
+    // A leap second (60) is allowed, as ISO-8601 allows it.
+    if !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    // 31 February and the like do not round-trip.
+    if day == 0 || civil_from_days(days) != (year, month, day) {
+        return None;
+    }
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// (year, month 1-12, day 1-31) to days since 1970-01-01: Howard Hinnant's
+/// `days_from_civil`, the inverse of [`civil_from_days`].
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = year - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month 1-12, day 1-31): Howard Hinnant's
 /// `civil_from_days` algorithm for the proleptic Gregorian calendar.
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -104,6 +157,31 @@ mod tests {
             java_date_utc(951_782_400_000),
             "Tue Feb 29 00:00:00 UTC 2000"
         );
+    }
+
+    #[test]
+    fn amz_dates_round_trip_and_refuse_what_is_not_a_time() {
+        for secs in [0, 951_782_400, 1_795_442_121, 1_767_225_599, 4_102_444_800] {
+            let text = amz_date(secs);
+            assert_eq!(parse_amz_date(&text), Some(secs), "{text}");
+        }
+        assert_eq!(amz_date(1_795_442_121), "20261123T135521Z");
+        assert_eq!(parse_amz_date("20000229T000000Z"), Some(951_782_400));
+        for bad in [
+            "",
+            "20261123T135521",
+            "20261123 135521Z",
+            "2026112XT135521Z",
+            "20261323T135521Z",
+            "20260230T000000Z",
+            "20261100T000000Z",
+            "20261123T245521Z",
+            "20261123T136021Z",
+            "+0261123T135521Z",
+            "20261123T135521Z ",
+        ] {
+            assert_eq!(parse_amz_date(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
