@@ -1,7 +1,9 @@
 // Enhanced fan-out with the AWS SDK for JavaScript v3 (@aws-sdk/client-kinesis),
 // which sends SubscribeToShard over HTTP/2 (its default NodeHttp2Handler; over
 // cleartext with prior knowledge here). A real `riffle serve` ($RIFFLE_BIN) is
-// started per test file on a free port and a temporary data directory.
+// started per test file on a free port and a temporary data directory, with
+// SigV4 verification on, so that signing over HTTP/2 (:authority as the host)
+// is checked as well.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -24,6 +26,8 @@ import { NodeHttp2Handler } from "@smithy/node-http-handler";
 const START_DEADLINE_MS = 30_000;
 const WAIT_DEADLINE_MS = 10_000;
 const SAMPLES = 100;
+const ACCESS_KEY_ID = "AKIDRIFFLEJS";
+const SECRET_ACCESS_KEY = "riffle/js+secret";
 
 let server;
 let dataDir;
@@ -35,6 +39,8 @@ function startServer() {
   dataDir = mkdtempSync(join(tmpdir(), "riffle-js-"));
   const args = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--status-delay-ms", "0", "--fsync", "always"];
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("RIFFLE_")));
+  env.RIFFLE_ACCESS_KEY_ID = ACCESS_KEY_ID;
+  env.RIFFLE_SECRET_ACCESS_KEY = SECRET_ACCESS_KEY;
   server = spawn(bin, args, { env, stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     let out = "";
@@ -61,17 +67,23 @@ async function eventually(what, check) {
   }
 }
 
-before(async () => {
-  const endpoint = await startServer();
-  client = new KinesisClient({
+let endpoint;
+
+function clientWith(secretAccessKey) {
+  return new KinesisClient({
     endpoint,
     region: "us-east-1",
-    credentials: { accessKeyId: "AKIDRIFFLE", secretAccessKey: "riffle" },
+    credentials: { accessKeyId: ACCESS_KEY_ID, secretAccessKey },
     maxAttempts: 1,
     // The client's default already; named so the test cannot silently fall
     // back to HTTP/1.1 if that default changes.
     requestHandler: new NodeHttp2Handler(),
   });
+}
+
+before(async () => {
+  endpoint = await startServer();
+  client = clientWith(SECRET_ACCESS_KEY);
 });
 
 after(() => {
@@ -138,4 +150,18 @@ test("SubscribeToShard over HTTP/2 pushes records put after subscribing", async 
       `p50 ${at(0.5).toFixed(2)} ms, p99 ${at(0.99).toFixed(2)} ms`,
   );
   await events.return?.();
+});
+
+test("a request signed with the wrong secret is refused as AWS refuses it", async () => {
+  const wrong = clientWith("not the secret");
+  try {
+    await assert.rejects(wrong.send(new DescribeStreamSummaryCommand({ StreamName: "js" })), (err) => {
+      assert.equal(err.name, "InvalidSignatureException");
+      assert.equal(err.$metadata.httpStatusCode, 400);
+      assert.match(err.message, /^The request signature we calculated does not match the signature you provided\./);
+      return true;
+    });
+  } finally {
+    wrong.destroy();
+  }
 });

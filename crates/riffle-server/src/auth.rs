@@ -1,5 +1,6 @@
-//! The credentials check: a request must be signed (any credentials are
-//! accepted until SigV4 verification lands), the way every real SDK signs.
+//! The credentials check: a request must be signed, the way every real SDK
+//! signs. Whether the signature is right is [`crate::sigv4`]'s question,
+//! asked only when the server was given credentials.
 //!
 //! AWS refuses unsigned or half-signed requests before looking at their
 //! parameters; these checks and their messages copy what it answers.
@@ -18,6 +19,24 @@ pub(crate) enum AuthError {
     /// A signature lacking parts SigV4 requires; the message lists them in
     /// AWS's words.
     Incomplete(String),
+    /// An access key the server was not given.
+    UnknownKey,
+    /// A signature that does not verify: wrong secret, scope or time; the
+    /// message says which in AWS's words.
+    Invalid(String),
+}
+
+impl AuthError {
+    /// One line for logs: the kind, and a message's first line.
+    pub(crate) fn summary(&self) -> &str {
+        let first_line = |m: &'_ str| -> usize { m.find('\n').unwrap_or(m.len()) };
+        match self {
+            AuthError::Missing => "no signature",
+            AuthError::Ambiguous => "signed in both the header and the query",
+            AuthError::UnknownKey => "unknown access key",
+            AuthError::Incomplete(m) | AuthError::Invalid(m) => &m[..first_line(m)],
+        }
+    }
 }
 
 /// What a SigV4 `Authorization` header must carry, besides its algorithm.
@@ -32,7 +51,7 @@ const QUERY_PARAMS: [&str; 5] = [
     "X-Amz-Date",
 ];
 
-/// Checks that the request is signed at all. Signatures are not verified.
+/// Checks that the request is signed at all; not whether it is signed right.
 pub(crate) fn check(headers: &HeaderMap, query: Option<&str>) -> Result<(), AuthError> {
     let header = headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
     let presigned = query.is_some_and(|q| query_value(q, "X-Amz-Algorithm").is_some());
@@ -135,6 +154,13 @@ mod tests {
             ("x-amz-date", "20260101T000000Z"),
         ]);
         assert_eq!(check(&h, None), Ok(()));
+    }
+
+    #[test]
+    fn log_summaries_stop_before_a_quoted_canonical_request() {
+        let mismatch = AuthError::Invalid("does not match.\n\n'x-amz-security-token:t'".into());
+        assert_eq!(mismatch.summary(), "does not match.");
+        assert_eq!(AuthError::UnknownKey.summary(), "unknown access key");
     }
 
     #[test]

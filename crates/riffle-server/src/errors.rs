@@ -46,7 +46,9 @@ pub enum Rejection {
     /// The body is empty or not a JSON object.
     #[error("body is not a JSON object")]
     Malformed,
-    #[error("credentials refused: {0:?}")]
+    /// Logged by its summary: a mismatch's full message quotes the
+    /// canonical request, session token included, which logs must not keep.
+    #[error("credentials refused: {}", .0.summary())]
     Auth(AuthError),
 }
 
@@ -158,6 +160,14 @@ pub fn aws_error(rejection: &Rejection) -> AwsError {
         ),
         Rejection::Auth(AuthError::Incomplete(m)) => {
             (StatusCode::BAD_REQUEST, "IncompleteSignatureException", Some(m.clone()))
+        }
+        Rejection::Auth(AuthError::UnknownKey) => (
+            StatusCode::BAD_REQUEST,
+            "UnrecognizedClientException",
+            Some("The security token included in the request is invalid.".to_owned()),
+        ),
+        Rejection::Auth(AuthError::Invalid(m)) => {
+            (StatusCode::BAD_REQUEST, "InvalidSignatureException", Some(m.clone()))
         }
     };
     AwsError {

@@ -15,6 +15,7 @@
 //! - `request`: the path of one request, from headers to response.
 //! - `body`: reading a body with a size cap.
 //! - `auth`: the check that a request carries credentials at all.
+//! - `sigv4`: verification of SigV4 signatures, when credentials are given.
 //! - `errors`: every error → (HTTP status, `__type`, message, encoding).
 //! - `headers`: the headers every AWS response carries.
 //! - `events`: SubscribeToShard's streaming response body.
@@ -28,6 +29,8 @@ mod eventstream;
 mod headers;
 mod request;
 mod server;
+mod sigv4;
 
 pub use body::BODY_BYTES_MAX;
-pub use server::{ServerError, serve};
+pub use server::{EdgeConfig, ServerError, serve};
+pub use sigv4::Credentials;

@@ -3,7 +3,8 @@
 //!
 //! The order matters because a request with several faults gets the error
 //! of the first check it fails: body size, method, an empty body, the
-//! Content-Type, the target, whether the body is JSON, the credentials, and
+//! Content-Type, the target, whether the body is JSON, the credentials, the
+//! signature (when the server verifies signatures), and
 //! only then the action's own validation (in `riffle-kinesis`). The JSON
 //! check is done here only on paths that already failed, so a good request
 //! is parsed once, by the service.
@@ -23,7 +24,7 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
-use riffle_kinesis::{Codec, Kinesis, MODEL_OPERATIONS, Subscription};
+use riffle_kinesis::{Codec, MODEL_OPERATIONS, Subscription};
 use tokio::sync::watch;
 use tracing::{Instrument, Span, debug, debug_span, field, warn};
 
@@ -31,6 +32,7 @@ use crate::auth;
 use crate::body::{BodyError, read_body};
 use crate::errors::{self, Encoding, JSON_11, Rejection};
 use crate::headers::{self, RequestId};
+use crate::server::Edge;
 use crate::{events, eventstream};
 
 /// The body of every response: one whole body, or SubscribeToShard's
@@ -116,14 +118,14 @@ impl<'a> Target<'a> {
 ///
 /// `stopping` turns true when the server shuts down: event streams then end.
 pub(crate) async fn handle(
-    kinesis: Arc<Kinesis>,
+    edge: Arc<Edge>,
     req: Request<Incoming>,
     stopping: watch::Receiver<bool>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
     let id = RequestId::new();
     let span = debug_span!("request", request_id = %id, action = field::Empty);
-    let outcome = run(&kinesis, req).instrument(span.clone()).await;
+    let outcome = run(&edge, req).instrument(span.clone()).await;
     let (status, content_type, body) = match outcome {
         Ok(Reply::Whole(body, Codec::Json)) => (StatusCode::OK, Some(JSON_11), body),
         Ok(Reply::Whole(body, Codec::Cbor)) => (StatusCode::OK, Some(errors::CBOR_11), body),
@@ -167,7 +169,8 @@ pub(crate) async fn handle(
 type Failure = (Rejection, Encoding);
 
 /// The checks, in AWS's order, then the action. Returns the response body.
-async fn run(kinesis: &Arc<Kinesis>, req: Request<Incoming>) -> Result<Reply, Failure> {
+async fn run(edge: &Edge, req: Request<Incoming>) -> Result<Reply, Failure> {
+    let kinesis = &edge.kinesis;
     let (parts, body) = req.into_parts();
     let declared = parts
         .headers
@@ -229,6 +232,11 @@ async fn run(kinesis: &Arc<Kinesis>, req: Request<Incoming>) -> Result<Reply, Fa
         return Err((json_error(Rejection::UnknownOperation), encoding));
     };
     if let Err(refused) = auth::check(&parts.headers, parts.uri.query()) {
+        return Err((json_error(Rejection::Auth(refused)), encoding));
+    }
+    if let Some(credentials) = &edge.config.credentials
+        && let Err(refused) = credentials.verify(&parts, &body)
+    {
         return Err((json_error(Rejection::Auth(refused)), encoding));
     }
     Span::current().record("action", action);

@@ -15,6 +15,21 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::request;
+use crate::sigv4::Credentials;
+
+/// How the edge treats requests, beyond what the Kinesis service decides.
+#[derive(Default)]
+pub struct EdgeConfig {
+    /// The access keys whose SigV4 signatures are verified; `None` accepts
+    /// any credentials (the zero-set-up default).
+    pub credentials: Option<Credentials>,
+}
+
+/// What every request of a server shares.
+pub(crate) struct Edge {
+    pub(crate) kinesis: Arc<Kinesis>,
+    pub(crate) config: EdgeConfig,
+}
 
 /// Errors that stop [`serve`] before it serves.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +60,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 pub async fn serve(
     listener: TcpListener,
     kinesis: Arc<Kinesis>,
+    config: EdgeConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let local = listener.local_addr().map_err(ServerError::LocalAddr)?;
+    let edge = Arc::new(Edge { kinesis, config });
     info!(%local, "serving the Kinesis API (HTTP/1.1 and HTTP/2)");
     let builder = connection_builder();
     let graceful = GracefulShutdown::new();
@@ -65,7 +82,7 @@ pub async fn serve(
                     if let Err(err) = stream.set_nodelay(true) {
                         debug!(%peer, %err, "cannot set TCP_NODELAY");
                     }
-                    spawn_connection(&builder, &graceful, stream, peer, &kinesis, &stopping_rx);
+                    spawn_connection(&builder, &graceful, stream, peer, &edge, &stopping_rx);
                 }
                 Err(err) => {
                     warn!(%err, "accept failed; retrying");
@@ -104,13 +121,12 @@ fn spawn_connection(
     graceful: &GracefulShutdown,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    kinesis: &Arc<Kinesis>,
+    edge: &Arc<Edge>,
     stopping: &tokio::sync::watch::Receiver<bool>,
 ) {
-    let kinesis = Arc::clone(kinesis);
+    let edge = Arc::clone(edge);
     let stopping = stopping.clone();
-    let service =
-        service_fn(move |req| request::handle(Arc::clone(&kinesis), req, stopping.clone()));
+    let service = service_fn(move |req| request::handle(Arc::clone(&edge), req, stopping.clone()));
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)
         .into_owned();

@@ -2,9 +2,10 @@
 //! environment variables, a TOML file and defaults (in that precedence), and
 //! validated at start-up with errors that name the offending key.
 //!
-//! The contract (flag names, variables, defaults) is `notes/CLI.md`; the
-//! README's options table documents it for users.
+//! The contract (flag names, variables, defaults) is the README's options
+//! table: change both together.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,6 +48,20 @@ pub struct ServeConfig {
     /// `None` keeps it at `<data dir>/keys/master.key`. Kept outside the data
     /// directory, a copy of the data alone cannot be decrypted.
     pub master_key_file: Option<PathBuf>,
+    /// The access keys whose SigV4 signatures are verified; empty accepts
+    /// any credentials, as local emulators do.
+    pub access_keys: AccessKeys,
+}
+
+/// Access key id → secret access key. Its `Debug` shows the ids only, so a
+/// logged configuration never leaks a secret.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AccessKeys(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for AccessKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 /// Default listen address: the port local Kinesis emulators use.
@@ -113,6 +128,23 @@ pub struct ServeArgs {
     /// Master key for encryption at rest [default: <data dir>/keys/master.key]
     #[arg(long, env = "RIFFLE_MASTER_KEY_FILE", value_name = "FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// Verify SigV4 signatures: the access key id requests must be signed with
+    #[arg(
+        long,
+        env = "RIFFLE_ACCESS_KEY_ID",
+        value_name = "ID",
+        requires = "secret_access_key"
+    )]
+    pub access_key_id: Option<String>,
+    /// The secret access key of --access-key-id (prefer the environment variable)
+    #[arg(
+        long,
+        env = "RIFFLE_SECRET_ACCESS_KEY",
+        value_name = "SECRET",
+        hide_env_values = true,
+        requires = "access_key_id"
+    )]
+    pub secret_access_key: Option<String>,
     /// TOML file with the same keys (listen, data_dir, fsync, region, account_id, status_delay_ms, …)
     #[arg(long, env = "RIFFLE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -135,6 +167,10 @@ pub struct FileConfig {
     pub on_demand_scale_interval_ms: Option<u64>,
     pub update_shard_count_per_day: Option<u64>,
     pub master_key_file: Option<PathBuf>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// More access keys: `[credentials]` with `"<key id>" = "<secret>"`.
+    pub credentials: Option<BTreeMap<String, String>>,
 }
 
 /// An on/off setting in the TOML file: `"on"`, `"off"`, `true` or `false`.
@@ -168,6 +204,15 @@ pub enum ConfigError {
         path: PathBuf,
         source: Box<toml::de::Error>,
     },
+    #[error(
+        "`{given}` is set but `{missing}` is not: give both, or neither to accept any credentials"
+    )]
+    HalfKey {
+        given: &'static str,
+        missing: &'static str,
+    },
+    #[error("invalid access key id {id:?}: {reason}")]
+    AccessKeyId { id: String, reason: &'static str },
     #[error("invalid `{key}` {origin}: {reason}, got {value:?}")]
     Invalid {
         key: &'static str,
@@ -411,8 +456,60 @@ impl ServeConfig {
                 .master_key_file
                 .clone()
                 .or_else(|| f.master_key_file.clone()),
+            access_keys: access_keys(args, f)?,
         })
     }
+}
+
+/// The flag/variable pair (or the file's pair) plus the file's
+/// `[credentials]` table; secrets are never echoed in errors.
+fn access_keys(args: &ServeArgs, file: &FileConfig) -> Result<AccessKeys, ConfigError> {
+    let pair = match (&args.access_key_id, &args.secret_access_key) {
+        (None, None) => (&file.access_key_id, &file.secret_access_key),
+        flags => flags,
+    };
+    let mut keys = file.credentials.clone().unwrap_or_default();
+    match pair {
+        (Some(id), Some(secret)) => {
+            keys.insert(id.clone(), secret.clone());
+        }
+        (Some(_), None) => {
+            return Err(ConfigError::HalfKey {
+                given: "access_key_id",
+                missing: "secret_access_key",
+            });
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::HalfKey {
+                given: "secret_access_key",
+                missing: "access_key_id",
+            });
+        }
+        (None, None) => {}
+    }
+    for (id, secret) in &keys {
+        // The id is the first `/`-separated part of a SigV4 credential, in a
+        // header whose parameters are split at commas and spaces.
+        let reason = if id.is_empty() {
+            Some("it is empty")
+        } else if id
+            .bytes()
+            .any(|b| b == b'/' || b == b',' || !b.is_ascii_graphic())
+        {
+            Some("expected printable ASCII without '/' or ','")
+        } else if secret.is_empty() {
+            Some("its secret access key is empty")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(ConfigError::AccessKeyId {
+                id: id.clone(),
+                reason,
+            });
+        }
+    }
+    Ok(AccessKeys(keys))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -713,6 +810,81 @@ mod tests {
             let err = resolve_cli(&["serve", flag, bad]).unwrap_err();
             let prefix = format!("invalid `{key}` (from flag {flag})");
             assert!(err.to_string().starts_with(&prefix), "{err}");
+        }
+    }
+
+    #[test]
+    fn access_keys_come_from_the_flags_the_file_pair_and_its_table() {
+        assert!(
+            resolve(ServeArgs::default())
+                .unwrap()
+                .access_keys
+                .0
+                .is_empty()
+        );
+        let config = resolve_cli(&[
+            "serve",
+            "--access-key-id",
+            "AKIDFLAG",
+            "--secret-access-key",
+            "s3cret",
+        ])
+        .unwrap();
+        let expected = BTreeMap::from([("AKIDFLAG".to_owned(), "s3cret".to_owned())]);
+        assert_eq!(config.access_keys.0, expected);
+        assert_eq!(format!("{:?}", config.access_keys), r#"{"AKIDFLAG"}"#);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("riffle.toml");
+        std::fs::write(
+            &file,
+            "access_key_id = \"AKIDFILE\"\nsecret_access_key = \"a\"\n\n[credentials]\nAKIDTABLE = \"b\"\n",
+        )
+        .unwrap();
+        let from_file = resolve(ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        let ids: Vec<&str> = from_file.access_keys.0.keys().map(String::as_str).collect();
+        assert_eq!(ids, ["AKIDFILE", "AKIDTABLE"]);
+        // The flags' pair replaces the file's pair, not its table.
+        let both = resolve(ServeArgs {
+            config: Some(file),
+            access_key_id: Some("AKIDFLAG".into()),
+            secret_access_key: Some("c".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        let ids: Vec<&str> = both.access_keys.0.keys().map(String::as_str).collect();
+        assert_eq!(ids, ["AKIDFLAG", "AKIDTABLE"]);
+    }
+
+    #[test]
+    fn half_a_key_or_a_bad_key_id_is_refused_without_echoing_secrets() {
+        let half = resolve(ServeArgs {
+            secret_access_key: Some("hidden".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            half.to_string(),
+            "`secret_access_key` is set but `access_key_id` is not: give both, or neither to accept any credentials"
+        );
+        for (id, secret) in [
+            ("AKID/X", "hidden"),
+            ("", "hidden"),
+            ("AKID X", "hidden"),
+            ("AKID", ""),
+        ] {
+            let err = resolve(ServeArgs {
+                access_key_id: Some(id.into()),
+                secret_access_key: Some(secret.into()),
+                ..ServeArgs::default()
+            })
+            .unwrap_err();
+            assert!(matches!(err, ConfigError::AccessKeyId { .. }), "{err}");
+            assert!(!err.to_string().contains("hidden"), "{err}");
         }
     }
 

@@ -87,7 +87,11 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     let background = tokio::spawn(Arc::clone(&kinesis).run_background(changed(stopped)));
 
     print_banner(&config, local);
-    let served = riffle_server::serve(listener, kinesis, shutdown_signal(signals)).await;
+    let edge = riffle_server::EdgeConfig {
+        credentials: (!config.access_keys.0.is_empty())
+            .then(|| riffle_server::Credentials::new(&config.region, config.access_keys.0.clone())),
+    };
+    let served = riffle_server::serve(listener, kinesis, edge, shutdown_signal(signals)).await;
 
     let _ = stop_background.send(()); // no receiver left just means it already stopped
     if let Err(err) = background.await {
@@ -147,7 +151,7 @@ async fn shutdown_signal(mut signals: Signals) {
 }
 
 /// The lines a user sees first. Tests find the endpoint with
-/// `^\s*endpoint:\s+(http://\S+)\s*$` (notes/CLI.md): keep that line's shape.
+/// `^\s*endpoint:\s+(http://\S+)\s*$` (the README says so): keep that line's shape.
 fn print_banner(config: &ServeConfig, local: SocketAddr) {
     let endpoint = endpoint_url(local);
     let data_dir =
@@ -159,7 +163,7 @@ fn print_banner(config: &ServeConfig, local: SocketAddr) {
         "Riffle {version} — Amazon Kinesis Data Streams API\n\
          \x20 endpoint:  {endpoint}\n\
          \x20 data dir:  {dir} (fsync: {fsync})\n\
-         \x20 region:    {region}, account {account}; any credentials are accepted\n\
+         \x20 region:    {region}, account {account}; {credentials}\n\
          \x20 limits:    {limits}\n\
          \x20 try:       aws --endpoint-url {endpoint} kinesis list-streams",
         version = env!("CARGO_PKG_VERSION"),
@@ -167,6 +171,11 @@ fn print_banner(config: &ServeConfig, local: SocketAddr) {
         fsync = fsync_text(config.fsync),
         region = config.region,
         account = config.account_id,
+        credentials = match config.access_keys.0.len() {
+            0 => "any credentials are accepted".to_owned(),
+            1 => "SigV4 signatures verified (1 access key)".to_owned(),
+            n => format!("SigV4 signatures verified ({n} access keys)"),
+        },
         limits = if config.throughput_limits {
             "AWS's per-shard throughput limits (--throughput-limits off to lift them)"
         } else {

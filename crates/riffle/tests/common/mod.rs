@@ -266,7 +266,7 @@ fn signal(child: &Child, signal_number: i32) {
     assert_eq!(rc, 0, "kill({pid}, {signal_number}) failed");
 }
 
-/// The URL of a banner line `  endpoint:  http://…` (notes/CLI.md).
+/// The URL of a banner line `  endpoint:  http://…`, the shape the README promises.
 pub fn endpoint_of(line: &str) -> Option<&str> {
     let rest = line.trim().strip_prefix("endpoint:")?;
     if !rest.starts_with(char::is_whitespace) {
