@@ -16,6 +16,7 @@
 //! - `body`: reading a body with a size cap.
 //! - `auth`: the check that a request carries credentials at all.
 //! - `sigv4`: verification of SigV4 signatures, when credentials are given.
+//! - `tls`: the listener's TLS configuration, when a certificate is given.
 //! - `errors`: every error → (HTTP status, `__type`, message, encoding).
 //! - `headers`: the headers every AWS response carries.
 //! - `events`: SubscribeToShard's streaming response body.
@@ -30,7 +31,9 @@ mod headers;
 mod request;
 mod server;
 mod sigv4;
+mod tls;
 
 pub use body::BODY_BYTES_MAX;
 pub use server::{EdgeConfig, ServerError, serve};
 pub use sigv4::Credentials;
+pub use tls::{Tls, TlsError};

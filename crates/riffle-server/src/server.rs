@@ -1,5 +1,6 @@
-//! The accept loop: one listener, HTTP/1.1 and HTTP/2 on every connection,
-//! and a graceful shutdown that finishes in-flight requests.
+//! The accept loop: one listener, HTTP/1.1 and HTTP/2 on every connection
+//! (over TLS when configured), and a graceful shutdown that finishes
+//! in-flight requests.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,13 +10,15 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use riffle_kinesis::Kinesis;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::request;
 use crate::sigv4::Credentials;
+use crate::tls::Tls;
 
 /// How the edge treats requests, beyond what the Kinesis service decides.
 #[derive(Default)]
@@ -23,6 +26,8 @@ pub struct EdgeConfig {
     /// The access keys whose SigV4 signatures are verified; `None` accepts
     /// any credentials (the zero-set-up default).
     pub credentials: Option<Credentials>,
+    /// Serve HTTPS with this certificate; `None` serves plain HTTP.
+    pub tls: Option<Tls>,
 }
 
 /// What every request of a server shares.
@@ -47,6 +52,10 @@ const HEADER_READ_TIME_MAX: Duration = Duration::from_secs(30);
 /// stalled client must not keep the process alive forever.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+/// A client must finish its TLS handshake within this time, for the same
+/// reason; a handshake takes two round trips.
+const TLS_HANDSHAKE_TIME_MAX: Duration = Duration::from_secs(10);
+
 /// Pause after a failed accept (e.g. out of file descriptors), so the loop
 /// does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -64,9 +73,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let local = listener.local_addr().map_err(ServerError::LocalAddr)?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|tls| TlsAcceptor::from(Arc::clone(&tls.config)));
     let edge = Arc::new(Edge { kinesis, config });
-    info!(%local, "serving the Kinesis API (HTTP/1.1 and HTTP/2)");
-    let builder = connection_builder();
+    info!(%local, tls = tls.is_some(), "serving the Kinesis API (HTTP/1.1 and HTTP/2)");
+    let builder = Arc::new(connection_builder());
     let graceful = GracefulShutdown::new();
     // Tells SubscribeToShard event streams to end, so that shutdown need
     // not wait for their 5 minutes.
@@ -82,7 +95,17 @@ pub async fn serve(
                     if let Err(err) = stream.set_nodelay(true) {
                         debug!(%peer, %err, "cannot set TCP_NODELAY");
                     }
-                    spawn_connection(&builder, &graceful, stream, peer, &edge, &stopping_rx);
+                    let connection = Connection {
+                        builder: Arc::clone(&builder),
+                        graceful: graceful.watcher(),
+                        peer,
+                        edge: Arc::clone(&edge),
+                        stopping: stopping_rx.clone(),
+                    };
+                    match &tls {
+                        None => connection.spawn(stream),
+                        Some(acceptor) => connection.spawn_tls(acceptor.clone(), stream),
+                    }
                 }
                 Err(err) => {
                     warn!(%err, "accept failed; retrying");
@@ -116,24 +139,52 @@ fn connection_builder() -> auto::Builder<TokioExecutor> {
     builder
 }
 
-fn spawn_connection(
-    builder: &auto::Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
-    stream: tokio::net::TcpStream,
+/// What a connection's task needs besides its socket.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: Watcher,
     peer: SocketAddr,
-    edge: &Arc<Edge>,
-    stopping: &tokio::sync::watch::Receiver<bool>,
-) {
-    let edge = Arc::clone(edge);
-    let stopping = stopping.clone();
-    let service = service_fn(move |req| request::handle(Arc::clone(&edge), req, stopping.clone()));
-    let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .into_owned();
-    let connection = graceful.watch(connection);
-    tokio::spawn(async move {
-        if let Err(err) = connection.await {
+    edge: Arc<Edge>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Connection {
+    fn spawn(self, stream: TcpStream) {
+        tokio::spawn(self.serve(stream));
+    }
+
+    /// The handshake runs in the connection's own task, so a slow client
+    /// cannot hold up the accept loop.
+    fn spawn_tls(self, acceptor: TlsAcceptor, stream: TcpStream) {
+        tokio::spawn(async move {
+            let peer = self.peer;
+            match tokio::time::timeout(TLS_HANDSHAKE_TIME_MAX, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => self.serve(stream).await,
+                // Plain HTTP sent to the TLS port ends here too.
+                Ok(Err(err)) => debug!(%peer, %err, "TLS handshake failed"),
+                Err(_) => debug!(%peer, limit = ?TLS_HANDSHAKE_TIME_MAX, "TLS handshake timed out"),
+            }
+        });
+    }
+
+    async fn serve<S>(self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            builder,
+            graceful,
+            peer,
+            edge,
+            stopping,
+        } = self;
+        let service =
+            service_fn(move |req| request::handle(Arc::clone(&edge), req, stopping.clone()));
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        if let Err(err) = graceful.watch(connection).await {
             debug!(%peer, %err, "connection ended with an error");
         }
-    });
+    }
 }

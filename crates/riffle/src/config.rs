@@ -51,6 +51,15 @@ pub struct ServeConfig {
     /// The access keys whose SigV4 signatures are verified; empty accepts
     /// any credentials, as local emulators do.
     pub access_keys: AccessKeys,
+    /// Serve HTTPS with this certificate and key; `None` serves plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of `--tls-cert` and `--tls-key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Access key id → secret access key. Its `Debug` shows the ids only, so a
@@ -145,6 +154,22 @@ pub struct ServeArgs {
         requires = "access_key_id"
     )]
     pub secret_access_key: Option<String>,
+    /// Serve HTTPS: the PEM certificate chain (server certificate first)
+    #[arg(
+        long,
+        env = "RIFFLE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(
+        long,
+        env = "RIFFLE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// TOML file with the same keys (listen, data_dir, fsync, region, account_id, status_delay_ms, …)
     #[arg(long, env = "RIFFLE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -171,6 +196,8 @@ pub struct FileConfig {
     pub secret_access_key: Option<String>,
     /// More access keys: `[credentials]` with `"<key id>" = "<secret>"`.
     pub credentials: Option<BTreeMap<String, String>>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// An on/off setting in the TOML file: `"on"`, `"off"`, `true` or `false`.
@@ -208,6 +235,11 @@ pub enum ConfigError {
         "`{given}` is set but `{missing}` is not: give both, or neither to accept any credentials"
     )]
     HalfKey {
+        given: &'static str,
+        missing: &'static str,
+    },
+    #[error("`{given}` is set but `{missing}` is not: give both to serve HTTPS, or neither")]
+    HalfTls {
         given: &'static str,
         missing: &'static str,
     },
@@ -457,7 +489,31 @@ impl ServeConfig {
                 .clone()
                 .or_else(|| f.master_key_file.clone()),
             access_keys: access_keys(args, f)?,
+            tls: tls_files(args, f)?,
         })
+    }
+}
+
+/// The flags' pair if either flag is given, else the file's pair.
+fn tls_files(args: &ServeArgs, file: &FileConfig) -> Result<Option<TlsFiles>, ConfigError> {
+    let pair = match (&args.tls_cert, &args.tls_key) {
+        (None, None) => (&file.tls_cert, &file.tls_key),
+        flags => flags,
+    };
+    match pair {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        })),
+        (Some(_), None) => Err(ConfigError::HalfTls {
+            given: "tls_cert",
+            missing: "tls_key",
+        }),
+        (None, Some(_)) => Err(ConfigError::HalfTls {
+            given: "tls_key",
+            missing: "tls_cert",
+        }),
+        (None, None) => Ok(None),
     }
 }
 
@@ -858,6 +914,44 @@ mod tests {
         .unwrap();
         let ids: Vec<&str> = both.access_keys.0.keys().map(String::as_str).collect();
         assert_eq!(ids, ["AKIDFLAG", "AKIDTABLE"]);
+    }
+
+    #[test]
+    fn tls_files_come_as_a_pair_from_the_flags_or_the_file() {
+        assert_eq!(resolve(ServeArgs::default()).unwrap().tls, None);
+        let config = resolve_cli(&[
+            "serve",
+            "--tls-cert",
+            "/etc/riffle/cert.pem",
+            "--tls-key",
+            "/etc/riffle/key.pem",
+        ])
+        .unwrap();
+        let expected = TlsFiles {
+            cert: "/etc/riffle/cert.pem".into(),
+            key: "/etc/riffle/key.pem".into(),
+        };
+        assert_eq!(config.tls, Some(expected));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("riffle.toml");
+        std::fs::write(&file, "tls_key = \"/k.pem\"\n").unwrap();
+        let half = resolve(ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            half.to_string(),
+            "`tls_key` is set but `tls_cert` is not: give both to serve HTTPS, or neither"
+        );
+        std::fs::write(&file, "tls_key = \"/k.pem\"\ntls_cert = \"/c.pem\"\n").unwrap();
+        let from_file = resolve(ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.tls.unwrap().cert, PathBuf::from("/c.pem"));
     }
 
     #[test]

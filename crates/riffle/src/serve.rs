@@ -31,6 +31,12 @@ pub enum ServeError {
     Catalog { dir: PathBuf, source: KinesisError },
     #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
     Signal(std::io::Error),
+    #[error("cannot serve HTTPS with {cert} and {key}: {source}")]
+    Tls {
+        cert: PathBuf,
+        key: PathBuf,
+        source: riffle_server::TlsError,
+    },
     #[error(transparent)]
     Server(#[from] riffle_server::ServerError),
     #[error("flushing the data directory at shutdown failed: {0}")]
@@ -39,6 +45,19 @@ pub enum ServeError {
 
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
+    // Read first: a wrong file is reported before anything is opened.
+    let tls = match &config.tls {
+        None => None,
+        Some(files) => Some(
+            riffle_server::Tls::from_pem_files(&files.cert, &files.key).map_err(|source| {
+                ServeError::Tls {
+                    cert: files.cert.clone(),
+                    key: files.key.clone(),
+                    source,
+                }
+            })?,
+        ),
+    };
     let listener = bind(config.listen).await?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: config.listen,
@@ -90,6 +109,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     let edge = riffle_server::EdgeConfig {
         credentials: (!config.access_keys.0.is_empty())
             .then(|| riffle_server::Credentials::new(&config.region, config.access_keys.0.clone())),
+        tls,
     };
     let served = riffle_server::serve(listener, kinesis, edge, shutdown_signal(signals)).await;
 
@@ -151,9 +171,9 @@ async fn shutdown_signal(mut signals: Signals) {
 }
 
 /// The lines a user sees first. Tests find the endpoint with
-/// `^\s*endpoint:\s+(http://\S+)\s*$` (the README says so): keep that line's shape.
+/// `^\s*endpoint:\s+(https?://\S+)\s*$` (the README says so): keep that line's shape.
 fn print_banner(config: &ServeConfig, local: SocketAddr) {
-    let endpoint = endpoint_url(local);
+    let endpoint = endpoint_url(local, config.tls.is_some());
     let data_dir =
         std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
     let mut out = std::io::stdout().lock();
@@ -161,12 +181,16 @@ fn print_banner(config: &ServeConfig, local: SocketAddr) {
     let _ = writeln!(
         out,
         "Riffle {version} — Amazon Kinesis Data Streams API\n\
-         \x20 endpoint:  {endpoint}\n\
+         \x20 endpoint:  {endpoint}\n{tls}\
          \x20 data dir:  {dir} (fsync: {fsync})\n\
          \x20 region:    {region}, account {account}; {credentials}\n\
          \x20 limits:    {limits}\n\
          \x20 try:       aws --endpoint-url {endpoint} kinesis list-streams",
         version = env!("CARGO_PKG_VERSION"),
+        tls = match &config.tls {
+            Some(files) => format!("  tls:       certificate {}\n", files.cert.display()),
+            None => String::new(),
+        },
         dir = data_dir.display(),
         fsync = fsync_text(config.fsync),
         region = config.region,
@@ -186,7 +210,7 @@ fn print_banner(config: &ServeConfig, local: SocketAddr) {
 }
 
 /// The URL clients use. A wildcard address is reachable on loopback.
-fn endpoint_url(local: SocketAddr) -> String {
+fn endpoint_url(local: SocketAddr, tls: bool) -> String {
     let mut shown = local;
     if local.ip().is_unspecified() {
         shown.set_ip(match local {
@@ -194,7 +218,8 @@ fn endpoint_url(local: SocketAddr) -> String {
             SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
-    format!("http://{shown}")
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{shown}")
 }
 
 #[cfg(test)]
@@ -204,15 +229,19 @@ mod tests {
     #[test]
     fn the_endpoint_is_a_url_clients_can_reach() {
         assert_eq!(
-            endpoint_url("127.0.0.1:4567".parse().unwrap()),
+            endpoint_url("127.0.0.1:4567".parse().unwrap(), false),
             "http://127.0.0.1:4567"
         );
         assert_eq!(
-            endpoint_url("0.0.0.0:80".parse().unwrap()),
+            endpoint_url("127.0.0.1:4567".parse().unwrap(), true),
+            "https://127.0.0.1:4567"
+        );
+        assert_eq!(
+            endpoint_url("0.0.0.0:80".parse().unwrap(), false),
             "http://127.0.0.1:80"
         );
         assert_eq!(
-            endpoint_url("[::]:4567".parse().unwrap()),
+            endpoint_url("[::]:4567".parse().unwrap(), false),
             "http://[::1]:4567"
         );
     }

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{
-    ConsumerStatus, ShardIteratorType, StartingPosition, SubscribeToShardEvent,
-    SubscribeToShardEventStream,
+    ShardIteratorType, StartingPosition, SubscribeToShardEvent, SubscribeToShardEventStream,
 };
-use common::{Riffle, create_active, error_of, eventually, unique_name};
+use common::{Riffle, create_active, error_of, register_active, unique_name};
 
 /// Bounds every wait for an event; reaching it fails the test.
 const EVENT_TIME_MAX: Duration = Duration::from_secs(10);
@@ -25,32 +24,6 @@ type Events = aws_sdk_kinesis::primitives::event_stream::EventReceiver<
     SubscribeToShardEventStream,
     aws_sdk_kinesis::types::error::SubscribeToShardEventStreamError,
 >;
-
-async fn register_active(client: &Client, stream: &str, name: &str) -> String {
-    let stream_arn = format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}");
-    let out = client
-        .register_stream_consumer()
-        .stream_arn(&stream_arn)
-        .consumer_name(name)
-        .send()
-        .await
-        .unwrap();
-    let consumer = out.consumer().unwrap();
-    assert_eq!(consumer.consumer_status(), &ConsumerStatus::Creating);
-    let arn = consumer.consumer_arn().to_owned();
-    eventually(Duration::from_secs(10), "consumer ACTIVE", || async {
-        let out = client
-            .describe_stream_consumer()
-            .consumer_arn(&arn)
-            .send()
-            .await
-            .ok()?;
-        let status = out.consumer_description()?.consumer_status().clone();
-        (status == ConsumerStatus::Active).then_some(())
-    })
-    .await;
-    arn
-}
 
 async fn next_event(events: &mut Events) -> SubscribeToShardEvent {
     let received = tokio::time::timeout(EVENT_TIME_MAX, events.recv())

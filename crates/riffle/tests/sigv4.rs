@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{ConsumerStatus, ShardIteratorType, StartingPosition};
+use aws_sdk_kinesis::types::{ShardIteratorType, StartingPosition};
 use aws_smithy_async::time::TimeSource;
-use common::{Riffle, create_active, error_of, eventually, unique_name};
+use common::{Riffle, create_active, error_of, register_active, unique_name};
 
 /// The pair the harness's clients sign with (`common::client_for`).
 const KEY_ID: &str = "AKIDTEST";
@@ -50,35 +50,7 @@ async fn signed_requests_and_event_streams_pass_verification() {
     let client = riffle.client();
     let stream = unique_name("signed");
     create_active(&client, &stream, 1).await;
-    let arn = client
-        .describe_stream_summary()
-        .stream_name(&stream)
-        .send()
-        .await
-        .unwrap()
-        .stream_description_summary
-        .unwrap()
-        .stream_arn;
-    let consumer = client
-        .register_stream_consumer()
-        .stream_arn(&arn)
-        .consumer_name("signed")
-        .send()
-        .await
-        .unwrap()
-        .consumer
-        .unwrap()
-        .consumer_arn;
-    eventually(Duration::from_secs(10), "consumer ACTIVE", || async {
-        let out = client
-            .describe_stream_consumer()
-            .consumer_arn(&consumer)
-            .send()
-            .await
-            .ok()?;
-        (out.consumer_description?.consumer_status == ConsumerStatus::Active).then_some(())
-    })
-    .await;
+    let consumer = register_active(&client, &stream, "signed").await;
     let put = client
         .put_record()
         .stream_name(&stream)

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_kinesis::types::StreamStatus;
+use aws_sdk_kinesis::types::{ConsumerStatus, StreamStatus};
 use tempfile::TempDir;
 
 /// How long a server may take to print its banner (a debug build opening
@@ -83,8 +83,11 @@ impl Riffle {
         let endpoint = riffle.read_endpoint();
         riffle.addr = endpoint
             .strip_prefix("http://")
+            .or_else(|| endpoint.strip_prefix("https://"))
             .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("the banner's endpoint {endpoint:?} is not http://IP:PORT"));
+            .unwrap_or_else(|| {
+                panic!("the banner's endpoint {endpoint:?} is not http(s)://IP:PORT")
+            });
         riffle.endpoint = endpoint;
         riffle
     }
@@ -266,14 +269,16 @@ fn signal(child: &Child, signal_number: i32) {
     assert_eq!(rc, 0, "kill({pid}, {signal_number}) failed");
 }
 
-/// The URL of a banner line `  endpoint:  http://…`, the shape the README promises.
+/// The URL of a banner line `  endpoint:  http://…` (or `https://…`), the
+/// shape the README promises.
 pub fn endpoint_of(line: &str) -> Option<&str> {
     let rest = line.trim().strip_prefix("endpoint:")?;
     if !rest.starts_with(char::is_whitespace) {
         return None;
     }
     let url = rest.trim();
-    (url.starts_with("http://") && !url.contains(char::is_whitespace)).then_some(url)
+    let scheme = url.starts_with("http://") || url.starts_with("https://");
+    (scheme && !url.contains(char::is_whitespace)).then_some(url)
 }
 
 /// An SDK client with static test credentials, as a user would configure
@@ -351,6 +356,34 @@ pub async fn create_active(client: &Client, name: &str, shards: i32) {
         .await
         .unwrap_or_else(|e| panic!("CreateStream {name}: {e:?}"));
     wait_active(client, name).await;
+}
+
+/// Registers consumer `name` on `stream` (of the default account and
+/// region) and waits until it is ACTIVE; returns its ARN.
+pub async fn register_active(client: &Client, stream: &str, name: &str) -> String {
+    let stream_arn = format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}");
+    let out = client
+        .register_stream_consumer()
+        .stream_arn(&stream_arn)
+        .consumer_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("RegisterStreamConsumer {name}: {e:?}"));
+    let consumer = out.consumer().expect("a registered consumer");
+    assert_eq!(consumer.consumer_status(), &ConsumerStatus::Creating);
+    let arn = consumer.consumer_arn().to_owned();
+    eventually(ACTIVE_TIME_MAX, "consumer ACTIVE", || async {
+        let out = client
+            .describe_stream_consumer()
+            .consumer_arn(&arn)
+            .send()
+            .await
+            .ok()?;
+        let status = out.consumer_description()?.consumer_status().clone();
+        (status == ConsumerStatus::Active).then_some(())
+    })
+    .await;
+    arn
 }
 
 /// The AWS error code of an SDK error (`__type`), and its message.
