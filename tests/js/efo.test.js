@@ -7,66 +7,21 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import {
   KinesisClient,
-  CreateStreamCommand,
   DescribeStreamSummaryCommand,
-  RegisterStreamConsumerCommand,
-  DescribeStreamConsumerCommand,
   SubscribeToShardCommand,
   PutRecordCommand,
 } from "@aws-sdk/client-kinesis";
 import { NodeHttp2Handler } from "@smithy/node-http-handler";
+import { startRiffle, activeConsumer, nextEvent as next } from "./riffle.js";
 
-// Bounds on waiting for a condition; reaching one fails the test.
-const START_DEADLINE_MS = 30_000;
-const WAIT_DEADLINE_MS = 10_000;
 const SAMPLES = 100;
 const ACCESS_KEY_ID = "AKIDRIFFLEJS";
 const SECRET_ACCESS_KEY = "riffle/js+secret";
 
 let server;
-let dataDir;
 let client;
-
-function startServer() {
-  const bin = process.env.RIFFLE_BIN;
-  assert.ok(bin, "RIFFLE_BIN is not set: run scripts/test-js");
-  dataDir = mkdtempSync(join(tmpdir(), "riffle-js-"));
-  const args = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--status-delay-ms", "0", "--fsync", "always"];
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("RIFFLE_")));
-  env.RIFFLE_ACCESS_KEY_ID = ACCESS_KEY_ID;
-  env.RIFFLE_SECRET_ACCESS_KEY = SECRET_ACCESS_KEY;
-  server = spawn(bin, args, { env, stdio: ["ignore", "pipe", "inherit"] });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`no endpoint within ${START_DEADLINE_MS} ms:\n${out}`)), START_DEADLINE_MS);
-    server.stdout.on("data", (chunk) => {
-      out += chunk;
-      const found = out.match(/^\s*endpoint:\s+(http:\/\/\S+)\s*$/m);
-      if (found) {
-        clearTimeout(timer);
-        resolve(found[1]);
-      }
-    });
-    server.on("exit", (code) => reject(new Error(`riffle serve exited with ${code}:\n${out}`)));
-  });
-}
-
-async function eventually(what, check) {
-  const deadline = Date.now() + WAIT_DEADLINE_MS;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value) return value;
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 let endpoint;
 
 function clientWith(secretAccessKey) {
@@ -82,30 +37,20 @@ function clientWith(secretAccessKey) {
 }
 
 before(async () => {
-  endpoint = await startServer();
+  server = await startRiffle({
+    extraEnv: { RIFFLE_ACCESS_KEY_ID: ACCESS_KEY_ID, RIFFLE_SECRET_ACCESS_KEY: SECRET_ACCESS_KEY },
+  });
+  endpoint = server.endpoint;
   client = clientWith(SECRET_ACCESS_KEY);
 });
 
 after(() => {
   client?.destroy();
-  server?.kill("SIGKILL");
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  server?.stop();
 });
 
 test("SubscribeToShard over HTTP/2 pushes records put after subscribing", async () => {
-  await client.send(new CreateStreamCommand({ StreamName: "js", ShardCount: 1 }));
-  const summary = await eventually("stream ACTIVE", async () => {
-    const out = await client.send(new DescribeStreamSummaryCommand({ StreamName: "js" }));
-    return out.StreamDescriptionSummary.StreamStatus === "ACTIVE" && out.StreamDescriptionSummary;
-  });
-  const registered = await client.send(
-    new RegisterStreamConsumerCommand({ StreamARN: summary.StreamARN, ConsumerName: "node" }),
-  );
-  const consumerArn = registered.Consumer.ConsumerARN;
-  await eventually("consumer ACTIVE", async () => {
-    const out = await client.send(new DescribeStreamConsumerCommand({ ConsumerARN: consumerArn }));
-    return out.ConsumerDescription.ConsumerStatus === "ACTIVE";
-  });
+  const consumerArn = await activeConsumer(client, "js", "node");
 
   const subscription = await client.send(
     new SubscribeToShardCommand({
@@ -115,16 +60,7 @@ test("SubscribeToShard over HTTP/2 pushes records put after subscribing", async 
     }),
   );
   const events = subscription.EventStream[Symbol.asyncIterator]();
-  const nextEvent = async () => {
-    let timer;
-    const timeout = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error("no event in time")), WAIT_DEADLINE_MS);
-    });
-    const { value, done } = await Promise.race([events.next(), timeout]).finally(() => clearTimeout(timer));
-    assert.ok(!done, "the event stream ended early");
-    assert.ok(value.SubscribeToShardEvent, `unexpected event ${JSON.stringify(value)}`);
-    return value.SubscribeToShardEvent;
-  };
+  const nextEvent = () => next(events);
   const first = await nextEvent();
   assert.deepEqual(first.Records, []);
 

@@ -22,8 +22,8 @@ from botocore.config import Config
 
 from kinesis_helpers import REGION
 
-# The banner line `riffle serve` prints once its listener is bound (CLI.md).
-ENDPOINT_LINE = re.compile(r"^\s*endpoint:\s+(http://\S+)\s*$", re.MULTILINE)
+# The banner line `riffle serve` prints once its listener is bound (README).
+ENDPOINT_LINE = re.compile(r"^\s*endpoint:\s+(https?://\S+)\s*$", re.MULTILINE)
 # A debug build on a busy 2-core machine can be slow to start; the deadline
 # bounds a server that never prints its banner, it is not a wait-to-hope.
 START_DEADLINE_S = 30.0
