@@ -134,6 +134,15 @@ impl Codec {
             Codec::Cbor => cbor::response_from_json(&json),
         }
     }
+
+    /// A request body in this codec as the JSON the actions read (blobs as
+    /// base64, timestamps as epoch seconds), e.g. for an audit record.
+    pub fn request_json(self, body: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, KinesisError> {
+        match self {
+            Codec::Json => Ok(std::borrow::Cow::Borrowed(body)),
+            Codec::Cbor => cbor::request_to_json(body).map(std::borrow::Cow::Owned),
+        }
+    }
 }
 
 /// Every error the service reports. Each variant is one AWS error code; the

@@ -122,6 +122,22 @@ fn check_query(query: &str) -> Result<(), AuthError> {
 }
 
 /// The raw (still percent-encoded) value of `name` in a query string.
+/// The access key id a request claims: the first part of its SigV4
+/// credential, from the `Authorization` header or a presigned query.
+pub(crate) fn access_key_id(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    let credential = match headers.get(AUTHORIZATION) {
+        Some(header) => {
+            let text = header.to_str().ok()?;
+            let at = text.find("Credential=")? + "Credential=".len();
+            text[at..].to_owned()
+        }
+        // `%2F` is the encoded `/` after the key id.
+        None => query_value(query?, "X-Amz-Credential")?.replace("%2F", "/"),
+    };
+    let id = credential.split(['/', ',', ' ']).next()?;
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
 fn query_value<'q>(query: &'q str, name: &str) -> Option<&'q str> {
     query
         .split('&')
@@ -154,6 +170,24 @@ mod tests {
             ("x-amz-date", "20260101T000000Z"),
         ]);
         assert_eq!(check(&h, None), Ok(()));
+    }
+
+    #[test]
+    fn the_claimed_access_key_id_comes_from_the_header_or_the_query() {
+        let h = headers(&[(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIDX/20261204/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=ab",
+        )]);
+        assert_eq!(access_key_id(&h, None).as_deref(), Some("AKIDX"));
+        let query =
+            "X-Amz-Credential=AKIDQ%2F20261204%2Fus-east-1%2Fkinesis%2Faws4_request&X-Amz-Date=x";
+        assert_eq!(
+            access_key_id(&HeaderMap::new(), Some(query)).as_deref(),
+            Some("AKIDQ")
+        );
+        assert_eq!(access_key_id(&HeaderMap::new(), None), None);
+        let h = headers(&[("authorization", "AWS4-HMAC-SHA256 Credential=/x")]);
+        assert_eq!(access_key_id(&h, None), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - `request`: the path of one request, from headers to response.
 //! - `body`: reading a body with a size cap.
 //! - `auth`: the check that a request carries credentials at all.
+//! - `audit`: the CloudTrail-shaped audit log and its writer thread.
 //! - `sigv4`: verification of SigV4 signatures, when credentials are given.
 //! - `tls`: the listener's TLS configuration, when a certificate is given.
 //! - `errors`: every error → (HTTP status, `__type`, message, encoding).
@@ -22,6 +23,7 @@
 //! - `events`: SubscribeToShard's streaming response body.
 //! - `eventstream`: the AWS event-stream framing (byte layout documented).
 
+mod audit;
 mod auth;
 mod body;
 mod errors;
@@ -33,6 +35,7 @@ mod server;
 mod sigv4;
 mod tls;
 
+pub use audit::{AuditError, AuditLog, AuditWriter};
 pub use body::BODY_BYTES_MAX;
 pub use server::{EdgeConfig, ServerError, serve};
 pub use sigv4::Credentials;

@@ -13,7 +13,9 @@
 //! path with `Codec::Cbor`: the service decodes the CBOR and encodes its
 //! answer in CBOR, and errors are written as CBOR maps.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,13 +23,14 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use hyper::http::request::Parts;
 use hyper::{Method, Request, Response, StatusCode};
 use riffle_kinesis::{Codec, MODEL_OPERATIONS, Subscription};
 use tokio::sync::watch;
 use tracing::{Instrument, Span, debug, debug_span, field, warn};
 
+use crate::audit::{AuditLog, Call};
 use crate::auth;
 use crate::body::{BodyError, read_body};
 use crate::errors::{self, Encoding, JSON_11, Rejection};
@@ -107,10 +110,13 @@ impl<'a> Target<'a> {
     }
 
     /// The Kinesis operation named, if the target names one.
-    fn operation(&self) -> Option<&'a str> {
+    fn operation(&self) -> Option<&'static str> {
+        if self.service != TARGET_PREFIX {
+            return None;
+        }
         // The list is sorted (a test checks), so a binary search does.
-        (self.service == TARGET_PREFIX && MODEL_OPERATIONS.binary_search(&self.operation).is_ok())
-            .then_some(self.operation)
+        let at = MODEL_OPERATIONS.binary_search(&self.operation).ok()?;
+        Some(MODEL_OPERATIONS[at])
     }
 }
 
@@ -120,12 +126,17 @@ impl<'a> Target<'a> {
 pub(crate) async fn handle(
     edge: Arc<Edge>,
     req: Request<Incoming>,
+    peer: SocketAddr,
     stopping: watch::Receiver<bool>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
     let id = RequestId::new();
     let span = debug_span!("request", request_id = %id, action = field::Empty);
-    let outcome = run(&edge, req).instrument(span.clone()).await;
+    let mut audited = None;
+    let outcome = run(&edge, req, &mut audited).instrument(span.clone()).await;
+    if let (Some(log), Some(facts)) = (&edge.config.audit, &audited) {
+        audit(log, facts, &outcome, &id, peer, started).await;
+    }
     let (status, content_type, body) = match outcome {
         Ok(Reply::Whole(body, Codec::Json)) => (StatusCode::OK, Some(JSON_11), body),
         Ok(Reply::Whole(body, Codec::Cbor)) => (StatusCode::OK, Some(errors::CBOR_11), body),
@@ -168,8 +179,55 @@ pub(crate) async fn handle(
 
 type Failure = (Rejection, Encoding);
 
+/// Hands the call's audit line to the log: its outcome in AWS's terms.
+async fn audit(
+    log: &AuditLog,
+    facts: &AuditFacts,
+    outcome: &Result<Reply, Failure>,
+    id: &RequestId,
+    peer: SocketAddr,
+    started: Instant,
+) {
+    let error = match outcome {
+        Err((rejection, _)) => Some(errors::aws_error(rejection)),
+        Ok(_) => None,
+    };
+    let request_id = id.to_string();
+    let call = Call {
+        action: facts.action,
+        request_id: &request_id,
+        peer,
+        access_key_id: facts.access_key_id.as_deref(),
+        verified: facts.verified && !matches!(outcome, Err((Rejection::Auth(_), _))),
+        user_agent: facts.user_agent.as_ref().and_then(|v| v.to_str().ok()),
+        parameters: facts.json.as_deref(),
+        status: error.as_ref().map_or(200, |e| e.status.as_u16()),
+        error: error.as_ref().map(|e| (e.code, e.message.as_deref())),
+        latency_micros: started.elapsed().as_micros() as u64,
+    };
+    log.record(&call).await;
+}
+
+/// What the audit log needs of a request, gathered while it is checked.
+struct AuditFacts {
+    action: &'static str,
+    access_key_id: Option<String>,
+    /// The server verifies signatures (so a call that passed was signed by
+    /// the key it names).
+    verified: bool,
+    /// A clone shares the header's bytes.
+    user_agent: Option<HeaderValue>,
+    /// The request as JSON, whatever its codec; `None` if it does not parse.
+    json: Option<Bytes>,
+}
+
 /// The checks, in AWS's order, then the action. Returns the response body.
-async fn run(edge: &Edge, req: Request<Incoming>) -> Result<Reply, Failure> {
+/// Fills `audited` once the request names an operation the audit log keeps.
+async fn run(
+    edge: &Edge,
+    req: Request<Incoming>,
+    audited: &mut Option<AuditFacts>,
+) -> Result<Reply, Failure> {
     let kinesis = &edge.kinesis;
     let (parts, body) = req.into_parts();
     let declared = parts
@@ -231,6 +289,21 @@ async fn run(edge: &Edge, req: Request<Incoming>) -> Result<Reply, Failure> {
     let Some(action) = target.operation() else {
         return Err((json_error(Rejection::UnknownOperation), encoding));
     };
+    if let Some(log) = &edge.config.audit
+        && log.logs(action)
+    {
+        *audited = Some(AuditFacts {
+            action,
+            access_key_id: auth::access_key_id(&parts.headers, parts.uri.query()),
+            verified: edge.config.credentials.is_some(),
+            user_agent: parts.headers.get(USER_AGENT).cloned(),
+            json: match codec.request_json(&body) {
+                Ok(Cow::Borrowed(_)) => Some(body.clone()),
+                Ok(Cow::Owned(json)) => Some(Bytes::from(json)),
+                Err(_) => None,
+            },
+        });
+    }
     if let Err(refused) = auth::check(&parts.headers, parts.uri.query()) {
         return Err((json_error(Rejection::Auth(refused)), encoding));
     }

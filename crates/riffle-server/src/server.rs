@@ -16,6 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
+use crate::audit::AuditLog;
 use crate::request;
 use crate::sigv4::Credentials;
 use crate::tls::Tls;
@@ -28,6 +29,8 @@ pub struct EdgeConfig {
     pub credentials: Option<Credentials>,
     /// Serve HTTPS with this certificate; `None` serves plain HTTP.
     pub tls: Option<Tls>,
+    /// Append a CloudTrail-shaped line per call to this log.
+    pub audit: Option<AuditLog>,
 }
 
 /// What every request of a server shares.
@@ -179,7 +182,7 @@ impl Connection {
             stopping,
         } = self;
         let service =
-            service_fn(move |req| request::handle(Arc::clone(&edge), req, stopping.clone()));
+            service_fn(move |req| request::handle(Arc::clone(&edge), req, peer, stopping.clone()));
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();

@@ -53,6 +53,11 @@ pub struct ServeConfig {
     pub access_keys: AccessKeys,
     /// Serve HTTPS with this certificate and key; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Append a CloudTrail-shaped JSON line per API call to this file.
+    pub audit_log: Option<PathBuf>,
+    /// Log data events (PutRecord(s), GetRecords, …) too, not only
+    /// management events.
+    pub audit_data_events: bool,
 }
 
 /// The PEM files of `--tls-cert` and `--tls-key`.
@@ -170,6 +175,12 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    /// Append one CloudTrail-shaped JSON line per API call to FILE
+    #[arg(long, env = "RIFFLE_AUDIT_LOG", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Audit data events (PutRecord(s), GetRecords, GetShardIterator, SubscribeToShard) too [default: off]
+    #[arg(long, env = "RIFFLE_AUDIT_DATA_EVENTS", value_name = "on|off")]
+    pub audit_data_events: Option<String>,
     /// TOML file with the same keys (listen, data_dir, fsync, region, account_id, status_delay_ms, …)
     #[arg(long, env = "RIFFLE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -198,6 +209,8 @@ pub struct FileConfig {
     pub credentials: Option<BTreeMap<String, String>>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub audit_log: Option<PathBuf>,
+    pub audit_data_events: Option<Switch>,
 }
 
 /// An on/off setting in the TOML file: `"on"`, `"off"`, `true` or `false`.
@@ -322,6 +335,12 @@ const THROUGHPUT_LIMITS: Key = Key {
     id: "throughput_limits",
     flag: "throughput-limits",
     env: "RIFFLE_THROUGHPUT_LIMITS",
+};
+
+const AUDIT_DATA_EVENTS: Key = Key {
+    id: "audit_data_events",
+    flag: "audit-data-events",
+    env: "RIFFLE_AUDIT_DATA_EVENTS",
 };
 
 const ON_DEMAND_SCALE_INTERVAL_MS: Key = Key {
@@ -490,6 +509,15 @@ impl ServeConfig {
                 .or_else(|| f.master_key_file.clone()),
             access_keys: access_keys(args, f)?,
             tls: tls_files(args, f)?,
+            audit_log: args.audit_log.clone().or_else(|| f.audit_log.clone()),
+            audit_data_events: sources.value(
+                &AUDIT_DATA_EVENTS,
+                args.audit_data_events.clone(),
+                f.audit_data_events.as_ref().map(Switch::text),
+                "off",
+                parse_on_off,
+                "expected on or off",
+            )?,
         })
     }
 }
@@ -914,6 +942,50 @@ mod tests {
         .unwrap();
         let ids: Vec<&str> = both.access_keys.0.keys().map(String::as_str).collect();
         assert_eq!(ids, ["AKIDFLAG", "AKIDTABLE"]);
+    }
+
+    #[test]
+    fn the_audit_log_and_its_data_events_come_from_flags_or_the_file() {
+        let default = resolve(ServeArgs::default()).unwrap();
+        assert_eq!(
+            (default.audit_log, default.audit_data_events),
+            (None, false)
+        );
+        let config = resolve_cli(&[
+            "serve",
+            "--audit-log",
+            "/var/log/riffle/audit.jsonl",
+            "--audit-data-events",
+            "on",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.audit_log,
+            Some(PathBuf::from("/var/log/riffle/audit.jsonl"))
+        );
+        assert!(config.audit_data_events);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("riffle.toml");
+        std::fs::write(
+            &file,
+            "audit_log = \"/a.jsonl\"\naudit_data_events = true\n",
+        )
+        .unwrap();
+        let from_file = resolve(ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.audit_log, Some(PathBuf::from("/a.jsonl")));
+        assert!(from_file.audit_data_events);
+
+        let err = resolve(ServeArgs {
+            audit_data_events: Some("sometimes".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("audit_data_events"), "{err}");
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub enum ServeError {
         source: riffle_server::TlsError,
     },
     #[error(transparent)]
+    Audit(#[from] riffle_server::AuditError),
+    #[error(transparent)]
     Server(#[from] riffle_server::ServerError),
     #[error("flushing the data directory at shutdown failed: {0}")]
     Shutdown(LogError),
@@ -105,13 +107,28 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     let (stop_background, stopped) = watch::channel(());
     let background = tokio::spawn(Arc::clone(&kinesis).run_background(changed(stopped)));
 
+    let audit = match &config.audit_log {
+        Some(path) => Some(riffle_server::AuditLog::open(
+            path,
+            config.audit_data_events,
+            &config.region,
+            &config.account_id,
+        )?),
+        None => None,
+    };
+    let (audit, audit_writer) = audit.unzip();
+
     print_banner(&config, local);
     let edge = riffle_server::EdgeConfig {
         credentials: (!config.access_keys.0.is_empty())
             .then(|| riffle_server::Credentials::new(&config.region, config.access_keys.0.clone())),
         tls,
+        audit,
     };
     let served = riffle_server::serve(listener, kinesis, edge, shutdown_signal(signals)).await;
+    if let Some(writer) = audit_writer {
+        writer.close().await;
+    }
 
     let _ = stop_background.send(()); // no receiver left just means it already stopped
     if let Err(err) = background.await {
@@ -184,11 +201,23 @@ fn print_banner(config: &ServeConfig, local: SocketAddr) {
          \x20 endpoint:  {endpoint}\n{tls}\
          \x20 data dir:  {dir} (fsync: {fsync})\n\
          \x20 region:    {region}, account {account}; {credentials}\n\
-         \x20 limits:    {limits}\n\
+         \x20 limits:    {limits}\n{audit}\
          \x20 try:       aws --endpoint-url {endpoint} kinesis list-streams",
         version = env!("CARGO_PKG_VERSION"),
         tls = match &config.tls {
             Some(files) => format!("  tls:       certificate {}\n", files.cert.display()),
+            None => String::new(),
+        },
+        audit = match &config.audit_log {
+            Some(path) => format!(
+                "  audit:     {} ({})\n",
+                path.display(),
+                if config.audit_data_events {
+                    "management and data events"
+                } else {
+                    "management events"
+                }
+            ),
             None => String::new(),
         },
         dir = data_dir.display(),
