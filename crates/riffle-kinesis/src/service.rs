@@ -81,6 +81,12 @@ impl Kinesis {
         &self.iterator_key
     }
 
+    /// The stream a shard iterator this server issued reads, e.g. to
+    /// authorize a GetRecords call; `None` for a token it did not issue.
+    pub fn stream_of_iterator(&self, token: &str) -> Option<String> {
+        crate::iterator::ShardIterator::decode(token, &self.iterator_key).map(|it| it.stream)
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<Arc<Stream>> {
         self.streams.read().get(name).cloned()
     }

@@ -50,6 +50,9 @@ pub enum Rejection {
     /// canonical request, session token included, which logs must not keep.
     #[error("credentials refused: {}", .0.summary())]
     Auth(AuthError),
+    /// An access key's policy does not allow the call; AWS's message.
+    #[error("access denied: {0}")]
+    AccessDenied(String),
 }
 
 /// One AWS error before it is encoded.
@@ -168,6 +171,9 @@ pub fn aws_error(rejection: &Rejection) -> AwsError {
         ),
         Rejection::Auth(AuthError::Invalid(m)) => {
             (StatusCode::BAD_REQUEST, "InvalidSignatureException", Some(m.clone()))
+        }
+        Rejection::AccessDenied(m) => {
+            (StatusCode::BAD_REQUEST, "AccessDeniedException", Some(m.clone()))
         }
     };
     AwsError {

@@ -18,6 +18,7 @@
 //! - `audit`: the CloudTrail-shaped audit log and its writer thread.
 //! - `sigv4`: verification of SigV4 signatures, when credentials are given.
 //! - `tls`: the listener's TLS configuration, when a certificate is given.
+//! - `policy`: IAM-style identity policies of access keys, when given.
 //! - `errors`: every error → (HTTP status, `__type`, message, encoding).
 //! - `headers`: the headers every AWS response carries.
 //! - `events`: SubscribeToShard's streaming response body.
@@ -30,6 +31,7 @@ mod errors;
 mod events;
 mod eventstream;
 mod headers;
+mod policy;
 mod request;
 mod server;
 mod sigv4;
@@ -37,6 +39,7 @@ mod tls;
 
 pub use audit::{AuditError, AuditLog, AuditWriter};
 pub use body::BODY_BYTES_MAX;
+pub use policy::{Policies, PolicyDocument, PolicyError};
 pub use server::{EdgeConfig, ServerError, serve};
 pub use sigv4::Credentials;
 pub use tls::{Tls, TlsError};

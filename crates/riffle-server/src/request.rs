@@ -312,6 +312,18 @@ async fn run(
     {
         return Err((json_error(Rejection::Auth(refused)), encoding));
     }
+    if let Some(policies) = &edge.config.policies
+        && let Some(key) = auth::access_key_id(&parts.headers, parts.uri.query())
+        && policies.governs(&key)
+    {
+        // A body the codec cannot read names no resource; the action's own
+        // validation reports it once the policy allowed the call.
+        let json = codec.request_json(&body).unwrap_or(Cow::Borrowed(b"{}"));
+        let iterator_stream = |token: &str| kinesis.stream_of_iterator(token);
+        if let Err(message) = policies.authorize(&key, action, &json, iterator_stream) {
+            return Err((Rejection::AccessDenied(message), encoding));
+        }
+    }
     Span::current().record("action", action);
     let failed = |err| (Rejection::Service(err), encoding);
     if action == "SubscribeToShard" {

@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::audit::AuditLog;
+use crate::policy::Policies;
 use crate::request;
 use crate::sigv4::Credentials;
 use crate::tls::Tls;
@@ -31,6 +32,9 @@ pub struct EdgeConfig {
     pub tls: Option<Tls>,
     /// Append a CloudTrail-shaped line per call to this log.
     pub audit: Option<AuditLog>,
+    /// What the access keys with a policy may call (needs `credentials`:
+    /// only a verified signature proves which key called).
+    pub policies: Option<Policies>,
 }
 
 /// What every request of a server shares.

@@ -53,6 +53,9 @@ pub struct ServeConfig {
     pub access_keys: AccessKeys,
     /// Serve HTTPS with this certificate and key; `None` serves plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Access key id → its IAM policy document (a JSON file); keys without
+    /// one may call everything.
+    pub policies: BTreeMap<String, PathBuf>,
     /// Append a CloudTrail-shaped JSON line per API call to this file.
     pub audit_log: Option<PathBuf>,
     /// Log data events (PutRecord(s), GetRecords, …) too, not only
@@ -211,6 +214,8 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub audit_log: Option<PathBuf>,
     pub audit_data_events: Option<Switch>,
+    /// `[policies]` with `"<key id>" = "<policy file>"`.
+    pub policies: Option<BTreeMap<String, PathBuf>>,
 }
 
 /// An on/off setting in the TOML file: `"on"`, `"off"`, `true` or `false`.
@@ -256,6 +261,10 @@ pub enum ConfigError {
         given: &'static str,
         missing: &'static str,
     },
+    #[error(
+        "`[policies]` names access key {id:?}, which is not one of the server's keys ({known}): policies apply to verified keys only"
+    )]
+    PolicyKey { id: String, known: String },
     #[error("invalid access key id {id:?}: {reason}")]
     AccessKeyId { id: String, reason: &'static str },
     #[error("invalid `{key}` {origin}: {reason}, got {value:?}")]
@@ -420,6 +429,8 @@ impl ServeConfig {
         };
         let region = |t: &str| is_region(t).then(|| t.to_owned());
 
+        let access_keys = access_keys(args, f)?;
+        let policies = policies(f, &access_keys)?;
         Ok(ServeConfig {
             listen: sources.value(
                 &LISTEN,
@@ -507,7 +518,8 @@ impl ServeConfig {
                 .master_key_file
                 .clone()
                 .or_else(|| f.master_key_file.clone()),
-            access_keys: access_keys(args, f)?,
+            policies,
+            access_keys,
             tls: tls_files(args, f)?,
             audit_log: args.audit_log.clone().or_else(|| f.audit_log.clone()),
             audit_data_events: sources.value(
@@ -520,6 +532,28 @@ impl ServeConfig {
             )?,
         })
     }
+}
+
+/// The file's `[policies]`, each for a key the server verifies.
+fn policies(
+    file: &FileConfig,
+    keys: &AccessKeys,
+) -> Result<BTreeMap<String, PathBuf>, ConfigError> {
+    let policies = file.policies.clone().unwrap_or_default();
+    for id in policies.keys() {
+        if !keys.0.contains_key(id) {
+            let known: Vec<&str> = keys.0.keys().map(String::as_str).collect();
+            return Err(ConfigError::PolicyKey {
+                id: id.clone(),
+                known: if known.is_empty() {
+                    "none are configured".to_owned()
+                } else {
+                    known.join(", ")
+                },
+            });
+        }
+    }
+    Ok(policies)
 }
 
 /// The flags' pair if either flag is given, else the file's pair.
@@ -942,6 +976,37 @@ mod tests {
         .unwrap();
         let ids: Vec<&str> = both.access_keys.0.keys().map(String::as_str).collect();
         assert_eq!(ids, ["AKIDFLAG", "AKIDTABLE"]);
+    }
+
+    #[test]
+    fn policies_name_files_for_keys_the_server_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("riffle.toml");
+        std::fs::write(
+            &file,
+            "[credentials]\nAKIDBOB = \"b\"\n\n[policies]\nAKIDBOB = \"/etc/riffle/bob.json\"\n",
+        )
+        .unwrap();
+        let config = resolve(ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(
+            config.policies,
+            BTreeMap::from([("AKIDBOB".to_owned(), PathBuf::from("/etc/riffle/bob.json"))])
+        );
+
+        std::fs::write(&file, "[policies]\nAKIDEVE = \"/e.json\"\n").unwrap();
+        let err = resolve(ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`[policies]` names access key \"AKIDEVE\", which is not one of the server's keys (none are configured): policies apply to verified keys only"
+        );
     }
 
     #[test]

@@ -39,6 +39,18 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Audit(#[from] riffle_server::AuditError),
+    #[error("cannot read the policy of {key} from {}: {source}", path.display())]
+    PolicyFile {
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the policy of {key} in {} is not usable: {source}", path.display())]
+    Policy {
+        key: String,
+        path: PathBuf,
+        source: riffle_server::PolicyError,
+    },
     #[error(transparent)]
     Server(#[from] riffle_server::ServerError),
     #[error("flushing the data directory at shutdown failed: {0}")]
@@ -60,6 +72,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
             })?,
         ),
     };
+    let policies = read_policies(&config)?;
     let listener = bind(config.listen).await?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: config.listen,
@@ -124,6 +137,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
             .then(|| riffle_server::Credentials::new(&config.region, config.access_keys.0.clone())),
         tls,
         audit,
+        policies,
     };
     let served = riffle_server::serve(listener, kinesis, edge, shutdown_signal(signals)).await;
     if let Some(writer) = audit_writer {
@@ -187,6 +201,33 @@ async fn shutdown_signal(mut signals: Signals) {
     });
 }
 
+/// Reads and parses every `[policies]` file, naming the one that fails.
+fn read_policies(config: &ServeConfig) -> Result<Option<riffle_server::Policies>, ServeError> {
+    if config.policies.is_empty() {
+        return Ok(None);
+    }
+    let mut documents = Vec::with_capacity(config.policies.len());
+    for (key, path) in &config.policies {
+        let text = std::fs::read_to_string(path).map_err(|source| ServeError::PolicyFile {
+            key: key.clone(),
+            path: path.clone(),
+            source,
+        })?;
+        let document =
+            riffle_server::PolicyDocument::parse(&text).map_err(|source| ServeError::Policy {
+                key: key.clone(),
+                path: path.clone(),
+                source,
+            })?;
+        documents.push((key.clone(), document));
+    }
+    Ok(Some(riffle_server::Policies::new(
+        &config.region,
+        &config.account_id,
+        documents,
+    )))
+}
+
 /// The lines a user sees first. Tests find the endpoint with
 /// `^\s*endpoint:\s+(https?://\S+)\s*$` (the README says so): keep that line's shape.
 fn print_banner(config: &ServeConfig, local: SocketAddr) {
@@ -228,6 +269,9 @@ fn print_banner(config: &ServeConfig, local: SocketAddr) {
             0 => "any credentials are accepted".to_owned(),
             1 => "SigV4 signatures verified (1 access key)".to_owned(),
             n => format!("SigV4 signatures verified ({n} access keys)"),
+        } + &match config.policies.len() {
+            0 => String::new(),
+            n => format!(", {n} with a policy"),
         },
         limits = if config.throughput_limits {
             "AWS's per-shard throughput limits (--throughput-limits off to lift them)"

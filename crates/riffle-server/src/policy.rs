@@ -1,0 +1,535 @@
+//! Identity-based policies: which actions on which resources an access key
+//! may call, in IAM's policy language, when `riffle serve` is given them.
+//!
+//! A policy is an IAM JSON document:
+//!
+//! ```text
+//! {"Version": "2012-10-17",
+//!  "Statement": [{"Effect": "Allow" | "Deny",
+//!                 "Action" | "NotAction": "kinesis:Get*" | [...],
+//!                 "Resource" | "NotResource": "arn:aws:kinesis:*:*:stream/orders-*" | [...]}]}
+//! ```
+//!
+//! Evaluation is IAM's: an explicit `Deny` that matches wins; otherwise an
+//! `Allow` that matches allows; otherwise the call is denied. `*` matches
+//! any run of characters and `?` one; actions match ignoring case,
+//! resources exactly. An access key without a policy may call everything,
+//! as an account's root user may. `Condition` and `Principal` are refused
+//! when the policy is read, not ignored, so a policy never means less than
+//! it says.
+//!
+//! The resource of a call is what IAM's service authorization reference
+//! names for Kinesis: the stream's ARN for stream actions, the consumer's
+//! for DescribeStreamConsumer, DeregisterStreamConsumer and
+//! SubscribeToShard, `ResourceARN` for the tag and resource-policy actions,
+//! and `*` for ListStreams, DescribeLimits and the account settings.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+/// The policy versions IAM accepts.
+const VERSIONS: [&str; 2] = ["2012-10-17", "2008-10-17"];
+/// Actions whose resource is `*` in IAM's reference for Kinesis.
+const ACCOUNT_ACTIONS: [&str; 6] = [
+    "DescribeAccountSettings",
+    "DescribeLimits",
+    "ListChannels",
+    "ListQueues",
+    "ListStreams",
+    "UpdateAccountSettings",
+];
+/// Actions on a consumer.
+const CONSUMER_ACTIONS: [&str; 3] = [
+    "DeregisterStreamConsumer",
+    "DescribeStreamConsumer",
+    "SubscribeToShard",
+];
+/// Actions on the resource their `ResourceARN` names.
+const RESOURCE_ARN_ACTIONS: [&str; 6] = [
+    "DeleteResourcePolicy",
+    "GetResourcePolicy",
+    "ListTagsForResource",
+    "PutResourcePolicy",
+    "TagResource",
+    "UntagResource",
+];
+
+/// Why a policy document cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("not a JSON policy document: {0}")]
+    Json(String),
+    #[error("{0}")]
+    Grammar(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Allow,
+    Deny,
+}
+
+/// Patterns an element must match (`Action`) or must not (`NotAction`).
+#[derive(Debug)]
+struct Patterns {
+    negated: bool,
+    patterns: Vec<String>,
+}
+
+impl Patterns {
+    fn matches(&self, text: &str) -> bool {
+        self.patterns.iter().any(|p| wildcard_match(p, text)) != self.negated
+    }
+}
+
+#[derive(Debug)]
+struct Statement {
+    effect: Effect,
+    /// Lower-cased, as actions match ignoring case.
+    actions: Patterns,
+    resources: Patterns,
+}
+
+/// A parsed identity-based policy.
+#[derive(Debug)]
+pub struct PolicyDocument {
+    statements: Vec<Statement>,
+}
+
+/// What a policy decides for one call.
+#[derive(Debug, PartialEq, Eq)]
+enum Decision {
+    Allowed,
+    ImplicitDeny,
+    ExplicitDeny,
+}
+
+impl PolicyDocument {
+    pub fn parse(text: &str) -> Result<PolicyDocument, PolicyError> {
+        let document: Value =
+            serde_json::from_str(text).map_err(|e| PolicyError::Json(e.to_string()))?;
+        let Value::Object(members) = document else {
+            return Err(grammar("the policy must be a JSON object"));
+        };
+        for name in members.keys() {
+            if !matches!(name.as_str(), "Version" | "Id" | "Statement") {
+                return Err(grammar(format!("unknown policy element \"{name}\"")));
+            }
+        }
+        if let Some(version) = members.get("Version")
+            && !version.as_str().is_some_and(|v| VERSIONS.contains(&v))
+        {
+            return Err(grammar(format!(
+                "\"Version\" must be one of {VERSIONS:?}, got {version}"
+            )));
+        }
+        let statements = match members.get("Statement") {
+            Some(Value::Array(items)) => items.iter().map(statement).collect::<Result<_, _>>()?,
+            Some(one @ Value::Object(_)) => vec![statement(one)?],
+            _ => {
+                return Err(grammar(
+                    "\"Statement\" must be an object or an array of them",
+                ));
+            }
+        };
+        Ok(PolicyDocument { statements })
+    }
+
+    fn decide(&self, action: &str, resource: &str) -> Decision {
+        let action = action.to_ascii_lowercase();
+        let mut allowed = false;
+        for statement in &self.statements {
+            if statement.actions.matches(&action) && statement.resources.matches(resource) {
+                match statement.effect {
+                    Effect::Deny => return Decision::ExplicitDeny,
+                    Effect::Allow => allowed = true,
+                }
+            }
+        }
+        if allowed {
+            Decision::Allowed
+        } else {
+            Decision::ImplicitDeny
+        }
+    }
+}
+
+fn grammar(message: impl Into<String>) -> PolicyError {
+    PolicyError::Grammar(message.into())
+}
+
+fn statement(value: &Value) -> Result<Statement, PolicyError> {
+    let Value::Object(members) = value else {
+        return Err(grammar("each statement must be a JSON object"));
+    };
+    for name in members.keys() {
+        match name.as_str() {
+            "Sid" | "Effect" | "Action" | "NotAction" | "Resource" | "NotResource" => {}
+            "Principal" | "NotPrincipal" => {
+                return Err(grammar(format!(
+                    "\"{name}\" belongs in resource-based policies, not in an access key's policy"
+                )));
+            }
+            "Condition" => return Err(grammar("\"Condition\" is not supported by Riffle yet")),
+            other => return Err(grammar(format!("unknown statement element \"{other}\""))),
+        }
+    }
+    let effect = match members.get("Effect").and_then(Value::as_str) {
+        Some("Allow") => Effect::Allow,
+        Some("Deny") => Effect::Deny,
+        _ => return Err(grammar("\"Effect\" must be \"Allow\" or \"Deny\"")),
+    };
+    let mut actions = patterns(members, "Action", "NotAction")?;
+    for pattern in &mut actions.patterns {
+        pattern.make_ascii_lowercase();
+    }
+    let resources = patterns(members, "Resource", "NotResource")?;
+    Ok(Statement {
+        effect,
+        actions,
+        resources,
+    })
+}
+
+/// Exactly one of `positive` and `negative`, a string or strings.
+fn patterns(
+    members: &serde_json::Map<String, Value>,
+    positive: &str,
+    negative: &str,
+) -> Result<Patterns, PolicyError> {
+    let (negated, value) = match (members.get(positive), members.get(negative)) {
+        (Some(value), None) => (false, value),
+        (None, Some(value)) => (true, value),
+        _ => {
+            return Err(grammar(format!(
+                "each statement needs exactly one of \"{positive}\" and \"{negative}\""
+            )));
+        }
+    };
+    let patterns = match value {
+        Value::String(one) => vec![one.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| grammar(format!("\"{positive}\" must hold strings")))?,
+        _ => {
+            return Err(grammar(format!(
+                "\"{positive}\" must be a string or strings"
+            )));
+        }
+    };
+    Ok(Patterns { negated, patterns })
+}
+
+/// The policies of the server's access keys.
+pub struct Policies {
+    region: String,
+    account_id: String,
+    by_key: HashMap<String, PolicyDocument>,
+}
+
+impl Policies {
+    pub fn new(
+        region: &str,
+        account_id: &str,
+        documents: impl IntoIterator<Item = (String, PolicyDocument)>,
+    ) -> Policies {
+        Policies {
+            region: region.to_owned(),
+            account_id: account_id.to_owned(),
+            by_key: documents.into_iter().collect(),
+        }
+    }
+
+    /// Whether `key` has a policy to check (others may call everything).
+    pub(crate) fn governs(&self, key: &str) -> bool {
+        self.by_key.contains_key(key)
+    }
+
+    /// Checks a call of `action` with body `request` (as JSON) by `key`;
+    /// `Err` holds AWS's AccessDeniedException message. `iterator_stream`
+    /// names the stream of a shard iterator (GetRecords names no other).
+    pub(crate) fn authorize(
+        &self,
+        key: &str,
+        action: &str,
+        request: &[u8],
+        iterator_stream: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), String> {
+        let Some(policy) = self.by_key.get(key) else {
+            return Ok(());
+        };
+        let resource = self.resource_of(action, request, iterator_stream);
+        let qualified = format!("kinesis:{action}");
+        let because = match policy.decide(&qualified, &resource) {
+            Decision::Allowed => return Ok(()),
+            Decision::ImplicitDeny => {
+                format!("because no identity-based policy allows the {qualified} action")
+            }
+            Decision::ExplicitDeny => {
+                "with an explicit deny in an identity-based policy".to_owned()
+            }
+        };
+        Err(format!(
+            "User: arn:aws:iam::{}:user/{key} is not authorized to perform: {qualified} on resource: {resource} {because}",
+            self.account_id
+        ))
+    }
+
+    fn resource_of(
+        &self,
+        action: &str,
+        request: &[u8],
+        iterator_stream: impl Fn(&str) -> Option<String>,
+    ) -> String {
+        if ACCOUNT_ACTIONS.contains(&action) {
+            return "*".to_owned();
+        }
+        let members: serde_json::Map<String, Value> =
+            serde_json::from_slice(request).unwrap_or_default();
+        let member = |name: &str| members.get(name).and_then(Value::as_str);
+        if RESOURCE_ARN_ACTIONS.contains(&action) {
+            return member("ResourceARN").unwrap_or("*").to_owned();
+        }
+        let name = match member("ShardIterator") {
+            Some(token) if action == "GetRecords" => iterator_stream(token),
+            _ => member("StreamName").map(str::to_owned),
+        };
+        let stream = match (member("StreamARN"), name) {
+            (Some(arn), _) => Some(arn.to_owned()),
+            (None, Some(name)) => Some(format!(
+                "arn:aws:kinesis:{}:{}:stream/{name}",
+                self.region, self.account_id
+            )),
+            (None, None) => None,
+        };
+        if CONSUMER_ACTIONS.contains(&action) {
+            if let Some(arn) = member("ConsumerARN") {
+                return arn.to_owned();
+            }
+            // By stream and name, the creation time of the ARN is unknown.
+            if let (Some(stream), Some(name)) = (&stream, member("ConsumerName")) {
+                return format!("{stream}/consumer/{name}:*");
+            }
+            return "*".to_owned();
+        }
+        stream.unwrap_or_else(|| "*".to_owned())
+    }
+}
+
+/// IAM's wildcards: `*` any run of characters, `?` any one.
+fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    // Where the last `*` was, and the text position it is matched up to.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((star_p, star_t)) = star {
+            // Let the `*` take one more character and try again.
+            pi = star_p + 1;
+            ti = star_t + 1;
+            star = Some((star_p, star_t + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&b| b == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/orders";
+
+    impl Policies {
+        /// For calls without a shard iterator.
+        fn authorize_plain(&self, key: &str, action: &str, request: &[u8]) -> Result<(), String> {
+            self.authorize(key, action, request, |_| None)
+        }
+    }
+
+    #[test]
+    fn get_records_is_authorized_on_the_stream_of_its_iterator() {
+        let p = policies(
+            r#"{"Statement":{"Effect":"Allow","Action":"kinesis:GetRecords","Resource":"arn:aws:kinesis:*:*:stream/orders"}}"#,
+        );
+        let body = br#"{"ShardIterator":"token"}"#;
+        let of =
+            |stream: &'static str| move |token: &str| (token == "token").then(|| stream.to_owned());
+        assert_eq!(
+            p.authorize("AKIDBOB", "GetRecords", body, of("orders")),
+            Ok(())
+        );
+        let denied = p
+            .authorize("AKIDBOB", "GetRecords", body, of("payments"))
+            .unwrap_err();
+        assert!(
+            denied.contains("on resource: arn:aws:kinesis:us-east-1:000000000000:stream/payments "),
+            "{denied}"
+        );
+        // A token the server did not issue names no stream.
+        assert!(
+            p.authorize("AKIDBOB", "GetRecords", body, |_| None)
+                .is_err()
+        );
+    }
+
+    fn policies(text: &str) -> Policies {
+        Policies::new(
+            "us-east-1",
+            "000000000000",
+            [("AKIDBOB".to_owned(), PolicyDocument::parse(text).unwrap())],
+        )
+    }
+
+    #[test]
+    fn wildcards_match_as_iam_matches_them() {
+        assert!(wildcard_match("*", ""));
+        assert!(wildcard_match("kinesis:get*", "kinesis:getrecords"));
+        assert!(wildcard_match("kinesis:?etRecords", "kinesis:GetRecords"));
+        assert!(wildcard_match("arn:*:stream/o*s", STREAM));
+        assert!(wildcard_match("a*b*c", "aXbYbZc"));
+        assert!(!wildcard_match("a*b*c", "aXbYbZ"));
+        assert!(!wildcard_match("kinesis:Get", "kinesis:GetRecords"));
+        assert!(!wildcard_match("", "x"));
+    }
+
+    #[test]
+    fn an_allow_lets_through_only_what_it_names() {
+        let p = policies(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+                "Action":["kinesis:Get*","kinesis:DescribeStreamSummary"],
+                "Resource":"arn:aws:kinesis:*:*:stream/orders"}]}"#,
+        );
+        // No stream named: the resource is `*`, which the policy does not grant.
+        assert_eq!(
+            p.authorize_plain("AKIDBOB", "GetRecords", b"{}")
+                .unwrap_err(),
+            "User: arn:aws:iam::000000000000:user/AKIDBOB is not authorized to perform: kinesis:GetRecords on resource: * because no identity-based policy allows the kinesis:GetRecords action"
+        );
+        assert_eq!(
+            p.authorize_plain(
+                "AKIDBOB",
+                "DescribeStreamSummary",
+                br#"{"StreamName":"orders"}"#
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            p.authorize_plain(
+                "AKIDBOB",
+                "GetShardIterator",
+                format!(r#"{{"StreamARN":"{STREAM}"}}"#).as_bytes()
+            ),
+            Ok(())
+        );
+        let denied = p
+            .authorize_plain("AKIDBOB", "PutRecord", br#"{"StreamName":"orders"}"#)
+            .unwrap_err();
+        assert_eq!(
+            denied,
+            format!(
+                "User: arn:aws:iam::000000000000:user/AKIDBOB is not authorized to perform: kinesis:PutRecord on resource: {STREAM} because no identity-based policy allows the kinesis:PutRecord action"
+            )
+        );
+        assert!(
+            p.authorize_plain(
+                "AKIDBOB",
+                "DescribeStreamSummary",
+                br#"{"StreamName":"other"}"#
+            )
+            .is_err()
+        );
+        // A key without a policy is not governed.
+        assert_eq!(
+            p.authorize_plain("AKIDALICE", "DeleteStream", b"{}"),
+            Ok(())
+        );
+        assert!(!p.governs("AKIDALICE"));
+    }
+
+    #[test]
+    fn an_explicit_deny_wins_over_any_allow() {
+        let p = policies(
+            r#"{"Statement":[{"Effect":"Allow","Action":"kinesis:*","Resource":"*"},
+                {"Effect":"Deny","Action":"kinesis:Delete*","NotResource":"arn:aws:kinesis:*:*:stream/scratch-*"}]}"#,
+        );
+        let denied = p
+            .authorize_plain("AKIDBOB", "DeleteStream", br#"{"StreamName":"orders"}"#)
+            .unwrap_err();
+        assert!(
+            denied.ends_with("with an explicit deny in an identity-based policy"),
+            "{denied}"
+        );
+        assert_eq!(
+            p.authorize_plain("AKIDBOB", "DeleteStream", br#"{"StreamName":"scratch-1"}"#),
+            Ok(())
+        );
+        assert_eq!(p.authorize_plain("AKIDBOB", "ListStreams", b"{}"), Ok(()));
+    }
+
+    #[test]
+    fn consumers_and_tagged_resources_are_their_own_resources() {
+        let p = policies(
+            r#"{"Statement":{"Effect":"Allow","Action":["kinesis:SubscribeToShard","kinesis:DescribeStreamConsumer","kinesis:TagResource"],
+                "Resource":"arn:aws:kinesis:us-east-1:000000000000:stream/orders/consumer/*"}}"#,
+        );
+        let consumer = format!("{STREAM}/consumer/app:1796400000");
+        let by_arn = format!(r#"{{"ConsumerARN":"{consumer}","ShardId":"shardId-000000000000"}}"#);
+        assert_eq!(
+            p.authorize_plain("AKIDBOB", "SubscribeToShard", by_arn.as_bytes()),
+            Ok(())
+        );
+        let by_name = format!(r#"{{"StreamARN":"{STREAM}","ConsumerName":"app"}}"#);
+        assert_eq!(
+            p.authorize_plain("AKIDBOB", "DescribeStreamConsumer", by_name.as_bytes()),
+            Ok(())
+        );
+        let tag = format!(r#"{{"ResourceARN":"{consumer}","Tags":{{"a":"b"}}}}"#);
+        assert_eq!(
+            p.authorize_plain("AKIDBOB", "TagResource", tag.as_bytes()),
+            Ok(())
+        );
+        // The stream itself is not a consumer.
+        let tag_stream = format!(r#"{{"ResourceARN":"{STREAM}","Tags":{{"a":"b"}}}}"#);
+        assert!(
+            p.authorize_plain("AKIDBOB", "TagResource", tag_stream.as_bytes())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn documents_that_would_mean_less_than_they_say_are_refused() {
+        let refused = |text: &str| PolicyDocument::parse(text).unwrap_err().to_string();
+        assert!(refused("not json").starts_with("not a JSON policy document"));
+        assert!(refused(r#"{"Statement":[{"Effect":"Allow","Action":"kinesis:*","Resource":"*","Condition":{}}]}"#)
+            .contains("Condition"));
+        assert!(refused(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"kinesis:*","Resource":"*"}]}"#)
+            .contains("Principal"));
+        assert!(
+            refused(r#"{"Statement":[{"Effect":"allow","Action":"kinesis:*","Resource":"*"}]}"#)
+                .contains("Effect")
+        );
+        assert!(refused(r#"{"Statement":[{"Effect":"Allow","Action":"kinesis:*","NotAction":"x","Resource":"*"}]}"#)
+            .contains("exactly one of"));
+        assert!(
+            refused(r#"{"Statement":[{"Effect":"Allow","Action":"kinesis:*"}]}"#)
+                .contains("Resource")
+        );
+        assert!(refused(r#"{"Version":"2020-01-01","Statement":[]}"#).contains("Version"));
+        assert!(refused(r#"{"Statment":[]}"#).contains("Statment"));
+        assert!(
+            refused(r#"{"Statement":[{"Effect":"Allow","Action":[1],"Resource":"*"}]}"#)
+                .contains("strings")
+        );
+    }
+}
