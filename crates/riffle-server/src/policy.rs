@@ -24,8 +24,10 @@
 //! SubscribeToShard, `ResourceARN` for the tag and resource-policy actions,
 //! and `*` for ListStreams, DescribeLimits and the account settings.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 /// The policy versions IAM accepts.
@@ -287,17 +289,17 @@ impl Policies {
         if ACCOUNT_ACTIONS.contains(&action) {
             return "*".to_owned();
         }
-        let members: serde_json::Map<String, Value> =
-            serde_json::from_slice(request).unwrap_or_default();
-        let member = |name: &str| members.get(name).and_then(Value::as_str);
+        // Only the names are read; the rest (record data included) is
+        // skipped without being copied.
+        let names: Names<'_> = serde_json::from_slice(request).unwrap_or_default();
         if RESOURCE_ARN_ACTIONS.contains(&action) {
-            return member("ResourceARN").unwrap_or("*").to_owned();
+            return names.resource_arn.as_deref().unwrap_or("*").to_owned();
         }
-        let name = match member("ShardIterator") {
+        let name = match &names.shard_iterator {
             Some(token) if action == "GetRecords" => iterator_stream(token),
-            _ => member("StreamName").map(str::to_owned),
+            _ => names.stream_name.as_deref().map(str::to_owned),
         };
-        let stream = match (member("StreamARN"), name) {
+        let stream = match (names.stream_arn.as_deref(), name) {
             (Some(arn), _) => Some(arn.to_owned()),
             (None, Some(name)) => Some(format!(
                 "arn:aws:kinesis:{}:{}:stream/{name}",
@@ -306,17 +308,34 @@ impl Policies {
             (None, None) => None,
         };
         if CONSUMER_ACTIONS.contains(&action) {
-            if let Some(arn) = member("ConsumerARN") {
+            if let Some(arn) = names.consumer_arn.as_deref() {
                 return arn.to_owned();
             }
             // By stream and name, the creation time of the ARN is unknown.
-            if let (Some(stream), Some(name)) = (&stream, member("ConsumerName")) {
+            if let (Some(stream), Some(name)) = (&stream, names.consumer_name.as_deref()) {
                 return format!("{stream}/consumer/{name}:*");
             }
             return "*".to_owned();
         }
         stream.unwrap_or_else(|| "*".to_owned())
     }
+}
+
+/// The members of a request that name its resource.
+#[derive(Default, Deserialize)]
+struct Names<'a> {
+    #[serde(rename = "StreamARN", borrow)]
+    stream_arn: Option<Cow<'a, str>>,
+    #[serde(rename = "StreamName", borrow)]
+    stream_name: Option<Cow<'a, str>>,
+    #[serde(rename = "ConsumerARN", borrow)]
+    consumer_arn: Option<Cow<'a, str>>,
+    #[serde(rename = "ConsumerName", borrow)]
+    consumer_name: Option<Cow<'a, str>>,
+    #[serde(rename = "ResourceARN", borrow)]
+    resource_arn: Option<Cow<'a, str>>,
+    #[serde(rename = "ShardIterator", borrow)]
+    shard_iterator: Option<Cow<'a, str>>,
 }
 
 /// IAM's wildcards: `*` any run of characters, `?` any one.
