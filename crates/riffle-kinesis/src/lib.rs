@@ -47,6 +47,7 @@ mod hashkey;
 pub mod hotpath;
 mod iterator;
 mod json;
+mod metrics;
 mod on_demand;
 mod reshard;
 mod seqnum;

@@ -13,6 +13,7 @@ use crate::KinesisError;
 use crate::catalog::{self, ShardRecord, Status, StreamRecord};
 use crate::errors;
 use crate::hashkey::HashRange;
+use crate::metrics::ShardMetrics;
 use crate::seqnum::SeqNum;
 use crate::throttle::ShardThrottle;
 
@@ -38,6 +39,8 @@ pub struct Shard {
     pub log: ShardLog,
     /// Throughput limits; shared by every version of this shard.
     pub throttle: Arc<ShardThrottle>,
+    /// Counters for the metrics endpoint; shared the same way.
+    pub metrics: Arc<ShardMetrics>,
 }
 
 impl Stream {
@@ -229,6 +232,7 @@ impl Shard {
             closed: record.closed,
             log,
             throttle: Arc::default(),
+            metrics: Arc::default(),
         })
     }
 
@@ -243,6 +247,7 @@ impl Shard {
             closed: self.closed,
             log: self.log.clone(),
             throttle: self.throttle.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }

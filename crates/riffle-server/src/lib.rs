@@ -19,6 +19,7 @@
 //! - `sigv4`: verification of SigV4 signatures, when credentials are given.
 //! - `tls`: the listener's TLS configuration, when a certificate is given.
 //! - `policy`: IAM-style identity policies of access keys, when given.
+//! - `metrics`: the Prometheus endpoint on its own listener.
 //! - `errors`: every error → (HTTP status, `__type`, message, encoding).
 //! - `headers`: the headers every AWS response carries.
 //! - `events`: SubscribeToShard's streaming response body.
@@ -31,6 +32,7 @@ mod errors;
 mod events;
 mod eventstream;
 mod headers;
+mod metrics;
 mod policy;
 mod request;
 mod server;
@@ -39,6 +41,7 @@ mod tls;
 
 pub use audit::{AuditError, AuditLog, AuditWriter};
 pub use body::BODY_BYTES_MAX;
+pub use metrics::serve_metrics;
 pub use policy::{Policies, PolicyDocument, PolicyError};
 pub use server::{EdgeConfig, ServerError, serve};
 pub use sigv4::Credentials;

@@ -56,6 +56,8 @@ pub struct ServeConfig {
     /// Access key id → its IAM policy document (a JSON file); keys without
     /// one may call everything.
     pub policies: BTreeMap<String, PathBuf>,
+    /// Serve Prometheus metrics on this address.
+    pub metrics_listen: Option<SocketAddr>,
     /// Append a CloudTrail-shaped JSON line per API call to this file.
     pub audit_log: Option<PathBuf>,
     /// Log data events (PutRecord(s), GetRecords, …) too, not only
@@ -178,6 +180,9 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics [default: off]
+    #[arg(long, env = "RIFFLE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// Append one CloudTrail-shaped JSON line per API call to FILE
     #[arg(long, env = "RIFFLE_AUDIT_LOG", value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
@@ -212,6 +217,7 @@ pub struct FileConfig {
     pub credentials: Option<BTreeMap<String, String>>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub metrics_listen: Option<String>,
     pub audit_log: Option<PathBuf>,
     pub audit_data_events: Option<Switch>,
     /// `[policies]` with `"<key id>" = "<policy file>"`.
@@ -344,6 +350,12 @@ const THROUGHPUT_LIMITS: Key = Key {
     id: "throughput_limits",
     flag: "throughput-limits",
     env: "RIFFLE_THROUGHPUT_LIMITS",
+};
+
+const METRICS_LISTEN: Key = Key {
+    id: "metrics_listen",
+    flag: "metrics-listen",
+    env: "RIFFLE_METRICS_LISTEN",
 };
 
 const AUDIT_DATA_EVENTS: Key = Key {
@@ -521,6 +533,17 @@ impl ServeConfig {
             policies,
             access_keys,
             tls: tls_files(args, f)?,
+            metrics_listen: sources.value(
+                &METRICS_LISTEN,
+                args.metrics_listen.clone(),
+                f.metrics_listen.clone(),
+                "off",
+                |t| match t {
+                    "off" => Some(None),
+                    t => parse_listen(t).map(Some),
+                },
+                "expected HOST:PORT such as 127.0.0.1:9464, or off",
+            )?,
             audit_log: args.audit_log.clone().or_else(|| f.audit_log.clone()),
             audit_data_events: sources.value(
                 &AUDIT_DATA_EVENTS,
@@ -976,6 +999,18 @@ mod tests {
         .unwrap();
         let ids: Vec<&str> = both.access_keys.0.keys().map(String::as_str).collect();
         assert_eq!(ids, ["AKIDFLAG", "AKIDTABLE"]);
+    }
+
+    #[test]
+    fn the_metrics_listener_is_off_unless_given_an_address() {
+        assert_eq!(resolve(ServeArgs::default()).unwrap().metrics_listen, None);
+        let config = resolve_cli(&["serve", "--metrics-listen", "127.0.0.1:9464"]).unwrap();
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        let err = resolve_cli(&["serve", "--metrics-listen", "nowhere"]).unwrap_err();
+        assert!(err.to_string().contains("metrics_listen"), "{err}");
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     };
     let policies = read_policies(&config)?;
     let listener = bind(config.listen).await?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let local = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: config.listen,
         source,
@@ -131,7 +135,26 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     };
     let (audit, audit_writer) = audit.unzip();
 
-    print_banner(&config, local);
+    let metrics_local = match (&metrics_listener, config.metrics_listen) {
+        (Some(listener), Some(addr)) => {
+            Some(listener.local_addr().map_err(|source| ServeError::Bind {
+                addr,
+                source,
+                hint: "",
+            })?)
+        }
+        _ => None,
+    };
+    let (stop_metrics, metrics_stopped) = watch::channel(());
+    let metrics = metrics_listener.map(|listener| {
+        tokio::spawn(riffle_server::serve_metrics(
+            listener,
+            Arc::clone(&kinesis),
+            changed(metrics_stopped),
+        ))
+    });
+
+    print_banner(&config, local, metrics_local);
     let edge = riffle_server::EdgeConfig {
         credentials: (!config.access_keys.0.is_empty())
             .then(|| riffle_server::Credentials::new(&config.region, config.access_keys.0.clone())),
@@ -142,6 +165,12 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     let served = riffle_server::serve(listener, kinesis, edge, shutdown_signal(signals)).await;
     if let Some(writer) = audit_writer {
         writer.close().await;
+    }
+    let _ = stop_metrics.send(()); // no receiver left just means it already stopped
+    if let Some(metrics) = metrics
+        && let Err(err) = metrics.await
+    {
+        warn!(%err, "the metrics listener ended abnormally");
     }
 
     let _ = stop_background.send(()); // no receiver left just means it already stopped
@@ -230,7 +259,7 @@ fn read_policies(config: &ServeConfig) -> Result<Option<riffle_server::Policies>
 
 /// The lines a user sees first. Tests find the endpoint with
 /// `^\s*endpoint:\s+(https?://\S+)\s*$` (the README says so): keep that line's shape.
-fn print_banner(config: &ServeConfig, local: SocketAddr) {
+fn print_banner(config: &ServeConfig, local: SocketAddr, metrics: Option<SocketAddr>) {
     let endpoint = endpoint_url(local, config.tls.is_some());
     let data_dir =
         std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
@@ -242,11 +271,15 @@ fn print_banner(config: &ServeConfig, local: SocketAddr) {
          \x20 endpoint:  {endpoint}\n{tls}\
          \x20 data dir:  {dir} (fsync: {fsync})\n\
          \x20 region:    {region}, account {account}; {credentials}\n\
-         \x20 limits:    {limits}\n{audit}\
+         \x20 limits:    {limits}\n{metrics}{audit}\
          \x20 try:       aws --endpoint-url {endpoint} kinesis list-streams",
         version = env!("CARGO_PKG_VERSION"),
         tls = match &config.tls {
             Some(files) => format!("  tls:       certificate {}\n", files.cert.display()),
+            None => String::new(),
+        },
+        metrics = match metrics {
+            Some(addr) => format!("  metrics:   {}/metrics\n", endpoint_url(addr, false)),
             None => String::new(),
         },
         audit = match &config.audit_log {

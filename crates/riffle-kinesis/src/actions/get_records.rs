@@ -85,6 +85,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8], codec: Codec) -> Result<Bytes, 
     if let Some(at) = throttle_at
         && !shard.throttle.admit_read(at)
     {
+        shard.metrics.read_refused();
         return Err(throttle::read_exceeded(
             &shard_id,
             &iterator.stream,
@@ -151,6 +152,7 @@ pub(crate) fn encode(
     let mut out = String::with_capacity(estimate + 700);
     write_records(&mut out, stream, shard, retained);
     let tail = Tail::of(kinesis, shard, iterator, batch, retained, now);
+    shard.metrics.read(retained, tail.behind_ms);
     if let Some(next) = &tail.next_iterator {
         out.push_str(r#","NextShardIterator":""#);
         out.push_str(next);
@@ -205,6 +207,7 @@ pub(crate) fn encode_cbor(
     }
     out.end();
     let tail = Tail::of(kinesis, shard, iterator, batch, retained, now);
+    shard.metrics.read(retained, tail.behind_ms);
     if let Some(next) = &tail.next_iterator {
         out.text("NextShardIterator");
         out.text(next);

@@ -225,6 +225,7 @@ async fn append_routed(
         if let Some(at) = kinesis.throttle_ms()
             && shard.throttle.admit_writes(at, [size]) == 0
         {
+            shard.metrics.write_refused(1);
             return Err(throttle::write_exceeded(
                 &shard.id,
                 &name,
@@ -234,7 +235,10 @@ async fn append_routed(
         let index = shard.index;
         let key = super::stream_encryption::data_key(kinesis, &stream)?;
         match super::stream_encryption::append(&shard.log, &[record], now, key.as_ref()).await {
-            Ok(appended) => return Ok((stream, index, appended)),
+            Ok(appended) => {
+                shard.metrics.wrote(1, size as u64);
+                return Ok((stream, index, appended));
+            }
             Err(LogError::Closed { .. }) => {
                 let resharded = reshard::wait_reshard(kinesis, &stream, index).await?;
                 stream = resharded;

@@ -193,6 +193,18 @@ struct Call<'c, 'a> {
     now: i64,
 }
 
+impl Call<'_, '_> {
+    /// What record `i` counts against its shard's limits and metrics: its
+    /// data and partition key.
+    fn size(&self, i: usize) -> usize {
+        self.spans[i].map_or(0, |(s, e)| e - s)
+            + self.entries[i]
+                .PartitionKey
+                .as_ref()
+                .map_or(0, |k| k.as_str().len())
+    }
+}
+
 /// What became of one record.
 #[derive(Debug, Clone, Copy)]
 enum Fate {
@@ -240,6 +252,10 @@ async fn place_all(
             match outcome {
                 None => {}
                 Some(Ok(appended)) => {
+                    let bytes: usize = members.iter().map(|&i| call.size(i)).sum();
+                    stream.shards[position]
+                        .metrics
+                        .wrote(members.len() as u64, bytes as u64);
                     for (nth, &i) in members.iter().enumerate() {
                         fates[i] = Fate::Written {
                             position,
@@ -303,19 +319,16 @@ fn admit_groups(
     let Some(at) = kinesis.throttle_ms() else {
         return;
     };
-    let size = |i: usize| {
-        call.spans[i].map_or(0, |(s, e)| e - s)
-            + call.entries[i]
-                .PartitionKey
-                .as_ref()
-                .map_or(0, |k| k.as_str().len())
-    };
+    let size = |i: usize| call.size(i);
     for (position, members) in groups.iter_mut().enumerate() {
         if members.is_empty() {
             continue;
         }
         let throttle = &stream.shards[position].throttle;
         let admitted = throttle.admit_writes(at, members.iter().map(|&i| size(i)));
+        stream.shards[position]
+            .metrics
+            .write_refused((members.len() - admitted) as u64);
         for &i in &members[admitted..] {
             fates[i] = Fate::Throttled { position };
         }

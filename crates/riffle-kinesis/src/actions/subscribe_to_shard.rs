@@ -407,6 +407,7 @@ impl Subscription {
                     Some(last) if !caught_up => (now - last.arrival_ms).max(0),
                     _ => 0,
                 };
+                shard.metrics.read(retained, behind);
                 let event = encode_event(&stream, shard, retained, batch.next_seq, behind, at_end);
                 let bytes = retained
                     .iter()

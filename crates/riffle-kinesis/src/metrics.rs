@@ -1,0 +1,231 @@
+//! Metrics with CloudWatch's meaning, for Prometheus: what each shard took
+//! in and gave out, what it refused, and how far behind its readers are.
+//!
+//! Every shard keeps counters in atomics that the record paths bump with
+//! relaxed stores (no lock, no allocation); like its throttle, one set is
+//! shared by every version of the shard, so a reshard loses nothing.
+//! [`Kinesis::write_metrics`] renders them in Prometheus's text format:
+//!
+//! ```text
+//! # HELP riffle_kinesis_incoming_bytes_total IncomingBytes: bytes put to the stream (data and partition keys).
+//! # TYPE riffle_kinesis_incoming_bytes_total counter
+//! riffle_kinesis_incoming_bytes_total{stream="orders"} 1048576
+//! riffle_kinesis_shard_incoming_bytes_total{stream="orders",shard="shardId-000000000000"} 524288
+//! ```
+//!
+//! Stream-level series sum the stream's shards, closed ones included. As in
+//! CloudWatch, shard-level series exist only for the metrics a stream
+//! enabled with EnableEnhancedMonitoring.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::Kinesis;
+use crate::stream::Stream;
+
+/// One shard's counters.
+#[derive(Debug, Default)]
+pub struct ShardMetrics {
+    incoming_bytes: AtomicU64,
+    incoming_records: AtomicU64,
+    outgoing_bytes: AtomicU64,
+    outgoing_records: AtomicU64,
+    write_exceeded: AtomicU64,
+    read_exceeded: AtomicU64,
+    /// The last `MillisBehindLatest` a read of this shard answered.
+    iterator_age_ms: AtomicI64,
+}
+
+impl ShardMetrics {
+    pub(crate) fn wrote(&self, records: u64, bytes: u64) {
+        self.incoming_records.fetch_add(records, Ordering::Relaxed);
+        self.incoming_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Records refused for the shard's write limits.
+    pub(crate) fn write_refused(&self, records: u64) {
+        self.write_exceeded.fetch_add(records, Ordering::Relaxed);
+    }
+
+    /// A GetRecords call refused for the shard's read limits.
+    pub(crate) fn read_refused(&self) {
+        self.read_exceeded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A read (GetRecords or a SubscribeToShard event) that returned
+    /// `records`, `behind_ms` behind the tip.
+    pub(crate) fn read(&self, records: &[riffle_log::Record], behind_ms: i64) {
+        let bytes: usize = records
+            .iter()
+            .map(|r| r.data.len() + r.partition_key.len())
+            .sum();
+        self.outgoing_records
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.outgoing_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        self.iterator_age_ms.store(behind_ms, Ordering::Relaxed);
+    }
+}
+
+/// How a series combines over a stream's shards.
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    /// The highest of the shards, as CloudWatch's Maximum statistic.
+    GaugeMax,
+}
+
+/// A metric: its Prometheus name (without prefix), CloudWatch's name (the
+/// EnableEnhancedMonitoring name), what it means, and its counter.
+struct Metric {
+    name: &'static str,
+    cloudwatch: &'static str,
+    help: &'static str,
+    kind: Kind,
+    value: fn(&ShardMetrics) -> i64,
+}
+
+fn load(counter: &AtomicU64) -> i64 {
+    i64::try_from(counter.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+}
+
+const METRICS: [Metric; 7] = [
+    Metric {
+        name: "incoming_bytes_total",
+        cloudwatch: "IncomingBytes",
+        help: "bytes put to the stream (data and partition keys)",
+        kind: Kind::Counter,
+        value: |m| load(&m.incoming_bytes),
+    },
+    Metric {
+        name: "incoming_records_total",
+        cloudwatch: "IncomingRecords",
+        help: "records put to the stream",
+        kind: Kind::Counter,
+        value: |m| load(&m.incoming_records),
+    },
+    Metric {
+        name: "outgoing_bytes_total",
+        cloudwatch: "OutgoingBytes",
+        help: "bytes read by GetRecords and SubscribeToShard",
+        kind: Kind::Counter,
+        value: |m| load(&m.outgoing_bytes),
+    },
+    Metric {
+        name: "outgoing_records_total",
+        cloudwatch: "OutgoingRecords",
+        help: "records read by GetRecords and SubscribeToShard",
+        kind: Kind::Counter,
+        value: |m| load(&m.outgoing_records),
+    },
+    Metric {
+        name: "write_provisioned_throughput_exceeded_total",
+        cloudwatch: "WriteProvisionedThroughputExceeded",
+        help: "records refused for the shard write limits",
+        kind: Kind::Counter,
+        value: |m| load(&m.write_exceeded),
+    },
+    Metric {
+        name: "read_provisioned_throughput_exceeded_total",
+        cloudwatch: "ReadProvisionedThroughputExceeded",
+        help: "GetRecords calls refused for the shard read limits",
+        kind: Kind::Counter,
+        value: |m| load(&m.read_exceeded),
+    },
+    Metric {
+        name: "iterator_age_milliseconds",
+        cloudwatch: "IteratorAgeMilliseconds",
+        help: "how far the last read was behind the tip (GetRecords.IteratorAgeMilliseconds; the maximum over shards)",
+        kind: Kind::GaugeMax,
+        value: |m| m.iterator_age_ms.load(Ordering::Relaxed),
+    },
+];
+
+impl Kinesis {
+    /// Every stream's metrics in Prometheus's text exposition format.
+    pub fn write_metrics(&self, out: &mut String) {
+        let streams = self.all();
+        for metric in &METRICS {
+            let kind = match metric.kind {
+                Kind::Counter => "counter",
+                Kind::GaugeMax => "gauge",
+            };
+            let _ = writeln!(
+                out,
+                "# HELP riffle_kinesis_{name} {cw}: {help}.\n# TYPE riffle_kinesis_{name} {kind}",
+                name = metric.name,
+                cw = metric.cloudwatch,
+                help = metric.help
+            );
+            for stream in &streams {
+                let values = stream.shards.iter().map(|s| (metric.value)(&s.metrics));
+                let total = match metric.kind {
+                    Kind::Counter => values.sum(),
+                    Kind::GaugeMax => values.max().unwrap_or(0),
+                };
+                let _ = writeln!(
+                    out,
+                    "riffle_kinesis_{}{{stream=\"{}\"}} {total}",
+                    metric.name,
+                    label(stream.name())
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP riffle_kinesis_shard_{name} {cw} per shard, for streams that enabled it.\n# TYPE riffle_kinesis_shard_{name} {kind}",
+                name = metric.name,
+                cw = metric.cloudwatch,
+            );
+            for stream in streams.iter().filter(|s| enhanced(s, metric.cloudwatch)) {
+                for shard in &stream.shards {
+                    let _ = writeln!(
+                        out,
+                        "riffle_kinesis_shard_{}{{stream=\"{}\",shard=\"{}\"}} {}",
+                        metric.name,
+                        label(stream.name()),
+                        shard.id,
+                        (metric.value)(&shard.metrics)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Whether the stream enabled shard-level `metric` (or `ALL`).
+fn enhanced(stream: &Stream, metric: &str) -> bool {
+    stream
+        .record
+        .settings
+        .shard_level_metrics
+        .iter()
+        .any(|m| m == metric || m == "ALL")
+}
+
+/// A label value: stream names are `[a-zA-Z0-9_.-]+`, but escape anyway
+/// as the format asks (backslash, quote, newline).
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_add_up_and_the_age_is_the_last_read() {
+        let m = ShardMetrics::default();
+        m.wrote(3, 300);
+        m.wrote(1, 100);
+        m.write_refused(2);
+        m.read_refused();
+        m.read(&[], 5_000);
+        m.read(&[], 0);
+        let values: Vec<i64> = METRICS.iter().map(|metric| (metric.value)(&m)).collect();
+        assert_eq!(values, [400, 4, 0, 0, 2, 1, 0]);
+        assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
+    }
+}

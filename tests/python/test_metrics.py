@@ -1,0 +1,95 @@
+"""Prometheus metrics with boto3 driving the traffic: --metrics-listen serves
+/metrics on its own port, with CloudWatch's metrics per stream (and per shard
+for the metrics a stream enabled with EnableEnhancedMonitoring), each equal
+to what the API calls themselves reported."""
+
+import re
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import RiffleServer, make_client
+from kinesis_helpers import create_active_stream, get_records, iterator, shard_id
+
+METRICS_LINE = re.compile(r"^\s*metrics:\s+(http://\S+/metrics)\s*$", re.MULTILINE)
+SAMPLE = re.compile(r'^(\w+)\{([^}]*)\} (-?\d+)$')
+
+
+@pytest.fixture
+def metered(tmp_path):
+    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, extra_args=["--metrics-listen", "127.0.0.1:0"])
+    srv.start()
+    banner = (tmp_path / "riffle-1.stdout").read_text()
+    srv.metrics_url = METRICS_LINE.search(banner).group(1)
+    yield srv
+    print(f"--- riffle stderr (tail) ---\n{srv.stderr_tail()}")
+    assert srv.terminate() == 0, "riffle serve did not exit 0 on SIGTERM"
+
+
+def scrape(url):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        name, labels, value = SAMPLE.match(line).groups()
+        samples[(name, labels)] = int(value)
+    return samples
+
+
+def test_stream_and_enabled_shard_metrics_match_the_traffic(metered):
+    kinesis = make_client(metered.endpoint)
+    create_active_stream(kinesis, "metered", shards=2)
+    kinesis.enable_enhanced_monitoring(StreamName="metered", ShardLevelMetrics=["IncomingBytes", "IteratorAgeMilliseconds"])
+    records = [{"PartitionKey": f"key-{i}", "Data": b"x" * (10 + i)} for i in range(20)]
+    put = kinesis.put_records(StreamName="metered", Records=records)
+    assert put["FailedRecordCount"] == 0
+    payload = sum(len(r["Data"]) + len(r["PartitionKey"]) for r in records)
+
+    read = get_records(kinesis, ShardIterator=iterator(kinesis, "metered", shard_id(0)), Limit=3)
+    samples = scrape(metered.metrics_url)
+    stream = 'stream="metered"'
+    assert samples[("riffle_kinesis_incoming_records_total", stream)] == 20
+    assert samples[("riffle_kinesis_incoming_bytes_total", stream)] == payload
+    assert samples[("riffle_kinesis_outgoing_records_total", stream)] == len(read["Records"])
+    assert samples[("riffle_kinesis_outgoing_bytes_total", stream)] == sum(
+        len(r["Data"]) + len(r["PartitionKey"]) for r in read["Records"]
+    )
+    assert samples[("riffle_kinesis_iterator_age_milliseconds", stream)] == read["MillisBehindLatest"]
+
+    per_shard = {
+        labels: value for (name, labels), value in samples.items() if name == "riffle_kinesis_shard_incoming_bytes_total"
+    }
+    assert sorted(per_shard) == [f'{stream},shard="{shard_id(0)}"', f'{stream},shard="{shard_id(1)}"']
+    assert sum(per_shard.values()) == payload
+    # Not enabled per shard: no shard series.
+    assert not any(name == "riffle_kinesis_shard_outgoing_bytes_total" for name, _ in samples)
+
+
+def test_refused_writes_are_counted_as_the_api_reported_them(metered):
+    kinesis = make_client(metered.endpoint)
+    create_active_stream(kinesis, "hot")
+    # One shard takes 1,000 records a second with a second of burst: 1,500
+    # at once get some refused, and the metric counts exactly those.
+    failed = 0
+    for _ in range(3):
+        out = kinesis.put_records(StreamName="hot", Records=[{"PartitionKey": "k", "Data": b"r"}] * 500)
+        failed += out["FailedRecordCount"]
+    assert failed > 0
+    samples = scrape(metered.metrics_url)
+    assert samples[("riffle_kinesis_write_provisioned_throughput_exceeded_total", 'stream="hot"')] == failed
+    assert samples[("riffle_kinesis_incoming_records_total", 'stream="hot"')] == 1500 - failed
+
+
+def test_only_get_metrics_is_served(metered):
+    base = metered.metrics_url.removesuffix("/metrics")
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(base + "/other", timeout=10)
+    assert missing.value.code == 404
+    with pytest.raises(urllib.error.HTTPError) as posted:
+        urllib.request.urlopen(urllib.request.Request(metered.metrics_url, data=b"x", method="POST"), timeout=10)
+    assert posted.value.code == 405
