@@ -59,7 +59,7 @@ pub enum ServeError {
 
 /// Runs the server until SIGTERM or SIGINT.
 pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
-    // Read first: a wrong file is reported before anything is opened.
+    // Files first: a wrong one is reported before the data is opened.
     let tls = match &config.tls {
         None => None,
         Some(files) => Some(
@@ -73,6 +73,16 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         ),
     };
     let policies = read_policies(&config)?;
+    let audit = match &config.audit_log {
+        Some(path) => Some(riffle_server::AuditLog::open(
+            path,
+            config.audit_data_events,
+            &config.region,
+            &config.account_id,
+        )?),
+        None => None,
+    };
+    let (audit, audit_writer) = audit.unzip();
     let listener = bind(config.listen).await?;
     let metrics_listener = match config.metrics_listen {
         Some(addr) => Some(bind(addr).await?),
@@ -123,17 +133,6 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     // Tells the background duties (status transitions, retention) to stop.
     let (stop_background, stopped) = watch::channel(());
     let background = tokio::spawn(Arc::clone(&kinesis).run_background(changed(stopped)));
-
-    let audit = match &config.audit_log {
-        Some(path) => Some(riffle_server::AuditLog::open(
-            path,
-            config.audit_data_events,
-            &config.region,
-            &config.account_id,
-        )?),
-        None => None,
-    };
-    let (audit, audit_writer) = audit.unzip();
 
     let metrics_local = match (&metrics_listener, config.metrics_listen) {
         (Some(listener), Some(addr)) => {
