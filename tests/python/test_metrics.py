@@ -13,7 +13,7 @@ from conftest import RiffleServer, make_client
 from kinesis_helpers import create_active_stream, get_records, iterator, shard_id
 
 METRICS_LINE = re.compile(r"^\s*metrics:\s+(http://\S+/metrics)\s*$", re.MULTILINE)
-SAMPLE = re.compile(r'^(\w+)\{([^}]*)\} (-?\d+)$')
+SAMPLE = re.compile(r'^(\w+)\{([^}]*)\} (-?[0-9.e+-]+)$')
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def scrape(url):
         if line.startswith("#") or not line:
             continue
         name, labels, value = SAMPLE.match(line).groups()
-        samples[(name, labels)] = int(value)
+        samples[(name, labels)] = float(value) if "." in value or "e" in value else int(value)
     return samples
 
 
@@ -68,6 +68,26 @@ def test_stream_and_enabled_shard_metrics_match_the_traffic(metered):
     assert sum(per_shard.values()) == payload
     # Not enabled per shard: no shard series.
     assert not any(name == "riffle_kinesis_shard_outgoing_bytes_total" for name, _ in samples)
+
+
+def test_requests_are_counted_by_operation_and_outcome_with_their_latency(metered):
+    kinesis = make_client(metered.endpoint)
+    create_active_stream(kinesis, "counted")
+    for _ in range(3):
+        kinesis.put_record(StreamName="counted", PartitionKey="k", Data=b"r")
+    with pytest.raises(kinesis.exceptions.ResourceNotFoundException):
+        kinesis.describe_stream_summary(StreamName="missing")
+    samples = scrape(metered.metrics_url)
+    put = 'operation="PutRecord"'
+    assert samples[("riffle_api_requests_total", f'{put},outcome="success"')] == 3
+    assert samples[("riffle_api_requests_total", f'{put},outcome="client_error"')] == 0
+    assert samples[("riffle_api_requests_total", 'operation="DescribeStreamSummary",outcome="client_error"')] == 1
+    assert samples[("riffle_api_request_duration_seconds_count", put)] == 3
+    assert samples[("riffle_api_request_duration_seconds_bucket", f'{put},le="+Inf"')] == 3
+    assert samples[("riffle_api_request_duration_seconds_sum", put)] > 0
+    # Buckets are cumulative.
+    buckets = [v for (n, labels), v in samples.items() if n == "riffle_api_request_duration_seconds_bucket" and put in labels]
+    assert buckets == sorted(buckets)
 
 
 def test_refused_writes_are_counted_as_the_api_reported_them(metered):

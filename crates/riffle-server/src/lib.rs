@@ -20,6 +20,7 @@
 //! - `tls`: the listener's TLS configuration, when a certificate is given.
 //! - `policy`: IAM-style identity policies of access keys, when given.
 //! - `metrics`: the Prometheus endpoint on its own listener.
+//! - `requests`: per-operation request counts and latencies it shows.
 //! - `errors`: every error → (HTTP status, `__type`, message, encoding).
 //! - `headers`: the headers every AWS response carries.
 //! - `events`: SubscribeToShard's streaming response body.
@@ -35,6 +36,7 @@ mod headers;
 mod metrics;
 mod policy;
 mod request;
+mod requests;
 mod server;
 mod sigv4;
 mod tls;
@@ -43,6 +45,7 @@ pub use audit::{AuditError, AuditLog, AuditWriter};
 pub use body::BODY_BYTES_MAX;
 pub use metrics::serve_metrics;
 pub use policy::{Policies, PolicyDocument, PolicyError};
+pub use requests::RequestMetrics;
 pub use server::{EdgeConfig, ServerError, serve};
 pub use sigv4::Credentials;
 pub use tls::{Tls, TlsError};

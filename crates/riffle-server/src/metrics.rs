@@ -17,6 +17,8 @@ use riffle_kinesis::Kinesis;
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
+use crate::requests::RequestMetrics;
+
 /// Prometheus's text exposition format, version 0.0.4.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -24,6 +26,7 @@ const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub async fn serve_metrics(
     listener: TcpListener,
     kinesis: Arc<Kinesis>,
+    requests: Arc<RequestMetrics>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut shutdown = std::pin::pin!(shutdown);
@@ -32,8 +35,10 @@ pub async fn serve_metrics(
             () = &mut shutdown => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let kinesis = Arc::clone(&kinesis);
-                    let service = service_fn(move |req| answer(Arc::clone(&kinesis), req));
+                    let (kinesis, requests) = (Arc::clone(&kinesis), Arc::clone(&requests));
+                    let service = service_fn(move |req| {
+                        answer(Arc::clone(&kinesis), Arc::clone(&requests), req)
+                    });
                     tokio::spawn(async move {
                         let served = auto::Builder::new(TokioExecutor::new())
                             .serve_connection(TokioIo::new(stream), service)
@@ -54,12 +59,14 @@ pub async fn serve_metrics(
 
 async fn answer(
     kinesis: Arc<Kinesis>,
+    requests: Arc<RequestMetrics>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, body) = match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => {
             let mut text = String::with_capacity(16 * 1024);
             kinesis.write_metrics(&mut text);
+            requests.write(&mut text);
             (StatusCode::OK, text)
         }
         (&Method::GET, _) => (StatusCode::NOT_FOUND, "Only /metrics is here.\n".to_owned()),

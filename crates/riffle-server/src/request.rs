@@ -35,6 +35,7 @@ use crate::auth;
 use crate::body::{BodyError, read_body};
 use crate::errors::{self, Encoding, JSON_11, Rejection};
 use crate::headers::{self, RequestId};
+use crate::requests::Outcome;
 use crate::server::Edge;
 use crate::{events, eventstream};
 
@@ -133,7 +134,22 @@ pub(crate) async fn handle(
     let id = RequestId::new();
     let span = debug_span!("request", request_id = %id, action = field::Empty);
     let mut audited = None;
-    let outcome = run(&edge, req, &mut audited).instrument(span.clone()).await;
+    let mut operation = None;
+    let outcome = run(&edge, req, &mut operation, &mut audited)
+        .instrument(span.clone())
+        .await;
+    if let Some(operation) = operation {
+        let class = match &outcome {
+            Ok(_) => Outcome::Success,
+            Err((rejection, _)) if errors::aws_error(rejection).status.is_server_error() => {
+                Outcome::ServerError
+            }
+            Err(_) => Outcome::ClientError,
+        };
+        edge.config
+            .request_metrics
+            .record(operation, class, started.elapsed());
+    }
     if let (Some(log), Some(facts)) = (&edge.config.audit, &audited) {
         audit(log, facts, &outcome, &id, peer, started).await;
     }
@@ -222,10 +238,12 @@ struct AuditFacts {
 }
 
 /// The checks, in AWS's order, then the action. Returns the response body.
-/// Fills `audited` once the request names an operation the audit log keeps.
+/// Names the `operation` once the request names one, and fills `audited`
+/// if the audit log keeps it.
 async fn run(
     edge: &Edge,
     req: Request<Incoming>,
+    operation: &mut Option<&'static str>,
     audited: &mut Option<AuditFacts>,
 ) -> Result<Reply, Failure> {
     let kinesis = &edge.kinesis;
@@ -289,6 +307,7 @@ async fn run(
     let Some(action) = target.operation() else {
         return Err((json_error(Rejection::UnknownOperation), encoding));
     };
+    *operation = Some(action);
     if let Some(log) = &edge.config.audit
         && log.logs(action)
     {

@@ -19,6 +19,7 @@ use tracing::{debug, info, warn};
 use crate::audit::AuditLog;
 use crate::policy::Policies;
 use crate::request;
+use crate::requests::RequestMetrics;
 use crate::sigv4::Credentials;
 use crate::tls::Tls;
 
@@ -35,6 +36,8 @@ pub struct EdgeConfig {
     /// What the access keys with a policy may call (needs `credentials`:
     /// only a verified signature proves which key called).
     pub policies: Option<Policies>,
+    /// Per-operation counts and latencies, shared with the metrics endpoint.
+    pub request_metrics: Arc<RequestMetrics>,
 }
 
 /// What every request of a server shares.

@@ -144,11 +144,13 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         }
         _ => None,
     };
+    let request_metrics = Arc::new(riffle_server::RequestMetrics::default());
     let (stop_metrics, metrics_stopped) = watch::channel(());
     let metrics = metrics_listener.map(|listener| {
         tokio::spawn(riffle_server::serve_metrics(
             listener,
             Arc::clone(&kinesis),
+            Arc::clone(&request_metrics),
             changed(metrics_stopped),
         ))
     });
@@ -160,6 +162,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         tls,
         audit,
         policies,
+        request_metrics,
     };
     let served = riffle_server::serve(listener, kinesis, edge, shutdown_signal(signals)).await;
     if let Some(writer) = audit_writer {
