@@ -27,6 +27,8 @@ mod workloads;
 use std::process::ExitCode;
 
 pub use args::{BenchArgs, Plan, Workload};
+pub use client::Signing;
+pub use control::sdk_client;
 pub use error::BenchError;
 pub use report::Summary;
 

@@ -27,6 +27,12 @@ enum Command {
     /// Load-test any Kinesis endpoint: throughput, latency, and a check
     /// that every record written is read back once and intact.
     Bench(riffle_bench::BenchArgs),
+    /// Create, list, describe or delete streams.
+    Stream(riffle_cli::StreamArgs),
+    /// Put records: the arguments, or each line of stdin.
+    Put(riffle_cli::PutArgs),
+    /// Follow a stream's records as they arrive, across reshards.
+    Tail(riffle_cli::TailArgs),
 }
 
 /// Exit code for a configuration the server refuses (as for usage errors).
@@ -44,6 +50,9 @@ fn main() -> ExitCode {
         // The bench prints its own progress and summary; logs would only
         // interleave with them.
         Command::Bench(args) => riffle_bench::main(args),
+        Command::Stream(args) => riffle_cli::stream(args),
+        Command::Put(args) => riffle_cli::put(args),
+        Command::Tail(args) => riffle_cli::tail(args),
         Command::Serve(args) => {
             init_logging();
             let config = match ServeConfig::resolve(&args, matches.subcommand_matches("serve")) {

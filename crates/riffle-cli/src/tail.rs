@@ -1,0 +1,279 @@
+//! `riffle tail STREAM`: follows every shard of a stream with GetRecords and
+//! prints records as they arrive, across reshards.
+//!
+//! One reader per shard polls at most five times a second (a shard's
+//! GetRecords limit) while caught up. At a closed shard's end the reader
+//! hands over to the children GetRecords names, and a child is read once
+//! every parent being followed has been read to its end, so records of a
+//! partition key come out in order, as the KCL does it.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::types::{ChildShard, ShardFilter, ShardFilterType, ShardIteratorType};
+use clap::{Args, ValueEnum};
+use tokio::sync::mpsc;
+
+use crate::{CliError, Endpoint};
+
+/// A caught-up reader's pause between calls: 5 calls a second, a shard's
+/// GetRecords limit (API_GetRecords).
+const IDLE_POLL: Duration = Duration::from_millis(200);
+/// A throttled reader's pause before it tries again.
+const THROTTLED_PAUSE: Duration = Duration::from_secs(1);
+
+/// `riffle tail`
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub endpoint: Endpoint,
+    pub stream: String,
+    /// Where to start: new records only, or everything retained
+    #[arg(long, value_enum, default_value_t = Start::Latest)]
+    pub from: Start,
+    /// Print only each record's data, one per line
+    #[arg(long)]
+    pub raw: bool,
+    /// Stop after this many records
+    #[arg(long)]
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Start {
+    Latest,
+    TrimHorizon,
+}
+
+/// What readers tell the printer.
+enum Event {
+    Record {
+        shard: Arc<str>,
+        sequence: String,
+        key: String,
+        data: Vec<u8>,
+    },
+    Failed(CliError),
+}
+
+/// Which shards are followed and which were read to their end.
+#[derive(Default)]
+struct Progress {
+    followed: HashSet<String>,
+    finished: HashSet<String>,
+}
+
+pub(crate) async fn follow(args: &TailArgs) -> Result<(), CliError> {
+    let client = args.endpoint.client();
+    let filter = ShardFilter::builder()
+        .r#type(match args.from {
+            Start::Latest => ShardFilterType::AtLatest,
+            Start::TrimHorizon => ShardFilterType::AtTrimHorizon,
+        })
+        .build()
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    let shards = crate::list_shards(&client, &args.stream, Some(filter)).await?;
+    let kind = match args.from {
+        Start::Latest => ShardIteratorType::Latest,
+        Start::TrimHorizon => ShardIteratorType::TrimHorizon,
+    };
+    // Every iterator is taken before anything is announced, so a record
+    // put after the announcement is never missed.
+    let mut starts = Vec::with_capacity(shards.len());
+    for shard in &shards {
+        starts.push((
+            shard.shard_id.clone(),
+            iterator(&client, &args.stream, &shard.shard_id, kind.clone(), None).await?,
+        ));
+    }
+    let progress = Arc::new(Mutex::new(Progress {
+        followed: shards.iter().map(|s| s.shard_id.clone()).collect(),
+        finished: HashSet::new(),
+    }));
+    eprintln!(
+        "following {} shard(s) of {} from {}",
+        starts.len(),
+        args.stream,
+        match args.from {
+            Start::Latest => "the latest record",
+            Start::TrimHorizon => "the trim horizon",
+        }
+    );
+    let (events, mut received) = mpsc::channel(1024);
+    for (shard, start) in starts {
+        spawn_reader(
+            client.clone(),
+            args.stream.clone(),
+            shard,
+            start,
+            Arc::clone(&progress),
+            events.clone(),
+        );
+    }
+    drop(events);
+
+    let mut printed = 0;
+    let mut out = std::io::stdout().lock();
+    while let Some(event) = received.recv().await {
+        if args.count.is_some_and(|count| printed >= count) {
+            break;
+        }
+        let (shard, sequence, key, data) = match event {
+            Event::Record {
+                shard,
+                sequence,
+                key,
+                data,
+            } => (shard, sequence, key, data),
+            Event::Failed(err) => return Err(err),
+        };
+        let written = if args.raw {
+            out.write_all(&data).and_then(|()| out.write_all(b"\n"))
+        } else {
+            writeln!(
+                out,
+                "{shard} {sequence} {key} {}",
+                String::from_utf8_lossy(&data).escape_debug()
+            )
+        };
+        // A closed pipe (`riffle tail … | head`) ends the command quietly.
+        if written.and_then(|()| out.flush()).is_err() {
+            return Ok(());
+        }
+        printed += 1;
+        if args.count.is_some_and(|count| printed >= count) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn spawn_reader(
+    client: Client,
+    stream: String,
+    shard: String,
+    start: String,
+    progress: Arc<Mutex<Progress>>,
+    events: mpsc::Sender<Event>,
+) {
+    tokio::spawn(async move {
+        if let Err(err) = read_shard(&client, &stream, &shard, start, &progress, &events).await {
+            let _ = events.send(Event::Failed(err)).await;
+        }
+    });
+}
+
+/// Reads `shard` to its end (if it is ever closed), then starts the
+/// children whose followed parents are all done.
+async fn read_shard(
+    client: &Client,
+    stream: &str,
+    shard: &str,
+    start: String,
+    progress: &Arc<Mutex<Progress>>,
+    events: &mpsc::Sender<Event>,
+) -> Result<(), CliError> {
+    let label: Arc<str> = Arc::from(shard);
+    let mut position = Some(start);
+    let mut last_sequence: Option<String> = None;
+    let mut children: Vec<ChildShard> = Vec::new();
+    while let Some(current) = position.take() {
+        let answer = match client.get_records().shard_iterator(&current).send().await {
+            Ok(answer) => answer,
+            Err(err) => match CliError::from(err) {
+                CliError::Service { code, .. }
+                    if code == "ProvisionedThroughputExceededException" =>
+                {
+                    tokio::time::sleep(THROTTLED_PAUSE).await;
+                    position = Some(current);
+                    continue;
+                }
+                CliError::Service { code, .. } if code == "ExpiredIteratorException" => {
+                    position = Some(match &last_sequence {
+                        Some(seq) => {
+                            let after = ShardIteratorType::AfterSequenceNumber;
+                            iterator(client, stream, shard, after, Some(seq)).await?
+                        }
+                        None => {
+                            let horizon = ShardIteratorType::TrimHorizon;
+                            iterator(client, stream, shard, horizon, None).await?
+                        }
+                    });
+                    continue;
+                }
+                err => return Err(err),
+            },
+        };
+        let caught_up = answer.records.is_empty() && answer.millis_behind_latest == Some(0);
+        for record in answer.records {
+            last_sequence = Some(record.sequence_number.clone());
+            let event = Event::Record {
+                shard: Arc::clone(&label),
+                sequence: record.sequence_number,
+                key: record.partition_key.unwrap_or_default(),
+                data: record.data.into_inner(),
+            };
+            if events.send(event).await.is_err() {
+                return Ok(()); // the printer is done
+            }
+        }
+        position = answer.next_shard_iterator;
+        if position.is_none() {
+            children = answer.child_shards.unwrap_or_default();
+        } else if caught_up {
+            tokio::time::sleep(IDLE_POLL).await;
+        }
+    }
+    let ready: Vec<String> = {
+        let mut progress = progress.lock().expect("progress lock poisoned");
+        progress.finished.insert(shard.to_owned());
+        let mut ready = Vec::new();
+        for child in &children {
+            let parents_done = child
+                .parent_shards
+                .iter()
+                .filter(|p| progress.followed.contains(*p))
+                .all(|p| progress.finished.contains(p));
+            if parents_done && progress.followed.insert(child.shard_id.clone()) {
+                ready.push(child.shard_id.clone());
+            }
+        }
+        ready
+    };
+    for child in ready {
+        let start = iterator(client, stream, &child, ShardIteratorType::TrimHorizon, None).await?;
+        spawn_reader(
+            client.clone(),
+            stream.to_owned(),
+            child,
+            start,
+            Arc::clone(progress),
+            events.clone(),
+        );
+    }
+    Ok(())
+}
+
+async fn iterator(
+    client: &Client,
+    stream: &str,
+    shard: &str,
+    kind: ShardIteratorType,
+    after: Option<&str>,
+) -> Result<String, CliError> {
+    client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard)
+        .shard_iterator_type(kind)
+        .set_starting_sequence_number(after.map(str::to_owned))
+        .send()
+        .await?
+        .shard_iterator
+        .ok_or_else(|| {
+            CliError::Other(format!("GetShardIterator answered no iterator for {shard}"))
+        })
+}
