@@ -83,10 +83,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let local = listener.local_addr().map_err(ServerError::LocalAddr)?;
-    let tls = config
-        .tls
-        .as_ref()
-        .map(|tls| TlsAcceptor::from(Arc::clone(&tls.config)));
+    let tls = config.tls.clone();
     let edge = Arc::new(Edge { kinesis, config });
     info!(%local, tls = tls.is_some(), "serving the Kinesis API (HTTP/1.1 and HTTP/2)");
     let builder = Arc::new(connection_builder());
@@ -114,7 +111,9 @@ pub async fn serve(
                     };
                     match &tls {
                         None => connection.spawn(stream),
-                        Some(acceptor) => connection.spawn_tls(acceptor.clone(), stream),
+                        // The certificate of the moment: a reload applies to
+                        // the handshakes after it.
+                        Some(tls) => connection.spawn_tls(TlsAcceptor::from(tls.current()), stream),
                     }
                 }
                 Err(err) => {

@@ -8,10 +8,16 @@
 //! Both files are PEM: the certificate file holds the server's certificate
 //! first, then any intermediates; the key file holds one private key
 //! (PKCS#8, PKCS#1 or SEC1).
+//!
+//! [`Tls::reload`] swaps in a new certificate (on SIGHUP, for rotation
+//! without a restart): handshakes from then on use it, connections already
+//! open keep theirs, and files that cannot be used leave the old one in
+//! place.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use parking_lot::RwLock;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -20,9 +26,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// A TLS configuration for the listener, read and checked at start-up.
+/// Clones share it, so a reload through one is seen by all.
 #[derive(Clone)]
 pub struct Tls {
-    pub(crate) config: Arc<ServerConfig>,
+    /// Read once per handshake (an `Arc` clone), written on reload.
+    config: Arc<RwLock<Arc<ServerConfig>>>,
 }
 
 /// Why the certificate or key cannot be used; each names its file.
@@ -56,55 +64,73 @@ impl std::fmt::Debug for Tls {
 impl Tls {
     /// Reads a PEM certificate chain and private key.
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Tls, TlsError> {
-        let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| TlsError::Read {
-                path: path.to_owned(),
-                source,
-            })
-        };
-        let (cert_pem, key_pem) = (read(cert)?, read(key)?);
-        let chain = CertificateDer::pem_slice_iter(&cert_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| TlsError::Pem {
-                path: cert.to_owned(),
-                source,
-            })?;
-        if chain.is_empty() {
-            return Err(TlsError::NoCertificate {
-                path: cert.to_owned(),
-            });
-        }
-        let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|source| match source {
-            rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoKey {
-                path: key.to_owned(),
-            },
-            source => TlsError::Pem {
-                path: key.to_owned(),
-                source,
-            },
-        })?;
-        Tls::from_der(chain, key_der)
-    }
-
-    fn from_der(
-        chain: Vec<CertificateDer<'static>>,
-        key: PrivateKeyDer<'static>,
-    ) -> Result<Tls, TlsError> {
-        // The provider is named rather than taken from the process default,
-        // which is ambiguous when a build links more than one.
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(TlsError::Unusable)?
-            .with_no_client_auth()
-            // Checks that the key is the certificate's.
-            .with_single_cert(chain, key)
-            .map_err(TlsError::Unusable)?;
-        config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
         Ok(Tls {
-            config: Arc::new(config),
+            config: Arc::new(RwLock::new(read_config(cert, key)?)),
         })
     }
+
+    /// Reads the files again and, if they can be used, serves new
+    /// handshakes with them; otherwise keeps the current certificate.
+    pub fn reload(&self, cert: &Path, key: &Path) -> Result<(), TlsError> {
+        let config = read_config(cert, key)?;
+        *self.config.write() = config;
+        Ok(())
+    }
+
+    /// The configuration for the next handshake.
+    pub(crate) fn current(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.config.read())
+    }
+}
+
+/// Reads and checks a PEM certificate chain and private key.
+fn read_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| TlsError::Read {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TlsError::Pem {
+            path: cert.to_owned(),
+            source,
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: cert.to_owned(),
+        });
+    }
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|source| match source {
+        rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoKey {
+            path: key.to_owned(),
+        },
+        source => TlsError::Pem {
+            path: key.to_owned(),
+            source,
+        },
+    })?;
+    from_der(chain, key_der)
+}
+
+fn from_der(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    // The provider is named rather than taken from the process default,
+    // which is ambiguous when a build links more than one.
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Unusable)?
+        .with_no_client_auth()
+        // Checks that the key is the certificate's.
+        .with_single_cert(chain, key)
+        .map_err(TlsError::Unusable)?;
+    config.alpn_protocols = ALPN_PROTOCOLS.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
@@ -132,8 +158,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            tls.config.alpn_protocols,
+            tls.current().alpn_protocols,
             [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_reload_swaps_the_certificate_only_when_the_new_files_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = pem_pair("localhost");
+        let cert_path = write(dir.path(), "cert.pem", &cert);
+        let key_path = write(dir.path(), "key.pem", &key);
+        let tls = Tls::from_pem_files(&cert_path, &key_path).unwrap();
+        let shared = tls.clone();
+        let before = tls.current();
+
+        let (cert, key) = pem_pair("riffle.example");
+        write(dir.path(), "cert.pem", &cert);
+        write(dir.path(), "key.pem", &key);
+        tls.reload(&cert_path, &key_path).unwrap();
+        let after = shared.current();
+        assert!(!Arc::ptr_eq(&before, &after), "clones see the reload");
+
+        write(dir.path(), "key.pem", "not a key");
+        assert!(tls.reload(&cert_path, &key_path).is_err());
+        assert!(
+            Arc::ptr_eq(&after, &shared.current()),
+            "a bad reload keeps the current one"
         );
     }
 

@@ -12,9 +12,9 @@ use riffle_log::{LogError, LogStore, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::config::{ServeConfig, fsync_text};
+use crate::config::{ServeConfig, TlsFiles, fsync_text};
 
 /// Why the server could not start or stop cleanly. Each names what failed.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +155,12 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         ))
     });
 
+    if let (Some(tls), Some(files)) = (&tls, &config.tls) {
+        // Installed before the banner, like the stop signals.
+        let hangups = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
+        tokio::spawn(reload_on_hangup(hangups, tls.clone(), files.clone()));
+    }
+
     print_banner(&config, local, metrics_local);
     let edge = riffle_server::EdgeConfig {
         credentials: (!config.access_keys.0.is_empty())
@@ -230,6 +236,21 @@ async fn shutdown_signal(mut signals: Signals) {
         );
         std::process::exit(130);
     });
+}
+
+/// SIGHUP reads the certificate and key again, for rotation without a
+/// restart; files that cannot be used leave the current ones serving.
+async fn reload_on_hangup(mut hangups: Signal, tls: riffle_server::Tls, files: TlsFiles) {
+    while hangups.recv().await.is_some() {
+        match tls.reload(&files.cert, &files.key) {
+            Ok(()) => {
+                info!(cert = %files.cert.display(), "SIGHUP: new TLS handshakes use the reloaded certificate")
+            }
+            Err(err) => {
+                error!(%err, "SIGHUP: the TLS files cannot be used; the current certificate stays")
+            }
+        }
+    }
 }
 
 /// Reads and parses every `[policies]` file, naming the one that fails.

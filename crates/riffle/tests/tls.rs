@@ -1,8 +1,9 @@
 //! HTTPS through the AWS SDK for Rust: `riffle serve --tls-cert --tls-key`
 //! serves the API over TLS (SubscribeToShard's event stream included), a
 //! client that does not trust the certificate is refused by its own TLS
-//! stack, plain HTTP to the port gets nowhere, and the server keeps serving
-//! through all of it. Each test makes its own CA and server certificate.
+//! stack, plain HTTP to the port gets nowhere, SIGHUP rotates the
+//! certificate, and the server keeps serving through all of it. Each test
+//! makes its own CA and server certificate.
 
 mod common;
 
@@ -16,7 +17,7 @@ use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{ShardIteratorType, StartingPosition};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use common::{Riffle, create_active, register_active, serve_command, unique_name};
+use common::{Riffle, create_active, eventually, register_active, serve_command, unique_name};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tempfile::TempDir;
 
@@ -221,6 +222,57 @@ async fn untrusted_clients_and_plain_http_are_turned_away_while_the_server_serve
 
     let listed = trusted.list_streams().send().await.unwrap();
     assert!(listed.stream_names.is_empty());
+}
+
+#[tokio::test]
+async fn sighup_rotates_the_certificate_but_never_to_files_that_cannot_be_used() {
+    let first = Certificates::new();
+    let riffle = https_server(&first, &[]);
+    client_trusting(&riffle.endpoint, &first.ca_pem)
+        .list_streams()
+        .send()
+        .await
+        .expect("the first certificate serves");
+
+    // New files at the same paths, from another CA; then SIGHUP.
+    let second = Certificates::new();
+    std::fs::copy(second.cert(), first.cert()).unwrap();
+    std::fs::copy(second.key(), first.key()).unwrap();
+    riffle.signal(libc::SIGHUP);
+    eventually(
+        Duration::from_secs(10),
+        "the rotated certificate",
+        || async {
+            let fresh = client_trusting(&riffle.endpoint, &second.ca_pem);
+            fresh.list_streams().send().await.ok()
+        },
+    )
+    .await;
+    let stale = client_trusting(&riffle.endpoint, &first.ca_pem);
+    assert!(
+        stale.list_streams().send().await.is_err(),
+        "the old certificate is gone"
+    );
+
+    // A key that is not a key: the server says so and keeps the second one.
+    std::fs::write(first.key(), "not a key").unwrap();
+    riffle.signal(libc::SIGHUP);
+    eventually(
+        Duration::from_secs(10),
+        "the refused reload logged",
+        || async {
+            riffle
+                .log()
+                .contains("the current certificate stays")
+                .then_some(())
+        },
+    )
+    .await;
+    client_trusting(&riffle.endpoint, &second.ca_pem)
+        .list_streams()
+        .send()
+        .await
+        .expect("the second certificate still serves");
 }
 
 #[test]
