@@ -185,18 +185,32 @@ def server(tmp_path):
 _session: boto3.session.Session | None = None
 
 
-def make_client(endpoint: str, **config):
+def make_client(
+    endpoint: str,
+    *,
+    key_id: str | None = None,
+    secret: str | None = None,
+    token: str | None = None,
+    region: str = REGION,
+    verify: bool | str | None = None,
+    **config,
+):
     """A boto3 Kinesis client for `endpoint`. No retries: a server error must
     fail the test, not be papered over by the SDK. One shared session keeps
     the parsed service model (a session is not thread-safe: create clients on
-    the main thread; the clients themselves are)."""
+    the main thread; the clients themselves are). Credentials default to the
+    offline environment's; `verify` is a CA bundle for HTTPS."""
     global _session
     if _session is None:
         _session = boto3.session.Session()
     return _session.client(
         "kinesis",
         endpoint_url=endpoint,
-        region_name=REGION,
+        region_name=region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        aws_session_token=token,
+        verify=verify,
         config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30, **config),
     )
 

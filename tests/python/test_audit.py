@@ -7,11 +7,9 @@ import json
 import os
 import subprocess
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from conftest import AWS_CLI, RiffleServer
+from conftest import AWS_CLI, RiffleServer, make_client
 from kinesis_helpers import REGION, create_active_stream, error_of, get_records, iterator, shard_id
 
 KEY_ID = "AKIDRIFFLETEST"  # what the suite's environment signs with (conftest.py)
@@ -38,14 +36,7 @@ def stop_and_read(srv, tmp_path):
 
 
 def client(endpoint, secret=SECRET):
-    return boto3.session.Session().client(
-        "kinesis",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=KEY_ID,
-        aws_secret_access_key=secret,
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    return make_client(endpoint, key_id=KEY_ID, secret=secret)
 
 
 def test_management_calls_failures_and_refused_signatures_are_audited(tmp_path):

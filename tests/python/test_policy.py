@@ -8,11 +8,9 @@ import json
 import os
 import subprocess
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from conftest import AWS_CLI, RiffleServer
+from conftest import AWS_CLI, RiffleServer, make_client
 from kinesis_helpers import REGION, code_and_message, create_active_stream, error_of, get_records, iterator, shard_id
 
 ADMIN, ADMIN_SECRET = "AKIDRIFFLEADMIN", "admin-secret"
@@ -57,14 +55,7 @@ def governed_server(tmp_path):
 
 
 def client(endpoint, key_id, secret):
-    return boto3.session.Session().client(
-        "kinesis",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    return make_client(endpoint, key_id=key_id, secret=secret)
 
 
 def denied(call, **kwargs):

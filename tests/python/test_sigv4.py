@@ -5,11 +5,9 @@ errors AWS answers, while it keeps serving."""
 import os
 import subprocess
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from conftest import AWS_CLI, RiffleServer
+from conftest import AWS_CLI, RiffleServer, make_client
 from kinesis_helpers import REGION, code_and_message, create_active_stream, error_of, get_records, iterator, shard_id
 
 # The suite's offline environment signs with this pair (conftest.py).
@@ -36,15 +34,7 @@ def signed_server(tmp_path):
 
 
 def client(endpoint, key_id=KEY_ID, secret=SECRET, token=None, region=REGION):
-    return boto3.session.Session().client(
-        "kinesis",
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        aws_session_token=token,
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+    return make_client(endpoint, key_id=key_id, secret=secret, token=token, region=region)
 
 
 def test_the_configured_keys_sign_every_call_of_a_round_trip(signed_server):

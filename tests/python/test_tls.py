@@ -9,13 +9,11 @@ import ssl
 import subprocess
 from urllib.parse import urlsplit
 
-import boto3
 import pytest
 import trustme
-from botocore.config import Config
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, SSLError
 
-from conftest import AWS_CLI, RiffleServer
+from conftest import AWS_CLI, RiffleServer, make_client
 from kinesis_helpers import REGION, create_active_stream, get_records, iterator, shard_id
 
 
@@ -51,13 +49,7 @@ def ca_file(tmp_path, ca):
 
 
 def client(endpoint, verify):
-    return boto3.session.Session().client(
-        "kinesis",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        verify=verify,
-        config=Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
-    )
+    return make_client(endpoint, verify=verify)
 
 
 def test_boto3_round_trips_records_over_https(tls_server, ca_file):

@@ -10,8 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use aws_sdk_kinesis::types::ShardIteratorType;
-use common::{Riffle, create_active, unique_name, wait_active};
+use common::{Riffle, create_active, records_from_trim_horizon, unique_name, wait_active};
 
 /// Bounds every wait for a command's output; reaching it fails the test.
 const OUTPUT_TIME_MAX: Duration = Duration::from_secs(30);
@@ -121,23 +120,7 @@ async fn streams_are_managed_and_records_put_and_tailed_from_the_command_line() 
 
     // What the SDK reads is what was put, in order, on the shard reported.
     let (shard, first_sequence) = answers[0];
-    let iterator = client
-        .get_shard_iterator()
-        .stream_name(&name)
-        .shard_id(shard)
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator
-        .unwrap();
-    let records = client
-        .get_records()
-        .shard_iterator(iterator)
-        .send()
-        .await
-        .unwrap()
-        .records;
+    let records = records_from_trim_horizon(&client, &name, shard).await;
     let data: Vec<&[u8]> = records.iter().map(|r| r.data.as_ref()).collect();
     assert_eq!(data, [&b"first"[..], b"second", b"third", b"fourth"]);
     assert_eq!(records[0].sequence_number, first_sequence);

@@ -10,9 +10,10 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{ShardIteratorType, StartingPosition};
 use aws_smithy_async::time::TimeSource;
-use common::{Riffle, create_active, error_of, register_active, unique_name};
+use common::{
+    Riffle, create_active, error_of, first_event_from_trim_horizon, register_active, unique_name,
+};
 
 /// The pair the harness's clients sign with (`common::client_for`).
 const KEY_ID: &str = "AKIDTEST";
@@ -59,25 +60,7 @@ async fn signed_requests_and_event_streams_pass_verification() {
         .send()
         .await
         .unwrap();
-    let position = StartingPosition::builder()
-        .r#type(ShardIteratorType::TrimHorizon)
-        .build()
-        .unwrap();
-    let mut events = client
-        .subscribe_to_shard()
-        .consumer_arn(&consumer)
-        .shard_id("shardId-000000000000")
-        .starting_position(position)
-        .send()
-        .await
-        .expect("a signed SubscribeToShard is accepted")
-        .event_stream;
-    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
-        .await
-        .expect("an event in time")
-        .unwrap()
-        .expect("the stream has an event");
-    let event = event.as_subscribe_to_shard_event().unwrap();
+    let event = first_event_from_trim_horizon(&client, &consumer).await;
     assert_eq!(event.records[0].sequence_number, put.sequence_number);
     assert_eq!(event.records[0].data.as_ref(), b"signed");
 }

@@ -15,9 +15,11 @@ use std::time::Duration;
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::{ShardIteratorType, StartingPosition};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use common::{Riffle, create_active, eventually, register_active, serve_command, unique_name};
+use common::{
+    Riffle, create_active, eventually, first_event_from_trim_horizon, records_from_trim_horizon,
+    register_active, serve_command, unique_name,
+};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tempfile::TempDir;
 
@@ -139,46 +141,12 @@ async fn records_and_event_streams_travel_over_https_with_signatures_verified() 
         .await
         .unwrap();
 
-    let iterator = client
-        .get_shard_iterator()
-        .stream_name(&stream)
-        .shard_id("shardId-000000000000")
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator
-        .unwrap();
-    let records = client
-        .get_records()
-        .shard_iterator(iterator)
-        .send()
-        .await
-        .unwrap()
-        .records;
+    let records = records_from_trim_horizon(&client, &stream, "shardId-000000000000").await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].data.as_ref(), b"over tls");
 
     let consumer = register_active(&client, &stream, "tls").await;
-    let position = StartingPosition::builder()
-        .r#type(ShardIteratorType::TrimHorizon)
-        .build()
-        .unwrap();
-    let mut events = client
-        .subscribe_to_shard()
-        .consumer_arn(&consumer)
-        .shard_id("shardId-000000000000")
-        .starting_position(position)
-        .send()
-        .await
-        .expect("SubscribeToShard over TLS")
-        .event_stream;
-    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
-        .await
-        .expect("an event in time")
-        .unwrap()
-        .expect("the stream has an event");
-    let event = event.as_subscribe_to_shard_event().unwrap();
+    let event = first_event_from_trim_horizon(&client, &consumer).await;
     assert_eq!(event.records[0].sequence_number, put.sequence_number);
 }
 

@@ -358,6 +358,61 @@ pub async fn create_active(client: &Client, name: &str, shards: i32) {
     wait_active(client, name).await;
 }
 
+/// One GetRecords call on `shard` of `stream` from its trim horizon.
+pub async fn records_from_trim_horizon(
+    client: &Client,
+    stream: &str,
+    shard: &str,
+) -> Vec<aws_sdk_kinesis::types::Record> {
+    let iterator = client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard)
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetShardIterator {stream}/{shard}: {e:?}"))
+        .shard_iterator
+        .expect("an iterator");
+    client
+        .get_records()
+        .shard_iterator(iterator)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetRecords {stream}/{shard}: {e:?}"))
+        .records
+}
+
+/// Subscribes `consumer` to shard 0 from its trim horizon and returns the
+/// first event, within ten seconds.
+pub async fn first_event_from_trim_horizon(
+    client: &Client,
+    consumer: &str,
+) -> aws_sdk_kinesis::types::SubscribeToShardEvent {
+    let position = aws_sdk_kinesis::types::StartingPosition::builder()
+        .r#type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .build()
+        .expect("a starting position");
+    let mut events = client
+        .subscribe_to_shard()
+        .consumer_arn(consumer)
+        .shard_id("shardId-000000000000")
+        .starting_position(position)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("SubscribeToShard {consumer}: {e:?}"))
+        .event_stream;
+    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .expect("an event in time")
+        .expect("a well-formed event")
+        .expect("the stream has an event");
+    event
+        .as_subscribe_to_shard_event()
+        .expect("a SubscribeToShardEvent")
+        .clone()
+}
+
 /// Registers consumer `name` on `stream` (of the default account and
 /// region) and waits until it is ACTIVE; returns its ARN.
 pub async fn register_active(client: &Client, stream: &str, name: &str) -> String {
