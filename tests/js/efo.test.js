@@ -10,11 +10,10 @@ import assert from "node:assert/strict";
 import {
   KinesisClient,
   DescribeStreamSummaryCommand,
-  SubscribeToShardCommand,
   PutRecordCommand,
 } from "@aws-sdk/client-kinesis";
 import { NodeHttp2Handler } from "@smithy/node-http-handler";
-import { startRiffle, activeConsumer, nextEvent as next } from "./riffle.js";
+import { startRiffle, activeConsumer, subscribeFromLatest, nextEvent as next } from "./riffle.js";
 
 const SAMPLES = 100;
 const ACCESS_KEY_ID = "AKIDRIFFLEJS";
@@ -52,14 +51,7 @@ after(() => {
 test("SubscribeToShard over HTTP/2 pushes records put after subscribing", async () => {
   const consumerArn = await activeConsumer(client, "js", "node");
 
-  const subscription = await client.send(
-    new SubscribeToShardCommand({
-      ConsumerARN: consumerArn,
-      ShardId: "shardId-000000000000",
-      StartingPosition: { Type: "LATEST" },
-    }),
-  );
-  const events = subscription.EventStream[Symbol.asyncIterator]();
+  const events = await subscribeFromLatest(client, consumerArn);
   const nextEvent = () => next(events);
   const first = await nextEvent();
   assert.deepEqual(first.Records, []);

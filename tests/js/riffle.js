@@ -11,6 +11,7 @@ import {
   DescribeStreamSummaryCommand,
   RegisterStreamConsumerCommand,
   DescribeStreamConsumerCommand,
+  SubscribeToShardCommand,
 } from "@aws-sdk/client-kinesis";
 
 // Bounds on waiting; reaching one fails the test.
@@ -86,4 +87,16 @@ export async function activeConsumer(client, streamName, consumerName) {
     return out.ConsumerDescription.ConsumerStatus === "ACTIVE";
   });
   return consumerArn;
+}
+
+/// Subscribes the consumer to shard 0 from LATEST; resolves to the events.
+export async function subscribeFromLatest(client, consumerArn) {
+  const subscription = await client.send(
+    new SubscribeToShardCommand({
+      ConsumerARN: consumerArn,
+      ShardId: "shardId-000000000000",
+      StartingPosition: { Type: "LATEST" },
+    }),
+  );
+  return subscription.EventStream[Symbol.asyncIterator]();
 }

@@ -13,11 +13,10 @@ import selfsigned from "selfsigned";
 import {
   KinesisClient,
   ListStreamsCommand,
-  SubscribeToShardCommand,
   PutRecordCommand,
 } from "@aws-sdk/client-kinesis";
 import { NodeHttp2Handler } from "@smithy/node-http-handler";
-import { startRiffle, activeConsumer, nextEvent } from "./riffle.js";
+import { startRiffle, activeConsumer, subscribeFromLatest, nextEvent } from "./riffle.js";
 
 let server;
 let certDir;
@@ -62,14 +61,7 @@ test("SubscribeToShard over HTTPS (HTTP/2 by ALPN) pushes what is put", async ()
   const client = clientTrusting(certPem);
   try {
     const consumerArn = await activeConsumer(client, "secure", "node-tls");
-    const subscription = await client.send(
-      new SubscribeToShardCommand({
-        ConsumerARN: consumerArn,
-        ShardId: "shardId-000000000000",
-        StartingPosition: { Type: "LATEST" },
-      }),
-    );
-    const events = subscription.EventStream[Symbol.asyncIterator]();
+    const events = await subscribeFromLatest(client, consumerArn);
     assert.deepEqual((await nextEvent(events)).Records, []);
     const data = new TextEncoder().encode("over tls");
     const put = await client.send(new PutRecordCommand({ StreamName: "secure", PartitionKey: "k", Data: data }));

@@ -8,11 +8,12 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::config::Credentials;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_smithy_async::time::TimeSource;
 use common::{
-    Riffle, create_active, error_of, first_event_from_trim_horizon, register_active, unique_name,
+    Riffle, config_for, create_active, error_of, first_event_from_trim_horizon, register_active,
+    unique_name,
 };
 
 /// The pair the harness's clients sign with (`common::client_for`).
@@ -34,13 +35,9 @@ impl TimeSource for Behind {
 }
 
 fn client_with(endpoint: &str, secret: &str, behind: Duration) -> Client {
-    let config = aws_sdk_kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
+    let config = config_for(endpoint)
         .credentials_provider(Credentials::new(KEY_ID, secret, None, None, "riffle-tests"))
-        .endpoint_url(endpoint)
         .time_source(Behind(behind))
-        .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
         .build();
     Client::from_conf(config)
 }

@@ -13,12 +13,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use common::{
-    Riffle, create_active, eventually, first_event_from_trim_horizon, records_from_trim_horizon,
-    register_active, serve_command, unique_name,
+    Riffle, config_for, create_active, eventually, first_event_from_trim_horizon,
+    records_from_trim_horizon, register_active, serve_command, unique_name,
 };
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tempfile::TempDir;
@@ -94,20 +93,7 @@ fn client_trusting(endpoint: &str, ca_pem: &str) -> Client {
                 .unwrap(),
         )
         .build_https();
-    let config = aws_sdk_kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "secret",
-            None,
-            None,
-            "riffle-tests",
-        ))
-        .endpoint_url(endpoint)
-        .http_client(http)
-        .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
-        .build();
+    let config = config_for(endpoint).http_client(http).build();
     Client::from_conf(config)
 }
 

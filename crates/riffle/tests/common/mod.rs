@@ -284,7 +284,13 @@ pub fn endpoint_of(line: &str) -> Option<&str> {
 /// An SDK client with static test credentials, as a user would configure
 /// it against a local endpoint. Retries are off so each call is one request.
 pub fn client_for(endpoint: &str) -> Client {
-    let config = aws_sdk_kinesis::Config::builder()
+    Client::from_conf(config_for(endpoint).build())
+}
+
+/// The configuration of [`client_for`], for a test that changes a part of
+/// it (its HTTP client, its clock).
+pub fn config_for(endpoint: &str) -> aws_sdk_kinesis::config::Builder {
+    aws_sdk_kinesis::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new(
@@ -296,8 +302,6 @@ pub fn client_for(endpoint: &str) -> Client {
         ))
         .endpoint_url(endpoint)
         .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
-        .build();
-    Client::from_conf(config)
 }
 
 /// A stream name no other test (or test process) uses.
