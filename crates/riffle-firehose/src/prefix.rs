@@ -1,0 +1,1 @@
+//! AWS's custom S3 prefixes and the names of delivered objects.
