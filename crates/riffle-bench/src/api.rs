@@ -105,6 +105,8 @@ pub struct PutRecordsOutput<'a> {
 pub struct PutRecordsResult<'a> {
     #[serde(borrow, default)]
     pub error_code: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub error_message: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]

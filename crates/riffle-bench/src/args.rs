@@ -47,12 +47,63 @@ pub enum Consumer {
     Efo,
 }
 
-/// `riffle bench WORKLOAD [options]`
+/// `riffle bench WORKLOAD [options]`: one subcommand per workload, so that
+/// `riffle bench put --help` describes `put` and its defaults.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// put, put-batch, get, e2e or mixed.
-    #[arg(value_enum)]
-    pub workload: Workload,
+    #[command(subcommand)]
+    pub workload: WorkloadArgs,
+}
+
+/// The workloads, each with the options they share.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum WorkloadArgs {
+    /// PutRecord, one small record per request: requests/s and latency.
+    ///
+    /// Defaults: 64-byte records, 64 requests in flight, a 1 s warm-up, then
+    /// 10 s measured, closed loop (or open loop with --rate).
+    Put(BenchOptions),
+    /// PutRecords, --batch-size records of --record-size bytes: MB/s.
+    ///
+    /// Defaults: 100 records of 1024 bytes per request, 16 in flight, a 1 s
+    /// warm-up, then 10 s measured.
+    PutBatch(BenchOptions),
+    /// Fill the stream, then drain every shard from TRIM_HORIZON with
+    /// GetRecords: read MB/s, every record verified.
+    ///
+    /// Defaults: 1,000,000 records of 1024 bytes, filled 500 per PutRecords,
+    /// drained by one reader per shard on 2 client threads.
+    Get(BenchOptions),
+    /// Put while a consumer follows the tip: put-to-receive latency, every
+    /// record verified.
+    ///
+    /// Defaults: 1,000 PutRecord/s of 1024 bytes for 10 s, a polling consumer
+    /// (GetRecords every --poll-interval when idle); --consumer efo reads
+    /// with SubscribeToShard instead.
+    E2e(BenchOptions),
+    /// PutRecords and a polling reader at full speed together, every record
+    /// verified.
+    ///
+    /// Defaults: 100 records of 1024 bytes per request, 16 in flight, for 10 s.
+    Mixed(BenchOptions),
+}
+
+impl WorkloadArgs {
+    /// The workload and its options.
+    pub fn split(self) -> (Workload, BenchOptions) {
+        match self {
+            WorkloadArgs::Put(o) => (Workload::Put, o),
+            WorkloadArgs::PutBatch(o) => (Workload::PutBatch, o),
+            WorkloadArgs::Get(o) => (Workload::Get, o),
+            WorkloadArgs::E2e(o) => (Workload::E2e, o),
+            WorkloadArgs::Mixed(o) => (Workload::Mixed, o),
+        }
+    }
+}
+
+/// The options every workload takes (each applies where its help says).
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchOptions {
     /// The Kinesis endpoint (http://HOST:PORT or https://HOST).
     #[arg(long, default_value = "http://127.0.0.1:4567")]
     pub endpoint: String,
@@ -170,7 +221,7 @@ impl Plan {
     /// Fills in the workload's defaults and refuses what cannot run.
     pub fn resolve(args: BenchArgs) -> Result<Plan, BenchError> {
         use Workload::*;
-        let w = args.workload;
+        let (w, args) = args.workload.split();
         let record_size = args.record_size.unwrap_or(if w == Put { 64 } else { 1024 });
         if !(HEADER_LEN..=RECORD_SIZE_MAX).contains(&record_size) {
             return Err(usage(
@@ -212,7 +263,7 @@ impl Plan {
             (Get, None, None) => Stop::Records(GET_RECORDS_DEFAULT),
             (_, None, None) => Stop::After(Duration::from_secs(10)),
         };
-        check_rest(&args)?;
+        check_rest(w, &args)?;
         let rate = args.rate.or((w == E2e).then_some(1000.0));
         let concurrency = args.concurrency.unwrap_or(if w == Put { 64 } else { 16 });
         let warmup = args.warmup.unwrap_or(match stop {
@@ -253,7 +304,7 @@ impl Plan {
 }
 
 /// The checks of options that need no workload defaults.
-fn check_rest(args: &BenchArgs) -> Result<(), BenchError> {
+fn check_rest(workload: Workload, args: &BenchOptions) -> Result<(), BenchError> {
     if let Some(rate) = args.rate
         && !(rate.is_finite() && rate > 0.0)
     {
@@ -262,7 +313,7 @@ fn check_rest(args: &BenchArgs) -> Result<(), BenchError> {
             format!("{rate} is not a positive number of requests per second"),
         ));
     }
-    if args.rate.is_some() && args.workload == Workload::Get {
+    if args.rate.is_some() && workload == Workload::Get {
         return Err(usage(
             "rate",
             "get drains as fast as it can; --rate applies to writes",
@@ -283,7 +334,7 @@ fn check_rest(args: &BenchArgs) -> Result<(), BenchError> {
     if args.client_threads == Some(0) {
         return Err(usage("client-threads", "must be at least 1"));
     }
-    if args.consumer == Consumer::Efo && args.workload != Workload::E2e {
+    if args.consumer == Consumer::Efo && workload != Workload::E2e {
         return Err(usage("consumer", "only e2e takes a consumer kind"));
     }
     // The charts are SVG only (no font libraries needed); a .png name

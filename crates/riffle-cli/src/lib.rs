@@ -100,6 +100,7 @@ pub enum StreamCommand {
 pub struct PutArgs {
     #[command(flatten)]
     pub endpoint: Endpoint,
+    /// The stream to put into (its name)
     pub stream: String,
     /// The records' partition key [default: a random one per record]
     #[arg(long, short = 'k')]

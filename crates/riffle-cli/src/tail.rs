@@ -30,6 +30,7 @@ const THROTTLED_PAUSE: Duration = Duration::from_secs(1);
 pub struct TailArgs {
     #[command(flatten)]
     pub endpoint: Endpoint,
+    /// The stream to follow (its name)
     pub stream: String,
     /// Where to start: new records only, or everything retained
     #[arg(long, value_enum, default_value_t = Start::Latest)]

@@ -12,9 +12,14 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{ServeArgs, ServeConfig};
 
-/// Riffle: a self-hosted Amazon Kinesis that speaks the AWS wire protocols.
+/// Riffle: a self-hosted Amazon Kinesis Data Streams server that speaks the
+/// AWS wire protocols (any AWS SDK or the `aws` CLI works against it), and
+/// its command-line client.
+///
+/// Start the server with `riffle serve`, then point a client at
+/// http://127.0.0.1:4567.
 #[derive(Debug, Parser)]
-#[command(name = "riffle", version, about)]
+#[command(name = "riffle", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -199,8 +199,9 @@ fn settle(
                 c.add(&c.throttles, 1);
             }
             ctx.note_error(|| {
+                let hint = if throttled { THROTTLE_HINT } else { "" };
                 format!(
-                    "{} failed: HTTP {status} {error_type}: {message}",
+                    "{} failed: HTTP {status} {error_type}: {message}{hint}",
                     action.name()
                 )
             });
@@ -253,10 +254,32 @@ fn acknowledge_batch(
         }
     }
     if out.failed_record_count > 0 {
-        ctx.note_error(|| format!("PutRecords: {} records failed", out.failed_record_count));
+        ctx.note_error(|| failed_batch_text(out));
     }
     ok
 }
+
+/// Says why a PutRecords' records failed (the first failure's code and
+/// message) and, for throttling, how to lift the limits, since a bench
+/// against a server with AWS's per-shard limits on measures the limits.
+fn failed_batch_text(out: &api::PutRecordsOutput<'_>) -> String {
+    let first = out.records.iter().find(|r| r.error_code.is_some());
+    let code = first.and_then(|r| r.error_code.as_deref()).unwrap_or("?");
+    let message = first.and_then(|r| r.error_message.as_deref()).unwrap_or("");
+    let mut text = format!(
+        "PutRecords: {} records failed, the first with {code}: {message}",
+        out.failed_record_count
+    );
+    if code == THROTTLE_ERROR {
+        text.push_str(THROTTLE_HINT);
+    }
+    text
+}
+
+/// What a throttled bench run should do about it.
+const THROTTLE_HINT: &str = " (the server enforces AWS's per-shard write limits of 1 MiB/s and \
+1,000 records/s; to measure raw speed start it with `riffle serve --throughput-limits off`, \
+or give the stream more shards with --shards)";
 
 /// The `put` and `put-batch` workloads: a warm-up pass, then the measured
 /// pass.
