@@ -49,6 +49,7 @@ mod iterator;
 mod json;
 mod metrics;
 mod on_demand;
+mod options;
 mod reshard;
 mod seqnum;
 mod service;
@@ -68,6 +69,7 @@ use riffle_log::{LogError, LogStore};
 pub use crate::actions::MODEL_OPERATIONS;
 pub use crate::actions::subscribe_to_shard::Subscription;
 use crate::iterator::IteratorKey;
+pub use crate::options::KinesisOptions;
 use crate::stream::Stream;
 pub use crate::time::{amz_date, parse_amz_date};
 

@@ -46,7 +46,10 @@ const EXIT_CONFIG: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(err) => return invalid_value(&err).unwrap_or_else(|| err.exit()),
+    };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(err) => err.exit(),
@@ -60,7 +63,14 @@ fn main() -> ExitCode {
         Command::Tail(args) => riffle_cli::tail(args),
         Command::Serve(args) => {
             init_logging();
-            let config = match ServeConfig::resolve(&args, matches.subcommand_matches("serve")) {
+            let command = Cli::command();
+            let (Some(serve_command), Some(serve_matches)) = (
+                command.find_subcommand("serve"),
+                matches.subcommand_matches("serve"),
+            ) else {
+                unreachable!("clap matched the serve subcommand")
+            };
+            let config = match ServeConfig::resolve(&args, serve_command, serve_matches) {
                 Ok(config) => config,
                 Err(err) => return fail(EXIT_CONFIG, &err),
             };
@@ -88,6 +98,40 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// A value clap refused, said as the config file's errors are: its key,
+/// where it came from (clap does not tell a flag from its environment
+/// variable) and why. `None` for every other usage error, which clap says
+/// best itself.
+fn invalid_value(err: &clap::Error) -> Option<ExitCode> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::ValueValidation {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    // `--fsync <always|interval:MS|never>`
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let command = Cli::command();
+    let declared = command
+        .get_subcommands()
+        .flat_map(|c| c.get_arguments())
+        .find(|a| a.get_long() == Some(long))?;
+    let as_flag =
+        std::env::args().any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
+    let origin = match (as_flag, declared.get_env()) {
+        (false, Some(var)) => riffle_config::Origin::Env(var.to_string_lossy().into_owned()),
+        _ => riffle_config::Origin::Flag(long.to_owned()),
+    };
+    let reason = std::error::Error::source(err)?.to_string();
+    let refused = riffle_config::ConfigError::Invalid {
+        key: declared.get_id().to_string(),
+        origin,
+        reason,
+    };
+    Some(fail(EXIT_CONFIG, &refused))
 }
 
 fn fail(code: u8, err: &dyn std::error::Error) -> ExitCode {

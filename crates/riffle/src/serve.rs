@@ -7,14 +7,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use riffle_kinesis::{Kinesis, KinesisConfig, KinesisError};
+use riffle_kinesis::{Kinesis, KinesisError};
 use riffle_log::{LogError, LogStore, StoreConfig};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::config::{ServeConfig, TlsFiles, fsync_text};
+use riffle_server::TlsFiles;
+
+use crate::config::ServeConfig;
 
 /// Why the server could not start or stop cleanly. Each names what failed.
 #[derive(Debug, thiserror::Error)]
@@ -73,23 +75,24 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         ),
     };
     let policies = read_policies(&config)?;
-    let audit = match &config.audit_log {
+    let options = &config.options;
+    let audit = match &options.edge.audit_log {
         Some(path) => Some(riffle_server::AuditLog::open(
             path,
-            config.audit_data_events,
-            &config.region,
-            &config.account_id,
+            options.edge.audit_data_events.0,
+            &options.region.0,
+            &options.account_id.0,
         )?),
         None => None,
     };
     let (audit, audit_writer) = audit.unzip();
-    let listener = bind(config.listen).await?;
-    let metrics_listener = match config.metrics_listen {
+    let listener = bind(options.listen.0).await?;
+    let metrics_listener = match options.edge.metrics_listen.0 {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
     let local = listener.local_addr().map_err(|source| ServeError::Bind {
-        addr: config.listen,
+        addr: options.listen.0,
         source,
         hint: "",
     })?;
@@ -100,30 +103,20 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         interrupt: signal(SignalKind::interrupt()).map_err(ServeError::Signal)?,
     };
 
-    let dir = config.data_dir.clone();
+    let dir = options.data_dir.0.clone();
     let store_config = StoreConfig {
-        fsync: config.fsync,
+        fsync: options.fsync.0,
         ..StoreConfig::default()
     };
     let store = LogStore::open(&dir, store_config).map_err(|source| ServeError::DataDir {
         dir: dir.clone(),
         source,
     })?;
-    if let Some(key_file) = &config.master_key_file {
+    if let Some(key_file) = &options.master_key_file {
         store.set_master_key_file(key_file);
     }
     let store = Arc::new(store);
-    let kinesis_config = KinesisConfig {
-        region: config.region.clone(),
-        account_id: config.account_id.clone(),
-        status_delay: config.status_delay,
-        iterator_ttl: config.shard_iterator_ttl,
-        throughput_limits: config.throughput_limits,
-        on_demand_scale_interval: config.on_demand_scale_interval,
-        shard_count_updates_per_day: config.update_shard_count_per_day,
-        ..KinesisConfig::default()
-    };
-    let kinesis = Kinesis::open(Arc::clone(&store), kinesis_config).map_err(|source| {
+    let kinesis = Kinesis::open(Arc::clone(&store), config.kinesis()).map_err(|source| {
         ServeError::Catalog {
             dir: dir.clone(),
             source,
@@ -134,7 +127,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     let (stop_background, stopped) = watch::channel(());
     let background = tokio::spawn(Arc::clone(&kinesis).run_background(changed(stopped)));
 
-    let metrics_local = match (&metrics_listener, config.metrics_listen) {
+    let metrics_local = match (&metrics_listener, options.edge.metrics_listen.0) {
         (Some(listener), Some(addr)) => {
             Some(listener.local_addr().map_err(|source| ServeError::Bind {
                 addr,
@@ -163,8 +156,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
 
     print_banner(&config, local, metrics_local);
     let edge = riffle_server::EdgeConfig {
-        credentials: (!config.access_keys.0.is_empty())
-            .then(|| riffle_server::Credentials::new(&config.region, config.access_keys.0.clone())),
+        credentials: (!config.access_keys.0.is_empty()).then(|| {
+            riffle_server::Credentials::new(&options.region.0, config.access_keys.0.clone())
+        }),
         tls,
         audit,
         policies,
@@ -255,11 +249,12 @@ async fn reload_on_hangup(mut hangups: Signal, tls: riffle_server::Tls, files: T
 
 /// Reads and parses every `[policies]` file, naming the one that fails.
 fn read_policies(config: &ServeConfig) -> Result<Option<riffle_server::Policies>, ServeError> {
-    if config.policies.is_empty() {
+    let policies = &config.options.edge.policies;
+    if policies.is_empty() {
         return Ok(None);
     }
-    let mut documents = Vec::with_capacity(config.policies.len());
-    for (key, path) in &config.policies {
+    let mut documents = Vec::with_capacity(policies.len());
+    for (key, path) in policies {
         let text = std::fs::read_to_string(path).map_err(|source| ServeError::PolicyFile {
             key: key.clone(),
             path: path.clone(),
@@ -274,8 +269,8 @@ fn read_policies(config: &ServeConfig) -> Result<Option<riffle_server::Policies>
         documents.push((key.clone(), document));
     }
     Ok(Some(riffle_server::Policies::new(
-        &config.region,
-        &config.account_id,
+        &config.options.region.0,
+        &config.options.account_id.0,
         documents,
     )))
 }
@@ -284,8 +279,9 @@ fn read_policies(config: &ServeConfig) -> Result<Option<riffle_server::Policies>
 /// `^\s*endpoint:\s+(https?://\S+)\s*$` (the README says so): keep that line's shape.
 fn print_banner(config: &ServeConfig, local: SocketAddr, metrics: Option<SocketAddr>) {
     let endpoint = endpoint_url(local, config.tls.is_some());
+    let options = &config.options;
     let data_dir =
-        std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+        std::path::absolute(&options.data_dir.0).unwrap_or_else(|_| options.data_dir.0.clone());
     let mut out = std::io::stdout().lock();
     // A closed stdout must not stop the server; the banner is informational.
     let _ = writeln!(
@@ -305,11 +301,11 @@ fn print_banner(config: &ServeConfig, local: SocketAddr, metrics: Option<SocketA
             Some(addr) => format!("  metrics:   {}/metrics\n", endpoint_url(addr, false)),
             None => String::new(),
         },
-        audit = match &config.audit_log {
+        audit = match &options.edge.audit_log {
             Some(path) => format!(
                 "  audit:     {} ({})\n",
                 path.display(),
-                if config.audit_data_events {
+                if options.edge.audit_data_events.0 {
                     "management and data events"
                 } else {
                     "management events"
@@ -318,18 +314,18 @@ fn print_banner(config: &ServeConfig, local: SocketAddr, metrics: Option<SocketA
             None => String::new(),
         },
         dir = data_dir.display(),
-        fsync = fsync_text(config.fsync),
-        region = config.region,
-        account = config.account_id,
+        fsync = options.fsync,
+        region = options.region,
+        account = options.account_id,
         credentials = match config.access_keys.0.len() {
             0 => "any credentials are accepted".to_owned(),
             1 => "SigV4 signatures verified (1 access key)".to_owned(),
             n => format!("SigV4 signatures verified ({n} access keys)"),
-        } + &match config.policies.len() {
+        } + &match options.edge.policies.len() {
             0 => String::new(),
             n => format!(", {n} with a policy"),
         },
-        limits = if config.throughput_limits {
+        limits = if options.throughput_limits.0 {
             "AWS's per-shard throughput limits (--throughput-limits off to lift them)"
         } else {
             "off (no per-shard throughput limits)"

@@ -1,0 +1,181 @@
+//! The edge's options, as `riffle serve` takes them (flag, environment
+//! variable, config-file key, default and help, each declared once here;
+//! see `riffle-config`), and the checks that span several of them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use riffle_config::values::{ListenOrOff, OnOff};
+use serde::{Deserialize, Serialize};
+
+/// `riffle serve`'s options of the network edge: who may call, over what,
+/// and what is recorded of it.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct EdgeOptions {
+    /// Verify SigV4 signatures: the access key id requests must be signed with
+    #[arg(long, env = "RIFFLE_ACCESS_KEY_ID", value_name = "ID")]
+    pub access_key_id: Option<String>,
+    /// The secret access key of --access-key-id (prefer the environment variable)
+    #[arg(
+        long,
+        env = "RIFFLE_SECRET_ACCESS_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub secret_access_key: Option<String>,
+    /// More access keys, from the config file only: `[credentials]` with
+    /// `"<key id>" = "<secret>"`.
+    #[arg(skip)]
+    #[serde(default)]
+    pub credentials: BTreeMap<String, String>,
+    /// Serve HTTPS: the PEM certificate chain (server certificate first)
+    #[arg(long, env = "RIFFLE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long, env = "RIFFLE_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// IAM policies, from the config file only: `[policies]` with
+    /// `"<key id>" = "<policy file>"`.
+    #[arg(skip)]
+    #[serde(default)]
+    pub policies: BTreeMap<String, PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, or off
+    #[arg(
+        long,
+        env = "RIFFLE_METRICS_LISTEN",
+        value_name = "ADDR",
+        default_value = "off"
+    )]
+    pub metrics_listen: ListenOrOff,
+    /// Append one CloudTrail-shaped JSON line per API call to FILE
+    #[arg(long, env = "RIFFLE_AUDIT_LOG", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Audit data events (PutRecord(s), GetRecords, GetShardIterator, SubscribeToShard) too
+    #[arg(
+        long,
+        env = "RIFFLE_AUDIT_DATA_EVENTS",
+        value_name = "on|off",
+        default_value = "off"
+    )]
+    pub audit_data_events: OnOff,
+}
+
+/// The config-file tables of [`EdgeOptions`] (no flag sets them).
+pub const EDGE_OPTION_TABLES: [&str; 2] = ["credentials", "policies"];
+
+/// Options that do not fit together.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    #[error(
+        "`{given}` is set but `{missing}` is not: give both, or neither to accept any credentials"
+    )]
+    HalfKey {
+        given: &'static str,
+        missing: &'static str,
+    },
+    #[error("`{given}` is set but `{missing}` is not: give both to serve HTTPS, or neither")]
+    HalfTls {
+        given: &'static str,
+        missing: &'static str,
+    },
+    #[error(
+        "`[policies]` names access key {id:?}, which is not one of the server's keys ({known}): policies apply to verified keys only"
+    )]
+    PolicyKey { id: String, known: String },
+    #[error("invalid access key id {id:?}: {reason}")]
+    AccessKeyId { id: String, reason: &'static str },
+}
+
+/// The PEM files of `--tls-cert` and `--tls-key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl EdgeOptions {
+    /// Every access key the server verifies: the `--access-key-id` pair and
+    /// the file's `[credentials]`. Empty accepts any credentials.
+    pub fn access_keys(&self) -> Result<BTreeMap<String, String>, OptionsError> {
+        let mut keys = self.credentials.clone();
+        match (&self.access_key_id, &self.secret_access_key) {
+            (Some(id), Some(secret)) => {
+                keys.insert(id.clone(), secret.clone());
+            }
+            (Some(_), None) => {
+                return Err(OptionsError::HalfKey {
+                    given: "access_key_id",
+                    missing: "secret_access_key",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(OptionsError::HalfKey {
+                    given: "secret_access_key",
+                    missing: "access_key_id",
+                });
+            }
+            (None, None) => {}
+        }
+        for (id, secret) in &keys {
+            check_key(id, secret)?;
+        }
+        for id in self.policies.keys() {
+            if !keys.contains_key(id) {
+                let known: Vec<&str> = keys.keys().map(String::as_str).collect();
+                return Err(OptionsError::PolicyKey {
+                    id: id.clone(),
+                    known: if known.is_empty() {
+                        "none are configured".to_owned()
+                    } else {
+                        known.join(", ")
+                    },
+                });
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The certificate and key to serve HTTPS with, if both are given.
+    pub fn tls_files(&self) -> Result<Option<TlsFiles>, OptionsError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (Some(_), None) => Err(OptionsError::HalfTls {
+                given: "tls_cert",
+                missing: "tls_key",
+            }),
+            (None, Some(_)) => Err(OptionsError::HalfTls {
+                given: "tls_key",
+                missing: "tls_cert",
+            }),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// The id is the first `/`-separated part of a SigV4 credential, in a
+/// header whose parameters are split at commas and spaces; secrets are
+/// never echoed.
+fn check_key(id: &str, secret: &str) -> Result<(), OptionsError> {
+    let reason = if id.is_empty() {
+        Some("it is empty")
+    } else if id
+        .bytes()
+        .any(|b| b == b'/' || b == b',' || !b.is_ascii_graphic())
+    {
+        Some("expected printable ASCII without '/' or ','")
+    } else if secret.is_empty() {
+        Some("its secret access key is empty")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(OptionsError::AccessKeyId {
+            id: id.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
