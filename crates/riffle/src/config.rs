@@ -63,6 +63,9 @@ pub struct ServeConfig {
     /// Log data events (PutRecord(s), GetRecords, …) too, not only
     /// management events.
     pub audit_data_events: bool,
+    /// Answer CORS preflights and add CORS headers to answers to browsers,
+    /// as AWS does, so a web page can call the API with the JavaScript SDK.
+    pub cors: bool,
 }
 
 /// The PEM files of `--tls-cert` and `--tls-key`.
@@ -189,6 +192,9 @@ pub struct ServeArgs {
     /// Audit data events (PutRecord(s), GetRecords, GetShardIterator, SubscribeToShard) too [default: off]
     #[arg(long, env = "RIFFLE_AUDIT_DATA_EVENTS", value_name = "on|off")]
     pub audit_data_events: Option<String>,
+    /// CORS for browser pages, as AWS answers it (preflights, Access-Control-* headers) [default: on]
+    #[arg(long, env = "RIFFLE_CORS", value_name = "on|off")]
+    pub cors: Option<String>,
     /// TOML file with the same keys (listen, data_dir, fsync, region, account_id, status_delay_ms, …)
     #[arg(long, env = "RIFFLE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -222,6 +228,8 @@ pub struct FileConfig {
     pub audit_data_events: Option<Switch>,
     /// `[policies]` with `"<key id>" = "<policy file>"`.
     pub policies: Option<BTreeMap<String, PathBuf>>,
+    /// `"on"`/`"off"`, or a TOML boolean.
+    pub cors: Option<Switch>,
 }
 
 /// An on/off setting in the TOML file: `"on"`, `"off"`, `true` or `false`.
@@ -362,6 +370,12 @@ const AUDIT_DATA_EVENTS: Key = Key {
     id: "audit_data_events",
     flag: "audit-data-events",
     env: "RIFFLE_AUDIT_DATA_EVENTS",
+};
+
+const CORS: Key = Key {
+    id: "cors",
+    flag: "cors",
+    env: "RIFFLE_CORS",
 };
 
 const ON_DEMAND_SCALE_INTERVAL_MS: Key = Key {
@@ -553,6 +567,14 @@ impl ServeConfig {
                 parse_on_off,
                 "expected on or off",
             )?,
+            cors: sources.value(
+                &CORS,
+                args.cors.clone(),
+                f.cors.as_ref().map(Switch::text),
+                "on",
+                parse_on_off,
+                "expected on or off",
+            )?,
         })
     }
 }
@@ -739,6 +761,41 @@ mod tests {
         assert_eq!(config.on_demand_scale_interval, Duration::from_secs(60));
         assert_eq!(config.master_key_file, None);
         assert_eq!(config.update_shard_count_per_day, 10);
+        assert!(config.cors);
+    }
+
+    #[test]
+    fn cors_turns_off_by_flag_or_file() {
+        assert!(!resolve_cli(&["serve", "--cors", "off"]).unwrap().cors);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("riffle.toml");
+        for (text, expected) in [
+            ("cors = false\n", false),
+            ("cors = \"off\"\n", false),
+            ("cors = \"on\"\n", true),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let config = resolve(ServeArgs {
+                config: Some(file.clone()),
+                ..ServeArgs::default()
+            })
+            .unwrap();
+            assert_eq!(config.cors, expected, "{text}");
+        }
+        // The flag wins over the file.
+        std::fs::write(&file, "cors = false\n").unwrap();
+        let flag = resolve(ServeArgs {
+            config: Some(file),
+            cors: Some("on".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert!(flag.cors);
+        let err = resolve_cli(&["serve", "--cors", "maybe"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid `cors` (from flag --cors): expected on or off, got \"maybe\""
+        );
     }
 
     #[test]
