@@ -12,7 +12,16 @@ import time
 import pytest
 
 from conftest import START_DEADLINE_S, STOP_DEADLINE_S, _die_with_parent, _riffle_bin, make_client
-from kinesis_helpers import code_and_message, create_active_stream, error_of, get_records, iterator, shard_id
+from kinesis_helpers import (
+    code_and_message,
+    create_active_stream,
+    error_of,
+    get_records,
+    iterator,
+    shard_id,
+    stream_arn,
+)
+from test_cors import browser_preflight, exchange
 
 FULL = "/dev/full"
 POLL_INTERVAL_S = 0.01
@@ -104,6 +113,22 @@ def test_requests_get_their_answers_when_no_log_line_can_be_written(tmp_path):
         records += get_records(kinesis, ShardIterator=iterator(kinesis, "full-output", shard_id(1)))["Records"]
         assert len(records) == 5 * len(entries)
         assert kinesis.list_streams()["StreamNames"] == ["full-output"]
+
+        # An event stream, and a CORS preflight, log as they go too.
+        consumer = kinesis.register_stream_consumer(StreamARN=stream_arn("full-output"), ConsumerName="c")
+        arn = consumer["Consumer"]["ConsumerARN"]
+        deadline = time.monotonic() + STOP_DEADLINE_S
+        while kinesis.describe_stream_consumer(ConsumerARN=arn)["ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
+            assert time.monotonic() < deadline, "the consumer never became ACTIVE"
+            time.sleep(POLL_INTERVAL_S)
+        subscribed = kinesis.subscribe_to_shard(
+            ConsumerARN=arn, ShardId=shard_id(0), StartingPosition={"Type": "TRIM_HORIZON"}
+        )
+        first = next(iter(subscribed["EventStream"]))["SubscribeToShardEvent"]
+        assert first["Records"], "the shard's records come first from TRIM_HORIZON"
+        subscribed["EventStream"].close()
+        status, _, _ = exchange(endpoint, browser_preflight(endpoint))
+        assert status == 200
         assert proc.poll() is None, "the server died"
     finally:
         code = stop(proc)
