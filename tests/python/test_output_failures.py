@@ -1,8 +1,9 @@
 """A log that cannot be written never changes what a request gets. With the
 server's stdout and stderr opened on /dev/full (every write fails with
 ENOSPC, as on a full disk the output is redirected to) and debug logging
-(a line per request), every request, failing ones included, gets its proper
-answer, the server keeps serving, and SIGTERM still stops it with status 0."""
+(a line per request), and the audit log on /dev/full as well, every
+request, failing ones included, gets its proper answer, the server keeps
+serving, and SIGTERM still stops it with status 0."""
 
 import os
 import socket
@@ -90,7 +91,8 @@ def full_device_exists():
 
 
 def test_requests_get_their_answers_when_no_log_line_can_be_written(tmp_path):
-    proc, endpoint = start_on_full_output(tmp_path)
+    # The audit log, too, is on the full device: every call's line is lost.
+    proc, endpoint = start_on_full_output(tmp_path, "--audit-log", FULL, "--audit-data-events", "on")
     try:
         kinesis = make_client(endpoint)
         raw = make_client(endpoint, parameter_validation=False)
