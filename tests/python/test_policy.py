@@ -111,3 +111,16 @@ def test_a_policy_with_a_condition_stops_the_start(tmp_path):
     )
     with pytest.raises(pytest.fail.Exception, match="reader-policy.json is not usable: \"Condition\" is not supported"):
         srv.start()
+
+
+def test_a_denial_is_written_with_the_iam_authorizers_message_member(governed_server):
+    # The SDKs read `message` or `Message`; raw HTTP clients see AWS's own
+    # spelling for the authorizer's AccessDeniedException: `Message`.
+    reader = client(governed_server.endpoint, READER, READER_SECRET)
+    bodies = []
+    reader.meta.events.register("after-call.kinesis.*", lambda http_response, **_: bodies.append(http_response.content))
+    denied(reader.create_stream, StreamName="orders-new", ShardCount=1)
+    body = json.loads(bodies[-1])
+    assert set(body) == {"__type", "Message"}, body
+    assert body["__type"] == "AccessDeniedException"
+    assert body["Message"].startswith(f"User: arn:aws:iam::{ACCOUNT}:user/{READER} is not authorized")

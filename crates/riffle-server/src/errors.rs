@@ -7,9 +7,12 @@
 //!
 //! What AWS sends, and so what Riffle sends, for the Kinesis JSON 1.1 protocol:
 //! HTTP 400 (500 for `InternalFailure`), `Content-Type:
-//! application/x-amz-json-1.1`, body `{"__type":"<Code>","message":"<text>"}`
-//! with a lower-case `message`, and no `message` member where AWS sends none
-//! (e.g. `{"__type":"SerializationException"}` for a body that is not JSON).
+//! application/x-amz-json-1.1`, body `{"__type":"<Code>","message":"<text>"}`,
+//! and no message member where AWS sends none (e.g.
+//! `{"__type":"SerializationException"}` for a body that is not JSON). The
+//! member's name is the exception's own ([`message_member`]): `Message` for
+//! the front end's SerializationException and the authorizer's
+//! AccessDeniedException, `message` for every other error.
 //! Kinesis puts the code in the body only: no `x-amzn-ErrorType` header, so
 //! none is sent (the SDKs read `__type`). For `application/x-amz-cbor-1.1`
 //! the same map is written in CBOR, which the AWS SDK for Java's CBOR
@@ -61,7 +64,8 @@ pub struct AwsError {
     pub status: StatusCode,
     /// The `__type` member.
     pub code: &'static str,
-    /// The `message` member; `None` where AWS sends none.
+    /// The message member (named by [`message_member`]); `None` where AWS
+    /// sends none.
     pub message: Option<String>,
 }
 
@@ -203,31 +207,60 @@ pub(crate) const JSON_11: &str = "application/x-amz-json-1.1";
 pub(crate) const CBOR_11: &str = "application/x-amz-cbor-1.1";
 pub(crate) const PLAIN_JSON: &str = "application/json";
 
-/// `{"__type":"<code>","message":"<escaped>"}`, or `{"__type":"<code>"}`.
+/// The name of an error's message member, as AWS writes it for that
+/// exception (the member of the exception's own class, so it is the same
+/// in JSON, CBOR, the coral envelope and event-stream exceptions).
+///
+/// `Message`: SerializationException, which the JSON front end raises
+/// (`{"__type":"SerializationException","Message":"Expected map or null"}`,
+/// as kinesalite recorded AWS's answers, and DynamoDB's front end writes it
+/// alike), and AccessDeniedException, which the IAM authorizer raises (its
+/// answers recorded from EMR, DynamoDB and Cognito read
+/// `{"__type":"AccessDeniedException","Message":"User: … is not authorized
+/// to perform: …"}`). `message`: every exception of the Kinesis model (its
+/// shapes name the member so), ValidationException, InternalFailure, and
+/// the authentication errors (MissingAuthenticationToken,
+/// IncompleteSignature, InvalidSignature, UnrecognizedClient). The SDKs
+/// read either spelling (botocore: `message`, else `Message`; the Rust and
+/// JavaScript SDKs likewise), so the difference shows only to raw HTTP.
+pub(crate) fn message_member(code: &str) -> &'static str {
+    match code {
+        "SerializationException" | "AccessDeniedException" => "Message",
+        _ => "message",
+    }
+}
+
+/// `{"__type":"<code>","<member>":"<escaped>"}`, or `{"__type":"<code>"}`.
 fn json_body(error: &AwsError) -> Bytes {
     let mut out = format!(r#"{{"__type":"{}""#, error.code);
-    if let Some(message) = &error.message {
-        out.push_str(r#","message":"#);
-        // Serializing a &str into JSON cannot fail.
-        out.push_str(&serde_json::to_string(message).expect("a string is always valid JSON"));
-    }
+    push_json_message(&mut out, error);
     out.push('}');
     Bytes::from(out)
 }
 
+/// `,"<member>":"<escaped>"` if the error has a message.
+fn push_json_message(out: &mut String, error: &AwsError) {
+    if let Some(message) = &error.message {
+        out.push_str(&format!(r#","{}":"#, message_member(error.code)));
+        // Serializing a &str into JSON cannot fail.
+        out.push_str(&serde_json::to_string(message).expect("a string is always valid JSON"));
+    }
+}
+
 /// The coral 1.0 envelope AWS sends for `application/json`, e.g.
-/// `{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException","message":null},"Version":"1.0"}`.
-/// AWS spells the member `Message` for SerializationException only.
+/// `{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException"},"Version":"1.0"}`.
+/// AWS's answers today carry no message member when there is no message
+/// (older records, kinesalite's among them, show `"message":null`; the
+/// answers recorded from AWS's coral front ends since have none); a
+/// message, if any, is written under its member's name.
 fn coral_body(error: &AwsError) -> Bytes {
-    let member = if error.code == "SerializationException" {
-        "Message"
-    } else {
-        "message"
-    };
-    Bytes::from(format!(
-        r#"{{"Output":{{"__type":"com.amazon.coral.service#{}","{member}":null}},"Version":"1.0"}}"#,
+    let mut out = format!(
+        r#"{{"Output":{{"__type":"com.amazon.coral.service#{}""#,
         error.code
-    ))
+    );
+    push_json_message(&mut out, error);
+    out.push_str(r#"},"Version":"1.0"}"#);
+    Bytes::from(out)
 }
 
 /// `<Code>\n  <Message>text</Message>\n</Code>\n`, or `<Code/>\n`.
@@ -248,7 +281,8 @@ fn xml_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// A CBOR map (RFC 8949) of text strings: `__type` and, if present, `message`.
+/// A CBOR map (RFC 8949) of text strings: `__type` and, if present, the
+/// message under its member's name ([`message_member`]).
 ///
 /// Byte layout: `0xA1`/`0xA2` (map of 1/2 pairs), then for each key and
 /// value a text-string head (major type 3: `0x60 | len` for len < 24,
@@ -259,7 +293,7 @@ fn cbor_body(error: &AwsError) -> Bytes {
     cbor_text(&mut out, "__type");
     cbor_text(&mut out, error.code);
     if let Some(message) = &error.message {
-        cbor_text(&mut out, "message");
+        cbor_text(&mut out, message_member(error.code));
         cbor_text(&mut out, message);
     }
     Bytes::from(out)
@@ -422,13 +456,13 @@ mod tests {
                 Rejection::UnknownOperation,
                 Encoding::Coral,
                 200,
-                r#"{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException","message":null},"Version":"1.0"}"#,
+                r#"{"Output":{"__type":"com.amazon.coral.service#UnknownOperationException"},"Version":"1.0"}"#,
             ),
             (
                 Rejection::Malformed,
                 Encoding::Coral,
                 200,
-                r#"{"Output":{"__type":"com.amazon.coral.service#SerializationException","Message":null},"Version":"1.0"}"#,
+                r#"{"Output":{"__type":"com.amazon.coral.service#SerializationException"},"Version":"1.0"}"#,
             ),
         ];
         for (rejection, encoding, status, body) in cases {
@@ -438,6 +472,71 @@ mod tests {
                 (status, body.as_bytes()),
                 "{rejection:?}"
             );
+        }
+    }
+
+    #[test]
+    fn serialization_and_access_denied_name_their_member_message_with_a_capital() {
+        let serialization =
+            kinesis_error(&KinesisError::Serialization("Expected map or null".into()));
+        assert_eq!(
+            encode(&serialization, Encoding::AwsJson11).body,
+            r#"{"__type":"SerializationException","Message":"Expected map or null"}"#
+        );
+        let denied = aws_error(&Rejection::AccessDenied("User: x is not authorized".into()));
+        assert_eq!(
+            encode(&denied, Encoding::AwsJson11).body,
+            r#"{"__type":"AccessDeniedException","Message":"User: x is not authorized"}"#
+        );
+        // The same exceptions in CBOR: the map's second key is `Message`.
+        let cbor = encode(&serialization, Encoding::Cbor).body;
+        let key_at = 1 + 7 + 1 + "SerializationException".len();
+        assert_eq!(&cbor[key_at..key_at + 8], b"\x67Message");
+        // In an event stream's exception message too.
+        let event = exception_event(&KinesisError::Serialization("m".into()), Codec::Json);
+        let payload = br#"{"__type":"SerializationException","Message":"m"}"#;
+        assert!(event.windows(payload.len()).any(|w| w == payload));
+    }
+
+    #[test]
+    fn every_other_error_names_its_member_message_in_lower_case() {
+        let lower = [
+            aws_error(&Rejection::Service(KinesisError::Validation("m".into()))),
+            aws_error(&Rejection::Service(KinesisError::ResourceNotFound(
+                "m".into(),
+            ))),
+            kinesis_error(&KinesisError::Storage(LogError::Closed {
+                name: "s/0".into(),
+            })),
+            aws_error(&Rejection::Auth(AuthError::Missing)),
+            aws_error(&Rejection::Auth(AuthError::UnknownKey)),
+            aws_error(&Rejection::Auth(AuthError::Invalid("m".into()))),
+            aws_error(&Rejection::Auth(AuthError::Incomplete("m".into()))),
+        ];
+        for error in lower {
+            let body: serde_json::Value =
+                serde_json::from_slice(&encode(&error, Encoding::AwsJson11).body).unwrap();
+            assert!(body["message"].is_string(), "{}: {body}", error.code);
+            assert!(body.get("Message").is_none(), "{}: {body}", error.code);
+        }
+    }
+
+    #[test]
+    fn the_coral_envelope_carries_a_message_only_when_there_is_one() {
+        let with = AwsError {
+            status: StatusCode::BAD_REQUEST,
+            code: "SerializationException",
+            message: Some("Expected map or null".into()),
+        };
+        assert_eq!(
+            encode(&with, Encoding::Coral).body,
+            r#"{"Output":{"__type":"com.amazon.coral.service#SerializationException","Message":"Expected map or null"},"Version":"1.0"}"#
+        );
+        for rejection in [Rejection::UnknownOperation, Rejection::Malformed] {
+            let body = encode(&aws_error(&rejection), Encoding::Coral).body;
+            let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let output = parsed["Output"].as_object().unwrap();
+            assert_eq!(output.len(), 1, "only __type: {parsed}");
         }
     }
 

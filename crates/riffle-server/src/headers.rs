@@ -22,7 +22,7 @@ impl RequestId {
         RequestId(uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid())
     }
 
-    fn header_value(&self) -> HeaderValue {
+    pub(crate) fn header_value(&self) -> HeaderValue {
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
         let text = self.0.hyphenated().encode_lower(&mut buf);
         // A hyphenated UUID is ASCII hex and dashes: always a valid header value.

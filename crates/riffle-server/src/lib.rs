@@ -14,6 +14,7 @@
 //! - `server`: the accept loop, connections and graceful shutdown.
 //! - `request`: the path of one request, from headers to response.
 //! - `body`: reading a body with a size cap.
+//! - `cors`: CORS preflights and headers, for every service on the port.
 //! - `auth`: the check that a request carries credentials at all.
 //! - `audit`: the CloudTrail-shaped audit log and its writer thread.
 //! - `sigv4`: verification of SigV4 signatures, when credentials are given.
@@ -29,6 +30,7 @@
 mod audit;
 mod auth;
 mod body;
+mod cors;
 mod errors;
 mod events;
 mod eventstream;

@@ -58,6 +58,9 @@ pub struct EdgeOptions {
         default_value = "off"
     )]
     pub audit_data_events: OnOff,
+    /// CORS for browser pages, as AWS answers it (preflights, Access-Control-* headers)
+    #[arg(long, env = "RIFFLE_CORS", value_name = "on|off", default_value = "on")]
+    pub cors: OnOff,
 }
 
 /// The config-file tables of [`EdgeOptions`] (no flag sets them).

@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
 use crate::audit::AuditLog;
+use crate::cors;
 use crate::policy::Policies;
 use crate::request;
 use crate::requests::RequestMetrics;
@@ -24,7 +25,6 @@ use crate::sigv4::Credentials;
 use crate::tls::Tls;
 
 /// How the edge treats requests, beyond what the Kinesis service decides.
-#[derive(Default)]
 pub struct EdgeConfig {
     /// The access keys whose SigV4 signatures are verified; `None` accepts
     /// any credentials (the zero-set-up default).
@@ -38,6 +38,22 @@ pub struct EdgeConfig {
     pub policies: Option<Policies>,
     /// Per-operation counts and latencies, shared with the metrics endpoint.
     pub request_metrics: Arc<RequestMetrics>,
+    /// Answer CORS preflights and let browser pages read every answer
+    /// (`cors`), as AWS does; on unless turned off.
+    pub cors: bool,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        EdgeConfig {
+            credentials: None,
+            tls: None,
+            audit: None,
+            policies: None,
+            request_metrics: Arc::default(),
+            cors: true,
+        }
+    }
 }
 
 /// What every request of a server shares.
@@ -187,8 +203,14 @@ impl Connection {
             edge,
             stopping,
         } = self;
-        let service =
-            service_fn(move |req| request::handle(Arc::clone(&edge), req, peer, stopping.clone()));
+        let service = service_fn(move |req| {
+            let edge = Arc::clone(&edge);
+            let stopping = stopping.clone();
+            // CORS wraps the whole handler, so every service on the port has it.
+            cors::around(edge.config.cors, req, move |req| {
+                request::handle(edge, req, peer, stopping)
+            })
+        });
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();

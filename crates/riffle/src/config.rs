@@ -570,6 +570,43 @@ mod tests {
     }
 
     #[test]
+    fn cors_is_on_unless_turned_off_by_flag_or_file() {
+        assert!(resolve(&[], None).unwrap().options.edge.cors.0);
+        assert!(
+            !resolve(&["--cors", "off"], None)
+                .unwrap()
+                .options
+                .edge
+                .cors
+                .0
+        );
+        for (text, expected) in [
+            ("cors = false\n", false),
+            ("cors = \"off\"\n", false),
+            ("cors = \"on\"\n", true),
+        ] {
+            assert_eq!(
+                resolve(&[], Some(text)).unwrap().options.edge.cors.0,
+                expected,
+                "{text}"
+            );
+        }
+        assert!(
+            resolve(&["--cors", "on"], Some("cors = false\n"))
+                .unwrap()
+                .options
+                .edge
+                .cors
+                .0
+        );
+        let err = resolve(&["--cors", "maybe"], None).unwrap_err();
+        assert!(
+            err.contains("--cors") && err.contains("expected on or off, got \"maybe\""),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn fsync_policies_round_trip_through_their_text() {
         for text in ["always", "never", "interval:1", "interval:60000"] {
             assert_eq!(text.parse::<Fsync>().unwrap().to_string(), text);

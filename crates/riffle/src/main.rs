@@ -4,11 +4,12 @@
 mod config;
 mod serve;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::{ServeArgs, ServeConfig};
 
@@ -91,11 +92,18 @@ fn main() -> ExitCode {
 
 /// Logs go to stderr (stdout carries the banner); RUST_LOG sets the level.
 /// Colours only on a terminal, so log files and CI output stay plain text.
+///
+/// A log line that cannot be written (stderr on a full disk, a closed
+/// pipe) is dropped: [`LogSink`] never reports a failed write, and
+/// tracing's own report of one is off, because that report is an
+/// `eprintln!`, which panics when stderr fails, and a panic in a
+/// request's task closes its connection without an answer.
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(LogSink)
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
@@ -134,7 +142,34 @@ fn invalid_value(err: &clap::Error) -> Option<ExitCode> {
     Some(fail(EXIT_CONFIG, &refused))
 }
 
+/// Stderr for log lines, whose write errors are dropped (see [`init_logging`]).
+struct LogSink;
+
+impl<'a> MakeWriter<'a> for LogSink {
+    type Writer = LogSink;
+
+    fn make_writer(&'a self) -> LogSink {
+        LogSink
+    }
+}
+
+impl Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // One line per call (tracing formats it whole first), written under
+        // stderr's lock so concurrent lines do not interleave.
+        let _ = std::io::stderr().lock().write_all(buf); // a log that cannot be written is lost, nothing more
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush(); // as above
+        Ok(())
+    }
+}
+
+/// Reports why the command failed and returns its exit code; the code is
+/// what counts, so a stderr that cannot be written changes nothing.
 fn fail(code: u8, err: &dyn std::error::Error) -> ExitCode {
-    eprintln!("error: {err}");
+    let _ = writeln!(std::io::stderr(), "error: {err}");
     ExitCode::from(code)
 }

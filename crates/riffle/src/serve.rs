@@ -163,6 +163,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         audit,
         policies,
         request_metrics,
+        cors: options.edge.cors.0,
     };
     let served = riffle_server::serve(listener, kinesis, edge, shutdown_signal(signals)).await;
     if let Some(writer) = audit_writer {

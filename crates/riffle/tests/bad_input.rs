@@ -14,12 +14,17 @@ fn shared() -> &'static Riffle {
     SERVER.get_or_init(Riffle::start)
 }
 
-/// The `message` of an AWS JSON error; Kinesis spells it `Message` for
-/// SerializationException, which the SDKs accept too.
+/// The message of an AWS JSON error, under the one member name AWS uses for
+/// its exception: `Message` (capital M) for SerializationException,
+/// `message` for the others met here. The other spelling must be absent.
 fn message_of(body: &Value) -> Option<&str> {
-    body.get("message")
-        .or_else(|| body.get("Message"))
-        .and_then(Value::as_str)
+    let (member, other) = if body["__type"] == "SerializationException" {
+        ("Message", "message")
+    } else {
+        ("message", "Message")
+    };
+    assert!(body.get(other).is_none(), "{body}");
+    body.get(member).and_then(Value::as_str)
 }
 
 /// After any bad request the server must still answer a good one.
@@ -196,6 +201,48 @@ fn a_missing_or_foreign_content_type_gets_the_answers_aws_gives() {
     assert!(
         body.contains("Unable to determine service/operation name to be authorized"),
         "{body}"
+    );
+    assert_still_serving(addr);
+}
+
+#[test]
+fn the_legacy_json_content_type_gets_the_coral_envelope_without_null_members() {
+    let addr = shared().addr;
+    let mut headers = vec![
+        ("Content-Type", "application/json"),
+        ("X-Amz-Target", "Kinesis_20131202.ListStreams"),
+    ];
+    headers.extend(SIGNED);
+    // AWS answers 200 and never runs the action; the envelope holds only
+    // the code, no `"message":null` / `"Message":null`.
+    for (body, code) in [
+        (&b"{}"[..], "UnknownOperationException"),
+        (b"hello", "SerializationException"),
+    ] {
+        let response = post(addr, &headers, body);
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        assert_eq!(
+            String::from_utf8_lossy(&response.body),
+            format!(
+                r#"{{"Output":{{"__type":"com.amazon.coral.service#{code}"}},"Version":"1.0"}}"#
+            )
+        );
+    }
+    assert_still_serving(addr);
+}
+
+#[test]
+fn a_tag_map_of_the_wrong_type_is_a_serialization_exception_under_message() {
+    let addr = shared().addr;
+    let name = stream(addr);
+    let body = json!({"StreamName": name, "Tags": "x"}).to_string();
+    let response = post_action(addr, "AddTagsToStream", body.as_bytes());
+    assert_eq!(response.status, 400);
+    // Byte for byte what AWS sends: the member is `Message`.
+    assert_eq!(
+        String::from_utf8_lossy(&response.body),
+        r#"{"__type":"SerializationException","Message":"Expected map or null"}"#
     );
     assert_still_serving(addr);
 }

@@ -412,6 +412,31 @@ fn errors_come_back_as_cbor_maps_with_type_and_message() {
     assert_eq!(invalid.status, 400);
     assert_eq!(invalid.error_type(), "ValidationException");
 
+    // A member of the wrong type: AWS's text, under `Message` (capital M)
+    // as AWS writes SerializationException, in CBOR as in JSON.
+    let wrong_type = call(
+        addr,
+        "CreateStream",
+        J::Map(vec![
+            ("StreamName", J::Str("s")),
+            ("ShardCount", J::Str("one")),
+        ]),
+    );
+    assert_eq!(wrong_type.status, 400);
+    assert_eq!(wrong_type.error_type(), "SerializationException");
+    assert_eq!(
+        text(&wrong_type.body, "Message"),
+        "class java.lang.String can not be converted to an Integer"
+    );
+    let keys: Vec<_> = wrong_type
+        .body
+        .as_map()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, _)| k.as_text())
+        .collect();
+    assert_eq!(keys, ["__type", "Message"]);
+
     for body in [&b"\xBF\x6AStreamN"[..], b"{\"StreamName\":\"x\"}"] {
         let malformed = call_raw(addr, "DescribeStreamSummary", body);
         assert_eq!(malformed.status, 400);
