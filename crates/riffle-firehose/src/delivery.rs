@@ -102,12 +102,12 @@ impl Deliverer {
             log.wait_readable(from).await;
             still_open(log, from)?;
         }
-        let started = Instant::now();
         let mut buffer = Buffer {
             data: Vec::new(),
             end: from,
             last_arrival_ms: 0,
         };
+        let mut started = None;
         loop {
             let destination = self.stream.record().destination;
             let size_max = usize::try_from(destination.size_mb).unwrap_or(1) * MIB;
@@ -118,13 +118,16 @@ impl Deliverer {
                     bytes_max: size_max - buffer.data.len(),
                 };
                 let batch = log.read(buffer.end, limits)?;
+                if let (None, Some(first)) = (started, batch.records.first()) {
+                    started = Some(buffer_start(first.arrival_ms));
+                }
                 for record in &batch.records {
                     buffer.data.extend_from_slice(&record.data);
                     buffer.last_arrival_ms = record.arrival_ms;
                 }
                 buffer.end = batch.next_seq;
             }
-            let deadline = started + interval;
+            let deadline = started.unwrap_or_else(Instant::now) + interval;
             if buffer.data.len() >= size_max || Instant::now() >= deadline {
                 return Ok(buffer);
             }
@@ -199,6 +202,15 @@ impl Deliverer {
             debug!(stream = %record.name, %err, "trimming delivered records failed");
         }
     }
+}
+
+/// When a buffer whose first record arrived at `arrival_ms` (wall clock)
+/// began, on Tokio's clock: records left undelivered by a restart have
+/// waited already, and are due when their interval since arrival passed.
+fn buffer_start(arrival_ms: i64) -> Instant {
+    let age = u64::try_from(now_ms().saturating_sub(arrival_ms)).unwrap_or(0);
+    let now = Instant::now();
+    now.checked_sub(Duration::from_millis(age)).unwrap_or(now)
 }
 
 /// After a wake-up with nothing new at `at`: the error of a deleted or

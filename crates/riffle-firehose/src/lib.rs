@@ -115,7 +115,11 @@ impl Firehose {
         config: FirehoseConfig,
         sink: Arc<dyn ObjectSink>,
     ) -> Result<Arc<Firehose>, FirehoseError> {
-        let streams = service::load_streams(&store)?;
+        let loaded = service::load_streams(&store)?;
+        let streams = loaded
+            .iter()
+            .map(|(stream, _)| (stream.record().name, Arc::clone(stream)))
+            .collect();
         let firehose = Arc::new(Firehose {
             store,
             config,
@@ -123,8 +127,8 @@ impl Firehose {
             streams: Arc::new(RwLock::new(streams)),
             catalog_lock: tokio::sync::Mutex::new(()),
         });
-        for stream in firehose.all() {
-            firehose.start_delivery(&stream)?;
+        for (stream, delivered) in &loaded {
+            firehose.start_delivery(stream, *delivered);
         }
         Ok(firehose)
     }

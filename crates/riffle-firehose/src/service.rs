@@ -1,10 +1,9 @@
 //! The service's plumbing: loading the catalog at start, finding streams,
 //! committing catalog changes, starting delivery and completing deletions.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use riffle_log::{LogStore, MetaOp};
+use riffle_log::{LogStore, MetaOp, Seq};
 use tracing::warn;
 
 use crate::catalog::{self, Status, StreamRecord};
@@ -12,12 +11,11 @@ use crate::errors::{self, FirehoseError};
 use crate::stream::DeliveryStream;
 use crate::{Firehose, FirehoseConfig, Streams, delivery};
 
-/// Reads every catalog entry and opens its log. Streams whose deletion a
-/// restart interrupted are deleted now instead.
-pub fn load_streams(
-    store: &LogStore,
-) -> Result<BTreeMap<String, Arc<DeliveryStream>>, FirehoseError> {
-    let mut streams = BTreeMap::new();
+/// Reads every catalog entry, opens its log and reads its delivered
+/// position. Streams whose deletion a restart interrupted are deleted now
+/// instead.
+pub fn load_streams(store: &LogStore) -> Result<Vec<(Arc<DeliveryStream>, Seq)>, FirehoseError> {
+    let mut streams = Vec::new();
     for (key, value) in store.meta().scan_prefix(catalog::STREAM_PREFIX)? {
         let record = StreamRecord::decode(&key, &value).map_err(|e| errors::meta(e.to_string()))?;
         if record.status == Status::Deleting {
@@ -28,9 +26,13 @@ pub fn load_streams(
             Some(enc) if enc.enabled => Some(store.data_key(enc.data_key_name())?),
             _ => None,
         };
+        let delivered = match store.meta().get(&record.delivered_key())? {
+            Some(value) => catalog::decode_delivered(&record.delivered_key(), &value)
+                .map_err(|e| errors::meta(e.to_string()))?,
+            None => 0,
+        };
         let log = store.open_log(&record.log_name())?;
-        let name = record.name.clone();
-        streams.insert(name, Arc::new(DeliveryStream::new(record, log, key)));
+        streams.push((Arc::new(DeliveryStream::new(record, log, key)), delivered));
     }
     Ok(streams)
 }
@@ -114,21 +116,17 @@ impl Firehose {
         Ok(())
     }
 
-    /// Adds a stream whose definition is committed, and starts its delivery.
-    pub(crate) fn insert(&self, stream: Arc<DeliveryStream>) -> Result<(), FirehoseError> {
+    /// Adds a new stream whose definition is committed, and starts its
+    /// delivery (from its log's start: nothing of it is delivered yet).
+    pub(crate) fn insert(&self, stream: Arc<DeliveryStream>) {
         let name = stream.record().name;
         self.streams.write().insert(name, Arc::clone(&stream));
-        self.start_delivery(&stream)
+        self.start_delivery(&stream, 0);
     }
 
-    pub(crate) fn start_delivery(&self, stream: &Arc<DeliveryStream>) -> Result<(), FirehoseError> {
-        let key = stream.record().delivered_key();
-        let delivered = match self.store.meta().get(&key)? {
-            Some(value) => {
-                catalog::decode_delivered(&key, &value).map_err(|e| errors::meta(e.to_string()))?
-            }
-            None => 0,
-        };
+    /// Starts the stream's delivery task from `delivered`, the first
+    /// record not known to be in a stored object.
+    pub(crate) fn start_delivery(&self, stream: &Arc<DeliveryStream>, delivered: Seq) {
         let task = delivery::spawn(
             Arc::clone(&self.store),
             Arc::clone(&self.sink),
@@ -136,7 +134,6 @@ impl Firehose {
             delivered,
         );
         stream.set_task(task);
-        Ok(())
     }
 
     /// Completes a deletion once DELETING has shown for the status delay:

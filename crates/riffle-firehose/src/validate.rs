@@ -176,7 +176,7 @@ impl Pattern {
                 (1..=255).contains(&len)
                     && rest
                         .chars()
-                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
             }),
             Pattern::KinesisStreamArn => arn_matches(text, ":kinesis:", |rest| {
                 region_account_then(rest, "stream/").is_some_and(|r| all_of(r, name_char))

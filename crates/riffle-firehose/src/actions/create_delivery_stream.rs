@@ -279,8 +279,14 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
             value: record.encode(),
         }])
         .await?;
-    let log = firehose.store().open_log(&record.log_name())?;
-    firehose.insert(Arc::new(DeliveryStream::new(record, log, key)))?;
+    let log = {
+        let store = Arc::clone(firehose.store());
+        let name = record.log_name();
+        tokio::task::spawn_blocking(move || store.open_log(&name))
+            .await
+            .map_err(errors::task)??
+    };
+    firehose.insert(Arc::new(DeliveryStream::new(record, log, key)));
     let arn = stream_arn(firehose.config(), &name);
     Ok(super::json_body(&json!({ "DeliveryStreamARN": arn })))
 }
