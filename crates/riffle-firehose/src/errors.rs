@@ -60,13 +60,12 @@ impl FirehoseError {
     }
 
     /// The response's `message`; `None` where AWS sends none (a body that
-    /// is not JSON at all).
+    /// is not JSON at all, an unknown operation).
     pub fn message(&self) -> Option<String> {
         match self {
-            FirehoseError::Serialization(m) if m.is_empty() => None,
             // The engine's own text names files; clients get AWS's.
             FirehoseError::Storage(_) => None,
-            other => Some(other.to_string()),
+            other => Some(other.to_string()).filter(|m| !m.is_empty()),
         }
     }
 
@@ -105,4 +104,52 @@ pub fn meta(reason: String) -> FirehoseError {
 /// A blocking task that panicked or was cancelled.
 pub fn task(err: tokio::task::JoinError) -> FirehoseError {
     meta(format!("background task failed: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_statuses_and_messages_are_awss() {
+        let table = [
+            (
+                not_found("s", "1"),
+                "ResourceNotFoundException",
+                400,
+                Some("Firehose s under account 1 not found."),
+            ),
+            (
+                FirehoseError::ConcurrentModification("m".into()),
+                "ConcurrentModificationException",
+                400,
+                Some("m"),
+            ),
+            (
+                FirehoseError::ServiceUnavailable("Slow down.".into()),
+                "ServiceUnavailableException",
+                503,
+                Some("Slow down."),
+            ),
+            (
+                FirehoseError::Serialization(String::new()),
+                "SerializationException",
+                400,
+                None,
+            ),
+            (
+                FirehoseError::UnknownOperation(String::new()),
+                "UnknownOperationException",
+                400,
+                None,
+            ),
+            (meta("disk on fire".into()), "InternalFailure", 500, None),
+        ];
+        for (err, code, status, message) in table {
+            assert_eq!(
+                (err.code(), err.http_status(), err.message().as_deref()),
+                (code, status, message)
+            );
+        }
+    }
 }
