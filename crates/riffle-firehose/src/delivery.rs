@@ -25,8 +25,10 @@ use crate::time::{now_ms, utc_fields};
 /// as long, up to [`BACKOFF_MAX`].
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// Records per log read while filling a buffer.
+/// Records and bytes per log read while filling a buffer: a read is a
+/// `pread` on an async thread, so a 128 MiB buffer is read in short steps.
 const READ_RECORDS_MAX: usize = 10_000;
+const READ_BYTES_MAX: usize = 4 * 1024 * 1024;
 const MIB: usize = 1024 * 1024;
 
 pub fn spawn(
@@ -115,7 +117,7 @@ impl Deliverer {
             while buffer.data.len() < size_max && log.next_seq() > buffer.end {
                 let limits = ReadLimits {
                     records_max: READ_RECORDS_MAX,
-                    bytes_max: size_max - buffer.data.len(),
+                    bytes_max: (size_max - buffer.data.len()).min(READ_BYTES_MAX),
                 };
                 let batch = log.read(buffer.end, limits)?;
                 if let (None, Some(first)) = (started, batch.records.first()) {

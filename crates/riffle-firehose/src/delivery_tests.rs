@@ -46,9 +46,11 @@ async fn a_full_buffer_is_delivered_before_its_interval() {
 async fn a_buffer_is_delivered_when_its_interval_passes_with_records_as_they_came() {
     let h = Harness::new();
     h.create("s", 128, 60).await;
+    // Taken before the put: while the put waits for the log's writer
+    // thread, paused time may already move on to the buffer's deadline.
+    let t0 = tokio::time::Instant::now();
     h.put_batch("s", &[b"a\n".to_vec(), b"bc".to_vec(), b"d".to_vec()])
         .await;
-    let t0 = tokio::time::Instant::now();
     let objects = h.sink.wait_for_bytes(5).await;
     let elapsed = objects[0].at - t0;
     assert!(
@@ -182,4 +184,27 @@ async fn a_deleted_streams_records_never_reach_its_successor() {
             .len()
             == 1
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn encrypted_records_are_delivered_as_they_were_put_also_after_a_restart() {
+    let h = Harness::new();
+    h.create("s", 128, 0).await;
+    h.call(
+        "StartDeliveryStreamEncryption",
+        json!({"DeliveryStreamName": "s",
+               "DeliveryStreamEncryptionConfigurationInput": {
+                   "KeyType": "CUSTOMER_MANAGED_CMK",
+                   "KeyARN": "arn:aws:kms:us-east-1:000000000000:key/k1"}}),
+    )
+    .await
+    .unwrap();
+    h.sink.fail_always.store(true, Ordering::SeqCst);
+    let put = h.put_batch("s", &[b"secret".to_vec()]).await;
+    assert_eq!(put["Encrypted"], true);
+    h.sink.wait_for_attempts(1).await;
+    let h = h.restart(Arc::new(MemorySink::default())).await;
+    h.put_batch("s", &[b"-more".to_vec()]).await;
+    h.sink.wait_for_bytes(11).await;
+    assert_eq!(h.sink.all_bytes(), b"secret-more");
 }

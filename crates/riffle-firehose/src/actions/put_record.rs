@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use riffle_log::{Appended, RecordIn, Seq};
+use riffle_log::{Appended, LogError, RecordIn, Seq};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -90,8 +90,24 @@ pub fn admit(
 }
 
 /// Appends `records` as one atomic batch; resolves once it is durable.
-/// Returns where it went and whether it was sealed.
+/// Returns where it went and whether it was sealed. A stream deleted
+/// meanwhile is not found, as it would be a moment later.
 pub async fn append(
+    firehose: &Firehose,
+    stream: &DeliveryStream,
+    records: &[&[u8]],
+) -> Result<(Appended, bool), FirehoseError> {
+    append_to_log(stream, records)
+        .await
+        .map_err(|err| match err {
+            FirehoseError::Storage(LogError::Deleted { .. }) => {
+                errors::not_found(&stream.record().name, firehose.account())
+            }
+            other => other,
+        })
+}
+
+async fn append_to_log(
     stream: &DeliveryStream,
     records: &[&[u8]],
 ) -> Result<(Appended, bool), FirehoseError> {
@@ -137,7 +153,7 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     if admit(firehose, &stream, std::iter::once(data.len()))? == 0 {
         return Err(FirehoseError::ServiceUnavailable(SLOW_DOWN.to_owned()));
     }
-    let (appended, encrypted) = append(&stream, &[&data]).await?;
+    let (appended, encrypted) = append(firehose, &stream, &[&data]).await?;
     let id = record_id(stream.record().incarnation, appended.first_seq);
     Ok(super::json_body(
         &json!({ "RecordId": id, "Encrypted": encrypted }),

@@ -101,7 +101,8 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     let admitted = put_record::admit(firehose, &stream, datas.iter().map(|d| d.len()))?;
     let admitted = admitted.min(datas.len());
     let (appended, encrypted) = if admitted > 0 {
-        let (appended, encrypted) = put_record::append(&stream, &datas[..admitted]).await?;
+        let (appended, encrypted) =
+            put_record::append(firehose, &stream, &datas[..admitted]).await?;
         (Some(appended), encrypted)
     } else {
         (None, stream.data_key().is_some())
