@@ -164,6 +164,10 @@ async fn a_deleted_streams_records_never_reach_its_successor() {
     let h = Harness::new();
     h.create("s", 128, 900).await;
     h.put_batch("s", &[b"old".to_vec()]).await;
+    let log_name = h.firehose.get("s").unwrap().record().log_name();
+    // riffle-log keeps log `a/b` in the directory `logs/a+b`.
+    let old_log = h.dir.path().join("logs").join(log_name.replace('/', "+"));
+    assert!(old_log.exists());
     h.call("DeleteDeliveryStream", json!({"DeliveryStreamName": "s"}))
         .await
         .unwrap();
@@ -176,14 +180,9 @@ async fn a_deleted_streams_records_never_reach_its_successor() {
     h.put_batch("s", &[b"new".to_vec()]).await;
     h.sink.wait_for_bytes(3).await;
     assert_eq!(h.sink.all_bytes(), b"new");
-    assert!(
-        h.store
-            .meta()
-            .scan_prefix("firehose/stream/")
-            .unwrap()
-            .len()
-            == 1
-    );
+    let entries = h.store.meta().scan_prefix("firehose/").unwrap();
+    assert_eq!(entries.len(), 2, "the new stream's definition and position");
+    assert!(!old_log.exists(), "the deleted stream's log is gone");
 }
 
 #[tokio::test(start_paused = true)]
