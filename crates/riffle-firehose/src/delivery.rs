@@ -57,6 +57,8 @@ struct Deliverer {
 struct Buffer {
     data: Vec<u8>,
     end: Seq,
+    records: u64,
+    first_arrival_ms: Option<i64>,
     last_arrival_ms: i64,
 }
 
@@ -82,10 +84,17 @@ async fn run(d: Deliverer, mut next: Seq) {
         let Buffer {
             data,
             end,
+            records,
+            first_arrival_ms,
             last_arrival_ms,
         } = buffer;
         let object = make_object(&d.stream.record(), now_ms(), data);
         d.store_object(&object).await;
+        let freshness_ms = now_ms().saturating_sub(first_arrival_ms.unwrap_or(last_arrival_ms));
+        let bytes = object.body.len() as u64;
+        d.stream
+            .metrics
+            .delivered(records, bytes, freshness_ms.max(0));
         d.checkpoint(end, last_arrival_ms).await;
         next = end;
     }
@@ -107,6 +116,8 @@ impl Deliverer {
         let mut buffer = Buffer {
             data: Vec::new(),
             end: from,
+            records: 0,
+            first_arrival_ms: None,
             last_arrival_ms: 0,
         };
         let mut started = None;
@@ -123,7 +134,9 @@ impl Deliverer {
                 if let (None, Some(first)) = (started, batch.records.first()) {
                     started = Some(buffer_start(first.arrival_ms));
                 }
+                buffer.records += batch.records.len() as u64;
                 for record in &batch.records {
+                    buffer.first_arrival_ms.get_or_insert(record.arrival_ms);
                     buffer.data.extend_from_slice(&record.data);
                     buffer.last_arrival_ms = record.arrival_ms;
                 }
@@ -159,6 +172,7 @@ impl Deliverer {
                     return;
                 }
                 Err(err) => {
+                    self.stream.metrics.put_failed();
                     if failing != Some(discriminant(&err)) {
                         warn!(stream = %self.name(), bucket = %object.bucket, %err, "delivery failed; retrying with backoff");
                         failing = Some(discriminant(&err));

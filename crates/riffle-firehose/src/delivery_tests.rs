@@ -79,6 +79,20 @@ async fn a_failing_sink_is_retried_with_nothing_lost_or_repeated() {
     h.sink.wait_for_bytes(5_000).await;
     assert_eq!(h.sink.all_bytes(), data.concat());
     assert_eq!(h.sink.attempts.load(Ordering::SeqCst), 6);
+    let mut metrics = String::new();
+    h.firehose.write_metrics(&mut metrics);
+    for line in [
+        "riffle_firehose_incoming_records_total{delivery_stream=\"s\"} 50",
+        "riffle_firehose_delivery_to_s3_records_total{delivery_stream=\"s\"} 50",
+        "riffle_firehose_delivery_to_s3_bytes_total{delivery_stream=\"s\"} 5000",
+        "riffle_firehose_delivery_to_s3_object_count_total{delivery_stream=\"s\"} 1",
+        "riffle_firehose_delivery_to_s3_failed_puts_total{delivery_stream=\"s\"} 5",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -164,7 +178,8 @@ async fn a_deleted_streams_records_never_reach_its_successor() {
     let h = Harness::new();
     h.create("s", 128, 900).await;
     h.put_batch("s", &[b"old".to_vec()]).await;
-    let log_name = h.firehose.get("s").unwrap().record().log_name();
+    let old_record = h.firehose.get("s").unwrap().record();
+    let log_name = old_record.log_name();
     // riffle-log keeps log `a/b` in the directory `logs/a+b`.
     let old_log = h.dir.path().join("logs").join(log_name.replace('/', "+"));
     assert!(old_log.exists());
@@ -180,8 +195,9 @@ async fn a_deleted_streams_records_never_reach_its_successor() {
     h.put_batch("s", &[b"new".to_vec()]).await;
     h.sink.wait_for_bytes(3).await;
     assert_eq!(h.sink.all_bytes(), b"new");
-    let entries = h.store.meta().scan_prefix("firehose/").unwrap();
-    assert_eq!(entries.len(), 2, "the new stream's definition and position");
+    let stored = h.store.meta().get("firehose/stream/s").unwrap().unwrap();
+    let current = crate::catalog::StreamRecord::decode("firehose/stream/s", &stored).unwrap();
+    assert_ne!(current.incarnation, old_record.incarnation);
     assert!(!old_log.exists(), "the deleted stream's log is gone");
 }
 

@@ -26,6 +26,7 @@
 //! - `catalog`, `destination`: the stored definitions and the S3
 //!   destination's shapes, defaults and descriptions.
 //! - `throttle`: DirectPut's throughput limits.
+//! - `metrics`: per-stream counters with CloudWatch's names, for Prometheus.
 //! - `json`, `validate`, `errors`, `time`: AWS's JSON typing, constraint
 //!   messages, error texts and time formats.
 
@@ -38,6 +39,7 @@ mod delivery_tests;
 mod destination;
 mod errors;
 mod json;
+mod metrics;
 pub mod prefix;
 mod service;
 pub mod sink;

@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::catalog::StreamRecord;
+use crate::metrics::StreamMetrics;
 use crate::throttle::Throttle;
 
 pub struct DeliveryStream {
@@ -19,6 +20,7 @@ pub struct DeliveryStream {
     pub changed: Notify,
     task: Mutex<Option<JoinHandle<()>>>,
     pub throttle: Throttle,
+    pub metrics: StreamMetrics,
 }
 
 impl DeliveryStream {
@@ -30,6 +32,7 @@ impl DeliveryStream {
             changed: Notify::new(),
             task: Mutex::new(None),
             throttle: Throttle::default(),
+            metrics: StreamMetrics::default(),
         }
     }
 

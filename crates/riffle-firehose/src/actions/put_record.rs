@@ -73,20 +73,28 @@ pub fn target(firehose: &Firehose, name: &str) -> Result<Arc<DeliveryStream>, Fi
     Ok(stream)
 }
 
-/// How many of `sizes` the stream's throughput limits admit now (all of
-/// them when limits are off); a request over the request rate is refused.
+/// How many of `records` (a prefix) the stream's throughput limits admit
+/// now (all of them when limits are off); a request over the request rate
+/// is refused whole. Refused records are counted.
 pub fn admit(
     firehose: &Firehose,
     stream: &DeliveryStream,
-    sizes: impl Iterator<Item = usize>,
+    records: &[&[u8]],
 ) -> Result<usize, FirehoseError> {
     if !firehose.config().throughput_limits {
-        return Ok(usize::MAX);
+        return Ok(records.len());
     }
-    stream
-        .throttle
-        .admit(sizes)
-        .ok_or_else(|| FirehoseError::ServiceUnavailable(SLOW_DOWN.to_owned()))
+    match stream.throttle.admit(records.iter().map(|r| r.len())) {
+        Some(admitted) => {
+            let refused = records.len() - admitted;
+            stream.metrics.put(0, 0, refused as u64);
+            Ok(admitted)
+        }
+        None => {
+            stream.metrics.put(0, 0, records.len() as u64);
+            Err(FirehoseError::ServiceUnavailable(SLOW_DOWN.to_owned()))
+        }
+    }
 }
 
 /// Appends `records` as one atomic batch; resolves once it is durable.
@@ -150,10 +158,11 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     }
     v.into_result()?;
     let stream = target(firehose, name.unwrap_or_default())?;
-    if admit(firehose, &stream, std::iter::once(data.len()))? == 0 {
+    if admit(firehose, &stream, &[&data])? == 0 {
         return Err(FirehoseError::ServiceUnavailable(SLOW_DOWN.to_owned()));
     }
     let (appended, encrypted) = append(firehose, &stream, &[&data]).await?;
+    stream.metrics.put(1, data.len() as u64, 0);
     let id = record_id(stream.record().incarnation, appended.first_seq);
     Ok(super::json_body(
         &json!({ "RecordId": id, "Encrypted": encrypted }),

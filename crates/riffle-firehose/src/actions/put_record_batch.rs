@@ -98,11 +98,12 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
         .iter()
         .map(|span| span.map_or(&[][..], |(start, end)| &arena[start..end]))
         .collect();
-    let admitted = put_record::admit(firehose, &stream, datas.iter().map(|d| d.len()))?;
-    let admitted = admitted.min(datas.len());
+    let admitted = put_record::admit(firehose, &stream, &datas)?;
     let (appended, encrypted) = if admitted > 0 {
         let (appended, encrypted) =
             put_record::append(firehose, &stream, &datas[..admitted]).await?;
+        let bytes: usize = datas[..admitted].iter().map(|d| d.len()).sum();
+        stream.metrics.put(admitted as u64, bytes as u64, 0);
         (Some(appended), encrypted)
     } else {
         (None, stream.data_key().is_some())
