@@ -22,9 +22,12 @@ use crate::stream::DeliveryStream;
 use crate::time::{now_ms, utc_fields};
 
 /// The first retry of a failed upload waits this long, each next one twice
-/// as long, up to [`BACKOFF_MAX`].
+/// as long, up to [`BACKOFF_MAX`]: AWS retries S3 deliveries "every 5
+/// seconds" ("Data delivery failure handling", Amazon S3). Unlike AWS,
+/// which gives up after 24 hours, Riffle keeps retrying: nothing it
+/// acknowledged is dropped.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Records and bytes per log read while filling a buffer: a read is a
 /// `pread` on an async thread, so a 128 MiB buffer is read in short steps.
 const READ_RECORDS_MAX: usize = 10_000;

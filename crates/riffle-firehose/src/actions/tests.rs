@@ -379,11 +379,11 @@ async fn throughput_limits_refuse_records_past_five_mib_a_second() {
         ..config()
     });
     h.create("s", 128, 900).await;
-    // 4 MB, then 2 MB more in the same second: the first 1 MiB-ish fits.
-    let first = h
-        .put_batch("s", &crate::testkit::records(4, 1_000_000))
-        .await;
-    assert_eq!(first["FailedPutCount"], 0);
+    // 4 MB of this second's 5 MiB taken already (directly: a put would
+    // wait for the disk, during which paused time may start a new second).
+    let stream = h.firehose.get("s").unwrap();
+    assert_eq!(stream.throttle.admit([4_000_000].into_iter()), Some(1));
+    // 2 MB more in the same second: the first 1 MB fits, the second not.
     let second = h
         .put_batch("s", &crate::testkit::records(2, 1_000_000))
         .await;
@@ -461,7 +461,8 @@ async fn encryption_starts_and_stops_and_records_say_so() {
 #[tokio::test]
 async fn statuses_go_creating_active_deleting_gone() {
     let h = Harness::with_config(crate::FirehoseConfig {
-        status_delay: Duration::from_millis(300),
+        // Long enough that a slow disk cannot make CREATING pass unseen.
+        status_delay: Duration::from_millis(1_500),
         ..config()
     });
     h.create("s", 1, 60).await;
