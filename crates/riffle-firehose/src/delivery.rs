@@ -7,7 +7,7 @@
 //! never lost. Each stream's task waits and retries on its own, so a
 //! failing bucket never holds up another stream.
 
-use std::mem::discriminant;
+use std::mem::{Discriminant, discriminant};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -40,20 +40,22 @@ pub fn spawn(
     stream: Arc<DeliveryStream>,
     delivered: Seq,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(
-        Deliverer {
-            store,
-            sink,
-            stream,
-        },
-        delivered,
-    ))
+    let deliverer = Deliverer {
+        store,
+        sink,
+        stream,
+        failing: None,
+    };
+    tokio::spawn(run(deliverer, delivered))
 }
 
 struct Deliverer {
     store: Arc<LogStore>,
     sink: Arc<dyn ObjectSink>,
     stream: Arc<DeliveryStream>,
+    /// The kind of the failure the sink last answered, until a put works:
+    /// each kind is logged once, however many retries and buffers it lasts.
+    failing: Option<Discriminant<SinkError>>,
 }
 
 /// A full (or due) buffer: the records `[from, end)` of the log.
@@ -73,7 +75,7 @@ pub struct Object {
     pub body: Bytes,
 }
 
-async fn run(d: Deliverer, mut next: Seq) {
+async fn run(mut d: Deliverer, mut next: Seq) {
     loop {
         let buffer = match d.fill(next).await {
             Ok(buffer) => buffer,
@@ -144,6 +146,9 @@ impl Deliverer {
                     buffer.last_arrival_ms = record.arrival_ms;
                 }
                 buffer.end = batch.next_seq;
+                // Each read is a `pread` on this thread; let others run
+                // between the steps of a big buffer.
+                tokio::task::yield_now().await;
             }
             let deadline = started.unwrap_or_else(Instant::now) + interval;
             if buffer.data.len() >= size_max || Instant::now() >= deadline {
@@ -159,9 +164,8 @@ impl Deliverer {
 
     /// Stores the object, retrying with backoff until it is stored. A
     /// failure is logged when its kind changes, not at every retry.
-    async fn store_object(&self, object: &Object) {
+    async fn store_object(&mut self, object: &Object) {
         let mut backoff = BACKOFF_MIN;
-        let mut failing: Option<std::mem::Discriminant<SinkError>> = None;
         loop {
             let put = self
                 .sink
@@ -169,16 +173,16 @@ impl Deliverer {
                 .await;
             match put {
                 Ok(()) => {
-                    if failing.is_some() {
+                    if self.failing.take().is_some() {
                         info!(stream = %self.name(), key = %object.key, "delivery resumed");
                     }
                     return;
                 }
                 Err(err) => {
                     self.stream.metrics.put_failed();
-                    if failing != Some(discriminant(&err)) {
+                    if self.failing != Some(discriminant(&err)) {
                         warn!(stream = %self.name(), bucket = %object.bucket, %err, "delivery failed; retrying with backoff");
-                        failing = Some(discriminant(&err));
+                        self.failing = Some(discriminant(&err));
                     } else {
                         debug!(stream = %self.name(), %err, "delivery failed again");
                     }
