@@ -1,0 +1,126 @@
+//! PutRecordBatch: <https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>
+//!
+//! Every record's data is decoded into one buffer and the admitted records
+//! go to the stream's log in one atomic append; results come per record,
+//! in order, with `ServiceUnavailableException` for records the
+//! throughput limits refused.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::put_record::{self, RecordInput, check_record, record_id};
+use crate::json::{self, Str};
+use crate::throttle::SLOW_DOWN;
+use crate::validate::{Shown, Violations};
+use crate::{Firehose, FirehoseError};
+
+/// Records per call (API_PutRecordBatch: "up to 500 records").
+pub const RECORDS_MAX: usize = 500;
+/// Data per call (API_PutRecordBatch: "up to a limit of 4 MB for the
+/// entire request"; AWS counts MiB).
+pub const REQUEST_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+struct Input<'a> {
+    #[serde(borrow)]
+    DeliveryStreamName: Option<Str<'a>>,
+    #[serde(borrow)]
+    Records: Option<Vec<RecordInput<'a>>>,
+}
+
+/// Where a record's data lies in the decoded buffer; `None` without Data.
+type Span = Option<(usize, usize)>;
+
+fn decode_all(entries: &[RecordInput<'_>]) -> Result<(Vec<u8>, Vec<Span>), FirehoseError> {
+    let total: usize = entries
+        .iter()
+        .filter_map(|e| e.Data.as_ref()?.decoded_len())
+        .sum();
+    let mut arena = Vec::with_capacity(total);
+    let mut spans = Vec::with_capacity(entries.len());
+    for entry in entries {
+        spans.push(match &entry.Data {
+            Some(blob) => {
+                let start = arena.len();
+                blob.decode_into(&mut arena)?;
+                Some((start, arena.len()))
+            }
+            None => None,
+        });
+    }
+    Ok((arena, spans))
+}
+
+fn validate(input: &Input<'_>, spans: &[Span]) -> Result<(), FirehoseError> {
+    let mut v = Violations::new();
+    let name = input.DeliveryStreamName.as_ref().map(Str::as_str);
+    super::check_name(&mut v, name, "deliveryStreamName", true);
+    v.required(&input.Records, "records");
+    if let Some(entries) = &input.Records {
+        let shown = format!("[{} records]", entries.len());
+        v.check(
+            !entries.is_empty(),
+            Shown::Text(&shown),
+            "records",
+            "Member must have length greater than or equal to 1",
+        );
+        v.check(
+            entries.len() <= RECORDS_MAX,
+            Shown::Text(&shown),
+            "records",
+            format_args!("Member must have length less than or equal to {RECORDS_MAX}"),
+        );
+        for (i, span) in spans.iter().enumerate().take(RECORDS_MAX) {
+            let len = span.map(|(start, end)| end - start);
+            check_record(&mut v, || format!("records.{}.member.", i + 1), len);
+        }
+    }
+    v.into_result()
+}
+
+pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseError> {
+    let input: Input = json::parse(body)?;
+    let entries = input.Records.as_deref().unwrap_or_default();
+    let (arena, spans) = decode_all(entries)?;
+    validate(&input, &spans)?;
+    if arena.len() > REQUEST_BYTES_MAX {
+        return Err(FirehoseError::InvalidArgument(format!(
+            "Records size exceeds {} MB limit",
+            REQUEST_BYTES_MAX / (1024 * 1024)
+        )));
+    }
+    let name = input.DeliveryStreamName.as_ref().map_or("", Str::as_str);
+    let stream = put_record::target(firehose, name)?;
+    let datas: Vec<&[u8]> = spans
+        .iter()
+        .map(|span| span.map_or(&[][..], |(start, end)| &arena[start..end]))
+        .collect();
+    let admitted = put_record::admit(firehose, &stream, &datas)?;
+    let (appended, encrypted) = if admitted > 0 {
+        let (appended, encrypted) =
+            put_record::append(firehose, &stream, &datas[..admitted]).await?;
+        let bytes: usize = datas[..admitted].iter().map(|d| d.len()).sum();
+        stream.metrics.put(admitted as u64, bytes as u64, 0);
+        (Some(appended), encrypted)
+    } else {
+        (None, stream.data_key().is_some())
+    };
+    let incarnation = stream.record().incarnation;
+    let mut responses: Vec<Value> = Vec::with_capacity(datas.len());
+    for i in 0..datas.len() {
+        responses.push(match appended {
+            Some(a) if i < admitted => {
+                json!({ "RecordId": record_id(incarnation, a.first_seq + i as u64) })
+            }
+            _ => json!({ "ErrorCode": "ServiceUnavailableException", "ErrorMessage": SLOW_DOWN }),
+        });
+    }
+    Ok(super::json_body(&json!({
+        "FailedPutCount": datas.len() - admitted,
+        "Encrypted": encrypted,
+        "RequestResponses": responses,
+    })))
+}

@@ -1,0 +1,377 @@
+//! The S3 destination: `S3DestinationConfiguration` and
+//! `ExtendedS3DestinationConfiguration` as requests give them (checked
+//! against the model), as the catalog keeps them (AWS's defaults filled
+//! in), as DescribeDeliveryStream shows them, and as UpdateDestination
+//! changes them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::FirehoseError;
+use crate::errors::not_supported;
+use crate::json::{Int, Text};
+use crate::validate::{Pattern, Violations};
+
+/// AWS's buffering defaults and bounds (model `BufferingHints`; "Amazon S3
+/// buffer size 1–128 MiB, default 5; interval 0–900 s, default 300").
+pub const SIZE_MB_DEFAULT: i32 = 5;
+pub const SIZE_MB_MIN: i64 = 1;
+pub const SIZE_MB_MAX: i64 = 128;
+pub const INTERVAL_S_DEFAULT: i32 = 300;
+pub const INTERVAL_S_MIN: i64 = 0;
+pub const INTERVAL_S_MAX: i64 = 900;
+/// The model's `CompressionFormat` values.
+pub const COMPRESSION_FORMATS: &[&str] =
+    &["UNCOMPRESSED", "GZIP", "ZIP", "Snappy", "HADOOP_SNAPPY"];
+/// The model's `S3BackupMode` values.
+const BACKUP_MODES: &[&str] = &["Disabled", "Enabled"];
+/// Bounds of the model's string shapes used here.
+const ROLE_ARN_MAX: usize = 512;
+const BUCKET_ARN_MAX: usize = 2048;
+const PREFIX_MAX: usize = 1024;
+const FILE_EXTENSION_MAX: usize = 128;
+const TIME_ZONE_MAX: usize = 50;
+
+/// `BufferingHints` as a request gives it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct HintsInput {
+    SizeInMBs: Option<Int>,
+    IntervalInSeconds: Option<Int>,
+}
+
+/// An S3 (or Extended S3) destination configuration or update as a request
+/// gives it. One shape for the four model shapes: the plain ones are the
+/// extended ones without the extended members.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct S3Input {
+    RoleARN: Option<Text>,
+    BucketARN: Option<Text>,
+    Prefix: Option<Text>,
+    ErrorOutputPrefix: Option<Text>,
+    BufferingHints: Option<HintsInput>,
+    CompressionFormat: Option<Text>,
+    EncryptionConfiguration: Option<Value>,
+    CloudWatchLoggingOptions: Option<Value>,
+    ProcessingConfiguration: Option<Value>,
+    S3BackupMode: Option<Text>,
+    S3BackupConfiguration: Option<Box<S3Input>>,
+    S3BackupUpdate: Option<Box<S3Input>>,
+    DataFormatConversionConfiguration: Option<Value>,
+    DynamicPartitioningConfiguration: Option<Value>,
+    FileExtension: Option<Text>,
+    CustomTimeZone: Option<Text>,
+}
+
+/// A destination as the catalog keeps it, AWS's defaults filled in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct S3Destination {
+    /// Created as `ExtendedS3DestinationConfiguration`.
+    pub extended: bool,
+    pub role_arn: String,
+    pub bucket_arn: String,
+    pub prefix: Option<String>,
+    pub error_output_prefix: Option<String>,
+    pub size_mb: i32,
+    pub interval_s: i32,
+    pub compression: String,
+    pub encryption: Value,
+    pub cloudwatch: Value,
+    pub processing: Option<Value>,
+    pub backup_mode: String,
+    pub backup: Option<Box<S3Destination>>,
+    pub data_format_conversion: Option<Value>,
+    pub dynamic_partitioning: Option<Value>,
+    pub file_extension: Option<String>,
+    pub custom_time_zone: Option<String>,
+}
+
+impl S3Input {
+    /// Checks every member's model constraints; `path` is AWS's name of
+    /// this structure in violation texts (`extendedS3DestinationConfiguration`).
+    /// `create`: RoleARN and BucketARN are required.
+    pub fn check(&self, v: &mut Violations, path: &str, create: bool) {
+        let at = |member: &str| format!("{path}.{member}");
+        let text = |t: &Option<Text>| t.as_ref().map(Text::as_str).map(str::to_owned);
+        if create {
+            v.required(&self.RoleARN, &at("roleARN"));
+            v.required(&self.BucketARN, &at("bucketARN"));
+        }
+        let role = text(&self.RoleARN);
+        v.length(role.as_deref(), &at("roleARN"), 1, ROLE_ARN_MAX);
+        v.pattern(role.as_deref(), &at("roleARN"), Pattern::RoleArn);
+        let bucket = text(&self.BucketARN);
+        v.length(bucket.as_deref(), &at("bucketARN"), 1, BUCKET_ARN_MAX);
+        v.pattern(bucket.as_deref(), &at("bucketARN"), Pattern::BucketArn);
+        v.length(text(&self.Prefix).as_deref(), &at("prefix"), 0, PREFIX_MAX);
+        let error_prefix = text(&self.ErrorOutputPrefix);
+        v.length(
+            error_prefix.as_deref(),
+            &at("errorOutputPrefix"),
+            0,
+            PREFIX_MAX,
+        );
+        if let Some(hints) = &self.BufferingHints {
+            let size = hints.SizeInMBs.map(|n| i64::from(n.0));
+            v.range(
+                size,
+                &at("bufferingHints.sizeInMBs"),
+                Some(SIZE_MB_MIN),
+                Some(SIZE_MB_MAX),
+            );
+            let interval = hints.IntervalInSeconds.map(|n| i64::from(n.0));
+            let interval_at = at("bufferingHints.intervalInSeconds");
+            v.range(
+                interval,
+                &interval_at,
+                Some(INTERVAL_S_MIN),
+                Some(INTERVAL_S_MAX),
+            );
+        }
+        let compression = text(&self.CompressionFormat);
+        v.one_of(
+            compression.as_deref(),
+            &at("compressionFormat"),
+            COMPRESSION_FORMATS,
+        );
+        v.one_of(
+            text(&self.S3BackupMode).as_deref(),
+            &at("s3BackupMode"),
+            BACKUP_MODES,
+        );
+        let extension = text(&self.FileExtension);
+        v.length(
+            extension.as_deref(),
+            &at("fileExtension"),
+            0,
+            FILE_EXTENSION_MAX,
+        );
+        v.pattern(
+            extension.as_deref(),
+            &at("fileExtension"),
+            Pattern::FileExtension,
+        );
+        let zone = text(&self.CustomTimeZone);
+        v.length(zone.as_deref(), &at("customTimeZone"), 0, TIME_ZONE_MAX);
+        v.pattern(
+            zone.as_deref(),
+            &at("customTimeZone"),
+            Pattern::CustomTimeZone,
+        );
+        if let Some(backup) = &self.S3BackupConfiguration {
+            backup.check(v, &at("s3BackupConfiguration"), true);
+        }
+        if let Some(backup) = &self.S3BackupUpdate {
+            backup.check(v, &at("s3BackupUpdate"), false);
+        }
+    }
+
+    /// Refuses what Riffle cannot do: data transformation (Lambda), format
+    /// conversion and dynamic partitioning, when enabled.
+    pub fn refuse_unsupported(&self) -> Result<(), FirehoseError> {
+        let enabled = |v: &Option<Value>| {
+            v.as_ref()
+                .and_then(|v| v.get("Enabled"))
+                .is_some_and(|e| e != &Value::Bool(false))
+        };
+        if enabled(&self.ProcessingConfiguration) {
+            return Err(not_supported("ProcessingConfiguration"));
+        }
+        if enabled(&self.DataFormatConversionConfiguration) {
+            return Err(not_supported("DataFormatConversionConfiguration"));
+        }
+        if enabled(&self.DynamicPartitioningConfiguration) {
+            return Err(not_supported("DynamicPartitioningConfiguration"));
+        }
+        Ok(())
+    }
+
+    /// The destination a CreateDeliveryStream asks for (already checked),
+    /// with AWS's defaults for what it leaves out.
+    pub fn into_destination(self, extended: bool) -> S3Destination {
+        let base = S3Destination {
+            extended,
+            role_arn: String::new(),
+            bucket_arn: String::new(),
+            prefix: None,
+            error_output_prefix: None,
+            size_mb: SIZE_MB_DEFAULT,
+            interval_s: INTERVAL_S_DEFAULT,
+            compression: "UNCOMPRESSED".to_owned(),
+            encryption: json!({"NoEncryptionConfig": "NoEncryption"}),
+            cloudwatch: json!({"Enabled": false}),
+            processing: None,
+            backup_mode: "Disabled".to_owned(),
+            backup: None,
+            data_format_conversion: None,
+            dynamic_partitioning: None,
+            file_extension: None,
+            custom_time_zone: None,
+        };
+        base.updated(self)
+    }
+}
+
+impl S3Destination {
+    /// The bucket's name, from `arn:…:s3:::<bucket>`.
+    pub fn bucket(&self) -> &str {
+        self.bucket_arn
+            .rsplit_once(":::")
+            .map_or(self.bucket_arn.as_str(), |(_, bucket)| bucket)
+    }
+
+    /// This destination with the members an update gives replaced (an
+    /// UpdateDestination keeps what it leaves out).
+    pub fn updated(mut self, update: S3Input) -> S3Destination {
+        let set = |slot: &mut String, t: Option<Text>| {
+            if let Some(t) = t {
+                *slot = t.0;
+            }
+        };
+        set(&mut self.role_arn, update.RoleARN);
+        set(&mut self.bucket_arn, update.BucketARN);
+        set(&mut self.compression, update.CompressionFormat);
+        set(&mut self.backup_mode, update.S3BackupMode);
+        let set_opt = |slot: &mut Option<String>, t: Option<Text>| {
+            if let Some(t) = t {
+                *slot = Some(t.0);
+            }
+        };
+        set_opt(&mut self.prefix, update.Prefix);
+        set_opt(&mut self.error_output_prefix, update.ErrorOutputPrefix);
+        set_opt(&mut self.file_extension, update.FileExtension);
+        set_opt(&mut self.custom_time_zone, update.CustomTimeZone);
+        if let Some(hints) = update.BufferingHints {
+            self.size_mb = hints.SizeInMBs.map_or(self.size_mb, |n| n.0);
+            self.interval_s = hints.IntervalInSeconds.map_or(self.interval_s, |n| n.0);
+        }
+        if let Some(v) = update.EncryptionConfiguration {
+            self.encryption = v;
+        }
+        if let Some(v) = update.CloudWatchLoggingOptions {
+            self.cloudwatch = v;
+        }
+        let keep = |slot: &mut Option<Value>, v: Option<Value>| {
+            if v.is_some() {
+                *slot = v;
+            }
+        };
+        keep(&mut self.processing, update.ProcessingConfiguration);
+        keep(
+            &mut self.data_format_conversion,
+            update.DataFormatConversionConfiguration,
+        );
+        keep(
+            &mut self.dynamic_partitioning,
+            update.DynamicPartitioningConfiguration,
+        );
+        if let Some(backup) = update.S3BackupConfiguration {
+            self.backup = Some(Box::new(backup.into_destination(false)));
+        }
+        if let Some(backup) = update.S3BackupUpdate {
+            self.backup = Some(Box::new(match self.backup.take() {
+                Some(current) => current.updated(*backup),
+                None => backup.into_destination(false),
+            }));
+        }
+        self
+    }
+
+    /// `S3DestinationDescription`.
+    pub fn describe_s3(&self) -> Value {
+        let mut d = json!({
+            "RoleARN": self.role_arn,
+            "BucketARN": self.bucket_arn,
+            "BufferingHints": {"SizeInMBs": self.size_mb, "IntervalInSeconds": self.interval_s},
+            "CompressionFormat": self.compression,
+            "EncryptionConfiguration": self.encryption,
+            "CloudWatchLoggingOptions": self.cloudwatch,
+        });
+        put_opt(&mut d, "Prefix", self.prefix.as_deref().map(Value::from));
+        let error_prefix = self.error_output_prefix.as_deref().map(Value::from);
+        put_opt(&mut d, "ErrorOutputPrefix", error_prefix);
+        d
+    }
+
+    /// `ExtendedS3DestinationDescription`.
+    pub fn describe_extended(&self) -> Value {
+        let mut d = self.describe_s3();
+        d["S3BackupMode"] = Value::from(self.backup_mode.as_str());
+        put_opt(&mut d, "ProcessingConfiguration", self.processing.clone());
+        let backup = self.backup.as_ref().map(|b| b.describe_s3());
+        put_opt(&mut d, "S3BackupDescription", backup);
+        let conversion = self.data_format_conversion.clone();
+        put_opt(&mut d, "DataFormatConversionConfiguration", conversion);
+        let partitioning = self.dynamic_partitioning.clone();
+        put_opt(&mut d, "DynamicPartitioningConfiguration", partitioning);
+        put_opt(
+            &mut d,
+            "FileExtension",
+            self.file_extension.as_deref().map(Value::from),
+        );
+        let zone = self.custom_time_zone.as_deref().map(Value::from);
+        put_opt(&mut d, "CustomTimeZone", zone);
+        d
+    }
+}
+
+fn put_opt(object: &mut Value, key: &str, value: Option<Value>) {
+    if let (Some(value), Some(map)) = (value, object.as_object_mut()) {
+        map.insert(key.to_owned(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(json: &str) -> S3Input {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_awss() {
+        let d =
+            input(r#"{"RoleARN":"arn:aws:iam::000000000000:role/r","BucketARN":"arn:aws:s3:::b"}"#)
+                .into_destination(true);
+        assert_eq!(d.bucket(), "b");
+        assert_eq!(
+            d.describe_extended(),
+            json!({
+                "RoleARN": "arn:aws:iam::000000000000:role/r",
+                "BucketARN": "arn:aws:s3:::b",
+                "BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 300},
+                "CompressionFormat": "UNCOMPRESSED",
+                "EncryptionConfiguration": {"NoEncryptionConfig": "NoEncryption"},
+                "CloudWatchLoggingOptions": {"Enabled": false},
+                "S3BackupMode": "Disabled",
+            })
+        );
+    }
+
+    #[test]
+    fn an_update_keeps_what_it_leaves_out() {
+        let d = input(
+            r#"{"RoleARN":"arn:aws:iam::000000000000:role/r","BucketARN":"arn:aws:s3:::b",
+                "Prefix":"raw/","BufferingHints":{"SizeInMBs":64}}"#,
+        )
+        .into_destination(true);
+        let d = d.updated(input(
+            r#"{"BufferingHints":{"IntervalInSeconds":60},"CompressionFormat":"GZIP"}"#,
+        ));
+        assert_eq!((d.size_mb, d.interval_s), (64, 60));
+        assert_eq!(d.prefix.as_deref(), Some("raw/"));
+        assert_eq!(d.compression, "GZIP");
+    }
+
+    #[test]
+    fn the_catalog_form_round_trips() {
+        let d = input(r#"{"RoleARN":"arn:aws:iam::000000000000:role/r","BucketARN":"arn:aws:s3:::b","FileExtension":".log"}"#)
+            .into_destination(false);
+        let back: S3Destination = serde_json::from_slice(&serde_json::to_vec(&d).unwrap()).unwrap();
+        assert_eq!(back, d);
+    }
+}

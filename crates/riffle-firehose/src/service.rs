@@ -1,0 +1,171 @@
+//! The service's plumbing: loading the catalog at start, finding streams,
+//! committing catalog changes, starting delivery and completing deletions.
+
+use std::sync::Arc;
+
+use riffle_log::{LogStore, MetaOp, Seq};
+use tracing::warn;
+
+use crate::catalog::{self, Status, StreamRecord};
+use crate::errors::{self, FirehoseError};
+use crate::stream::DeliveryStream;
+use crate::{Firehose, FirehoseConfig, Streams, delivery};
+
+/// Reads every catalog entry, opens its log and reads its delivered
+/// position. Streams whose deletion a restart interrupted are deleted now
+/// instead.
+pub fn load_streams(store: &LogStore) -> Result<Vec<(Arc<DeliveryStream>, Seq)>, FirehoseError> {
+    let mut streams = Vec::new();
+    for (key, value) in store.meta().scan_prefix(catalog::STREAM_PREFIX)? {
+        let record = StreamRecord::decode(&key, &value).map_err(|e| errors::meta(e.to_string()))?;
+        if record.status == Status::Deleting {
+            remove_stored(store, &record)?;
+            continue;
+        }
+        let key = match &record.encryption {
+            Some(enc) if enc.enabled => Some(store.data_key(enc.data_key_name())?),
+            _ => None,
+        };
+        let delivered = match store.meta().get(&record.delivered_key())? {
+            Some(value) => catalog::decode_delivered(&record.delivered_key(), &value)
+                .map_err(|e| errors::meta(e.to_string()))?,
+            None => 0,
+        };
+        let log = store.open_log(&record.log_name())?;
+        streams.push((Arc::new(DeliveryStream::new(record, log, key)), delivered));
+    }
+    Ok(streams)
+}
+
+/// Deletes a stream's log, definition and delivered position (blocking).
+fn remove_stored(store: &LogStore, record: &StreamRecord) -> Result<(), FirehoseError> {
+    store.delete_log(&record.log_name())?;
+    store.meta().commit(&[
+        MetaOp::Delete { key: record.key() },
+        MetaOp::Delete {
+            key: record.delivered_key(),
+        },
+    ])?;
+    Ok(())
+}
+
+pub fn stream_arn(config: &FirehoseConfig, name: &str) -> String {
+    format!(
+        "arn:aws:firehose:{}:{}:deliverystream/{name}",
+        config.region, config.account_id
+    )
+}
+
+impl Firehose {
+    pub(crate) fn config(&self) -> &FirehoseConfig {
+        &self.config
+    }
+
+    pub(crate) fn account(&self) -> &str {
+        &self.config.account_id
+    }
+
+    pub(crate) fn store(&self) -> &Arc<LogStore> {
+        &self.store
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<DeliveryStream>> {
+        self.streams.read().get(name).cloned()
+    }
+
+    /// Every stream, in name order (a snapshot).
+    pub(crate) fn all(&self) -> Vec<Arc<DeliveryStream>> {
+        self.streams.read().values().cloned().collect()
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.streams.read().len()
+    }
+
+    /// The stream called `name`, or AWS's not-found error.
+    pub(crate) fn lookup(&self, name: &str) -> Result<Arc<DeliveryStream>, FirehoseError> {
+        self.get(name)
+            .ok_or_else(|| errors::not_found(name, self.account()))
+    }
+
+    pub(crate) async fn lock_catalog(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.catalog_lock.lock().await
+    }
+
+    /// Applies catalog changes atomically and durably, off the async threads.
+    pub(crate) async fn commit(&self, ops: Vec<MetaOp>) -> Result<(), FirehoseError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || store.meta().commit(&ops))
+            .await
+            .map_err(errors::task)??;
+        Ok(())
+    }
+
+    /// Commits a stream's new definition and installs it.
+    pub(crate) async fn save(
+        &self,
+        stream: &DeliveryStream,
+        record: StreamRecord,
+    ) -> Result<(), FirehoseError> {
+        self.commit(vec![MetaOp::Put {
+            key: record.key(),
+            value: record.encode(),
+        }])
+        .await?;
+        stream.set_record(record);
+        Ok(())
+    }
+
+    /// Adds a new stream whose definition is committed, and starts its
+    /// delivery (from its log's start: nothing of it is delivered yet).
+    pub(crate) fn insert(&self, stream: Arc<DeliveryStream>) {
+        let name = stream.record().name;
+        self.streams.write().insert(name, Arc::clone(&stream));
+        self.start_delivery(&stream, 0);
+    }
+
+    /// Starts the stream's delivery task from `delivered`, the first
+    /// record not known to be in a stored object.
+    pub(crate) fn start_delivery(&self, stream: &Arc<DeliveryStream>, delivered: Seq) {
+        let task = delivery::spawn(
+            Arc::clone(&self.store),
+            Arc::clone(&self.sink),
+            Arc::clone(stream),
+            delivered,
+        );
+        stream.set_task(task);
+    }
+
+    /// Completes a deletion once DELETING has shown for the status delay:
+    /// the log, definition and delivered position go, then the name.
+    pub(crate) fn finish_deletion(&self, stream: Arc<DeliveryStream>) {
+        let store = Arc::clone(&self.store);
+        let streams: Streams = Arc::clone(&self.streams);
+        let delay = self.config.status_delay;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let record = stream.record();
+            let removed = {
+                let store = Arc::clone(&store);
+                let record = record.clone();
+                tokio::task::spawn_blocking(move || remove_stored(&store, &record)).await
+            };
+            match removed {
+                Ok(Ok(())) => {
+                    let mut map = streams.write();
+                    if map
+                        .get(&record.name)
+                        .is_some_and(|s| Arc::ptr_eq(s, &stream))
+                    {
+                        map.remove(&record.name);
+                    }
+                }
+                // The stream stays DELETING; the next start completes it.
+                Ok(Err(err)) => {
+                    warn!(stream = %record.name, %err, "deleting a delivery stream failed")
+                }
+                Err(err) => warn!(stream = %record.name, %err, "deleting a delivery stream failed"),
+            }
+        });
+    }
+}
