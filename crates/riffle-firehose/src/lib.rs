@@ -13,7 +13,9 @@
 //! - `prefix`: AWS's custom S3 prefixes (`!{timestamp:…}`, `!{firehose:…}`)
 //!   and the names of delivered objects.
 //! - `compression`: the CompressionFormat codecs and their file extensions.
+//! - `remote`: the sink for an S3-compatible server (`--s3-endpoint`).
 
 pub mod compression;
 pub mod prefix;
+pub mod remote;
 pub mod sink;
