@@ -23,7 +23,7 @@
 //!   is "Invalid conversion character used in the value of the expression in
 //!   Prefix" (or `ErrorOutputPrefix`); so is a `firehose` value other than
 //!   `random-string` and `error-output-type`.
-//! - `!{firehose:random-string}` is 11 random characters, new at each use;
+//! - `!{firehose:random-string}` is 11 random letters and digits, new at each use;
 //!   `!{firehose:error-output-type}` is the failure's kind
 //!   (`processing-failed`, …), the same at each use, and only in
 //!   `ErrorOutputPrefix` ("Prefix must not contain any occurrence of …").
@@ -45,8 +45,6 @@
 //!   the time in the same zone; the extension is the `FileExtension` if one is
 //!   set (`^$|\.[0-9a-z!\-_.*'()]+`, at most 128 characters), else the
 //!   compression format's.
-
-use std::fmt::Write as _;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -174,16 +172,27 @@ impl RandomSource for ThreadRandom {
     }
 }
 
-/// `!{firehose:random-string}`: 11 lowercase hex digits, as AWS's examples
-/// show (`5abf82daaa5`).
+/// The characters of `!{firehose:random-string}`. AWS's pages show
+/// `ztWxkdg3Thg` (Amazon S3 examples of the CloudWatch Logs tutorial) and
+/// `5abf82daaa5` ("Custom Prefixes"): letters of both cases and digits.
+const RANDOM_ALPHABET: &[u8; 62] =
+    b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+/// `!{firehose:random-string}`: 11 characters drawn uniformly from
+/// [`RANDOM_ALPHABET`] (bytes of 248 and above are drawn again, so that no
+/// character is likelier than another).
 pub fn random_string(rng: &mut dyn RandomSource) -> String {
-    let mut bytes = [0u8; RANDOM_STRING_CHARS.div_ceil(2)];
-    rng.fill(&mut bytes);
-    let mut out = String::with_capacity(RANDOM_STRING_CHARS + 1);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
+    const UNBIASED_BELOW: u8 = (256 / RANDOM_ALPHABET.len() * RANDOM_ALPHABET.len()) as u8;
+    let mut out = String::with_capacity(RANDOM_STRING_CHARS);
+    let mut byte = [0u8; 1];
+    while out.len() < RANDOM_STRING_CHARS {
+        rng.fill(&mut byte);
+        if byte[0] < UNBIASED_BELOW {
+            out.push(char::from(
+                RANDOM_ALPHABET[usize::from(byte[0]) % RANDOM_ALPHABET.len()],
+            ));
+        }
     }
-    out.truncate(RANDOM_STRING_CHARS);
     out
 }
 

@@ -115,8 +115,9 @@ fn the_example_table_of_the_custom_prefixes_page_evaluates_as_documented() {
     ];
     for row in rows {
         let got = prefixes(row.prefix, row.error).map(|p| {
-            // 5a bf 82 da aa 5_: the random string the page shows.
-            let mut rng = Scripted(vec![0x5a, 0xbf, 0x82, 0xda, 0xaa, 0x50]);
+            // The random string the page shows, as indexes into the alphabet
+            // (0-9, then a-z, then A-Z).
+            let mut rng = Scripted(vec![5, 10, 11, 15, 8, 2, 13, 10, 10, 10, 5]);
             evaluate(&p, row.when, &mut rng)
         });
         let got = got
@@ -198,17 +199,21 @@ fn every_use_of_random_string_is_new_and_every_timestamp_is_the_same_instant() {
         Some("!{firehose:error-output-type}/!{firehose:error-output-type}/"),
     )
     .unwrap();
-    let mut rng = Scripted((0u8..12).collect());
+    // 250 is past the last unbiased byte (247): drawn again.
+    let mut bytes: Vec<u8> = (0u8..11).collect();
+    bytes.extend([250, 36, 61, 62, 123, 200, 247, 248, 255, 37, 38, 39, 40, 41]);
+    let mut rng = Scripted(bytes);
     let (prefix, error) = evaluate(&p, "2018-08-27T10:30:42Z", &mut rng);
-    assert_eq!(prefix, "00010203040/060708090a0/42/42/");
+    assert_eq!(prefix, "0123456789a/AZ0ZeZBCDEF/42/42/");
     assert_eq!(error, "processing-failed/processing-failed/");
-    let real = prefix::random_string(&mut prefix::ThreadRandom);
-    assert_eq!(real.len(), 11);
-    assert!(
-        real.chars()
-            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
-        "{real}"
-    );
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..200 {
+        let real = prefix::random_string(&mut prefix::ThreadRandom);
+        assert_eq!(real.len(), 11);
+        assert!(real.chars().all(|c| c.is_ascii_alphanumeric()), "{real}");
+        seen.extend(real.chars());
+    }
+    assert_eq!(seen.len(), 62, "every letter and digit turns up");
 }
 
 fn refusal(prefix: Option<&str>, error: Option<&str>) -> String {
