@@ -644,3 +644,43 @@ fn the_pattern_letters_java_refuses_are_the_ones_the_service_refuses() {
         assert!(Pattern::parse(bad).is_err(), "{bad:?} must be refused");
     }
 }
+
+/// Text made mostly of the characters the prefix grammar reacts to.
+fn prefix_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let piece = prop_oneof![
+        Just("!{".to_owned()),
+        Just("}".to_owned()),
+        Just(":".to_owned()),
+        Just("'".to_owned()),
+        Just("timestamp".to_owned()),
+        Just("firehose:random-string".to_owned()),
+        Just("firehose:error-output-type".to_owned()),
+        Just("partitionKeyFromQuery:k".to_owned()),
+        "[A-Za-z]{1,6}",
+        "[/\\[\\]#{}'=. -]",
+        any::<char>().prop_map(String::from),
+    ];
+    proptest::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_prefix_is_refused_with_a_message_or_evaluates_within_512_characters(
+        prefix in prefix_text(),
+        error in prefix_text(),
+        seconds in 0i64..4_102_444_800,
+    ) {
+        let when = Timestamp::from_second(seconds).unwrap();
+        match S3Prefixes::new(Some(&prefix), Some(&error), Some("Asia/Kolkata"), when) {
+            Err(e) => proptest::prop_assert!(!e.to_string().is_empty()),
+            Ok(p) => {
+                let keys = PartitionKeys::default();
+                let evaluated = p.evaluate(when, &keys, &mut prefix::ThreadRandom);
+                proptest::prop_assert!(evaluated.chars().count() <= MAX_EVALUATED_PREFIX_CHARS);
+                let error = p.evaluate_error(when, ErrorOutputType::FormatConversionFailed, &mut prefix::ThreadRandom);
+                proptest::prop_assert!(error.chars().count() <= MAX_EVALUATED_PREFIX_CHARS);
+            }
+        }
+    }
+}
