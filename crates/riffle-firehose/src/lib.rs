@@ -29,6 +29,7 @@
 //! - `metrics`: per-stream counters with CloudWatch's names, for Prometheus.
 //! - `json`, `validate`, `errors`, `time`: AWS's JSON typing, constraint
 //!   messages, error texts and time formats.
+//! - `remote`: the sink for an S3-compatible server (`--s3-endpoint`).
 
 mod actions;
 mod catalog;
@@ -41,6 +42,7 @@ mod errors;
 mod json;
 mod metrics;
 pub mod prefix;
+pub mod remote;
 mod service;
 pub mod sink;
 mod stream;
