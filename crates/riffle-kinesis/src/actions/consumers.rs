@@ -267,7 +267,6 @@ fn describe<'a>(
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case, dead_code)]
 struct RegisterInput<'a> {
     #[serde(borrow)]
@@ -346,7 +345,6 @@ pub async fn run_register(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, Kines
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct TargetInput<'a> {
     #[serde(borrow)]
@@ -432,7 +430,6 @@ pub async fn run_deregister(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, Kin
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case, dead_code)]
 struct ListInput<'a> {
     #[serde(borrow)]

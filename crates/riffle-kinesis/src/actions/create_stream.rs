@@ -26,7 +26,6 @@ pub const MAX_RECORD_KIB_DEFAULT: u32 = 1024;
 pub const ON_DEMAND_STREAMS_MAX: usize = 50;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -43,7 +42,6 @@ struct Input<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 pub(crate) struct ModeDetails<'a> {
     #[serde(borrow)]

@@ -19,7 +19,6 @@ use crate::{Kinesis, KinesisError};
 pub const DESCRIBE_SHARDS_MAX: usize = 100;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -34,7 +33,6 @@ struct Input<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct SummaryInput<'a> {
     #[serde(borrow)]

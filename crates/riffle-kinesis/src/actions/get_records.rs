@@ -24,7 +24,6 @@ pub const RECORDS_MAX: usize = 10_000;
 pub const RESPONSE_BYTES_MAX: usize = 10 * 1024 * 1024;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]

@@ -20,7 +20,6 @@ pub const LIST_STREAMS_MAX: usize = 100;
 const TOKEN_PREFIX: &str = "ls1:";
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     Limit: Option<Int>,

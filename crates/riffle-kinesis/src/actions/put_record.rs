@@ -22,7 +22,6 @@ pub const PARTITION_KEY_CHARS_MIN: usize = 1;
 pub const PARTITION_KEY_CHARS_MAX: usize = 256;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]

@@ -27,7 +27,6 @@ pub const RECORDS_MAX: usize = 500;
 pub const REQUEST_BYTES_MAX: usize = 5 * 1024 * 1024;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -42,7 +41,6 @@ struct Input<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Entry<'a> {
     #[serde(borrow)]

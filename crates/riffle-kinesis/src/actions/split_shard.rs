@@ -17,7 +17,6 @@ use crate::validate::{Pattern, Violations};
 use crate::{Kinesis, KinesisError, errors};
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]

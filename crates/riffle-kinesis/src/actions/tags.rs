@@ -32,7 +32,6 @@ pub const LIST_LIMIT_MAX: i64 = 50;
 pub const TAG_KEY_CHARS_MAX: usize = 128;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct AddInput<'a> {
     #[serde(borrow)]
@@ -46,7 +45,6 @@ struct AddInput<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct RemoveInput<'a> {
     #[serde(borrow)]
@@ -60,7 +58,6 @@ struct RemoveInput<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct ListInput<'a> {
     #[serde(borrow)]
@@ -75,7 +72,6 @@ struct ListInput<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct ResourceInput<'a> {
     #[serde(borrow)]

@@ -25,7 +25,6 @@ pub const MODE_SWITCHES_PER_DAY_MAX: usize = 2;
 const DAY_MS: i64 = 24 * 3_600_000;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
