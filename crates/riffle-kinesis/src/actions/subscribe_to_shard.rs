@@ -253,10 +253,16 @@ pub async fn start(kinesis: &Arc<Kinesis>, body: &[u8]) -> Result<Subscription, 
     }
     let shard_text = input.ShardId.as_ref().map_or("", Str::as_str);
     let account = kinesis.account();
-    let shard = catalog::parse_shard_id(shard_text)
+    let index = catalog::parse_shard_id(shard_text);
+    let shard = index
         .and_then(|index| stream.shard(index))
         .filter(|s| !stream.is_expired(s, now))
-        .ok_or_else(|| errors::shard_not_found(shard_text, stream.name(), account))?;
+        .ok_or_else(|| {
+            // A shard id that parses is named in its normal form, as
+            // GetShardIterator names it.
+            let id = index.map_or_else(|| shard_text.to_owned(), catalog::shard_id);
+            errors::shard_not_found(&id, stream.name(), account)
+        })?;
     // Validated: present.
     let Some(position) = &input.StartingPosition else {
         return Err(errors::invalid_iterator());
