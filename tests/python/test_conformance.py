@@ -8,12 +8,21 @@ from __future__ import annotations
 import json
 
 import raw_http
+from conftest import RiffleServer, make_client
 from kinesis_helpers import (
     ACCOUNT_ID,
+    HASH_KEY_MAX,
     code_and_message,
     create_active_stream,
     error_of,
+    iterator,
+    shard_id,
+    wait_active,
 )
+
+# Long enough that the checks right after a reshard see UPDATING even on a
+# loaded machine; each is a handful of local calls.
+UPDATING_DELAY_MS = 2000
 
 
 def test_members_the_model_does_not_have_are_ignored_in_json(server, kinesis):
@@ -89,3 +98,62 @@ def test_shard_ids_are_read_loosely_and_named_in_normal_form(kinesis):
         "ResourceNotFoundException",
         f"Could not find shard shardId-000000000005 in stream loose under account {ACCOUNT_ID}.",
     )
+
+
+def _shard_map(client, name: str) -> list[tuple[str, bool]]:
+    """(shard id, open) of every shard DescribeStream lists."""
+    shards = client.describe_stream(StreamName=name)["StreamDescription"]["Shards"]
+    return [(s["ShardId"], "EndingSequenceNumber" not in s["SequenceNumberRange"]) for s in shards]
+
+
+def _read_closed(client, name: str, shard: str) -> list[bytes]:
+    """The data of a closed shard, read to its end (no NextShardIterator)."""
+    data, it = [], iterator(client, name, shard)
+    while it:
+        out = client.get_records(ShardIterator=it)
+        data += [r["Data"] for r in out["Records"]]
+        it = out.get("NextShardIterator")
+    return data
+
+
+def _put_top(client, name: str, data: bytes) -> dict:
+    return client.put_record(StreamName=name, Data=data, PartitionKey="k", ExplicitHashKey=str(HASH_KEY_MAX))
+
+
+def test_while_a_reshard_is_updating_every_view_shows_the_shard_map_as_it_was(tmp_path):
+    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, status_delay_ms=UPDATING_DELAY_MS)
+    srv.start()
+    try:
+        client = make_client(srv.endpoint)
+        create_active_stream(client, "resh", 2)
+        before = [(shard_id(0), True), (shard_id(1), True)]
+
+        client.split_shard(StreamName="resh", ShardToSplit=shard_id(1), NewStartingHashKey=str(2**127 + 2**126))
+        assert client.describe_stream(StreamName="resh")["StreamDescription"]["StreamStatus"] == "UPDATING"
+        assert _shard_map(client, "resh") == before
+        assert [s["ShardId"] for s in client.list_shards(StreamName="resh")["Shards"]] == [shard_id(0), shard_id(1)]
+        summary = client.describe_stream_summary(StreamName="resh")["StreamDescriptionSummary"]
+        assert summary["OpenShardCount"] == 2
+        # Records still go to the parent, durably, and only there.
+        during = _put_top(client, "resh", b"during split")
+        assert during["ShardId"] == shard_id(1)
+        wait_active(client, "resh")
+        assert _shard_map(client, "resh") == [(shard_id(0), True), (shard_id(1), False), (shard_id(2), True), (shard_id(3), True)]
+        assert _read_closed(client, "resh", shard_id(1)) == [b"during split"]
+        assert _put_top(client, "resh", b"after split")["ShardId"] == shard_id(3)
+
+        client.merge_shards(StreamName="resh", ShardToMerge=shard_id(2), AdjacentShardToMerge=shard_id(3))
+        assert len(_shard_map(client, "resh")) == 4
+        assert _put_top(client, "resh", b"during merge")["ShardId"] == shard_id(3)
+        wait_active(client, "resh")
+        assert _shard_map(client, "resh")[-1] == (shard_id(4), True)
+        assert _read_closed(client, "resh", shard_id(3)) == [b"after split", b"during merge"]
+
+        client.update_shard_count(StreamName="resh", TargetShardCount=4, ScalingType="UNIFORM_SCALING")
+        summary = client.describe_stream_summary(StreamName="resh")["StreamDescriptionSummary"]
+        assert (summary["StreamStatus"], summary["OpenShardCount"]) == ("UPDATING", 2)
+        wait_active(client, "resh")
+        summary = client.describe_stream_summary(StreamName="resh")["StreamDescriptionSummary"]
+        assert summary["OpenShardCount"] == 4
+    finally:
+        srv.terminate()

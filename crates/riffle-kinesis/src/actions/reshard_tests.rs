@@ -332,6 +332,7 @@ async fn resharding_an_updating_stream_is_refused_and_it_becomes_active_after_th
         ..KinesisConfig::default()
     };
     let (_store, k) = open_at(dir.path(), slow);
+    let background = tokio::spawn(k.clone().run_background(std::future::pending()));
     create(&k, "s", 1).await;
     let e = split(&k, "s", &sid(0), HALF).await.unwrap_err();
     assert_eq!(
@@ -349,16 +350,45 @@ async fn resharding_an_updating_stream_is_refused_and_it_becomes_active_after_th
     }
     split(&k, "s", &sid(0), HALF).await.unwrap();
     assert_eq!(status(k.clone()).await, "UPDATING");
-    // Records flow while UPDATING, to the children.
-    assert_eq!(put_at(&k, "s", MAX, b"x").await["ShardId"], sid(2));
+    // While UPDATING, the shard map is as it was, as on AWS: the parent is
+    // open in every view, no child is listed, and records go to the parent.
+    let listed = shards(&k, "s").await;
+    assert_eq!(listed.len(), 1);
+    assert!(
+        listed[0]["SequenceNumberRange"]
+            .get("EndingSequenceNumber")
+            .is_none()
+    );
+    assert_eq!(list(&k, "s", json!({"Type": "AT_LATEST"})).await, [sid(0)]);
+    let summary = ok(&k, "DescribeStreamSummary", json!({"StreamName": "s"})).await;
+    assert_eq!(summary["StreamDescriptionSummary"]["OpenShardCount"], 1);
+    let during = put_at(&k, "s", MAX, b"during").await;
+    assert_eq!(during["ShardId"], sid(0));
+    // The children do not exist yet: the parent is what can be named.
     let e = merge(&k, "s", &sid(1), &sid(2)).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("Could not find shard shardId-000000000001"),
+        "{e}"
+    );
+    let e = split(&k, "s", &sid(0), "1000").await.unwrap_err();
     assert!(matches!(e, KinesisError::ResourceInUse(_)), "{e:?}");
     assert!(e.to_string().ends_with("instead in state UPDATING"), "{e}");
     while status(k.clone()).await != "ACTIVE" {
         assert!(std::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // ACTIVE again: the children are there, the parent ends with the
+    // record written while UPDATING, and records go to the children.
+    let listed = shards(&k, "s").await;
+    assert_eq!(listed.len(), 3);
+    assert_eq!(
+        listed[0]["SequenceNumberRange"]["EndingSequenceNumber"],
+        during["SequenceNumber"]
+    );
+    assert_eq!(put_at(&k, "s", MAX, b"after").await["ShardId"], sid(2));
     merge(&k, "s", &sid(1), &sid(2)).await.unwrap();
+    background.abort();
 }
 
 /// The open shards' hash ranges, in hash order.
@@ -1037,4 +1067,42 @@ async fn get_shard_iterator_reads_shard_ids_as_aws_does() {
                 .to_owned()
         )
     );
+}
+
+#[tokio::test]
+async fn records_acknowledged_while_a_reshard_is_updating_survive_a_restart_that_applies_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = || KinesisConfig {
+        status_delay: Duration::from_secs(3600),
+        ..config()
+    };
+    let written = {
+        let (store, k) = open_at(dir.path(), slow());
+        create(&k, "s", 1).await;
+        // CREATING lasts the delay too: make the stream ACTIVE as the
+        // background duty would, then split.
+        let active = k.get("s").unwrap();
+        let mut record = active.record.clone();
+        record.status_until_ms = 0;
+        k.insert(active.with_record(record));
+        split(&k, "s", &sid(0), HALF).await.unwrap();
+        let written = put_at(&k, "s", MAX, b"during").await;
+        assert_eq!(written["ShardId"], sid(0));
+        drop(k);
+        store.shutdown().await.unwrap();
+        written
+    };
+    // The plan was committed; the restart applies it, and the parent ends
+    // with the record acknowledged while UPDATING.
+    let (_store, k) = open_at(dir.path(), slow());
+    let all = shards(&k, "s").await;
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        all[0]["SequenceNumberRange"]["EndingSequenceNumber"],
+        written["SequenceNumber"]
+    );
+    let it = iterator(&k, "s", &sid(0), "TRIM_HORIZON").await;
+    let out = ok(&k, "GetRecords", json!({"ShardIterator": it})).await;
+    assert_eq!(unb64(&out["Records"][0]["Data"]), b"during");
+    assert_eq!(put_at(&k, "s", MAX, b"after").await["ShardId"], sid(2));
 }
