@@ -52,8 +52,8 @@ fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
     let mut v = Violations::new();
     let name = input.StreamName.as_ref().map(Str::as_str);
     v.required(&input.StreamName, "streamName");
-    v.length(name, "streamName", 1, 128);
     v.pattern(name, "streamName", Pattern::Name);
+    v.length(name, "streamName", 1, 128);
     v.range(
         input.ShardCount.map(|n| i64::from(n.0)),
         "shardCount",

@@ -147,8 +147,8 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
         Some(10000),
     );
     let start = input.ExclusiveStartShardId.as_ref().map(Str::as_str);
-    v.length(start, "exclusiveStartShardId", 1, 128);
     v.pattern(start, "exclusiveStartShardId", Pattern::Name);
+    v.length(start, "exclusiveStartShardId", 1, 128);
     super::check_stream_id(&mut v, &input.StreamId);
     v.into_result()?;
     let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;

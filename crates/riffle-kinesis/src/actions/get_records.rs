@@ -52,8 +52,8 @@ fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
         Some(RECORDS_MAX as i64),
     );
     let arn = input.StreamARN.as_ref().map(Str::as_str);
-    v.length(arn, "streamARN", 1, 2048);
     v.pattern(arn, "streamARN", crate::validate::Pattern::StreamArn);
+    v.length(arn, "streamARN", 1, 2048);
     super::check_stream_id(&mut v, &input.StreamId);
     v.into_result()
 }

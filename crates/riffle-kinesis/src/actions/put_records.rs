@@ -80,7 +80,14 @@ fn validate(input: &Input<'_>, spans: &[Span]) -> Result<(), KinesisError> {
     let mut v = Violations::new();
     v.required(&input.Records, "records");
     if let Some(entries) = &input.Records {
-        let shown = format!("[{} records]", entries.len());
+        // AWS prints the list with Java's `toString`: `[]` when empty, the
+        // entries' object identities otherwise, which nothing else can
+        // reproduce (a count stands in for them).
+        let shown = if entries.is_empty() {
+            "[]".to_owned()
+        } else {
+            format!("[{} records]", entries.len())
+        };
         v.check(
             !entries.is_empty(),
             Shown::Text(&shown),

@@ -35,8 +35,8 @@ struct Input<'a> {
 pub(super) fn check_shard_id(v: &mut Violations, id: &Option<Str<'_>>, path: &str) {
     v.required(id, path);
     let id = id.as_ref().map(Str::as_str);
-    v.length(id, path, 1, 128);
     v.pattern(id, path, Pattern::Name);
+    v.length(id, path, 1, 128);
 }
 
 fn validate(input: &Input<'_>) -> Result<(), KinesisError> {

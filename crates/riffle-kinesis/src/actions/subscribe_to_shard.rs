@@ -288,12 +288,11 @@ pub async fn start(kinesis: &Arc<Kinesis>, body: &[u8]) -> Result<Subscription, 
 fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
     let mut v = Violations::new();
     v.required(&input.ConsumerARN, "consumerARN");
-    let arn = input.ConsumerARN.as_ref().map(Str::as_str);
-    v.length(arn, "consumerARN", 1, 2048);
+    super::consumers::check_consumer_arn(&mut v, &input.ConsumerARN);
     let shard = input.ShardId.as_ref().map(Str::as_str);
     v.required(&input.ShardId, "shardId");
-    v.length(shard, "shardId", 1, 128);
     v.pattern(shard, "shardId", Pattern::Name);
+    v.length(shard, "shardId", 1, 128);
     v.required(&input.StartingPosition, "startingPosition");
     if let Some(position) = &input.StartingPosition {
         let kind = position.Kind.as_ref().map(Str::as_str);

@@ -950,3 +950,52 @@ async fn members_the_model_does_not_have_are_ignored_in_json_and_cbor() {
         )
     );
 }
+
+#[tokio::test]
+async fn validation_texts_quote_patterns_lists_and_order_as_aws_does() {
+    let env = env();
+    let k = &env.kinesis;
+    let v = |m: &str| ("Validation".to_owned(), m.to_owned());
+    // A member breaking its pattern and its length: the pattern first.
+    assert_eq!(
+        err(
+            k,
+            "CreateStream",
+            json!({"StreamName": "", "ShardCount": 1})
+        )
+        .await,
+        v(
+            "2 validation errors detected: Value '' at 'streamName' failed to satisfy constraint: \
+           Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; Value '' at 'streamName' \
+           failed to satisfy constraint: Member must have length greater than or equal to 1"
+        )
+    );
+    // The service's own pattern, not botocore's anchored `^(…)$` form.
+    let body = json!({"StreamName": "s", "PartitionKey": "k", "Data": "", "ExplicitHashKey": "01"});
+    assert_eq!(
+        err(k, "PutRecord", body).await,
+        v(
+            "1 validation error detected: Value '01' at 'explicitHashKey' failed to satisfy constraint: \
+           Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})"
+        )
+    );
+    // An empty list as Java prints it.
+    assert_eq!(
+        err(k, "PutRecords", json!({"StreamName": "s", "Records": []})).await,
+        v(
+            "1 validation error detected: Value '[]' at 'records' failed to satisfy constraint: \
+           Member must have length greater than or equal to 1"
+        )
+    );
+    // Consumer ARNs are checked against their pattern wherever they appear.
+    let body =
+        json!({"ConsumerARN": "nope", "ShardId": "0", "StartingPosition": {"Type": "LATEST"}});
+    let (kind, m) = split(
+        k.subscribe_to_shard(Bytes::from(body.to_string()), Codec::Json)
+            .await
+            .err()
+            .unwrap(),
+    );
+    assert_eq!(kind, "Validation");
+    assert!(m.starts_with("1 validation error detected: Value 'nope' at 'consumerARN' failed to satisfy constraint: Member must satisfy regular expression pattern: "), "{m}");
+}
