@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::update_stream_warm_throughput::WarmThroughput;
 use super::{StreamModeDetails, epoch_seconds};
-use crate::catalog::Status;
+use crate::catalog::{self, Status};
 use crate::json::{self, Int, Str};
 use crate::stream::{Shard, Stream};
 use crate::time::now_ms;
@@ -164,7 +164,7 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
     } else {
         stream
             .listed(now)
-            .filter(|s| start.is_none_or(|id| s.id.as_str() > id))
+            .filter(|s| start.is_none_or(|id| listed_after(s, id)))
             .collect()
     };
     let shards = visible
@@ -189,6 +189,16 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
             KeyId: stream.record.settings.encryption_key_id.as_deref(),
         },
     })
+}
+
+/// Whether `shard` comes after `ExclusiveStartShardId` `id`, read as AWS
+/// reads shard ids (`shardId-5` and `5` are shard 5); an id that names no
+/// shard is compared as text.
+fn listed_after(shard: &Shard, id: &str) -> bool {
+    match catalog::parse_shard_id(id) {
+        Some(index) => shard.index > index,
+        None => shard.id.as_str() > id,
+    }
 }
 
 #[derive(Serialize)]

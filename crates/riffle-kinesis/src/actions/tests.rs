@@ -999,3 +999,40 @@ async fn validation_texts_quote_patterns_lists_and_order_as_aws_does() {
     assert_eq!(kind, "Validation");
     assert!(m.starts_with("1 validation error detected: Value 'nope' at 'consumerARN' failed to satisfy constraint: Member must satisfy regular expression pattern: "), "{m}");
 }
+
+#[tokio::test]
+async fn exclusive_start_shard_ids_are_read_as_shard_ids() {
+    let env = env();
+    let k = &env.kinesis;
+    create(k, "s", 4).await;
+    let described = |start: &str| {
+        let body = json!({"StreamName": "s", "ExclusiveStartShardId": start});
+        async move {
+            let out = ok(k, "DescribeStream", body).await;
+            let shards = out["StreamDescription"]["Shards"]
+                .as_array()
+                .unwrap()
+                .clone();
+            shards
+                .iter()
+                .map(|s| s["ShardId"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let listed = |start: &str| {
+        let body = json!({"StreamName": "s", "ExclusiveStartShardId": start});
+        async move {
+            let out = ok(k, "ListShards", body).await;
+            let shards = out["Shards"].as_array().unwrap().clone();
+            shards
+                .iter()
+                .map(|s| s["ShardId"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let after_one = vec!["shardId-000000000002", "shardId-000000000003"];
+    for start in ["shardId-000000000001", "shardId-1", "1", "x-00001"] {
+        assert_eq!(described(start).await, after_one, "{start}");
+        assert_eq!(listed(start).await, after_one, "{start}");
+    }
+}
