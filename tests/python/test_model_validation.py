@@ -228,6 +228,7 @@ def member_cases(set_member, path: str, shape_name: str, required: bool):
             at_most = f"Member must have length less than or equal to {high}"
             long = longer(shape, high + 1)
             if long is not None:
+                assert not pattern or matches(pattern, long), (pattern, long)
                 add("max-length", long, at_most)
             else:
                 long = "a" * (high + 1)
