@@ -280,6 +280,40 @@ mod tests {
     }
 
     #[test]
+    fn patterns_are_quoted_as_the_service_writes_them() {
+        // botocore anchors the decimal patterns as `^(…)$`; AWS's messages
+        // quote them bare.
+        let table = [
+            (Pattern::HashKey, r"0|([1-9]\d{0,38})"),
+            (Pattern::SequenceNumber, r"0|([1-9]\d{0,128})"),
+            (Pattern::Name, "[a-zA-Z0-9_.-]+"),
+            (
+                Pattern::StreamArn,
+                r"arn:aws.*:kinesis:.*:\d{12}:stream/\S+",
+            ),
+            (Pattern::StreamId, "[a-z0-9]{20}-[a-z0-9]{3}"),
+        ];
+        for (pattern, source) in table {
+            assert_eq!(pattern.source(), source);
+        }
+        let mut v = Violations::new();
+        v.pattern(Some("01"), "newStartingHashKey", Pattern::HashKey);
+        let Err(KinesisError::Validation(m)) = v.into_result() else {
+            panic!()
+        };
+        assert!(
+            m.ends_with(r"Member must satisfy regular expression pattern: 0|([1-9]\d{0,38})"),
+            "{m}"
+        );
+        // The decimal patterns: no leading zero, at most 39 / 129 digits.
+        let longest_key = format!("1{}", "0".repeat(38));
+        assert!(Pattern::HashKey.matches(&longest_key));
+        assert!(!Pattern::HashKey.matches(&format!("{longest_key}0")));
+        assert!(!Pattern::SequenceNumber.matches("-1"));
+        assert!(!Pattern::SequenceNumber.matches(""));
+    }
+
+    #[test]
     fn blobs_and_enums_print_as_aws_prints_them() {
         let mut v = Violations::new();
         v.check(
