@@ -235,18 +235,29 @@ pub fn shard_id(index: u32) -> String {
     format!("shardId-{index:012}")
 }
 
-/// The index in a shard id. AWS also takes the bare number (`"7"`) and
-/// the number with any prefix before a dash.
+/// The largest shard index a shard id can name: AWS reads the number as a
+/// Java `int` (`Integer.parseInt`), so `2147483648` names no shard.
+pub const SHARD_INDEX_MAX: u32 = i32::MAX as u32;
+
+/// The index a client's shard id names, read as AWS reads it: the text
+/// after the last `-` (all of it without one) as a decimal number, with
+/// any prefix (`shardId-5`, `a-00002147483647`, `5` and `-5` all name a
+/// shard) and any number of leading zeros, up to [`SHARD_INDEX_MAX`].
+/// Anything else (`shardId-`, `2.14E4`, `2147483648`) names no shard, and
+/// AWS then quotes the text as given; a shard id that parses is quoted in
+/// its normal form ([`shard_id`]).
 pub fn parse_shard_id(text: &str) -> Option<u32> {
     let digits = text.rsplit_once('-').map_or(text, |(_, n)| n);
-    if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| u32::try_from(n).ok())
-        .filter(|&n| n <= i32::MAX as u32)
+    let significant = digits.trim_start_matches('0');
+    // Ten digits hold every int; more overflow whatever they are.
+    if significant.len() > 10 {
+        return None;
+    }
+    let n: u64 = significant.parse().unwrap_or(0);
+    u32::try_from(n).ok().filter(|&n| n <= SHARD_INDEX_MAX)
 }
 
 #[cfg(test)]
@@ -374,16 +385,40 @@ mod tests {
     }
 
     #[test]
-    fn shard_ids_have_twelve_digits_and_parse_loosely() {
+    fn shard_ids_have_twelve_digits_and_parse_as_aws_reads_them() {
         assert_eq!(shard_id(7), "shardId-000000000007");
-        assert_eq!(parse_shard_id("shardId-000000000007"), Some(7));
-        assert_eq!(parse_shard_id("7"), Some(7));
+        assert_eq!(shard_id(SHARD_INDEX_MAX), "shardId-002147483647");
+        let good = [
+            ("shardId-000000000007", 7),
+            ("7", 7),
+            ("shardId-5", 5),
+            ("a-00002147483647", SHARD_INDEX_MAX),
+            ("-00002147483647", SHARD_INDEX_MAX),
+            ("2147483647", SHARD_INDEX_MAX),
+            ("x-y-12", 12),
+            ("shard-0", 0),
+            ("0", 0),
+            ("000", 0),
+            // Leading zeros do not count towards the overflow.
+            ("shardId-00000000000000000000000042", 42),
+        ];
+        for (text, index) in good {
+            assert_eq!(parse_shard_id(text), Some(index), "{text}");
+        }
         for bad in [
             "",
+            "-",
             "shardId-",
             "shardId-x",
+            "ABKLFD8",
+            "2.14E4",
+            "shardId-5a",
+            "5-",
+            "2147483648",
+            "shardId-002147483648",
             "shardId-9999999999999",
-            "shardId-2147483648",
+            "4294967296",
+            "99999999999999999999999999999",
         ] {
             assert_eq!(parse_shard_id(bad), None, "{bad}");
         }

@@ -35,7 +35,7 @@ pub fn parse(text: &str) -> Option<u128> {
     text.parse::<u128>().ok()
 }
 
-/// Whether `text` matches the model's `HashKey` pattern `^(0|([1-9]\d{0,38}))$`.
+/// Whether `text` matches the model's `HashKey` pattern `0|([1-9]\d{0,38})`.
 pub fn matches_pattern(text: &str) -> bool {
     let bytes = text.as_bytes();
     match bytes {

@@ -6,7 +6,11 @@
 //! # Protocol
 //!
 //! 1. Commit the stream record with the plan in `pending` (and UPDATING).
-//!    Records still go to the parents.
+//!    Records still go to the parents, and every view (DescribeStream,
+//!    ListShards, the open shard count) shows the shard map as it was, as
+//!    AWS shows it until the stream is ACTIVE again. The next steps follow
+//!    at once when there is no status delay, else when the delay is over
+//!    (the background duty of `service`).
 //! 2. Open the children's logs, then close the parents' logs
 //!    ([`riffle_log::ShardLog::close`], durable). An append that loses the
 //!    race gets `LogError::Closed` and waits for step 3 (see
@@ -222,9 +226,13 @@ fn applied(record: &StreamRecord) -> StreamRecord {
 }
 
 impl Kinesis {
-    /// Applies `plan` to `stream` (see the module's protocol). The caller
+    /// Starts `plan` on `stream` (see the module's protocol). The caller
     /// holds the catalog lock and has validated the plan. The stream is
-    /// UPDATING for the configured status delay.
+    /// UPDATING for the configured status delay and keeps its shard map
+    /// meanwhile, as on AWS: records still go to the parents, which every
+    /// view shows open, and no view shows the children. When the delay is
+    /// over, the background duty applies the plan ([`Kinesis::finish_reshard`]);
+    /// with no delay it is applied here and now.
     pub(crate) async fn reshard(
         &self,
         stream: &Stream,
@@ -243,18 +251,25 @@ impl Kinesis {
         self.commit(vec![put(&record)]).await?;
         let staged = Arc::new(stream.with_record(record));
         self.insert_arc(staged.clone());
-        self.finish_reshard(&staged).await
+        if delay_ms == 0 {
+            self.finish_reshard(&staged).await?;
+        }
+        Ok(())
     }
 
-    /// Steps 2 and 3 of the protocol for a stream whose record has a plan.
-    async fn finish_reshard(&self, stream: &Arc<Stream>) -> Result<(), KinesisError> {
+    /// Steps 2 and 3 of the protocol for a stream whose record has a plan;
+    /// the stream is ACTIVE afterwards. The caller holds the catalog lock.
+    /// The children are born now (see [`restamped`]).
+    pub(crate) async fn finish_reshard(&self, stream: &Arc<Stream>) -> Result<(), KinesisError> {
         let store = self.store().clone();
-        let record = stream.record.clone();
-        let children = tokio::task::spawn_blocking(move || open_children(&store, &record))
+        let record = restamped(&stream.record, crate::time::now_ms());
+        let planned = record.clone();
+        let children = tokio::task::spawn_blocking(move || open_children(&store, &planned))
             .await
             .map_err(errors::task)??;
         close_logs(stream, &children).await?;
-        let record = applied(&stream.record);
+        let mut record = applied(&record);
+        record.status = Status::Active;
         self.commit(vec![put(&record)]).await?;
         info!(
             stream = stream.name(),
@@ -264,6 +279,21 @@ impl Kinesis {
         self.insert_arc(Arc::new(stream.resharded(record, children)));
         Ok(())
     }
+}
+
+/// `record` with the shards its plan opens created at `now_ms` if that is
+/// later than planned: a plan is applied when the stream's UPDATING delay
+/// is over, and the children's creation is when their parents closed
+/// (their records' arrival times and the shard filters of ListShards rely
+/// on it). Never earlier than planned, so still in a later second than
+/// every parent. Nothing was written to the children before the plan is
+/// applied, so a crash after a restamp changes nothing on disk.
+fn restamped(record: &StreamRecord, now_ms: i64) -> StreamRecord {
+    let mut out = record.clone();
+    for child in out.pending.iter_mut().flat_map(|p| p.open.iter_mut()) {
+        child.created_ms = child.created_ms.max(now_ms);
+    }
+    out
 }
 
 fn put(record: &StreamRecord) -> MetaOp {
@@ -304,9 +334,10 @@ pub fn recover(store: &LogStore, stream: Stream) -> Result<Stream, KinesisError>
     if stream.record.pending.is_none() {
         return Ok(stream);
     }
-    let children = open_children(store, &stream.record)?;
+    let record = restamped(&stream.record, crate::time::now_ms());
+    let children = open_children(store, &record)?;
     block_on(close_logs(&stream, &children))?;
-    let record = applied(&stream.record);
+    let record = applied(&record);
     store.meta().commit(&[put(&record)])?;
     info!(stream = stream.name(), "interrupted reshard finished");
     Ok(stream.resharded(record, children))

@@ -185,13 +185,18 @@ impl Kinesis {
         Ok(())
     }
 
-    /// Persists due transitions: CREATING/UPDATING → ACTIVE, DELETING → gone.
+    /// Persists due transitions: CREATING/UPDATING → ACTIVE, DELETING → gone,
+    /// and applies a reshard whose UPDATING delay is over (also one whose
+    /// application failed before: it is retried).
     async fn apply_due_transitions(&self) -> Result<(), KinesisError> {
         let now = now_ms();
         let due: Vec<Arc<Stream>> = self
             .all()
             .into_iter()
-            .filter(|s| s.record.status != Status::Active && s.record.status_until_ms <= now)
+            .filter(|s| {
+                let changing = s.record.status != Status::Active || s.record.pending.is_some();
+                changing && s.record.status_until_ms <= now
+            })
             .collect();
         if due.is_empty() {
             return Ok(());
@@ -205,6 +210,10 @@ impl Kinesis {
             }
             if stream.record.status == Status::Deleting {
                 self.purge(&stream).await?;
+                continue;
+            }
+            if stream.record.pending.is_some() {
+                self.finish_reshard(&stream).await?;
                 continue;
             }
             let record = StreamRecord {

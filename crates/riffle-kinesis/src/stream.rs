@@ -144,8 +144,9 @@ impl Stream {
     /// whether or not the background task has recorded it yet.
     pub fn status(&self, now_ms: i64) -> Option<Status> {
         let due = now_ms >= self.record.status_until_ms;
-        // A reshard that failed half-way stays UPDATING (refusing another
-        // one) until a restart finishes it.
+        // A stream stays UPDATING (refusing another reshard) until its
+        // pending reshard is applied: when the delay is over, or, if that
+        // failed, once a retry or a restart has finished it.
         let reshard_pending = self.record.pending.is_some();
         match self.record.status {
             Status::Active | Status::Updating if reshard_pending => Some(Status::Updating),

@@ -3,6 +3,10 @@
 //! `2 validation errors detected: Value '0' at 'shardCount' failed to
 //! satisfy constraint: Member must have value greater than or equal to 1;
 //! Value null at 'streamName' failed to satisfy constraint: Member must not be null`.
+//!
+//! Within one member AWS reports a broken pattern before a broken length
+//! (`Value '' at 'streamName'`: the pattern `[a-zA-Z0-9_.-]+`, then the
+//! minimum length), so callers check `pattern` before `length`.
 
 use std::fmt::Display;
 
@@ -126,9 +130,10 @@ pub enum Pattern {
     StreamArn,
     /// `StreamId`: `[a-z0-9]{20}-[a-z0-9]{3}`.
     StreamId,
-    /// `HashKey`: `^(0|([1-9]\d{0,38}))$`.
+    /// `HashKey`: `0|([1-9]\d{0,38})` (botocore's model anchors it as
+    /// `^(…)$`; AWS's messages quote the service's own form, unanchored).
     HashKey,
-    /// `SequenceNumber`: `^(0|([1-9]\d{0,128}))$`.
+    /// `SequenceNumber`: `0|([1-9]\d{0,128})`, quoted the same way.
     SequenceNumber,
 }
 
@@ -138,8 +143,8 @@ impl Pattern {
             Pattern::Name => "[a-zA-Z0-9_.-]+",
             Pattern::StreamArn => r"arn:aws.*:kinesis:.*:\d{12}:stream/\S+",
             Pattern::StreamId => "[a-z0-9]{20}-[a-z0-9]{3}",
-            Pattern::HashKey => r"^(0|([1-9]\d{0,38}))$",
-            Pattern::SequenceNumber => r"^(0|([1-9]\d{0,128}))$",
+            Pattern::HashKey => r"0|([1-9]\d{0,38})",
+            Pattern::SequenceNumber => r"0|([1-9]\d{0,128})",
         }
     }
 
@@ -272,6 +277,40 @@ mod tests {
         for (pattern, text, ok) in table {
             assert_eq!(pattern.matches(text), ok, "{pattern:?} {text}");
         }
+    }
+
+    #[test]
+    fn patterns_are_quoted_as_the_service_writes_them() {
+        // botocore anchors the decimal patterns as `^(…)$`; AWS's messages
+        // quote them bare.
+        let table = [
+            (Pattern::HashKey, r"0|([1-9]\d{0,38})"),
+            (Pattern::SequenceNumber, r"0|([1-9]\d{0,128})"),
+            (Pattern::Name, "[a-zA-Z0-9_.-]+"),
+            (
+                Pattern::StreamArn,
+                r"arn:aws.*:kinesis:.*:\d{12}:stream/\S+",
+            ),
+            (Pattern::StreamId, "[a-z0-9]{20}-[a-z0-9]{3}"),
+        ];
+        for (pattern, source) in table {
+            assert_eq!(pattern.source(), source);
+        }
+        let mut v = Violations::new();
+        v.pattern(Some("01"), "newStartingHashKey", Pattern::HashKey);
+        let Err(KinesisError::Validation(m)) = v.into_result() else {
+            panic!()
+        };
+        assert!(
+            m.ends_with(r"Member must satisfy regular expression pattern: 0|([1-9]\d{0,38})"),
+            "{m}"
+        );
+        // The decimal patterns: no leading zero, at most 39 / 129 digits.
+        let longest_key = format!("1{}", "0".repeat(38));
+        assert!(Pattern::HashKey.matches(&longest_key));
+        assert!(!Pattern::HashKey.matches(&format!("{longest_key}0")));
+        assert!(!Pattern::SequenceNumber.matches("-1"));
+        assert!(!Pattern::SequenceNumber.matches(""));
     }
 
     #[test]

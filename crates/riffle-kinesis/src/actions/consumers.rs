@@ -213,9 +213,8 @@ fn consumer_arn_matches(text: &str) -> bool {
         && secs.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn check_consumer_arn(v: &mut Violations, arn: &Option<Str<'_>>) {
+pub(super) fn check_consumer_arn(v: &mut Violations, arn: &Option<Str<'_>>) {
     let arn = arn.as_ref().map(Str::as_str);
-    v.length(arn, "consumerARN", 1, 2048);
     if let Some(text) = arn {
         let constraint =
             format_args!("Member must satisfy regular expression pattern: {CONSUMER_ARN_PATTERN}");
@@ -226,18 +225,19 @@ fn check_consumer_arn(v: &mut Violations, arn: &Option<Str<'_>>) {
             constraint,
         );
     }
+    v.length(arn, "consumerARN", 1, 2048);
 }
 
 fn check_consumer_name(v: &mut Violations, name: &Option<Str<'_>>) {
     let name = name.as_ref().map(Str::as_str);
-    v.length(name, "consumerName", 1, 128);
     v.pattern(name, "consumerName", Pattern::Name);
+    v.length(name, "consumerName", 1, 128);
 }
 
 fn check_stream_arn(v: &mut Violations, arn: &Option<Str<'_>>) {
     let arn = arn.as_ref().map(Str::as_str);
-    v.length(arn, "streamARN", 1, 2048);
     v.pattern(arn, "streamARN", Pattern::StreamArn);
+    v.length(arn, "streamARN", 1, 2048);
 }
 
 #[derive(Serialize)]
@@ -267,7 +267,6 @@ fn describe<'a>(
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case, dead_code)]
 struct RegisterInput<'a> {
     #[serde(borrow)]
@@ -276,8 +275,9 @@ struct RegisterInput<'a> {
     ConsumerName: Option<Str<'a>>,
     #[serde(borrow)]
     StreamId: Option<Str<'a>>,
-    /// Accepted; consumer tags are not kept.
-    Tags: Option<serde_json::Value>,
+    /// Checked as the model says; consumer tags are not kept.
+    #[serde(borrow)]
+    Tags: Option<std::collections::BTreeMap<String, Str<'a>>>,
 }
 
 pub async fn run_register(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
@@ -288,6 +288,9 @@ pub async fn run_register(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, Kines
     v.required(&input.ConsumerName, "consumerName");
     check_consumer_name(&mut v, &input.ConsumerName);
     super::check_stream_id(&mut v, &input.StreamId);
+    if let Some(tags) = &input.Tags {
+        super::create_stream::check_tags(&mut v, tags);
+    }
     v.into_result()?;
     let name = super::target(kinesis, &None, &input.StreamARN)?;
     // Validated: present.
@@ -346,7 +349,6 @@ pub async fn run_register(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, Kines
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct TargetInput<'a> {
     #[serde(borrow)]
@@ -432,7 +434,6 @@ pub async fn run_deregister(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, Kin
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case, dead_code)]
 struct ListInput<'a> {
     #[serde(borrow)]

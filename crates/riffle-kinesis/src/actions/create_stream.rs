@@ -26,7 +26,6 @@ pub const MAX_RECORD_KIB_DEFAULT: u32 = 1024;
 pub const ON_DEMAND_STREAMS_MAX: usize = 50;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -43,7 +42,6 @@ struct Input<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 pub(crate) struct ModeDetails<'a> {
     #[serde(borrow)]
@@ -54,8 +52,8 @@ fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
     let mut v = Violations::new();
     let name = input.StreamName.as_ref().map(Str::as_str);
     v.required(&input.StreamName, "streamName");
-    v.length(name, "streamName", 1, 128);
     v.pattern(name, "streamName", Pattern::Name);
+    v.length(name, "streamName", 1, 128);
     v.range(
         input.ShardCount.map(|n| i64::from(n.0)),
         "shardCount",

@@ -15,7 +15,6 @@ use crate::validate::Violations;
 use crate::{Kinesis, KinesisError, errors};
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case, dead_code)]
 struct Input<'a> {
     #[serde(borrow)]

@@ -24,7 +24,6 @@ pub fn shard_limit(region: &str) -> u32 {
 
 /// The input has no members.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Input {}
 
 #[derive(Serialize)]

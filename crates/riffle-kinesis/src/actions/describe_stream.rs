@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::update_stream_warm_throughput::WarmThroughput;
 use super::{StreamModeDetails, epoch_seconds};
-use crate::catalog::Status;
+use crate::catalog::{self, Status};
 use crate::json::{self, Int, Str};
 use crate::stream::{Shard, Stream};
 use crate::time::now_ms;
@@ -19,7 +19,6 @@ use crate::{Kinesis, KinesisError};
 pub const DESCRIBE_SHARDS_MAX: usize = 100;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -34,7 +33,6 @@ struct Input<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct SummaryInput<'a> {
     #[serde(borrow)]
@@ -149,8 +147,8 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
         Some(10000),
     );
     let start = input.ExclusiveStartShardId.as_ref().map(Str::as_str);
-    v.length(start, "exclusiveStartShardId", 1, 128);
     v.pattern(start, "exclusiveStartShardId", Pattern::Name);
+    v.length(start, "exclusiveStartShardId", 1, 128);
     super::check_stream_id(&mut v, &input.StreamId);
     v.into_result()?;
     let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;
@@ -166,7 +164,7 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
     } else {
         stream
             .listed(now)
-            .filter(|s| start.is_none_or(|id| s.id.as_str() > id))
+            .filter(|s| start.is_none_or(|id| listed_after(s, id)))
             .collect()
     };
     let shards = visible
@@ -191,6 +189,16 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
             KeyId: stream.record.settings.encryption_key_id.as_deref(),
         },
     })
+}
+
+/// Whether `shard` comes after `ExclusiveStartShardId` `id`, read as AWS
+/// reads shard ids (`shardId-5` and `5` are shard 5); an id that names no
+/// shard is compared as text.
+fn listed_after(shard: &Shard, id: &str) -> bool {
+    match catalog::parse_shard_id(id) {
+        Some(index) => shard.index > index,
+        None => shard.id.as_str() > id,
+    }
 }
 
 #[derive(Serialize)]

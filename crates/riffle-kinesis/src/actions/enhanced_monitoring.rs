@@ -29,7 +29,6 @@ pub const ALL: &str = "ALL";
 pub const METRICS_PER_CALL_MAX: usize = 7;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]

@@ -24,7 +24,6 @@ pub const RECORDS_MAX: usize = 10_000;
 pub const RESPONSE_BYTES_MAX: usize = 10 * 1024 * 1024;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -53,8 +52,8 @@ fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
         Some(RECORDS_MAX as i64),
     );
     let arn = input.StreamARN.as_ref().map(Str::as_str);
-    v.length(arn, "streamARN", 1, 2048);
     v.pattern(arn, "streamARN", crate::validate::Pattern::StreamArn);
+    v.length(arn, "streamARN", 1, 2048);
     super::check_stream_id(&mut v, &input.StreamId);
     v.into_result()
 }

@@ -23,7 +23,6 @@ const ITERATOR_TYPES: &[&str] = &[
 ];
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -52,8 +51,8 @@ fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
     let mut v = Violations::new();
     let shard = input.ShardId.as_ref().map(Str::as_str);
     v.required(&input.ShardId, "shardId");
-    v.length(shard, "shardId", 1, 128);
     v.pattern(shard, "shardId", Pattern::Name);
+    v.length(shard, "shardId", 1, 128);
     v.required(&input.ShardIteratorType, "shardIteratorType");
     v.one_of(
         input.ShardIteratorType.as_ref().map(Str::as_str),

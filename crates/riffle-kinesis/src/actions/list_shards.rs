@@ -44,7 +44,6 @@ const FILTER_TYPES: &[&str] = &[
 ];
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -64,7 +63,6 @@ struct Input<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct FilterInput<'a> {
     #[serde(borrow)]
@@ -138,8 +136,8 @@ impl Filter {
 fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
     let mut v = Violations::new();
     let name = input.StreamName.as_ref().map(Str::as_str);
-    v.length(name, "streamName", 1, 128);
     v.pattern(name, "streamName", Pattern::Name);
+    v.length(name, "streamName", 1, 128);
     v.length(
         input.NextToken.as_ref().map(Str::as_str),
         "nextToken",
@@ -147,8 +145,8 @@ fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
         1_048_576,
     );
     let start = input.ExclusiveStartShardId.as_ref().map(Str::as_str);
-    v.length(start, "exclusiveStartShardId", 1, 128);
     v.pattern(start, "exclusiveStartShardId", Pattern::Name);
+    v.length(start, "exclusiveStartShardId", 1, 128);
     v.range(
         input.MaxResults.map(|n| i64::from(n.0)),
         "maxResults",
@@ -163,12 +161,12 @@ fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
             FILTER_TYPES,
         );
         let id = filter.ShardId.as_ref().map(Str::as_str);
-        v.length(id, "shardFilter.shardId", 1, 128);
         v.pattern(id, "shardFilter.shardId", Pattern::Name);
+        v.length(id, "shardFilter.shardId", 1, 128);
     }
     let arn = input.StreamARN.as_ref().map(Str::as_str);
-    v.length(arn, "streamARN", 1, 2048);
     v.pattern(arn, "streamARN", Pattern::StreamArn);
+    v.length(arn, "streamARN", 1, 2048);
     super::check_stream_id(&mut v, &input.StreamId);
     v.into_result()
 }

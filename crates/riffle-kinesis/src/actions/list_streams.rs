@@ -20,7 +20,6 @@ pub const LIST_STREAMS_MAX: usize = 100;
 const TOKEN_PREFIX: &str = "ls1:";
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     Limit: Option<Int>,
@@ -60,8 +59,8 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
         Some(10000),
     );
     let start = input.ExclusiveStartStreamName.as_ref().map(Str::as_str);
-    v.length(start, "exclusiveStartStreamName", 1, 128);
     v.pattern(start, "exclusiveStartStreamName", Pattern::Name);
+    v.length(start, "exclusiveStartStreamName", 1, 128);
     let token = input.NextToken.as_ref().map(Str::as_str);
     v.length(token, "nextToken", 1, 1_048_576);
     v.into_result()?;

@@ -1,13 +1,16 @@
 //! MergeShards: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_MergeShards.html>
 //!
-//! Two open shards whose hash-key ranges are adjacent become one child;
-//! its `ParentShardId` is `ShardToMerge` and its `AdjacentParentShardId`
-//! is `AdjacentShardToMerge`.
+//! Two open shards whose hash-key ranges are adjacent, `ShardToMerge` the
+//! lower and `AdjacentShardToMerge` the upper (the other order is refused,
+//! as AWS refuses it), become one child; its `ParentShardId` is
+//! `ShardToMerge` and its `AdjacentParentShardId` `AdjacentShardToMerge`.
 
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::split_shard::{check_shard_id, open_shard, require_active, require_provisioned};
+use super::split_shard::{
+    check_shard_id, open_shard, require_active, require_provisioned, shard_index,
+};
 use crate::json::{self, Str};
 use crate::reshard;
 use crate::time::now_ms;
@@ -15,7 +18,6 @@ use crate::validate::Violations;
 use crate::{Kinesis, KinesisError};
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -43,14 +45,21 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     let first = input.ShardToMerge.as_ref().map_or("", Str::as_str);
     let second = input.AdjacentShardToMerge.as_ref().map_or("", Str::as_str);
 
+    // AWS reads both shard ids before it looks for the stream.
+    let (first, second) = (
+        shard_index(kinesis, first, &name)?,
+        shard_index(kinesis, second, &name)?,
+    );
+
     let _catalog = kinesis.catalog_guard().await;
     let now = now_ms();
     let stream = kinesis.lookup(&name, now)?;
     require_provisioned(&stream, "MergeShards")?;
     let a = open_shard(kinesis, &stream, first, now, "merging")?;
     let b = open_shard(kinesis, &stream, second, now, "merging")?;
-    let adjacent = a.range.end.checked_add(1) == Some(b.range.start)
-        || b.range.end.checked_add(1) == Some(a.range.start);
+    // The pair is ordered: AdjacentShardToMerge must be the upper
+    // neighbour, or AWS refuses it (the child's parent is ShardToMerge).
+    let adjacent = a.range.end.checked_add(1) == Some(b.range.start);
     if !adjacent {
         return Err(KinesisError::InvalidArgument(format!(
             "Shards {} and {} in stream {name} under account {} are not an adjacent pair of shards \

@@ -160,18 +160,18 @@ pub async fn dispatch_cbor(
 /// Checks the `StreamName` and `StreamARN` members every stream action has.
 pub(crate) fn check_target(v: &mut Violations, name: &Option<Str<'_>>, arn: &Option<Str<'_>>) {
     let name = name.as_ref().map(Str::as_str);
-    v.length(name, "streamName", 1, 128);
     v.pattern(name, "streamName", Pattern::Name);
+    v.length(name, "streamName", 1, 128);
     let arn = arn.as_ref().map(Str::as_str);
-    v.length(arn, "streamARN", 1, 2048);
     v.pattern(arn, "streamARN", Pattern::StreamArn);
+    v.length(arn, "streamARN", 1, 2048);
 }
 
 /// Checks the `StreamId` member (accepted, unused: Riffle has one account).
 pub(crate) fn check_stream_id(v: &mut Violations, id: &Option<Str<'_>>) {
     let id = id.as_ref().map(Str::as_str);
-    v.length(id, "streamId", 1, 24);
     v.pattern(id, "streamId", Pattern::StreamId);
+    v.length(id, "streamId", 1, 24);
 }
 
 /// The stream name a request's `StreamName`/`StreamARN` refer to.

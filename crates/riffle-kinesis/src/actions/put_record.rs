@@ -22,7 +22,6 @@ pub const PARTITION_KEY_CHARS_MIN: usize = 1;
 pub const PARTITION_KEY_CHARS_MAX: usize = 256;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -86,16 +85,16 @@ pub(crate) fn check_record(
         &path,
         "Member must not be null",
     );
+    v.pattern(
+        explicit_hash_key,
+        &format!("{at}explicitHashKey"),
+        Pattern::HashKey,
+    );
     v.length(
         partition_key,
         &path,
         PARTITION_KEY_CHARS_MIN,
         PARTITION_KEY_CHARS_MAX,
-    );
-    v.pattern(
-        explicit_hash_key,
-        &format!("{at}explicitHashKey"),
-        Pattern::HashKey,
     );
 }
 

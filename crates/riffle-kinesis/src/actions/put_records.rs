@@ -27,7 +27,6 @@ pub const RECORDS_MAX: usize = 500;
 pub const REQUEST_BYTES_MAX: usize = 5 * 1024 * 1024;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -42,7 +41,6 @@ struct Input<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Entry<'a> {
     #[serde(borrow)]
@@ -82,7 +80,14 @@ fn validate(input: &Input<'_>, spans: &[Span]) -> Result<(), KinesisError> {
     let mut v = Violations::new();
     v.required(&input.Records, "records");
     if let Some(entries) = &input.Records {
-        let shown = format!("[{} records]", entries.len());
+        // AWS prints the list with Java's `toString`: `[]` when empty, the
+        // entries' object identities otherwise, which nothing else can
+        // reproduce (a count stands in for them).
+        let shown = if entries.is_empty() {
+            "[]".to_owned()
+        } else {
+            format!("[{} records]", entries.len())
+        };
         v.check(
             !entries.is_empty(),
             Shown::Text(&shown),

@@ -219,12 +219,20 @@ async fn a_merge_makes_one_child_of_two_adjacent_shards() {
     let (_store, k) = open_at(dir.path(), config());
     create(&k, "s", 3).await;
     let written = put_at(&k, "s", "0", b"x").await;
-    merge(&k, "s", &sid(1), &sid(0)).await.unwrap();
+    // The pair is ordered: the adjacent shard is the upper neighbour.
+    let e = merge(&k, "s", &sid(1), &sid(0)).await.unwrap_err();
+    assert!(matches!(e, KinesisError::InvalidArgument(_)), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "Shards shardId-000000000001 and shardId-000000000000 in stream s under account \
+         000000000000 are not an adjacent pair of shards eligible for merging"
+    );
+    merge(&k, "s", &sid(0), &sid(1)).await.unwrap();
     let all = shards(&k, "s").await;
     assert_eq!(all.len(), 4);
     let child = &all[3];
-    assert_eq!(child["ParentShardId"], sid(1));
-    assert_eq!(child["AdjacentParentShardId"], sid(0));
+    assert_eq!(child["ParentShardId"], sid(0));
+    assert_eq!(child["AdjacentParentShardId"], sid(1));
     assert_eq!(child["HashKeyRange"]["StartingHashKey"], "0");
     assert_eq!(
         child["HashKeyRange"]["EndingHashKey"],
@@ -246,7 +254,7 @@ async fn a_merge_makes_one_child_of_two_adjacent_shards() {
     let out = ok(&k, "GetRecords", json!({"ShardIterator": it})).await;
     let children = out["ChildShards"].as_array().unwrap();
     assert_eq!(children[0]["ShardId"], sid(3));
-    assert_eq!(children[0]["ParentShards"], json!([sid(1), sid(0)]));
+    assert_eq!(children[0]["ParentShards"], json!([sid(0), sid(1)]));
 }
 
 #[tokio::test]
@@ -324,6 +332,7 @@ async fn resharding_an_updating_stream_is_refused_and_it_becomes_active_after_th
         ..KinesisConfig::default()
     };
     let (_store, k) = open_at(dir.path(), slow);
+    let background = tokio::spawn(k.clone().run_background(std::future::pending()));
     create(&k, "s", 1).await;
     let e = split(&k, "s", &sid(0), HALF).await.unwrap_err();
     assert_eq!(
@@ -341,16 +350,45 @@ async fn resharding_an_updating_stream_is_refused_and_it_becomes_active_after_th
     }
     split(&k, "s", &sid(0), HALF).await.unwrap();
     assert_eq!(status(k.clone()).await, "UPDATING");
-    // Records flow while UPDATING, to the children.
-    assert_eq!(put_at(&k, "s", MAX, b"x").await["ShardId"], sid(2));
+    // While UPDATING, the shard map is as it was, as on AWS: the parent is
+    // open in every view, no child is listed, and records go to the parent.
+    let listed = shards(&k, "s").await;
+    assert_eq!(listed.len(), 1);
+    assert!(
+        listed[0]["SequenceNumberRange"]
+            .get("EndingSequenceNumber")
+            .is_none()
+    );
+    assert_eq!(list(&k, "s", json!({"Type": "AT_LATEST"})).await, [sid(0)]);
+    let summary = ok(&k, "DescribeStreamSummary", json!({"StreamName": "s"})).await;
+    assert_eq!(summary["StreamDescriptionSummary"]["OpenShardCount"], 1);
+    let during = put_at(&k, "s", MAX, b"during").await;
+    assert_eq!(during["ShardId"], sid(0));
+    // The children do not exist yet: the parent is what can be named.
     let e = merge(&k, "s", &sid(1), &sid(2)).await.unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("Could not find shard shardId-000000000001"),
+        "{e}"
+    );
+    let e = split(&k, "s", &sid(0), "1000").await.unwrap_err();
     assert!(matches!(e, KinesisError::ResourceInUse(_)), "{e:?}");
     assert!(e.to_string().ends_with("instead in state UPDATING"), "{e}");
     while status(k.clone()).await != "ACTIVE" {
         assert!(std::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // ACTIVE again: the children are there, the parent ends with the
+    // record written while UPDATING, and records go to the children.
+    let listed = shards(&k, "s").await;
+    assert_eq!(listed.len(), 3);
+    assert_eq!(
+        listed[0]["SequenceNumberRange"]["EndingSequenceNumber"],
+        during["SequenceNumber"]
+    );
+    assert_eq!(put_at(&k, "s", MAX, b"after").await["ShardId"], sid(2));
     merge(&k, "s", &sid(1), &sid(2)).await.unwrap();
+    background.abort();
 }
 
 /// The open shards' hash ranges, in hash order.
@@ -935,4 +973,136 @@ async fn update_shard_count_keeps_the_daily_quota_across_a_restart_unless_lifted
         2,
         "a lifted quota rescales again"
     );
+}
+
+#[tokio::test]
+async fn reshards_read_the_shard_id_before_the_stream_and_name_it_in_normal_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, k) = open_at(dir.path(), config());
+    create(&k, "s", 2).await;
+    let not_found = |text: &str, stream: &str| {
+        (
+            "ResourceNotFound".to_owned(),
+            format!("Could not find shard {text} in stream {stream} under account 000000000000."),
+        )
+    };
+    let missing = |text: &str| {
+        (
+            "ResourceNotFound".to_owned(),
+            format!("Stream {text} under account 000000000000 not found."),
+        )
+    };
+    // Unknown stream: a shard id that names no shard is reported first,
+    // as given; one that does leaves the stream to be reported.
+    for bad in ["2147483648", "shardId-002147483648", "ABKLFD8", "2.14E4"] {
+        let body = json!({"StreamName": "nope", "ShardToSplit": bad, "NewStartingHashKey": "5"});
+        assert_eq!(err(&k, "SplitShard", body).await, not_found(bad, "nope"));
+        let body =
+            json!({"StreamName": "nope", "ShardToMerge": "shard-0", "AdjacentShardToMerge": bad});
+        assert_eq!(err(&k, "MergeShards", body).await, not_found(bad, "nope"));
+        let body =
+            json!({"StreamName": "nope", "ShardToMerge": bad, "AdjacentShardToMerge": "x-1"});
+        assert_eq!(err(&k, "MergeShards", body).await, not_found(bad, "nope"));
+    }
+    for good in [
+        "2147483647",
+        "x-2147483647",
+        "a-00002147483647",
+        "-00002147483647",
+    ] {
+        let body = json!({"StreamName": "nope", "ShardToSplit": good, "NewStartingHashKey": "5"});
+        assert_eq!(err(&k, "SplitShard", body).await, missing("nope"));
+        let body =
+            json!({"StreamName": "nope", "ShardToMerge": good, "AdjacentShardToMerge": "x-1"});
+        assert_eq!(err(&k, "MergeShards", body).await, missing("nope"));
+    }
+    // Known stream, no such shard: named in its normal form.
+    let body = json!({"StreamName": "s", "ShardToSplit": "shardId-5", "NewStartingHashKey": "5"});
+    assert_eq!(err(&k, "SplitShard", body).await, not_found(&sid(5), "s"));
+    let body =
+        json!({"StreamName": "s", "ShardToMerge": "x-0", "AdjacentShardToMerge": "shardId-5"});
+    assert_eq!(err(&k, "MergeShards", body).await, not_found(&sid(5), "s"));
+    // Loose forms name the shards they parse to.
+    let body = json!({"StreamName": "s", "ShardToMerge": "a-0", "AdjacentShardToMerge": "1"});
+    ok(&k, "MergeShards", body).await;
+    assert_eq!(shards(&k, "s").await[2]["ParentShardId"], sid(0));
+    let body = json!({"StreamName": "s", "ShardToSplit": "shard-00000000000000002", "NewStartingHashKey": HALF});
+    ok(&k, "SplitShard", body).await;
+    assert_eq!(shards(&k, "s").await.len(), 5);
+}
+
+#[tokio::test]
+async fn get_shard_iterator_reads_shard_ids_as_aws_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, k) = open_at(dir.path(), config());
+    create(&k, "s", 1).await;
+    let iterate = |stream: &str, shard: &str| json!({"StreamName": stream, "ShardId": shard, "ShardIteratorType": "LATEST"});
+    for loose in ["0", "shard-0", "a-b-000", "-0"] {
+        ok(&k, "GetShardIterator", iterate("s", loose)).await;
+    }
+    let does_not_exist = |id: &str, stream: &str| {
+        (
+            "ResourceNotFound".to_owned(),
+            format!("Shard {id} in stream {stream} under account 000000000000 does not exist"),
+        )
+    };
+    assert_eq!(
+        err(&k, "GetShardIterator", iterate("s", "shardId-5")).await,
+        does_not_exist(&sid(5), "s")
+    );
+    assert_eq!(
+        err(&k, "GetShardIterator", iterate("nope", "a-00002147483647")).await,
+        does_not_exist("shardId-002147483647", "nope")
+    );
+    assert_eq!(
+        err(
+            &k,
+            "GetShardIterator",
+            iterate("nope", "shardId-002147483648")
+        )
+        .await,
+        (
+            "ResourceNotFound".to_owned(),
+            "Could not find shard shardId-002147483648 in stream nope under account 000000000000."
+                .to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn records_acknowledged_while_a_reshard_is_updating_survive_a_restart_that_applies_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = || KinesisConfig {
+        status_delay: Duration::from_secs(3600),
+        ..config()
+    };
+    let written = {
+        let (store, k) = open_at(dir.path(), slow());
+        create(&k, "s", 1).await;
+        // CREATING lasts the delay too: make the stream ACTIVE as the
+        // background duty would, then split.
+        let active = k.get("s").unwrap();
+        let mut record = active.record.clone();
+        record.status_until_ms = 0;
+        k.insert(active.with_record(record));
+        split(&k, "s", &sid(0), HALF).await.unwrap();
+        let written = put_at(&k, "s", MAX, b"during").await;
+        assert_eq!(written["ShardId"], sid(0));
+        drop(k);
+        store.shutdown().await.unwrap();
+        written
+    };
+    // The plan was committed; the restart applies it, and the parent ends
+    // with the record acknowledged while UPDATING.
+    let (_store, k) = open_at(dir.path(), slow());
+    let all = shards(&k, "s").await;
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        all[0]["SequenceNumberRange"]["EndingSequenceNumber"],
+        written["SequenceNumber"]
+    );
+    let it = iterator(&k, "s", &sid(0), "TRIM_HORIZON").await;
+    let out = ok(&k, "GetRecords", json!({"ShardIterator": it})).await;
+    assert_eq!(unb64(&out["Records"][0]["Data"]), b"during");
+    assert_eq!(put_at(&k, "s", MAX, b"after").await["ShardId"], sid(2));
 }

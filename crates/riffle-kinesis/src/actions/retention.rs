@@ -22,7 +22,6 @@ pub const RETENTION_HOURS_MIN: i32 = 24;
 pub const RETENTION_HOURS_MAX: i32 = 8_760;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]

@@ -92,7 +92,7 @@ async fn tags_are_checked_as_aws_checks_them() {
     assert_eq!(kind, "InvalidArgument");
     assert_eq!(
         message,
-        "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @ :."
+        "Some tags contain invalid characters. Valid characters: Unicode letters, digits, white space, _ . / = + - % @."
     );
     let (_, message) = err(
         k,

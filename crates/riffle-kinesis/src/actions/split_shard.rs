@@ -17,7 +17,6 @@ use crate::validate::{Pattern, Violations};
 use crate::{Kinesis, KinesisError, errors};
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -36,8 +35,8 @@ struct Input<'a> {
 pub(super) fn check_shard_id(v: &mut Violations, id: &Option<Str<'_>>, path: &str) {
     v.required(id, path);
     let id = id.as_ref().map(Str::as_str);
-    v.length(id, path, 1, 128);
     v.pattern(id, path, Pattern::Name);
+    v.length(id, path, 1, 128);
 }
 
 fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
@@ -59,11 +58,14 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     let key_text = input.NewStartingHashKey.as_ref().map_or("", Str::as_str);
     let shard_text = input.ShardToSplit.as_ref().map_or("", Str::as_str);
 
+    // AWS reads the shard id before it looks for the stream.
+    let index = shard_index(kinesis, shard_text, &name)?;
+
     let _catalog = kinesis.catalog_guard().await;
     let now = now_ms();
     let stream = kinesis.lookup(&name, now)?;
     require_provisioned(&stream, "SplitShard")?;
-    let shard = open_shard(kinesis, &stream, shard_text, now, "splitting")?;
+    let shard = open_shard(kinesis, &stream, index, now, "splitting")?;
     check_shard_limit(kinesis, 1, now)?;
     let inside = hashkey::parse(key_text)
         .filter(|&k| k > shard.range.start.saturating_add(1) && k < shard.range.end);
@@ -84,18 +86,31 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     Ok(Bytes::new())
 }
 
-/// The open shard `text` names, for a reshard `doing` ("splitting" or
-/// "merging") it: an unknown or expired shard is not found, a closed one
-/// is not eligible.
+/// The index the shard id `text` of a reshard of `stream` names; a text
+/// that names no shard is not found, quoted as given.
+pub(super) fn shard_index(
+    kinesis: &Kinesis,
+    text: &str,
+    stream: &str,
+) -> Result<u32, KinesisError> {
+    catalog::parse_shard_id(text)
+        .ok_or_else(|| errors::shard_id_unknown(text, stream, kinesis.account()))
+}
+
+/// Open shard `index` of `stream`, for a reshard `doing` ("splitting" or
+/// "merging") it: an unknown or expired shard is not found (named in its
+/// normal form), a closed one is not eligible.
 pub(super) fn open_shard<'s>(
     kinesis: &Kinesis,
     stream: &'s Stream,
-    text: &str,
+    index: u32,
     now: i64,
     doing: &str,
 ) -> Result<&'s Shard, KinesisError> {
-    let not_found = || errors::shard_id_unknown(text, stream.name(), kinesis.account());
-    let index = catalog::parse_shard_id(text).ok_or_else(not_found)?;
+    let not_found = || {
+        let id = catalog::shard_id(index);
+        errors::shard_id_unknown(&id, stream.name(), kinesis.account())
+    };
     let shard = stream
         .shard(index)
         .filter(|s| !stream.is_expired(s, now))

@@ -28,7 +28,6 @@ pub const KEY_ID_CHARS_MAX: usize = 2048;
 const ENCRYPTION_TYPES: &[&str] = &["NONE", "KMS"];
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]

@@ -349,3 +349,28 @@ async fn resuming_after_an_empty_events_continuation_loses_no_record() {
         );
     }
 }
+
+#[tokio::test]
+async fn subscribe_to_shard_reads_shard_ids_as_get_shard_iterator_does() {
+    let env = env(Duration::from_secs(300));
+    let k = &env.kinesis;
+    let arn = stream_with_consumer(k).await;
+    let at = |shard: &str| {
+        let body =
+            json!({"ConsumerARN": arn, "ShardId": shard, "StartingPosition": {"Type": "LATEST"}});
+        k.subscribe_to_shard(Bytes::from(body.to_string()), Codec::Json)
+    };
+    // A loose form names shard 0; a shard that does not exist is named in
+    // its normal form, text that names no shard as given.
+    drop(at("x-0").await.unwrap());
+    let missing =
+        |id: &str| format!("Shard {id} in stream s under account 000000000000 does not exist");
+    match at("shardId-5").await {
+        Err(KinesisError::ResourceNotFound(m)) => assert_eq!(m, missing("shardId-000000000005")),
+        other => panic!("{:?}", other.err()),
+    }
+    match at("2147483648").await {
+        Err(KinesisError::ResourceNotFound(m)) => assert_eq!(m, missing("2147483648")),
+        other => panic!("{:?}", other.err()),
+    }
+}

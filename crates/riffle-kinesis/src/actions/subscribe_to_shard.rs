@@ -76,7 +76,6 @@ const POSITION_TYPES: &[&str] = &[
 ];
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -91,7 +90,6 @@ struct Input<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct StartingPosition<'a> {
     #[serde(borrow, rename = "Type")]
@@ -255,10 +253,16 @@ pub async fn start(kinesis: &Arc<Kinesis>, body: &[u8]) -> Result<Subscription, 
     }
     let shard_text = input.ShardId.as_ref().map_or("", Str::as_str);
     let account = kinesis.account();
-    let shard = catalog::parse_shard_id(shard_text)
+    let index = catalog::parse_shard_id(shard_text);
+    let shard = index
         .and_then(|index| stream.shard(index))
         .filter(|s| !stream.is_expired(s, now))
-        .ok_or_else(|| errors::shard_not_found(shard_text, stream.name(), account))?;
+        .ok_or_else(|| {
+            // A shard id that parses is named in its normal form, as
+            // GetShardIterator names it.
+            let id = index.map_or_else(|| shard_text.to_owned(), catalog::shard_id);
+            errors::shard_not_found(&id, stream.name(), account)
+        })?;
     // Validated: present.
     let Some(position) = &input.StartingPosition else {
         return Err(errors::invalid_iterator());
@@ -284,12 +288,11 @@ pub async fn start(kinesis: &Arc<Kinesis>, body: &[u8]) -> Result<Subscription, 
 fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
     let mut v = Violations::new();
     v.required(&input.ConsumerARN, "consumerARN");
-    let arn = input.ConsumerARN.as_ref().map(Str::as_str);
-    v.length(arn, "consumerARN", 1, 2048);
+    super::consumers::check_consumer_arn(&mut v, &input.ConsumerARN);
     let shard = input.ShardId.as_ref().map(Str::as_str);
     v.required(&input.ShardId, "shardId");
-    v.length(shard, "shardId", 1, 128);
     v.pattern(shard, "shardId", Pattern::Name);
+    v.length(shard, "shardId", 1, 128);
     v.required(&input.StartingPosition, "startingPosition");
     if let Some(position) = &input.StartingPosition {
         let kind = position.Kind.as_ref().map(Str::as_str);

@@ -32,7 +32,6 @@ pub const LIST_LIMIT_MAX: i64 = 50;
 pub const TAG_KEY_CHARS_MAX: usize = 128;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct AddInput<'a> {
     #[serde(borrow)]
@@ -46,7 +45,6 @@ struct AddInput<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct RemoveInput<'a> {
     #[serde(borrow)]
@@ -60,7 +58,6 @@ struct RemoveInput<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct ListInput<'a> {
     #[serde(borrow)]
@@ -75,7 +72,6 @@ struct ListInput<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct ResourceInput<'a> {
     #[serde(borrow)]
@@ -208,7 +204,6 @@ fn resource_target(
 ) -> Result<String, KinesisError> {
     let arn = input.ResourceARN.as_ref().map(Str::as_str);
     v.required(&input.ResourceARN, "resourceARN");
-    v.length(arn, "resourceARN", 1, 2048);
     let pattern_ok = arn.is_none_or(|a| Pattern::StreamArn.matches(a) || is_other_resource(a));
     v.check(
         pattern_ok,
@@ -216,6 +211,7 @@ fn resource_target(
         "resourceARN",
         r"Member must satisfy regular expression pattern: arn:aws.*:kinesis:.*:\d{12}:.*(stream|channel|queue)/\S+",
     );
+    v.length(arn, "resourceARN", 1, 2048);
     super::check_stream_id(v, &input.StreamId);
     std::mem::take(v).into_result()?;
     let arn = arn.unwrap_or_default();
@@ -277,7 +273,8 @@ fn allowed_char(c: char) -> bool {
         || ('\u{2C00}'..='\u{D7FF}').contains(&c)
 }
 
-/// AWS's character checks on tag texts, with its two messages.
+/// AWS's character checks on tag texts, with its two messages. AWS takes
+/// `:` although its first message does not list it.
 fn check_chars<'t>(
     texts: impl Iterator<Item = &'t str> + Clone,
     verb: &str,
@@ -287,7 +284,7 @@ fn check_chars<'t>(
     if !texts.clone().all(|t| t.chars().all(allowed_char)) {
         return Err(KinesisError::InvalidArgument(
             "Some tags contain invalid characters. Valid characters: Unicode letters, digits, \
-             white space, _ . / = + - % @ :."
+             white space, _ . / = + - % @."
                 .to_owned(),
         ));
     }

@@ -214,8 +214,6 @@ async fn stream_errors_use_aws_names_and_texts() {
     )
     .await;
     assert_eq!(kind, "Serialization");
-    let (kind, _) = err(k, "CreateStream", json!({"StreamName": "x", "Bogus": 1})).await;
-    assert_eq!(kind, "Serialization");
     let (kind, message) = split(call_raw(k, "CreateStream", "{not json").await.unwrap_err());
     assert_eq!((kind.as_str(), message.as_str()), ("Serialization", ""));
 
@@ -906,5 +904,135 @@ async fn explicit_hash_keys_at_every_range_boundary_land_in_their_shard() {
                 "hash key {key}"
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn members_the_model_does_not_have_are_ignored_in_json_and_cbor() {
+    let env = env();
+    let k = &env.kinesis;
+    create(k, "s", 1).await;
+    // CreateStream's input sent to actions that do not model ShardCount,
+    // and a nested unknown member; AWS ignores both.
+    let out = ok(
+        k,
+        "DescribeStream",
+        json!({"StreamName": "s", "ShardCount": 3, "Extra": {"a": [1, null]}}),
+    )
+    .await;
+    assert_eq!(out["StreamDescription"]["StreamName"], "s");
+    let out = ok(
+        k,
+        "ListShards",
+        json!({"StreamName": "s", "ShardFilter": {"Type": "AT_LATEST", "Future": true}}),
+    )
+    .await;
+    assert_eq!(out["Shards"].as_array().unwrap().len(), 1);
+    let mut cbor = Vec::new();
+    ciborium::into_writer(&json!({"StreamName": "s", "ShardCount": 3}), &mut cbor).unwrap();
+    k.handle("DeleteStream", Bytes::from(cbor), Codec::Cbor)
+        .await
+        .unwrap();
+    let (kind, _) = err(k, "DescribeStream", json!({"StreamName": "s"})).await;
+    assert_eq!(kind, "ResourceNotFound");
+    // A known member of the wrong type is still refused.
+    let (kind, m) = err(
+        k,
+        "DescribeStream",
+        json!({"StreamName": "s", "Limit": "2"}),
+    )
+    .await;
+    assert_eq!(
+        (kind.as_str(), m.as_str()),
+        (
+            "Serialization",
+            "class java.lang.String can not be converted to an Integer"
+        )
+    );
+}
+
+#[tokio::test]
+async fn validation_texts_quote_patterns_lists_and_order_as_aws_does() {
+    let env = env();
+    let k = &env.kinesis;
+    let v = |m: &str| ("Validation".to_owned(), m.to_owned());
+    // A member breaking its pattern and its length: the pattern first.
+    assert_eq!(
+        err(
+            k,
+            "CreateStream",
+            json!({"StreamName": "", "ShardCount": 1})
+        )
+        .await,
+        v(
+            "2 validation errors detected: Value '' at 'streamName' failed to satisfy constraint: \
+           Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+; Value '' at 'streamName' \
+           failed to satisfy constraint: Member must have length greater than or equal to 1"
+        )
+    );
+    // The service's own pattern, not botocore's anchored `^(…)$` form.
+    let body = json!({"StreamName": "s", "PartitionKey": "k", "Data": "", "ExplicitHashKey": "01"});
+    assert_eq!(
+        err(k, "PutRecord", body).await,
+        v(
+            "1 validation error detected: Value '01' at 'explicitHashKey' failed to satisfy constraint: \
+           Member must satisfy regular expression pattern: 0|([1-9]\\d{0,38})"
+        )
+    );
+    // An empty list as Java prints it.
+    assert_eq!(
+        err(k, "PutRecords", json!({"StreamName": "s", "Records": []})).await,
+        v(
+            "1 validation error detected: Value '[]' at 'records' failed to satisfy constraint: \
+           Member must have length greater than or equal to 1"
+        )
+    );
+    // Consumer ARNs are checked against their pattern wherever they appear.
+    let body =
+        json!({"ConsumerARN": "nope", "ShardId": "0", "StartingPosition": {"Type": "LATEST"}});
+    let (kind, m) = split(
+        k.subscribe_to_shard(Bytes::from(body.to_string()), Codec::Json)
+            .await
+            .err()
+            .unwrap(),
+    );
+    assert_eq!(kind, "Validation");
+    assert!(m.starts_with("1 validation error detected: Value 'nope' at 'consumerARN' failed to satisfy constraint: Member must satisfy regular expression pattern: "), "{m}");
+}
+
+#[tokio::test]
+async fn exclusive_start_shard_ids_are_read_as_shard_ids() {
+    let env = env();
+    let k = &env.kinesis;
+    create(k, "s", 4).await;
+    let described = |start: &str| {
+        let body = json!({"StreamName": "s", "ExclusiveStartShardId": start});
+        async move {
+            let out = ok(k, "DescribeStream", body).await;
+            let shards = out["StreamDescription"]["Shards"]
+                .as_array()
+                .unwrap()
+                .clone();
+            shards
+                .iter()
+                .map(|s| s["ShardId"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let listed = |start: &str| {
+        let body = json!({"StreamName": "s", "ExclusiveStartShardId": start});
+        async move {
+            let out = ok(k, "ListShards", body).await;
+            let shards = out["Shards"].as_array().unwrap().clone();
+            shards
+                .iter()
+                .map(|s| s["ShardId"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let after_one = vec!["shardId-000000000002", "shardId-000000000003"];
+    for start in ["shardId-000000000001", "shardId-1", "1", "x-00001"] {
+        assert_eq!(described(start).await, after_one, "{start}");
+        assert_eq!(listed(start).await, after_one, "{start}");
     }
 }

@@ -17,7 +17,6 @@ pub const MAX_RECORD_KIB_MIN: i64 = 1024;
 pub const MAX_RECORD_KIB_MAX: i64 = 10 * 1024;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]

@@ -28,7 +28,6 @@ pub const SHARD_COUNT_UPDATES_PER_DAY_AWS: u32 = 10;
 const DAY_MS: i64 = 24 * 3_600_000;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]

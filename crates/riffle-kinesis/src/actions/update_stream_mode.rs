@@ -25,7 +25,6 @@ pub const MODE_SWITCHES_PER_DAY_MAX: usize = 2;
 const DAY_MS: i64 = 24 * 3_600_000;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -41,8 +40,8 @@ fn validate(input: &Input<'_>) -> Result<(), KinesisError> {
     let mut v = Violations::new();
     let arn = input.StreamARN.as_ref().map(Str::as_str);
     v.required(&input.StreamARN, "streamARN");
-    v.length(arn, "streamARN", 1, 2048);
     v.pattern(arn, "streamARN", Pattern::StreamArn);
+    v.length(arn, "streamARN", 1, 2048);
     super::check_stream_id(&mut v, &input.StreamId);
     v.required(&input.StreamModeDetails, "streamModeDetails");
     if let Some(details) = &input.StreamModeDetails {

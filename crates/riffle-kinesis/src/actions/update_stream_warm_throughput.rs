@@ -13,7 +13,6 @@ use crate::validate::Violations;
 use crate::{Kinesis, KinesisError};
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
