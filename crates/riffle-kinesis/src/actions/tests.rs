@@ -231,12 +231,12 @@ async fn stream_errors_use_aws_names_and_texts() {
     assert_eq!(kind, "InvalidArgument");
     let (kind, _) = err(k, "DeleteStream", json!({"StreamName": "nope"})).await;
     assert_eq!(kind, "ResourceNotFound");
-    let (kind, message) = err(k, "GetResourcePolicy", json!({})).await;
+    let (kind, message) = err(k, "ListQueues", json!({})).await;
     assert_eq!(
         (kind.as_str(), message.as_str()),
         (
             "InvalidArgument",
-            "GetResourcePolicy is not supported by Riffle yet."
+            "ListQueues is not supported by Riffle yet."
         )
     );
     let (kind, _) = err(k, "NoSuchAction", json!({})).await;
