@@ -201,29 +201,29 @@ pub fn resolve_arn(
 }
 
 /// Attaches `policy` to the consumer `arn` (or removes its policy, with
-/// `None`), durably. Returns whether it had one.
+/// `None`), durably.
 pub(crate) async fn set_policy(
     kinesis: &Kinesis,
     arn: &str,
     policy: Option<String>,
-) -> Result<bool, KinesisError> {
+) -> Result<(), KinesisError> {
     let _catalog = kinesis.catalog_guard().await;
     let (stream, mut record) = resolve_arn(kinesis, arn, now_ms())?;
-    let had = record.policy.is_some();
     record.policy = policy;
     kinesis
         .commit(vec![MetaOp::Put {
             key: consumer_key(stream.name(), &record.name),
             value: record.encode(),
         }])
-        .await?;
-    Ok(had)
+        .await
 }
 
-/// Whether any consumer entry holds a resource policy (read at start-up).
-pub(crate) fn any_policy(kinesis_store: &riffle_log::LogStore) -> Result<bool, KinesisError> {
-    for (key, value) in kinesis_store.meta().scan_prefix(CONSUMER_PREFIX)? {
-        if ConsumerRecord::decode(&key, &value)?.policy.is_some() {
+/// Whether any consumer entry may hold a resource policy (read at
+/// start-up). An entry that cannot be read does not stop the start (the
+/// calls that use it report it); it may hold one.
+pub(crate) fn any_policy(store: &riffle_log::LogStore) -> Result<bool, KinesisError> {
+    for (key, value) in store.meta().scan_prefix(CONSUMER_PREFIX)? {
+        if ConsumerRecord::decode(&key, &value).map_or(true, |r| r.policy.is_some()) {
             return Ok(true);
         }
     }

@@ -63,7 +63,7 @@ pub async fn run_put(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisErr
     match resource {
         Resource::Stream(name) => set_stream_policy(kinesis, &name, Some(policy)).await?,
         Resource::Consumer(arn) => {
-            consumers::set_policy(kinesis, &arn, Some(policy.to_owned())).await?;
+            consumers::set_policy(kinesis, &arn, Some(policy.into())).await?
         }
     }
     Ok(Bytes::new())
@@ -98,9 +98,7 @@ pub async fn run_delete(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, Kinesis
     v.into_result()?;
     match resource(kinesis, &input)? {
         Resource::Stream(name) => set_stream_policy(kinesis, &name, None).await?,
-        Resource::Consumer(arn) => {
-            consumers::set_policy(kinesis, &arn, None).await?;
-        }
+        Resource::Consumer(arn) => consumers::set_policy(kinesis, &arn, None).await?,
     }
     Ok(Bytes::new())
 }
