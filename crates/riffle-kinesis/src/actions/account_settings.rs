@@ -200,8 +200,8 @@ fn output(commitment: Option<Commitment>) -> Output {
 }
 
 pub fn run_describe(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
-    // No members; the body must still be a JSON object.
-    let _: serde::de::IgnoredAny = json::parse(body)?;
+    // No members (any are ignored); the body must still be a JSON object.
+    let _: serde_json::Map<String, serde_json::Value> = json::parse(body)?;
     let now = now_ms();
     let settings = load(kinesis)?;
     super::respond(&output(settings.commitment.map(|c| c.at(now))))
