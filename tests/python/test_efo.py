@@ -8,7 +8,7 @@ import time
 
 from botocore.exceptions import ClientError, EventStreamError
 
-from kinesis_helpers import code_and_message, create_active_stream, error_of, shard_id, stream_arn
+from kinesis_helpers import code_and_message, create_active_stream, error_of, shard_id, stream_arn, wait_active
 
 # A bound on waiting for a condition, never a sleep-to-hope.
 DEADLINE_S = 10.0
@@ -149,3 +149,69 @@ def test_deregistering_a_consumer_ends_its_subscription_with_an_exception(kinesi
         assert err.response["Error"]["Code"] == "ResourceInUseException"
     except ClientError as err:  # pragma: no cover - botocore version differences
         assert err.response["Error"]["Code"] == "ResourceInUseException"
+
+
+def assert_kcl_accepts(shard: str, event: dict) -> None:
+    """The Java KCL's rule (FanOutRecordsPublisher): an event carries a
+    ContinuationSequenceNumber or, at a closed shard's end, ChildShards;
+    one with both or neither is rejected, and the KCL subscribes again."""
+    continues = event.get("ContinuationSequenceNumber") is not None
+    ends = bool(event.get("ChildShards"))
+    assert continues != ends, f"{shard}: the KCL rejects this event: {event}"
+
+
+def read_shard_events(client, consumer: str, shard: str, wanted: int | None = None) -> tuple[list[bytes], list[str]]:
+    """Reads a shard from its trim horizon through one subscription, each
+    event checked as the KCL checks it, until its end (then returns its
+    children) or, for an open shard, until `wanted` records arrived."""
+    events = client.subscribe_to_shard(ConsumerARN=consumer, ShardId=shard, StartingPosition={"Type": "TRIM_HORIZON"})[
+        "EventStream"
+    ]
+    data = []
+    deadline = time.monotonic() + DEADLINE_S
+    for wrapped in events:
+        assert time.monotonic() < deadline, f"{shard}: never reached its end"
+        event = wrapped["SubscribeToShardEvent"]
+        assert_kcl_accepts(shard, event)
+        data.extend(r["Data"] for r in event["Records"])
+        if event.get("ChildShards"):
+            # The shard's last event ends the subscription.
+            assert list(events) == []
+            return data, [c["ShardId"] for c in event["ChildShards"]]
+        if wanted is not None and len(data) >= wanted:
+            events.close()
+            return data, []
+    raise AssertionError(f"{shard}: the subscription ended before the shard's end")
+
+
+def put_numbered(client, stream: str, prefix: str, count: int) -> list[bytes]:
+    data = [f"{prefix}-{i}".encode() for i in range(count)]
+    for i, item in enumerate(data):
+        client.put_record(StreamName=stream, PartitionKey=f"key-{i}", Data=item)
+    return data
+
+
+def test_a_kcl_style_reader_follows_a_split_and_a_merge_to_every_record(kinesis):
+    create_active_stream(kinesis, "lineage")
+    arn = register_active(kinesis, "lineage", "kcl")
+    written = put_numbered(kinesis, "lineage", "before-split", 5)
+    kinesis.split_shard(StreamName="lineage", ShardToSplit=shard_id(0), NewStartingHashKey=str(2**127))
+    wait_active(kinesis, "lineage")
+    written += put_numbered(kinesis, "lineage", "after-split", 20)
+    kinesis.merge_shards(StreamName="lineage", ShardToMerge=shard_id(1), AdjacentShardToMerge=shard_id(2))
+    wait_active(kinesis, "lineage")
+    after_merge = put_numbered(kinesis, "lineage", "after-merge", 5)
+    written += after_merge
+
+    read, children = read_shard_events(kinesis, arn, shard_id(0))
+    assert children == [shard_id(1), shard_id(2)]
+    merged_into = []
+    for child in children:
+        records, grandchildren = read_shard_events(kinesis, arn, child)
+        read += records
+        merged_into += grandchildren
+    assert merged_into == [shard_id(3)] * 2
+    records, none = read_shard_events(kinesis, arn, shard_id(3), wanted=len(after_merge))
+    assert none == []
+    read += records
+    assert sorted(read) == sorted(written)

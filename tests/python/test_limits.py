@@ -69,6 +69,57 @@ def test_update_max_record_size_admits_records_up_to_ten_mib(kinesis):
     assert code_and_message(err)[0] == "ValidationException"
 
 
+TEN_MIB = 10 * 1024 * 1024
+
+
+def test_ten_mib_records_go_through_put_record_put_records_get_records_and_subscribe_to_shard(kinesis):
+    kinesis.create_stream(StreamName="huge", ShardCount=2)
+    kinesis.get_waiter("stream_exists").wait(StreamName="huge", WaiterConfig={"Delay": 0.05, "MaxAttempts": 200})
+    # The default limit, 1 MiB, refuses one byte more in AWS's words.
+    over = b"o" * (1024 * 1024 + 1)
+    err = error_of(kinesis.put_record, StreamName="huge", PartitionKey="k", Data=over)
+    assert code_and_message(err) == (
+        "ValidationException",
+        "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim=1048577 cap=1048577]' at 'data' "
+        "failed to satisfy constraint: Member must have length less than or equal to 1048576",
+    )
+    err = error_of(kinesis.put_records, StreamName="huge", Records=[{"PartitionKey": "k", "Data": over}])
+    code, message = code_and_message(err)
+    assert code == "ValidationException" and "at 'records.1.member.data'" in message, message
+
+    kinesis.update_max_record_size(StreamARN=stream_arn("huge"), MaxRecordSizeInKiB=10240)
+    consumer = kinesis.register_stream_consumer(StreamARN=stream_arn("huge"), ConsumerName="big-reader")["Consumer"]
+    low, high = "0", str(2**128 - 1)
+    # Each large record is a burst its (rested) shard admits.
+    by_put_record = bytes(range(256)) * (TEN_MIB // 256)
+    out = kinesis.put_record(StreamName="huge", PartitionKey="k", Data=by_put_record, ExplicitHashKey=low)
+    assert out["ShardId"] == shard_id(0)
+    # PutRecords takes 10 MiB per request, partition keys included.
+    by_put_records = b"R" * (TEN_MIB - 1)
+    out = kinesis.put_records(
+        StreamName="huge", Records=[{"PartitionKey": "k", "Data": by_put_records, "ExplicitHashKey": high}]
+    )
+    assert out["FailedRecordCount"] == 0 and out["Records"][0]["ShardId"] == shard_id(1)
+    err = error_of(kinesis.put_record, StreamName="huge", PartitionKey="k", Data=b"x" * (TEN_MIB + 1))
+    assert code_and_message(err)[0] == "ValidationException"
+
+    for shard, data in [(shard_id(0), by_put_record), (shard_id(1), by_put_records)]:
+        got = kinesis.get_records(ShardIterator=iterator(kinesis, "huge", shard))["Records"]
+        assert [r["Data"] for r in got] == [data]
+
+    arn = consumer["ConsumerARN"]
+    deadline = time.monotonic() + 10
+    while kinesis.describe_stream_consumer(ConsumerARN=arn)["ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
+        assert time.monotonic() < deadline, "the consumer never became ACTIVE"
+        time.sleep(0.01)
+    events = kinesis.subscribe_to_shard(
+        ConsumerARN=arn, ShardId=shard_id(0), StartingPosition={"Type": "TRIM_HORIZON"}
+    )["EventStream"]
+    first = next(iter(events))["SubscribeToShardEvent"]
+    assert [r["Data"] for r in first["Records"]] == [by_put_record]
+    events.close()
+
+
 def test_warm_throughput_is_reported_after_an_update(kinesis):
     kinesis.create_stream(StreamName="warm", StreamModeDetails={"StreamMode": "ON_DEMAND"})
     kinesis.get_waiter("stream_exists").wait(StreamName="warm", WaiterConfig={"Delay": 0.05, "MaxAttempts": 200})

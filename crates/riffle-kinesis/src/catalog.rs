@@ -24,7 +24,8 @@
 //!              "warm_throughput_mibps":10,
 //!              "mode_switches_ms":[1795000000000],
 //!              "shard_count_updates_ms":[1795000000000],
-//!              "encryption_key_id":"alias/aws/kinesis"}}
+//!              "encryption_key_id":"alias/aws/kinesis",
+//!              "resource_policy":"{\"Version\":…}"}}
 //! ```
 //!
 //! `settings` (absent when all of its members are) holds what a user sets
@@ -139,6 +140,9 @@ pub struct StreamSettings {
     /// it also names the storage engine's data key for the stream's records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encryption_key_id: Option<String>,
+    /// PutResourcePolicy's document, as the text it was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_policy: Option<String>,
 }
 
 impl StreamSettings {

@@ -99,6 +99,20 @@ pub struct KinesisConfig {
     /// How many UpdateShardCount calls one stream may make in a rolling
     /// 24 hours; AWS's quota is 10. Zero lifts the quota.
     pub shard_count_updates_per_day: u32,
+    /// Checks a PutResourcePolicy document; `Err` says why it cannot be
+    /// used (answered as `InvalidArgumentException`). The grammar belongs
+    /// to whoever evaluates the policies (the server's `policy` module);
+    /// the default only asks for a JSON object.
+    pub resource_policy_check: fn(&str) -> Result<(), String>,
+}
+
+/// [`KinesisConfig::resource_policy_check`]'s default: a JSON object.
+fn policy_is_json_object(text: &str) -> Result<(), String> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(_)) => Ok(()),
+        Ok(_) => Err("the policy must be a JSON object".to_owned()),
+        Err(err) => Err(format!("not a JSON policy document: {err}")),
+    }
 }
 
 impl Default for KinesisConfig {
@@ -112,6 +126,7 @@ impl Default for KinesisConfig {
             on_demand_scale_interval: on_demand::SCALE_INTERVAL_DEFAULT,
             subscription_ttl: Duration::from_secs(300),
             shard_count_updates_per_day: actions::SHARD_COUNT_UPDATES_PER_DAY_AWS,
+            resource_policy_check: policy_is_json_object,
         }
     }
 }
@@ -201,6 +216,9 @@ pub struct Kinesis {
     clock: throttle::Clock,
     /// Live SubscribeToShard subscriptions, so a new one can take over.
     subscriptions: actions::subscribe_to_shard::Subscriptions,
+    /// Whether any stream or consumer may have a resource policy: until
+    /// one is put, the edge need not look a request's resource up.
+    resource_policies: std::sync::atomic::AtomicBool,
 }
 
 impl Kinesis {
@@ -209,6 +227,10 @@ impl Kinesis {
     pub fn open(store: Arc<LogStore>, config: KinesisConfig) -> Result<Arc<Kinesis>, KinesisError> {
         let iterator_key = service::load_or_create_key(&store)?;
         let streams = service::load_streams(&store, &config)?;
+        let resource_policies = streams
+            .values()
+            .any(|s| s.record.settings.resource_policy.is_some())
+            || actions::any_consumer_policy(&store)?;
         Ok(Arc::new(Kinesis {
             store,
             config,
@@ -218,7 +240,32 @@ impl Kinesis {
             shard_maps: tokio::sync::Notify::new(),
             clock: throttle::Clock::default(),
             subscriptions: Default::default(),
+            resource_policies: resource_policies.into(),
         }))
+    }
+
+    /// The resource policy attached to the stream or consumer `arn`, if
+    /// any, for the edge to evaluate with the caller's identity policy.
+    pub fn resource_policy(&self, arn: &str) -> Option<String> {
+        if !self
+            .resource_policies
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return None;
+        }
+        actions::attached_policy(self, arn)
+    }
+
+    /// Whether [`Kinesis::resource_policy`] may find any policy at all.
+    pub fn has_resource_policies(&self) -> bool {
+        self.resource_policies
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A policy is about to be put: from now on the edge looks for them.
+    pub(crate) fn note_resource_policy(&self) {
+        self.resource_policies
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Runs one API action. `action` is the part of `X-Amz-Target` after

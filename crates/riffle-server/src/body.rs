@@ -6,11 +6,10 @@ use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
-/// The largest data blob one request can carry. A PutRecords call carries at
-/// most 5 MiB of data and partition keys (API_PutRecords), but a single
-/// record may be raised to 10 MiB by UpdateMaxRecordSize ("Handle large
-/// records", Kinesis Data Streams developer guide), so one PutRecord of 10 MiB
-/// is the largest legitimate payload.
+/// The largest data blob one request can carry: one PutRecord of 10 MiB
+/// once UpdateMaxRecordSize raised the stream's limit ("Handle large
+/// records", Kinesis Data Streams developer guide), or a PutRecords call
+/// of 10 MiB of data and partition keys (API_PutRecords).
 pub const PAYLOAD_BYTES_MAX: usize = 10 * 1024 * 1024;
 
 /// Room for everything around the base64 payload: member names, the stream
@@ -24,8 +23,9 @@ const FRAMING_BYTES_MAX: usize = 1024 * 1024;
 /// buffered, so a huge body costs neither memory nor time.
 pub const BODY_BYTES_MAX: usize = PAYLOAD_BYTES_MAX.div_ceil(3) * 4 + FRAMING_BYTES_MAX;
 
-// PutRecords' 5 MiB must always fit, and issue 3's 20 MB probe must not.
-const _: () = assert!((5 * 1024 * 1024usize).div_ceil(3) * 4 + FRAMING_BYTES_MAX <= BODY_BYTES_MAX);
+// PutRecords' 10 MiB must always fit, and issue 3's 20 MB probe must not.
+const _: () =
+    assert!((10 * 1024 * 1024usize).div_ceil(3) * 4 + FRAMING_BYTES_MAX <= BODY_BYTES_MAX);
 const _: () = assert!(BODY_BYTES_MAX < 20_000_000);
 
 /// After refusing an oversized body the server still reads (and drops) up

@@ -19,7 +19,8 @@
 //! - `audit`: the CloudTrail-shaped audit log and its writer thread.
 //! - `sigv4`: verification of SigV4 signatures, when credentials are given.
 //! - `tls`: the listener's TLS configuration, when a certificate is given.
-//! - `policy`: IAM-style identity policies of access keys, when given.
+//! - `policy`: IAM policies: access keys' identity policies and the
+//!   resource policies of streams and consumers.
 //! - `metrics`: the Prometheus endpoint on its own listener.
 //! - `requests`: per-operation request counts and latencies it shows.
 //! - `errors`: every error → (HTTP status, `__type`, message, encoding).
@@ -48,7 +49,7 @@ pub use audit::{AuditError, AuditLog, AuditWriter};
 pub use body::BODY_BYTES_MAX;
 pub use metrics::serve_metrics;
 pub use options::{EDGE_OPTION_TABLES, EdgeOptions, OptionsError, TlsFiles};
-pub use policy::{Policies, PolicyDocument, PolicyError};
+pub use policy::{Policies, PolicyDocument, PolicyError, check_resource_policy};
 pub use requests::RequestMetrics;
 pub use server::{EdgeConfig, ServerError, serve};
 pub use sigv4::Credentials;

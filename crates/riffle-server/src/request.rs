@@ -333,13 +333,16 @@ async fn run(
     }
     if let Some(policies) = &edge.config.policies
         && let Some(key) = auth::access_key_id(&parts.headers, parts.uri.query())
-        && policies.governs(&key)
+        && (policies.governs(&key) || kinesis.has_resource_policies())
     {
         // A body the codec cannot read names no resource; the action's own
         // validation reports it once the policy allowed the call.
         let json = codec.request_json(&body).unwrap_or(Cow::Borrowed(b"{}"));
         let iterator_stream = |token: &str| kinesis.stream_of_iterator(token);
-        if let Err(message) = policies.authorize(&key, action, &json, iterator_stream) {
+        let resource_policy = |arn: &str| kinesis.resource_policy(arn);
+        if let Err(message) =
+            policies.authorize(&key, action, &json, iterator_stream, resource_policy)
+        {
             return Err((Rejection::AccessDenied(message), encoding));
         }
     }

@@ -33,8 +33,10 @@ pub struct EdgeConfig {
     pub tls: Option<Tls>,
     /// Append a CloudTrail-shaped line per call to this log.
     pub audit: Option<AuditLog>,
-    /// What the access keys with a policy may call (needs `credentials`:
-    /// only a verified signature proves which key called).
+    /// What verified access keys may call: their identity policies, and
+    /// the resource policies of what they call (needs `credentials`: only
+    /// a verified signature proves which key called). Without it, no
+    /// policy is checked.
     pub policies: Option<Policies>,
     /// Per-operation counts and latencies, shared with the metrics endpoint.
     pub request_metrics: Arc<RequestMetrics>,

@@ -116,7 +116,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         store.set_master_key_file(key_file);
     }
     let store = Arc::new(store);
-    let kinesis = Kinesis::open(Arc::clone(&store), config.kinesis()).map_err(|source| {
+    let mut kinesis_config = config.kinesis();
+    kinesis_config.resource_policy_check = riffle_server::check_resource_policy;
+    let kinesis = Kinesis::open(Arc::clone(&store), kinesis_config).map_err(|source| {
         ServeError::Catalog {
             dir: dir.clone(),
             source,
@@ -250,10 +252,12 @@ async fn reload_on_hangup(mut hangups: Signal, tls: riffle_server::Tls, files: T
 
 /// Reads and parses every `[policies]` file, naming the one that fails.
 fn read_policies(config: &ServeConfig) -> Result<Option<riffle_server::Policies>, ServeError> {
-    let policies = &config.options.edge.policies;
-    if policies.is_empty() {
+    // Verified keys are held to resource policies even without policies
+    // of their own; unverified callers prove no identity to hold to any.
+    if config.access_keys.0.is_empty() {
         return Ok(None);
     }
+    let policies = &config.options.edge.policies;
     let mut documents = Vec::with_capacity(policies.len());
     for (key, path) in policies {
         let text = std::fs::read_to_string(path).map_err(|source| ServeError::PolicyFile {

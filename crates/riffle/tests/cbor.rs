@@ -667,4 +667,43 @@ fn subscribe_to_shard_in_cbor_pushes_cbor_events() {
         }
         assert!(Instant::now() < deadline, "the record was never pushed");
     }
+
+    // The shard's end, as the Java SDK decodes it for the KCL: ChildShards
+    // and no ContinuationSequenceNumber (the KCL rejects an event with
+    // both, or with neither, and subscribes again).
+    ok(
+        call(
+            addr,
+            "SplitShard",
+            J::Map(vec![
+                ("StreamName", J::Str(&name)),
+                ("ShardToSplit", J::Str("shardId-000000000000")),
+                ("NewStartingHashKey", J::Str(&(u128::MAX / 2).to_string())),
+            ]),
+        ),
+        "SplitShard",
+    );
+    loop {
+        let message = events.next();
+        assert_eq!(message.header(":event-type"), "SubscribeToShardEvent");
+        let event: Value = ciborium::from_reader(&message.payload[..]).expect("a CBOR payload");
+        let has = |name: &str| {
+            event
+                .as_map()
+                .expect("a map")
+                .iter()
+                .any(|(k, v)| k.as_text() == Some(name) && !v.is_null())
+        };
+        let ends = has("ChildShards");
+        assert!(
+            has("ContinuationSequenceNumber") != ends,
+            "the KCL rejects {event:?}"
+        );
+        if ends {
+            let children = member(&event, "ChildShards").as_array().expect("a list");
+            assert_eq!(children.len(), 2);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the shard's end was never sent");
+    }
 }

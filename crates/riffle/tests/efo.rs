@@ -13,7 +13,7 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{
     ShardIteratorType, StartingPosition, SubscribeToShardEvent, SubscribeToShardEventStream,
 };
-use common::{Riffle, create_active, error_of, register_active, unique_name};
+use common::{Riffle, create_active, error_of, register_active, unique_name, wait_active};
 
 /// Bounds every wait for an event; reaching it fails the test.
 const EVENT_TIME_MAX: Duration = Duration::from_secs(10);
@@ -188,5 +188,143 @@ async fn sigterm_ends_open_subscriptions_and_the_server_exits_cleanly() {
     assert!(
         !matches!(ended, Ok(Some(_))),
         "no more events after shutdown: {ended:?}"
+    );
+}
+
+/// The Java KCL's rule for a SubscribeToShardEvent (`FanOutRecordsPublisher`
+/// rejects any other event and subscribes again): it carries a
+/// continuation sequence number or, at a closed shard's end, child shards;
+/// never both, never neither. The Rust SDK reads an absent continuation as
+/// an empty string.
+fn assert_kcl_accepts(shard: &str, event: &SubscribeToShardEvent) {
+    let continues = !event.continuation_sequence_number().is_empty();
+    let ends = !event.child_shards().is_empty();
+    assert!(
+        continues != ends,
+        "{shard}: the KCL rejects an event with {}: {event:?}",
+        if continues {
+            "both a continuation and child shards"
+        } else {
+            "neither a continuation nor child shards"
+        }
+    );
+}
+
+/// Reads `shard` through one subscription from its trim horizon, checking
+/// every event as the KCL does, until its end (returns its children) or,
+/// for an open shard, until `wanted` records arrived (`None` for a closed
+/// shard). Returns the data of the records read.
+async fn read_shard(
+    client: &Client,
+    consumer: &str,
+    shard: &str,
+    wanted: Option<usize>,
+) -> (Vec<String>, Vec<String>) {
+    let position = StartingPosition::builder()
+        .r#type(ShardIteratorType::TrimHorizon)
+        .build()
+        .unwrap();
+    let mut events = client
+        .subscribe_to_shard()
+        .consumer_arn(consumer)
+        .shard_id(shard)
+        .starting_position(position)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("SubscribeToShard {shard}: {e:?}"))
+        .event_stream;
+    let mut data = Vec::new();
+    loop {
+        let event = next_event(&mut events).await;
+        assert_kcl_accepts(shard, &event);
+        for record in event.records() {
+            data.push(String::from_utf8(record.data().as_ref().to_vec()).unwrap());
+        }
+        if !event.child_shards().is_empty() {
+            let children = event.child_shards().iter().map(|c| c.shard_id().to_owned());
+            let ended = tokio::time::timeout(EVENT_TIME_MAX, events.recv()).await;
+            assert!(
+                matches!(ended, Ok(Ok(None))),
+                "{shard}: the subscription ends after the shard's last event: {ended:?}"
+            );
+            return (data, children.collect());
+        }
+        if wanted.is_some_and(|wanted| data.len() >= wanted) {
+            return (data, Vec::new());
+        }
+    }
+}
+
+async fn put_all(client: &Client, stream: &str, prefix: &str, count: usize) -> Vec<String> {
+    let mut data = Vec::new();
+    for i in 0..count {
+        let text = format!("{prefix}-{i}");
+        client
+            .put_record()
+            .stream_name(stream)
+            .partition_key(format!("key-{i}"))
+            .data(Blob::new(text.as_bytes()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutRecord {text}: {e:?}"));
+        data.push(text);
+    }
+    data
+}
+
+#[tokio::test]
+async fn a_kcl_style_reader_follows_a_split_and_a_merge_to_every_record() {
+    let riffle = Riffle::start();
+    let client = riffle.client();
+    let stream = unique_name("efo-lineage");
+    create_active(&client, &stream, 1).await;
+    let consumer = register_active(&client, &stream, "kcl").await;
+    let mut written = put_all(&client, &stream, "before-split", 5).await;
+    client
+        .split_shard()
+        .stream_name(&stream)
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key((u128::MAX / 2 + 1).to_string())
+        .send()
+        .await
+        .unwrap();
+    wait_active(&client, &stream).await;
+    written.extend(put_all(&client, &stream, "after-split", 20).await);
+    client
+        .merge_shards()
+        .stream_name(&stream)
+        .shard_to_merge("shardId-000000000001")
+        .adjacent_shard_to_merge("shardId-000000000002")
+        .send()
+        .await
+        .unwrap();
+    wait_active(&client, &stream).await;
+    let after_merge = put_all(&client, &stream, "after-merge", 5).await;
+    written.extend(after_merge.iter().cloned());
+
+    // As the KCL does: a shard is read once all its parents are done.
+    let (mut read, children) = read_shard(&client, &consumer, "shardId-000000000000", None).await;
+    assert_eq!(children, ["shardId-000000000001", "shardId-000000000002"]);
+    let mut merged_into = Vec::new();
+    for child in &children {
+        let (records, grandchildren) = read_shard(&client, &consumer, child, None).await;
+        read.extend(records);
+        merged_into.extend(grandchildren);
+    }
+    assert_eq!(merged_into, ["shardId-000000000003"; 2]);
+    let (records, none) = read_shard(
+        &client,
+        &consumer,
+        "shardId-000000000003",
+        Some(after_merge.len()),
+    )
+    .await;
+    assert!(none.is_empty(), "the merged shard is open");
+    read.extend(records);
+    read.sort();
+    written.sort();
+    assert_eq!(
+        read, written,
+        "every record once, across the split and the merge"
     );
 }

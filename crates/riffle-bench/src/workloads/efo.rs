@@ -98,6 +98,9 @@ async fn follow(ctx: &Ctx, shared: &ReadShared, consumer: &str, shard: &str, mut
     let mut e2e = stats::histogram();
     let mut stop = shared.stop.clone();
     let mut continuation: Option<String> = None;
+    // A closed shard's last event names its children instead of a
+    // continuation: the shard is done, there is nothing to resubscribe to.
+    let mut shard_ended = false;
     loop {
         let event = tokio::select! {
             event = events.recv() => event,
@@ -117,8 +120,13 @@ async fn follow(ctx: &Ctx, shared: &ReadShared, consumer: &str, shard: &str, mut
                 }
                 c.add(&c.records, counted);
                 c.add(&c.bytes, counted * ctx.plan.record_size as u64);
-                continuation = Some(event.continuation_sequence_number().to_owned());
+                if event.child_shards().is_empty() {
+                    continuation = Some(event.continuation_sequence_number().to_owned());
+                } else {
+                    shard_ended = true;
+                }
             }
+            Ok(None) if shard_ended => break,
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => {
                 if let Err(err) = &event {

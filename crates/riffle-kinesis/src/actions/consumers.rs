@@ -14,7 +14,8 @@
 //!  "stream_incarnation":1234,      the stream incarnation it belongs to
 //!  "created_ms":1795000000000,     its ARN ends in these epoch seconds
 //!  "status":"CREATING",            CREATING | ACTIVE | DELETING
-//!  "status_until_ms":1795000000500}  when CREATING ends, DELETING completes
+//!  "status_until_ms":1795000000500,  when CREATING ends, DELETING completes
+//!  "policy":"{\"Version\":…}"}     PutResourcePolicy's document; absent without one
 //! ```
 //!
 //! The status is computed from the clock (as a stream's is), so nothing
@@ -58,6 +59,10 @@ pub struct ConsumerRecord {
     pub created_ms: i64,
     pub status: Status,
     pub status_until_ms: i64,
+    /// The resource policy attached to the consumer (PutResourcePolicy),
+    /// as the text it was given. Entries written before it existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 impl ConsumerRecord {
@@ -195,6 +200,36 @@ pub fn resolve_arn(
     Ok((stream, record))
 }
 
+/// Attaches `policy` to the consumer `arn` (or removes its policy, with
+/// `None`), durably.
+pub(crate) async fn set_policy(
+    kinesis: &Kinesis,
+    arn: &str,
+    policy: Option<String>,
+) -> Result<(), KinesisError> {
+    let _catalog = kinesis.catalog_guard().await;
+    let (stream, mut record) = resolve_arn(kinesis, arn, now_ms())?;
+    record.policy = policy;
+    kinesis
+        .commit(vec![MetaOp::Put {
+            key: consumer_key(stream.name(), &record.name),
+            value: record.encode(),
+        }])
+        .await
+}
+
+/// Whether any consumer entry may hold a resource policy (read at
+/// start-up). An entry that cannot be read does not stop the start (the
+/// calls that use it report it); it may hold one.
+pub(crate) fn any_policy(store: &riffle_log::LogStore) -> Result<bool, KinesisError> {
+    for (key, value) in store.meta().scan_prefix(CONSUMER_PREFIX)? {
+        if ConsumerRecord::decode(&key, &value).map_or(true, |r| r.policy.is_some()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn consumer_arn_matches(text: &str) -> bool {
     let Some(rest) = text.strip_prefix("arn:aws") else {
         return false;
@@ -330,6 +365,7 @@ pub async fn run_register(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, Kines
         created_ms: now,
         status: Status::Creating,
         status_until_ms: now.saturating_add(delay_ms),
+        policy: None,
     };
     kinesis
         .commit(vec![MetaOp::Put {
@@ -517,6 +553,7 @@ mod tests {
             created_ms: 1_795_000_000_000,
             status: Status::Creating,
             status_until_ms: 1_795_000_000_500,
+            policy: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The API actions, one module per action named after it, and what they
 //! share: dispatch, the `StreamName`/`StreamARN` members, JSON responses.
 
+mod account_settings;
 mod consumers;
 mod create_stream;
 mod delete_stream;
@@ -14,6 +15,7 @@ mod list_streams;
 mod merge_shards;
 mod put_record;
 pub(crate) mod put_records;
+mod resource_policy;
 mod retention;
 mod settings;
 mod split_shard;
@@ -32,8 +34,11 @@ use crate::json::Str;
 use crate::validate::{Pattern, Violations};
 use crate::{Codec, Kinesis, KinesisError, cbor, errors};
 
-pub(crate) use consumers::{count as consumer_count, remove_all as remove_consumers};
+pub(crate) use consumers::{
+    any_policy as any_consumer_policy, count as consumer_count, remove_all as remove_consumers,
+};
 pub use describe_limits::shard_limit;
+pub(crate) use resource_policy::attached as attached_policy;
 pub(crate) use stream_encryption::encryption_type;
 pub use update_shard_count::SHARD_COUNT_UPDATES_PER_DAY_AWS;
 
@@ -136,6 +141,11 @@ pub async fn dispatch(kinesis: &Kinesis, action: &str, body: &[u8]) -> Result<By
         "DescribeStreamConsumer" => consumers::run_describe(kinesis, body),
         "ListStreamConsumers" => consumers::run_list(kinesis, body),
         "DeregisterStreamConsumer" => consumers::run_deregister(kinesis, body).await,
+        "DescribeAccountSettings" => account_settings::run_describe(kinesis, body),
+        "UpdateAccountSettings" => account_settings::run_update(kinesis, body).await,
+        "PutResourcePolicy" => resource_policy::run_put(kinesis, body).await,
+        "GetResourcePolicy" => resource_policy::run_get(kinesis, body),
+        "DeleteResourcePolicy" => resource_policy::run_delete(kinesis, body).await,
         other if MODEL_OPERATIONS.contains(&other) => Err(errors::not_supported(other)),
         // AWS sends no message for an unknown operation.
         _ => Err(KinesisError::UnknownOperation(String::new())),

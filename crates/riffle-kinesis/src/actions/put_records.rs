@@ -22,9 +22,10 @@ use crate::{Kinesis, KinesisError, errors, reshard, throttle};
 
 /// Records per call (API_PutRecords: "up to 500 records").
 pub const RECORDS_MAX: usize = 500;
-/// Data and partition keys per call (API_PutRecords: "up to a limit of
-/// 5 MiB for the entire request, including partition keys").
-pub const REQUEST_BYTES_MAX: usize = 5 * 1024 * 1024;
+/// Data and partition keys per call (API_PutRecords, since large records:
+/// "Each record in the request can be as large as 10 MiB, up to a limit of
+/// 10 MiB for the entire request, including partition keys"; it was 5 MiB).
+pub const REQUEST_BYTES_MAX: usize = 10 * 1024 * 1024;
 
 #[derive(Deserialize)]
 #[allow(non_snake_case)]

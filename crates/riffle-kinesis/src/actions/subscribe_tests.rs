@@ -182,7 +182,12 @@ async fn a_closed_shard_ends_the_subscription_with_its_children() {
         if event.get("ChildShards").is_some() {
             break event;
         }
+        assert!(event["ContinuationSequenceNumber"].is_string(), "{event}");
     };
+    // The end of a shard has nothing to continue from: AWS sends no
+    // continuation with the children, and the Java KCL rejects an event
+    // with both.
+    assert_eq!(last.get("ContinuationSequenceNumber"), None, "{last}");
     let children: Vec<&str> = last["ChildShards"]
         .as_array()
         .unwrap()

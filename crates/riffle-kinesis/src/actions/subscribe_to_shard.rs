@@ -504,7 +504,14 @@ async fn read(shard: &Shard, from: Seq) -> Result<riffle_log::ReadBatch, LogErro
 }
 
 /// A `SubscribeToShardEvent`: `{"Records":[…],"ContinuationSequenceNumber":
-/// "…","MillisBehindLatest":0}`, plus `ChildShards` at a closed shard's end.
+/// "…","MillisBehindLatest":0}`, or, as a closed shard's last event,
+/// `{"Records":[…],"MillisBehindLatest":0,"ChildShards":[…]}`.
+///
+/// Every event has exactly one of a continuation and child shards, as AWS
+/// sends them: the end of a shard has nothing to continue from. The Java
+/// KCL holds clients to that rule (its `FanOutRecordsPublisher` rejects an
+/// event with both, or with neither, and subscribes again), so an event with
+/// both made it read the parent's end forever and never reach its children.
 fn encode_event(
     stream: &Stream,
     shard: &Shard,
@@ -519,14 +526,16 @@ fn encode_event(
         .sum();
     let mut out = String::with_capacity(estimate + 300);
     write_records(&mut out, stream, shard, records);
-    // Where to resume: the last record sent, or a position marker.
-    let continuation = match records.last() {
-        Some(last) => stream.seq_number(shard, last.seq, last.arrival_ms),
-        None => stream.seq_number(shard, next, POSITION_MARKER_ARRIVAL_MS),
-    };
-    out.push_str(r#","ContinuationSequenceNumber":""#);
-    out.push_str(&continuation);
-    out.push('"');
+    if !at_end {
+        // Where to resume: the last record sent, or a position marker.
+        let continuation = match records.last() {
+            Some(last) => stream.seq_number(shard, last.seq, last.arrival_ms),
+            None => stream.seq_number(shard, next, POSITION_MARKER_ARRIVAL_MS),
+        };
+        out.push_str(r#","ContinuationSequenceNumber":""#);
+        out.push_str(&continuation);
+        out.push('"');
+    }
     out.push_str(&format!(r#","MillisBehindLatest":{behind_ms}"#));
     if at_end {
         out.push_str(r#","ChildShards":"#);

@@ -229,12 +229,12 @@ async fn stream_errors_use_aws_names_and_texts() {
     assert_eq!(kind, "InvalidArgument");
     let (kind, _) = err(k, "DeleteStream", json!({"StreamName": "nope"})).await;
     assert_eq!(kind, "ResourceNotFound");
-    let (kind, message) = err(k, "GetResourcePolicy", json!({})).await;
+    let (kind, message) = err(k, "ListQueues", json!({})).await;
     assert_eq!(
         (kind.as_str(), message.as_str()),
         (
             "InvalidArgument",
-            "GetResourcePolicy is not supported by Riffle yet."
+            "ListQueues is not supported by Riffle yet."
         )
     );
     let (kind, _) = err(k, "NoSuchAction", json!({})).await;
@@ -478,11 +478,20 @@ async fn put_errors_match_aws() {
         message.contains("Value null at 'records.1.member.partitionKey'"),
         "{message}"
     );
-    let six: Vec<Value> = (0..6)
+    // Over PutRecords' 10 MiB per request, partition keys included.
+    let eleven: Vec<Value> = (0..11)
         .map(|_| json!({"Data": b64(&vec![1u8; 1024 * 1024]), "PartitionKey": "a"}))
         .collect();
-    let (kind, _) = err(k, "PutRecords", json!({"StreamName": "s", "Records": six})).await;
-    assert_eq!(kind, "InvalidArgument");
+    let (kind, message) = err(
+        k,
+        "PutRecords",
+        json!({"StreamName": "s", "Records": eleven}),
+    )
+    .await;
+    assert_eq!(
+        (kind.as_str(), message.as_str()),
+        ("InvalidArgument", "Records size exceeds 10 MB limit")
+    );
 }
 
 #[tokio::test]
