@@ -642,7 +642,14 @@ impl S3 {
         id: &str,
         req: &Req,
     ) -> Result<Response<S3Body>, S3Error> {
-        let parts = xml::parse_complete(&req.payload()?)?;
+        let parts = match req.payload().and_then(|body| xml::parse_complete(&body)) {
+            Ok(parts) => parts,
+            Err(e) => {
+                // An upload that does not exist is the error to report first.
+                self.list_parts(bucket, key, id).await?;
+                return Err(e);
+            }
+        };
         let meta = self
             .complete_multipart_upload(bucket, key, id, parts)
             .await?;
