@@ -301,13 +301,18 @@ fn quoted(etag: &str) -> String {
     format!("\"{etag}\"")
 }
 
-/// S3's `<Error>` document for `error` (no body for a HEAD request).
-fn error_response(error: &S3Error, request_id: &str, head: bool) -> Response<S3Body> {
+/// S3's `<Error>` document for `error` (no body for a HEAD request), with
+/// its status. [`S3::handle`] answers every failure with it; the edge uses
+/// it for what it refuses before calling `handle` (a bad signature, a body
+/// over its cap), so that S3 clients always read an S3 error.
+pub fn error_response(error: &S3Error, request_id: &str, head: bool) -> Response<S3Body> {
     if error.status().is_server_error() {
         tracing::error!(%error, request_id, "S3 request failed");
     }
     if head {
-        return empty(error.status());
+        let mut response = empty(error.status());
+        set(&mut response, "x-amz-request-id", request_id);
+        return response;
     }
     let mut doc = Xml::bare("Error");
     doc.elem("Code", error.code())
@@ -316,7 +321,9 @@ fn error_response(error: &S3Error, request_id: &str, head: bool) -> Response<S3B
         doc.elem(name, value);
     }
     doc.elem("RequestId", request_id).elem("HostId", request_id);
-    xml_response(error.status(), doc.finish("Error"))
+    let mut response = xml_response(error.status(), doc.finish("Error"));
+    set(&mut response, "x-amz-request-id", request_id);
+    response
 }
 
 /// Percent-encodes as S3 does for `encoding-type=url` (all but unreserved
@@ -356,9 +363,13 @@ impl S3 {
             Ok(req) => self.route(req).await,
             Err(e) => Err(e),
         };
-        let mut response = result.unwrap_or_else(|e| error_response(&e, &request_id, head));
-        set(&mut response, "x-amz-request-id", &request_id);
-        response
+        result.map_or_else(
+            |e| error_response(&e, &request_id, head),
+            |mut response| {
+                set(&mut response, "x-amz-request-id", &request_id);
+                response
+            },
+        )
     }
 
     async fn route(&self, req: Req) -> Result<Response<S3Body>, S3Error> {

@@ -78,6 +78,17 @@ pub enum S3Error {
         method: String,
         resource: &'static str,
     },
+    /// For the edge: the caller may not make this call.
+    #[error("Access Denied")]
+    AccessDenied,
+    /// For the edge: the SigV4 signature does not match.
+    #[error(
+        "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+    )]
+    SignatureDoesNotMatch,
+    /// For the edge: the access key is not one the server knows.
+    #[error("The AWS Access Key Id you provided does not exist in our records.")]
+    InvalidAccessKeyId { access_key_id: String },
     /// A file of the store is not in the format this version writes.
     #[error("corrupt store file {path}: {reason}")]
     Corrupt { path: PathBuf, reason: String },
@@ -137,6 +148,9 @@ impl S3Error {
             Self::IncompleteBody { .. } => "IncompleteBody",
             Self::NotImplemented { .. } => "NotImplemented",
             Self::MethodNotAllowed { .. } => "MethodNotAllowed",
+            Self::AccessDenied => "AccessDenied",
+            Self::SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            Self::InvalidAccessKeyId { .. } => "InvalidAccessKeyId",
             Self::Corrupt { .. } | Self::Io { .. } => "InternalError",
         }
     }
@@ -153,6 +167,9 @@ impl S3Error {
             Self::InvalidRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::AccessDenied | Self::SignatureDoesNotMatch | Self::InvalidAccessKeyId { .. } => {
+                StatusCode::FORBIDDEN
+            }
             Self::Corrupt { .. } | Self::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -226,6 +243,9 @@ impl S3Error {
                 ("Method", method.clone()),
                 ("ResourceType", (*resource).to_owned()),
             ],
+            Self::InvalidAccessKeyId { access_key_id } => {
+                vec![("AWSAccessKeyId", access_key_id.clone())]
+            }
             _ => Vec::new(),
         }
     }

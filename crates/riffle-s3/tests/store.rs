@@ -296,3 +296,31 @@ async fn url_encoded_listings_encode_keys_and_prefixes() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_edge_renders_its_own_refusals_as_s3_errors() {
+    let response = riffle_s3::error_response(
+        &S3Error::InvalidAccessKeyId {
+            access_key_id: "AKIDNOPE".into(),
+        },
+        "EDGE1",
+        false,
+    );
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(response.headers()["x-amz-request-id"], "EDGE1");
+    let body = response.into_body().collect().await.unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("<Code>InvalidAccessKeyId</Code>"), "{body}");
+    assert!(
+        body.contains("<AWSAccessKeyId>AKIDNOPE</AWSAccessKeyId>"),
+        "{body}"
+    );
+    let too_big = S3Error::EntityTooLarge {
+        size: 1 << 40,
+        max: 1 << 30,
+    };
+    assert_eq!(
+        riffle_s3::error_response(&too_big, "E2", true).status(),
+        StatusCode::BAD_REQUEST
+    );
+}
