@@ -469,8 +469,13 @@ impl TempFile {
             .map_err(io_err("fdatasync", &self.path))?;
         let dest = dest_dir.join(name);
         let renamed = match fs::rename(&self.path, &dest) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && self.path.exists() => {
-                // A bucket made by hand has no objects/ yet.
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    && dest_dir.ends_with(OBJECTS)
+                    && self.path.exists() =>
+            {
+                // A bucket made by hand has no objects/ yet. (An upload's
+                // directory is never re-created: it was aborted.)
                 create_dir_if_missing(dest_dir)?;
                 fs::rename(&self.path, &dest)
             }
@@ -482,10 +487,13 @@ impl TempFile {
     }
 }
 
+/// Creates `dir` (not its parents: a missing bucket stays missing) and
+/// makes its entry durable.
 fn create_dir_if_missing(dir: &Path) -> Result<(), S3Error> {
     match fs::create_dir(dir) {
-        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(io_err("create", dir)(e)),
-        _ => Ok(()),
+        Ok(()) => dir.parent().map_or(Ok(()), sync_dir),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_err("create", dir)(e)),
     }
 }
 

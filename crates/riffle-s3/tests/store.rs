@@ -324,3 +324,22 @@ async fn the_edge_renders_its_own_refusals_as_s3_errors() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test]
+async fn a_directory_made_by_hand_is_a_bucket() {
+    let (dir, s3) = open();
+    std::fs::create_dir(dir.path().join("s3/by-hand")).unwrap();
+    s3.head_bucket("by-hand").await.unwrap();
+    s3.put_object("by-hand", "k", Bytes::from_static(b"v"))
+        .await
+        .unwrap();
+    assert_eq!(&s3.get_object("by-hand", "k").await.unwrap().1[..], b"v");
+    let names: Vec<String> = s3
+        .list_buckets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert_eq!(names, ["by-hand"]);
+}

@@ -102,3 +102,23 @@ pub fn status<T: std::fmt::Debug, E: std::fmt::Debug>(
             .as_u16(),
     }
 }
+
+/// Polls `check` every few milliseconds until it returns `Some`, failing
+/// the test after `within`.
+pub async fn eventually_sync<T>(
+    within: std::time::Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
