@@ -228,6 +228,7 @@ impl Space {
 #[cfg(test)]
 mod tests {
     use super::Space;
+    use crate::LogError;
 
     #[test]
     fn a_floor_above_the_free_space_refuses_and_none_accepts() {
@@ -242,5 +243,21 @@ mod tests {
         let stats = full.stats();
         assert!(stats.disk_full);
         assert_eq!(stats.appends_refused_disk_full, 1);
+    }
+
+    #[test]
+    fn enospc_and_edquot_are_a_full_disk_and_other_errors_are_not() {
+        use crate::segment::io_error;
+        use std::io::Error;
+        for errno in [libc::ENOSPC, libc::EDQUOT] {
+            let e = io_error("f".into(), Error::from_raw_os_error(errno));
+            assert!(
+                matches!(e, LogError::DiskFull { .. }) && e.is_disk_full(),
+                "{e}"
+            );
+            assert!(e.to_string().starts_with("the disk is full"), "{e}");
+        }
+        let e = io_error("f".into(), Error::from_raw_os_error(libc::EIO));
+        assert!(matches!(e, LogError::Io { .. }) && !e.is_disk_full(), "{e}");
     }
 }

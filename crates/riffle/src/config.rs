@@ -26,6 +26,9 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// When an appended record is forced to disk before it is acknowledged.
     pub fsync: FsyncPolicy,
+    /// Appends are refused (InternalFailure) while the data directory's
+    /// filesystem has fewer bytes free; 0 turns the floor off.
+    pub disk_free_min: u64,
     /// AWS region shown in ARNs, e.g. `us-east-1`.
     pub region: String,
     /// 12-digit AWS account id shown in ARNs and error messages.
@@ -118,6 +121,9 @@ pub struct ServeArgs {
     /// When records are forced to disk before they are acknowledged [default: always]
     #[arg(long, env = "RIFFLE_FSYNC", value_name = "always|interval:MS|never")]
     pub fsync: Option<String>,
+    /// Refuse writes while the data directory's disk has fewer bytes free; 0 turns it off [default: 67108864]
+    #[arg(long, env = "RIFFLE_DISK_FREE_MIN", value_name = "BYTES")]
+    pub disk_free_min: Option<u64>,
     /// AWS region used in ARNs [default: us-east-1]
     #[arg(long, env = "RIFFLE_REGION", value_name = "R")]
     pub region: Option<String>,
@@ -202,6 +208,7 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub fsync: Option<String>,
+    pub disk_free_min: Option<u64>,
     pub region: Option<String>,
     pub account_id: Option<String>,
     pub status_delay_ms: Option<u64>,
@@ -324,6 +331,11 @@ const FSYNC: Key = Key {
     id: "fsync",
     flag: "fsync",
     env: "RIFFLE_FSYNC",
+};
+const DISK_FREE_MIN: Key = Key {
+    id: "disk_free_min",
+    flag: "disk-free-min",
+    env: "RIFFLE_DISK_FREE_MIN",
 };
 const REGION: Key = Key {
     id: "region",
@@ -467,6 +479,14 @@ impl ServeConfig {
                 "always",
                 parse_fsync,
                 "expected always, never or interval:MS with MS in 1..=60000",
+            )?,
+            disk_free_min: sources.value(
+                &DISK_FREE_MIN,
+                num(args.disk_free_min),
+                num(f.disk_free_min),
+                &riffle_log::DISK_FREE_MIN_DEFAULT.to_string(),
+                |t| t.parse::<u64>().ok(),
+                "expected a number of bytes (0 turns the floor off)",
             )?,
             region: sources.value(
                 &REGION,
@@ -799,6 +819,34 @@ mod tests {
             err.to_string(),
             "invalid `throughput_limits` (from flag --throughput-limits): expected on or off, got \"maybe\""
         );
+    }
+
+    #[test]
+    fn the_free_space_floor_comes_from_flag_file_or_default() {
+        assert_eq!(
+            resolve(ServeArgs::default()).unwrap().disk_free_min,
+            64 * 1024 * 1024
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("riffle.toml");
+        std::fs::write(&file, "disk_free_min = 1048576\n").unwrap();
+        let from_file = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(resolve(from_file.clone()).unwrap().disk_free_min, 1 << 20);
+        let flag = ServeArgs {
+            disk_free_min: Some(0),
+            ..from_file
+        };
+        assert_eq!(resolve(flag).unwrap().disk_free_min, 0);
+        std::fs::write(&file, "disk_free_min = \"64MiB\"\n").unwrap();
+        let err = resolve(ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("disk_free_min"), "{err}");
     }
 
     #[test]

@@ -103,6 +103,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     let dir = config.data_dir.clone();
     let store_config = StoreConfig {
         fsync: config.fsync,
+        disk_free_min: config.disk_free_min,
         ..StoreConfig::default()
     };
     let store = LogStore::open(&dir, store_config).map_err(|source| ServeError::DataDir {

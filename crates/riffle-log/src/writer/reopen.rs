@@ -211,3 +211,145 @@ fn rewrite_range(file: &std::fs::File, path: &Path, from: u64, to: u64) -> Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+    use std::time::Instant;
+
+    use crate::log::Poison;
+    use crate::{LogError, LogStore, ReadLimits, RecordIn, ShardLog, StoreConfig};
+
+    const ALL: ReadLimits = ReadLimits {
+        records_max: usize::MAX,
+        bytes_max: usize::MAX,
+    };
+
+    fn data(i: usize) -> Vec<u8> {
+        format!("record-{i}-{}", "x".repeat(300)).into_bytes()
+    }
+
+    async fn put(log: &ShardLog, i: usize) -> crate::Result<u64> {
+        let d = data(i);
+        let record = RecordIn {
+            partition_key: b"pk",
+            explicit_hash_key: None,
+            data: &d,
+        };
+        log.append(&[record], 1).await.map(|a| a.first_seq)
+    }
+
+    /// What a failed sync does, minus the failure: the log refuses writes
+    /// and may reopen at once.
+    fn poison_now(log: &ShardLog) {
+        poison_until(log, Instant::now());
+    }
+
+    fn poison_until(log: &ShardLog, retry_at: Instant) {
+        let e = LogError::Io {
+            path: "injected".into(),
+            source: std::io::Error::other("injected failure"),
+        };
+        let p = Poison {
+            retry_at,
+            ..Poison::new(&e)
+        };
+        let was = log.inner.writer.lock().poisoned.replace(p);
+        log.inner.state.lock().poisoned = Some(p);
+        if was.is_none() {
+            log.inner.shared.space.poisoned(p.cause);
+        }
+    }
+
+    /// Zeroes the last bytes of the active segment, as a failed write-back
+    /// can leave acknowledged but not yet checkpointed batches on disk.
+    fn lose_tail(log: &ShardLog) {
+        let (path, len) = {
+            let st = log.inner.state.lock();
+            (st.active.path.clone(), st.active_len)
+        };
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.write_all_at(&[0; 200], len - 200).unwrap();
+    }
+
+    async fn store(journal_bytes_max: u64) -> (tempfile::TempDir, LogStore, ShardLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            journal_bytes_max,
+            disk_free_min: 0,
+            ..StoreConfig::default()
+        };
+        let store = LogStore::open(dir.path(), config).unwrap();
+        let log = store.open_log("reopen/0").unwrap();
+        for i in 0..5 {
+            assert_eq!(put(&log, i).await.unwrap(), i as u64);
+        }
+        (dir, store, log)
+    }
+
+    #[tokio::test]
+    async fn a_reopen_writes_the_journals_copy_of_batches_back_into_the_segment() {
+        let (_dir, store, log) = store(crate::JOURNAL_BYTES_DEFAULT).await;
+        lose_tail(&log);
+        poison_now(&log);
+        assert_eq!(put(&log, 5).await.unwrap(), 5);
+        let read = log.read(0, ALL).unwrap();
+        let got: Vec<&[u8]> = read.records.iter().map(|r| &r.data[..]).collect();
+        let want: Vec<Vec<u8>> = (0..6).map(data).collect();
+        assert_eq!(got, want.iter().map(|d| &d[..]).collect::<Vec<_>>());
+        let stats = store.storage_stats();
+        assert_eq!((stats.logs_refusing_io, stats.logs_reopened), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_reopen_that_would_lose_acknowledged_records_keeps_refusing_writes() {
+        let (_dir, store, log) = store(0).await;
+        lose_tail(&log);
+        poison_now(&log);
+        let err = put(&log, 5).await.unwrap_err();
+        assert!(matches!(err, LogError::Poisoned { .. }), "{err:?}");
+        assert_eq!(log.next_seq(), 5, "the committed tip never moves back");
+        let stats = store.storage_stats();
+        assert_eq!((stats.logs_refusing_io, stats.logs_reopened), (1, 0));
+    }
+
+    /// The journal's generation (its header's bytes 16..24): a reset
+    /// changes it.
+    fn journal_generation(dir: &std::path::Path) -> u64 {
+        let b = std::fs::read(dir.join(crate::journal::JOURNAL_FILE)).unwrap();
+        u64::from_le_bytes(b[16..24].try_into().unwrap())
+    }
+
+    /// A journal whose entries are the only durable copy of a failed log's
+    /// batches is never reset (frozen); once that log has reopened, the
+    /// next checkpoint resets it again.
+    #[tokio::test]
+    async fn the_journal_frozen_for_a_failed_log_is_reset_again_once_it_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            journal_bytes_max: 16 * 1024,
+            disk_free_min: 0,
+            ..StoreConfig::default()
+        };
+        let store = LogStore::open(dir.path(), config).unwrap();
+        let (a, b) = (
+            store.open_log("a/0").unwrap(),
+            store.open_log("b/0").unwrap(),
+        );
+        put(&a, 0).await.unwrap();
+        poison_until(&a, Instant::now() + std::time::Duration::from_secs(3600));
+        let frozen = journal_generation(dir.path());
+        for i in 0..200 {
+            put(&b, i).await.unwrap();
+        }
+        assert_eq!(journal_generation(dir.path()), frozen, "reset while frozen");
+        poison_now(&a);
+        assert_eq!(put(&a, 1).await.unwrap(), 1);
+        for i in 200..400 {
+            put(&b, i).await.unwrap();
+        }
+        assert_ne!(journal_generation(dir.path()), frozen, "never reset again");
+        assert_eq!(b.read(0, ALL).unwrap().records.len(), 400);
+        assert_eq!(a.read(0, ALL).unwrap().records.len(), 2);
+    }
+}
