@@ -58,6 +58,18 @@ impl Poison {
         }
     }
 
+    /// A failure soon after the log reopened (within [`REOPEN_BACKOFF_MAX`]
+    /// of it) waits twice the backoff the reopen had waited, not the
+    /// shortest again.
+    pub fn after(self, reopened: Option<(Instant, Duration)>) -> Poison {
+        match reopened {
+            Some((at, backoff)) if at.elapsed() < REOPEN_BACKOFF_MAX => {
+                Poison { backoff, ..self }.backed_off()
+            }
+            _ => self,
+        }
+    }
+
     /// After a failed attempt to reopen: wait twice as long.
     pub fn backed_off(self) -> Poison {
         let backoff = (self.backoff * 2).min(REOPEN_BACKOFF_MAX);
@@ -120,6 +132,9 @@ pub(crate) struct WriterSide {
     /// Set by a failed write or sync: the log refuses writes until the
     /// writer reopens it from its files (`writer::reopen`).
     pub poisoned: Option<Poison>,
+    /// When the log last reopened, and the backoff it had waited: a log
+    /// that fails again soon after (a disk still nearly full) waits longer.
+    pub reopened: Option<(Instant, Duration)>,
     pub deleted: bool,
 }
 
@@ -654,6 +669,7 @@ fn fresh_state(
         pending_index: Vec::new(),
         closed,
         poisoned: None,
+        reopened: None,
         deleted: false,
     };
     let state = LogState {
@@ -886,6 +902,7 @@ fn recover_active(
         pending_index: Vec::new(),
         closed: false,
         poisoned: None,
+        reopened: None,
         deleted: false,
     };
     Ok((Segment::new(files, path, first, scan.entries), w))

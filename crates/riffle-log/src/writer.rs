@@ -167,7 +167,8 @@ struct Round {
     failed: Vec<Option<LogError>>,
     /// Per log: sealed batches not yet written to its active segment.
     runs: Vec<Run>,
-    replies: Vec<(usize, oneshot::Sender<Result<Appended>>, Appended)>,
+    /// Per append: its log, its reply, its seqs and the seq after them.
+    replies: Vec<(usize, oneshot::Sender<Result<Appended>>, Appended, Seq)>,
     bytes: usize,
 }
 
@@ -279,7 +280,7 @@ fn poison(log: &LogInner, w: &mut WriterSide, e: &LogError) {
     if w.poisoned.is_some() {
         return;
     }
-    let p = Poison::new(e);
+    let p = Poison::new(e).after(w.reopened);
     if e.is_disk_full() {
         tracing::error!(log = %log.name, error = %e, "the disk is full: a write failed, so the log refuses writes until space is freed; it then reopens itself from its files (nothing acknowledged is lost)");
     } else {
@@ -415,7 +416,7 @@ impl Writer {
                 round.failed[t] = Some(e);
             }
         }
-        round.replies.push((t, reply, appended));
+        round.replies.push((t, reply, appended, w.next_seq));
     }
 
     /// Makes sure the log's active segment is open for appending (the
@@ -544,8 +545,13 @@ impl Writer {
                 }
             }
         }
-        for (t, reply, appended) in round.replies {
+        for (t, reply, appended, end) in round.replies {
             let result = match &round.failed[t] {
+                // Made durable and readable by a segment roll (which syncs
+                // the segment it seals) before its log failed: acknowledged.
+                Some(_) if end > appended.first_seq && end <= round.logs[t].next_seq() => {
+                    Ok(appended)
+                }
                 Some(e) => {
                     let p = Poison::new(e);
                     self.space.refused(p.cause, 1);

@@ -17,13 +17,14 @@
 //! the attempt, they keep reading the committed records throughout.
 //!
 //! When: on the first append (or close) after a backoff (200 ms, doubling
-//! after each failed attempt up to 5 s) and only while free space is above
-//! the floor; appends before that are refused at once. No background
-//! thread: a log nobody writes to has no reason to reopen.
+//! after each failed attempt, and after a failure within 5 s of the last
+//! reopen, up to 5 s) and only while free space is above the floor; appends
+//! before that are refused at once. No background thread: a log nobody
+//! writes to has no reason to reopen.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,6 +36,7 @@ use crate::{FsyncPolicy, LogError, Result, Seq};
 
 /// What readers were told: the committed state to return to.
 struct Committed {
+    active: PathBuf,
     active_first: Seq,
     active_len: u64,
     next_seq: Seq,
@@ -79,6 +81,7 @@ impl Writer {
             Ok(()) => {
                 tracing::warn!(log = %log.name, next_seq = w.next_seq, "the log reopened itself from its files after {} and takes writes again", p.cause);
                 w.poisoned = None;
+                w.reopened = Some((Instant::now(), p.backoff));
                 log.state.lock().poisoned = None;
                 self.space.cleared(p.cause, true);
                 if let Some(journal) = &mut self.journal {
@@ -105,33 +108,34 @@ impl Writer {
         let committed = {
             let st = log.state.lock();
             Committed {
+                active: st.active.path.clone(),
                 active_first: st.active.first_seq,
                 active_len: st.active_len,
                 next_seq: st.next_seq,
             }
         };
-        let active = st_active_path(log);
         if let Some(journal) = &self.journal {
             journal.restore(log)?;
         }
         // Under `interval`/`never` committed bytes may not have been synced
         // when a sync failed: write them again from the page cache.
         let rewrite = self.policy != FsyncPolicy::Always;
-        discard_unacknowledged(&log.dir, &active, &committed, rewrite)?;
+        discard_unacknowledged(&log.dir, &committed, rewrite)?;
         let (_, fresh) = log::recover(&log.dir, &log.shared.read_files)?;
-        if fresh.path != active
+        if fresh.path != committed.active
             || fresh.next_seq != committed.next_seq
             || fresh.len != committed.active_len
         {
             return Err(corrupt(
                 &fresh.path,
                 fresh.len,
-                "the log's files hold less than was acknowledged; it needs an operator",
+                "the log's files do not hold exactly what was acknowledged",
             ));
         }
         *w = WriterSide {
             closed: w.closed,
             poisoned: w.poisoned,
+            reopened: w.reopened,
             deleted: w.deleted,
             ..fresh
         };
@@ -139,20 +143,12 @@ impl Writer {
     }
 }
 
-fn st_active_path(log: &LogInner) -> std::path::PathBuf {
-    log.state.lock().active.path.clone()
-}
-
 /// Removes what a failed write may have left past the committed state:
 /// the files of a segment the log never committed to (a failed roll), an
 /// index of the active segment (idem), and the active segment's bytes past
 /// its committed length; then syncs what it changed.
-fn discard_unacknowledged(
-    dir: &Path,
-    active: &Path,
-    committed: &Committed,
-    rewrite: bool,
-) -> Result<()> {
+fn discard_unacknowledged(dir: &Path, committed: &Committed, rewrite: bool) -> Result<()> {
+    let active = committed.active.as_path();
     let mut removed = false;
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
         let path = entry.map_err(io_err(dir))?.path();
