@@ -246,6 +246,22 @@ async fn scenario(floor: u64) {
         log.contains("the disk is full"),
         "the log does not say the disk is full:\n{log}"
     );
+    if floor > 0 {
+        // Below the floor, refusals are stable: PutRecord gets AWS's
+        // InternalFailure (HTTP 500), saying why.
+        let err = w
+            .client
+            .put_record()
+            .stream_name(&w.stream)
+            .partition_key("pk")
+            .data(Blob::new(record(usize::MAX)))
+            .send()
+            .await
+            .expect_err("PutRecord below the floor");
+        let (code, message) = common::error_of(&err);
+        assert_eq!(code, "InternalFailure", "{message}");
+        assert!(message.contains("the disk is full"), "{message}");
+    }
     // Still full: writes keep failing (a few may fit after a reopen cut
     // a failed batch), and what was acknowledged stays readable.
     for _ in 0..5 {
