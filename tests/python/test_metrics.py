@@ -13,7 +13,8 @@ from conftest import RiffleServer, make_client
 from kinesis_helpers import create_active_stream, get_records, iterator, shard_id
 
 METRICS_LINE = re.compile(r"^\s*metrics:\s+(http://\S+/metrics)\s*$", re.MULTILINE)
-SAMPLE = re.compile(r'^(\w+)\{([^}]*)\} (-?[0-9.e+-]+)$')
+# Labels are optional: the storage series have none.
+SAMPLE = re.compile(r'^(\w+)(?:\{([^}]*)\})? (-?[0-9.e+-]+)$')
 
 
 @pytest.fixture
@@ -103,6 +104,15 @@ def test_refused_writes_are_counted_as_the_api_reported_them(metered):
     samples = scrape(metered.metrics_url)
     assert samples[("riffle_kinesis_write_provisioned_throughput_exceeded_total", 'stream="hot"')] == failed
     assert samples[("riffle_kinesis_incoming_records_total", 'stream="hot"')] == 1500 - failed
+
+
+def test_storage_series_say_the_disk_is_not_full(metered):
+    samples = scrape(metered.metrics_url)
+    assert samples[("riffle_storage_disk_full", None)] == 0
+    assert samples[("riffle_storage_disk_free_bytes", None)] > 0
+    assert samples[("riffle_storage_disk_free_min_bytes", None)] == 64 * 1024 * 1024
+    assert samples[("riffle_storage_appends_refused_total", 'cause="disk_full"')] == 0
+    assert samples[("riffle_storage_logs_refusing_writes", 'cause="io_error"')] == 0
 
 
 def test_only_get_metrics_is_served(metered):

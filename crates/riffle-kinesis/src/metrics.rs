@@ -16,9 +16,16 @@
 //! Stream-level series sum the stream's shards, closed ones included. As in
 //! CloudWatch, shard-level series exist only for the metrics a stream
 //! enabled with EnableEnhancedMonitoring.
+//!
+//! After them come the storage engine's `riffle_storage_…` series (no
+//! CloudWatch equivalent): the data directory's free space and floor,
+//! whether the disk is full, the shard logs refusing writes after a failed
+//! write, and the appends refused for either reason.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use riffle_log::StorageStats;
 
 use crate::Kinesis;
 use crate::stream::Stream;
@@ -189,7 +196,63 @@ impl Kinesis {
                 }
             }
         }
+        write_storage_metrics(out, &self.store().storage_stats());
     }
+}
+
+/// The storage engine's disk and failure state (see the module docs).
+fn write_storage_metrics(out: &mut String, s: &StorageStats) {
+    let mut series = |name: &str, kind: &str, help: &str, lines: &[(&str, u64)]| {
+        let _ = writeln!(
+            out,
+            "# HELP riffle_storage_{name} {help}.\n# TYPE riffle_storage_{name} {kind}"
+        );
+        for (labels, value) in lines {
+            let _ = writeln!(out, "riffle_storage_{name}{labels} {value}");
+        }
+    };
+    series(
+        "disk_full",
+        "gauge",
+        "1 while the data directory's free space is below --disk-free-min or a shard log refuses writes because a write found the disk full, else 0",
+        &[("", u64::from(s.disk_full))],
+    );
+    series(
+        "disk_free_bytes",
+        "gauge",
+        "bytes free on the data directory's filesystem, as last measured",
+        &[("", s.disk_free_bytes)],
+    );
+    series(
+        "disk_free_min_bytes",
+        "gauge",
+        "the free-space floor (--disk-free-min) below which appends are refused",
+        &[("", s.disk_free_min_bytes)],
+    );
+    series(
+        "logs_refusing_writes",
+        "gauge",
+        "shard logs refusing writes after a failed write, until they reopen themselves, by cause",
+        &[
+            ("{cause=\"disk_full\"}", s.logs_refusing_disk_full),
+            ("{cause=\"io_error\"}", s.logs_refusing_io),
+        ],
+    );
+    series(
+        "appends_refused_total",
+        "counter",
+        "appends to a shard log refused or failed (answered InternalFailure), by cause",
+        &[
+            ("{cause=\"disk_full\"}", s.appends_refused_disk_full),
+            ("{cause=\"io_error\"}", s.appends_refused_io),
+        ],
+    );
+    series(
+        "logs_reopened_total",
+        "counter",
+        "shard logs that reopened themselves from disk after a failed write",
+        &[("", s.logs_reopened)],
+    );
 }
 
 /// Whether the stream enabled shard-level `metric` (or `ALL`).
@@ -227,5 +290,37 @@ mod tests {
         let values: Vec<i64> = METRICS.iter().map(|metric| (metric.value)(&m)).collect();
         assert_eq!(values, [400, 4, 0, 0, 2, 1, 0]);
         assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
+    }
+
+    #[test]
+    fn storage_series_say_the_disk_is_full_and_count_refusals_by_cause() {
+        let mut out = String::new();
+        let stats = StorageStats {
+            disk_free_bytes: 1_000,
+            disk_free_min_bytes: 64 << 20,
+            disk_full: true,
+            logs_refusing_disk_full: 2,
+            appends_refused_disk_full: 7,
+            appends_refused_io: 1,
+            ..StorageStats::default()
+        };
+        write_storage_metrics(&mut out, &stats);
+        for line in [
+            "# TYPE riffle_storage_disk_full gauge",
+            "riffle_storage_disk_full 1",
+            "riffle_storage_disk_free_bytes 1000",
+            "riffle_storage_disk_free_min_bytes 67108864",
+            "riffle_storage_logs_refusing_writes{cause=\"disk_full\"} 2",
+            "riffle_storage_logs_refusing_writes{cause=\"io_error\"} 0",
+            "# TYPE riffle_storage_appends_refused_total counter",
+            "riffle_storage_appends_refused_total{cause=\"disk_full\"} 7",
+            "riffle_storage_appends_refused_total{cause=\"io_error\"} 1",
+            "riffle_storage_logs_reopened_total 0",
+        ] {
+            assert!(
+                out.lines().any(|l| l == line),
+                "{line} missing from:\n{out}"
+            );
+        }
     }
 }

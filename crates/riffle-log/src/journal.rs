@@ -34,7 +34,12 @@
 //! a segment the journal covers fails to sync (its log is poisoned), the
 //! journal is never reset again until the store is reopened, since its
 //! entries may be the only durable copy of acknowledged batches; rounds then
-//! sync their segments directly.
+//! sync their segments directly. When that log reopens itself in place
+//! (`writer::reopen`), [`Journal::restore`] first writes its entries back
+//! into its segments and syncs them, whatever the page cache shows; once no
+//! log the journal covers refuses writes, [`Journal::thaw`] lets the next
+//! round checkpoint and reset it. Only entries before `pos` are restored:
+//! those of rounds whose journal sync succeeded, which were acknowledged.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -202,7 +207,11 @@ impl Journal {
         if self.state == State::Frozen {
             return Err(self.frozen_error());
         }
-        if self.logs.values().any(|log| log.writer.lock().poisoned) {
+        if self
+            .logs
+            .values()
+            .any(|log| log.writer.lock().poisoned.is_some())
+        {
             tracing::error!(path = %self.path.display(), "a segment covered by the journal failed to sync; the journal keeps its entries until the store is reopened, and appends sync their segments directly");
             self.state = State::Frozen;
             return Err(self.frozen_error());
@@ -225,6 +234,73 @@ impl Journal {
         self.logs.clear();
         self.state = State::Ready;
         Ok(())
+    }
+
+    /// Writes `log`'s batches held by this generation's committed entries
+    /// back into their segments and syncs those: after a failed sync, a
+    /// segment's pages may be clean in the page cache and yet not on disk,
+    /// and the journal's copy is then the only durable one. Returns how
+    /// many entries were written. A segment since trimmed is skipped.
+    pub fn restore(&self, log: &LogInner) -> Result<usize> {
+        if !self.covers(log) {
+            return Ok(0);
+        }
+        let mut bytes = vec![0u8; self.pos as usize];
+        self.file
+            .read_exact_at(&mut bytes, 0)
+            .map_err(io_err(&self.path))?;
+        let own_dir = log.dir.file_name().unwrap_or_default().as_encoded_bytes();
+        let logs_dir = log.dir.parent().unwrap_or(Path::new("."));
+        let mut files: HashMap<PathBuf, Option<File>> = HashMap::new();
+        let mut restored = 0;
+        let mut at = JOURNAL_HEADER_LEN;
+        while at < bytes.len() {
+            let Ok((entry, len)) = format::decode_journal_entry(&bytes[at..]) else {
+                break;
+            };
+            if entry.generation != self.generation {
+                break;
+            }
+            at += len;
+            let ours = entry.path.split(|&b| b == b'/').next() == Some(own_dir);
+            let Some(segment) = segment_path(logs_dir, entry.path).filter(|_| ours) else {
+                continue;
+            };
+            if !files.contains_key(&segment) {
+                let file = match OpenOptions::new().write(true).open(&segment) {
+                    Ok(f) => Some(f),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(io_err(&segment)(e)),
+                };
+                files.insert(segment.clone(), file);
+            }
+            if let Some(Some(file)) = files.get(&segment) {
+                file.write_all_at(entry.frames, entry.offset)
+                    .map_err(io_err(&segment))?;
+                restored += 1;
+            }
+        }
+        for (segment, file) in &files {
+            if let Some(file) = file {
+                file.sync_data().map_err(io_err(segment))?;
+            }
+        }
+        Ok(restored)
+    }
+
+    /// After `reopened` was reopened: a journal frozen because a log it
+    /// covers failed takes entries again once none of them refuses writes
+    /// (the next round checkpoints and resets it first). `reopened` is
+    /// skipped: its caller holds its writer lock.
+    pub fn thaw(&mut self, reopened: &LogInner) {
+        let skip = std::ptr::from_ref(reopened) as usize;
+        let failed = self
+            .logs
+            .iter()
+            .any(|(&ptr, log)| ptr != skip && log.writer.lock().poisoned.is_some());
+        if self.state == State::Frozen && !failed {
+            self.state = State::NeedsReset;
+        }
     }
 
     fn frozen_error(&self) -> LogError {

@@ -29,6 +29,7 @@ mod keys;
 mod log;
 mod meta;
 mod segment;
+mod space;
 mod store;
 mod syncs;
 mod writer;
@@ -73,12 +74,27 @@ pub struct StoreConfig {
     /// syncs each segment file it wrote. A journal left by an earlier run
     /// is replayed at open either way.
     pub journal_bytes_max: u64,
+    /// Appends are refused ([`LogError::DiskFreeBelowMin`]) while the data
+    /// directory's filesystem has less than this many bytes free (default
+    /// [`DISK_FREE_MIN_DEFAULT`]); `0` turns the floor off. The space it
+    /// keeps is for the writes that must not fail half-way: the journal,
+    /// metadata commits, closing and sealing logs.
+    pub disk_free_min: u64,
 }
 
 /// The journal's default size: at 30,000 small appends a second it fills in
 /// a few seconds, so checkpoints (one sync per written log) are rare, and
 /// replaying it after a crash reads at most this much.
 pub const JOURNAL_BYTES_DEFAULT: u64 = 16 * 1024 * 1024;
+
+/// The default free-space floor. What can be written after free space was
+/// last measured must fit below it: the journal growing to its full
+/// [`JOURNAL_BYTES_DEFAULT`] on its first pass, the bytes written between
+/// two measurements (see `space`: at most 1 MiB plus the round in
+/// progress), and the metadata store's copy-on-write commits, which need
+/// free pages for a transaction (a few MiB when its file grows). 64 MiB
+/// covers them with room to spare and is nothing on any real disk.
+pub const DISK_FREE_MIN_DEFAULT: u64 = 64 * 1024 * 1024;
 
 pub use files::{OPEN_FILES_MAX_DEFAULT, OPEN_FILES_MIN};
 
@@ -89,6 +105,7 @@ impl Default for StoreConfig {
             segment_bytes_max: 128 * 1024 * 1024,
             open_files_max: OPEN_FILES_MAX_DEFAULT,
             journal_bytes_max: JOURNAL_BYTES_DEFAULT,
+            disk_free_min: DISK_FREE_MIN_DEFAULT,
         }
     }
 }
@@ -103,6 +120,22 @@ pub enum LogError {
         #[source]
         source: std::io::Error,
     },
+    /// A write or sync failed because the filesystem is full (`ENOSPC`) or
+    /// the user's quota is used up (`EDQUOT`); `source` keeps the OS error.
+    #[error("the disk is full: no space left for {path}: {source}")]
+    DiskFull {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The append was refused before anything was written: the data
+    /// directory's filesystem has less free space than
+    /// [`StoreConfig::disk_free_min`]. Appends are taken again once space
+    /// is freed.
+    #[error(
+        "the disk is full: {free} bytes free on the filesystem of {dir}, below the floor of {min} bytes kept for the journal and metadata; free space to resume writes"
+    )]
+    DiskFreeBelowMin { dir: PathBuf, free: u64, min: u64 },
     #[error("corrupt data in {path} at byte {offset}: {reason}")]
     Corrupt {
         path: PathBuf,
@@ -114,10 +147,14 @@ pub enum LogError {
     /// The log was closed (e.g. its shard was split); no more appends.
     #[error("log {name} is closed")]
     Closed { name: String },
-    /// A previous write or sync failed; the log refuses writes until the
-    /// store is reopened, because the on-disk state is unknown.
-    #[error("log {name} refuses writes after an earlier I/O failure; reopen the store")]
-    Poisoned { name: String },
+    /// A previous write or sync of this log failed; it refuses writes until
+    /// it has been reopened from its files (which it does by itself, on an
+    /// append after a backoff, once there is free space again; see the
+    /// crate's README).
+    #[error(
+        "log {name} refuses writes after {cause}; it reopens itself from disk once writes can succeed again"
+    )]
+    Poisoned { name: String, cause: FailureCause },
     #[error("log {name} was deleted")]
     Deleted { name: String },
     #[error("metadata store error: {0}")]
@@ -132,6 +169,40 @@ pub enum LogError {
         len: usize,
         max: usize,
     },
+}
+
+/// What made a log refuse writes ([`LogError::Poisoned`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCause {
+    /// A write or sync failed with `ENOSPC` or `EDQUOT`.
+    DiskFull,
+    /// Any other I/O failure.
+    Io,
+}
+
+impl std::fmt::Display for FailureCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FailureCause::DiskFull => "the disk was full",
+            FailureCause::Io => "an I/O failure",
+        })
+    }
+}
+
+impl LogError {
+    /// Whether this error means the disk is (or was) full, rather than
+    /// another failure.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            LogError::DiskFull { .. }
+                | LogError::DiskFreeBelowMin { .. }
+                | LogError::Poisoned {
+                    cause: FailureCause::DiskFull,
+                    ..
+                }
+        )
+    }
 }
 
 pub type Result<T, E = LogError> = std::result::Result<T, E>;
@@ -258,11 +329,48 @@ impl LogStore {
         self.inner.delete_log(name)
     }
 
+    /// The state of the data directory's disk and of the logs that refuse
+    /// writes, for metrics. Reads atomics only.
+    pub fn storage_stats(&self) -> StorageStats {
+        self.inner.storage_stats()
+    }
+
+    /// Changes [`StoreConfig::disk_free_min`] of the open store (free
+    /// space is measured again at once).
+    pub fn set_disk_free_min(&self, bytes: u64) {
+        self.inner.set_disk_free_min(bytes)
+    }
+
     /// Waits for every acknowledged or in-flight append to be synced, then
     /// stops the writer threads. Later appends fail.
     pub async fn shutdown(&self) -> Result<()> {
         self.inner.shutdown().await
     }
+}
+
+/// What [`LogStore::storage_stats`] reports. Free space is the value last
+/// measured (see the README: after every MiB written, every second while
+/// writing, and on an append while the disk is below its floor).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    /// Bytes available to the server on the data directory's filesystem.
+    pub disk_free_bytes: u64,
+    /// [`StoreConfig::disk_free_min`].
+    pub disk_free_min_bytes: u64,
+    /// Free space is below the floor, or a log refuses writes because a
+    /// write found the disk full.
+    pub disk_full: bool,
+    /// Logs refusing writes now, because the disk was full / for another
+    /// I/O failure.
+    pub logs_refusing_disk_full: u64,
+    pub logs_refusing_io: u64,
+    /// Appends refused since the store opened: free space below the floor
+    /// (nothing written), or the log refusing writes after a failure
+    /// (including the appends that failure itself failed).
+    pub appends_refused_disk_full: u64,
+    pub appends_refused_io: u64,
+    /// Logs reopened in place after a failure since the store opened.
+    pub logs_reopened: u64,
 }
 
 /// A data key of the store's key ring, for [`ShardLog::append_encrypted`].

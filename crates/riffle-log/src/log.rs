@@ -7,6 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -22,9 +23,70 @@ use crate::files::ReadFiles;
 use crate::format::RecordRef;
 use crate::keys::KeyRing;
 use crate::writer::{Msg, Shared};
-use crate::{Appended, DataKey, LogError, ReadBatch, ReadLimits, Record, RecordIn, Result, Seq};
+use crate::{
+    Appended, DataKey, FailureCause, LogError, ReadBatch, ReadLimits, Record, RecordIn, Result, Seq,
+};
 
 pub(crate) const CLOSED_FILE: &str = "CLOSED";
+
+/// The first wait before a log that refuses writes tries to reopen itself;
+/// it doubles after each failed attempt, up to [`REOPEN_BACKOFF_MAX`].
+pub(crate) const REOPEN_BACKOFF_MIN: Duration = Duration::from_millis(200);
+pub(crate) const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Why and until when a log refuses writes after a failed write or sync.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Poison {
+    pub cause: FailureCause,
+    /// An append at or after this instant makes the writer try to reopen
+    /// the log; appends before it are refused at once.
+    pub retry_at: Instant,
+    pub backoff: Duration,
+}
+
+impl Poison {
+    pub fn new(e: &LogError) -> Poison {
+        let cause = if e.is_disk_full() {
+            FailureCause::DiskFull
+        } else {
+            FailureCause::Io
+        };
+        Poison {
+            cause,
+            retry_at: Instant::now() + REOPEN_BACKOFF_MIN,
+            backoff: REOPEN_BACKOFF_MIN,
+        }
+    }
+
+    /// A failure soon after the log reopened (within [`REOPEN_BACKOFF_MAX`]
+    /// of it) waits twice the backoff the reopen had waited, not the
+    /// shortest again.
+    pub fn after(self, reopened: Option<(Instant, Duration)>) -> Poison {
+        match reopened {
+            Some((at, backoff)) if at.elapsed() < REOPEN_BACKOFF_MAX => {
+                Poison { backoff, ..self }.backed_off()
+            }
+            _ => self,
+        }
+    }
+
+    /// After a failed attempt to reopen: wait twice as long.
+    pub fn backed_off(self) -> Poison {
+        let backoff = (self.backoff * 2).min(REOPEN_BACKOFF_MAX);
+        Poison {
+            retry_at: Instant::now() + backoff,
+            backoff,
+            ..self
+        }
+    }
+
+    pub fn error(&self, name: &str) -> LogError {
+        LogError::Poisoned {
+            name: name.to_string(),
+            cause: self.cause,
+        }
+    }
+}
 
 /// A sealed (immutable) segment and what its index says about it.
 #[derive(Clone)]
@@ -46,7 +108,8 @@ pub(crate) struct LogState {
     pub next_seq: Seq,
     pub last_arrival_ms: Option<i64>,
     pub closed: bool,
-    pub poisoned: bool,
+    /// A copy of the writer side's, for appenders to refuse early.
+    pub poisoned: Option<Poison>,
     pub deleted: bool,
 }
 
@@ -66,7 +129,12 @@ pub(crate) struct WriterSide {
     /// Index entries of written but not yet published batches.
     pub pending_index: Vec<IndexEntry>,
     pub closed: bool,
-    pub poisoned: bool,
+    /// Set by a failed write or sync: the log refuses writes until the
+    /// writer reopens it from its files (`writer::reopen`).
+    pub poisoned: Option<Poison>,
+    /// When the log last reopened, and the backoff it had waited: a log
+    /// that fails again soon after (a disk still nearly full) waits longer.
+    pub reopened: Option<(Instant, Duration)>,
     pub deleted: bool,
 }
 
@@ -164,15 +232,18 @@ impl LogInner {
     }
 
     /// Why an append would be refused right now (checked before encoding;
-    /// the writer checks again in order).
+    /// the writer checks again in order). A log refusing writes lets an
+    /// append through once its backoff is over: the writer then tries to
+    /// reopen it.
     fn refusal(&self) -> Option<LogError> {
         let st = self.state.lock();
         // The name is copied only for a refusal, not on every append.
         let name = || self.name.clone();
         if st.deleted {
             Some(LogError::Deleted { name: name() })
-        } else if st.poisoned {
-            Some(LogError::Poisoned { name: name() })
+        } else if let Some(p) = st.poisoned.filter(|p| Instant::now() < p.retry_at) {
+            self.shared.space.refused(p.cause, 1);
+            Some(p.error(&self.name))
         } else if st.closed {
             Some(LogError::Closed { name: name() })
         } else {
@@ -196,7 +267,7 @@ impl LogInner {
         now_ms: i64,
         key: Option<&DataKey>,
     ) -> Result<Appended> {
-        if let Some(e) = self.refusal() {
+        if let Some(e) = self.refusal().or_else(|| self.shared.space.refusal()) {
             return Err(e);
         }
         let refs = records.iter().map(|r| RecordRef {
@@ -576,7 +647,7 @@ pub(crate) fn recover(dir: &Path, read_files: &Arc<ReadFiles>) -> Result<(LogSta
         next_seq: w.next_seq,
         last_arrival_ms: w.last_arrival_ms,
         closed,
-        poisoned: false,
+        poisoned: None,
         deleted: false,
     };
     Ok((state, w))
@@ -597,7 +668,8 @@ fn fresh_state(
         indexer: Indexer::default(),
         pending_index: Vec::new(),
         closed,
-        poisoned: false,
+        poisoned: None,
+        reopened: None,
         deleted: false,
     };
     let state = LogState {
@@ -607,7 +679,7 @@ fn fresh_state(
         next_seq: first,
         last_arrival_ms: None,
         closed,
-        poisoned: false,
+        poisoned: None,
         deleted: false,
     };
     (state, w)
@@ -829,7 +901,8 @@ fn recover_active(
         indexer: Indexer::resume(&scan.entries),
         pending_index: Vec::new(),
         closed: false,
-        poisoned: false,
+        poisoned: None,
+        reopened: None,
         deleted: false,
     };
     Ok((Segment::new(files, path, first, scan.entries), w))

@@ -18,9 +18,15 @@ use crate::format::{self, DecodeError, INDEX_INTERVAL_BYTES, IndexEntry, SEGMENT
 use crate::{LogError, Result, Seq};
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
-    move |source| LogError::Io {
-        path: path.to_path_buf(),
-        source,
+    move |source| io_error(path.to_path_buf(), source)
+}
+
+/// An OS error on `path`: `DiskFull` for a full filesystem or quota
+/// (`ENOSPC`, `EDQUOT`), `Io` for anything else.
+pub(crate) fn io_error(path: PathBuf, source: io::Error) -> LogError {
+    match source.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT) => LogError::DiskFull { path, source },
+        _ => LogError::Io { path, source },
     }
 }
 

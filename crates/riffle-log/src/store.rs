@@ -31,8 +31,9 @@ use crate::keys::KeyRing;
 use crate::log::{self, LogInner};
 use crate::meta::Meta;
 use crate::segment::{self, decode_err, io_err};
+use crate::space::Space;
 use crate::writer::{self, IN_FLIGHT_PERMITS, Msg, Shared};
-use crate::{LogError, Result, StoreConfig};
+use crate::{LogError, Result, StorageStats, StoreConfig};
 
 pub(crate) const LOGS_DIR: &str = "logs";
 /// A name segment's length limit, from the contract
@@ -124,12 +125,14 @@ impl StoreInner {
         // Half of the descriptors for readers, half for the writer.
         let files_max = config.open_files_max.max(OPEN_FILES_MIN);
         let write_files_open = Arc::new(AtomicUsize::new(0));
+        let space = Arc::new(Space::new(dir, config.disk_free_min));
         let handle = writer::spawn(
             rx,
             &config,
             journal,
             files_max - files_max / 2,
             write_files_open.clone(),
+            space.clone(),
         )
         .map_err(io_err(dir))?;
         let shared = Arc::new(Shared {
@@ -139,6 +142,7 @@ impl StoreInner {
             keys: KeyRing::new(meta.clone(), dir),
             read_files: Arc::new(ReadFiles::new(files_max / 2)),
             write_files_open,
+            space,
         });
         let inner = StoreInner {
             logs_dir,
@@ -156,6 +160,14 @@ impl StoreInner {
 
     pub fn open_files(&self) -> usize {
         self.shared.read_files.len() + self.shared.write_files_open.load(Ordering::Relaxed)
+    }
+
+    pub fn storage_stats(&self) -> StorageStats {
+        self.shared.space.stats()
+    }
+
+    pub fn set_disk_free_min(&self, bytes: u64) {
+        self.shared.space.set_min(bytes)
     }
 
     pub fn open_log(&self, name: &str) -> Result<Arc<LogInner>> {

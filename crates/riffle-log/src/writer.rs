@@ -5,6 +5,13 @@
 //! store's journal (a small round under `fsync=always`, see `journal`) or
 //! one sync of each touched file, and only then publishes the new
 //! committed tip, wakes tip readers and acknowledges the appenders.
+//!
+//! A failed write or sync poisons its log: the log refuses appends (its
+//! readers keep reading what was committed) until the writer reopens it
+//! from its files, which `reopen` does on the first append after a
+//! backoff, once free space is above the floor.
+
+mod reopen;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -21,8 +28,9 @@ use crate::files::{ReadFiles, WriteFiles};
 use crate::format::{self, SEGMENT_HEADER_LEN, SegmentIndex};
 use crate::journal::{JOURNAL_ENTRY_OVERHEAD_MAX, JOURNAL_ROUND_BYTES_MAX, Journal};
 use crate::keys::KeyRing;
-use crate::log::{CLOSED_FILE, LogInner, SealedSeg, WriterSide};
-use crate::segment::{self, Indexer, Segment, index_file_name, io_err};
+use crate::log::{CLOSED_FILE, LogInner, Poison, SealedSeg, WriterSide};
+use crate::segment::{self, Indexer, Segment, index_file_name, io_err, io_error};
+use crate::space::Space;
 use crate::syncs::SyncPool;
 use crate::{Appended, FsyncPolicy, LogError, Result, Seq, StoreConfig};
 
@@ -57,6 +65,8 @@ pub(crate) struct Shared {
     pub read_files: Arc<ReadFiles>,
     /// How many active segments the writer holds open (its `WriteFiles`).
     pub write_files_open: Arc<AtomicUsize>,
+    /// Free space and the counters of refused appends.
+    pub space: Arc<Space>,
 }
 
 impl Shared {
@@ -112,6 +122,7 @@ pub(crate) fn spawn(
     journal: Option<Journal>,
     files_max: usize,
     files_open: Arc<AtomicUsize>,
+    space: Arc<Space>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     let writer = Writer {
         journal: journal.filter(|_| config.fsync == FsyncPolicy::Always),
@@ -122,6 +133,7 @@ pub(crate) fn spawn(
         dirty_since: None,
         files: WriteFiles::new(files_max, files_open),
         syncs: SyncPool::start()?,
+        space,
     };
     std::thread::Builder::new()
         .name("riffle-log-writer".into())
@@ -143,6 +155,7 @@ struct Writer {
     files: WriteFiles,
     /// Runs a round's syncs concurrently; joined when the writer stops.
     syncs: SyncPool,
+    space: Arc<Space>,
 }
 
 /// The appends of one group commit.
@@ -154,7 +167,8 @@ struct Round {
     failed: Vec<Option<LogError>>,
     /// Per log: sealed batches not yet written to its active segment.
     runs: Vec<Run>,
-    replies: Vec<(usize, oneshot::Sender<Result<Appended>>, Appended)>,
+    /// Per append: its log, its reply, its seqs and the seq after them.
+    replies: Vec<(usize, oneshot::Sender<Result<Appended>>, Appended, Seq)>,
     bytes: usize,
 }
 
@@ -210,14 +224,26 @@ impl Run {
 
 /// A copy of an error for each of the appends it fails.
 fn copy_err(e: &LogError) -> LogError {
+    // Keep the OS error code (ENOSPC, EIO, ...) when there is one.
+    let copy_io = |source: &io::Error| {
+        source.raw_os_error().map_or_else(
+            || io::Error::new(source.kind(), source.to_string()),
+            io::Error::from_raw_os_error,
+        )
+    };
     match e {
         LogError::Io { path, source } => LogError::Io {
             path: path.clone(),
-            // Keep the OS error code (ENOSPC, EIO, ...) when there is one.
-            source: source.raw_os_error().map_or_else(
-                || io::Error::new(source.kind(), source.to_string()),
-                io::Error::from_raw_os_error,
-            ),
+            source: copy_io(source),
+        },
+        LogError::DiskFull { path, source } => LogError::DiskFull {
+            path: path.clone(),
+            source: copy_io(source),
+        },
+        LogError::DiskFreeBelowMin { dir, free, min } => LogError::DiskFreeBelowMin {
+            dir: dir.clone(),
+            free: *free,
+            min: *min,
         },
         LogError::Corrupt {
             path,
@@ -233,7 +259,10 @@ fn copy_err(e: &LogError) -> LogError {
             found: *found,
         },
         LogError::Closed { name } => LogError::Closed { name: name.clone() },
-        LogError::Poisoned { name } => LogError::Poisoned { name: name.clone() },
+        LogError::Poisoned { name, cause } => LogError::Poisoned {
+            name: name.clone(),
+            cause: *cause,
+        },
         LogError::Deleted { name } => LogError::Deleted { name: name.clone() },
         LogError::Meta(m) => LogError::Meta(m.clone()),
         LogError::InvalidName(n) => LogError::InvalidName(n.clone()),
@@ -245,32 +274,29 @@ fn copy_err(e: &LogError) -> LogError {
     }
 }
 
-/// Why the writer refuses to write to a log, if it does.
-fn refusal(log: &LogInner, w: &WriterSide) -> Option<LogError> {
-    // The name is copied only for a refusal, not on every append.
-    let name = || log.name.clone();
-    if w.deleted {
-        Some(LogError::Deleted { name: name() })
-    } else if w.poisoned {
-        Some(LogError::Poisoned { name: name() })
-    } else if w.closed {
-        Some(LogError::Closed { name: name() })
-    } else {
-        None
-    }
-}
-
-/// Marks a log as refusing writes after an I/O failure.
+/// Marks a log as refusing writes after a failed write or sync, until
+/// `reopen` succeeds.
 fn poison(log: &LogInner, w: &mut WriterSide, e: &LogError) {
-    tracing::error!(log = %log.name, error = %e, "log poisoned by an I/O failure");
-    w.poisoned = true;
-    log.state.lock().poisoned = true;
+    if w.poisoned.is_some() {
+        return;
+    }
+    let p = Poison::new(e).after(w.reopened);
+    if e.is_disk_full() {
+        tracing::error!(log = %log.name, error = %e, "the disk is full: a write failed, so the log refuses writes until space is freed; it then reopens itself from its files (nothing acknowledged is lost)");
+    } else {
+        tracing::error!(log = %log.name, error = %e, "an I/O failure: the log refuses writes until it has reopened itself from its files (retried on appends, with a backoff)");
+    }
+    w.poisoned = Some(p);
+    log.state.lock().poisoned = Some(p);
+    log.shared.space.poisoned(p.cause);
 }
 
 impl Writer {
     fn run(mut self) {
         let mut appends_last_round = 0;
         while let Some(first) = self.recv() {
+            // Measured before writing when the last measure is old.
+            self.space.wrote(0);
             let mut round = Round::default();
             let mut next = Some(first);
             let mut control = None;
@@ -307,7 +333,9 @@ impl Writer {
                 }
             }
             appends_last_round = round.replies.len();
+            let written = round.bytes as u64;
             self.finish(round);
+            self.space.wrote(written);
             let go_on = control.is_none_or(|msg| self.control(msg));
             self.close_cold_files();
             if !go_on {
@@ -347,7 +375,20 @@ impl Writer {
         round: &mut Round,
     ) {
         let mut w = log.writer.lock();
-        if let Some(e) = refusal(log, &w) {
+        // A log that failed in this very round is not reopened before the
+        // round has answered for that failure.
+        let failed_now = round
+            .by_ptr
+            .get(&(Arc::as_ptr(log) as usize))
+            .is_some_and(|&t| round.failed[t].is_some());
+        let refused = match w.poisoned.filter(|_| failed_now) {
+            Some(p) => {
+                self.space.refused(p.cause, 1);
+                Some(p.error(&log.name))
+            }
+            None => self.refusal(log, &mut w),
+        };
+        if let Some(e) = refused {
             let _ = reply.send(Err(e));
             return;
         }
@@ -375,7 +416,7 @@ impl Writer {
                 round.failed[t] = Some(e);
             }
         }
-        round.replies.push((t, reply, appended));
+        round.replies.push((t, reply, appended, w.next_seq));
     }
 
     /// Makes sure the log's active segment is open for appending (the
@@ -437,7 +478,7 @@ impl Writer {
                 continue;
             }
             let mut w = log.writer.lock();
-            if w.poisoned || w.deleted {
+            if w.poisoned.is_some() || w.deleted {
                 continue;
             }
             let run = &mut round.runs[t];
@@ -498,18 +539,24 @@ impl Writer {
             match result {
                 Ok(()) => publish(log, &mut w),
                 Err(source) => {
-                    let e = LogError::Io {
-                        path: w.path.clone(),
-                        source,
-                    };
+                    let e = io_error(w.path.clone(), source);
                     poison(log, &mut w, &e);
                     round.failed[*t] = Some(e);
                 }
             }
         }
-        for (t, reply, appended) in round.replies {
+        for (t, reply, appended, end) in round.replies {
             let result = match &round.failed[t] {
-                Some(e) => Err(copy_err(e)),
+                // Made durable and readable by a segment roll (which syncs
+                // the segment it seals) before its log failed: acknowledged.
+                Some(_) if end > appended.first_seq && end <= round.logs[t].next_seq() => {
+                    Ok(appended)
+                }
+                Some(e) => {
+                    let p = Poison::new(e);
+                    self.space.refused(p.cause, 1);
+                    Err(copy_err(e))
+                }
                 None => Ok(appended),
             };
             let _ = reply.send(result);
@@ -525,10 +572,7 @@ impl Writer {
         for (log, result) in logs.into_iter().zip(results) {
             if let Err(source) = result {
                 let mut w = log.writer.lock();
-                let e = LogError::Io {
-                    path: w.path.clone(),
-                    source,
-                };
+                let e = io_error(w.path.clone(), source);
                 poison(log, &mut w, &e);
             }
         }
@@ -540,7 +584,7 @@ impl Writer {
             .drain()
             .filter_map(|(_, log)| {
                 let w = log.writer.lock();
-                let file = (!w.poisoned && !w.deleted)
+                let file = (w.poisoned.is_none() && !w.deleted)
                     .then(|| w.file.clone())
                     .flatten();
                 drop(w);
@@ -595,7 +639,7 @@ impl Writer {
             }
             let w = log.writer.lock();
             if let Some(file) = &w.file
-                && !w.poisoned
+                && w.poisoned.is_none()
                 && !w.deleted
             {
                 to_sync.push((log, file.clone()));
@@ -690,7 +734,7 @@ impl Writer {
         Ok(())
     }
 
-    fn close(&mut self, log: &LogInner) -> Result<Option<Seq>> {
+    fn close(&mut self, log: &Arc<LogInner>) -> Result<Option<Seq>> {
         let mut w = log.writer.lock();
         let last = w.next_seq.checked_sub(1);
         if w.deleted {
@@ -701,10 +745,10 @@ impl Writer {
         if w.closed {
             return Ok(last);
         }
-        if w.poisoned {
-            return Err(LogError::Poisoned {
-                name: log.name.clone(),
-            });
+        if w.poisoned.is_some()
+            && let Some(e) = self.reopen_if_due(log, &mut w)
+        {
+            return Err(e);
         }
         // The close is durable, and so is everything appended before it.
         let durable = sync_active(&w).and_then(|()| {
@@ -721,7 +765,7 @@ impl Writer {
         // A closed log is never appended to again.
         w.file = None;
         self.files.remove(log);
-        self.unsynced.remove(&(std::ptr::from_ref(log) as usize));
+        self.unsynced.remove(&(Arc::as_ptr(log) as usize));
         log.state.lock().closed = true;
         log.notify.notify_waiters();
         Ok(last)
@@ -743,7 +787,7 @@ impl Writer {
             w.next_seq > active_first && w.last_arrival_ms.is_some_and(|a| a < cutoff_ms);
         if all_sealed_expired
             && active_expired
-            && !w.poisoned
+            && w.poisoned.is_none()
             && let Err(e) = self.roll(log, &mut w)
         {
             poison(log, &mut w, &e);
@@ -787,6 +831,9 @@ impl Writer {
         let mut w = log.writer.lock();
         w.deleted = true;
         w.file = None;
+        if let Some(p) = w.poisoned.take() {
+            self.space.cleared(p.cause, false);
+        }
         let (sealed, active) = {
             let mut st = log.state.lock();
             st.deleted = true;

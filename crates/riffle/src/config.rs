@@ -45,6 +45,15 @@ pub struct ServeArgs {
         default_value = "always"
     )]
     pub fsync: Fsync,
+    /// Refuse writes while the data directory's disk has fewer bytes free
+    /// (a reserve for the journal and the metadata store); 0 turns it off
+    #[arg(
+        long,
+        env = "RIFFLE_DISK_FREE_MIN",
+        value_name = "BYTES",
+        default_value_t = riffle_log::DISK_FREE_MIN_DEFAULT
+    )]
+    pub disk_free_min: u64,
     /// AWS region used in ARNs
     #[arg(
         long,
@@ -567,6 +576,31 @@ mod tests {
         );
         let mixed = resolve(&["--tls-cert", "/c.pem"], Some("tls_key = \"/k.pem\"\n")).unwrap();
         assert_eq!(mixed.tls.unwrap().key, PathBuf::from("/k.pem"));
+    }
+
+    #[test]
+    fn the_free_space_floor_comes_from_flag_file_or_default() {
+        assert_eq!(
+            resolve(&[], None).unwrap().options.disk_free_min,
+            64 * 1024 * 1024
+        );
+        let file = "disk_free_min = 1048576\n";
+        assert_eq!(
+            resolve(&[], Some(file)).unwrap().options.disk_free_min,
+            1 << 20
+        );
+        assert_eq!(
+            resolve(&["--disk-free-min", "0"], Some(file))
+                .unwrap()
+                .options
+                .disk_free_min,
+            0
+        );
+        let err = resolve(&[], Some("disk_free_min = \"64MiB\"\n")).unwrap_err();
+        assert!(
+            err.starts_with("invalid `disk_free_min` (from config file "),
+            "{err}"
+        );
     }
 
     #[test]

@@ -106,6 +106,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     let dir = options.data_dir.0.clone();
     let store_config = StoreConfig {
         fsync: options.fsync.0,
+        disk_free_min: options.disk_free_min,
         ..StoreConfig::default()
     };
     let store = LogStore::open(&dir, store_config).map_err(|source| ServeError::DataDir {

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use riffle_log::{Appended, DataKey, LogError, RecordIn};
 use serde::Deserialize;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::put_record::{check_record, check_stream_record_size, hash_key, refuse_dry_run};
 use crate::json::{self, Blob, Bool, Str};
@@ -385,10 +385,17 @@ async fn append_groups(
     for ((position, _), outcome) in batches.iter().zip(outcomes) {
         // A shard closed by a reshard is no failure: its records are
         // routed again.
+        // A full disk or a log waiting to reopen is logged by the engine
+        // once, when it starts, not once per request.
         if let Err(err) = &outcome
             && !matches!(err, LogError::Closed { .. })
         {
-            warn!(log = stream.shards[*position].log.name(), error = %err, "PutRecords append failed");
+            let log = stream.shards[*position].log.name();
+            if err.is_disk_full() || matches!(err, LogError::Poisoned { .. }) {
+                debug!(log, error = %err, "PutRecords append refused");
+            } else {
+                warn!(log, error = %err, "PutRecords append failed");
+            }
         }
         by_position[*position] = Some(outcome);
     }
