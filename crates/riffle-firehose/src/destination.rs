@@ -34,7 +34,6 @@ const TIME_ZONE_MAX: usize = 50;
 
 /// `BufferingHints` as a request gives it.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 pub struct HintsInput {
     SizeInMBs: Option<Int>,
@@ -45,7 +44,6 @@ pub struct HintsInput {
 /// gives it. One shape for the four model shapes: the plain ones are the
 /// extended ones without the extended members.
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 pub struct S3Input {
     RoleARN: Option<Text>,

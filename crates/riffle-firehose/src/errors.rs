@@ -106,6 +106,18 @@ pub fn task(err: tokio::task::JoinError) -> FirehoseError {
     meta(format!("background task failed: {err}"))
 }
 
+impl From<riffle_coral::json::SerializationError> for FirehoseError {
+    fn from(err: riffle_coral::json::SerializationError) -> Self {
+        FirehoseError::Serialization(err.0)
+    }
+}
+
+impl From<riffle_coral::validate::ValidationError> for FirehoseError {
+    fn from(err: riffle_coral::validate::ValidationError) -> Self {
+        FirehoseError::Validation(err.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

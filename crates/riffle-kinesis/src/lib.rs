@@ -310,3 +310,15 @@ impl Kinesis {
         service::run_background(&self, shutdown).await
     }
 }
+
+impl From<riffle_coral::json::SerializationError> for KinesisError {
+    fn from(err: riffle_coral::json::SerializationError) -> Self {
+        KinesisError::Serialization(err.0)
+    }
+}
+
+impl From<riffle_coral::validate::ValidationError> for KinesisError {
+    fn from(err: riffle_coral::validate::ValidationError) -> Self {
+        KinesisError::Validation(err.0)
+    }
+}

@@ -31,7 +31,6 @@ const THROUGHPUT_HINT_MAX: i64 = 100;
 const ARN_CHARS_MAX: usize = 512;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input {
     DeliveryStreamName: Option<Text>,
@@ -55,14 +54,12 @@ struct Input {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct DirectPutInput {
     ThroughputHintInMBs: Option<Int>,
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct KinesisSourceInput {
     KinesisStreamARN: Option<Text>,

@@ -16,7 +16,6 @@ use crate::validate::Violations;
 use crate::{Firehose, FirehoseError};
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case, dead_code)]
 struct Input {
     DeliveryStreamName: Option<Text>,
@@ -28,7 +27,7 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     let mut v = Violations::new();
     let name = input.DeliveryStreamName.as_ref().map(Text::as_str);
     super::check_name(&mut v, name, "deliveryStreamName", true);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = name.unwrap_or_default();
     let _guard = firehose.lock_catalog().await;
     let stream = firehose.lookup(name)?;

@@ -18,7 +18,6 @@ const LIMIT_MAX: i64 = 10_000;
 const DESTINATION_ID_CHARS_MAX: usize = 100;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input {
     DeliveryStreamName: Option<Text>,
@@ -45,7 +44,7 @@ pub fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseError> {
         DESTINATION_ID_CHARS_MAX,
     );
     v.pattern(start, "exclusiveStartDestinationId", Pattern::DestinationId);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let stream = firehose.lookup(name.unwrap_or_default())?;
     // A stream has one destination: starting after it leaves none.
     let destinations = if start == Some(DESTINATION_ID) {

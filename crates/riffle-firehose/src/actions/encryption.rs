@@ -27,7 +27,6 @@ const KEY_ARN_CHARS_MAX: usize = 512;
 
 /// `DeliveryStreamEncryptionConfigurationInput`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 pub struct EncryptionInput {
     KeyARN: Option<Text>,
@@ -114,7 +113,6 @@ pub fn describe(encryption: Option<&Encryption>, now: i64) -> Value {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct StartInput {
     DeliveryStreamName: Option<Text>,
@@ -122,7 +120,6 @@ struct StartInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct StopInput {
     DeliveryStreamName: Option<Text>,
@@ -136,7 +133,7 @@ pub async fn run_start(firehose: &Firehose, body: &[u8]) -> Result<Bytes, Fireho
     if let Some(enc) = &input.DeliveryStreamEncryptionConfigurationInput {
         enc.check(&mut v, "deliveryStreamEncryptionConfigurationInput");
     }
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = name.unwrap_or_default();
     let until = now_ms().saturating_add(delay_ms(firehose));
     let encryption = match &input.DeliveryStreamEncryptionConfigurationInput {
@@ -156,7 +153,7 @@ pub async fn run_stop(firehose: &Firehose, body: &[u8]) -> Result<Bytes, Firehos
     let mut v = Violations::new();
     let name = input.DeliveryStreamName.as_ref().map(Text::as_str);
     super::check_name(&mut v, name, "deliveryStreamName", true);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     change(firehose, name.unwrap_or_default(), None).await
 }
 

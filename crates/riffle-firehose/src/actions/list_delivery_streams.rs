@@ -17,7 +17,6 @@ const LIMIT_MAX: i64 = 10_000;
 const LIMIT_DEFAULT: usize = 10;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input {
     Limit: Option<Int>,
@@ -41,7 +40,7 @@ pub fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseError> {
         .as_ref()
         .map(Text::as_str);
     super::check_name(&mut v, start, "exclusiveStartDeliveryStreamName", false);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let limit = input
         .Limit
         .map_or(LIMIT_DEFAULT, |n| usize::try_from(n.0).unwrap_or(1));

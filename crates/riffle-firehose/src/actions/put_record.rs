@@ -23,7 +23,6 @@ use crate::{Firehose, FirehoseError, errors};
 pub const RECORD_BYTES_MAX: usize = 1_024_000;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]
@@ -33,7 +32,6 @@ struct Input<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 pub struct RecordInput<'a> {
     #[serde(borrow)]
@@ -156,7 +154,7 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     if input.Record.is_some() {
         check_record(&mut v, || "record.".to_owned(), blob.map(|_| data.len()));
     }
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let stream = target(firehose, name.unwrap_or_default())?;
     if admit(firehose, &stream, &[&data])? == 0 {
         return Err(FirehoseError::ServiceUnavailable(SLOW_DOWN.to_owned()));

@@ -22,7 +22,6 @@ pub const RECORDS_MAX: usize = 500;
 pub const REQUEST_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input<'a> {
     #[serde(borrow)]

@@ -23,7 +23,6 @@ const TAG_VALUE_CHARS_MAX: usize = 256;
 
 /// `Tag`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 pub struct TagInput {
     Key: Option<Text>,
@@ -70,7 +69,6 @@ pub fn into_map(tags: Vec<TagInput>) -> BTreeMap<String, String> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct TagInputs {
     DeliveryStreamName: Option<Text>,
@@ -78,7 +76,6 @@ struct TagInputs {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct UntagInput {
     DeliveryStreamName: Option<Text>,
@@ -86,7 +83,6 @@ struct UntagInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct ListInput {
     DeliveryStreamName: Option<Text>,
@@ -103,7 +99,7 @@ pub async fn run_tag(firehose: &Firehose, body: &[u8]) -> Result<Bytes, Firehose
     if let Some(tags) = &input.Tags {
         check_tags(&mut v, tags, "tags");
     }
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = name.unwrap_or_default();
     let added = into_map(input.Tags.unwrap_or_default());
     let _guard = firehose.lock_catalog().await;
@@ -136,7 +132,7 @@ pub async fn run_untag(firehose: &Firehose, body: &[u8]) -> Result<Bytes, Fireho
             v.pattern(Some(key.as_str()), &path, Pattern::TagKey);
         }
     }
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let _guard = firehose.lock_catalog().await;
     let stream = firehose.lookup(name.unwrap_or_default())?;
     let mut record = stream.record();
@@ -157,7 +153,7 @@ pub fn run_list(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseError
     v.pattern(start, "exclusiveStartTagKey", Pattern::TagKey);
     let limit = input.Limit.map(|n| i64::from(n.0));
     v.range(limit, "limit", Some(1), Some(TAGS_MAX as i64));
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let stream = firehose.lookup(name.unwrap_or_default())?;
     let record = stream.record();
     let limit = limit.map_or(TAGS_MAX, |n| usize::try_from(n).unwrap_or(TAGS_MAX));

@@ -527,3 +527,30 @@ async fn statuses_go_creating_active_deleting_gone() {
     // The name is free again, and the new stream starts empty.
     h.create("s", 1, 60).await;
 }
+
+/// AWS skips members it does not model, at every depth (what lets a newer
+/// SDK talk to an older service); a known member of the wrong type is still
+/// refused.
+#[tokio::test]
+async fn unknown_members_are_ignored_and_known_ones_still_typed() {
+    let h = Harness::new();
+    h.call(
+        "CreateDeliveryStream",
+        json!({"DeliveryStreamName": "u", "ShardCount": 3, "FutureMember": {"X": 1},
+               "S3DestinationConfiguration": {"RoleARN": ROLE, "BucketARN": "arn:aws:s3:::b",
+                                              "NewerSetting": true}}),
+    )
+    .await
+    .unwrap();
+    h.call(
+        "DescribeDeliveryStream",
+        json!({"DeliveryStreamName": "u", "ShardCount": 1}),
+    )
+    .await
+    .unwrap();
+    let err = h
+        .call("DescribeDeliveryStream", json!({"DeliveryStreamName": 5}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "SerializationException");
+}

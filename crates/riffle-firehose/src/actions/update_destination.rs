@@ -23,7 +23,6 @@ const VERSION_CHARS_MAX: usize = 50;
 const DESTINATION_ID_CHARS_MAX: usize = 100;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(non_snake_case)]
 struct Input {
     DeliveryStreamName: Option<Text>,

@@ -240,7 +240,7 @@ pub async fn run_update(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, Kinesis
             STATUSES,
         );
     }
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     // Validated: present and one of the two.
     let enable = input
         .MinimumThroughputBillingCommitment

@@ -326,7 +326,7 @@ pub async fn run_register(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, Kines
     if let Some(tags) = &input.Tags {
         super::create_stream::check_tags(&mut v, tags);
     }
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = super::target(kinesis, &None, &input.StreamARN)?;
     // Validated: present.
     let consumer = input.ConsumerName.as_ref().map_or("", Str::as_str);
@@ -410,7 +410,7 @@ fn target_consumer(
     check_consumer_name(&mut v, &input.ConsumerName);
     check_consumer_arn(&mut v, &input.ConsumerARN);
     super::check_stream_id(&mut v, &input.StreamId);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     if let Some(arn) = &input.ConsumerARN {
         return resolve_arn(kinesis, arn.as_str(), now);
     }
@@ -497,7 +497,7 @@ pub fn run_list(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
         Some(10000),
     );
     super::check_stream_id(&mut v, &input.StreamId);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = super::target(kinesis, &None, &input.StreamARN)?;
     let now = now_ms();
     let stream = kinesis.lookup(&name, now)?;

@@ -32,7 +32,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     let mut v = Violations::new();
     super::check_target(&mut v, &input.StreamName, &input.StreamARN);
     super::check_stream_id(&mut v, &input.StreamId);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;
 
     let _catalog = kinesis.catalog_guard().await;

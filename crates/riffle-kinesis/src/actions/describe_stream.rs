@@ -150,7 +150,7 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
     v.pattern(start, "exclusiveStartShardId", Pattern::Name);
     v.length(start, "exclusiveStartShardId", 1, 128);
     super::check_stream_id(&mut v, &input.StreamId);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;
     let now = now_ms();
     let stream = kinesis.lookup(&name, now)?;
@@ -232,7 +232,7 @@ pub fn run_summary(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError
     let mut v = Violations::new();
     super::check_target(&mut v, &input.StreamName, &input.StreamARN);
     super::check_stream_id(&mut v, &input.StreamId);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;
     let now = now_ms();
     let stream = kinesis.lookup(&name, now)?;

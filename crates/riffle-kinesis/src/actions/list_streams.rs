@@ -63,7 +63,7 @@ pub fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
     v.length(start, "exclusiveStartStreamName", 1, 128);
     let token = input.NextToken.as_ref().map(Str::as_str);
     v.length(token, "nextToken", 1, 1_048_576);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let after = match token {
         Some(token) => Some(decode_token(token)?),
         None => start.map(str::to_owned),

@@ -39,7 +39,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     check_shard_id(&mut v, &input.ShardToMerge, "shardToMerge");
     check_shard_id(&mut v, &input.AdjacentShardToMerge, "adjacentShardToMerge");
     super::check_stream_id(&mut v, &input.StreamId);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;
     // Validated: present.
     let first = input.ShardToMerge.as_ref().map_or("", Str::as_str);

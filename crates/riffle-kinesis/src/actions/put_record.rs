@@ -163,7 +163,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
         Pattern::SequenceNumber,
     );
     super::check_stream_id(&mut v, &input.StreamId);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     refuse_dry_run(input.DryRun)?;
 
     let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;
@@ -174,7 +174,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
     }
     let mut v = Violations::new();
     check_stream_record_size(&mut v, String::new, &stream, data.len());
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     // Validated: present.
     let partition_key = partition_key.unwrap_or_default();
     let hash = hash_key(partition_key, explicit)?;

@@ -179,7 +179,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
             len,
         );
     }
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let call = Call {
         entries,
         arena: &arena,

@@ -52,7 +52,7 @@ pub async fn run_put(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisErr
     let mut v = Violations::new();
     check_arn(&mut v, &input);
     v.required(&input.Policy, "policy");
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let resource = resource(kinesis, &input)?;
     // Validated: present.
     let policy = input.Policy.as_ref().map_or("", Str::as_str);
@@ -73,7 +73,7 @@ pub fn run_get(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
     let input: Input = json::parse(body)?;
     let mut v = Violations::new();
     check_arn(&mut v, &input);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let policy = match resource(kinesis, &input)? {
         Resource::Stream(name) => {
             let stream = kinesis.lookup(&name, now_ms())?;
@@ -95,7 +95,7 @@ pub async fn run_delete(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, Kinesis
     let input: Input = json::parse(body)?;
     let mut v = Violations::new();
     check_arn(&mut v, &input);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     match resource(kinesis, &input)? {
         Resource::Stream(name) => set_stream_policy(kinesis, &name, None).await?,
         Resource::Consumer(arn) => consumers::set_policy(kinesis, &arn, None).await?,

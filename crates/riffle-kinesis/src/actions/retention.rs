@@ -53,7 +53,7 @@ async fn run(kinesis: &Kinesis, body: &[u8], change: Change) -> Result<Bytes, Ki
     super::check_target(&mut v, &input.StreamName, &input.StreamARN);
     v.required(&input.RetentionPeriodHours, "retentionPeriodHours");
     super::check_stream_id(&mut v, &input.StreamId);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;
     // Validated: present.
     let hours = input.RetentionPeriodHours.map_or(0, |n| n.0);

@@ -60,7 +60,7 @@ fn parse(kinesis: &Kinesis, input: &Input<'_>) -> Result<(String, String), Kines
         KEY_ID_CHARS_MAX,
     );
     super::check_stream_id(&mut v, &input.StreamId);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     if input.EncryptionType.as_ref().map(Str::as_str) != Some("KMS") {
         return Err(KinesisError::InvalidArgument(
             "EncryptionType must be KMS.".to_owned(),

@@ -113,7 +113,7 @@ pub async fn run_add(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisErr
         check_tags(&mut v, tags);
     }
     super::check_stream_id(&mut v, &input.StreamId);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;
     add(kinesis, &name, input.Tags.unwrap_or_default()).await
 }
@@ -124,7 +124,7 @@ pub async fn run_remove(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, Kinesis
     super::check_target(&mut v, &input.StreamName, &input.StreamARN);
     check_keys(&mut v, &input.TagKeys);
     super::check_stream_id(&mut v, &input.StreamId);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;
     remove(kinesis, &name, &input.TagKeys.unwrap_or_default()).await
 }
@@ -138,7 +138,7 @@ pub fn run_list(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> {
     let limit = input.Limit.map(|n| i64::from(n.0));
     v.range(limit, "limit", Some(1), Some(LIST_LIMIT_MAX));
     super::check_stream_id(&mut v, &input.StreamId);
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;
     let stream = kinesis.lookup(&name, crate::time::now_ms())?;
     let after: Vec<(&String, &String)> = stream
@@ -213,7 +213,7 @@ fn resource_target(
     );
     v.length(arn, "resourceARN", 1, 2048);
     super::check_stream_id(v, &input.StreamId);
-    std::mem::take(v).into_result()?;
+    std::mem::take(v).into_result::<crate::validate::ValidationError>()?;
     let arn = arn.unwrap_or_default();
     if is_other_resource(arn) && !Pattern::StreamArn.matches(arn) {
         return Err(crate::errors::stream_not_found(arn, kinesis.account()));

@@ -38,7 +38,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
         Some(MAX_RECORD_KIB_MIN),
         Some(MAX_RECORD_KIB_MAX),
     );
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = super::target(kinesis, &None, &input.StreamARN)?;
     // Validated: present and in range.
     let kib = input.MaxRecordSizeInKiB.map_or(0, |n| n.0 as u32);

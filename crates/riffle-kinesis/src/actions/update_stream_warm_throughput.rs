@@ -51,7 +51,7 @@ pub async fn run(kinesis: &Kinesis, body: &[u8]) -> Result<Bytes, KinesisError> 
         Some(0),
         None,
     );
-    v.into_result()?;
+    v.into_result::<crate::validate::ValidationError>()?;
     let name = super::target(kinesis, &input.StreamName, &input.StreamARN)?;
     // Validated: present and not negative.
     let mibps = input.WarmThroughputMiBps.map_or(0, |n| n.0 as u32);
