@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::FirehoseError;
+use crate::compression::CompressionFormat;
 use crate::errors::not_supported;
 use crate::json::{Int, Text};
 use crate::prefix::{self, PrefixError, S3Prefixes};
@@ -311,6 +312,19 @@ impl S3Destination {
             self.custom_time_zone.as_deref(),
             timestamp(now_ms),
         )
+    }
+
+    /// The CompressionFormat (checked against the model's values when set;
+    /// an unknown stored value, which no request can set, is UNCOMPRESSED).
+    pub fn compression_format(&self) -> CompressionFormat {
+        CompressionFormat::from_wire(&self.compression).unwrap_or_default()
+    }
+
+    /// Whether S3BackupMode is `Enabled` with a backup destination.
+    pub fn backup_enabled(&self) -> Option<&S3Destination> {
+        self.backup
+            .as_deref()
+            .filter(|_| self.backup_mode == "Enabled")
     }
 
     fn dynamic_partitioning_enabled(&self) -> bool {
