@@ -158,8 +158,8 @@ async fn run(mut d: Deliverer, mut next: Option<Seq>) {
                 continue;
             }
         };
-        // The definition as of the flush: an update during the buffer
-        // names its object (AWS: "the new version shows in later objects").
+        // The definition as of the flush: an UpdateDestination while the
+        // buffer filled names its object (new version, prefix, format).
         let record = d.stream.record();
         let Some(destination) = d.lane.destination(&record) else {
             // The backup was disabled while this buffer filled: AWS backs

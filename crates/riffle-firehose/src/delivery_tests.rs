@@ -553,3 +553,37 @@ async fn data_freshness_is_the_age_of_the_oldest_record_at_delivery() {
     // (less the milliseconds' rounding of the two clocks).
     assert!((990..30_000).contains(&freshness), "{freshness}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_backup_that_never_delivered_delivers_every_record_after_a_restart() {
+    let h = Harness::new();
+    create_with(
+        &h,
+        "s",
+        json!({"S3BackupMode": "Enabled",
+               "S3BackupConfiguration": {"RoleARN": crate::testkit::ROLE,
+                   "BucketARN": "arn:aws:s3:::bk",
+                   "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0}}}),
+    )
+    .await;
+    *h.sink.fail_bucket.lock() = Some("bk".into());
+    let data = records(5, 20);
+    h.put_batch("s", &data).await;
+    // The destination got them; the backup has recorded no position yet.
+    h.sink.wait_for_bytes(100).await;
+    let h = h.restart(Arc::new(MemorySink::default())).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !h.sink.objects.lock().iter().any(|o| o.bucket == "bk") {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let backup = h
+        .sink
+        .objects
+        .lock()
+        .iter()
+        .find(|o| o.bucket == "bk")
+        .cloned()
+        .unwrap();
+    assert_eq!(&backup.body[..], &data.concat()[..]);
+}
