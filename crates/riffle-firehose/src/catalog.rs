@@ -25,6 +25,8 @@
 //! little-endian sequence number of the first record of the stream's log
 //! that is not yet delivered (all below it are in stored objects). Kept
 //! apart from the definition so that delivery never rewrites it.
+//! Key `firehose/backup-delivered/<incarnation as 16 hex digits>`: the same
+//! for the backup of the source records, while S3BackupMode is `Enabled`.
 //!
 //! The records live in the log `firehose/<incarnation as 16 hex digits>`:
 //! the incarnation keeps a recreated stream from ever seeing the records of
@@ -42,6 +44,7 @@ use crate::destination::S3Destination;
 pub const CATALOG_VERSION: u32 = 1;
 pub const STREAM_PREFIX: &str = "firehose/stream/";
 const DELIVERED_PREFIX: &str = "firehose/delivered/";
+const BACKUP_DELIVERED_PREFIX: &str = "firehose/backup-delivered/";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Kind {
@@ -146,6 +149,13 @@ impl StreamRecord {
 
     pub fn delivered_key(&self) -> String {
         format!("{DELIVERED_PREFIX}{:016x}", self.incarnation)
+    }
+
+    /// The backup's delivered position (S3BackupMode `Enabled`), in the
+    /// same form as [`StreamRecord::delivered_key`]'s; absent while the
+    /// backup is disabled.
+    pub fn backup_delivered_key(&self) -> String {
+        format!("{BACKUP_DELIVERED_PREFIX}{:016x}", self.incarnation)
     }
 
     /// The status as of `now`: `CREATING` and the encryption changes end

@@ -1,31 +1,39 @@
-//! Delivery: one task per delivery stream reads its log from the last
-//! delivered position, fills a buffer until the size hint or the interval
-//! is reached (whichever comes first), makes an object of it and stores it
-//! through the [`ObjectSink`], retrying with backoff until it is stored;
-//! only then does it record, durably, the position delivered. A crash at
-//! any point re-delivers from the last recorded position: at least once,
-//! never lost. Each stream's task waits and retries on its own, so a
-//! failing bucket never holds up another stream.
+//! Delivery: per delivery stream, one task per lane (the destination, and
+//! the backup of the source records when S3BackupMode is `Enabled`) reads
+//! the stream's log from the lane's last delivered position, fills a
+//! buffer until the lane's size hint or interval is reached (whichever
+//! comes first), makes an object of it (named by AWS's custom prefixes,
+//! compressed per CompressionFormat) and stores it through the
+//! [`ObjectSink`], retrying with backoff until it is stored; only then
+//! does it record, durably, the position delivered. A crash at any point
+//! re-delivers from the last recorded position: at least once, never lost.
+//! The log is trimmed only below what every lane delivered. Each stream's
+//! tasks wait and retry on their own, so a failing bucket never holds up
+//! another stream.
 
 use std::mem::{Discriminant, discriminant};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use riffle_log::{LogError, LogStore, MetaOp, ReadLimits, Seq};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::catalog::{self, StreamRecord};
+use crate::destination::{S3Destination, timestamp};
+use crate::metrics::LaneMetrics;
+use crate::prefix::{self, PartitionKeys, S3Prefixes, ThreadRandom};
 use crate::sink::{ObjectSink, SinkError};
 use crate::stream::DeliveryStream;
-use crate::time::{now_ms, utc_fields};
+use crate::time::now_ms;
 
 /// The first retry of a failed upload waits this long, each next one twice
 /// as long, up to [`BACKOFF_MAX`]: AWS retries S3 deliveries "every 5
 /// seconds" ("Data delivery failure handling", Amazon S3). Unlike AWS,
 /// which gives up after 24 hours, Riffle keeps retrying: nothing it
-/// acknowledged is dropped.
+/// acknowledged is dropped (see `FirehoseConfig::s3_retry_duration`).
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Records and bytes per log read while filling a buffer: a read is a
@@ -34,25 +42,75 @@ const READ_RECORDS_MAX: usize = 10_000;
 const READ_BYTES_MAX: usize = 4 * 1024 * 1024;
 const MIB: usize = 1024 * 1024;
 
+/// Which copy of a stream's records a task delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// To the destination bucket (`DeliveryToS3.*`).
+    Destination,
+    /// The source records to the backup bucket (`BackupToS3.*`), with the
+    /// backup's own prefixes, buffering hints and compression, while
+    /// S3BackupMode is `Enabled`.
+    Backup,
+}
+
+impl Lane {
+    fn index(self) -> usize {
+        match self {
+            Lane::Destination => 0,
+            Lane::Backup => 1,
+        }
+    }
+
+    /// Where this lane delivers, if anywhere now.
+    fn destination(self, record: &StreamRecord) -> Option<S3Destination> {
+        match self {
+            Lane::Destination => Some(record.destination.clone()),
+            Lane::Backup => record.destination.backup_enabled().cloned(),
+        }
+    }
+
+    fn checkpoint_key(self, record: &StreamRecord) -> String {
+        match self {
+            Lane::Destination => record.delivered_key(),
+            Lane::Backup => record.backup_delivered_key(),
+        }
+    }
+}
+
+/// Starts a stream's delivery tasks: the destination's from `delivered`,
+/// the backup's from its own recorded position.
 pub fn spawn(
     store: Arc<LogStore>,
     sink: Arc<dyn ObjectSink>,
     stream: Arc<DeliveryStream>,
     delivered: Seq,
-) -> JoinHandle<()> {
-    let deliverer = Deliverer {
-        store,
-        sink,
-        stream,
+    retry_duration: Duration,
+) -> Vec<JoinHandle<()>> {
+    let deliverer = |lane| Deliverer {
+        store: Arc::clone(&store),
+        sink: Arc::clone(&sink),
+        stream: Arc::clone(&stream),
+        lane,
+        retry_duration,
         failing: None,
     };
-    tokio::spawn(run(deliverer, delivered))
+    let destination = deliverer(Lane::Destination);
+    let backup = deliverer(Lane::Backup);
+    vec![
+        tokio::spawn(run(destination, Some(delivered))),
+        tokio::spawn(async move {
+            let start = backup.recorded_backup_position().await;
+            run(backup, start).await;
+        }),
+    ]
 }
 
 struct Deliverer {
     store: Arc<LogStore>,
     sink: Arc<dyn ObjectSink>,
     stream: Arc<DeliveryStream>,
+    lane: Lane,
+    retry_duration: Duration,
     /// The kind of the failure the sink last answered, until a put works:
     /// each kind is logged once, however many retries and buffers it lasts.
     failing: Option<Discriminant<SinkError>>,
@@ -75,9 +133,23 @@ pub struct Object {
     pub body: Bytes,
 }
 
-async fn run(mut d: Deliverer, mut next: Seq) {
+/// Delivers the lane's buffers one after another from `next`; `None` is a
+/// backup lane with no position yet (it starts at the log's end when the
+/// backup is enabled).
+async fn run(mut d: Deliverer, mut next: Option<Seq>) {
     loop {
-        let buffer = match d.fill(next).await {
+        let record = d.stream.record();
+        if d.lane.destination(&record).is_none() {
+            next = d.backup_disabled(next.take()).await;
+            d.changed().notified().await;
+            continue;
+        }
+        let from = match next {
+            Some(from) => from,
+            None => d.backup_enabled().await,
+        };
+        next = Some(from);
+        let buffer = match d.fill(from).await {
             Ok(buffer) => buffer,
             Err(LogError::Deleted { .. } | LogError::Closed { .. }) => return,
             Err(err) => {
@@ -86,6 +158,45 @@ async fn run(mut d: Deliverer, mut next: Seq) {
                 continue;
             }
         };
+        // The definition as of the flush: an UpdateDestination while the
+        // buffer filled names its object (new version, prefix, format).
+        let record = d.stream.record();
+        let Some(destination) = d.lane.destination(&record) else {
+            // The backup was disabled while this buffer filled: AWS backs
+            // up only while S3BackupMode is Enabled.
+            continue;
+        };
+        next = Some(buffer.end);
+        d.deliver(&record, &destination, buffer).await;
+    }
+}
+
+impl Deliverer {
+    fn name(&self) -> String {
+        self.stream.record().name
+    }
+
+    fn metrics(&self) -> &LaneMetrics {
+        match self.lane {
+            Lane::Destination => &self.stream.metrics.delivery,
+            Lane::Backup => &self.stream.metrics.backup,
+        }
+    }
+
+    fn changed(&self) -> &Notify {
+        match self.lane {
+            Lane::Destination => &self.stream.changed,
+            Lane::Backup => &self.stream.backup_changed,
+        }
+    }
+
+    /// Makes, stores and checkpoints one buffer's object.
+    async fn deliver(
+        &mut self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        buffer: Buffer,
+    ) {
         let Buffer {
             data,
             end,
@@ -93,21 +204,74 @@ async fn run(mut d: Deliverer, mut next: Seq) {
             first_arrival_ms,
             last_arrival_ms,
         } = buffer;
-        let object = make_object(&d.stream.record(), now_ms(), data);
-        d.store_object(&object).await;
-        let freshness_ms = now_ms().saturating_sub(first_arrival_ms.unwrap_or(last_arrival_ms));
+        let oldest_ms = first_arrival_ms.unwrap_or(last_arrival_ms);
+        let object = self.make_object(record, destination, oldest_ms, data).await;
+        self.store_object(&object, records).await;
+        let freshness_ms = now_ms().saturating_sub(oldest_ms);
         let bytes = object.body.len() as u64;
-        d.stream
-            .metrics
+        self.metrics()
             .delivered(records, bytes, freshness_ms.max(0));
-        d.checkpoint(end, last_arrival_ms).await;
-        next = end;
+        self.checkpoint(end, last_arrival_ms).await;
     }
-}
 
-impl Deliverer {
-    fn name(&self) -> String {
-        self.stream.record().name
+    /// Where a backup lane starts after a (re)start: its recorded position;
+    /// none recorded but the backup enabled (created so, or a crash before
+    /// its first record): the oldest record kept, which is every one not
+    /// yet backed up (the log is not trimmed past an unknown backup).
+    async fn recorded_backup_position(&self) -> Option<Seq> {
+        let key = self.lane.checkpoint_key(&self.stream.record());
+        let store = Arc::clone(&self.store);
+        let stored = tokio::task::spawn_blocking(move || store.meta().get(&key)).await;
+        match stored {
+            Ok(Ok(Some(value))) => {
+                let key = self.lane.checkpoint_key(&self.stream.record());
+                match catalog::decode_delivered(&key, &value) {
+                    Ok(seq) => return Some(seq),
+                    Err(err) => {
+                        warn!(stream = %self.name(), %err, "unreadable backup position; backing up every record kept")
+                    }
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(err)) => {
+                warn!(stream = %self.name(), %err, "reading the backup position failed; backing up every record kept")
+            }
+            Err(err) => {
+                warn!(stream = %self.name(), %err, "reading the backup position failed; backing up every record kept")
+            }
+        }
+        let record = self.stream.record();
+        self.lane
+            .destination(&record)
+            .map(|_| self.stream.log.oldest_seq())
+    }
+
+    /// The backup was just enabled: it backs up the records that arrive
+    /// from now on, and records that position before anything else so that
+    /// a restart starts there too.
+    async fn backup_enabled(&self) -> Seq {
+        // Hold trimming back first: every record from `from` on stays in
+        // the log until the backup delivered it.
+        self.stream.delivered_before(self.lane.index(), i64::MIN);
+        let from = self.stream.log.next_seq();
+        let key = self.lane.checkpoint_key(&self.stream.record());
+        self.commit(vec![MetaOp::Put {
+            key,
+            value: catalog::encode_delivered(from),
+        }])
+        .await;
+        from
+    }
+
+    /// The backup is disabled: it forgets its position (a later enabling
+    /// starts afresh) and holds nothing back from trimming.
+    async fn backup_disabled(&self, position: Option<Seq>) -> Option<Seq> {
+        if position.is_some() {
+            let key = self.lane.checkpoint_key(&self.stream.record());
+            self.commit(vec![MetaOp::Delete { key }]).await;
+        }
+        self.stream.delivered_before(self.lane.index(), i64::MAX);
+        None
     }
 
     /// Waits for a record at `from`, then reads until the size hint is
@@ -127,7 +291,9 @@ impl Deliverer {
         };
         let mut started = None;
         loop {
-            let destination = self.stream.record().destination;
+            let Some(destination) = self.lane.destination(&self.stream.record()) else {
+                return Ok(buffer);
+            };
             let size_max = usize::try_from(destination.size_mb).unwrap_or(1) * MIB;
             let interval = Duration::from_secs(u64::try_from(destination.interval_s).unwrap_or(0));
             while buffer.data.len() < size_max && log.next_seq() > buffer.end {
@@ -157,72 +323,134 @@ impl Deliverer {
             tokio::select! {
                 () = log.wait_readable(buffer.end) => still_open(log, buffer.end)?,
                 () = tokio::time::sleep_until(deadline) => {}
-                () = self.stream.changed.notified() => {}
+                () = self.changed().notified() => {}
             }
         }
     }
 
     /// Stores the object, retrying with backoff until it is stored. A
-    /// failure is logged when its kind changes, not at every retry.
-    async fn store_object(&mut self, object: &Object) {
+    /// failure is logged when its kind changes, not at every retry; an
+    /// object still failing after the retry duration is logged as an error
+    /// once and its records counted (AWS would discard them).
+    async fn store_object(&mut self, object: &Object, records: u64) {
         let mut backoff = BACKOFF_MIN;
+        let first_attempt = Instant::now();
+        let mut past_retry_duration = false;
         loop {
             let put = self
                 .sink
                 .put_object(&object.bucket, &object.key, object.body.clone())
                 .await;
-            match put {
+            let err = match put {
                 Ok(()) => {
                     if self.failing.take().is_some() {
-                        info!(stream = %self.name(), key = %object.key, "delivery resumed");
+                        info!(stream = %self.name(), lane = ?self.lane, key = %object.key, "delivery resumed");
                     }
                     return;
                 }
-                Err(err) => {
-                    self.stream.metrics.put_failed();
-                    if self.failing != Some(discriminant(&err)) {
-                        warn!(stream = %self.name(), bucket = %object.bucket, %err, "delivery failed; retrying with backoff");
-                        self.failing = Some(discriminant(&err));
-                    } else {
-                        debug!(stream = %self.name(), %err, "delivery failed again");
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
+                Err(err) => err,
+            };
+            self.metrics().put_failed();
+            if self.failing != Some(discriminant(&err)) {
+                warn!(stream = %self.name(), lane = ?self.lane, bucket = %object.bucket, %err, "delivery failed; retrying with backoff");
+                self.failing = Some(discriminant(&err));
+            } else {
+                debug!(stream = %self.name(), %err, "delivery failed again");
             }
+            if !past_retry_duration && first_attempt.elapsed() >= self.retry_duration {
+                past_retry_duration = true;
+                self.metrics().past_retry_duration(records);
+                error!(
+                    stream = %self.name(), lane = ?self.lane, bucket = %object.bucket, key = %object.key, records, %err,
+                    "an object is still undelivered after the S3 retry duration, when AWS would discard it; Riffle keeps retrying"
+                );
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
-    /// Records durably that everything below `end` is delivered, then
-    /// drops the log's segments that hold only delivered records.
-    async fn checkpoint(&self, end: Seq, last_arrival_ms: i64) {
-        let record = self.stream.record();
-        let ops = vec![MetaOp::Put {
-            key: record.delivered_key(),
-            value: catalog::encode_delivered(end),
-        }];
+    /// Makes the object of a flushed buffer whose oldest record arrived at
+    /// `oldest_ms`: its key from the destination's prefixes evaluated at
+    /// that time, its body the records as they came (Firehose adds no
+    /// delimiter) compressed per CompressionFormat, off the async threads.
+    async fn make_object(
+        &self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        oldest_ms: i64,
+        data: Vec<u8>,
+    ) -> Object {
+        let (key, id) = object_key(record, destination, oldest_ms);
+        let format = destination.compression_format();
+        let data = Arc::new(data);
         let mut backoff = BACKOFF_MIN;
         loop {
-            let store = Arc::clone(&self.store);
-            let ops = ops.clone();
-            match tokio::task::spawn_blocking(move || store.meta().commit(&ops)).await {
-                Ok(Ok(())) => break,
+            let data = Arc::clone(&data);
+            let entry = id.to_string();
+            match tokio::task::spawn_blocking(move || format.compress(&data, &entry)).await {
+                Ok(Ok(body)) => {
+                    return Object {
+                        bucket: destination.bucket().to_owned(),
+                        key,
+                        body: Bytes::from(body),
+                    };
+                }
+                // In-memory codecs do not fail on any input; should one,
+                // the records stay undelivered (and retried), never lost.
                 Ok(Err(err)) => {
-                    warn!(stream = %record.name, %err, "recording a delivery failed; retrying")
+                    warn!(stream = %record.name, %err, "compressing an object failed; retrying")
                 }
                 Err(err) => {
-                    warn!(stream = %record.name, %err, "recording a delivery failed; retrying")
+                    warn!(stream = %record.name, %err, "compressing an object failed; retrying")
                 }
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
+    }
+
+    /// Commits `ops` to the metadata store, retrying until it is durable.
+    async fn commit(&self, ops: Vec<MetaOp>) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let store = Arc::clone(&self.store);
+            let batch = ops.clone();
+            match tokio::task::spawn_blocking(move || store.meta().commit(&batch)).await {
+                Ok(Ok(())) => return,
+                Ok(Err(err)) => {
+                    warn!(stream = %self.name(), %err, "recording a delivery failed; retrying")
+                }
+                Err(err) => {
+                    warn!(stream = %self.name(), %err, "recording a delivery failed; retrying")
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    /// Records durably that everything below `end` is delivered, then
+    /// drops the log's segments that hold only records every lane
+    /// delivered.
+    async fn checkpoint(&self, end: Seq, last_arrival_ms: i64) {
+        let key = self.lane.checkpoint_key(&self.stream.record());
+        self.commit(vec![MetaOp::Put {
+            key,
+            value: catalog::encode_delivered(end),
+        }])
+        .await;
         // Arrival times never decrease in a log, so every record that
         // arrived before the last delivered one is delivered too.
+        let Some(cutoff) = self
+            .stream
+            .delivered_before(self.lane.index(), last_arrival_ms)
+        else {
+            return;
+        };
         let log = self.stream.log.clone();
-        let cutoff = last_arrival_ms;
         if let Ok(Err(err)) = tokio::task::spawn_blocking(move || log.trim_before(cutoff)).await {
-            debug!(stream = %record.name, %err, "trimming delivered records failed");
+            debug!(stream = %self.name(), %err, "trimming delivered records failed");
         }
     }
 }
@@ -255,88 +483,155 @@ fn still_open(log: &riffle_log::ShardLog, at: Seq) -> Result<(), LogError> {
     Ok(())
 }
 
-/// Makes the object of a flushed buffer: where it goes, its name and its
-/// body (the records as they came: Firehose adds no delimiter). The one
-/// place compression and AWS's prefix expressions plug in.
-fn make_object(record: &StreamRecord, now_ms: i64, data: Vec<u8>) -> Object {
-    let destination = &record.destination;
-    let mut key = object_key(
-        destination.prefix.as_deref(),
+/// An object's key and the UUID that ends it: `<evaluated prefix><stream>-<version>-YYYY-MM-DD-HH-MM-SS-<uuid><extension>`,
+/// the prefix and the time evaluated at `oldest_ms` in the destination's
+/// time zone, the extension the FileExtension or the compression's.
+fn object_key(
+    record: &StreamRecord,
+    destination: &S3Destination,
+    oldest_ms: i64,
+) -> (String, uuid::Uuid) {
+    let prefixes = stream_prefixes(record, destination);
+    let at = timestamp(oldest_ms);
+    let mut rng = ThreadRandom;
+    let evaluated = prefixes.evaluate(at, &PartitionKeys::default(), &mut rng);
+    let extension = prefix::object_extension(
+        destination.file_extension.as_deref(),
+        destination.compression_format().extension(),
+    );
+    let id = prefix::random_uuid(&mut rng);
+    let key = prefix::object_key(
+        &evaluated,
         &record.name,
         record.version,
-        now_ms,
-        &random_id(),
+        at,
+        prefixes.time_zone(),
+        id,
+        extension,
     );
-    if let Some(extension) = &destination.file_extension {
-        key.push_str(extension);
-    }
-    Object {
-        bucket: destination.bucket().to_owned(),
-        key,
-        body: Bytes::from(data),
-    }
+    (key, id)
 }
 
-/// `<prefix or YYYY/MM/dd/HH/><stream>-<version>-YYYY-MM-DD-HH-MM-SS-<random>`
-/// in UTC. A prefix without expressions gets the default time path after
-/// it, as AWS does; expressions are left as written (the `prefix` module
-/// will evaluate them).
-fn object_key(
-    prefix: Option<&str>,
-    stream: &str,
-    version: u64,
-    now_ms: i64,
-    random: &str,
-) -> String {
-    let [y, mo, d, h, mi, s] = utc_fields(now_ms);
-    let time_path = format!("{y:04}/{mo:02}/{d:02}/{h:02}/");
-    let prefix = match prefix {
-        Some(p) if p.contains("!{") => p.to_owned(),
-        Some(p) => format!("{p}{time_path}"),
-        None => time_path,
-    };
-    format!("{prefix}{stream}-{version}-{y:04}-{mo:02}-{d:02}-{h:02}-{mi:02}-{s:02}-{random}")
-}
-
-/// A random UUID (version 4) in its usual text form, as AWS ends names with.
-fn random_id() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+/// The destination's prefixes, checked at the time the destination was
+/// set (when they were accepted, so AWS's length limit holds). A stored
+/// destination that no longer passes (one kept by an older Riffle that
+/// did not check prefixes) falls back to AWS's default prefix.
+pub(crate) fn stream_prefixes(record: &StreamRecord, destination: &S3Destination) -> S3Prefixes {
+    let set_ms = record.updated_ms.unwrap_or(record.created_ms);
+    destination.prefixes(set_ms).unwrap_or_else(|err| {
+        warn!(stream = %record.name, %err, "the stored prefix is invalid; using the default prefix");
+        // No prefix, no error prefix, UTC: nothing to refuse.
+        S3Prefixes::new(None, None, None, timestamp(set_ms)).expect("the default prefix is valid")
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prefix::ErrorOutputType;
+
+    /// What an ExtendedS3 destination of these members is, as the catalog
+    /// keeps it.
+    fn stream(destination: serde_json::Value, version: u64) -> StreamRecord {
+        let mut config = serde_json::json!({
+            "RoleARN": "arn:aws:iam::000000000000:role/r",
+            "BucketARN": "arn:aws:s3:::b",
+        });
+        for (k, v) in destination.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        let input: crate::destination::S3Input = serde_json::from_value(config).unwrap();
+        let destination = input.into_destination(true);
+        let stored = serde_json::json!({
+            "v": catalog::CATALOG_VERSION, "name": "orders", "incarnation": 7,
+            "created_ms": 1_796_525_107_000_i64, "updated_ms": null, "kind": "DirectPut",
+            "source": null, "throughput_hint_mb": null, "status": "CREATING",
+            "status_until_ms": 0, "version": version, "destination": destination,
+            "tags": {}, "encryption": null,
+        });
+        serde_json::from_value(stored).unwrap()
+    }
+
+    /// The key without the UUID that ends it (and its extension).
+    fn key_at(record: &StreamRecord, at_ms: i64) -> (String, String) {
+        let (key, id) = object_key(record, &record.destination, at_ms);
+        let id = id.to_string();
+        let (before, after) = key.split_once(&id).unwrap();
+        (before.to_owned(), after.to_owned())
+    }
+
+    // 2026-12-06T02:45:07Z, a Sunday; 18:45:07 the day before in Los Angeles.
+    const AT: i64 = 1_796_525_107_000;
 
     #[test]
     fn object_names_follow_awss_form() {
-        // 2026-12-06T02:45:07Z
-        let at = 1_796_525_107_000;
         assert_eq!(
-            object_key(None, "orders", 1, at, "r"),
-            "2026/12/06/02/orders-1-2026-12-06-02-45-07-r"
+            key_at(&stream(serde_json::json!({}), 1), AT),
+            (
+                "2026/12/06/02/orders-1-2026-12-06-02-45-07-".to_owned(),
+                String::new()
+            )
         );
         assert_eq!(
-            object_key(Some("raw-data/"), "orders", 3, at, "r"),
-            "raw-data/2026/12/06/02/orders-3-2026-12-06-02-45-07-r"
+            key_at(
+                &stream(
+                    serde_json::json!({"Prefix": "raw-data/", "CompressionFormat": "GZIP"}),
+                    3
+                ),
+                AT
+            ),
+            (
+                "raw-data/2026/12/06/02/orders-3-2026-12-06-02-45-07-".to_owned(),
+                ".gz".to_owned()
+            )
         );
     }
 
     #[test]
-    fn random_ids_are_uuids() {
-        let id = random_id();
-        assert_eq!(id.len(), 36);
-        assert_eq!(id.as_bytes()[14], b'4');
-        assert_ne!(id, random_id());
+    fn a_timestamp_prefix_is_evaluated_in_the_custom_time_zone() {
+        let record = stream(
+            serde_json::json!({
+                "Prefix": "raw/!{timestamp:yyyy/MM/dd}/",
+                "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+                "CustomTimeZone": "America/Los_Angeles",
+                "CompressionFormat": "Snappy",
+                "FileExtension": ".json.snappy",
+            }),
+            2,
+        );
+        assert_eq!(
+            key_at(&record, AT),
+            (
+                "raw/2026/12/05/orders-2-2026-12-05-18-45-07-".to_owned(),
+                ".json.snappy".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn error_output_keys_name_the_kind_of_failure() {
+        let record = stream(
+            serde_json::json!({
+                "Prefix": "raw/!{timestamp:yyyy}/",
+                "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd}/",
+            }),
+            1,
+        );
+        let prefixes = stream_prefixes(&record, &record.destination);
+        let error = prefixes.evaluate_error(
+            timestamp(AT),
+            ErrorOutputType::FormatConversionFailed,
+            &mut ThreadRandom,
+        );
+        assert_eq!(error, "errors/format-conversion-failed/2026/12/06/");
+        // A literal Prefix and no ErrorOutputPrefix: under the Prefix.
+        let record = stream(serde_json::json!({"Prefix": "raw-data/"}), 1);
+        let prefixes = stream_prefixes(&record, &record.destination);
+        let error = prefixes.evaluate_error(
+            timestamp(AT),
+            ErrorOutputType::ProcessingFailed,
+            &mut ThreadRandom,
+        );
+        assert_eq!(error, "raw-data/processing-failed/2026/12/06/02/");
     }
 }

@@ -1,6 +1,8 @@
 //! Delivery end to end through the service: buffering by size and by
 //! interval (on Tokio's paused clock), retries after sink failures with
-//! nothing lost, re-delivery after a restart, and object names.
+//! nothing lost, re-delivery after a restart, object names from AWS's
+//! custom prefixes, compressed bodies, the backup lane, the checks of
+//! prefixes at create and update, and the delivery metrics.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -222,4 +224,366 @@ async fn encrypted_records_are_delivered_as_they_were_put_also_after_a_restart()
     h.put_batch("s", &[b"-more".to_vec()]).await;
     h.sink.wait_for_bytes(11).await;
     assert_eq!(h.sink.all_bytes(), b"secret-more");
+}
+
+fn gunzip(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(body), &mut out).unwrap();
+    out
+}
+
+/// `yyyy/MM/dd` of `ms` in `zone`.
+fn local_date(ms: i64, zone: &str) -> String {
+    let zone = jiff::tz::TimeZone::get(zone).unwrap();
+    let t = crate::destination::timestamp(ms).to_zoned(zone);
+    format!("{:04}/{:02}/{:02}", t.year(), t.month(), t.day())
+}
+
+async fn create_with(h: &Harness, name: &str, destination: serde_json::Value) {
+    let mut config = json!({
+        "RoleARN": crate::testkit::ROLE,
+        "BucketARN": "arn:aws:s3:::b",
+        "BufferingHints": {"SizeInMBs": 128, "IntervalInSeconds": 0},
+    });
+    for (k, v) in destination.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    h.call(
+        "CreateDeliveryStream",
+        json!({"DeliveryStreamName": name, "ExtendedS3DestinationConfiguration": config}),
+    )
+    .await
+    .unwrap();
+}
+
+fn metric(h: &Harness, name: &str, stream: &str) -> i64 {
+    let mut out = String::new();
+    h.firehose.write_metrics(&mut out);
+    let prefix = format!("riffle_firehose_{name}{{delivery_stream=\"{stream}\"}} ");
+    out.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("{prefix} not in\n{out}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn gzip_objects_are_named_by_the_evaluated_prefix_in_the_custom_time_zone() {
+    let h = Harness::new();
+    create_with(
+        &h,
+        "s",
+        json!({"Prefix": "raw-data/!{timestamp:yyyy/MM/dd}/",
+               "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+               "CustomTimeZone": "Asia/Tokyo", "CompressionFormat": "GZIP"}),
+    )
+    .await;
+    let before = crate::time::now_ms();
+    let data = records(30, 40);
+    h.put_batch("s", &data).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.sink.objects.lock().is_empty() {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = crate::time::now_ms();
+    let object = h.sink.objects.lock()[0].clone();
+    assert_eq!(gunzip(&object.body), data.concat(), "records as they came");
+    // raw-data/<Tokyo date>/s-1-YYYY-MM-DD-HH-MM-SS-<uuid>.gz
+    let dates = [
+        local_date(before, "Asia/Tokyo"),
+        local_date(after, "Asia/Tokyo"),
+    ];
+    let key = &object.key;
+    assert!(
+        dates
+            .iter()
+            .any(|d| key.starts_with(&format!("raw-data/{d}/s-1-{}-", d.replace('/', "-")))),
+        "{key} not under {dates:?}"
+    );
+    assert!(key.ends_with(".gz"), "{key}");
+    let name = key.rsplit('/').next().unwrap();
+    assert_eq!(
+        name.len(),
+        "s-1-2026-12-06-11-45-07-".len() + 36 + ".gz".len(),
+        "{key}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_file_extension_replaces_the_compressions_and_zip_holds_the_records() {
+    let h = Harness::new();
+    create_with(
+        &h,
+        "s",
+        json!({"Prefix": "logs/", "CompressionFormat": "ZIP", "FileExtension": ".json.zip"}),
+    )
+    .await;
+    h.put_batch("s", &[b"{\"a\":1}\n".to_vec(), b"{\"a\":2}\n".to_vec()])
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.sink.objects.lock().is_empty() {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let object = h.sink.objects.lock()[0].clone();
+    assert!(object.key.starts_with("logs/20"), "{}", object.key);
+    assert!(object.key.ends_with(".json.zip"), "{}", object.key);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(object.body.to_vec())).unwrap();
+    assert_eq!(archive.len(), 1);
+    let mut entry = archive.by_index(0).unwrap();
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut out).unwrap();
+    assert_eq!(out, b"{\"a\":1}\n{\"a\":2}\n");
+}
+
+#[tokio::test]
+async fn prefixes_time_zones_and_partition_keys_are_checked_as_aws_checks_them() {
+    let h = Harness::new();
+    let create = |name: &str, destination: serde_json::Value| {
+        let mut config = json!({"RoleARN": crate::testkit::ROLE, "BucketARN": "arn:aws:s3:::b"});
+        for (k, v) in destination.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        json!({"DeliveryStreamName": name, "ExtendedS3DestinationConfiguration": config})
+    };
+    let cases = [
+        (
+            json!({"Prefix": "raw/!{timestamp:yyyy}/"}),
+            "Ths supplied prefix(es) do not satisfy the following constraint: ErrorOutputPrefix cannot be null or empty when Prefix contains expressions",
+        ),
+        (
+            json!({"Prefix": "raw/!{timestamp:yyyy}/", "ErrorOutputPrefix": "errors/!{timestamp:yyyy}/"}),
+            "Ths supplied prefix(es) do not satisfy the following constraint: ErrorOutputPrefix must contain at least one occurrence of !{firehose:error-output-type}",
+        ),
+        (
+            json!({"Prefix": "raw/!{nope:x}/", "ErrorOutputPrefix": "e/!{firehose:error-output-type}"}),
+            "Namespace to the left of colon (nope) is an invalid keyword!",
+        ),
+        (
+            json!({"Prefix": "raw/!{timestamp:yyyy}/!{partitionKeyFromQuery:id}/",
+                   "ErrorOutputPrefix": "e/!{firehose:error-output-type}/"}),
+            "Dynamic Partitioning Namespaces can only be part of a prefix expression when Dynamic Partitioning is enabled.",
+        ),
+        (
+            json!({"CustomTimeZone": "Mars/Olympus_Mons"}),
+            "CustomTimeZone Mars/Olympus_Mons is not a supported time zone",
+        ),
+        (
+            json!({"S3BackupMode": "Enabled", "S3BackupConfiguration": {
+                "RoleARN": crate::testkit::ROLE, "BucketARN": "arn:aws:s3:::bk",
+                "Prefix": "backup/!{timestamp:yyyy}/"}}),
+            "Ths supplied prefix(es) do not satisfy the following constraint: ErrorOutputPrefix cannot be null or empty when Prefix contains expressions",
+        ),
+    ];
+    for (destination, message) in cases {
+        let (code, got) = h
+            .error("CreateDeliveryStream", create("s", destination.clone()))
+            .await;
+        assert_eq!(
+            (code, got.as_str()),
+            ("InvalidArgumentException", message),
+            "{destination}"
+        );
+    }
+    assert!(h.firehose.get("s").is_none(), "nothing was created");
+    // An update is checked on the destination it results in.
+    h.create("s", 128, 0).await;
+    let (code, message) = h
+        .error(
+            "UpdateDestination",
+            json!({"DeliveryStreamName": "s", "CurrentDeliveryStreamVersionId": "1",
+                   "DestinationId": "destinationId-000000000001",
+                   "ExtendedS3DestinationUpdate": {"Prefix": "raw/!{timestamp:yyyy}/"}}),
+        )
+        .await;
+    assert_eq!(code, "InvalidArgumentException");
+    assert!(
+        message.ends_with(
+            "ErrorOutputPrefix cannot be null or empty when Prefix contains expressions"
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        h.firehose.get("s").unwrap().record().version,
+        1,
+        "not applied"
+    );
+    h.call(
+        "UpdateDestination",
+        json!({"DeliveryStreamName": "s", "CurrentDeliveryStreamVersionId": "1",
+               "DestinationId": "destinationId-000000000001",
+               "ExtendedS3DestinationUpdate": {"Prefix": "raw/!{timestamp:yyyy}/",
+                   "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/"}}),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_enabled_backup_gets_the_source_records_with_its_own_prefix_and_compression() {
+    let h = Harness::new();
+    create_with(
+        &h,
+        "s",
+        json!({"Prefix": "out/", "S3BackupMode": "Enabled",
+               "S3BackupConfiguration": {"RoleARN": crate::testkit::ROLE,
+                   "BucketARN": "arn:aws:s3:::bk", "Prefix": "source/",
+                   "CompressionFormat": "GZIP",
+                   "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0}}}),
+    )
+    .await;
+    let data = records(10, 10);
+    h.put_batch("s", &data).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.sink.objects.lock().len() < 2 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let objects = h.sink.objects.lock().clone();
+    let main = objects.iter().find(|o| o.bucket == "b").unwrap();
+    let backup = objects.iter().find(|o| o.bucket == "bk").unwrap();
+    assert_eq!(&main.body[..], &data.concat()[..]);
+    assert!(
+        main.key.starts_with("out/20") && !main.key.ends_with(".gz"),
+        "{}",
+        main.key
+    );
+    assert_eq!(gunzip(&backup.body), data.concat());
+    assert!(
+        backup.key.starts_with("source/20") && backup.key.ends_with(".gz"),
+        "{}",
+        backup.key
+    );
+    assert_eq!(metric(&h, "backup_to_s3_records_total", "s"), 10);
+    assert_eq!(metric(&h, "backup_to_s3_object_count_total", "s"), 1);
+    assert_eq!(
+        metric(&h, "backup_to_s3_bytes_total", "s"),
+        backup.body.len() as i64
+    );
+    assert_eq!(metric(&h, "backup_to_s3_success", "s"), 1);
+    assert_eq!(metric(&h, "delivery_to_s3_records_total", "s"), 10);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backup_enabled_by_an_update_backs_up_later_records_also_across_a_restart() {
+    let h = Harness::new();
+    h.create("s", 128, 0).await;
+    h.put_batch("s", &[b"before".to_vec()]).await;
+    h.sink.wait_for_bytes(6).await;
+    h.call(
+        "UpdateDestination",
+        json!({"DeliveryStreamName": "s", "CurrentDeliveryStreamVersionId": "1",
+               "DestinationId": "destinationId-000000000001",
+               "ExtendedS3DestinationUpdate": {"S3BackupMode": "Enabled",
+                   "S3BackupUpdate": {"RoleARN": crate::testkit::ROLE, "BucketARN": "arn:aws:s3:::bk",
+                       "BufferingHints": {"IntervalInSeconds": 0}}}}),
+    )
+    .await
+    .unwrap();
+    // The backup records its start before it takes records.
+    let key = h.firehose.get("s").unwrap().record().backup_delivered_key();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while h.store.meta().get(&key).unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    *h.sink.fail_bucket.lock() = Some("bk".into());
+    h.put_batch("s", &[b"after".to_vec()]).await;
+    h.sink.wait_for_bytes(11).await;
+    // The backup of `after` failed so far; a restart delivers it.
+    let h = h.restart(Arc::new(MemorySink::default())).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !h.sink.objects.lock().iter().any(|o| o.bucket == "bk") {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let backups: Vec<Vec<u8>> = h
+        .sink
+        .objects
+        .lock()
+        .iter()
+        .filter(|o| o.bucket == "bk")
+        .map(|o| o.body.to_vec())
+        .collect();
+    assert_eq!(
+        backups.concat(),
+        b"after",
+        "only records after the enabling"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_object_failing_past_the_retry_duration_is_counted_and_still_delivered() {
+    let h = Harness::with_config(crate::FirehoseConfig {
+        s3_retry_duration: Duration::from_secs(20),
+        ..crate::testkit::config()
+    });
+    h.sink.fail_always.store(true, Ordering::SeqCst);
+    h.create("s", 128, 0).await;
+    h.put_batch("s", &records(3, 5)).await;
+    // Backoff reaches 5 s: 20 s of failures take a handful of attempts.
+    h.sink.wait_for_attempts(12).await;
+    assert_eq!(
+        metric(&h, "delivery_to_s3_records_past_retry_duration_total", "s"),
+        3
+    );
+    assert_eq!(metric(&h, "delivery_to_s3_success", "s"), 0);
+    assert_eq!(metric(&h, "delivery_to_s3_object_count_total", "s"), 0);
+    h.sink.fail_always.store(false, Ordering::SeqCst);
+    h.sink.wait_for_bytes(15).await;
+    assert_eq!(h.sink.all_bytes(), records(3, 5).concat(), "not dropped");
+    assert_eq!(metric(&h, "delivery_to_s3_success", "s"), 1);
+    let puts = metric(&h, "delivery_to_s3_puts_total", "s");
+    let failed = metric(&h, "delivery_to_s3_failed_puts_total", "s");
+    assert_eq!(puts - failed, 1, "one put stored the object");
+}
+
+// Real time: DataFreshness is measured on the wall clock.
+#[tokio::test]
+async fn data_freshness_is_the_age_of_the_oldest_record_at_delivery() {
+    let h = Harness::new();
+    h.create("s", 128, 1).await;
+    assert_eq!(metric(&h, "delivery_to_s3_success", "s"), -1, "no put yet");
+    h.put_batch("s", &[b"a".to_vec()]).await;
+    h.put_batch("s", &[b"b".to_vec()]).await;
+    h.sink.wait_for_bytes(2).await;
+    let freshness = metric(&h, "delivery_to_s3_data_freshness_milliseconds", "s");
+    // The buffer waited its 1 s interval from the first record's arrival
+    // (less the milliseconds' rounding of the two clocks).
+    assert!((990..30_000).contains(&freshness), "{freshness}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backup_that_never_delivered_delivers_every_record_after_a_restart() {
+    let h = Harness::new();
+    create_with(
+        &h,
+        "s",
+        json!({"S3BackupMode": "Enabled",
+               "S3BackupConfiguration": {"RoleARN": crate::testkit::ROLE,
+                   "BucketARN": "arn:aws:s3:::bk",
+                   "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 0}}}),
+    )
+    .await;
+    *h.sink.fail_bucket.lock() = Some("bk".into());
+    let data = records(5, 20);
+    h.put_batch("s", &data).await;
+    // The destination got them; the backup has recorded no position yet.
+    h.sink.wait_for_bytes(100).await;
+    let h = h.restart(Arc::new(MemorySink::default())).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !h.sink.objects.lock().iter().any(|o| o.bucket == "bk") {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let backup = h
+        .sink
+        .objects
+        .lock()
+        .iter()
+        .find(|o| o.bucket == "bk")
+        .cloned()
+        .unwrap();
+    assert_eq!(&backup.body[..], &data.concat()[..]);
 }

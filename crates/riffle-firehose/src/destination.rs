@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::FirehoseError;
+use crate::compression::CompressionFormat;
 use crate::errors::not_supported;
 use crate::json::{Int, Text};
+use crate::prefix::{self, PrefixError, S3Prefixes};
 use crate::validate::{Pattern, Violations};
 
 /// AWS's buffering defaults and bounds (model `BufferingHints`; "Amazon S3
@@ -278,6 +280,58 @@ impl S3Destination {
         self
     }
 
+    /// AWS's rules across members that the model's constraints do not
+    /// express, checked on the destination a create or an update results in
+    /// (so an update that adds expressions to the Prefix of a destination
+    /// without an ErrorOutputPrefix is refused): the custom-prefix rules,
+    /// the time zone, the file extension, and partition-key expressions
+    /// only with dynamic partitioning. The backup destination's prefixes
+    /// follow the same rules (in UTC: its shape has no CustomTimeZone).
+    pub fn check_rules(&self, now_ms: i64) -> Result<(), PrefixError> {
+        let prefixes = self.prefixes(now_ms)?;
+        if let Some(extension) = &self.file_extension {
+            prefix::check_file_extension(extension)?;
+        }
+        prefixes.check_dynamic_partitioning(self.dynamic_partitioning_enabled())?;
+        if let Some(backup) = &self.backup {
+            backup.check_rules(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// The parsed Prefix, ErrorOutputPrefix and CustomTimeZone; `now_ms` is
+    /// the instant AWS's 512-character limit is checked at. Delivery passes
+    /// the time the destination was last set, at which it was accepted, so
+    /// that the limit cannot refuse it later.
+    pub fn prefixes(&self, now_ms: i64) -> Result<S3Prefixes, PrefixError> {
+        S3Prefixes::new(
+            self.prefix.as_deref(),
+            self.error_output_prefix.as_deref(),
+            self.custom_time_zone.as_deref(),
+            timestamp(now_ms),
+        )
+    }
+
+    /// The CompressionFormat (checked against the model's values when set;
+    /// an unknown stored value, which no request can set, is UNCOMPRESSED).
+    pub fn compression_format(&self) -> CompressionFormat {
+        CompressionFormat::from_wire(&self.compression).unwrap_or_default()
+    }
+
+    /// Whether S3BackupMode is `Enabled` with a backup destination.
+    pub fn backup_enabled(&self) -> Option<&S3Destination> {
+        self.backup
+            .as_deref()
+            .filter(|_| self.backup_mode == "Enabled")
+    }
+
+    fn dynamic_partitioning_enabled(&self) -> bool {
+        self.dynamic_partitioning
+            .as_ref()
+            .and_then(|v| v.get("Enabled"))
+            .is_some_and(|e| e == &Value::Bool(true))
+    }
+
     /// `S3DestinationDescription`.
     pub fn describe_s3(&self) -> Value {
         let mut d = json!({
@@ -314,6 +368,15 @@ impl S3Destination {
         put_opt(&mut d, "CustomTimeZone", zone);
         d
     }
+}
+
+/// Milliseconds since the epoch as a `jiff` timestamp, clamped to its range.
+pub fn timestamp(ms: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
+        jiff::Timestamp::MIN
+    } else {
+        jiff::Timestamp::MAX
+    })
 }
 
 fn put_opt(object: &mut Value, key: &str, value: Option<Value>) {

@@ -79,6 +79,14 @@ impl FirehoseError {
     }
 }
 
+/// AWS answers a Prefix, ErrorOutputPrefix, CustomTimeZone or FileExtension
+/// it refuses with `InvalidArgumentException` and the rule's own text.
+impl From<crate::prefix::PrefixError> for FirehoseError {
+    fn from(err: crate::prefix::PrefixError) -> FirehoseError {
+        FirehoseError::InvalidArgument(err.to_string())
+    }
+}
+
 pub fn not_found(name: &str, account: &str) -> FirehoseError {
     FirehoseError::ResourceNotFound(format!(
         "Firehose {name} under account {account} not found."

@@ -79,7 +79,18 @@ pub struct FirehoseConfig {
     /// 500,000 records/s), answering `ServiceUnavailableException` as AWS
     /// does. Off: no limits.
     pub throughput_limits: bool,
+    /// How long an object that S3 keeps refusing is retried before AWS
+    /// would give it up: Firehose retries S3 delivery for 24 hours (its
+    /// retention of DirectPut records, "Troubleshoot errors in Amazon Data
+    /// Firehose") and then discards the data, with no error output for S3
+    /// failures. Riffle never drops what it acknowledged: past this
+    /// duration it keeps retrying, logs the object once as an error and
+    /// counts its records in `*_records_past_retry_duration_total`.
+    pub s3_retry_duration: Duration,
 }
+
+/// AWS's retry limit for S3 delivery (see [`FirehoseConfig::s3_retry_duration`]).
+pub const S3_RETRY_DURATION_DEFAULT: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl Default for FirehoseConfig {
     fn default() -> Self {
@@ -88,6 +99,7 @@ impl Default for FirehoseConfig {
             account_id: "000000000000".into(),
             status_delay: Duration::from_millis(500),
             throughput_limits: true,
+            s3_retry_duration: S3_RETRY_DURATION_DEFAULT,
         }
     }
 }

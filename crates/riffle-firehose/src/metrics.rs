@@ -24,12 +24,28 @@ pub struct StreamMetrics {
     incoming_records: AtomicU64,
     incoming_put_requests: AtomicU64,
     throttled_records: AtomicU64,
-    delivered_bytes: AtomicU64,
-    delivered_records: AtomicU64,
+    /// Delivery to the destination bucket (`DeliveryToS3.*`).
+    pub delivery: LaneMetrics,
+    /// Delivery of the source records to the backup bucket (`BackupToS3.*`).
+    pub backup: LaneMetrics,
+}
+
+/// The counters of one delivery lane (the destination or the backup).
+#[derive(Debug, Default)]
+pub struct LaneMetrics {
+    bytes: AtomicU64,
+    records: AtomicU64,
     objects: AtomicU64,
+    attempts: AtomicU64,
     failed_puts: AtomicU64,
+    /// 1 if the last put worked, 0 if it failed (CloudWatch's `Success`
+    /// is the average of these samples); -1 before the first put.
+    last_success: AtomicI64,
     /// The age of the oldest record of the last object when it was stored.
     freshness_ms: AtomicI64,
+    /// Records whose object was still failing when the retry duration
+    /// passed: AWS would have discarded them; Riffle keeps retrying.
+    past_retry_duration: AtomicU64,
 }
 
 impl StreamMetrics {
@@ -43,37 +59,49 @@ impl StreamMetrics {
         self.throttled_records
             .fetch_add(throttled, Ordering::Relaxed);
     }
+}
 
-    /// An object stored, holding `records` records of `bytes` bytes, the
-    /// oldest `freshness_ms` old.
+impl LaneMetrics {
+    /// An object stored (a successful put), holding `records` records of
+    /// `bytes` bytes (as stored, compressed), the oldest `freshness_ms` old.
     pub fn delivered(&self, records: u64, bytes: u64, freshness_ms: i64) {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        self.last_success.store(1, Ordering::Relaxed);
         self.objects.fetch_add(1, Ordering::Relaxed);
-        self.delivered_records.fetch_add(records, Ordering::Relaxed);
-        self.delivered_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
         self.freshness_ms.store(freshness_ms, Ordering::Relaxed);
     }
 
-    /// An upload that failed (and will be retried).
+    /// A put that failed (and will be retried).
     pub fn put_failed(&self) {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        self.last_success.store(0, Ordering::Relaxed);
         self.failed_puts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An object of `records` records still failing after the retry duration.
+    pub fn past_retry_duration(&self, records: u64) {
+        self.past_retry_duration
+            .fetch_add(records, Ordering::Relaxed);
     }
 }
 
 /// A metric: its Prometheus name (without prefix), CloudWatch's name, what
 /// it means, and its value.
-struct Metric {
+struct Metric<T> {
     name: &'static str,
     cloudwatch: &'static str,
     help: &'static str,
     counter: bool,
-    value: fn(&StreamMetrics) -> i64,
+    value: fn(&T) -> i64,
 }
 
 fn load(counter: &AtomicU64) -> i64 {
     i64::try_from(counter.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
 }
 
-const METRICS: [Metric; 9] = [
+const INCOMING: [Metric<StreamMetrics>; 4] = [
     Metric {
         name: "incoming_bytes_total",
         cloudwatch: "IncomingBytes",
@@ -102,67 +130,134 @@ const METRICS: [Metric; 9] = [
         counter: true,
         value: |m| load(&m.throttled_records),
     },
+];
+
+/// A lane's metrics; names and CloudWatch names are completed with the
+/// lane's (`delivery_to_s3_` / `DeliveryToS3.`, `backup_to_s3_` / `BackupToS3.`).
+const LANE: [Metric<LaneMetrics>; 8] = [
     Metric {
-        name: "delivery_to_s3_bytes_total",
-        cloudwatch: "DeliveryToS3.Bytes",
-        help: "bytes delivered to S3",
+        name: "bytes_total",
+        cloudwatch: "Bytes",
+        help: "bytes stored in S3 objects (after compression)",
         counter: true,
-        value: |m| load(&m.delivered_bytes),
+        value: |m| load(&m.bytes),
     },
     Metric {
-        name: "delivery_to_s3_records_total",
-        cloudwatch: "DeliveryToS3.Records",
-        help: "records delivered to S3",
+        name: "records_total",
+        cloudwatch: "Records",
+        help: "records stored in S3 objects",
         counter: true,
-        value: |m| load(&m.delivered_records),
+        value: |m| load(&m.records),
     },
     Metric {
-        name: "delivery_to_s3_object_count_total",
-        cloudwatch: "DeliveryToS3.ObjectCount",
-        help: "objects delivered to S3 (successful puts; DeliveryToS3.Success is their share of all puts)",
+        name: "object_count_total",
+        cloudwatch: "ObjectCount",
+        help: "objects stored in S3 (successful puts)",
         counter: true,
         value: |m| load(&m.objects),
     },
     Metric {
-        name: "delivery_to_s3_failed_puts_total",
-        cloudwatch: "DeliveryToS3.Success",
-        help: "puts to S3 that failed and are retried (DeliveryToS3.Success counts the others)",
+        name: "puts_total",
+        cloudwatch: "Success",
+        help: "puts to S3 tried; Success is object_count_total / puts_total",
+        counter: true,
+        value: |m| load(&m.attempts),
+    },
+    Metric {
+        name: "failed_puts_total",
+        cloudwatch: "Success",
+        help: "puts to S3 that failed and are retried",
         counter: true,
         value: |m| load(&m.failed_puts),
     },
     Metric {
-        name: "delivery_to_s3_data_freshness_milliseconds",
-        cloudwatch: "DeliveryToS3.DataFreshness",
-        help: "age of the oldest record of the last object delivered, when it was delivered",
+        name: "success",
+        cloudwatch: "Success",
+        help: "1 if the last put to S3 worked, 0 if it failed, -1 before the first",
+        counter: false,
+        value: |m| {
+            if m.attempts.load(Ordering::Relaxed) == 0 {
+                -1
+            } else {
+                m.last_success.load(Ordering::Relaxed)
+            }
+        },
+    },
+    Metric {
+        name: "data_freshness_milliseconds",
+        cloudwatch: "DataFreshness",
+        help: "age of the oldest record of the last object stored, when it was stored",
         counter: false,
         value: |m| m.freshness_ms.load(Ordering::Relaxed),
     },
+    Metric {
+        name: "records_past_retry_duration_total",
+        // AWS has no such metric: it discards these records.
+        cloudwatch: "",
+        help: "records still undelivered when the S3 retry duration passed (AWS discards them; Riffle keeps retrying)",
+        counter: true,
+        value: |m| load(&m.past_retry_duration),
+    },
+];
+
+/// Which lane's counters of a stream.
+type LaneOf = fn(&StreamMetrics) -> &LaneMetrics;
+
+/// The two lanes: Prometheus prefix, CloudWatch prefix, and the counters.
+const LANES: [(&str, &str, LaneOf); 2] = [
+    ("delivery_to_s3_", "DeliveryToS3.", |m| &m.delivery),
+    ("backup_to_s3_", "BackupToS3.", |m| &m.backup),
 ];
 
 impl Firehose {
     /// Every delivery stream's metrics in Prometheus's text format.
     pub fn write_metrics(&self, out: &mut String) {
         let streams = self.all();
-        for metric in &METRICS {
-            let kind = if metric.counter { "counter" } else { "gauge" };
-            let _ = writeln!(
+        let names: Vec<String> = streams.iter().map(|s| label(&s.record().name)).collect();
+        for metric in &INCOMING {
+            header(
                 out,
-                "# HELP riffle_firehose_{name} {cw}: {help}.\n# TYPE riffle_firehose_{name} {kind}",
-                name = metric.name,
-                cw = metric.cloudwatch,
-                help = metric.help
+                metric.name,
+                metric.cloudwatch,
+                metric.help,
+                metric.counter,
             );
-            for stream in &streams {
-                let _ = writeln!(
-                    out,
-                    "riffle_firehose_{}{{delivery_stream=\"{}\"}} {}",
-                    metric.name,
-                    label(&stream.record().name),
-                    (metric.value)(&stream.metrics)
-                );
+            for (stream, name) in streams.iter().zip(&names) {
+                let value = (metric.value)(&stream.metrics);
+                sample(out, metric.name, name, value);
+            }
+        }
+        for (prefix, cloudwatch_prefix, lane) in LANES {
+            for metric in &LANE {
+                let full = format!("{prefix}{}", metric.name);
+                let cloudwatch = if metric.cloudwatch.is_empty() {
+                    "Riffle only".to_owned()
+                } else {
+                    format!("{cloudwatch_prefix}{}", metric.cloudwatch)
+                };
+                header(out, &full, &cloudwatch, metric.help, metric.counter);
+                for (stream, name) in streams.iter().zip(&names) {
+                    let value = (metric.value)(lane(&stream.metrics));
+                    sample(out, &full, name, value);
+                }
             }
         }
     }
+}
+
+fn header(out: &mut String, name: &str, cloudwatch: &str, help: &str, counter: bool) {
+    let kind = if counter { "counter" } else { "gauge" };
+    let _ = writeln!(
+        out,
+        "# HELP riffle_firehose_{name} {cloudwatch}: {help}.\n# TYPE riffle_firehose_{name} {kind}"
+    );
+}
+
+fn sample(out: &mut String, name: &str, stream: &str, value: i64) {
+    let _ = writeln!(
+        out,
+        "riffle_firehose_{name}{{delivery_stream=\"{stream}\"}} {value}"
+    );
 }
 
 /// A label value: names are `[a-zA-Z0-9_.-]+`, but escape anyway as the
@@ -183,14 +278,21 @@ mod tests {
         let m = StreamMetrics::default();
         m.put(3, 300, 1);
         m.put(1, 100, 0);
-        m.put_failed();
-        m.delivered(4, 400, 9_000);
-        m.delivered(0, 0, 10);
-        let values: Vec<i64> = METRICS.iter().map(|metric| (metric.value)(&m)).collect();
-        assert_eq!(values, [400, 4, 2, 1, 400, 4, 2, 1, 10]);
+        let values: Vec<i64> = INCOMING.iter().map(|metric| (metric.value)(&m)).collect();
+        assert_eq!(values, [400, 4, 2, 1]);
         m.put(0, 0, 5);
-        assert_eq!((METRICS[2].value)(&m), 2, "a refused call stored nothing");
-        assert_eq!((METRICS[3].value)(&m), 6);
+        assert_eq!((INCOMING[2].value)(&m), 2, "a refused call stored nothing");
+        assert_eq!((INCOMING[3].value)(&m), 6);
+        let lane = &m.delivery;
+        assert_eq!((LANE[5].value)(lane), -1, "no put yet");
+        lane.put_failed();
+        assert_eq!((LANE[5].value)(lane), 0);
+        lane.delivered(4, 400, 9_000);
+        lane.delivered(0, 0, 10);
+        lane.past_retry_duration(4);
+        let values: Vec<i64> = LANE.iter().map(|metric| (metric.value)(lane)).collect();
+        assert_eq!(values, [400, 4, 2, 3, 1, 1, 10, 4]);
+        assert!(LANE.iter().all(|metric| (metric.value)(&m.backup) <= 0));
         assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
     }
 }

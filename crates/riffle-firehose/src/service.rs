@@ -45,6 +45,9 @@ fn remove_stored(store: &LogStore, record: &StreamRecord) -> Result<(), Firehose
         MetaOp::Delete {
             key: record.delivered_key(),
         },
+        MetaOp::Delete {
+            key: record.backup_delivered_key(),
+        },
     ])?;
     Ok(())
 }
@@ -127,13 +130,14 @@ impl Firehose {
     /// Starts the stream's delivery task from `delivered`, the first
     /// record not known to be in a stored object.
     pub(crate) fn start_delivery(&self, stream: &Arc<DeliveryStream>, delivered: Seq) {
-        let task = delivery::spawn(
+        let tasks = delivery::spawn(
             Arc::clone(&self.store),
             Arc::clone(&self.sink),
             Arc::clone(stream),
             delivered,
+            self.config.s3_retry_duration,
         );
-        stream.set_task(task);
+        stream.set_tasks(tasks);
     }
 
     /// Completes a deletion once DELETING has shown for the status delay:

@@ -229,6 +229,8 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
         ));
     }
     let (config, extended) = destination(&mut input)?;
+    let destination = config.into_destination(extended);
+    destination.check_rules(now)?;
     let delay_ms = i64::try_from(firehose.config().status_delay.as_millis()).unwrap_or(i64::MAX);
     let encryption = input
         .DeliveryStreamEncryptionConfigurationInput
@@ -256,7 +258,7 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
         status: Status::Creating,
         status_until_ms: now.saturating_add(delay_ms),
         version: 1,
-        destination: config.into_destination(extended),
+        destination,
         tags: tags::into_map(input.Tags.unwrap_or_default()),
         encryption,
     };

@@ -157,6 +157,7 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     if let Some((s3, extended)) = update {
         let mut destination = record.destination.updated(s3);
         destination.extended |= extended;
+        destination.check_rules(now)?;
         record.destination = destination;
     }
     record.version += 1;
