@@ -30,6 +30,12 @@ pub struct StreamMetrics {
     failed_puts: AtomicU64,
     /// The age of the oldest record of the last object when it was stored.
     freshness_ms: AtomicI64,
+    /// KinesisStreamAsSource: records and data bytes read from the source.
+    kinesis_read_records: AtomicU64,
+    kinesis_read_bytes: AtomicU64,
+    /// How far behind the tip of its source the stream's slowest shard
+    /// reader was at its last read.
+    kinesis_behind_ms: AtomicI64,
 }
 
 impl StreamMetrics {
@@ -53,6 +59,15 @@ impl StreamMetrics {
         self.freshness_ms.store(freshness_ms, Ordering::Relaxed);
     }
 
+    /// A read from the Kinesis source: `records` of `bytes` data bytes,
+    /// the slowest shard now `behind_ms` behind its tip.
+    pub fn read_from_kinesis(&self, records: u64, bytes: u64, behind_ms: i64) {
+        self.kinesis_read_records
+            .fetch_add(records, Ordering::Relaxed);
+        self.kinesis_read_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.kinesis_behind_ms.store(behind_ms, Ordering::Relaxed);
+    }
+
     /// An upload that failed (and will be retried).
     pub fn put_failed(&self) {
         self.failed_puts.fetch_add(1, Ordering::Relaxed);
@@ -73,7 +88,7 @@ fn load(counter: &AtomicU64) -> i64 {
     i64::try_from(counter.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
 }
 
-const METRICS: [Metric; 9] = [
+const METRICS: [Metric; 12] = [
     Metric {
         name: "incoming_bytes_total",
         cloudwatch: "IncomingBytes",
@@ -137,6 +152,27 @@ const METRICS: [Metric; 9] = [
         counter: false,
         value: |m| m.freshness_ms.load(Ordering::Relaxed),
     },
+    Metric {
+        name: "data_read_from_kinesis_stream_bytes_total",
+        cloudwatch: "DataReadFromKinesisStream.Bytes",
+        help: "data bytes read from the source Kinesis stream",
+        counter: true,
+        value: |m| load(&m.kinesis_read_bytes),
+    },
+    Metric {
+        name: "data_read_from_kinesis_stream_records_total",
+        cloudwatch: "DataReadFromKinesisStream.Records",
+        help: "records read from the source Kinesis stream",
+        counter: true,
+        value: |m| load(&m.kinesis_read_records),
+    },
+    Metric {
+        name: "kinesis_millis_behind_latest",
+        cloudwatch: "KinesisMillisBehindLatest",
+        help: "how far the slowest shard reader was behind the tip of the source stream at its last read",
+        counter: false,
+        value: |m| m.kinesis_behind_ms.load(Ordering::Relaxed),
+    },
 ];
 
 impl Firehose {
@@ -187,7 +223,18 @@ mod tests {
         m.delivered(4, 400, 9_000);
         m.delivered(0, 0, 10);
         let values: Vec<i64> = METRICS.iter().map(|metric| (metric.value)(&m)).collect();
-        assert_eq!(values, [400, 4, 2, 1, 400, 4, 2, 1, 10]);
+        assert_eq!(values, [400, 4, 2, 1, 400, 4, 2, 1, 10, 0, 0, 0]);
+        m.read_from_kinesis(3, 30, 1_500);
+        m.read_from_kinesis(2, 20, 0);
+        let read: Vec<i64> = METRICS[9..]
+            .iter()
+            .map(|metric| (metric.value)(&m))
+            .collect();
+        assert_eq!(
+            read,
+            [50, 5, 0],
+            "bytes and records add up; the lag is the last one"
+        );
         m.put(0, 0, 5);
         assert_eq!((METRICS[2].value)(&m), 2, "a refused call stored nothing");
         assert_eq!((METRICS[3].value)(&m), 6);
