@@ -426,3 +426,42 @@ fn record_metadata_round_trips_and_directput_records_have_none() {
     assert_eq!(SourceMeta::decode(b""), None, "a DirectPut record");
     assert_eq!(SourceMeta::decode(&encoded[..10]), None, "truncated");
 }
+
+#[tokio::test]
+async fn deleting_the_delivery_stream_stops_its_source_and_removes_its_checkpoints() {
+    let (h, k) = setup(2, 1, 0).await;
+    put(&k, LOW, &[record("x", 0)]).await;
+    h.sink.wait_for_bytes(RECORD_LEN).await;
+    let prefix = checkpoint_prefix(h.firehose.get("d").unwrap().record().incarnation);
+    assert!(!h.store.meta().scan_prefix(&prefix).unwrap().is_empty());
+    h.call("DeleteDeliveryStream", json!({"DeliveryStreamName": "d"}))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + WAIT_MAX;
+    while h.firehose.get("d").is_some() {
+        assert!(std::time::Instant::now() < deadline, "never deleted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(h.store.meta().scan_prefix(&prefix).unwrap().is_empty());
+    // The source stream is untouched and the source reads no more.
+    put(&k, HIGH, &[record("y", 0)]).await;
+    tokio::task::yield_now().await;
+    assert!(h.store.meta().scan_prefix(&prefix).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_deleted_source_stream_leaves_the_delivery_stream_active() {
+    let (h, k) = setup(1, 1, 0).await;
+    put(&k, LOW, &[record("x", 0)]).await;
+    h.sink.wait_for_bytes(RECORD_LEN).await;
+    kinesis_call(&k, "DeleteStream", json!({"StreamName": SOURCE})).await;
+    let out = h
+        .call("DescribeDeliveryStream", json!({"DeliveryStreamName": "d"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        out["DeliveryStreamDescription"]["DeliveryStreamStatus"],
+        "ACTIVE"
+    );
+    assert_eq!(delivered(&h), [record("x", 0)]);
+}
