@@ -30,6 +30,8 @@
 //! - `json`, `validate`, `errors`, `time`: AWS's JSON typing, constraint
 //!   messages, error texts and time formats.
 //! - `remote`: the sink for an S3-compatible server (`--s3-endpoint`).
+//! - `source`: KinesisStreamAsSource: reading the source Data Stream's
+//!   shards into the delivery stream's log, with durable checkpoints.
 
 mod actions;
 mod catalog;
@@ -45,6 +47,9 @@ pub mod prefix;
 pub mod remote;
 mod service;
 pub mod sink;
+pub mod source;
+#[cfg(test)]
+mod source_tests;
 mod stream;
 #[cfg(test)]
 mod testkit;
@@ -53,11 +58,12 @@ mod time;
 mod validate;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::RwLock;
+use riffle_kinesis::Kinesis;
 use riffle_log::LogStore;
 
 pub use crate::actions::MODEL_OPERATIONS;
@@ -118,6 +124,12 @@ pub struct Firehose {
     /// Serializes catalog changes so that checking a name or a version and
     /// committing are one step. Control-plane only: records never take it.
     catalog_lock: tokio::sync::Mutex<()>,
+    /// The Data Streams service KinesisStreamAsSource streams read, once
+    /// [`Firehose::attach_kinesis`] has given it.
+    kinesis: OnceLock<Arc<Kinesis>>,
+    /// The source task of each KinesisStreamAsSource stream, by
+    /// incarnation. Held only to insert or take a handle.
+    sources: parking_lot::Mutex<BTreeMap<u64, source::SourceTask>>,
 }
 
 impl Firehose {
@@ -142,6 +154,8 @@ impl Firehose {
             sink,
             streams: Arc::new(RwLock::new(streams)),
             catalog_lock: tokio::sync::Mutex::new(()),
+            kinesis: OnceLock::new(),
+            sources: parking_lot::Mutex::new(BTreeMap::new()),
         });
         for (stream, delivered) in &loaded {
             firehose.start_delivery(stream, *delivered);
@@ -155,9 +169,26 @@ impl Firehose {
         actions::dispatch(self, action, body).await
     }
 
-    /// Stops every delivery task (what they had not delivered stays in the
-    /// logs for the next start) and waits for them to end.
+    /// Gives the service the Data Streams service of the same process and
+    /// starts reading the source of every KinesisStreamAsSource stream
+    /// (each from its checkpoints; see [`source`]). Streams created later
+    /// start reading when they become ACTIVE. Only the first call counts.
+    pub fn attach_kinesis(&self, kinesis: Arc<Kinesis>) {
+        if self.kinesis.set(kinesis).is_err() {
+            return;
+        }
+        for stream in self.all() {
+            self.start_source(&stream);
+        }
+    }
+
+    /// Stops every source and delivery task (what they had not delivered
+    /// stays in the logs for the next start) and waits for them to end.
     pub async fn shutdown(&self) {
+        let sources = std::mem::take(&mut *self.sources.lock());
+        for task in sources.into_values() {
+            task.stop().await;
+        }
         for stream in self.all() {
             stream.stop_delivery().await;
         }

@@ -24,6 +24,12 @@ pub struct StreamMetrics {
     incoming_records: AtomicU64,
     incoming_put_requests: AtomicU64,
     throttled_records: AtomicU64,
+    /// KinesisStreamAsSource: records and data bytes read from the source.
+    kinesis_read_records: AtomicU64,
+    kinesis_read_bytes: AtomicU64,
+    /// How far behind the tip of its source the stream's slowest shard
+    /// reader was at its last read.
+    kinesis_behind_ms: AtomicI64,
     /// Delivery to the destination bucket (`DeliveryToS3.*`).
     pub delivery: LaneMetrics,
     /// Delivery of the source records to the backup bucket (`BackupToS3.*`).
@@ -49,6 +55,15 @@ pub struct LaneMetrics {
 }
 
 impl StreamMetrics {
+    /// A read from the Kinesis source: `records` of `bytes` data bytes,
+    /// the slowest shard now `behind_ms` behind its tip.
+    pub fn read_from_kinesis(&self, records: u64, bytes: u64, behind_ms: i64) {
+        self.kinesis_read_records
+            .fetch_add(records, Ordering::Relaxed);
+        self.kinesis_read_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.kinesis_behind_ms.store(behind_ms, Ordering::Relaxed);
+    }
+
     /// A PutRecord or PutRecordBatch call: what it stored and refused.
     pub fn put(&self, records: u64, bytes: u64, throttled: u64) {
         if records > 0 {
@@ -101,7 +116,7 @@ fn load(counter: &AtomicU64) -> i64 {
     i64::try_from(counter.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
 }
 
-const INCOMING: [Metric<StreamMetrics>; 4] = [
+const INCOMING: [Metric<StreamMetrics>; 7] = [
     Metric {
         name: "incoming_bytes_total",
         cloudwatch: "IncomingBytes",
@@ -129,6 +144,27 @@ const INCOMING: [Metric<StreamMetrics>; 4] = [
         help: "records refused for the delivery stream's throughput limits",
         counter: true,
         value: |m| load(&m.throttled_records),
+    },
+    Metric {
+        name: "data_read_from_kinesis_stream_bytes_total",
+        cloudwatch: "DataReadFromKinesisStream.Bytes",
+        help: "data bytes read from the source Kinesis stream",
+        counter: true,
+        value: |m| load(&m.kinesis_read_bytes),
+    },
+    Metric {
+        name: "data_read_from_kinesis_stream_records_total",
+        cloudwatch: "DataReadFromKinesisStream.Records",
+        help: "records read from the source Kinesis stream",
+        counter: true,
+        value: |m| load(&m.kinesis_read_records),
+    },
+    Metric {
+        name: "kinesis_millis_behind_latest",
+        cloudwatch: "KinesisMillisBehindLatest",
+        help: "how far the slowest shard reader was behind the tip of the source stream at its last read",
+        counter: false,
+        value: |m| m.kinesis_behind_ms.load(Ordering::Relaxed),
     },
 ];
 
@@ -279,7 +315,14 @@ mod tests {
         m.put(3, 300, 1);
         m.put(1, 100, 0);
         let values: Vec<i64> = INCOMING.iter().map(|metric| (metric.value)(&m)).collect();
-        assert_eq!(values, [400, 4, 2, 1]);
+        assert_eq!(values, [400, 4, 2, 1, 0, 0, 0]);
+        m.read_from_kinesis(3, 30, 1_500);
+        m.read_from_kinesis(2, 20, 0);
+        let read: Vec<i64> = INCOMING[4..]
+            .iter()
+            .map(|metric| (metric.value)(&m))
+            .collect();
+        assert_eq!(read, [50, 5, 0], "the lag is the last read's");
         m.put(0, 0, 5);
         assert_eq!((INCOMING[2].value)(&m), 2, "a refused call stored nothing");
         assert_eq!((INCOMING[3].value)(&m), 6);

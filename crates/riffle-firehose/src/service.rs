@@ -6,10 +6,10 @@ use std::sync::Arc;
 use riffle_log::{LogStore, MetaOp, Seq};
 use tracing::warn;
 
-use crate::catalog::{self, Status, StreamRecord};
+use crate::catalog::{self, Kind, Status, StreamRecord};
 use crate::errors::{self, FirehoseError};
 use crate::stream::DeliveryStream;
-use crate::{Firehose, FirehoseConfig, Streams, delivery};
+use crate::{Firehose, FirehoseConfig, Streams, delivery, source};
 
 /// Reads every catalog entry, opens its log and reads its delivered
 /// position. Streams whose deletion a restart interrupted are deleted now
@@ -37,18 +37,19 @@ pub fn load_streams(store: &LogStore) -> Result<Vec<(Arc<DeliveryStream>, Seq)>,
     Ok(streams)
 }
 
-/// Deletes a stream's log, definition and delivered position (blocking).
+/// Deletes a stream's log, definition, delivered position and source
+/// checkpoints (blocking).
 fn remove_stored(store: &LogStore, record: &StreamRecord) -> Result<(), FirehoseError> {
     store.delete_log(&record.log_name())?;
-    store.meta().commit(&[
-        MetaOp::Delete { key: record.key() },
-        MetaOp::Delete {
-            key: record.delivered_key(),
-        },
-        MetaOp::Delete {
-            key: record.backup_delivered_key(),
-        },
-    ])?;
+    let mut ops = source::delete_checkpoints(store, record.incarnation)?;
+    ops.push(MetaOp::Delete { key: record.key() });
+    ops.push(MetaOp::Delete {
+        key: record.delivered_key(),
+    });
+    ops.push(MetaOp::Delete {
+        key: record.backup_delivered_key(),
+    });
+    store.meta().commit(&ops)?;
     Ok(())
 }
 
@@ -125,6 +126,32 @@ impl Firehose {
         let name = stream.record().name;
         self.streams.write().insert(name, Arc::clone(&stream));
         self.start_delivery(&stream, 0);
+        self.start_source(&stream);
+    }
+
+    /// Starts reading the source of a KinesisStreamAsSource stream (the
+    /// task waits for ACTIVE), once the Kinesis service is attached.
+    pub(crate) fn start_source(&self, stream: &Arc<DeliveryStream>) {
+        let record = stream.record();
+        if record.kind != Kind::KinesisStreamAsSource || record.status == Status::Deleting {
+            return;
+        }
+        let Some(kinesis) = self.kinesis.get() else {
+            return;
+        };
+        let task = source::spawn(
+            Arc::clone(&self.store),
+            Arc::clone(kinesis),
+            Arc::clone(stream),
+        );
+        // Dropping a replaced task's `stop` ends it.
+        self.sources.lock().insert(record.incarnation, task);
+    }
+
+    /// Stops reading a stream's source: the task no longer appends to
+    /// its log once the returned one resolves.
+    pub(crate) fn take_source(&self, stream: &DeliveryStream) -> Option<source::SourceTask> {
+        self.sources.lock().remove(&stream.record().incarnation)
     }
 
     /// Starts the stream's delivery task from `delivered`, the first
@@ -143,10 +170,14 @@ impl Firehose {
     /// Completes a deletion once DELETING has shown for the status delay:
     /// the log, definition and delivered position go, then the name.
     pub(crate) fn finish_deletion(&self, stream: Arc<DeliveryStream>) {
+        let source = self.take_source(&stream);
         let store = Arc::clone(&self.store);
         let streams: Streams = Arc::clone(&self.streams);
         let delay = self.config.status_delay;
         tokio::spawn(async move {
+            if let Some(source) = source {
+                source.stop().await;
+            }
             tokio::time::sleep(delay).await;
             let record = stream.record();
             let removed = {

@@ -221,7 +221,7 @@ fn open(
     config: &FirehoseConfig,
     sink: &Arc<MemorySink>,
 ) -> (Arc<LogStore>, Arc<Firehose>) {
-    let store = Arc::new(LogStore::open(dir.path(), StoreConfig::default()).unwrap());
+    let store = Arc::new(open_store(dir.path()));
     let firehose = Firehose::open(Arc::clone(&store), config.clone(), sink.clone()).unwrap();
     (store, firehose)
 }
@@ -235,4 +235,23 @@ pub fn records(n: usize, len: usize) -> Vec<Vec<u8>> {
             r
         })
         .collect()
+}
+
+/// Opens the store, waiting while the one a restart closed is still held:
+/// a blocking metadata commit that was under way when its task was stopped
+/// keeps the old store until it returns.
+fn open_store(dir: &std::path::Path) -> LogStore {
+    let deadline = std::time::Instant::now() + WAIT_MAX;
+    loop {
+        match LogStore::open(dir, StoreConfig::default()) {
+            Ok(store) => return store,
+            Err(riffle_log::LogError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(err) => panic!("opening the store: {err}"),
+        }
+    }
 }

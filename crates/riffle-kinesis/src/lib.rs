@@ -31,6 +31,8 @@
 //!   messages, error texts and time formats.
 //! - `cbor`: the CBOR protocol of the Java SDK (`Codec::Cbor`), transcoded
 //!   to and from the JSON the actions speak.
+//! - `reader`: in-process read access to a stream's shards for other
+//!   services of the same process (Firehose's Kinesis source).
 //! - `hotpath`: the record path's CPU-heavy steps one at a time, for the
 //!   criterion benches only (hidden, no contract).
 //!
@@ -50,6 +52,7 @@ mod json;
 mod metrics;
 mod on_demand;
 mod options;
+mod reader;
 mod reshard;
 mod seqnum;
 mod service;
@@ -70,6 +73,7 @@ pub use crate::actions::MODEL_OPERATIONS;
 pub use crate::actions::subscribe_to_shard::Subscription;
 use crate::iterator::IteratorKey;
 pub use crate::options::KinesisOptions;
+pub use crate::reader::{ShardReader, StreamShards};
 use crate::stream::Stream;
 pub use crate::time::{amz_date, parse_amz_date};
 
