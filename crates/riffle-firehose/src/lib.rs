@@ -30,6 +30,8 @@
 //! - `json`, `validate`, `errors`, `time`: AWS's JSON typing, constraint
 //!   messages, error texts and time formats.
 //! - `remote`: the sink for an S3-compatible server (`--s3-endpoint`).
+//! - `sink_s3`: the sink for the embedded S3 (`riffle-s3`), in-process.
+//! - `options`: `riffle serve`'s Firehose options (`--s3-*`).
 
 mod actions;
 mod catalog;
@@ -41,10 +43,12 @@ mod destination;
 mod errors;
 mod json;
 mod metrics;
+mod options;
 pub mod prefix;
 pub mod remote;
 mod service;
 pub mod sink;
+mod sink_s3;
 mod stream;
 #[cfg(test)]
 mod testkit;
@@ -62,6 +66,7 @@ use riffle_log::LogStore;
 
 pub use crate::actions::MODEL_OPERATIONS;
 pub use crate::errors::FirehoseError;
+pub use crate::options::{FirehoseOptions, FirehoseOptionsError, S3_REGION_DEFAULT};
 use crate::sink::ObjectSink;
 use crate::stream::DeliveryStream;
 
