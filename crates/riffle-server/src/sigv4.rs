@@ -385,6 +385,11 @@ fn payload_hash(
     }
     // Signed aws-chunked uploads sign each chunk; their chunk signatures
     // are not verified here, so they are refused rather than trusted.
+    if declared.starts_with("STREAMING-") {
+        return Err(AuthError::Invalid(format!(
+            "The payload hash '{declared}' (signed aws-chunked) is not accepted when signatures are verified; sign the payload's SHA-256 or UNSIGNED-PAYLOAD."
+        )));
+    }
     Err(AuthError::Invalid(format!(
         "The provided 'x-amz-content-sha256' header does not match what was computed: '{declared}'."
     )))
@@ -549,6 +554,39 @@ mod tests {
     use aws_smithy_runtime_api::client::identity::Identity;
     use hyper::Request;
     use std::time::Duration;
+
+    #[test]
+    fn s3_signs_the_declared_payload_hash_which_must_be_the_bodys_or_unsigned() {
+        let presented = Presented {
+            algorithm: ALGORITHM.to_owned(),
+            credential: String::new(),
+            signed_headers: String::new(),
+            signature: String::new(),
+            date: String::new(),
+            expires: None,
+        };
+        let with = |value: &str| {
+            let (parts, ()) = Request::builder()
+                .header(CONTENT_SHA256, value)
+                .body(())
+                .unwrap()
+                .into_parts();
+            parts
+        };
+        let body = b"payload";
+        let mut hash = String::new();
+        hex_into(&mut hash, &Sha256::digest(body));
+        let of = |value: &str, s3| payload_hash(&with(value), &presented, body, s3);
+        assert_eq!(
+            of("UNSIGNED-PAYLOAD", true),
+            Ok("UNSIGNED-PAYLOAD".to_owned())
+        );
+        assert_eq!(of(&hash, true), Ok(hash.clone()));
+        assert!(of(&"0".repeat(64), true).is_err(), "a hash of another body");
+        assert!(of("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", true).is_err());
+        // Other services hash the body whatever the header says.
+        assert_eq!(of("UNSIGNED-PAYLOAD", false), Ok(hash));
+    }
 
     const KEY_ID: &str = "AKIDRIFFLETEST";
     const SECRET: &str = "riffle/secret+key";
