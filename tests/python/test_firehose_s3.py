@@ -325,7 +325,7 @@ def test_firehose_calls_are_audited_with_their_event_source(tmp_path):
     assert missing["errorCode"] == "ResourceNotFoundException"
 
 
-def test_firehose_operations_and_metrics_are_on_the_metrics_endpoint(tmp_path):
+def test_firehose_and_s3_operations_and_delivery_metrics_are_on_the_metrics_endpoint(tmp_path):
     srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, extra_args=["--metrics-listen", "127.0.0.1:0"])
     srv.start()
     try:
@@ -340,6 +340,9 @@ def test_firehose_operations_and_metrics_are_on_the_metrics_endpoint(tmp_path):
         text = urllib.request.urlopen(url, timeout=10).read().decode()
         assert 'riffle_api_requests_total{service="firehose",operation="PutRecordBatch",outcome="success"} 1' in text
         assert "metered" in text  # the delivery stream's own series
+        # S3 requests are counted by the operation they are.
+        assert 'riffle_api_requests_total{service="s3",operation="CreateBucket",outcome="success"} 1' in text
+        assert 'riffle_api_requests_total{service="s3",operation="ListObjectsV2",outcome="success"}' in text
     finally:
         print(f"--- riffle stderr (tail) ---\n{srv.stderr_tail()}")
         assert srv.terminate() == 0

@@ -143,9 +143,18 @@ pub(crate) async fn handle(
     if let Some(store) = &edge.services.s3
         && s3::is_s3(&parts)
     {
+        let operation = s3::operation(&parts);
         let response = serve_s3(&edge, store, parts, body, &id)
             .instrument(span)
             .await;
+        let class = match response.status() {
+            status if status.is_server_error() => Outcome::ServerError,
+            status if status.is_client_error() => Outcome::ClientError,
+            _ => Outcome::Success,
+        };
+        edge.config
+            .request_metrics
+            .record(&s3::S3_INFO, operation, class, started.elapsed());
         return Ok(response);
     }
     let mut audited = None;

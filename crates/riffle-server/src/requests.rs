@@ -80,7 +80,7 @@ impl RequestMetrics {
         let Some((info, operations)) = self
             .services
             .iter()
-            .find(|(info, _)| info.target_prefix == service.target_prefix)
+            .find(|(info, _)| info.signing_name == service.signing_name)
         else {
             return;
         };

@@ -179,7 +179,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         }
         _ => None,
     };
-    let infos: Vec<_> = services.iter().map(|s| s.info()).collect();
+    let mut infos: Vec<_> = services.iter().map(|s| s.info()).collect();
+    infos.push(&riffle_server::services::s3::S3_INFO);
     let request_metrics = Arc::new(riffle_server::RequestMetrics::new(&infos));
     let (stop_metrics, metrics_stopped) = watch::channel(());
     let metrics = metrics_listener.map(|listener| {

@@ -9,6 +9,7 @@
 use hyper::Method;
 use hyper::http::request::Parts;
 
+use crate::service::ServiceInfo;
 use crate::sigv4::Signing;
 
 /// S3's SigV4 rules (the model's `signingName` is `s3`).
@@ -24,40 +25,104 @@ pub(crate) fn is_s3(parts: &Parts) -> bool {
     !json_call
 }
 
-/// The IAM action and resource an S3 request is authorized as (the
-/// operations riffle-s3 serves; multipart parts are `s3:PutObject`).
-pub(crate) fn action_and_resource(parts: &Parts) -> (&'static str, String) {
+/// The S3 operations riffle-s3 serves, as the S3 model names them, sorted:
+/// the edge counts requests by them.
+pub static S3_INFO: ServiceInfo = ServiceInfo {
+    target_prefix: "",
+    signing_name: "s3",
+    iam_prefix: "s3",
+    event_source: "s3.amazonaws.com",
+    operations: &[
+        "AbortMultipartUpload",
+        "CompleteMultipartUpload",
+        "CopyObject",
+        "CreateBucket",
+        "CreateMultipartUpload",
+        "DeleteBucket",
+        "DeleteObject",
+        "DeleteObjects",
+        "GetObject",
+        "HeadBucket",
+        "HeadObject",
+        "ListBuckets",
+        "ListMultipartUploads",
+        "ListObjects",
+        "ListObjectsV2",
+        "ListParts",
+        "PutObject",
+        "UploadPart",
+    ],
+    data_events: &[],
+    cbor: false,
+};
+
+/// A request's bucket and key (empty when absent), as sent.
+fn bucket_and_key(parts: &Parts) -> (&str, &str) {
     let path = parts.uri.path().trim_start_matches('/');
-    let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
+    path.split_once('/').unwrap_or((path, ""))
+}
+
+/// The S3 operation a path-style request is, by method, path and
+/// sub-resource, as riffle-s3 routes it.
+pub(crate) fn operation(parts: &Parts) -> &'static str {
+    let (bucket, key) = bucket_and_key(parts);
     let query = parts.uri.query().unwrap_or_default();
     let has = |name: &str| {
         query
             .split('&')
             .any(|pair| pair.split('=').next() == Some(name))
     };
+    let method = &parts.method;
     if bucket.is_empty() {
-        return ("s3:ListAllMyBuckets", "*".to_owned());
+        return "ListBuckets";
     }
-    let bucket_arn = format!("arn:aws:s3:::{bucket}");
     if key.is_empty() {
-        let action = match parts.method {
-            Method::PUT => "s3:CreateBucket",
-            Method::DELETE => "s3:DeleteBucket",
-            // DeleteObjects (`POST /bucket?delete`) is DeleteObject on each.
-            Method::POST if has("delete") => "s3:DeleteObject",
-            _ if has("uploads") => "s3:ListBucketMultipartUploads",
-            _ => "s3:ListBucket",
+        return match *method {
+            Method::PUT => "CreateBucket",
+            Method::DELETE => "DeleteBucket",
+            Method::HEAD => "HeadBucket",
+            Method::POST => "DeleteObjects",
+            _ if has("uploads") => "ListMultipartUploads",
+            _ if query.contains("list-type=2") => "ListObjectsV2",
+            _ => "ListObjects",
         };
-        return (action, bucket_arn);
     }
-    let action = match parts.method {
-        Method::GET | Method::HEAD if has("uploadId") => "s3:ListMultipartUploadParts",
-        Method::GET | Method::HEAD => "s3:GetObject",
-        Method::DELETE if has("uploadId") => "s3:AbortMultipartUpload",
-        Method::DELETE => "s3:DeleteObject",
+    match *method {
+        Method::GET if has("uploadId") => "ListParts",
+        Method::GET => "GetObject",
+        Method::HEAD => "HeadObject",
+        Method::PUT if has("uploadId") => "UploadPart",
+        Method::PUT if parts.headers.contains_key("x-amz-copy-source") => "CopyObject",
+        Method::PUT => "PutObject",
+        Method::POST if has("uploads") => "CreateMultipartUpload",
+        Method::POST => "CompleteMultipartUpload",
+        Method::DELETE if has("uploadId") => "AbortMultipartUpload",
+        _ => "DeleteObject",
+    }
+}
+
+/// The IAM action and resource an S3 request is authorized as (AWS's
+/// mapping of operations to actions; multipart steps are `s3:PutObject`).
+pub(crate) fn action_and_resource(parts: &Parts) -> (&'static str, String) {
+    let (bucket, key) = bucket_and_key(parts);
+    let action = match operation(parts) {
+        "ListBuckets" => return ("s3:ListAllMyBuckets", "*".to_owned()),
+        "CreateBucket" => "s3:CreateBucket",
+        "DeleteBucket" => "s3:DeleteBucket",
+        "HeadBucket" | "ListObjects" | "ListObjectsV2" => "s3:ListBucket",
+        "ListMultipartUploads" => "s3:ListBucketMultipartUploads",
+        "DeleteObjects" | "DeleteObject" => "s3:DeleteObject",
+        "GetObject" | "HeadObject" => "s3:GetObject",
+        "ListParts" => "s3:ListMultipartUploadParts",
+        "AbortMultipartUpload" => "s3:AbortMultipartUpload",
         _ => "s3:PutObject",
     };
-    (action, format!("{bucket_arn}/{key}"))
+    let resource = if key.is_empty() {
+        format!("arn:aws:s3:::{bucket}")
+    } else {
+        format!("arn:aws:s3:::{bucket}/{key}")
+    };
+    (action, resource)
 }
 
 #[cfg(test)]
@@ -88,6 +153,27 @@ mod tests {
             "/x",
             Some("Kinesis_20131202.ListStreams")
         )));
+    }
+
+    #[test]
+    fn requests_are_named_by_the_operation_riffle_s3_routes_them_to() {
+        let of = |method, uri| operation(&parts(method, uri, None));
+        assert_eq!(of("GET", "/"), "ListBuckets");
+        assert_eq!(of("GET", "/b?list-type=2&prefix=x"), "ListObjectsV2");
+        assert_eq!(of("POST", "/b?delete"), "DeleteObjects");
+        assert_eq!(of("POST", "/b/k?uploads"), "CreateMultipartUpload");
+        assert_eq!(of("PUT", "/b/k?partNumber=2&uploadId=u"), "UploadPart");
+        assert_eq!(of("POST", "/b/k?uploadId=u"), "CompleteMultipartUpload");
+        assert_eq!(of("HEAD", "/b/k"), "HeadObject");
+        assert!(S3_INFO.operations.is_sorted());
+        for op in [
+            "GetObject",
+            "ListBuckets",
+            "UploadPart",
+            "CompleteMultipartUpload",
+        ] {
+            assert_eq!(S3_INFO.operation(op), Some(op));
+        }
     }
 
     #[test]
