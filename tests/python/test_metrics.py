@@ -79,10 +79,10 @@ def test_requests_are_counted_by_operation_and_outcome_with_their_latency(metere
     with pytest.raises(kinesis.exceptions.ResourceNotFoundException):
         kinesis.describe_stream_summary(StreamName="missing")
     samples = scrape(metered.metrics_url)
-    put = 'operation="PutRecord"'
+    put = 'service="kinesis",operation="PutRecord"'
     assert samples[("riffle_api_requests_total", f'{put},outcome="success"')] == 3
     assert samples[("riffle_api_requests_total", f'{put},outcome="client_error"')] == 0
-    assert samples[("riffle_api_requests_total", 'operation="DescribeStreamSummary",outcome="client_error"')] == 1
+    assert samples[("riffle_api_requests_total", 'service="kinesis",operation="DescribeStreamSummary",outcome="client_error"')] == 1
     assert samples[("riffle_api_request_duration_seconds_count", put)] == 3
     assert samples[("riffle_api_request_duration_seconds_bucket", f'{put},le="+Inf"')] == 3
     assert samples[("riffle_api_request_duration_seconds_sum", put)] > 0

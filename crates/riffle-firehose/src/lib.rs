@@ -32,6 +32,8 @@
 //! - `remote`: the sink for an S3-compatible server (`--s3-endpoint`).
 //! - `source`: KinesisStreamAsSource: reading the source Data Stream's
 //!   shards into the delivery stream's log, with durable checkpoints.
+//! - `sink_s3`: the sink for the embedded S3 (`riffle-s3`), in-process.
+//! - `options`: `riffle serve`'s Firehose options (`--s3-*`).
 
 mod actions;
 mod catalog;
@@ -43,10 +45,12 @@ mod destination;
 mod errors;
 mod json;
 mod metrics;
+mod options;
 pub mod prefix;
 pub mod remote;
 mod service;
 pub mod sink;
+mod sink_s3;
 pub mod source;
 #[cfg(test)]
 mod source_tests;
@@ -68,6 +72,7 @@ use riffle_log::LogStore;
 
 pub use crate::actions::MODEL_OPERATIONS;
 pub use crate::errors::FirehoseError;
+pub use crate::options::{FirehoseOptions, FirehoseOptionsError, S3_REGION_DEFAULT};
 use crate::sink::ObjectSink;
 use crate::stream::DeliveryStream;
 

@@ -30,6 +30,7 @@
 //! the file when it closes: a SIGKILL can lose the lines still queued
 //! (milliseconds' worth), SIGTERM loses none.
 
+use crate::service::ServiceInfo;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
@@ -49,15 +50,6 @@ const QUEUE_LINES_MAX: usize = 16_384;
 const BATCH_LINES_MAX: usize = 1_024;
 /// CloudTrail's record version this shape follows.
 const EVENT_VERSION: &str = "1.11";
-/// Kinesis Data Streams operations CloudTrail logs as data events (AWS:
-/// "Logging Amazon Kinesis Data Streams API calls with CloudTrail").
-const DATA_EVENTS: [&str; 5] = [
-    "GetRecords",
-    "GetShardIterator",
-    "PutRecord",
-    "PutRecords",
-    "SubscribeToShard",
-];
 /// Members that carry record payloads; never written to the log.
 const PAYLOAD_MEMBERS: [&str; 2] = ["Data", "Records"];
 
@@ -125,8 +117,9 @@ impl AuditLog {
     }
 
     /// Whether calls of `action` are logged.
-    pub(crate) fn logs(&self, action: &str) -> bool {
-        self.data_events || !DATA_EVENTS.contains(&action)
+    /// Each service names its data events ([`ServiceInfo::data_events`]).
+    pub(crate) fn logs(&self, service: &ServiceInfo, action: &str) -> bool {
+        self.data_events || !service.data_events.contains(&action)
     }
 
     /// Queues a call's line; waits only while the queue is full.
@@ -140,7 +133,7 @@ impl AuditLog {
         let secs = at
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        let data = DATA_EVENTS.contains(&call.action);
+        let data = call.service.data_events.contains(&call.action);
         let event_time = iso8601(secs);
         let source_ip = call.peer.ip().to_string();
         let event_id = crate::headers::RequestId::new().to_string();
@@ -153,7 +146,7 @@ impl AuditLog {
                 access_key_id: call.access_key_id,
             },
             event_time: &event_time,
-            event_source: "kinesis.amazonaws.com",
+            event_source: call.service.event_source,
             event_name: call.action,
             aws_region: &self.region,
             source_ip_address: &source_ip,
@@ -259,6 +252,8 @@ impl AuditWriter {
 
 /// What the edge knows of one call when it answers.
 pub(crate) struct Call<'a> {
+    /// The service called: its eventSource and data events.
+    pub(crate) service: &'static ServiceInfo,
     pub(crate) action: &'a str,
     pub(crate) request_id: &'a str,
     pub(crate) peer: SocketAddr,
@@ -390,8 +385,11 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
+    use crate::services::kinesis::KINESIS;
+
     fn call<'a>(action: &'a str, parameters: &'a [u8]) -> Call<'a> {
         Call {
+            service: &KINESIS,
             action,
             request_id: "5d4c3b2a-0000-4000-8000-000000000001",
             peer: "127.0.0.1:50000".parse().unwrap(),
@@ -464,12 +462,12 @@ mod tests {
             AuditLog::open(&dir.path().join("m.log"), false, "us-east-1", "1").unwrap();
         let (everything, _w2) =
             AuditLog::open(&dir.path().join("e.log"), true, "us-east-1", "1").unwrap();
-        for action in DATA_EVENTS {
-            assert!(!management_only.logs(action), "{action}");
-            assert!(everything.logs(action), "{action}");
+        for action in KINESIS.data_events {
+            assert!(!management_only.logs(&KINESIS, action), "{action}");
+            assert!(everything.logs(&KINESIS, action), "{action}");
         }
-        assert!(management_only.logs("CreateStream"));
-        assert!(management_only.logs("DescribeStreamConsumer"));
+        assert!(management_only.logs(&KINESIS, "CreateStream"));
+        assert!(management_only.logs(&KINESIS, "DescribeStreamConsumer"));
     }
 
     #[tokio::test]

@@ -28,6 +28,15 @@ const _: () =
     assert!((10 * 1024 * 1024usize).div_ceil(3) * 4 + FRAMING_BYTES_MAX <= BODY_BYTES_MAX);
 const _: () = assert!(BODY_BYTES_MAX < 20_000_000);
 
+/// The largest S3 request body (a PutObject or an UploadPart) read into
+/// memory. S3 takes 5 GiB per PutObject, which no in-memory edge should
+/// buffer; the aws CLI and boto3's transfer manager switch to multipart
+/// uploads of 8 MiB parts above 8 MiB (`multipart_threshold` and
+/// `multipart_chunksize`, s3transfer's defaults), and the SDKs' managers
+/// use 5–16 MiB parts, so 64 MiB leaves room for parts four times their
+/// usual size while bounding what one request can hold.
+pub const S3_BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
+
 /// After refusing an oversized body the server still reads (and drops) up
 /// to this much of it. HTTP/1.1 clients send the whole body before they read
 /// the response; closing the socket on unread data makes the kernel send a
@@ -39,7 +48,7 @@ const DRAIN_TIME_MAX: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BodyError {
-    #[error("request body exceeds {BODY_BYTES_MAX} bytes")]
+    #[error("request body exceeds the size cap")]
     TooLarge,
     /// The client went away or broke the framing mid-body.
     #[error("reading the request body failed: {0}")]
@@ -54,8 +63,9 @@ pub(crate) enum BodyError {
 pub(crate) async fn read_body(
     mut body: Incoming,
     declared: Option<u64>,
+    cap: usize,
 ) -> Result<Bytes, BodyError> {
-    if declared.is_some_and(|n| n > BODY_BYTES_MAX as u64) {
+    if declared.is_some_and(|n| n > cap as u64) {
         drain(body).await;
         return Err(BodyError::TooLarge);
     }
@@ -67,7 +77,7 @@ pub(crate) async fn read_body(
             continue;
         }; // trailers carry no payload
         total += chunk.len();
-        if total > BODY_BYTES_MAX {
+        if total > cap {
             drain(body).await;
             return Err(BodyError::TooLarge);
         }

@@ -18,7 +18,6 @@ use std::convert::Infallible;
 use std::future::Future;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
     ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS,
@@ -69,7 +68,7 @@ where
 /// AWS's, it has a request id but no `x-amz-id-2`, and echoes a request
 /// header only when the browser sent it.
 fn preflight(request: &HeaderMap) -> Response<ResponseBody> {
-    let mut response = Response::new(Full::new(Bytes::new()).boxed_unsync());
+    let mut response = Response::new(crate::request::whole(Bytes::new()));
     let id = RequestId::new();
     let headers = response.headers_mut();
     headers.insert(headers::REQUEST_ID, id.header_value());
@@ -95,6 +94,7 @@ fn preflight(request: &HeaderMap) -> Response<ResponseBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
     use hyper::StatusCode;
 
     fn request(method: Method, headers: &[(&str, &str)]) -> Request<()> {
@@ -108,7 +108,7 @@ mod tests {
     /// A stand-in service: answers 400 with a body, and says it was called.
     async fn service(called: &std::cell::Cell<bool>) -> Result<Response<ResponseBody>, Infallible> {
         called.set(true);
-        let mut response = Response::new(Full::new(Bytes::from_static(b"{}")).boxed_unsync());
+        let mut response = Response::new(crate::request::whole(Bytes::from_static(b"{}")));
         *response.status_mut() = StatusCode::BAD_REQUEST;
         Ok(response)
     }

@@ -20,7 +20,9 @@
 //! from `x-amzn-ErrorType` if present, else from the body's `__type`).
 
 use hyper::StatusCode;
+use riffle_firehose::FirehoseError;
 use riffle_kinesis::{Codec, KinesisError};
+use riffle_s3::S3Error;
 
 use bytes::Bytes;
 
@@ -29,8 +31,9 @@ use crate::auth::AuthError;
 /// Everything that ends a request without a successful reply.
 #[derive(Debug, thiserror::Error)]
 pub enum Rejection {
-    #[error(transparent)]
-    Service(#[from] KinesisError),
+    /// The service refused the call; already in AWS's terms.
+    #[error("{}: {}", .0.code, .0.message.as_deref().unwrap_or(""))]
+    Service(AwsError),
     /// The body exceeds [`crate::BODY_BYTES_MAX`].
     #[error("request body too large")]
     PayloadTooLarge,
@@ -130,6 +133,45 @@ pub fn kinesis_error(err: &KinesisError) -> AwsError {
     }
 }
 
+/// THE mapping of Firehose's errors: the crate names each one's AWS code,
+/// message and status; they are taken as they are.
+pub fn firehose_error(err: &FirehoseError) -> AwsError {
+    if matches!(err, FirehoseError::Storage(_)) {
+        // The engine's text stays in the log (with the request id).
+        tracing::error!(error = %err, "Firehose storage failure");
+    }
+    AwsError {
+        status: StatusCode::from_u16(err.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        code: err.code(),
+        message: err.message(),
+    }
+}
+
+/// What the edge refuses of an S3 request, as S3 says it (an XML
+/// `<Error>` written by `riffle_s3::error_response`).
+pub fn s3_error(rejection: &Rejection) -> S3Error {
+    match rejection {
+        Rejection::PayloadTooLarge => S3Error::EntityTooLarge {
+            size: crate::body::S3_BODY_BYTES_MAX as u64 + 1,
+            max: crate::body::S3_BODY_BYTES_MAX as u64,
+        },
+        Rejection::Auth(AuthError::UnknownKey) => S3Error::InvalidAccessKeyId {
+            access_key_id: String::new(),
+        },
+        Rejection::Auth(AuthError::Invalid(_)) => S3Error::SignatureDoesNotMatch,
+        Rejection::Auth(AuthError::Incomplete(message)) => S3Error::InvalidRequest {
+            message: message.clone(),
+        },
+        // The client broke off mid-body.
+        Rejection::Malformed => S3Error::IncompleteBody {
+            message: "The request body terminated unexpectedly".to_owned(),
+        },
+        // Anonymous requests, policies' denials and anything else.
+        _ => S3Error::AccessDenied,
+    }
+}
+
 /// An error after a SubscribeToShard event stream started: an
 /// event-stream `exception` message whose `:exception-type` is the AWS
 /// code and whose payload is the usual error body in the request's codec.
@@ -145,7 +187,7 @@ pub fn exception_event(err: &KinesisError, codec: Codec) -> Bytes {
 /// The mapping of everything else, in AWS's words.
 pub fn aws_error(rejection: &Rejection) -> AwsError {
     let (status, code, message) = match rejection {
-        Rejection::Service(err) => return kinesis_error(err),
+        Rejection::Service(err) => return err.clone(),
         Rejection::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", None),
         Rejection::NotPost | Rejection::NoOperation => (
             StatusCode::FORBIDDEN,
@@ -322,6 +364,44 @@ fn cbor_text(out: &mut Vec<u8>, text: &str) {
 mod tests {
     use super::*;
     use riffle_log::LogError;
+
+    #[test]
+    fn firehose_errors_keep_the_code_message_and_status_their_crate_names() {
+        let aws = firehose_error(&FirehoseError::ResourceNotFound("gone".into()));
+        assert_eq!(
+            (aws.status, aws.code, aws.message.as_deref()),
+            (
+                StatusCode::BAD_REQUEST,
+                "ResourceNotFoundException",
+                Some("gone")
+            )
+        );
+        let aws = firehose_error(&FirehoseError::ServiceUnavailable("slow down".into()));
+        assert_eq!(aws.status, StatusCode::SERVICE_UNAVAILABLE);
+        let aws = firehose_error(&FirehoseError::Storage(LogError::Closed {
+            name: "f".into(),
+        }));
+        assert_eq!(
+            (aws.status.as_u16(), aws.code, aws.message),
+            (500, "InternalFailure", None)
+        );
+    }
+
+    #[test]
+    fn s3_refusals_are_s3_errors() {
+        let code = |rejection| s3_error(&rejection).code();
+        assert_eq!(
+            code(Rejection::Auth(AuthError::Invalid("m".into()))),
+            "SignatureDoesNotMatch"
+        );
+        assert_eq!(
+            code(Rejection::Auth(AuthError::UnknownKey)),
+            "InvalidAccessKeyId"
+        );
+        assert_eq!(code(Rejection::Auth(AuthError::Missing)), "AccessDenied");
+        assert_eq!(code(Rejection::AccessDenied("m".into())), "AccessDenied");
+        assert_eq!(code(Rejection::PayloadTooLarge), "EntityTooLarge");
+    }
 
     #[test]
     fn every_kinesis_error_maps_to_its_aws_code_and_status() {
@@ -501,10 +581,8 @@ mod tests {
     #[test]
     fn every_other_error_names_its_member_message_in_lower_case() {
         let lower = [
-            aws_error(&Rejection::Service(KinesisError::Validation("m".into()))),
-            aws_error(&Rejection::Service(KinesisError::ResourceNotFound(
-                "m".into(),
-            ))),
+            kinesis_error(&KinesisError::Validation("m".into())),
+            kinesis_error(&KinesisError::ResourceNotFound("m".into())),
             kinesis_error(&KinesisError::Storage(LogError::Closed {
                 name: "s/0".into(),
             })),

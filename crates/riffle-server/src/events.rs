@@ -6,8 +6,6 @@
 //! reads the next batch only when the previous one has been handed to the
 //! socket: a slow client holds back only its own subscription.
 
-use std::convert::Infallible;
-
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream;
@@ -44,6 +42,6 @@ pub(crate) fn body(
     });
     let frames = first
         .chain(events)
-        .map(|message: Bytes| Ok::<_, Infallible>(Frame::data(message)));
+        .map(|message: Bytes| Ok::<_, std::io::Error>(Frame::data(message)));
     StreamBody::new(frames).boxed_unsync()
 }

@@ -1,14 +1,21 @@
 //! `riffle-server`: Riffle's network edge.
 //!
 //! One port serves HTTP/1.1 and HTTP/2 (cleartext, prior knowledge) through
-//! hyper-util's auto builder. Each request is framed the way AWS frames the
-//! Kinesis protocol — `POST /`, `X-Amz-Target: Kinesis_20131202.<Action>`,
-//! `Content-Type: application/x-amz-json-1.1` (`Codec::Json`) or
+//! hyper-util's auto builder, for several services. A JSON call — `POST /`,
+//! `X-Amz-Target: <prefix>.<Action>`, `Content-Type:
+//! application/x-amz-json-1.1` (`Codec::Json`) or
 //! `application/x-amz-cbor-1.1` (`Codec::Cbor`, the Java SDK's default) —
-//! and handed to [`riffle_kinesis::Kinesis::handle`] as one [`bytes::Bytes`].
+//! goes to the [`Service`] registered with that target prefix (Kinesis,
+//! Firehose), as one [`bytes::Bytes`]. Any other request that is not a
+//! `POST /` is an S3 REST request and goes to the embedded S3.
 //!
 //! **Architecture Invariant:** this is the only crate that knows HTTP, and
 //! `errors` is the only place where an error becomes an AWS error response.
+//!
+//! **Architecture Invariant:** the request path (`request`, `sigv4`,
+//! `audit`, `requests`, `cors`) has no per-service code: what differs
+//! between services is in their [`ServiceInfo`] and [`Service`] impl
+//! (`services`).
 //!
 //! Module map:
 //! - `server`: the accept loop, connections and graceful shutdown.
@@ -24,6 +31,7 @@
 //! - `metrics`: the Prometheus endpoint on its own listener.
 //! - `requests`: per-operation request counts and latencies it shows.
 //! - `errors`: every error → (HTTP status, `__type`, message, encoding).
+//! - `service`: what a service registers; `services`: the registrations.
 //! - `headers`: the headers every AWS response carries.
 //! - `events`: SubscribeToShard's streaming response body.
 //! - `eventstream`: the AWS event-stream framing (byte layout documented).
@@ -42,15 +50,19 @@ mod policy;
 mod request;
 mod requests;
 mod server;
+mod service;
+pub mod services;
 mod sigv4;
 mod tls;
 
 pub use audit::{AuditError, AuditLog, AuditWriter};
 pub use body::BODY_BYTES_MAX;
+pub use errors::AwsError;
 pub use metrics::serve_metrics;
 pub use options::{EDGE_OPTION_TABLES, EdgeOptions, OptionsError, TlsFiles};
 pub use policy::{Policies, PolicyDocument, PolicyError, check_resource_policy};
 pub use requests::RequestMetrics;
-pub use server::{EdgeConfig, ServerError, serve};
+pub use server::{EdgeConfig, ServerError, Services, serve};
+pub use service::{CallFuture, Reply, Service, ServiceInfo};
 pub use sigv4::Credentials;
 pub use tls::{Tls, TlsError};

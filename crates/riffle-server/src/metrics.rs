@@ -13,11 +13,14 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use riffle_kinesis::Kinesis;
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 use crate::requests::RequestMetrics;
+use crate::service::Service;
+
+/// The services whose own metrics are shown.
+type Shown = Arc<Vec<Arc<dyn Service>>>;
 
 /// Prometheus's text exposition format, version 0.0.4.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -25,19 +28,20 @@ const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Serves `/metrics` on `listener` until `shutdown` resolves.
 pub async fn serve_metrics(
     listener: TcpListener,
-    kinesis: Arc<Kinesis>,
+    services: Vec<Arc<dyn Service>>,
     requests: Arc<RequestMetrics>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let services: Shown = Arc::new(services);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let (kinesis, requests) = (Arc::clone(&kinesis), Arc::clone(&requests));
+                    let (services, requests) = (Arc::clone(&services), Arc::clone(&requests));
                     let service = service_fn(move |req| {
-                        answer(Arc::clone(&kinesis), Arc::clone(&requests), req)
+                        answer(Arc::clone(&services), Arc::clone(&requests), req)
                     });
                     tokio::spawn(async move {
                         let served = auto::Builder::new(TokioExecutor::new())
@@ -58,14 +62,16 @@ pub async fn serve_metrics(
 }
 
 async fn answer(
-    kinesis: Arc<Kinesis>,
+    services: Shown,
     requests: Arc<RequestMetrics>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, body) = match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => {
             let mut text = String::with_capacity(16 * 1024);
-            kinesis.write_metrics(&mut text);
+            for service in services.iter() {
+                service.write_metrics(&mut text);
+            }
             requests.write(&mut text);
             (StatusCode::OK, text)
         }

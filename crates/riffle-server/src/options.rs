@@ -50,7 +50,7 @@ pub struct EdgeOptions {
     /// Append one CloudTrail-shaped JSON line per API call to FILE
     #[arg(long, env = "RIFFLE_AUDIT_LOG", value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
-    /// Audit data events (PutRecord(s), GetRecords, GetShardIterator, SubscribeToShard) too
+    /// Audit data events too (Kinesis: PutRecord(s), GetRecords, GetShardIterator, SubscribeToShard; Firehose: PutRecord, PutRecordBatch)
     #[arg(
         long,
         env = "RIFFLE_AUDIT_DATA_EVENTS",

@@ -412,29 +412,25 @@ impl Policies {
         self.by_key.contains_key(key)
     }
 
-    /// Checks a call of `action` with body `request` (as JSON) by `key`;
-    /// `Err` holds AWS's AccessDeniedException message. `iterator_stream`
-    /// names the stream of a shard iterator (GetRecords names no other);
-    /// `resource_policy` gives the policy attached to a resource ARN.
+    /// Checks a call of `qualified` (`<iam prefix>:<Action>`) on
+    /// `resource` by `key`; `Err` holds AWS's AccessDeniedException
+    /// message. `resource_policy` is the policy attached to the resource.
     pub(crate) fn authorize(
         &self,
         key: &str,
-        action: &str,
-        request: &[u8],
-        iterator_stream: impl Fn(&str) -> Option<String>,
-        resource_policy: impl Fn(&str) -> Option<String>,
+        qualified: &str,
+        resource: &str,
+        resource_policy: Option<String>,
     ) -> Result<(), String> {
         let identity = self.by_key.get(key);
-        let resource = self.resource_of(action, request, iterator_stream);
-        let attached = resource_policy(&resource).and_then(|text| self.parsed_resource(text));
+        let attached = resource_policy.and_then(|text| self.parsed_resource(text));
         if identity.is_none() && attached.is_none() {
             return Ok(());
         }
-        let qualified = format!("kinesis:{action}");
         let user = format!("arn:aws:iam::{}:user/{key}", self.account_id);
         let caller = (user.as_str(), self.account_id.as_str());
-        let by_identity = identity.map(|p| p.decide(&qualified, &resource, caller));
-        let by_resource = attached.map(|p| p.decide(&qualified, &resource, caller));
+        let by_identity = identity.map(|p| p.decide(qualified, resource, caller));
+        let by_resource = attached.map(|p| p.decide(qualified, resource, caller));
         let because = match (by_identity, by_resource) {
             (Some(Decision::ExplicitDeny), _) => {
                 "with an explicit deny in an identity-based policy".to_owned()
@@ -474,47 +470,58 @@ impl Policies {
         parsed
     }
 
-    fn resource_of(
-        &self,
-        action: &str,
-        request: &[u8],
-        iterator_stream: impl Fn(&str) -> Option<String>,
-    ) -> String {
-        if ACCOUNT_ACTIONS.contains(&action) {
-            return "*".to_owned();
-        }
-        // Only the names are read; the rest (record data included) is
-        // skipped without being copied.
-        let names: Names<'_> = serde_json::from_slice(request).unwrap_or_default();
-        if RESOURCE_ARN_ACTIONS.contains(&action) {
-            return names.resource_arn.as_deref().unwrap_or("*").to_owned();
-        }
-        let name = match &names.shard_iterator {
-            Some(token) if action == "GetRecords" => iterator_stream(token),
-            _ => names.stream_name.as_deref().map(str::to_owned),
-        };
-        let stream = match (names.stream_arn.as_deref(), name) {
-            (Some(arn), _) => Some(arn.to_owned()),
-            (None, Some(name)) => Some(format!(
-                "arn:aws:kinesis:{}:{}:stream/{name}",
-                self.region, self.account_id
-            )),
-            (None, None) => None,
-        };
-        if CONSUMER_ACTIONS.contains(&action) {
-            if let Some(arn) = names.consumer_arn.as_deref() {
-                return arn.to_owned();
-            }
-            // By stream and name, the creation time of the ARN is unknown.
-            if let (Some(stream), Some(name)) = (&stream, names.consumer_name.as_deref()) {
-                return format!("{stream}/consumer/{name}:*");
-            }
-            return "*".to_owned();
-        }
-        stream.unwrap_or_else(|| "*".to_owned())
+    pub(crate) fn region(&self) -> &str {
+        &self.region
+    }
+
+    pub(crate) fn account_id(&self) -> &str {
+        &self.account_id
     }
 }
 
+/// The ARN a Kinesis call acts on: its stream, consumer or resource ARN,
+/// or `*` for account-wide actions. `iterator_stream` names the stream of
+/// a shard iterator (GetRecords names no other).
+pub(crate) fn kinesis_resource(
+    region: &str,
+    account_id: &str,
+    action: &str,
+    request: &[u8],
+    iterator_stream: impl Fn(&str) -> Option<String>,
+) -> String {
+    if ACCOUNT_ACTIONS.contains(&action) {
+        return "*".to_owned();
+    }
+    // Only the names are read; the rest (record data included) is
+    // skipped without being copied.
+    let names: Names<'_> = serde_json::from_slice(request).unwrap_or_default();
+    if RESOURCE_ARN_ACTIONS.contains(&action) {
+        return names.resource_arn.as_deref().unwrap_or("*").to_owned();
+    }
+    let name = match &names.shard_iterator {
+        Some(token) if action == "GetRecords" => iterator_stream(token),
+        _ => names.stream_name.as_deref().map(str::to_owned),
+    };
+    let stream = match (names.stream_arn.as_deref(), name) {
+        (Some(arn), _) => Some(arn.to_owned()),
+        (None, Some(name)) => Some(format!(
+            "arn:aws:kinesis:{}:{}:stream/{name}",
+            region, account_id
+        )),
+        (None, None) => None,
+    };
+    if CONSUMER_ACTIONS.contains(&action) {
+        if let Some(arn) = names.consumer_arn.as_deref() {
+            return arn.to_owned();
+        }
+        // By stream and name, the creation time of the ARN is unknown.
+        if let (Some(stream), Some(name)) = (&stream, names.consumer_name.as_deref()) {
+            return format!("{stream}/consumer/{name}:*");
+        }
+        return "*".to_owned();
+    }
+    stream.unwrap_or_else(|| "*".to_owned())
+}
 /// The members of a request that name its resource.
 #[derive(Default, Deserialize)]
 struct Names<'a> {
@@ -564,9 +571,30 @@ mod tests {
     const STREAM: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/orders";
 
     impl Policies {
+        /// A Kinesis call as the edge checks it: `kinesis:<action>` on the
+        /// resource its request names.
+        fn authorize_kinesis(
+            &self,
+            key: &str,
+            action: &str,
+            request: &[u8],
+            iterator_stream: impl Fn(&str) -> Option<String>,
+            resource_policy: impl Fn(&str) -> Option<String>,
+        ) -> Result<(), String> {
+            let resource = kinesis_resource(
+                &self.region,
+                &self.account_id,
+                action,
+                request,
+                iterator_stream,
+            );
+            let attached = resource_policy(&resource);
+            self.authorize(key, &format!("kinesis:{action}"), &resource, attached)
+        }
+
         /// For calls without a shard iterator.
         fn authorize_plain(&self, key: &str, action: &str, request: &[u8]) -> Result<(), String> {
-            self.authorize(key, action, request, |_| None, |_| None)
+            self.authorize_kinesis(key, action, request, |_| None, |_| None)
         }
     }
 
@@ -579,11 +607,11 @@ mod tests {
         let of =
             |stream: &'static str| move |token: &str| (token == "token").then(|| stream.to_owned());
         assert_eq!(
-            p.authorize("AKIDBOB", "GetRecords", body, of("orders"), |_| None),
+            p.authorize_kinesis("AKIDBOB", "GetRecords", body, of("orders"), |_| None),
             Ok(())
         );
         let denied = p
-            .authorize("AKIDBOB", "GetRecords", body, of("payments"), |_| None)
+            .authorize_kinesis("AKIDBOB", "GetRecords", body, of("payments"), |_| None)
             .unwrap_err();
         assert!(
             denied.contains("on resource: arn:aws:kinesis:us-east-1:000000000000:stream/payments "),
@@ -591,7 +619,7 @@ mod tests {
         );
         // A token the server did not issue names no stream.
         assert!(
-            p.authorize("AKIDBOB", "GetRecords", body, |_| None, |_| None)
+            p.authorize_kinesis("AKIDBOB", "GetRecords", body, |_| None, |_| None)
                 .is_err()
         );
     }
@@ -732,7 +760,7 @@ mod tests {
             policies(r#"{"Statement":{"Effect":"Allow","Action":"kinesis:Get*","Resource":"*"}}"#);
         let body = format!(r#"{{"StreamARN":"{STREAM}"}}"#);
         let call = |key: &str, action: &str, policy: &str| {
-            p.authorize(key, action, body.as_bytes(), |_| None, attached(policy))
+            p.authorize_kinesis(key, action, body.as_bytes(), |_| None, attached(policy))
         };
         let grant = format!(
             r#"{{"Statement":[{{"Effect":"Allow","Principal":{{"AWS":["{bob}"]}},"Action":"kinesis:PutRecord","Resource":"{STREAM}"}}]}}"#
@@ -761,7 +789,7 @@ mod tests {
         // A policy attached elsewhere does not apply.
         let other = format!(r#"{{"StreamARN":"{STREAM}-2"}}"#);
         assert_eq!(
-            p.authorize(
+            p.authorize_kinesis(
                 "AKIDALICE",
                 "GetRecords",
                 other.as_bytes(),

@@ -1,22 +1,23 @@
 //! Per-operation request counts and latencies for the metrics endpoint
 //! (CloudWatch's `<Operation>.Success` and `<Operation>.Latency`, and
-//! errors by class), kept in atomics indexed by the operation's position in
-//! the model, so recording a request takes no lock and no allocation.
+//! errors by class) of every registered service, kept in atomics indexed by
+//! the operation's position in its model, so recording a request takes no
+//! lock and no allocation.
 //!
 //! Rendered as Prometheus series:
 //!
 //! ```text
-//! riffle_api_requests_total{operation="PutRecord",outcome="success"} 1200
-//! riffle_api_request_duration_seconds_bucket{operation="PutRecord",le="0.001"} 950
-//! riffle_api_request_duration_seconds_sum{operation="PutRecord"} 0.84
-//! riffle_api_request_duration_seconds_count{operation="PutRecord"} 1200
+//! riffle_api_requests_total{service="kinesis",operation="PutRecord",outcome="success"} 1200
+//! riffle_api_request_duration_seconds_bucket{service="kinesis",operation="PutRecord",le="0.001"} 950
+//! riffle_api_request_duration_seconds_sum{service="kinesis",operation="PutRecord"} 0.84
+//! riffle_api_request_duration_seconds_count{service="kinesis",operation="PutRecord"} 1200
 //! ```
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use riffle_kinesis::MODEL_OPERATIONS;
+use crate::service::ServiceInfo;
 
 /// Upper bounds of the latency buckets, in microseconds: 100 µs to 10 s,
 /// about three per decade (a local API answers in well under a
@@ -50,28 +51,43 @@ struct Operation {
     micros_sum: AtomicU64,
 }
 
-/// The counters of every operation of the model.
+/// The counters of every operation of each service's model.
+#[derive(Default)]
 pub struct RequestMetrics {
-    operations: Vec<Operation>,
-}
-
-impl Default for RequestMetrics {
-    fn default() -> Self {
-        RequestMetrics {
-            operations: MODEL_OPERATIONS
-                .iter()
-                .map(|_| Operation::default())
-                .collect(),
-        }
-    }
+    services: Vec<(&'static ServiceInfo, Vec<Operation>)>,
 }
 
 impl RequestMetrics {
-    pub(crate) fn record(&self, operation: &str, outcome: Outcome, took: Duration) {
-        let Ok(at) = MODEL_OPERATIONS.binary_search(&operation) else {
+    /// Counters for the operations of `services`.
+    pub fn new(services: &[&'static ServiceInfo]) -> RequestMetrics {
+        let services = services
+            .iter()
+            .map(|&info| {
+                let operations = info.operations.iter().map(|_| Operation::default());
+                (info, operations.collect())
+            })
+            .collect();
+        RequestMetrics { services }
+    }
+
+    pub(crate) fn record(
+        &self,
+        service: &ServiceInfo,
+        operation: &str,
+        outcome: Outcome,
+        took: Duration,
+    ) {
+        let Some((info, operations)) = self
+            .services
+            .iter()
+            .find(|(info, _)| info.signing_name == service.signing_name)
+        else {
             return;
         };
-        let op = &self.operations[at];
+        let Ok(at) = info.operations.binary_search(&operation) else {
+            return;
+        };
+        let op = &operations[at];
         let slot = OUTCOMES
             .iter()
             .position(|(o, _)| *o == outcome)
@@ -89,17 +105,25 @@ impl RequestMetrics {
             "# HELP riffle_api_requests_total API requests by operation and outcome (success, client_error for 4xx, server_error for 5xx).\n\
              # TYPE riffle_api_requests_total counter\n",
         );
-        let called: Vec<(&str, &Operation)> = MODEL_OPERATIONS
+        let called: Vec<(String, &Operation)> = self
+            .services
             .iter()
-            .zip(&self.operations)
+            .flat_map(|(info, operations)| {
+                let service = info.signing_name;
+                info.operations
+                    .iter()
+                    .zip(operations)
+                    .map(move |(name, op)| {
+                        (format!("service=\"{service}\",operation=\"{name}\""), op)
+                    })
+            })
             .filter(|(_, op)| op.outcomes.iter().any(|n| n.load(Ordering::Relaxed) > 0))
-            .map(|(name, op)| (*name, op))
             .collect();
         for (name, op) in &called {
             for ((_, label), count) in OUTCOMES.iter().zip(&op.outcomes) {
                 let _ = writeln!(
                     out,
-                    "riffle_api_requests_total{{operation=\"{name}\",outcome=\"{label}\"}} {}",
+                    "riffle_api_requests_total{{{name},outcome=\"{label}\"}} {}",
                     count.load(Ordering::Relaxed)
                 );
             }
@@ -114,7 +138,7 @@ impl RequestMetrics {
                 cumulative += count.load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
-                    "riffle_api_request_duration_seconds_bucket{{operation=\"{name}\",le=\"{}\"}} {cumulative}",
+                    "riffle_api_request_duration_seconds_bucket{{{name},le=\"{}\"}} {cumulative}",
                     *bound as f64 / 1e6
                 );
             }
@@ -122,9 +146,9 @@ impl RequestMetrics {
             let sum = op.micros_sum.load(Ordering::Relaxed) as f64 / 1e6;
             let _ = writeln!(
                 out,
-                "riffle_api_request_duration_seconds_bucket{{operation=\"{name}\",le=\"+Inf\"}} {cumulative}\n\
-                 riffle_api_request_duration_seconds_sum{{operation=\"{name}\"}} {sum}\n\
-                 riffle_api_request_duration_seconds_count{{operation=\"{name}\"}} {cumulative}"
+                "riffle_api_request_duration_seconds_bucket{{{name},le=\"+Inf\"}} {cumulative}\n\
+                 riffle_api_request_duration_seconds_sum{{{name}}} {sum}\n\
+                 riffle_api_request_duration_seconds_count{{{name}}} {cumulative}"
             );
         }
     }
@@ -133,29 +157,35 @@ impl RequestMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::firehose::FIREHOSE;
+    use crate::services::kinesis::KINESIS;
 
     #[test]
     fn requests_land_in_their_outcome_and_latency_bucket() {
-        let metrics = RequestMetrics::default();
-        metrics.record("PutRecord", Outcome::Success, Duration::from_micros(80));
-        metrics.record("PutRecord", Outcome::Success, Duration::from_micros(1_000));
-        metrics.record("PutRecord", Outcome::ClientError, Duration::from_secs(20));
-        metrics.record("NotAnOperation", Outcome::Success, Duration::ZERO);
+        let metrics = RequestMetrics::new(&[&KINESIS, &FIREHOSE]);
+        let record = |op, outcome, took| metrics.record(&KINESIS, op, outcome, took);
+        record("PutRecord", Outcome::Success, Duration::from_micros(80));
+        record("PutRecord", Outcome::Success, Duration::from_micros(1_000));
+        record("PutRecord", Outcome::ClientError, Duration::from_secs(20));
+        record("NotAnOperation", Outcome::Success, Duration::ZERO);
+        // The same name in another service is another series.
+        metrics.record(&FIREHOSE, "PutRecord", Outcome::Success, Duration::ZERO);
         let mut out = String::new();
         metrics.write(&mut out);
         for line in [
-            r#"riffle_api_requests_total{operation="PutRecord",outcome="success"} 2"#,
-            r#"riffle_api_requests_total{operation="PutRecord",outcome="client_error"} 1"#,
-            r#"riffle_api_requests_total{operation="PutRecord",outcome="server_error"} 0"#,
-            r#"riffle_api_request_duration_seconds_bucket{operation="PutRecord",le="0.0001"} 1"#,
-            r#"riffle_api_request_duration_seconds_bucket{operation="PutRecord",le="0.001"} 2"#,
-            r#"riffle_api_request_duration_seconds_bucket{operation="PutRecord",le="10"} 2"#,
-            r#"riffle_api_request_duration_seconds_bucket{operation="PutRecord",le="+Inf"} 3"#,
-            r#"riffle_api_request_duration_seconds_sum{operation="PutRecord"} 20.00108"#,
-            r#"riffle_api_request_duration_seconds_count{operation="PutRecord"} 3"#,
+            r#"riffle_api_requests_total{service="kinesis",operation="PutRecord",outcome="success"} 2"#,
+            r#"riffle_api_requests_total{service="kinesis",operation="PutRecord",outcome="client_error"} 1"#,
+            r#"riffle_api_requests_total{service="kinesis",operation="PutRecord",outcome="server_error"} 0"#,
+            r#"riffle_api_request_duration_seconds_bucket{service="kinesis",operation="PutRecord",le="0.0001"} 1"#,
+            r#"riffle_api_request_duration_seconds_bucket{service="kinesis",operation="PutRecord",le="0.001"} 2"#,
+            r#"riffle_api_request_duration_seconds_bucket{service="kinesis",operation="PutRecord",le="10"} 2"#,
+            r#"riffle_api_request_duration_seconds_bucket{service="kinesis",operation="PutRecord",le="+Inf"} 3"#,
+            r#"riffle_api_request_duration_seconds_sum{service="kinesis",operation="PutRecord"} 20.00108"#,
+            r#"riffle_api_request_duration_seconds_count{service="kinesis",operation="PutRecord"} 3"#,
         ] {
             assert!(out.lines().any(|l| l == line), "missing {line} in\n{out}");
         }
+        assert!(out.contains(r#"{service="firehose",operation="PutRecord",outcome="success"} 1"#));
         // Operations never called have no series.
         assert!(!out.contains("GetRecords"));
     }

@@ -11,7 +11,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use riffle_kinesis::Kinesis;
+use riffle_s3::S3;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
@@ -21,10 +21,20 @@ use crate::cors;
 use crate::policy::Policies;
 use crate::request;
 use crate::requests::RequestMetrics;
+use crate::service::Service;
 use crate::sigv4::Credentials;
 use crate::tls::Tls;
 
-/// How the edge treats requests, beyond what the Kinesis service decides.
+/// The services served on the port.
+#[derive(Default, Clone)]
+pub struct Services {
+    /// The JSON-protocol services, found by their `X-Amz-Target` prefix.
+    pub json: Vec<Arc<dyn Service>>,
+    /// The S3 REST API (path-style), for requests that are not JSON calls.
+    pub s3: Option<Arc<S3>>,
+}
+
+/// How the edge treats requests, beyond what the services decide.
 pub struct EdgeConfig {
     /// The access keys whose SigV4 signatures are verified; `None` accepts
     /// any credentials (the zero-set-up default).
@@ -60,7 +70,7 @@ impl Default for EdgeConfig {
 
 /// What every request of a server shares.
 pub(crate) struct Edge {
-    pub(crate) kinesis: Arc<Kinesis>,
+    pub(crate) services: Services,
     pub(crate) config: EdgeConfig,
 }
 
@@ -88,7 +98,7 @@ const TLS_HANDSHAKE_TIME_MAX: Duration = Duration::from_secs(10);
 /// does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves the Kinesis API on `listener` until `shutdown` resolves, then
+/// Serves `services` on `listener` until `shutdown` resolves, then
 /// stops accepting, lets every in-flight request finish (up to
 /// [`SHUTDOWN_GRACE`]) and returns.
 ///
@@ -96,14 +106,20 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// `127.0.0.1:0`) and can report it before serving.
 pub async fn serve(
     listener: TcpListener,
-    kinesis: Arc<Kinesis>,
+    services: Services,
     config: EdgeConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let local = listener.local_addr().map_err(ServerError::LocalAddr)?;
     let tls = config.tls.clone();
-    let edge = Arc::new(Edge { kinesis, config });
-    info!(%local, tls = tls.is_some(), "serving the Kinesis API (HTTP/1.1 and HTTP/2)");
+    let names: Vec<&str> = services
+        .json
+        .iter()
+        .map(|s| s.info().signing_name)
+        .collect();
+    let s3 = services.s3.is_some();
+    let edge = Arc::new(Edge { services, config });
+    info!(%local, tls = tls.is_some(), services = ?names, s3, "serving (HTTP/1.1 and HTTP/2)");
     let builder = Arc::new(connection_builder());
     let graceful = GracefulShutdown::new();
     // Tells SubscribeToShard event streams to end, so that shutdown need

@@ -19,8 +19,14 @@
 //! signature   = hex(HMAC(signing key, string to sign))
 //! ```
 //!
-//! The payload hash is always computed from the body received, never taken
-//! from an `X-Amz-Content-SHA256` header, so a changed body cannot pass.
+//! The credential scope names the service called ([`Signing::service`],
+//! the model's `signingName`). The payload hash is always computed from
+//! the body received, never taken from an `X-Amz-Content-SHA256` header,
+//! so a changed body cannot pass; S3 differs in two ways, as AWS's S3
+//! does: its path is signed as sent (not URI-encoded again), and its
+//! payload hash is the `x-amz-content-sha256` header, which must equal the
+//! body's hash unless it is `UNSIGNED-PAYLOAD` (or the trailer-checksum
+//! `STREAMING-UNSIGNED-PAYLOAD-TRAILER`, whose checksum riffle-s3 checks).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -38,9 +44,19 @@ use crate::auth::AuthError;
 
 /// The only algorithm AWS accepts in a SigV4 `Authorization` header.
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
-/// The service name in a Kinesis credential scope (the model's
-/// `signingName`).
-const SERVICE: &str = "kinesis";
+/// How a service's requests are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Signing {
+    /// The service in the credential scope (the model's `signingName`).
+    pub(crate) service: &'static str,
+    /// S3's rules: the path as sent, the payload hash from its header.
+    pub(crate) s3: bool,
+}
+
+/// S3's header naming the payload hash that was signed.
+const CONTENT_SHA256: &str = "x-amz-content-sha256";
+/// Payload hashes S3 accepts in place of the body's SHA-256.
+const UNSIGNED_PAYLOADS: [&str; 2] = ["UNSIGNED-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"];
 /// HTTP/2's host pseudo-header, as a signed header name.
 const AUTHORITY: &str = ":authority";
 /// The last element of every SigV4 credential scope.
@@ -61,9 +77,9 @@ pub struct Credentials {
 
 struct Secret {
     secret_access_key: String,
-    /// The signing key of the last day seen: it changes once a day, and
-    /// deriving it costs four HMACs per request otherwise.
-    day_key: Mutex<Option<(String, [u8; 32])>>,
+    /// The signing key of the last day and service seen: it changes once a
+    /// day, and deriving it costs four HMACs per request otherwise.
+    day_key: Mutex<Option<(String, &'static str, [u8; 32])>>,
 }
 
 impl Credentials {
@@ -97,14 +113,34 @@ impl Credentials {
 
     /// Verifies the signature of a request that [`crate::auth::check`]
     /// found complete, at the server's clock.
-    pub(crate) fn verify(&self, parts: &Parts, body: &[u8]) -> Result<(), AuthError> {
+    pub(crate) fn verify(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        signing: Signing,
+    ) -> Result<(), AuthError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        self.verify_at(parts, body, now)
+        self.verify_signed(parts, body, signing, now)
     }
 
+    #[cfg(test)]
     fn verify_at(&self, parts: &Parts, body: &[u8], now: i64) -> Result<(), AuthError> {
+        let kinesis = Signing {
+            service: "kinesis",
+            s3: false,
+        };
+        self.verify_signed(parts, body, kinesis, now)
+    }
+
+    fn verify_signed(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        signing: Signing,
+        now: i64,
+    ) -> Result<(), AuthError> {
         let presented = match parts.headers.get(AUTHORIZATION) {
             Some(header) => {
                 Presented::from_header(&String::from_utf8_lossy(header.as_bytes()), &parts.headers)?
@@ -137,9 +173,10 @@ impl Credentials {
                 "Credential should be scoped to a valid region, not '{region}'. "
             )));
         }
-        if service != SERVICE {
+        if service != signing.service {
             return Err(AuthError::Invalid(format!(
-                "Credential should be scoped to correct service: '{SERVICE}'. "
+                "Credential should be scoped to correct service: '{}'. ",
+                signing.service
             )));
         }
         let Some(signed_at) = parse_amz_date(&presented.date) else {
@@ -156,14 +193,15 @@ impl Credentials {
             )));
         }
 
-        let canonical = canonical_request(parts, &presented, body);
+        let payload = payload_hash(parts, &presented, body, signing.s3)?;
+        let canonical = canonical_request(parts, &presented, &payload, signing.s3);
         let mut to_sign = format!(
             "{ALGORITHM}\n{}\n{}\n",
             presented.date,
             &presented.credential[key_id.len() + 1..]
         );
         hex_into(&mut to_sign, &Sha256::digest(canonical.as_bytes()));
-        let key = secret.signing_key(day, region);
+        let key = secret.signing_key(day, region, signing.service);
         let mut expected = String::with_capacity(64);
         hex_into(&mut expected, &hmac(&key, to_sign.as_bytes()));
         if !same_bytes(expected.as_bytes(), presented.signature.as_bytes()) {
@@ -213,22 +251,23 @@ impl Credentials {
 }
 
 impl Secret {
-    fn signing_key(&self, day: &str, region: &str) -> [u8; 32] {
+    fn signing_key(&self, day: &str, region: &str, service: &'static str) -> [u8; 32] {
         let mut cached = self.day_key.lock();
-        if let Some((cached_day, key)) = cached.as_ref()
+        if let Some((cached_day, cached_service, key)) = cached.as_ref()
             && cached_day == day
+            && *cached_service == service
         {
             return *key;
         }
         let secret = format!("AWS4{}", self.secret_access_key);
-        let key = [day, region, SERVICE, TERMINATOR]
+        let key = [day, region, service, TERMINATOR]
             .iter()
             .fold(None::<[u8; 32]>, |key, part| {
                 let key = key.as_ref().map_or(secret.as_bytes(), |k| &k[..]);
                 Some(hmac(key, part.as_bytes()))
             })
             .expect("four parts were hashed");
-        *cached = Some((day.to_owned(), key));
+        *cached = Some((day.to_owned(), service, key));
         key
     }
 }
@@ -316,14 +355,56 @@ impl Presented {
     }
 }
 
+/// The payload hash of the canonical request, in hex: the body's, or for
+/// S3 the `x-amz-content-sha256` header's (presigned S3 URLs sign
+/// `UNSIGNED-PAYLOAD`).
+fn payload_hash(
+    parts: &Parts,
+    presented: &Presented,
+    body: &[u8],
+    s3: bool,
+) -> Result<String, AuthError> {
+    let mut computed = String::with_capacity(64);
+    hex_into(&mut computed, &Sha256::digest(body));
+    if !s3 {
+        return Ok(computed);
+    }
+    let Some(declared) = parts.headers.get(CONTENT_SHA256) else {
+        return Ok(if presented.expires.is_some() {
+            UNSIGNED_PAYLOADS[0].to_owned()
+        } else {
+            computed
+        });
+    };
+    let declared = String::from_utf8_lossy(declared.as_bytes());
+    if UNSIGNED_PAYLOADS.contains(&declared.as_ref()) {
+        return Ok(declared.into_owned());
+    }
+    if declared.eq_ignore_ascii_case(&computed) {
+        return Ok(declared.into_owned());
+    }
+    // Signed aws-chunked uploads sign each chunk; their chunk signatures
+    // are not verified here, so they are refused rather than trusted.
+    if declared.starts_with("STREAMING-") {
+        return Err(AuthError::Invalid(format!(
+            "The payload hash '{declared}' (signed aws-chunked) is not accepted when signatures are verified; sign the payload's SHA-256 or UNSIGNED-PAYLOAD."
+        )));
+    }
+    Err(AuthError::Invalid(format!(
+        "The provided 'x-amz-content-sha256' header does not match what was computed: '{declared}'."
+    )))
+}
+
 /// The canonical request of SigV4 for `parts` as the client signed it.
-fn canonical_request(parts: &Parts, presented: &Presented, body: &[u8]) -> String {
+fn canonical_request(parts: &Parts, presented: &Presented, payload: &str, s3: bool) -> String {
     let mut out = String::with_capacity(512);
     out.push_str(parts.method.as_str());
     out.push('\n');
     let path = parts.uri.path();
     if path.is_empty() {
         out.push('/');
+    } else if s3 {
+        out.push_str(path);
     } else {
         // Services other than S3 sign the path URI-encoded once more.
         uri_encode_into(&mut out, path.as_bytes(), false);
@@ -344,7 +425,7 @@ fn canonical_request(parts: &Parts, presented: &Presented, body: &[u8]) -> Strin
     out.push('\n');
     out.push_str(&presented.signed_headers);
     out.push('\n');
-    hex_into(&mut out, &Sha256::digest(body));
+    out.push_str(payload);
     out
 }
 
@@ -473,6 +554,39 @@ mod tests {
     use aws_smithy_runtime_api::client::identity::Identity;
     use hyper::Request;
     use std::time::Duration;
+
+    #[test]
+    fn s3_signs_the_declared_payload_hash_which_must_be_the_bodys_or_unsigned() {
+        let presented = Presented {
+            algorithm: ALGORITHM.to_owned(),
+            credential: String::new(),
+            signed_headers: String::new(),
+            signature: String::new(),
+            date: String::new(),
+            expires: None,
+        };
+        let with = |value: &str| {
+            let (parts, ()) = Request::builder()
+                .header(CONTENT_SHA256, value)
+                .body(())
+                .unwrap()
+                .into_parts();
+            parts
+        };
+        let body = b"payload";
+        let mut hash = String::new();
+        hex_into(&mut hash, &Sha256::digest(body));
+        let of = |value: &str, s3| payload_hash(&with(value), &presented, body, s3);
+        assert_eq!(
+            of("UNSIGNED-PAYLOAD", true),
+            Ok("UNSIGNED-PAYLOAD".to_owned())
+        );
+        assert_eq!(of(&hash, true), Ok(hash.clone()));
+        assert!(of(&"0".repeat(64), true).is_err(), "a hash of another body");
+        assert!(of("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", true).is_err());
+        // Other services hash the body whatever the header says.
+        assert_eq!(of("UNSIGNED-PAYLOAD", false), Ok(hash));
+    }
 
     const KEY_ID: &str = "AKIDRIFFLETEST";
     const SECRET: &str = "riffle/secret+key";

@@ -14,6 +14,7 @@ use std::str::FromStr;
 use clap::{ArgMatches, Args, Command};
 use riffle_config::text_option;
 use riffle_config::values::{Bounded, Listen, OnOff};
+use riffle_firehose::FirehoseOptions;
 use riffle_kinesis::KinesisOptions;
 use riffle_log::FsyncPolicy;
 use riffle_server::{EDGE_OPTION_TABLES, EdgeOptions, OptionsError, TlsFiles};
@@ -95,6 +96,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub edge: EdgeOptions,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub firehose: FirehoseOptions,
     /// TOML file with any of these options, by their names in snake_case
     /// (listen, data_dir, fsync, …)
     #[arg(long, env = "RIFFLE_CONFIG", value_name = "FILE")]
@@ -153,6 +157,7 @@ impl ServeConfig {
         // The flattened parts first, so that a bad value is named by its key.
         layers.extract::<KinesisOptions>()?;
         layers.extract::<EdgeOptions>()?;
+        layers.extract::<FirehoseOptions>()?;
         let options: ServeArgs = layers.extract()?;
         let access_keys = AccessKeys(options.edge.access_keys()?);
         let tls = options.edge.tls_files()?;
@@ -178,6 +183,20 @@ impl ServeConfig {
         };
         o.kinesis.apply(&mut config);
         config
+    }
+}
+
+impl ServeConfig {
+    /// The Firehose service's settings: the server-wide ones.
+    pub fn firehose(&self) -> riffle_firehose::FirehoseConfig {
+        let o = &self.options;
+        riffle_firehose::FirehoseConfig {
+            region: o.region.0.clone(),
+            account_id: o.account_id.0.clone(),
+            status_delay: o.status_delay_ms.millis(),
+            throughput_limits: o.throughput_limits.0,
+            ..riffle_firehose::FirehoseConfig::default()
+        }
     }
 }
 

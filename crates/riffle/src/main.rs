@@ -28,8 +28,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server (Kinesis Data Streams API on HTTP/1.1 and HTTP/2).
-    Serve(ServeArgs),
+    /// Run the server (Kinesis Data Streams, Firehose and S3 APIs on HTTP/1.1 and HTTP/2).
+    // Boxed: the options of every service make it the largest variant.
+    Serve(Box<ServeArgs>),
     /// Load-test any Kinesis endpoint: throughput, latency, and a check
     /// that every record written is read back once and intact.
     Bench(riffle_bench::BenchArgs),

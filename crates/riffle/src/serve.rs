@@ -1,12 +1,14 @@
-//! `riffle serve`: wires the storage engine, the Kinesis service and the
-//! network edge together, prints the banner, and shuts down cleanly on
-//! SIGTERM/SIGINT.
+//! `riffle serve`: wires the storage engine, the services (Kinesis,
+//! Firehose, the embedded S3) and the network edge together, prints the
+//! banner, and shuts down cleanly on SIGTERM/SIGINT.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use riffle_firehose::sink::ObjectSink;
+use riffle_firehose::{Firehose, FirehoseError};
 use riffle_kinesis::{Kinesis, KinesisError};
 use riffle_log::{LogError, LogStore, StoreConfig};
 use tokio::net::TcpListener;
@@ -14,7 +16,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use riffle_server::TlsFiles;
+use riffle_server::services::{FirehoseService, KinesisService};
+use riffle_server::{Service, TlsFiles};
 
 use crate::config::ServeConfig;
 
@@ -31,6 +34,15 @@ pub enum ServeError {
     DataDir { dir: PathBuf, source: LogError },
     #[error("cannot open the streams stored in {dir}: {source}")]
     Catalog { dir: PathBuf, source: KinesisError },
+    #[error("cannot open the delivery streams stored in {dir}: {source}")]
+    Firehose { dir: PathBuf, source: FirehoseError },
+    #[error("cannot open the embedded S3 in {dir}: {source}")]
+    S3 {
+        dir: PathBuf,
+        source: riffle_s3::S3Error,
+    },
+    #[error(transparent)]
+    FirehoseOptions(#[from] riffle_firehose::FirehoseOptionsError),
     #[error("cannot install the SIGTERM/SIGINT handlers: {0}")]
     Signal(std::io::Error),
     #[error("cannot serve HTTPS with {cert} and {key}: {source}")]
@@ -126,6 +138,36 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         }
     })?;
 
+    // Buckets are directories under <data-dir>/s3/; the API port serves
+    // them, and Firehose delivers there unless --s3-endpoint is given.
+    let s3_dir = dir.join("s3");
+    let s3 = Arc::new(
+        riffle_s3::S3::open(&s3_dir).map_err(|source| ServeError::S3 {
+            dir: s3_dir.clone(),
+            source,
+        })?,
+    );
+    let sink: Arc<dyn ObjectSink> = match options.firehose.remote()? {
+        Some(remote) => {
+            info!(endpoint = %remote.endpoint, "Firehose delivers to an S3-compatible server");
+            Arc::new(riffle_firehose::remote::RemoteSink::new(&remote))
+        }
+        None => Arc::clone(&s3) as Arc<dyn ObjectSink>,
+    };
+    let firehose =
+        Firehose::open(Arc::clone(&store), config.firehose(), sink).map_err(|source| {
+            ServeError::Firehose {
+                dir: dir.clone(),
+                source,
+            }
+        })?;
+    // A KinesisStreamAsSource delivery stream reads its Data Stream in-process.
+    firehose.attach_kinesis(Arc::clone(&kinesis));
+    let services: Vec<Arc<dyn Service>> = vec![
+        Arc::new(KinesisService(Arc::clone(&kinesis))),
+        Arc::new(FirehoseService(Arc::clone(&firehose))),
+    ];
+
     // Tells the background duties (status transitions, retention) to stop.
     let (stop_background, stopped) = watch::channel(());
     let background = tokio::spawn(Arc::clone(&kinesis).run_background(changed(stopped)));
@@ -140,12 +182,14 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         }
         _ => None,
     };
-    let request_metrics = Arc::new(riffle_server::RequestMetrics::default());
+    let mut infos: Vec<_> = services.iter().map(|s| s.info()).collect();
+    infos.push(&riffle_server::services::s3::S3_INFO);
+    let request_metrics = Arc::new(riffle_server::RequestMetrics::new(&infos));
     let (stop_metrics, metrics_stopped) = watch::channel(());
     let metrics = metrics_listener.map(|listener| {
         tokio::spawn(riffle_server::serve_metrics(
             listener,
-            Arc::clone(&kinesis),
+            services.clone(),
             Arc::clone(&request_metrics),
             changed(metrics_stopped),
         ))
@@ -168,7 +212,11 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         request_metrics,
         cors: options.edge.cors.0,
     };
-    let served = riffle_server::serve(listener, kinesis, edge, shutdown_signal(signals)).await;
+    let served = riffle_server::Services {
+        json: services,
+        s3: Some(s3),
+    };
+    let served = riffle_server::serve(listener, served, edge, shutdown_signal(signals)).await;
     if let Some(writer) = audit_writer {
         writer.close().await;
     }
@@ -179,6 +227,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         warn!(%err, "the metrics listener ended abnormally");
     }
 
+    // Delivery stops where it is: what was not delivered stays in the logs
+    // and goes out at the next start.
+    firehose.shutdown().await;
     let _ = stop_background.send(()); // no receiver left just means it already stopped
     if let Err(err) = background.await {
         warn!(%err, "the background task ended abnormally");
@@ -292,7 +343,7 @@ fn print_banner(config: &ServeConfig, local: SocketAddr, metrics: Option<SocketA
     // A closed stdout must not stop the server; the banner is informational.
     let _ = writeln!(
         out,
-        "Riffle {version} — Amazon Kinesis Data Streams API\n\
+        "Riffle {version} — Amazon Kinesis Data Streams, Firehose and S3 APIs\n\
          \x20 endpoint:  {endpoint}\n{tls}\
          \x20 data dir:  {dir} (fsync: {fsync})\n\
          \x20 region:    {region}, account {account}; {credentials}\n\

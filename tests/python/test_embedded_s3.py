@@ -1,14 +1,6 @@
-"""The embedded S3 through boto3 and the aws CLI, against the crate's `serve` example.
-
-Until `riffle serve` answers the S3 API on its port, this suite runs the
-crate's example server:
-
-    cargo build -p riffle-s3 --example serve
-    RIFFLE_S3_SERVE=$PWD/target/debug/examples/serve \
-        .venv/bin/pytest -p no:cacheprovider crates/riffle-s3/tests/python
-
-Once the edge serves S3, these tests move to tests/python with the
-`riffle` fixture instead of this one.
+"""The embedded S3 through boto3 and the aws CLI, against `riffle serve`: the
+S3 REST API (path-style) on the same port as Kinesis and Firehose, buckets
+as directories under `<data-dir>/s3/`.
 """
 
 from __future__ import annotations
@@ -26,50 +18,35 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-START_DEADLINE_S = 30
-OFFLINE_ENV = {
-    "AWS_ACCESS_KEY_ID": "AKIDTEST",
-    "AWS_SECRET_ACCESS_KEY": "secret",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
+CLI_DEADLINE_S = 120
 
 
 @pytest.fixture
-def endpoint(tmp_path: Path):
-    binary = os.environ.get("RIFFLE_S3_SERVE")
-    if not binary or not os.access(binary, os.X_OK):
-        pytest.fail("RIFFLE_S3_SERVE must name the built example: cargo build -p riffle-s3 --example serve")
-    proc = subprocess.Popen([binary, str(tmp_path / "s3"), "127.0.0.1:0"], stdout=subprocess.PIPE, text=True)
-    try:
-        # The example prints its URL once bound; readline returns then.
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), f"no endpoint line from {binary}: {url!r}"
-        yield url
-    finally:
-        proc.kill()
-        proc.wait(timeout=START_DEADLINE_S)
+def endpoint(server) -> str:
+    return server.endpoint
 
 
-@pytest.fixture
-def s3(endpoint: str, monkeypatch):
-    for name, value in OFFLINE_ENV.items():
-        monkeypatch.setenv(name, value)
+def s3_client(endpoint: str, **kwargs):
+    """A boto3 S3 client for `endpoint`, path-style, without retries."""
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        **kwargs,
     )
 
 
+@pytest.fixture
+def s3(endpoint: str):
+    return s3_client(endpoint)
+
+
 def aws(endpoint: str, *args: str) -> str:
+    """Runs the aws CLI against `endpoint` (in conftest's offline environment)."""
     cli = shutil.which("aws", path=os.path.dirname(sys.executable))
     assert cli, "the aws CLI is not installed next to this Python"
-    env = {**os.environ, **OFFLINE_ENV}
     done = subprocess.run(
-        [cli, "--endpoint-url", endpoint, *args], env=env, capture_output=True, text=True, timeout=120
+        [cli, "--endpoint-url", endpoint, *args], capture_output=True, text=True, timeout=CLI_DEADLINE_S
     )
     assert done.returncode == 0, done.stderr
     return done.stdout

@@ -1,0 +1,138 @@
+//! Firehose's options, as `riffle serve` takes them (flag, environment
+//! variable, config-file key, default and help, each declared once here;
+//! see `riffle-config`): where delivered objects go.
+
+use serde::{Deserialize, Serialize};
+
+use crate::remote::RemoteConfig;
+
+/// The region an S3-compatible server is addressed in when none is given:
+/// most such servers (SeaweedFS, MinIO) accept any and default to this one.
+pub const S3_REGION_DEFAULT: &str = "us-east-1";
+
+/// `riffle serve`'s options of the Firehose service.
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+pub struct FirehoseOptions {
+    /// Deliver to this S3-compatible server (path-style); absent: the embedded S3 under <data-dir>/s3/
+    #[arg(long, env = "RIFFLE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// The region requests to --s3-endpoint are signed for
+    #[arg(
+        long,
+        env = "RIFFLE_S3_REGION",
+        value_name = "REGION",
+        default_value = S3_REGION_DEFAULT
+    )]
+    pub s3_region: String,
+    /// The access key id of --s3-endpoint
+    #[arg(long, env = "RIFFLE_S3_ACCESS_KEY_ID", value_name = "ID")]
+    pub s3_access_key_id: Option<String>,
+    /// The secret access key of --s3-endpoint (prefer the environment variable)
+    #[arg(
+        long,
+        env = "RIFFLE_S3_SECRET_ACCESS_KEY",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub s3_secret_access_key: Option<String>,
+}
+
+/// Options that do not fit together.
+#[derive(Debug, thiserror::Error)]
+pub enum FirehoseOptionsError {
+    #[error(
+        "`{given}` is set but `s3_endpoint` is not: credentials are only used for --s3-endpoint"
+    )]
+    KeyWithoutEndpoint { given: &'static str },
+    #[error(
+        "`{given}` is set but `{missing}` is not: give both, or neither to sign with an empty key"
+    )]
+    HalfKey {
+        given: &'static str,
+        missing: &'static str,
+    },
+}
+
+impl FirehoseOptions {
+    /// The remote server to deliver to, or `None` for the embedded S3.
+    pub fn remote(&self) -> Result<Option<RemoteConfig>, FirehoseOptionsError> {
+        let (id, secret) = (&self.s3_access_key_id, &self.s3_secret_access_key);
+        let Some(endpoint) = &self.s3_endpoint else {
+            return match (id, secret) {
+                (Some(_), _) => Err(FirehoseOptionsError::KeyWithoutEndpoint {
+                    given: "s3_access_key_id",
+                }),
+                (_, Some(_)) => Err(FirehoseOptionsError::KeyWithoutEndpoint {
+                    given: "s3_secret_access_key",
+                }),
+                (None, None) => Ok(None),
+            };
+        };
+        let (access_key_id, secret_access_key) = match (id, secret) {
+            (Some(id), Some(secret)) => (id.clone(), secret.clone()),
+            (None, None) => (String::new(), String::new()),
+            (Some(_), None) => {
+                return Err(FirehoseOptionsError::HalfKey {
+                    given: "s3_access_key_id",
+                    missing: "s3_secret_access_key",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(FirehoseOptionsError::HalfKey {
+                    given: "s3_secret_access_key",
+                    missing: "s3_access_key_id",
+                });
+            }
+        };
+        Ok(Some(RemoteConfig {
+            endpoint: endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id,
+            secret_access_key,
+            session_token: None,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(endpoint: Option<&str>, id: Option<&str>, secret: Option<&str>) -> FirehoseOptions {
+        FirehoseOptions {
+            s3_endpoint: endpoint.map(str::to_owned),
+            s3_region: S3_REGION_DEFAULT.to_owned(),
+            s3_access_key_id: id.map(str::to_owned),
+            s3_secret_access_key: secret.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn no_endpoint_means_the_embedded_s3_and_an_endpoint_its_key_pair() {
+        assert!(options(None, None, None).remote().unwrap().is_none());
+        let remote = options(Some("http://127.0.0.1:8333"), Some("id"), Some("secret"))
+            .remote()
+            .unwrap()
+            .unwrap();
+        assert_eq!(remote.endpoint, "http://127.0.0.1:8333");
+        assert_eq!(remote.region, S3_REGION_DEFAULT);
+        assert_eq!(
+            (
+                remote.access_key_id.as_str(),
+                remote.secret_access_key.as_str()
+            ),
+            ("id", "secret")
+        );
+    }
+
+    #[test]
+    fn half_a_key_or_a_key_without_endpoint_is_refused() {
+        assert!(
+            options(Some("http://x"), Some("id"), None)
+                .remote()
+                .is_err()
+        );
+        assert!(options(Some("http://x"), None, Some("s")).remote().is_err());
+        assert!(options(None, Some("id"), Some("s")).remote().is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! Amazon Data Firehose (`Firehose_20150804`), JSON 1.1.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use riffle_firehose::{Firehose, MODEL_OPERATIONS};
+use riffle_kinesis::Codec;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::errors::firehose_error;
+use crate::service::{CallFuture, Reply, Service, ServiceInfo};
+
+/// The Firehose model's facts.
+pub static FIREHOSE: ServiceInfo = ServiceInfo {
+    target_prefix: "Firehose_20150804",
+    signing_name: "firehose",
+    iam_prefix: "firehose",
+    event_source: "firehose.amazonaws.com",
+    operations: MODEL_OPERATIONS,
+    // CloudTrail logs Firehose's record calls as data events.
+    data_events: &["PutRecord", "PutRecordBatch"],
+    cbor: false,
+};
+
+/// The Firehose service, registered with the edge.
+pub struct FirehoseService(pub Arc<Firehose>);
+
+/// The member of a request that names its delivery stream.
+#[derive(Default, Deserialize)]
+struct Names<'a> {
+    #[serde(rename = "DeliveryStreamName", borrow, default)]
+    name: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl Service for FirehoseService {
+    fn info(&self) -> &'static ServiceInfo {
+        &FIREHOSE
+    }
+
+    /// `arn:aws:firehose:<region>:<account>:deliverystream/<name>`, as IAM
+    /// names a delivery stream; ListDeliveryStreams acts on `*`.
+    fn resource(&self, _action: &str, request: &[u8], region: &str, account_id: &str) -> String {
+        let names: Names<'_> = serde_json::from_slice(request).unwrap_or_default();
+        match names.name {
+            Some(name) => format!("arn:aws:firehose:{region}:{account_id}:deliverystream/{name}"),
+            None => "*".to_owned(),
+        }
+    }
+
+    fn call<'a>(
+        &'a self,
+        action: &'static str,
+        body: Bytes,
+        _codec: Codec,
+        _stopping: &watch::Receiver<bool>,
+    ) -> CallFuture<'a> {
+        Box::pin(async move {
+            self.0
+                .handle(action, &body)
+                .await
+                .map(Reply::Whole)
+                .map_err(|err| firehose_error(&err))
+        })
+    }
+
+    fn write_metrics(&self, out: &mut String) {
+        self.0.write_metrics(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_operations_are_the_models_in_its_sorted_order() {
+        assert!(FIREHOSE.operations.is_sorted());
+        assert!(
+            FIREHOSE
+                .data_events
+                .iter()
+                .all(|op| FIREHOSE.operation(op).is_some())
+        );
+    }
+}
