@@ -346,3 +346,43 @@ def test_firehose_and_s3_operations_and_delivery_metrics_are_on_the_metrics_endp
     finally:
         print(f"--- riffle stderr (tail) ---\n{srv.stderr_tail()}")
         assert srv.terminate() == 0
+
+
+def test_the_seeds_pipeline_stream_to_firehose_to_gzip_objects_under_raw_data(server):
+    """Producers -> Kinesis -> Firehose (KinesisStreamAsSource, GZIP, a
+    `raw-data/` prefix) -> S3, as the seeds draw it: every record put to the
+    stream after the delivery stream is ACTIVE arrives, in order per shard,
+    in gzip objects under `raw-data/<YYYY/MM/dd/HH>/`."""
+    import gzip
+
+    kinesis = boto3.client("kinesis", endpoint_url=server.endpoint, region_name=REGION, config=NO_RETRIES)
+    firehose, s3 = clients(server.endpoint)
+    kinesis.create_stream(StreamName="clicks", ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName="clicks", WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+    s3.create_bucket(Bucket="lake")
+    destination = s3_destination("lake") | {"Prefix": "raw-data/", "CompressionFormat": "GZIP"}
+    firehose.create_delivery_stream(
+        DeliveryStreamName="clicks-to-lake",
+        DeliveryStreamType="KinesisStreamAsSource",
+        KinesisStreamSourceConfiguration={
+            "KinesisStreamARN": f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/clicks",
+            "RoleARN": ROLE,
+        },
+        ExtendedS3DestinationConfiguration=destination,
+    )
+    wait_active(firehose, "clicks-to-lake")
+    sent = [f'{{"click":{i}}}\n'.encode() for i in range(200)]
+    kinesis.put_records(StreamName="clicks", Records=[{"Data": d, "PartitionKey": "p"} for d in sent])
+
+    received = b""
+    deadline = time.monotonic() + DELIVERY_DEADLINE_S
+    while (lines := received.count(b"\n")) < len(sent):
+        assert time.monotonic() < deadline, f"{lines} of {len(sent)} records delivered"
+        objects = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="lake").get("Contents", []))
+        received = b"".join(gzip.decompress(s3.get_object(Bucket="lake", Key=k)["Body"].read()) for k in objects)
+        time.sleep(POLL_INTERVAL_S)
+    for key in objects:
+        assert re.fullmatch(r"raw-data/\d{4}/\d{2}/\d{2}/\d{2}/clicks-to-lake-1-[\d-]+-[0-9a-f-]+\.gz", key), key
+    assert received == b"".join(sent)
+    metrics = firehose.describe_delivery_stream(DeliveryStreamName="clicks-to-lake")["DeliveryStreamDescription"]
+    assert metrics["Source"]["KinesisStreamSourceDescription"]["KinesisStreamARN"].endswith(":stream/clicks")
