@@ -1,6 +1,6 @@
-//! `riffle stream create|list|describe|delete`, `riffle put` and `riffle
-//! tail`: the everyday client commands, against Riffle or any Kinesis
-//! endpoint, through the official AWS SDK.
+//! `riffle stream create|list|describe|delete`, `riffle put`, `riffle
+//! tail` and `riffle firehose …`: the everyday client commands, against
+//! Riffle or any Kinesis endpoint, through the official AWS SDK.
 //!
 //! Every command takes `--endpoint` (default the local Riffle) and
 //! `--region`; credentials come from `AWS_ACCESS_KEY_ID` and
@@ -8,6 +8,7 @@
 //! accepts. Results go to stdout, one line per item, so they pipe; errors
 //! go to stderr in AWS's words (`Code: message`) and exit with status 1.
 
+mod firehose;
 mod tail;
 
 use std::io::{BufRead, Write};
@@ -23,6 +24,7 @@ use aws_sdk_kinesis::types::{
 };
 use clap::{Args, Subcommand};
 
+pub use crate::firehose::{CreateArgs, FirehoseArgs, FirehoseCommand, firehose};
 pub use crate::tail::{Start, TailArgs};
 
 /// PutRecords takes at most this many records per call (API_PutRecords).

@@ -40,6 +40,8 @@ enum Command {
     Put(riffle_cli::PutArgs),
     /// Follow a stream's records as they arrive, across reshards.
     Tail(riffle_cli::TailArgs),
+    /// Create, list, describe or delete Firehose delivery streams to S3, and put records.
+    Firehose(riffle_cli::FirehoseArgs),
 }
 
 /// Exit code for a configuration the server refuses (as for usage errors).
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Stream(args) => riffle_cli::stream(args),
         Command::Put(args) => riffle_cli::put(args),
         Command::Tail(args) => riffle_cli::tail(args),
+        Command::Firehose(args) => riffle_cli::firehose(args),
         Command::Serve(args) => {
             init_logging();
             let command = Cli::command();
