@@ -371,6 +371,32 @@ pub fn write_str(out: &mut String, text: &str) {
     out.push('"');
 }
 
+/// Where a record's data lies in the buffer of [`decode_blobs`]; `None`
+/// for a record without data.
+pub type Span = Option<(usize, usize)>;
+
+/// Decodes the blobs of a batch (PutRecords, PutRecordBatch) into one
+/// buffer sized once, so a batch costs one allocation, not one per record;
+/// returns the buffer and each blob's span in it, in order.
+pub fn decode_blobs<'b, 'a: 'b>(
+    blobs: impl Iterator<Item = Option<&'b Blob<'a>>> + Clone,
+) -> Result<(Vec<u8>, Vec<Span>), SerializationError> {
+    let total: usize = blobs.clone().filter_map(|b| b?.decoded_len()).sum();
+    let mut arena = Vec::with_capacity(total);
+    let mut spans = Vec::new();
+    for blob in blobs {
+        spans.push(match blob {
+            Some(blob) => {
+                let start = arena.len();
+                blob.decode_into(&mut arena)?;
+                Some((start, arena.len()))
+            }
+            None => None,
+        });
+    }
+    Ok((arena, spans))
+}
+
 /// A request body that is not JSON, or a member of the wrong type: AWS's
 /// `SerializationException`, with its message (empty where AWS sends none).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

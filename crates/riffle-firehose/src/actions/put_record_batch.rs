@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::put_record::{self, RecordInput, check_record, record_id};
+use crate::json::Span;
 use crate::json::{self, Str};
 use crate::throttle::SLOW_DOWN;
 use crate::validate::{Shown, Violations};
@@ -30,27 +31,11 @@ struct Input<'a> {
     Records: Option<Vec<RecordInput<'a>>>,
 }
 
-/// Where a record's data lies in the decoded buffer; `None` without Data.
-type Span = Option<(usize, usize)>;
-
+/// Decodes every record's data into one buffer (see `json::decode_blobs`).
 fn decode_all(entries: &[RecordInput<'_>]) -> Result<(Vec<u8>, Vec<Span>), FirehoseError> {
-    let total: usize = entries
-        .iter()
-        .filter_map(|e| e.Data.as_ref()?.decoded_len())
-        .sum();
-    let mut arena = Vec::with_capacity(total);
-    let mut spans = Vec::with_capacity(entries.len());
-    for entry in entries {
-        spans.push(match &entry.Data {
-            Some(blob) => {
-                let start = arena.len();
-                blob.decode_into(&mut arena)?;
-                Some((start, arena.len()))
-            }
-            None => None,
-        });
-    }
-    Ok((arena, spans))
+    Ok(crate::json::decode_blobs(
+        entries.iter().map(|e| e.Data.as_ref()),
+    )?)
 }
 
 fn validate(input: &Input<'_>, spans: &[Span]) -> Result<(), FirehoseError> {

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use tracing::{debug, warn};
 
 use super::put_record::{check_record, check_stream_record_size, hash_key, refuse_dry_run};
+use crate::json::Span;
 use crate::json::{self, Blob, Bool, Str};
 use crate::stream::Stream;
 use crate::time::now_ms;
@@ -52,29 +53,11 @@ struct Entry<'a> {
     PartitionKey: Option<Str<'a>>,
 }
 
-/// Where a record's data lies in the decoded buffer; `None` without Data.
-type Span = Option<(usize, usize)>;
-
-/// Decodes every record's data into one buffer; returns the buffer and
-/// each record's `(start, end)` in it (`None` when it has no Data).
+/// Decodes every record's data into one buffer (see `json::decode_blobs`).
 fn decode_all(entries: &[Entry<'_>]) -> Result<(Vec<u8>, Vec<Span>), KinesisError> {
-    let total: usize = entries
-        .iter()
-        .filter_map(|e| e.Data.as_ref()?.decoded_len())
-        .sum();
-    let mut arena = Vec::with_capacity(total);
-    let mut spans = Vec::with_capacity(entries.len());
-    for entry in entries {
-        spans.push(match &entry.Data {
-            Some(blob) => {
-                let start = arena.len();
-                blob.decode_into(&mut arena)?;
-                Some((start, arena.len()))
-            }
-            None => None,
-        });
-    }
-    Ok((arena, spans))
+    Ok(crate::json::decode_blobs(
+        entries.iter().map(|e| e.Data.as_ref()),
+    )?)
 }
 
 fn validate(input: &Input<'_>, spans: &[Span]) -> Result<(), KinesisError> {
