@@ -20,9 +20,12 @@
 //! from `x-amzn-ErrorType` if present, else from the body's `__type`).
 
 use hyper::StatusCode;
+use riffle_dynamodb::DynamoError;
 use riffle_firehose::FirehoseError;
 use riffle_kinesis::{Codec, KinesisError};
 use riffle_s3::S3Error;
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
 
@@ -77,6 +80,9 @@ pub struct AwsError {
 pub enum Encoding {
     /// `application/x-amz-json-1.1`: `{"__type":…,"message":…}`.
     AwsJson11,
+    /// `application/x-amz-json-1.0`, the same body, `__type` qualified by
+    /// the service's namespace if it has one ([`qualified_type`]).
+    AwsJson10 { namespace: Option<&'static str> },
     /// `application/x-amz-cbor-1.1`: the same map in CBOR.
     Cbor,
     /// `application/json`: AWS never runs an action for it and answers
@@ -145,6 +151,22 @@ pub fn firehose_error(err: &FirehoseError) -> AwsError {
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         code: err.code(),
         message: err.message(),
+    }
+}
+
+/// THE mapping of the DynamoDB subset's errors: the crate names each
+/// one's code, message and status; the JSON 1.0 encoding qualifies the
+/// code with DynamoDB's namespace.
+pub fn dynamodb_error(err: &DynamoError) -> AwsError {
+    if let DynamoError::Storage(reason) = err {
+        // The engine's text stays in the log (with the request id).
+        tracing::error!(error = %reason, "DynamoDB storage failure");
+    }
+    AwsError {
+        status: StatusCode::from_u16(err.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        code: err.code(),
+        message: Some(err.message()),
     }
 }
 
@@ -233,6 +255,14 @@ pub fn aws_error(rejection: &Rejection) -> AwsError {
 pub fn encode(error: &AwsError, encoding: Encoding) -> Encoded {
     let (status, content_type, body) = match encoding {
         Encoding::AwsJson11 => (error.status, Some(JSON_11), json_body(error)),
+        Encoding::AwsJson10 { namespace } => {
+            let type_name = qualified_type(error.code, namespace);
+            (
+                error.status,
+                Some(JSON_10),
+                json_body_typed(&type_name, error),
+            )
+        }
         Encoding::Cbor => (error.status, Some(CBOR_11), cbor_body(error)),
         Encoding::Coral => (StatusCode::OK, Some(PLAIN_JSON), coral_body(error)),
         Encoding::Xml => (error.status, None, xml_body(error)),
@@ -246,6 +276,7 @@ pub fn encode(error: &AwsError, encoding: Encoding) -> Encoded {
 }
 
 pub(crate) const JSON_11: &str = "application/x-amz-json-1.1";
+pub(crate) const JSON_10: &str = "application/x-amz-json-1.0";
 pub(crate) const CBOR_11: &str = "application/x-amz-cbor-1.1";
 pub(crate) const PLAIN_JSON: &str = "application/json";
 
@@ -270,6 +301,43 @@ pub(crate) fn message_member(code: &str) -> &'static str {
         "SerializationException" | "AccessDeniedException" => "Message",
         _ => "message",
     }
+}
+
+/// The `__type` of an error of a service that qualifies its codes
+/// (DynamoDB's `namespace` is `com.amazonaws.dynamodb.v20120810`). The
+/// front end's own errors carry its namespaces, as AWS sends them
+/// (`com.amazon.coral.validate#ValidationException`,
+/// `com.amazon.coral.service#SerializationException`, …, as recorded from
+/// DynamoDB by dynalite and DynamoDB Local); the service's errors carry
+/// the service's. botocore and the SDKs keep what follows the `#`.
+fn qualified_type(code: &'static str, namespace: Option<&'static str>) -> Cow<'static, str> {
+    let Some(namespace) = namespace else {
+        return code.into();
+    };
+    match code {
+        "ValidationException" => "com.amazon.coral.validate#ValidationException",
+        "SerializationException" => "com.amazon.coral.service#SerializationException",
+        "UnknownOperationException" => "com.amazon.coral.service#UnknownOperationException",
+        "MissingAuthenticationTokenException" => {
+            "com.amazon.coral.service#MissingAuthenticationTokenException"
+        }
+        "IncompleteSignatureException" => "com.amazon.coral.service#IncompleteSignatureException",
+        "InvalidSignatureException" => "com.amazon.coral.service#InvalidSignatureException",
+        "UnrecognizedClientException" => "com.amazon.coral.service#UnrecognizedClientException",
+        "AccessDeniedException" => "com.amazon.coral.service#AccessDeniedException",
+        "InternalFailure" => "com.amazon.coral.service#InternalFailure",
+        _ => return format!("{namespace}#{code}").into(),
+    }
+    .into()
+}
+
+/// [`json_body`] with `type_name` as the `__type` (the message member is
+/// still named for the bare code).
+fn json_body_typed(type_name: &str, error: &AwsError) -> Bytes {
+    let mut out = format!(r#"{{"__type":"{type_name}""#);
+    push_json_message(&mut out, error);
+    out.push('}');
+    Bytes::from(out)
 }
 
 /// `{"__type":"<code>","<member>":"<escaped>"}`, or `{"__type":"<code>"}`.

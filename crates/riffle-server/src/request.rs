@@ -40,7 +40,7 @@ use crate::errors::{self, Encoding, JSON_11, Rejection};
 use crate::headers::{self, RequestId};
 use crate::requests::Outcome;
 use crate::server::Edge;
-use crate::service::{Reply, Service, ServiceInfo};
+use crate::service::{JsonVersion, Reply, Service, ServiceInfo};
 use crate::services::s3;
 use crate::sigv4::Signing;
 
@@ -59,15 +59,17 @@ pub(crate) fn whole(body: Bytes) -> ResponseBody {
 /// The protocol a request's Content-Type selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
-    /// `application/x-amz-json-1.1`: what every JSON service speaks.
+    /// `application/x-amz-json-1.1`: what Kinesis and Firehose speak.
     AwsJson11,
+    /// `application/x-amz-json-1.0`: what DynamoDB speaks.
+    AwsJson10,
     /// `application/json`: AWS answers in its coral envelope, never runs it.
     PlainJson,
     /// `application/x-amz-cbor-1.1`: the Java SDK's default (issue 5), for
     /// the services that take it.
     Cbor,
-    /// Anything else, including `application/x-amz-json-1.0`, which no
-    /// service here accepts.
+    /// Anything else, and a JSON version the target's service does not
+    /// speak.
     Other,
 }
 
@@ -82,6 +84,8 @@ impl Protocol {
         let is = |name: &str| essence.eq_ignore_ascii_case(name.as_bytes());
         if is(JSON_11) {
             Protocol::AwsJson11
+        } else if is(errors::JSON_10) {
+            Protocol::AwsJson10
         } else if is(errors::CBOR_11) {
             Protocol::Cbor
         } else if is(errors::PLAIN_JSON) {
@@ -180,7 +184,10 @@ pub(crate) async fn handle(
         audit(log, facts, outcome.as_ref().err(), &id, peer, started).await;
     }
     let (status, content_type, body) = match outcome {
-        Ok((Reply::Whole(body), Codec::Json)) => (StatusCode::OK, Some(JSON_11), body),
+        Ok((Reply::Whole(body), Codec::Json)) => {
+            let json = called.map_or(JSON_11, |(info, _)| info.json_version.content_type());
+            (StatusCode::OK, Some(json), body)
+        }
         Ok((Reply::Whole(body), Codec::Cbor)) => (StatusCode::OK, Some(errors::CBOR_11), body),
         Ok((Reply::Stream(body, content_type), _)) => {
             let mut response = Response::new(body);
@@ -285,10 +292,22 @@ async fn run(
     let protocol = Protocol::of(parts.headers.get(CONTENT_TYPE));
     let target = Target::of(&parts);
     let service = target.service(services);
-    // A service without CBOR answers it as an unknown content type.
-    let protocol = match (protocol, service) {
-        (Protocol::Cbor, Some(service)) if !service.info().cbor => Protocol::Other,
+    // A service without CBOR answers it as an unknown content type, and
+    // so does a service asked in the JSON version it does not speak; JSON
+    // 1.0 to no service at all is unknown too.
+    let protocol = match (protocol, service.map(|s| s.info())) {
+        (Protocol::Cbor, Some(info)) if !info.cbor => Protocol::Other,
+        (Protocol::AwsJson11, Some(info)) if info.json_version != JsonVersion::V1_1 => {
+            Protocol::Other
+        }
+        (Protocol::AwsJson10, Some(info)) if info.json_version != JsonVersion::V1_0 => {
+            Protocol::Other
+        }
+        (Protocol::AwsJson10, None) => Protocol::Other,
         (protocol, _) => protocol,
+    };
+    let json10 = Encoding::AwsJson10 {
+        namespace: service.and_then(|s| s.info().error_namespace),
     };
     if body.is_empty() {
         let rejection = if target.operation(services).is_some() {
@@ -296,16 +315,17 @@ async fn run(
         } else {
             Rejection::UnknownOperation
         };
-        // AWS answers an empty body in CBOR unless the client spoke JSON 1.1.
-        let encoding = if protocol == Protocol::AwsJson11 {
-            Encoding::AwsJson11
-        } else {
-            Encoding::Cbor
+        // AWS answers an empty body in CBOR unless the client spoke JSON.
+        let encoding = match protocol {
+            Protocol::AwsJson11 => Encoding::AwsJson11,
+            Protocol::AwsJson10 => json10,
+            _ => Encoding::Cbor,
         };
         return Err((rejection, encoding));
     }
     let (codec, encoding) = match protocol {
         Protocol::AwsJson11 => (Codec::Json, Encoding::AwsJson11),
+        Protocol::AwsJson10 => (Codec::Json, json10),
         Protocol::Cbor => (Codec::Cbor, Encoding::Cbor),
         Protocol::PlainJson => {
             let rejection = if is_json_object(&body) {
@@ -470,7 +490,7 @@ mod tests {
             ),
             ("application/x-amz-cbor-1.1", Protocol::Cbor),
             ("application/json", Protocol::PlainJson),
-            ("application/x-amz-json-1.0", Protocol::Other),
+            ("application/x-amz-json-1.0", Protocol::AwsJson10),
             ("text/plain", Protocol::Other),
         ];
         for (raw, protocol) in cases {

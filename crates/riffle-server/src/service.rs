@@ -33,8 +33,37 @@ pub struct ServiceInfo {
     /// The operations CloudTrail logs as data events (audited only with
     /// `--audit-data-events on`).
     pub data_events: &'static [&'static str],
-    /// Whether `application/x-amz-cbor-1.1` is served besides JSON 1.1.
+    /// Whether `application/x-amz-cbor-1.1` is served besides JSON.
     pub cbor: bool,
+    /// `metadata.jsonVersion`: the JSON protocol the service speaks (its
+    /// requests' and answers' Content-Type). A request in the other one
+    /// is refused as an unknown content type, as AWS refuses it.
+    pub json_version: JsonVersion,
+    /// The namespace AWS writes before the service's own error codes in
+    /// `__type` (`com.amazonaws.dynamodb.v20120810` makes
+    /// `com.amazonaws.dynamodb.v20120810#ResourceNotFoundException`), and
+    /// so the front end's before its own (`com.amazon.coral.service#…`,
+    /// `com.amazon.coral.validate#ValidationException`); `None` for the
+    /// services that send bare codes (Kinesis, Firehose).
+    pub error_namespace: Option<&'static str>,
+}
+
+/// The two AWS JSON protocols; they differ in Content-Type only here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonVersion {
+    /// `application/x-amz-json-1.0` (DynamoDB).
+    V1_0,
+    /// `application/x-amz-json-1.1` (Kinesis, Firehose).
+    V1_1,
+}
+
+impl JsonVersion {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            JsonVersion::V1_0 => crate::errors::JSON_10,
+            JsonVersion::V1_1 => crate::errors::JSON_11,
+        }
+    }
 }
 
 impl ServiceInfo {

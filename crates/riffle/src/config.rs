@@ -172,6 +172,13 @@ impl ServeConfig {
     }
 
     /// The Data Streams service's settings.
+    pub fn dynamodb(&self) -> riffle_dynamodb::DynamoConfig {
+        riffle_dynamodb::DynamoConfig {
+            region: self.options.region.0.clone(),
+            account_id: self.options.account_id.0.clone(),
+        }
+    }
+
     pub fn kinesis(&self) -> riffle_kinesis::KinesisConfig {
         let o = &self.options;
         let mut config = riffle_kinesis::KinesisConfig {

@@ -1,5 +1,5 @@
 //! `riffle serve`: wires the storage engine, the services (Kinesis,
-//! Firehose, the embedded S3) and the network edge together, prints the
+//! Firehose, the embedded S3, the DynamoDB subset) and the network edge together, prints the
 //! banner, and shuts down cleanly on SIGTERM/SIGINT.
 
 use std::io::Write;
@@ -16,7 +16,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use riffle_server::services::{FirehoseService, KinesisService};
+use riffle_server::services::{DynamoDbService, FirehoseService, KinesisService};
 use riffle_server::{Service, TlsFiles};
 
 use crate::config::ServeConfig;
@@ -36,6 +36,11 @@ pub enum ServeError {
     Catalog { dir: PathBuf, source: KinesisError },
     #[error("cannot open the delivery streams stored in {dir}: {source}")]
     Firehose { dir: PathBuf, source: FirehoseError },
+    #[error("cannot open the DynamoDB tables stored in {dir}: {source}")]
+    DynamoDb {
+        dir: PathBuf,
+        source: riffle_dynamodb::DynamoError,
+    },
     #[error("cannot open the embedded S3 in {dir}: {source}")]
     S3 {
         dir: PathBuf,
@@ -163,9 +168,17 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         })?;
     // A KinesisStreamAsSource delivery stream reads its Data Stream in-process.
     firehose.attach_kinesis(Arc::clone(&kinesis));
+    // KCL applications keep their leases here: the same port, no DynamoDB.
+    let dynamodb = riffle_dynamodb::DynamoDb::open(Arc::clone(&store), config.dynamodb()).map_err(
+        |source| ServeError::DynamoDb {
+            dir: dir.clone(),
+            source,
+        },
+    )?;
     let services: Vec<Arc<dyn Service>> = vec![
         Arc::new(KinesisService(Arc::clone(&kinesis))),
         Arc::new(FirehoseService(Arc::clone(&firehose))),
+        Arc::new(DynamoDbService(dynamodb)),
     ];
 
     // Tells the background duties (status transitions, retention) to stop.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::errors::firehose_error;
-use crate::service::{CallFuture, Reply, Service, ServiceInfo};
+use crate::service::{CallFuture, JsonVersion, Reply, Service, ServiceInfo};
 
 /// The Firehose model's facts.
 pub static FIREHOSE: ServiceInfo = ServiceInfo {
@@ -21,6 +21,8 @@ pub static FIREHOSE: ServiceInfo = ServiceInfo {
     // CloudTrail logs Firehose's record calls as data events.
     data_events: &["PutRecord", "PutRecordBatch"],
     cbor: false,
+    json_version: JsonVersion::V1_1,
+    error_namespace: None,
 };
 
 /// The Firehose service, registered with the edge.

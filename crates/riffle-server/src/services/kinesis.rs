@@ -8,7 +8,7 @@ use riffle_kinesis::{Codec, Kinesis, MODEL_OPERATIONS};
 use tokio::sync::watch;
 
 use crate::errors::kinesis_error;
-use crate::service::{CallFuture, Reply, Service, ServiceInfo};
+use crate::service::{CallFuture, JsonVersion, Reply, Service, ServiceInfo};
 use crate::{events, eventstream, policy};
 
 /// The Kinesis model's facts.
@@ -27,6 +27,8 @@ pub static KINESIS: ServiceInfo = ServiceInfo {
         "SubscribeToShard",
     ],
     cbor: true,
+    json_version: JsonVersion::V1_1,
+    error_namespace: None,
 };
 
 /// The Kinesis service, registered with the edge.

@@ -4,9 +4,11 @@
 //! called by name from the request path; `riffle serve` lists the
 //! services it runs.
 
+pub mod dynamodb;
 pub mod firehose;
 pub mod kinesis;
 pub mod s3;
 
+pub use dynamodb::DynamoDbService;
 pub use firehose::FirehoseService;
 pub use kinesis::KinesisService;

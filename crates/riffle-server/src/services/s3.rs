@@ -9,7 +9,7 @@
 use hyper::Method;
 use hyper::http::request::Parts;
 
-use crate::service::ServiceInfo;
+use crate::service::{JsonVersion, ServiceInfo};
 use crate::sigv4::Signing;
 
 /// S3's SigV4 rules (the model's `signingName` is `s3`).
@@ -54,6 +54,8 @@ pub static S3_INFO: ServiceInfo = ServiceInfo {
     ],
     data_events: &[],
     cbor: false,
+    json_version: JsonVersion::V1_1,
+    error_namespace: None,
 };
 
 /// A request's bucket and key (empty when absent), as sent.

@@ -1,0 +1,101 @@
+//! Amazon DynamoDB (`DynamoDB_20120810`), JSON 1.0: the subset the
+//! Kinesis Client Library keeps its leases in (`riffle-dynamodb`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use riffle_dynamodb::{DynamoDb, OPERATIONS};
+use riffle_kinesis::Codec;
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use crate::errors::dynamodb_error;
+use crate::service::{CallFuture, JsonVersion, Reply, Service, ServiceInfo};
+
+/// The DynamoDB model's facts.
+pub static DYNAMODB: ServiceInfo = ServiceInfo {
+    target_prefix: "DynamoDB_20120810",
+    signing_name: "dynamodb",
+    iam_prefix: "dynamodb",
+    event_source: "dynamodb.amazonaws.com",
+    operations: OPERATIONS,
+    // CloudTrail logs DynamoDB's item-level calls as data events.
+    data_events: &[
+        "BatchGetItem",
+        "BatchWriteItem",
+        "DeleteItem",
+        "GetItem",
+        "PutItem",
+        "Query",
+        "Scan",
+        "TransactWriteItems",
+        "UpdateItem",
+    ],
+    cbor: false,
+    json_version: JsonVersion::V1_0,
+    error_namespace: Some("com.amazonaws.dynamodb.v20120810"),
+};
+
+/// The DynamoDB subset, registered with the edge.
+pub struct DynamoDbService(pub Arc<DynamoDb>);
+
+/// The members of a request that name its table.
+#[derive(Default, Deserialize)]
+struct Names<'a> {
+    #[serde(rename = "TableName", borrow, default)]
+    table: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "ResourceArn", borrow, default)]
+    arn: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl Service for DynamoDbService {
+    fn info(&self) -> &'static ServiceInfo {
+        &DYNAMODB
+    }
+
+    /// `arn:aws:dynamodb:<region>:<account>:table/<name>`, as IAM names a
+    /// table (a TableName may already be one); ListTables and the batches,
+    /// which name several tables, act on `*`.
+    fn resource(&self, _action: &str, request: &[u8], region: &str, account_id: &str) -> String {
+        let names: Names<'_> = serde_json::from_slice(request).unwrap_or_default();
+        match (names.table, names.arn) {
+            (Some(name), _) if name.starts_with("arn:") => name.into_owned(),
+            (Some(name), _) => format!("arn:aws:dynamodb:{region}:{account_id}:table/{name}"),
+            (None, Some(arn)) => arn.into_owned(),
+            (None, None) => "*".to_owned(),
+        }
+    }
+
+    fn call<'a>(
+        &'a self,
+        action: &'static str,
+        body: Bytes,
+        _codec: Codec,
+        _stopping: &watch::Receiver<bool>,
+    ) -> CallFuture<'a> {
+        Box::pin(async move {
+            self.0
+                .handle(action, &body)
+                .await
+                .map(Reply::Whole)
+                .map_err(|err| dynamodb_error(&err))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_operations_are_sorted_and_data_events_among_them() {
+        assert!(DYNAMODB.operations.is_sorted());
+        assert!(DYNAMODB.data_events.is_sorted());
+        assert!(
+            DYNAMODB
+                .data_events
+                .iter()
+                .all(|op| DYNAMODB.operation(op).is_some())
+        );
+    }
+}
