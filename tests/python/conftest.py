@@ -57,6 +57,9 @@ class RiffleServer:
     data_dir: Path
     log_dir: Path
     extra_args: list[str] = field(default_factory=list)
+    # Port 0 picks a free port; a test that restarts a server its clients
+    # keep an endpoint of (the KCL tests) sets the port the first start got.
+    listen: str = "127.0.0.1:0"
     # No CREATING/DELETING pause by default: tests wait on the waiters anyway.
     status_delay_ms: int = 0
     proc: subprocess.Popen | None = None
@@ -76,7 +79,7 @@ class RiffleServer:
                     _riffle_bin(),
                     "serve",
                     "--listen",
-                    "127.0.0.1:0",
+                    self.listen,
                     "--data-dir",
                     str(self.data_dir),
                     "--status-delay-ms",
