@@ -132,23 +132,25 @@ def assert_once_in_order(worker: Worker, expected: dict[str, tuple]) -> None:
         assert positions == sorted(positions), f"{worker.name}: {shard} delivered out of sequence order"
 
 
-def last_checkpoints(worker: Worker) -> dict[str, tuple[int, int]]:
-    """Per shard, the last checkpoint at a record the processor made (and
-    KCL acknowledged)."""
-    done = {}
-    for event in worker.events("checkpoint"):
-        if event["seq"] is not None:
-            done[event["shard"]] = position(event)
+def last_checkpoints(*workers: Worker) -> dict[str, tuple[int, int]]:
+    """Per shard, the furthest checkpoint at a record that any of these
+    workers' processors made (and KCL acknowledged): a shard's lease may
+    have moved between them."""
+    done: dict[str, tuple[int, int]] = {}
+    for worker in workers:
+        for event in worker.events("checkpoint"):
+            if event["seq"] is not None:
+                done[event["shard"]] = max(done.get(event["shard"], (-1, -1)), position(event))
     return done
 
 
-def checkpointed_all(worker: Worker, expected: dict[str, tuple]) -> bool:
+def checkpointed_all(expected: dict[str, tuple], *workers: Worker) -> bool:
     """Whether each shard's last expected record is checkpointed."""
     last: dict[str, tuple[int, int]] = {}
     for where in expected.values():
         pos = (where[1], where[2] if len(where) > 2 else 0)
         last[where[0]] = max(last.get(where[0], pos), pos)
-    done = last_checkpoints(worker)
+    done = last_checkpoints(*workers)
     return all(done.get(shard, (-1, -1)) >= pos for shard, pos in last.items())
 
 
@@ -183,7 +185,7 @@ def test_every_record_delivered_once_in_order_and_resumed_from_checkpoints_after
     # Killed once everything it saw is checkpointed: KCL must resume at the
     # checkpoints, so no record of before is delivered again.
     for mode, worker in apps.items():
-        wait_for(f"{mode}: checkpoints of every record", lambda: checkpointed_all(worker, {**expected, **aggregated}),
+        wait_for(f"{mode}: checkpoints of every record", lambda: checkpointed_all({**expected, **aggregated}, worker),
                  [worker], DELIVERY_DEADLINE_S)
     before = {mode: last_checkpoints(worker) for mode, worker in apps.items()}
     lines_before = {mode: len(worker.events()) for mode, worker in apps.items()}
@@ -266,3 +268,63 @@ def test_parents_before_children_across_a_split_and_a_merge(server, kinesis, wor
         assert_parents_before_children(worker, lineage)
         ended = {e["shard"] for e in worker.events("shard_ended")}
         assert {shard_id(0), shard_id(1), shard_id(3)} <= ended, f"{mode}: parents told they ended: {ended}"
+
+
+def held_shards(worker: Worker) -> set[str]:
+    """Shards whose processor the worker started and did not lose or end."""
+    held: set[str] = set()
+    for event in worker.events():
+        if event["event"] == "initialize":
+            held.add(event["shard"])
+        elif event["event"] in ("lease_lost", "shard_ended"):
+            held.discard(event["shard"])
+    return held
+
+
+def test_a_killed_workers_leases_are_taken_over_from_its_checkpoints_and_nothing_is_lost(server, kinesis, workers):
+    """Two workers of one application share a 4-shard stream; the one that
+    is not the leader is SIGKILLed. The leader takes its leases over once
+    they expire, starts at the dead worker's checkpoints, and every record,
+    those put after the kill included, is delivered."""
+    create_active_stream(kinesis, "shared", shards=4)
+    expected = put_plain(kinesis, "shared", "first", 80)
+    pair = [workers(server.endpoint, "shared", "shared-app", name) for name in ("worker-a", "worker-b")]
+    for worker in pair:
+        worker.start()
+    wait_for("both workers hold leases and every record is delivered",
+             lambda: all(held_shards(w) for w in pair) and all_received(pair, expected), pair,
+             FIRST_RECORDS_DEADLINE_S)
+    # The leader (the DynamoDB lock client's lock in the CoordinatorState
+    # table) assigns leases; a new leader takes over only when the dead one's
+    # lock expires, which KCL 3.1.3 hard-codes at 2 minutes. The worker that
+    # dies here is the other one, whose leases the leader reassigns as soon
+    # as they expire (failoverTimeMillis).
+    lock = dynamodb(server.endpoint).get_item(TableName="shared-app-CoordinatorState", Key={"key": {"S": "Leader"}},
+                                              ConsistentRead=True)["Item"]
+    [survivor] = [w for w in pair if w.name == lock["ownerName"]["S"]]
+    [victim] = [w for w in pair if w is not survivor]
+    orphaned = held_shards(victim)
+    assert not orphaned & held_shards(survivor), "two workers held one shard's lease"
+    wait_for("every record checkpointed", lambda: checkpointed_all(expected, *pair), pair, DELIVERY_DEADLINE_S)
+    checkpoints = last_checkpoints(*pair)
+    survivor_lines = len(survivor.events())
+
+    victim.kill()
+    later = put_plain(kinesis, "shared", "later", 80)
+    assert {shard for shard, _ in later.values()} >= orphaned, "records must be put to the orphaned shards too"
+    every_shard = {shard_id(i) for i in range(4)}
+    wait_for(f"{survivor.name} took over {sorted(orphaned)} and delivered what was put after the kill",
+             lambda: held_shards(survivor) == every_shard and all_received([survivor], later), [survivor],
+             DELIVERY_DEADLINE_S)
+
+    seen = received(pair)
+    lost = sorted((set(expected) | set(later)) - set(seen))
+    assert not lost, f"records never delivered: {lost[:5]}"
+    after = survivor.events()[survivor_lines:]
+    taken = {e["shard"]: (e["seq"], e["sub"]) for e in after if e["event"] == "initialize" and e["shard"] in orphaned}
+    for shard in orphaned:
+        seq, sub = checkpoints[shard]
+        assert taken[shard] == (str(seq), sub), \
+            f"{survivor.name} took {shard} over at {taken[shard]}, {victim.name}'s checkpoint was {(seq, sub)}"
+    again = [e["data"] for e in after if e["event"] == "record" and e["data"] in expected]
+    assert not again, f"records checkpointed by {victim.name} delivered again: {again[:5]}"

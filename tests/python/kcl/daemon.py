@@ -97,6 +97,10 @@ class Worker:
             "leaseAssignmentIntervalMillis": "1000",
             "parentShardPollIntervalMillis": "500",
             "idleTimeBetweenReadsInMillis": "250",
+            # KCL 3's leader counts a worker alive for two reporting periods
+            # after its last WorkerMetricStats (30 s each by default), and
+            # keeps giving a dead one leases until then.
+            "workerMetricsReporterFreqInMillis": "1000",
         }
         props.update(self.extra)
         return props
