@@ -86,18 +86,26 @@ pub enum WorkloadArgs {
     ///
     /// Defaults: 100 records of 1024 bytes per request, 16 in flight, for 10 s.
     Mixed(BenchOptions),
+    /// KCL lease traffic on a DynamoDB endpoint: GetItem and conditional
+    /// UpdateItem latency.
+    ///
+    /// Defaults: 16 workers over 256 lease items, a 1 s warm-up, then 10 s
+    /// measured.
+    Dynamodb(crate::dynamodb::DynamoOptions),
 }
 
 impl WorkloadArgs {
-    /// The workload and its options.
-    pub fn split(self) -> (Workload, BenchOptions) {
-        match self {
+    /// The workload and its options; `None` for `dynamodb`, which runs
+    /// on its own (`crate::dynamodb`).
+    pub fn split(self) -> Option<(Workload, BenchOptions)> {
+        Some(match self {
             WorkloadArgs::Put(o) => (Workload::Put, o),
             WorkloadArgs::PutBatch(o) => (Workload::PutBatch, o),
             WorkloadArgs::Get(o) => (Workload::Get, o),
             WorkloadArgs::E2e(o) => (Workload::E2e, o),
             WorkloadArgs::Mixed(o) => (Workload::Mixed, o),
-        }
+            WorkloadArgs::Dynamodb(_) => return None,
+        })
     }
 }
 
@@ -221,7 +229,9 @@ impl Plan {
     /// Fills in the workload's defaults and refuses what cannot run.
     pub fn resolve(args: BenchArgs) -> Result<Plan, BenchError> {
         use Workload::*;
-        let (w, args) = args.workload.split();
+        let Some((w, args)) = args.workload.split() else {
+            return Err(usage("workload", "dynamodb is run by riffle_bench::main"));
+        };
         let record_size = args.record_size.unwrap_or(if w == Put { 64 } else { 1024 });
         if !(HEADER_LEN..=RECORD_SIZE_MAX).contains(&record_size) {
             return Err(usage(

@@ -9,12 +9,14 @@
 //! control plane through the AWS SDK; `payload` and `idset` the
 //! self-checking record format and the verifier; `stats` counters and
 //! histograms; `workloads` what each workload does; `report` the table and
-//! the JSON; `plot` the SVG charts.
+//! the JSON; `plot` the SVG charts; `dynamodb` the KCL lease-traffic
+//! workload on a DynamoDB endpoint, which runs on its own.
 
 mod api;
 pub mod args;
 mod client;
 mod control;
+mod dynamodb;
 mod error;
 mod idset;
 mod payload;
@@ -45,6 +47,9 @@ pub const EXIT_VERIFICATION: u8 = 3;
 /// Runs `riffle bench` with parsed arguments: prints the progress on
 /// stderr and the summary on stdout, and returns the exit code.
 pub fn main(args: BenchArgs) -> ExitCode {
+    if let args::WorkloadArgs::Dynamodb(options) = &args.workload {
+        return dynamodb::main(options);
+    }
     let plan = match Plan::resolve(args) {
         Ok(plan) => plan,
         Err(err) => return fail(EXIT_USAGE, &err),

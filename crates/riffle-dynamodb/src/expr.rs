@@ -123,7 +123,9 @@ pub struct Placeholders {
 
 impl Placeholders {
     /// Reads `ExpressionAttributeNames` and `ExpressionAttributeValues`.
-    pub fn from_request(request: &Json) -> Result<Placeholders, DynamoError> {
+    pub fn from_request(
+        request: &serde_json::Map<String, Json>,
+    ) -> Result<Placeholders, DynamoError> {
         let names = match request.get("ExpressionAttributeNames") {
             None | Some(Json::Null) => None,
             Some(Json::Object(map)) => {
@@ -1157,11 +1159,11 @@ mod tests {
     use serde_json::json;
 
     fn ph(names: Json, values: Json) -> Placeholders {
-        Placeholders::from_request(&json!({
+        let request = json!({
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
-        }))
-        .unwrap()
+        });
+        Placeholders::from_request(request.as_object().unwrap()).unwrap()
     }
 
     fn item(j: Json) -> Item {

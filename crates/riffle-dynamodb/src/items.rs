@@ -184,7 +184,7 @@ impl DynamoDb {
 
     pub(crate) fn get_item(&self, req: &Request) -> Result<Json, DynamoError> {
         let name = table_name(req)?;
-        let mut ph = Placeholders::from_request(&Json::Object(req.clone()))?;
+        let mut ph = Placeholders::from_request(req)?;
         check_mixing(req, &ph)?;
         let paths = projection(req, &mut ph)?;
         ph.check_all_used()?;
@@ -206,7 +206,7 @@ impl DynamoDb {
 
     pub(crate) async fn put_item(&self, req: &Request) -> Result<Json, DynamoError> {
         let name = table_name(req)?;
-        let mut ph = Placeholders::from_request(&Json::Object(req.clone()))?;
+        let mut ph = Placeholders::from_request(req)?;
         check_mixing(req, &ph)?;
         let returns = request::return_values(
             req,
@@ -246,7 +246,7 @@ impl DynamoDb {
 
     pub(crate) async fn delete_item(&self, req: &Request) -> Result<Json, DynamoError> {
         let name = table_name(req)?;
-        let mut ph = Placeholders::from_request(&Json::Object(req.clone()))?;
+        let mut ph = Placeholders::from_request(req)?;
         check_mixing(req, &ph)?;
         let returns = request::return_values(
             req,
@@ -271,7 +271,7 @@ impl DynamoDb {
 
     pub(crate) async fn update_item(&self, req: &Request) -> Result<Json, DynamoError> {
         let name = table_name(req)?;
-        let mut ph = Placeholders::from_request(&Json::Object(req.clone()))?;
+        let mut ph = Placeholders::from_request(req)?;
         check_mixing(req, &ph)?;
         let returns = request::return_values(
             req,
@@ -344,7 +344,7 @@ impl DynamoDb {
         for (raw_name, spec) in &requests {
             let name = request::table_name_of(Some(raw_name))?;
             let spec: Request = spec.as_object().cloned().unwrap_or_default();
-            let mut ph = Placeholders::from_request(&Json::Object(spec.clone()))?;
+            let mut ph = Placeholders::from_request(&spec)?;
             let paths = projection(&spec, &mut ph)?;
             ph.check_all_used()?;
             let table = self.table(&name)?;
@@ -527,7 +527,7 @@ impl DynamoDb {
             })?;
         let req: Request = body.as_object().cloned().unwrap_or_default();
         let name = table_name(&req)?;
-        let mut ph = Placeholders::from_request(body)?;
+        let mut ph = Placeholders::from_request(&req)?;
         let update = if kind == "Update" {
             Some(parse_update(&req, &mut ph)?)
         } else {

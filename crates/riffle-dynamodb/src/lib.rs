@@ -162,3 +162,92 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value as Json, json};
+
+    async fn call(db: &DynamoDb, action: &str, body: Json) -> Result<Json, DynamoError> {
+        let answer = db.handle(action, body.to_string().as_bytes()).await?;
+        Ok(serde_json::from_slice(&answer).expect("answers are JSON"))
+    }
+
+    fn open(dir: &std::path::Path) -> Arc<DynamoDb> {
+        let store = Arc::new(LogStore::open(dir, Default::default()).expect("a store"));
+        DynamoDb::open(store, DynamoConfig::default()).expect("the tables load")
+    }
+
+    const CREATE: &str = r#"{"TableName":"leases","BillingMode":"PAY_PER_REQUEST",
+        "KeySchema":[{"AttributeName":"k","KeyType":"HASH"}],
+        "AttributeDefinitions":[{"AttributeName":"k","AttributeType":"S"}]}"#;
+
+    #[tokio::test]
+    async fn items_are_found_after_a_reopen_and_a_recreated_table_starts_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let create: Json = serde_json::from_str(CREATE).unwrap();
+        {
+            let db = open(dir.path());
+            call(&db, "CreateTable", create.clone()).await.unwrap();
+            let item = json!({"TableName": "leases", "Item": {"k": {"S": "a"}, "n": {"N": "1"}}});
+            call(&db, "PutItem", item).await.unwrap();
+        }
+        let db = open(dir.path());
+        let got = call(
+            &db,
+            "GetItem",
+            json!({"TableName": "leases", "Key": {"k": {"S": "a"}}}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got["Item"]["n"], json!({"N": "1"}));
+        call(&db, "DeleteTable", json!({"TableName": "leases"}))
+            .await
+            .unwrap();
+        call(&db, "CreateTable", create).await.unwrap();
+        drop(db);
+        let db = open(dir.path());
+        let scan = call(&db, "Scan", json!({"TableName": "leases"}))
+            .await
+            .unwrap();
+        assert_eq!(scan["Count"], json!(0));
+    }
+
+    #[tokio::test]
+    async fn concurrent_conditional_increments_are_atomic() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open(dir.path());
+        call(&db, "CreateTable", serde_json::from_str(CREATE).unwrap())
+            .await
+            .unwrap();
+        let item = json!({"TableName": "leases", "Item": {"k": {"S": "hot"}, "c": {"N": "0"}}});
+        call(&db, "PutItem", item).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let db = Arc::clone(&db);
+            tasks.push(tokio::spawn(async move {
+                let mut done = 0;
+                while done < 20 {
+                    let key = json!({"TableName": "leases", "Key": {"k": {"S": "hot"}}});
+                    let seen = call(&db, "GetItem", key).await.unwrap()["Item"]["c"]["N"].clone();
+                    let renew = json!({
+                        "TableName": "leases", "Key": {"k": {"S": "hot"}},
+                        "UpdateExpression": "SET c = c + :one", "ConditionExpression": "c = :seen",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}, ":seen": {"N": seen}},
+                    });
+                    match call(&db, "UpdateItem", renew).await {
+                        Ok(_) => done += 1,
+                        Err(DynamoError::ConditionalCheckFailed) => {}
+                        Err(other) => panic!("{other}"),
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let key = json!({"TableName": "leases", "Key": {"k": {"S": "hot"}}});
+        let got = call(&db, "GetItem", key).await.unwrap();
+        assert_eq!(got["Item"]["c"], json!({"N": "160"}));
+    }
+}

@@ -211,7 +211,7 @@ fn page<'a>(
 impl DynamoDb {
     pub(crate) fn query(&self, req: &Request) -> Result<Json, DynamoError> {
         let name = table_name(req)?;
-        let mut ph = Placeholders::from_request(&Json::Object(req.clone()))?;
+        let mut ph = Placeholders::from_request(req)?;
         check_mixing(req, &ph)?;
         let key_cond = match string(req, "KeyConditionExpression")? {
             Some(text) => Some(ph.condition("KeyConditionExpression", text)?),
@@ -276,7 +276,7 @@ impl DynamoDb {
 
     pub(crate) fn scan(&self, req: &Request) -> Result<Json, DynamoError> {
         let name = table_name(req)?;
-        let mut ph = Placeholders::from_request(&Json::Object(req.clone()))?;
+        let mut ph = Placeholders::from_request(req)?;
         check_mixing(req, &ph)?;
         let segment = request::integer(req, "Segment")?;
         let total = request::integer(req, "TotalSegments")?;

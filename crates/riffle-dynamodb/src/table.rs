@@ -21,7 +21,7 @@ pub struct IndexDef {
     pub projection: Json,
     pub rcu: i64,
     pub wcu: i64,
-    /// UpdateTable answers an added index CREATING; it is ACTIVE after.
+    /// When the index was added.
     pub created_ms: i64,
 }
 
@@ -151,7 +151,8 @@ impl TableDef {
             .collect()
     }
 
-    /// DescribeTable's `Table`, `status` the table's.
+    /// DescribeTable's `Table`, `status` the table's; the global indexes
+    /// named in `creating` are CREATING, the others ACTIVE.
     pub fn describe(
         &self,
         status: &str,
@@ -159,7 +160,7 @@ impl TableDef {
         account: &str,
         count: usize,
         bytes: usize,
-        now_ms: i64,
+        creating: &[&str],
     ) -> Json {
         let arn = self.arn(region, account);
         let mut out = json!({
@@ -193,7 +194,9 @@ impl TableDef {
                 "IndexArn": format!("{arn}/index/{}", index.name),
             });
             if global {
-                let status = if index.created_ms >= now_ms {
+                // Built at once: ACTIVE from the first DescribeTable on;
+                // only UpdateTable's own answer says CREATING.
+                let status = if creating.contains(&index.name.as_str()) {
                     "CREATING"
                 } else {
                     "ACTIVE"

@@ -237,13 +237,17 @@ fn check_indexes(def: &TableDef) -> Result<(), DynamoError> {
 
 impl DynamoDb {
     fn describe(&self, state: &TableState, status: &str) -> Json {
+        self.describe_creating(state, status, &[])
+    }
+
+    fn describe_creating(&self, state: &TableState, status: &str, creating: &[&str]) -> Json {
         state.def.describe(
             status,
             &self.config.region,
             &self.config.account_id,
             state.items.len(),
             state.bytes,
-            now_ms(),
+            creating,
         )
     }
 
@@ -360,8 +364,15 @@ impl DynamoDb {
             check_definitions(&def)?;
             check_indexes(&def)?;
             let pending = self.committer.submit(vec![store::put_table(&def)]);
+            let created: Vec<String> = def
+                .gsis
+                .iter()
+                .filter(|i| state.def.index(&i.name).is_none())
+                .map(|i| i.name.clone())
+                .collect();
             state.def = def;
-            (self.describe(&state, "ACTIVE"), pending)
+            let created: Vec<&str> = created.iter().map(String::as_str).collect();
+            (self.describe_creating(&state, "ACTIVE", &created), pending)
         };
         pending.durable().await?;
         Ok(json!({ "TableDescription": description }))

@@ -433,6 +433,41 @@ mod tests {
     use super::*;
     use riffle_log::LogError;
 
+    const DYNAMODB_NAMESPACE: Option<&str> = Some("com.amazonaws.dynamodb.v20120810");
+
+    #[test]
+    fn json_1_0_errors_qualify_service_codes_with_the_namespace_and_front_end_codes_with_corals() {
+        let encoding = Encoding::AwsJson10 {
+            namespace: DYNAMODB_NAMESPACE,
+        };
+        let failed = encode(
+            &dynamodb_error(&DynamoError::ConditionalCheckFailed),
+            encoding,
+        );
+        assert_eq!(failed.status, StatusCode::BAD_REQUEST);
+        assert_eq!(failed.content_type, Some(JSON_10));
+        assert_eq!(
+            failed.body,
+            &br#"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"The conditional request failed"}"#[..]
+        );
+        let invalid = encode(&dynamodb_error(&DynamoError::validation("bad")), encoding);
+        assert_eq!(
+            invalid.body,
+            &br#"{"__type":"com.amazon.coral.validate#ValidationException","message":"bad"}"#[..]
+        );
+        let unknown = encode(&aws_error(&Rejection::UnknownOperation), encoding);
+        assert_eq!(
+            unknown.body,
+            &br#"{"__type":"com.amazon.coral.service#UnknownOperationException"}"#[..]
+        );
+        // A JSON 1.0 service without a namespace sends bare codes.
+        let bare = encode(
+            &aws_error(&Rejection::Malformed),
+            Encoding::AwsJson10 { namespace: None },
+        );
+        assert_eq!(bare.body, &br#"{"__type":"SerializationException"}"#[..]);
+    }
+
     #[test]
     fn firehose_errors_keep_the_code_message_and_status_their_crate_names() {
         let aws = firehose_error(&FirehoseError::ResourceNotFound("gone".into()));
