@@ -24,6 +24,7 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from conftest import make_client
 from kcl.daemon import Worker, records, wait_for
 from kinesis_helpers import REGION, create_active_stream, hash_key, put_records_retrying, shard_for_hash, shard_id
 
@@ -328,3 +329,87 @@ def test_a_killed_workers_leases_are_taken_over_from_its_checkpoints_and_nothing
             f"{survivor.name} took {shard} over at {taken[shard]}, {victim.name}'s checkpoint was {(seq, sub)}"
     again = [e["data"] for e in after if e["event"] == "record" and e["data"] in expected]
     assert not again, f"records checkpointed by {victim.name} delivered again: {again[:5]}"
+
+
+class Producer(threading.Thread):
+    """Puts small batches of uniquely named records until stopped, keeping
+    the names PutRecords acknowledged; a call that fails (the server is
+    down) is not retried: what it carried was never acknowledged."""
+
+    def __init__(self, client, stream: str):
+        super().__init__(daemon=True)
+        self.client, self.stream = client, stream
+        self.acked: dict[str, tuple[str, int]] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        batch = 0
+        while not self.stop.is_set():
+            names = [f"live-{batch}-{i}" for i in range(5)]
+            batch += 1
+            try:
+                out = self.client.put_records(StreamName=self.stream, Records=[
+                    {"PartitionKey": name, "Data": name.encode()} for name in names])
+            except (BotoCoreError, ClientError):
+                self.stop.wait(0.05)
+                continue
+            for name, result in zip(names, out["Records"]):
+                if "ErrorCode" not in result:
+                    self.acked[name] = (result["ShardId"], int(result["SequenceNumber"]))
+            self.stop.wait(0.05)
+
+    def acked_count(self) -> int:
+        return len(self.acked)
+
+
+def lease_checkpoints(endpoint: str, table: str) -> dict[str, tuple[int, int]]:
+    """The checkpoints in a KCL lease table (leaseKey, checkpoint and
+    checkpointSubSequenceNumber are KCL's attribute names)."""
+    items = dynamodb(endpoint).scan(TableName=table, ConsistentRead=True)["Items"]
+    return {item["leaseKey"]["S"]: (int(item["checkpoint"]["S"]), int(item["checkpointSubSequenceNumber"]["N"]))
+            for item in items if item["checkpoint"]["S"].isdigit()}
+
+
+def test_applications_recover_from_a_server_sigkill_under_lease_traffic_and_nothing_acknowledged_is_lost(
+        server, kinesis, workers):
+    """Riffle is SIGKILLed while a fan-out and a polling application renew
+    leases, checkpoint, and a producer writes, then restarted on the same
+    port. Every checkpoint KCL had acknowledged is in the lease tables, and
+    every record PutRecords acknowledged, before or after the crash, reaches
+    both applications."""
+    create_active_stream(kinesis, "crash", shards=2)
+    first = put_plain(kinesis, "crash", "first", 40)
+    apps = {mode: workers(server.endpoint, "crash", f"crash-{mode.lower()}", f"{mode.lower()}-1", mode)
+            for mode in MODES}
+    for worker in apps.values():
+        worker.start()
+    for mode, worker in apps.items():
+        wait_for(f"{mode}: first records delivered", lambda: all_received([worker], first), [worker],
+                 FIRST_RECORDS_DEADLINE_S)
+
+    producer = Producer(make_client(server.endpoint), "crash")
+    producer.start()
+    try:
+        wait_for("live records delivered", lambda: producer.acked_count() >= 50 and all(
+            sum(name.startswith("live-") for name in received([w])) >= 25 for w in apps.values()),
+            list(apps.values()), DELIVERY_DEADLINE_S)
+        acknowledged = {mode: last_checkpoints(worker) for mode, worker in apps.items()}
+        server.kill()
+        server.listen = urlparse(server.endpoint).netloc
+        server.start()
+        for mode, worker in apps.items():
+            stored = lease_checkpoints(server.endpoint, f"crash-{mode.lower()}")
+            for shard, checkpoint in acknowledged[mode].items():
+                assert stored.get(shard, (-1, -1)) >= checkpoint, \
+                    f"{mode}: {shard}'s acknowledged checkpoint {checkpoint} lost: the table has {stored.get(shard)}"
+        after_crash = producer.acked_count()
+        wait_for("the producer is acknowledged again", lambda: producer.acked_count() >= after_crash + 50,
+                 list(apps.values()), DELIVERY_DEADLINE_S)
+    finally:
+        producer.stop.set()
+        producer.join()
+
+    acked = {**first, **producer.acked}
+    for mode, worker in apps.items():
+        wait_for(f"{mode}: every acknowledged record delivered after the crash",
+                 lambda: all_received([worker], acked), [worker], DELIVERY_DEADLINE_S)
