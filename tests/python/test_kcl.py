@@ -14,7 +14,6 @@ kcl/processor.py), which are written in the order the processors saw it.
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict
 from urllib.parse import urlparse
 
@@ -38,9 +37,10 @@ DELIVERY_DEADLINE_S = 60.0
 
 
 @pytest.fixture
-def workers(tmp_path):
+def workers(tmp_path, server):
     """Makes KCL workers; the finalizer SIGKILLs every one (daemon and record
-    processors, by process group), whatever the test did."""
+    processors, by process group), whatever the test did, before the server
+    it depends on is stopped."""
     made: list[Worker] = []
 
     def make(endpoint: str, stream: str, app: str, name: str, mode: str = "FANOUT", **extra: str) -> Worker:

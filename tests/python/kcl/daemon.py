@@ -27,7 +27,6 @@ import amazon_kclpy
 PROCESSOR = Path(__file__).with_name("processor.py")
 JARS = Path(amazon_kclpy.__file__).parent / "jars"
 POLL_INTERVAL_S = 0.2
-STOP_DEADLINE_S = 15.0
 
 # DEBUG for the KCL itself (its lease and shard-sync decisions are what a
 # failing test needs), INFO for the SDK underneath.
