@@ -25,9 +25,9 @@
 //! The encoder writes the tables before the records, as the KPL does; the
 //! decoder accepts fields in any order and skips unknown ones, as protobuf
 //! requires. A user record's sub-sequence number is its index in `records`.
-//! Data without the magic, too short, with a wrong MD5 or a message that does
-//! not parse (or names a key index past its table) is one plain record, as
-//! the KCL treats it.
+//! Data without the magic, too short, with an empty message, a wrong MD5 or
+//! a message that does not parse (or names a key index past its table) is
+//! one plain record, as the KCL treats it.
 
 use std::collections::HashMap;
 
@@ -226,15 +226,15 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(value as u8);
 }
 
-/// Whether `data` is an aggregated record: the magic, room for a trailer,
-/// and the MD5 of what lies between.
+/// Whether `data` is an aggregated record: the magic, a message that is not
+/// empty (an empty one holds no user record: reading it as such would make
+/// the Kinesis record vanish, so it stays one record, as in the
+/// aws-kinesis-agg de-aggregators), and the MD5 of that message.
 pub fn is_aggregated(data: &[u8]) -> bool {
-    data.len() >= OVERHEAD
-        && data[..MAGIC.len()] == MAGIC
-        && {
-            let (message, digest) = data[MAGIC.len()..].split_at(data.len() - OVERHEAD);
-            Md5::digest(message).as_slice() == digest
-        }
+    data.len() > OVERHEAD && data[..MAGIC.len()] == MAGIC && {
+        let (message, digest) = data[MAGIC.len()..].split_at(data.len() - OVERHEAD);
+        Md5::digest(message).as_slice() == digest
+    }
 }
 
 /// The user records of an aggregated record; `None` when `data` is not

@@ -9,7 +9,5 @@ mod rate;
 mod shards;
 
 pub use format::{Aggregator, SubRecord, UserRecord, deaggregate, decode};
-pub use producer::{
-    ProduceError, Producer, ProducerConfig, PutOutcome, UserRecordFuture,
-};
+pub use producer::{ProduceError, Producer, ProducerConfig, PutOutcome, UserRecordFuture};
 pub use shards::{ShardMap, hash_key_of};

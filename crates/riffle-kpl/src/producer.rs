@@ -106,10 +106,13 @@ impl ProducerConfig {
             .aggregation_max_size
             .clamp(OVERHEAD + 64, AGGREGATION_MAX_SIZE_LIMIT);
         self.aggregation_max_count = self.aggregation_max_count.max(1);
-        self.collection_max_count = self.collection_max_count.clamp(1, COLLECTION_MAX_COUNT_LIMIT);
-        self.collection_max_size = self
-            .collection_max_size
-            .clamp(RECORD_DATA_MAX + 4 * PARTITION_KEY_MAX_CHARS, COLLECTION_MAX_SIZE_LIMIT);
+        self.collection_max_count = self
+            .collection_max_count
+            .clamp(1, COLLECTION_MAX_COUNT_LIMIT);
+        self.collection_max_size = self.collection_max_size.clamp(
+            RECORD_DATA_MAX + 4 * PARTITION_KEY_MAX_CHARS,
+            COLLECTION_MAX_SIZE_LIMIT,
+        );
         self.rate_limit = self.rate_limit.max(1);
         self.max_in_flight = self.max_in_flight.max(1);
         self
@@ -292,7 +295,13 @@ impl Producer {
                 let _ = reply.send(Err(ProduceError::Stopped));
                 return UserRecordFuture(answer);
             }
-            state.add(&self.shared.config, &record, hash_key, reply, Instant::now())
+            state.add(
+                &self.shared.config,
+                &record,
+                hash_key,
+                reply,
+                Instant::now(),
+            )
         };
         if wake {
             self.shared.wake.notify_one();
@@ -436,7 +445,9 @@ impl State {
         let sealed = if replies.len() == 1 {
             // One record is sent as it is, as the KPL does.
             let mut records = crate::format::decode(&data).unwrap_or_default();
-            let one = records.pop().map(|r| (r.data.to_vec(), r.explicit_hash_key.map(str::to_owned)));
+            let one = records
+                .pop()
+                .map(|r| (r.data.to_vec(), r.explicit_hash_key.map(str::to_owned)));
             let (data, explicit_hash_key) = one.unwrap_or_default();
             Sealed {
                 data,

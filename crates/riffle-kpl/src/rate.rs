@@ -97,7 +97,10 @@ mod tests {
             assert!(rate.take(10, start).is_ok());
         }
         let wait = rate.take(10, start).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(1), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(1),
+            "{wait:?}"
+        );
         assert!(rate.take(10, start + Duration::from_millis(2)).is_ok());
     }
 
@@ -110,7 +113,10 @@ mod tests {
         // 524,288 B/s: 275,712 B missing take about 0.53 s.
         assert!((500..560).contains(&wait.as_millis()), "{wait:?}");
         let later = start + Duration::from_secs(2);
-        assert!(rate.take(1_000_000, later).is_ok(), "a full bucket lets a 1 MB record by");
+        assert!(
+            rate.take(1_000_000, later).is_ok(),
+            "a full bucket lets a 1 MB record by"
+        );
         assert!(rate.take(1, later).is_err());
     }
 }

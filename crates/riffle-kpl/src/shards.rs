@@ -14,7 +14,9 @@ pub fn hash_key_of(partition_key: &str, explicit_hash_key: Option<&str>) -> Opti
         Some(text) => {
             let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
             let canonical = text == "0" || !text.starts_with('0');
-            (digits_only && canonical).then(|| text.parse().ok()).flatten()
+            (digits_only && canonical)
+                .then(|| text.parse().ok())
+                .flatten()
         }
         None => Some(u128::from_be_bytes(
             Md5::digest(partition_key.as_bytes()).into(),
@@ -90,7 +92,13 @@ mod tests {
 
     #[test]
     fn bad_explicit_hash_keys_and_gaps_route_nowhere() {
-        for bad in ["", "-1", "01", "1e3", "340282366920938463463374607431768211456"] {
+        for bad in [
+            "",
+            "-1",
+            "01",
+            "1e3",
+            "340282366920938463463374607431768211456",
+        ] {
             assert_eq!(hash_key_of("a", Some(bad)), None, "{bad}");
         }
         let map = ShardMap::new(vec![(10, 20, Arc::from("s"))]);

@@ -128,8 +128,11 @@ fn tags_and_unknown_fields_are_read_or_skipped() {
 }
 
 #[test]
-fn an_aggregated_record_of_no_records_has_no_user_records() {
-    assert_eq!(decode(&wrap(&[])), Some(Vec::new()));
+fn an_empty_message_is_a_plain_record_not_nothing() {
+    assert_eq!(decode(&wrap(&[])), None);
+    assert_eq!(deaggregate(&wrap(&[]), "pk", None).len(), 1);
+    // An unknown field alone: aggregated, with no user records.
+    assert_eq!(decode(&wrap(&[0x28, 1])), Some(Vec::new()));
 }
 
 proptest! {
@@ -138,7 +141,7 @@ proptest! {
         records in proptest::collection::vec(
             ("[a-zA-Z0-9é]{1,20}", proptest::option::of("[0-9]{1,39}"),
              proptest::collection::vec(any::<u8>(), 0..200)),
-            0..40,
+            1..40,
         )
     ) {
         let users: Vec<UserRecord<'_>> = records

@@ -42,7 +42,10 @@ const FINAL_ERRORS: &[&str] = &[
 
 /// The stream's open shards and their hash-key ranges (ListShards with
 /// the AT_LATEST filter, every page).
-pub(super) async fn list_open_shards(client: &Client, stream: &str) -> Result<ShardMap, ProduceError> {
+pub(super) async fn list_open_shards(
+    client: &Client,
+    stream: &str,
+) -> Result<ShardMap, ProduceError> {
     let failed = |err: &dyn std::fmt::Display| ProduceError::Shards(err.to_string());
     let filter = ShardFilter::builder()
         .r#type(ShardFilterType::AtLatest)
@@ -104,7 +107,10 @@ pub(super) async fn run(shared: Arc<Shared>) {
             tokio::spawn(send(Arc::clone(&shared), call, permit));
         }
         if shared.state.lock().closed
-            && shared.outstanding.load(std::sync::atomic::Ordering::Relaxed) == 0
+            && shared
+                .outstanding
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 0
         {
             return;
         }
@@ -192,7 +198,10 @@ impl State {
                 (call_bytes, call_due) = (0, None);
             }
             call_bytes += record.size();
-            call_due = earliest(call_due, Some(record.born + config.record_max_buffered_time));
+            call_due = earliest(
+                call_due,
+                Some(record.born + config.record_max_buffered_time),
+            );
             call.push(record);
         }
         match call_due {
@@ -295,10 +304,13 @@ async fn send(shared: Arc<Shared>, call: Vec<Sealed>, permit: OwnedSemaphorePerm
             let final_error = FINAL_ERRORS.contains(&code.as_str());
             for record in call {
                 if final_error {
-                    settle.fail(record, ProduceError::Rejected {
-                        code: code.clone(),
-                        message: message.clone(),
-                    });
+                    settle.fail(
+                        record,
+                        ProduceError::Rejected {
+                            code: code.clone(),
+                            message: message.clone(),
+                        },
+                    );
                 } else {
                     settle.retry(&shared.config, record, &code, &message, now);
                 }
@@ -340,15 +352,25 @@ impl Settle {
         }
     }
 
-    fn retry(&mut self, config: &ProducerConfig, mut record: Sealed, code: &str, message: &str, now: Instant) {
+    fn retry(
+        &mut self,
+        config: &ProducerConfig,
+        mut record: Sealed,
+        code: &str,
+        message: &str,
+        now: Instant,
+    ) {
         record.attempts += 1;
         if now >= record.born + config.record_ttl {
             let attempts = record.attempts;
-            self.fail(record, ProduceError::Expired {
-                attempts,
-                code: code.to_owned(),
-                message: message.to_owned(),
-            });
+            self.fail(
+                record,
+                ProduceError::Expired {
+                    attempts,
+                    code: code.to_owned(),
+                    message: message.to_owned(),
+                },
+            );
             return;
         }
         record.not_before = now + backoff(config, record.attempts);

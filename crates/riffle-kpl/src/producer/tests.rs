@@ -10,8 +10,16 @@ fn four_shards() -> ShardMap {
     ShardMap::new(
         (0..4u128)
             .map(|i| {
-                let end = if i == 3 { u128::MAX } else { (i + 1) * quarter - 1 };
-                (i * quarter, end, Arc::from(format!("shardId-00000000000{i}").as_str()))
+                let end = if i == 3 {
+                    u128::MAX
+                } else {
+                    (i + 1) * quarter - 1
+                };
+                (
+                    i * quarter,
+                    end,
+                    Arc::from(format!("shardId-00000000000{i}").as_str()),
+                )
             })
             .collect(),
     )
@@ -59,7 +67,12 @@ fn user_records_are_grouped_by_the_shard_their_keys_map_to() {
         assert_eq!(map.route(ehk.parse().unwrap()).unwrap().1, predicted);
         for user in decode(&record.data).unwrap() {
             let hash = hash_key_of(user.partition_key, None).unwrap();
-            assert_eq!(map.route(hash).unwrap().1, predicted, "{}", user.partition_key);
+            assert_eq!(
+                map.route(hash).unwrap().1,
+                predicted,
+                "{}",
+                user.partition_key
+            );
             users += 1;
         }
         assert_eq!(record.replies.len(), decode(&record.data).unwrap().len());
@@ -110,7 +123,13 @@ fn records_wait_for_the_buffered_time_then_go_without_a_flush() {
     let mut state = state();
     let start = Instant::now();
     let _a = put(&mut state, &config, "a", b"1", start);
-    let _b = put(&mut state, &config, "a", b"2", start + Duration::from_millis(30));
+    let _b = put(
+        &mut state,
+        &config,
+        "a",
+        b"2",
+        start + Duration::from_millis(30),
+    );
     let plan = state.plan(&config, start + Duration::from_millis(50));
     assert!(plan.calls.is_empty());
     assert_eq!(plan.next, Some(start + Duration::from_millis(100)));
