@@ -235,7 +235,11 @@ async fn buffered_records_keep_their_kinesis_metadata() {
 #[tokio::test]
 async fn kpl_aggregated_records_are_delivered_as_their_user_records() {
     let (h, k) = setup(1, 128, 900).await;
-    let users = [("k-a", &b"first"[..]), ("k-b", b"second"), ("k-a", b"third")];
+    let users = [
+        ("k-a", &b"first"[..]),
+        ("k-b", b"second"),
+        ("k-a", b"third"),
+    ];
     let aggregated = riffle_kpl::format::encode(
         &users
             .iter()
@@ -260,7 +264,11 @@ async fn kpl_aggregated_records_are_delivered_as_their_user_records() {
         bytes_max: 1 << 20,
     };
     let batch = stream.log.read(0, limits).unwrap();
-    assert_eq!(batch.records.len(), 4, "three user records and one plain record");
+    assert_eq!(
+        batch.records.len(),
+        4,
+        "three user records and one plain record"
+    );
     for (i, ((key, data), stored)) in users.iter().zip(&batch.records).enumerate() {
         assert_eq!(&stored.data[..], *data);
         let meta = SourceMeta::decode(&stored.partition_key).unwrap();
@@ -269,7 +277,11 @@ async fn kpl_aggregated_records_are_delivered_as_their_user_records() {
         assert_eq!(meta.sequence_number, numbers[0].0);
     }
     let plain = &batch.records[3];
-    assert_eq!(&plain.data[..], &bad_digest[..], "a wrong MD5: one record, as it is");
+    assert_eq!(
+        &plain.data[..],
+        &bad_digest[..],
+        "a wrong MD5: one record, as it is"
+    );
     let meta = SourceMeta::decode(&plain.partition_key).unwrap();
     assert_eq!(meta.sub_sequence_number, None);
     assert_eq!(meta.partition_key, b"pk");
