@@ -122,6 +122,47 @@ impl Aggregator {
         self.size() + grown + 1 + varint_len(body as u64) + body
     }
 
+    /// Adds `record` if the aggregate stays within `max_size` bytes and
+    /// `max_count` records; false (nothing changed) if it would not. One
+    /// key lookup: this is the producer's per-record path.
+    pub fn try_add(&mut self, record: &UserRecord<'_>, max_size: usize, max_count: usize) -> bool {
+        if self.count >= max_count {
+            return false;
+        }
+        let pk = self.pk_index.get(record.partition_key).copied();
+        let mut grown = 0;
+        let pk_index = pk.unwrap_or_else(|| {
+            grown += string_field_len(record.partition_key.len());
+            self.pk_index.len() as u64
+        });
+        let ehk = record
+            .explicit_hash_key
+            .map(|key| (key, self.ehk_index.get(key).copied()));
+        let ehk_index = ehk.map(|(key, index)| {
+            index.unwrap_or_else(|| {
+                grown += string_field_len(key.len());
+                self.ehk_index.len() as u64
+            })
+        });
+        let body = record_body_len(pk_index, ehk_index, record.data.len());
+        if self.size() + grown + 1 + varint_len(body as u64) + body > max_size {
+            return false;
+        }
+        if pk.is_none() {
+            intern(
+                &mut self.pk_index,
+                &mut self.pk_table,
+                KEY_PK_TABLE,
+                record.partition_key,
+            );
+        }
+        if let Some((key, None)) = ehk {
+            intern(&mut self.ehk_index, &mut self.ehk_table, KEY_EHK_TABLE, key);
+        }
+        self.push_record(pk_index, ehk_index, record.data);
+        true
+    }
+
     /// Adds `record`; its sub-sequence number is the count before it.
     pub fn add(&mut self, record: &UserRecord<'_>) {
         let pk_index = intern(
@@ -133,7 +174,11 @@ impl Aggregator {
         let ehk_index = record
             .explicit_hash_key
             .map(|ehk| intern(&mut self.ehk_index, &mut self.ehk_table, KEY_EHK_TABLE, ehk));
-        let body = record_body_len(pk_index, ehk_index, record.data.len());
+        self.push_record(pk_index, ehk_index, record.data);
+    }
+
+    fn push_record(&mut self, pk_index: u64, ehk_index: Option<u64>, data: &[u8]) {
+        let body = record_body_len(pk_index, ehk_index, data.len());
         let out = &mut self.records;
         out.reserve(1 + varint_len(body as u64) + body);
         out.push(KEY_RECORDS);
@@ -145,8 +190,8 @@ impl Aggregator {
             put_varint(out, index);
         }
         out.push(KEY_DATA);
-        put_varint(out, record.data.len() as u64);
-        out.extend_from_slice(record.data);
+        put_varint(out, data.len() as u64);
+        out.extend_from_slice(data);
         self.count += 1;
     }
 

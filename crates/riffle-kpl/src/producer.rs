@@ -406,30 +406,31 @@ impl State {
             self.ready.push_back(plain(record, shard, reply, now));
             return true;
         }
-        let buffer = &self.buffers[index];
-        let mut sealed = false;
-        if !buffer.aggregator.is_empty()
-            && (buffer.aggregator.size_with(record) > config.aggregation_max_size
-                || buffer.aggregator.len() >= config.aggregation_max_count)
-        {
+        let (max_size, max_count) = (config.aggregation_max_size, config.aggregation_max_count);
+        let buffer = &mut self.buffers[index];
+        let started = buffer.aggregator.is_empty();
+        if buffer.aggregator.try_add(record, max_size, max_count) {
+            buffer.replies.push(reply);
+            if started {
+                buffer.first = Some((now, record.partition_key.to_owned(), hash_key));
+            }
+            return started;
+        }
+        if !started {
+            // Full: sealed, and the record starts the next aggregate.
             let born = buffer.first.as_ref().map_or(now, |f| f.0);
             self.seal(index, born);
-            sealed = true;
+            let buffer = &mut self.buffers[index];
+            if buffer.aggregator.try_add(record, max_size, max_count) {
+                buffer.replies.push(reply);
+                buffer.first = Some((now, record.partition_key.to_owned(), hash_key));
+                return true;
+            }
         }
-        let buffer = &mut self.buffers[index];
-        if buffer.aggregator.size_with(record) > config.aggregation_max_size {
-            // Too big to share an aggregate: it goes as it is.
-            let shard = Some(Arc::clone(self.map.id(index)));
-            self.ready.push_back(plain(record, shard, reply, now));
-            return true;
-        }
-        let started = buffer.aggregator.is_empty();
-        if started {
-            buffer.first = Some((now, record.partition_key.to_owned(), hash_key));
-        }
-        buffer.aggregator.add(record);
-        buffer.replies.push(reply);
-        sealed || started
+        // Too big to share an aggregate: it goes as it is.
+        let shard = Some(Arc::clone(self.map.id(index)));
+        self.ready.push_back(plain(record, shard, reply, now));
+        true
     }
 
     /// Seals shard `index`'s aggregate, if any, into the ready queue.

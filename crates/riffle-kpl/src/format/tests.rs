@@ -68,6 +68,30 @@ fn size_with_predicts_the_finished_size_exactly() {
 }
 
 #[test]
+fn try_add_stops_at_the_size_and_count_limits_exactly() {
+    let mut aggregator = Aggregator::new();
+    let record = user("key", Some("99"), &[5; 50]);
+    let one = aggregator.size_with(&record);
+    assert!(!aggregator.try_add(&record, one - 1, 10), "one byte short");
+    assert!(
+        aggregator.is_empty() && aggregator.size() == OVERHEAD,
+        "nothing changed"
+    );
+    assert!(aggregator.try_add(&record, one, 10));
+    let two = aggregator.size_with(&record);
+    assert!(aggregator.try_add(&record, two, 10));
+    assert_eq!(aggregator.size(), two);
+    assert!(
+        !aggregator.try_add(&record, usize::MAX, 2),
+        "the count limit"
+    );
+    let bytes = aggregator.finish();
+    let records = decode(&bytes).unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1].explicit_hash_key, Some("99"));
+}
+
+#[test]
 fn anything_not_aggregated_is_one_plain_record() {
     let good = encode(&[user("k", None, b"data"), user("j", None, b"more")]);
     let mut bad_digest = good.clone();
