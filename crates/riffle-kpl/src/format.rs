@@ -31,6 +31,9 @@
 
 use std::collections::HashMap;
 
+/// A key table's index: keys are the caller's, so a fast hash will do.
+type KeyIndex = HashMap<String, u64, foldhash::fast::RandomState>;
+
 use md5::{Digest, Md5};
 
 /// The first four bytes of an aggregated record.
@@ -77,9 +80,9 @@ pub struct SubRecord<'a> {
 #[derive(Debug, Default)]
 pub struct Aggregator {
     pk_table: Vec<u8>,
-    pk_index: HashMap<String, u64>,
+    pk_index: KeyIndex,
     ehk_table: Vec<u8>,
-    ehk_index: HashMap<String, u64>,
+    ehk_index: KeyIndex,
     records: Vec<u8>,
     count: usize,
 }
@@ -223,14 +226,14 @@ pub fn encode(records: &[UserRecord<'_>]) -> Vec<u8> {
     aggregator.finish()
 }
 
-fn index_or_next(index: &HashMap<String, u64>, key: &str) -> (u64, bool) {
+fn index_or_next(index: &KeyIndex, key: &str) -> (u64, bool) {
     match index.get(key) {
         Some(&at) => (at, false),
         None => (index.len() as u64, true),
     }
 }
 
-fn intern(index: &mut HashMap<String, u64>, table: &mut Vec<u8>, field: u8, key: &str) -> u64 {
+fn intern(index: &mut KeyIndex, table: &mut Vec<u8>, field: u8, key: &str) -> u64 {
     if let Some(&at) = index.get(key) {
         return at;
     }

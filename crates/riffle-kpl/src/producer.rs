@@ -39,7 +39,7 @@ use tokio::time::Instant;
 
 use crate::format::{Aggregator, OVERHEAD, UserRecord};
 use crate::rate::ShardRate;
-use crate::shards::{ShardMap, hash_key_of};
+use crate::shards::{KeyHashCache, ShardMap, parse_explicit_hash_key};
 
 /// A partition key's length limit in Unicode characters (API_PutRecordsRequestEntry).
 pub const PARTITION_KEY_MAX_CHARS: usize = 256;
@@ -221,6 +221,7 @@ struct State {
     map_stale: bool,
     flush: bool,
     closed: bool,
+    key_hashes: KeyHashCache,
 }
 
 pub(crate) struct Shared {
@@ -275,11 +276,15 @@ impl Producer {
             let _ = reply.send(Err(err));
             return UserRecordFuture(answer);
         }
-        let Some(hash_key) = hash_key_of(partition_key, explicit_hash_key) else {
-            let _ = reply.send(Err(ProduceError::Invalid(format!(
-                "ExplicitHashKey {explicit_hash_key:?} is not a decimal in 0..2^128"
-            ))));
-            return UserRecordFuture(answer);
+        let explicit = match explicit_hash_key.map(parse_explicit_hash_key) {
+            Some(None) => {
+                let _ = reply.send(Err(ProduceError::Invalid(format!(
+                    "ExplicitHashKey {explicit_hash_key:?} is not a decimal in 0..2^128"
+                ))));
+                return UserRecordFuture(answer);
+            }
+            Some(Some(hash)) => Some(hash),
+            None => None,
         };
         let record = UserRecord {
             partition_key,
@@ -295,13 +300,8 @@ impl Producer {
                 let _ = reply.send(Err(ProduceError::Stopped));
                 return UserRecordFuture(answer);
             }
-            state.add(
-                &self.shared.config,
-                &record,
-                hash_key,
-                reply,
-                Instant::now(),
-            )
+            let hash_key = explicit.unwrap_or_else(|| state.key_hashes.of(partition_key));
+            state.add(&self.shared.config, &record, hash_key, reply, &Instant::now)
         };
         if wake {
             self.shared.wake.notify_one();
@@ -395,15 +395,15 @@ impl State {
         record: &UserRecord<'_>,
         hash_key: u128,
         reply: Reply,
-        now: Instant,
+        now: &dyn Fn() -> Instant,
     ) -> bool {
         let Some((index, _)) = self.map.route(hash_key) else {
-            self.ready.push_back(plain(record, None, reply, now));
+            self.ready.push_back(plain(record, None, reply, now()));
             return true;
         };
         if !config.aggregation_enabled {
             let shard = Some(Arc::clone(self.map.id(index)));
-            self.ready.push_back(plain(record, shard, reply, now));
+            self.ready.push_back(plain(record, shard, reply, now()));
             return true;
         }
         let (max_size, max_count) = (config.aggregation_max_size, config.aggregation_max_count);
@@ -412,24 +412,24 @@ impl State {
         if buffer.aggregator.try_add(record, max_size, max_count) {
             buffer.replies.push(reply);
             if started {
-                buffer.first = Some((now, record.partition_key.to_owned(), hash_key));
+                buffer.first = Some((now(), record.partition_key.to_owned(), hash_key));
             }
             return started;
         }
         if !started {
             // Full: sealed, and the record starts the next aggregate.
-            let born = buffer.first.as_ref().map_or(now, |f| f.0);
+            let born = buffer.first.as_ref().map_or_else(now, |f| f.0);
             self.seal(index, born);
             let buffer = &mut self.buffers[index];
             if buffer.aggregator.try_add(record, max_size, max_count) {
                 buffer.replies.push(reply);
-                buffer.first = Some((now, record.partition_key.to_owned(), hash_key));
+                buffer.first = Some((now(), record.partition_key.to_owned(), hash_key));
                 return true;
             }
         }
         // Too big to share an aggregate: it goes as it is.
         let shard = Some(Arc::clone(self.map.id(index)));
-        self.ready.push_back(plain(record, shard, reply, now));
+        self.ready.push_back(plain(record, shard, reply, now()));
         true
     }
 

@@ -11,16 +11,61 @@ use md5::{Digest, Md5};
 /// that is not a decimal in 0..2^128.
 pub fn hash_key_of(partition_key: &str, explicit_hash_key: Option<&str>) -> Option<u128> {
     match explicit_hash_key {
-        Some(text) => {
-            let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
-            let canonical = text == "0" || !text.starts_with('0');
-            (digits_only && canonical)
-                .then(|| text.parse().ok())
-                .flatten()
+        Some(text) => parse_explicit_hash_key(text),
+        None => Some(md5_hash_key(partition_key)),
+    }
+}
+
+/// An explicit hash key as Kinesis reads it (the model's `HashKey`
+/// pattern `0|[1-9]\d{0,38}`, at most 2^128 - 1).
+pub(crate) fn parse_explicit_hash_key(text: &str) -> Option<u128> {
+    let digits_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    let canonical = text == "0" || !text.starts_with('0');
+    (digits_only && canonical)
+        .then(|| text.parse().ok())
+        .flatten()
+}
+
+fn md5_hash_key(partition_key: &str) -> u128 {
+    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
+}
+
+/// Slots of the [`KeyHashCache`]: a producer's working set of keys (the
+/// users, devices or tenants it writes for) usually fits.
+const KEY_HASH_SLOTS: usize = 4096;
+
+/// Recently seen partition keys' hash keys, direct-mapped: a key put again
+/// costs a short hash and a compare instead of an MD5, the largest cost of
+/// a small user record after its aggregate's own MD5. A miss reuses the
+/// slot's buffer, so unique keys cost no allocation either.
+#[derive(Debug)]
+pub(crate) struct KeyHashCache {
+    slots: Vec<(String, u128)>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Default for KeyHashCache {
+    fn default() -> KeyHashCache {
+        KeyHashCache {
+            slots: vec![(String::new(), 0); KEY_HASH_SLOTS],
+            hasher: foldhash::fast::FixedState::with_seed(0x6b70_6c),
         }
-        None => Some(u128::from_be_bytes(
-            Md5::digest(partition_key.as_bytes()).into(),
-        )),
+    }
+}
+
+impl KeyHashCache {
+    /// The hash key of a (non-empty) partition key.
+    pub(crate) fn of(&mut self, partition_key: &str) -> u128 {
+        use std::hash::BuildHasher;
+        let slot = self.hasher.hash_one(partition_key) as usize % KEY_HASH_SLOTS;
+        let (key, hash) = &mut self.slots[slot];
+        if key == partition_key && !key.is_empty() {
+            return *hash;
+        }
+        *hash = md5_hash_key(partition_key);
+        key.clear();
+        key.push_str(partition_key);
+        *hash
     }
 }
 
@@ -88,6 +133,21 @@ mod tests {
         assert_eq!(high, u128::MAX);
         assert_eq!(&**map.route(high).unwrap().1, "shardId-000000000001");
         assert_eq!(map.route(0).unwrap().0, 0);
+    }
+
+    #[test]
+    fn the_key_cache_answers_as_md5_does_for_repeated_and_colliding_keys() {
+        let mut cache = KeyHashCache::default();
+        for round in 0..3 {
+            for i in 0..(KEY_HASH_SLOTS * 2) {
+                let key = format!("key-{i}");
+                assert_eq!(
+                    cache.of(&key),
+                    hash_key_of(&key, None).unwrap(),
+                    "{key} round {round}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -246,7 +246,7 @@ impl State {
                     data: record.data,
                 };
                 let hash = hash_key_of(record.partition_key, record.explicit_hash_key);
-                self.add(config, &user, hash.unwrap_or(0), reply, now);
+                self.add(config, &user, hash.unwrap_or(0), reply, &|| now);
             }
         }
         failed

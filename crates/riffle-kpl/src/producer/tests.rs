@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::format::decode;
+use crate::shards::hash_key_of;
 
 fn four_shards() -> ShardMap {
     let quarter = u128::MAX / 4 + 1;
@@ -41,7 +42,7 @@ fn put(state: &mut State, config: &ProducerConfig, key: &str, data: &[u8], now: 
         data,
     };
     let hash = hash_key_of(key, None).unwrap();
-    state.add(config, &record, hash, reply, now);
+    state.add(config, &record, hash, reply, &|| now);
     answer
 }
 
