@@ -48,7 +48,7 @@ impl Default for KeyHashCache {
     fn default() -> KeyHashCache {
         KeyHashCache {
             slots: vec![(String::new(), 0); KEY_HASH_SLOTS],
-            hasher: foldhash::fast::FixedState::with_seed(0x6b70_6c),
+            hasher: foldhash::fast::FixedState::with_seed(0x006b_706c),
         }
     }
 }
