@@ -35,6 +35,9 @@ pub enum Workload {
     /// PutRecords and a polling reader at full speed together (every
     /// record verified).
     Mixed,
+    /// Small user records through the KPL producer (riffle-kpl), aggregated
+    /// per shard, then drained and de-aggregated (every record verified).
+    Kpl,
 }
 
 /// How the e2e consumer reads.
@@ -92,6 +95,15 @@ pub enum WorkloadArgs {
     /// Defaults: 16 workers over 256 lease items, a 1 s warm-up, then 10 s
     /// measured.
     Dynamodb(crate::dynamodb::DynamoOptions),
+    /// User records through the KPL producer (riffle-kpl): aggregated per
+    /// shard into PutRecords calls; user records/s and Kinesis records/s,
+    /// then every user record read back, de-aggregated and verified.
+    ///
+    /// Defaults: 100-byte records, 24 PutRecords in flight (the KPL's
+    /// MaxConnections), the KPL's other defaults but its per-shard rate
+    /// limit (out of the way: run the server with --throughput-limits off),
+    /// a 1 s warm-up, then 10 s measured.
+    Kpl(BenchOptions),
 }
 
 impl WorkloadArgs {
@@ -104,6 +116,7 @@ impl WorkloadArgs {
             WorkloadArgs::Get(o) => (Workload::Get, o),
             WorkloadArgs::E2e(o) => (Workload::E2e, o),
             WorkloadArgs::Mixed(o) => (Workload::Mixed, o),
+            WorkloadArgs::Kpl(o) => (Workload::Kpl, o),
             WorkloadArgs::Dynamodb(_) => return None,
         })
     }
@@ -232,7 +245,11 @@ impl Plan {
         let Some((w, args)) = args.workload.split() else {
             return Err(usage("workload", "dynamodb is run by riffle_bench::main"));
         };
-        let record_size = args.record_size.unwrap_or(if w == Put { 64 } else { 1024 });
+        let record_size = args.record_size.unwrap_or(match w {
+            Put => 64,
+            Kpl => 100,
+            _ => 1024,
+        });
         if !(HEADER_LEN..=RECORD_SIZE_MAX).contains(&record_size) {
             return Err(usage(
                 "record-size",
@@ -247,7 +264,7 @@ impl Plan {
                 ));
             }
             (_, Some(n)) => n,
-            (Put | E2e, None) => 1,
+            (Put | E2e | Kpl, None) => 1,
             (PutBatch | Mixed, None) => 100,
             (Get, None) => PUT_RECORDS_COUNT_MAX,
         };
@@ -275,7 +292,11 @@ impl Plan {
         };
         check_rest(w, &args)?;
         let rate = args.rate.or((w == E2e).then_some(1000.0));
-        let concurrency = args.concurrency.unwrap_or(if w == Put { 64 } else { 16 });
+        let concurrency = args.concurrency.unwrap_or(match w {
+            Put => 64,
+            Kpl => 24,
+            _ => 16,
+        });
         let warmup = args.warmup.unwrap_or(match stop {
             Stop::After(_) if w != Get => Duration::from_secs(1),
             _ => Duration::ZERO,

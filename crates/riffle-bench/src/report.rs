@@ -151,6 +151,10 @@ pub struct Summary {
     pub client_cpu_system_percent: f64,
     /// The first failure seen, if any, to say why `errors` is not 0.
     pub first_error: Option<String>,
+    /// kpl: the Kinesis records per second the user records were
+    /// aggregated into (`write` counts user records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kinesis_records_per_s: Option<f64>,
     /// Throughput per second of the measured phase.
     pub timeline: Vec<Sample>,
     /// The latency distributions, for the plot only.
@@ -214,6 +218,7 @@ impl Summary {
             client_cpu_percent: cpu.total().as_secs_f64() * 100.0 / secs,
             client_cpu_system_percent: cpu.system.as_secs_f64() * 100.0 / secs,
             first_error,
+            kinesis_records_per_s: None,
             timeline,
             curves,
         }
@@ -283,6 +288,9 @@ pub fn table(plan: &Plan, s: &Summary) -> String {
     ));
     if let Some(side) = &s.write {
         side_rows(&mut t, "write", side);
+    }
+    if let Some(rate) = s.kinesis_records_per_s {
+        row(&mut t, "Kinesis records/s", &format!("{rate:.0}"));
     }
     if let Some(side) = &s.read {
         side_rows(&mut t, "read", side);
@@ -367,5 +375,6 @@ fn kebab(w: Workload) -> &'static str {
         Workload::Get => "get",
         Workload::E2e => "e2e",
         Workload::Mixed => "mixed",
+        Workload::Kpl => "kpl",
     }
 }

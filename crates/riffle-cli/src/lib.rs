@@ -23,6 +23,7 @@ use aws_sdk_kinesis::types::{
     StreamModeDetails, StreamStatus,
 };
 use clap::{Args, Subcommand};
+use riffle_kpl::{ProduceError, Producer, ProducerConfig};
 
 pub use crate::firehose::{CreateArgs, FirehoseArgs, FirehoseCommand, firehose};
 pub use crate::tail::{Start, TailArgs};
@@ -107,6 +108,11 @@ pub struct PutArgs {
     /// The records' partition key [default: a random one per record]
     #[arg(long, short = 'k')]
     pub partition_key: Option<String>,
+    /// Pack the records, per shard, into KPL aggregated records with the
+    /// producer library (riffle-kpl); each line of output then names the
+    /// user record's sequence/sub-sequence number
+    #[arg(long)]
+    pub aggregate: bool,
     /// The records' data; without any, each line of stdin is a record
     pub records: Vec<String>,
 }
@@ -352,6 +358,9 @@ async fn put_records(args: &PutArgs) -> Result<(), CliError> {
             .clone()
             .unwrap_or_else(|| format!("{:032x}", fastrand::u128(..)))
     };
+    if args.aggregate {
+        return put_aggregated(args, client, &records, key).await;
+    }
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     for batch in records.chunks(PUT_RECORDS_MAX) {
@@ -395,4 +404,55 @@ async fn put_records(args: &PutArgs) -> Result<(), CliError> {
         )));
     }
     Ok(())
+}
+
+/// `riffle put --aggregate`: every record through the KPL producer, then
+/// one line per record in input order: `SHARD SEQUENCE[/SUB]`, the
+/// sub-sequence number naming the record inside an aggregated record.
+async fn put_aggregated(
+    args: &PutArgs,
+    client: Client,
+    records: &[Vec<u8>],
+    key: impl Fn(&Vec<u8>) -> String,
+) -> Result<(), CliError> {
+    let producer = Producer::new(client, &args.stream, ProducerConfig::default())
+        .await
+        .map_err(CliError::from)?;
+    let pending: Vec<_> = records
+        .iter()
+        .map(|data| producer.put(&key(data), None, data))
+        .collect();
+    producer.flush();
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0;
+    for answer in pending {
+        let _ = match answer.await {
+            Ok(put) if put.aggregated => writeln!(
+                out,
+                "{} {}/{}",
+                put.shard_id, put.sequence_number, put.sub_sequence_number
+            ),
+            Ok(put) => writeln!(out, "{} {}", put.shard_id, put.sequence_number),
+            Err(err) => {
+                failed += 1;
+                writeln!(out, "failed {err}")
+            }
+        };
+    }
+    if failed > 0 {
+        return Err(CliError::Other(format!(
+            "{failed} of {} records were not written",
+            records.len()
+        )));
+    }
+    Ok(())
+}
+
+impl From<ProduceError> for CliError {
+    fn from(err: ProduceError) -> CliError {
+        match err {
+            ProduceError::Rejected { code, message } => CliError::Service { code, message },
+            other => CliError::Other(other.to_string()),
+        }
+    }
 }

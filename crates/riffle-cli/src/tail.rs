@@ -6,6 +6,10 @@
 //! hands over to the children GetRecords names, and a child is read once
 //! every parent being followed has been read to its end, so records of a
 //! partition key come out in order, as the KCL does it.
+//!
+//! KPL-aggregated records are printed as their user records (the KCL's
+//! de-aggregation), their sequence numbers followed by `/SUB`, the user
+//! record's sub-sequence number.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -13,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::types::{ChildShard, ShardFilter, ShardFilterType, ShardIteratorType};
+use aws_sdk_kinesis::types::{ChildShard, Record, ShardFilter, ShardFilterType, ShardIteratorType};
 use clap::{Args, ValueEnum};
 use tokio::sync::mpsc;
 
@@ -211,14 +215,10 @@ async fn read_shard(
         let caught_up = answer.records.is_empty() && answer.millis_behind_latest == Some(0);
         for record in answer.records {
             last_sequence = Some(record.sequence_number.clone());
-            let event = Event::Record {
-                shard: Arc::clone(&label),
-                sequence: record.sequence_number,
-                key: record.partition_key.unwrap_or_default(),
-                data: record.data.into_inner(),
-            };
-            if events.send(event).await.is_err() {
-                return Ok(()); // the printer is done
+            for event in user_records(&label, record) {
+                if events.send(event).await.is_err() {
+                    return Ok(()); // the printer is done
+                }
             }
         }
         position = answer.next_shard_iterator;
@@ -277,4 +277,28 @@ async fn iterator(
         .ok_or_else(|| {
             CliError::Other(format!("GetShardIterator answered no iterator for {shard}"))
         })
+}
+
+/// The user records of a Kinesis record, as the KCL hands them over: those
+/// of a KPL-aggregated record, named `SEQUENCE/SUB` by their sub-sequence
+/// numbers, or the record itself.
+fn user_records(shard: &Arc<str>, record: Record) -> Vec<Event> {
+    let data = record.data.into_inner();
+    match riffle_kpl::decode(&data) {
+        Some(users) => users
+            .into_iter()
+            .map(|user| Event::Record {
+                shard: Arc::clone(shard),
+                sequence: format!("{}/{}", record.sequence_number, user.sub_sequence_number),
+                key: user.partition_key.to_owned(),
+                data: user.data.to_vec(),
+            })
+            .collect(),
+        None => vec![Event::Record {
+            shard: Arc::clone(shard),
+            sequence: record.sequence_number,
+            key: record.partition_key.unwrap_or_default(),
+            data,
+        }],
+    }
 }

@@ -26,8 +26,16 @@
 //! - **A deleted source.** As on AWS the delivery stream stays; its reads
 //!   fail. The failure is logged once, and the stream looked up again every
 //!   [`SOURCE_RETRY`].
-//! - KPL-aggregated records are appended as they are: de-aggregation is not
-//!   done yet.
+//! - **KPL aggregation.** A record in the KPL's aggregated format is
+//!   appended as its user records, each with its own partition key and
+//!   sub-sequence number, as AWS does: "If you then use that data stream as
+//!   a source for your Firehose stream, Amazon Data Firehose de-aggregates
+//!   the records before it delivers them to the destination" (Developer
+//!   Guide, "Configure source settings for Amazon Kinesis Data Streams", same
+//!   page as above; and "Use the KPL with Amazon Data Firehose",
+//!   <https://docs.aws.amazon.com/streams/latest/dev/kpl-with-firehose.html>).
+//!   Data that only looks aggregated (no magic, a wrong MD5) is one record,
+//!   as the KCL reads it.
 //!
 //! # Record metadata in the delivery stream's log
 //!
@@ -72,6 +80,9 @@ pub const SOURCE_RETRY: Duration = Duration::from_secs(10);
 /// Tests read in small steps, so that a shard takes many batches and
 /// readers of several shards run at once.
 const READ_RECORDS_MAX: usize = if cfg!(test) { 25 } else { 10_000 };
+/// User records per append: a read's worth of Kinesis records may hold
+/// many more once de-aggregated.
+const APPEND_RECORDS_MAX: usize = READ_RECORDS_MAX;
 /// Bytes per read and append (partition keys and data): one
 /// PutRecordBatch's worth (4 MiB), so one batch is one bounded append.
 const READ_BYTES_MAX: usize = 4 * 1024 * 1024;
@@ -81,39 +92,52 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const CHECKPOINT_PREFIX: &str = "firehose/source/";
 /// The format version byte of [`SourceMeta`].
 const META_VERSION: u8 = 1;
+/// The slot of a user record de-aggregated from a KPL-aggregated record.
+const META_VERSION_USER_RECORD: u8 = 2;
 
 /// A Kinesis record's metadata, as kept in the partition-key slot of its
 /// copy in the delivery stream's log:
 ///
 /// ```text
-/// byte 0        1 (format version; DirectPut records leave the slot empty)
+/// byte 0        1, or 2 for a user record of a KPL-aggregated record
+///               (format version; DirectPut records leave the slot empty)
 /// byte 1        n: the shard id's length
 /// n bytes       the shard id (`shardId-000000000000`)
 /// 1 byte        m: the sequence number's length
 /// m bytes       the sequence number, decimal ASCII
 /// 8 bytes       ApproximateArrivalTimestamp, ms since the epoch, i64 LE
-/// rest          the partition key (1-256 bytes)
+/// 8 bytes       version 2 only: the sub-sequence number, u64 LE
+/// rest          the partition key (1-256 bytes; a user record's own)
 /// ```
 ///
-/// At most 1 + 1 + 255 + 1 + 255 + 8 + 256 bytes, far under the log's
+/// At most 1 + 1 + 255 + 1 + 255 + 8 + 8 + 256 bytes, far under the log's
 /// 65,535-byte partition-key limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceMeta {
     pub shard_id: String,
     pub sequence_number: String,
     pub arrival_ms: i64,
+    /// The user record's index in its KPL-aggregated record; `None` for a
+    /// record that was not aggregated.
+    pub sub_sequence_number: Option<u64>,
     pub partition_key: Vec<u8>,
 }
 
 impl SourceMeta {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
-            11 + self.shard_id.len() + self.sequence_number.len() + self.partition_key.len(),
+            19 + self.shard_id.len() + self.sequence_number.len() + self.partition_key.len(),
         );
-        out.push(META_VERSION);
+        out.push(match self.sub_sequence_number {
+            None => META_VERSION,
+            Some(_) => META_VERSION_USER_RECORD,
+        });
         push_short(&mut out, self.shard_id.as_bytes());
         push_short(&mut out, self.sequence_number.as_bytes());
         out.extend_from_slice(&self.arrival_ms.to_le_bytes());
+        if let Some(sub) = self.sub_sequence_number {
+            out.extend_from_slice(&sub.to_le_bytes());
+        }
         out.extend_from_slice(&self.partition_key);
         out
     }
@@ -122,16 +146,23 @@ impl SourceMeta {
     /// DirectPut record (empty slot) or bytes of another layout.
     pub fn decode(slot: &[u8]) -> Option<SourceMeta> {
         let (&version, rest) = slot.split_first()?;
-        if version != META_VERSION {
+        if version != META_VERSION && version != META_VERSION_USER_RECORD {
             return None;
         }
         let (shard_id, rest) = take_short(rest)?;
         let (sequence_number, rest) = take_short(rest)?;
-        let (arrival, partition_key) = rest.split_at_checked(8)?;
+        let (arrival, mut partition_key) = rest.split_at_checked(8)?;
+        let mut sub_sequence_number = None;
+        if version == META_VERSION_USER_RECORD {
+            let (sub, rest) = partition_key.split_at_checked(8)?;
+            sub_sequence_number = Some(u64::from_le_bytes(sub.try_into().ok()?));
+            partition_key = rest;
+        }
         Some(SourceMeta {
             shard_id: String::from_utf8(shard_id.to_vec()).ok()?,
             sequence_number: String::from_utf8(sequence_number.to_vec()).ok()?,
             arrival_ms: i64::from_le_bytes(arrival.try_into().ok()?),
+            sub_sequence_number,
             partition_key: partition_key.to_vec(),
         })
     }
@@ -514,33 +545,28 @@ impl Source {
     /// Appends records read from `shard` to the delivery log, with their
     /// metadata; retries with backoff until they are durable.
     async fn append(&self, shard: &ShardReader, records: &[Record]) {
-        let metas: Vec<Vec<u8>> = records
-            .iter()
-            .map(|r| {
-                SourceMeta {
-                    shard_id: shard.shard_id.clone(),
-                    sequence_number: shard.sequence_number(r.seq, r.arrival_ms),
-                    arrival_ms: r.arrival_ms,
-                    partition_key: r.partition_key.to_vec(),
-                }
-                .encode()
-            })
-            .collect();
-        let ins: Vec<RecordIn<'_>> = records
-            .iter()
-            .zip(&metas)
-            .map(|(r, meta)| RecordIn {
-                partition_key: meta,
-                explicit_hash_key: None,
-                data: &r.data,
-            })
-            .collect();
+        let users = user_records(shard, records);
+        for chunk in users.chunks(APPEND_RECORDS_MAX) {
+            let ins: Vec<RecordIn<'_>> = chunk
+                .iter()
+                .map(|(meta, data)| RecordIn {
+                    partition_key: meta,
+                    explicit_hash_key: None,
+                    data,
+                })
+                .collect();
+            self.append_durably(&ins).await;
+        }
+    }
+
+    /// Appends one batch; retries with backoff until it is durable.
+    async fn append_durably(&self, ins: &[RecordIn<'_>]) {
         let mut backoff = BACKOFF_MIN;
         loop {
             let log = &self.stream.log;
             let appended = match self.stream.data_key() {
-                Some(key) => log.append_encrypted(&ins, now_ms(), &key).await,
-                None => log.append(&ins, now_ms()).await,
+                Some(key) => log.append_encrypted(ins, now_ms(), &key).await,
+                None => log.append(ins, now_ms()).await,
             };
             match appended {
                 Ok(_) => return,
@@ -586,4 +612,30 @@ impl Source {
             .metrics
             .read_from_kinesis(records.len() as u64, bytes as u64, worst);
     }
+}
+
+/// The user records of `records` (de-aggregated), each with its metadata
+/// slot for the delivery log and its data.
+fn user_records<'a>(shard: &ShardReader, records: &'a [Record]) -> Vec<(Vec<u8>, &'a [u8])> {
+    let mut users = Vec::with_capacity(records.len());
+    for record in records {
+        let meta = |sub_sequence_number, partition_key: &[u8]| {
+            SourceMeta {
+                shard_id: shard.shard_id.clone(),
+                sequence_number: shard.sequence_number(record.seq, record.arrival_ms),
+                arrival_ms: record.arrival_ms,
+                sub_sequence_number,
+                partition_key: partition_key.to_vec(),
+            }
+            .encode()
+        };
+        match riffle_kpl::decode(&record.data) {
+            Some(subs) => users.extend(subs.into_iter().map(|sub| {
+                let slot = meta(Some(sub.sub_sequence_number), sub.partition_key.as_bytes());
+                (slot, sub.data)
+            })),
+            None => users.push((meta(None, &record.partition_key), &record.data[..])),
+        }
+    }
+    users
 }

@@ -232,6 +232,61 @@ async fn buffered_records_keep_their_kinesis_metadata() {
     }
 }
 
+#[tokio::test]
+async fn kpl_aggregated_records_are_delivered_as_their_user_records() {
+    let (h, k) = setup(1, 128, 900).await;
+    let users = [
+        ("k-a", &b"first"[..]),
+        ("k-b", b"second"),
+        ("k-a", b"third"),
+    ];
+    let aggregated = riffle_kpl::format::encode(
+        &users
+            .iter()
+            .map(|(key, data)| riffle_kpl::UserRecord {
+                partition_key: key,
+                explicit_hash_key: None,
+                data,
+            })
+            .collect::<Vec<_>>(),
+    );
+    let mut bad_digest = aggregated.clone();
+    *bad_digest.last_mut().unwrap() ^= 0xFF;
+    let numbers = put(&k, LOW, &[aggregated, bad_digest.clone()]).await;
+    let stream = h.firehose.get("d").unwrap();
+    let deadline = std::time::Instant::now() + WAIT_MAX;
+    while stream.log.next_seq() < 4 {
+        assert!(std::time::Instant::now() < deadline, "records not appended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let limits = ReadLimits {
+        records_max: 10,
+        bytes_max: 1 << 20,
+    };
+    let batch = stream.log.read(0, limits).unwrap();
+    assert_eq!(
+        batch.records.len(),
+        4,
+        "three user records and one plain record"
+    );
+    for (i, ((key, data), stored)) in users.iter().zip(&batch.records).enumerate() {
+        assert_eq!(&stored.data[..], *data);
+        let meta = SourceMeta::decode(&stored.partition_key).unwrap();
+        assert_eq!(meta.partition_key, key.as_bytes());
+        assert_eq!(meta.sub_sequence_number, Some(i as u64));
+        assert_eq!(meta.sequence_number, numbers[0].0);
+    }
+    let plain = &batch.records[3];
+    assert_eq!(
+        &plain.data[..],
+        &bad_digest[..],
+        "a wrong MD5: one record, as it is"
+    );
+    let meta = SourceMeta::decode(&plain.partition_key).unwrap();
+    assert_eq!(meta.sub_sequence_number, None);
+    assert_eq!(meta.partition_key, b"pk");
+}
+
 async fn split(k: &Kinesis, shard: &str, at: &str) {
     kinesis_call(
         k,
@@ -417,12 +472,20 @@ fn record_metadata_round_trips_and_directput_records_have_none() {
         shard_id: "shardId-000000000003".into(),
         sequence_number: "49590338271490256608559692538361571095921575989136588898".into(),
         arrival_ms: 1_796_525_107_123,
+        sub_sequence_number: None,
         partition_key: b"user-42".to_vec(),
     };
     let encoded = meta.encode();
     assert_eq!(encoded[0], 1);
     assert_eq!(usize::from(encoded[1]), meta.shard_id.len());
-    assert_eq!(SourceMeta::decode(&encoded), Some(meta));
+    assert_eq!(SourceMeta::decode(&encoded), Some(meta.clone()));
+    let user = SourceMeta {
+        sub_sequence_number: Some(300),
+        ..meta
+    };
+    let encoded = user.encode();
+    assert_eq!(encoded[0], 2, "a de-aggregated user record");
+    assert_eq!(SourceMeta::decode(&encoded), Some(user));
     assert_eq!(SourceMeta::decode(b""), None, "a DirectPut record");
     assert_eq!(SourceMeta::decode(&encoded[..10]), None, "truncated");
 }

@@ -4,6 +4,7 @@
 
 mod efo;
 mod get;
+mod kpl;
 mod read;
 mod write;
 
@@ -114,6 +115,7 @@ pub async fn run(plan: &Plan) -> Result<Summary, BenchError> {
             Workload::Put | Workload::PutBatch => write::run(&ctx).await,
             Workload::Get => get::run(&ctx).await,
             Workload::E2e | Workload::Mixed => read::run_follow(&ctx).await,
+            Workload::Kpl => kpl::run(&ctx).await,
         }
     };
     // Ctrl-C still deletes the stream the bench created.

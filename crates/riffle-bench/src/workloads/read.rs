@@ -177,7 +177,8 @@ async fn poll(ctx: &Ctx, shared: &ReadShared, mut iterator: String, until: Until
         }
     }
     shared.measured.read_latency.merge(&hist);
-    if ctx.plan.workload != Workload::Get {
+    // get and kpl read after writing: no put-to-receive latency.
+    if !matches!(ctx.plan.workload, Workload::Get | Workload::Kpl) {
         shared.measured.e2e_latency.merge(&e2e);
     }
 }
@@ -201,11 +202,19 @@ fn check_records(
         {
             data.clear(); // checked as corrupt below
         }
-        if let Some(sent_ns) = ctx.verifier.observe(data)
-            && shared.counts(sent_ns)
-        {
-            counted += 1;
-            stats::record(e2e, ctx.since_sent(sent_ns));
+        // A KPL-aggregated record (kpl) is checked as its user records.
+        let users = riffle_kpl::decode(data);
+        let payloads = match &users {
+            Some(users) => users.iter().map(|u| u.data).collect(),
+            None => vec![&data[..]],
+        };
+        for payload in payloads {
+            if let Some(sent_ns) = ctx.verifier.observe(payload)
+                && shared.counts(sent_ns)
+            {
+                counted += 1;
+                stats::record(e2e, ctx.since_sent(sent_ns));
+            }
         }
     }
     counted
