@@ -383,6 +383,11 @@ def test_the_seeds_pipeline_stream_to_firehose_to_gzip_objects_under_raw_data(se
         time.sleep(POLL_INTERVAL_S)
     for key in objects:
         assert re.fullmatch(r"raw-data/\d{4}/\d{2}/\d{2}/\d{2}/clicks-to-lake-1-[\d-]+-[0-9a-f-]+\.gz", key), key
+        # As AWS stores them: opaque bytes under a `.gz` name, no
+        # Content-Encoding (which would have downloads inflate them).
+        head = s3.head_object(Bucket="lake", Key=key)
+        assert "ContentEncoding" not in head, head
+        assert head["ContentType"] == "application/octet-stream", head
     assert received == b"".join(sent)
     metrics = firehose.describe_delivery_stream(DeliveryStreamName="clicks-to-lake")["DeliveryStreamDescription"]
     assert metrics["Source"]["KinesisStreamSourceDescription"]["KinesisStreamARN"].endswith(":stream/clicks")

@@ -9,13 +9,20 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
+/// The Content-Type of every delivered object. Firehose stores its objects
+/// as opaque bytes and, GZIP included, with no Content-Encoding: the `.gz`
+/// extension says what they are, and a client downloading one gets the
+/// bytes as stored (with `Content-Encoding: gzip`, browsers and some HTTP
+/// stacks would inflate them on the way, behind a `.gz` name).
+pub const OBJECT_CONTENT_TYPE: &str = "application/octet-stream";
+
 /// A boxed future, so that [`ObjectSink`] can be used as a trait object.
 pub type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send + 'a>>;
 
 /// Writes delivered objects.
 pub trait ObjectSink: Send + Sync + 'static {
     /// Stores `body` as the object `key` of `bucket`, replacing any object of
-    /// that name. Resolves once the object is durable (the embedded store)
+    /// that name, with [`OBJECT_CONTENT_TYPE`] and no Content-Encoding. Resolves once the object is durable (the embedded store)
     /// or acknowledged by the server (a remote one).
     fn put_object<'a>(&'a self, bucket: &'a str, key: &'a str, body: Bytes) -> SinkFuture<'a>;
 }
