@@ -9,11 +9,12 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
-/// The Content-Type of every delivered object. Firehose stores its objects
-/// as opaque bytes and, GZIP included, with no Content-Encoding: the `.gz`
-/// extension says what they are, and a client downloading one gets the
-/// bytes as stored (with `Content-Encoding: gzip`, browsers and some HTTP
-/// stacks would inflate them on the way, behind a `.gz` name).
+/// The Content-Type of every delivered object, stored with no
+/// Content-Encoding, GZIP included: the `.gz` extension says what the
+/// bytes are, and a client downloading one gets them as stored (with
+/// `Content-Encoding: gzip`, browsers and some HTTP stacks would inflate
+/// them on the way, behind a `.gz` name). This is how Firehose's objects
+/// are known to look; AWS's documentation does not say either way.
 pub const OBJECT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// A boxed future, so that [`ObjectSink`] can be used as a trait object.
