@@ -325,6 +325,49 @@ def test_firehose_calls_are_audited_with_their_event_source(tmp_path):
     assert missing["errorCode"] == "ResourceNotFoundException"
 
 
+def test_s3_calls_are_audited_with_s3s_event_source_object_calls_as_data_events(tmp_path):
+    audit = tmp_path / "audit.jsonl"
+    srv = RiffleServer(
+        data_dir=tmp_path / "data",
+        log_dir=tmp_path,
+        extra_args=["--audit-log", str(audit), "--audit-data-events", "on"],
+    )
+    srv.start()
+    _, s3 = clients(srv.endpoint)
+    s3.create_bucket(Bucket="audited")
+    s3.put_object(Bucket="audited", Key="dir/a b.txt", Body=b"data")
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket="audited", Key="missing")
+    print(f"--- riffle stderr (tail) ---\n{srv.stderr_tail()}")
+    assert srv.terminate() == 0
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    by_name = {l["eventName"]: l for l in lines}
+    created = by_name["CreateBucket"]
+    assert created["eventSource"] == "s3.amazonaws.com"
+    assert created["requestParameters"] == {"bucketName": "audited"}
+    assert created["eventCategory"] == "Management" and created["managementEvent"] is True
+    put = by_name["PutObject"]
+    assert put["requestParameters"] == {"bucketName": "audited", "key": "dir/a b.txt"}
+    assert put["eventCategory"] == "Data" and put["readOnly"] is False
+    assert put["additionalEventData"]["httpStatus"] == 200
+    missing = by_name["GetObject"]
+    assert missing["errorCode"] == "NoSuchKey" and missing["readOnly"] is True
+    assert missing["additionalEventData"]["httpStatus"] == 404
+
+
+def test_s3_object_calls_are_not_audited_without_data_events(tmp_path):
+    audit = tmp_path / "audit.jsonl"
+    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, extra_args=["--audit-log", str(audit)])
+    srv.start()
+    _, s3 = clients(srv.endpoint)
+    s3.create_bucket(Bucket="quiet")
+    s3.put_object(Bucket="quiet", Key="k", Body=b"data")
+    s3.list_objects_v2(Bucket="quiet")
+    assert srv.terminate() == 0
+    names = [json.loads(line)["eventName"] for line in audit.read_text().splitlines()]
+    assert names == ["CreateBucket", "ListObjectsV2"], names
+
+
 def test_firehose_and_s3_operations_and_delivery_metrics_are_on_the_metrics_endpoint(tmp_path):
     srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, extra_args=["--metrics-listen", "127.0.0.1:0"])
     srv.start()
@@ -383,6 +426,11 @@ def test_the_seeds_pipeline_stream_to_firehose_to_gzip_objects_under_raw_data(se
         time.sleep(POLL_INTERVAL_S)
     for key in objects:
         assert re.fullmatch(r"raw-data/\d{4}/\d{2}/\d{2}/\d{2}/clicks-to-lake-1-[\d-]+-[0-9a-f-]+\.gz", key), key
+        # As AWS stores them: opaque bytes under a `.gz` name, no
+        # Content-Encoding (which would have downloads inflate them).
+        head = s3.head_object(Bucket="lake", Key=key)
+        assert "ContentEncoding" not in head, head
+        assert head["ContentType"] == "application/octet-stream", head
     assert received == b"".join(sent)
     metrics = firehose.describe_delivery_stream(DeliveryStreamName="clicks-to-lake")["DeliveryStreamDescription"]
     assert metrics["Source"]["KinesisStreamSourceDescription"]["KinesisStreamARN"].endswith(":stream/clicks")

@@ -50,6 +50,41 @@ impl PutRecordsBody {
     }
 }
 
+/// Builds a Firehose `PutRecordBatch` body the same way as
+/// [`PutRecordsBody`]: `{"DeliveryStreamName":"…","Records":[{"Data":"…"},…]}`.
+pub struct PutRecordBatchBody {
+    body: Vec<u8>,
+    records: usize,
+}
+
+impl PutRecordBatchBody {
+    /// A body for `records` records of `record_size` bytes each (the size
+    /// only sets the capacity).
+    pub fn new(delivery_stream: &str, records: usize, record_size: usize) -> PutRecordBatchBody {
+        let per_record = record_size.div_ceil(3) * 4 + 16;
+        let mut body = Vec::with_capacity(64 + delivery_stream.len() + records * per_record);
+        body.extend_from_slice(b"{\"DeliveryStreamName\":");
+        json_str(&mut body, delivery_stream);
+        body.extend_from_slice(b",\"Records\":[");
+        PutRecordBatchBody { body, records: 0 }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        if self.records > 0 {
+            self.body.push(b',');
+        }
+        self.records += 1;
+        self.body.extend_from_slice(b"{\"Data\":\"");
+        base64_simd::STANDARD.encode_append(data, &mut self.body);
+        self.body.extend_from_slice(b"\"}");
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        self.body.extend_from_slice(b"]}");
+        self.body
+    }
+}
+
 /// `PutRecord` of one record:
 /// `{"StreamName":"…","Data":"…","PartitionKey":"…"}`.
 pub fn put_record(stream: &str, data: &[u8], partition_key: &str) -> Vec<u8> {
@@ -90,13 +125,16 @@ pub fn get_records(iterator: &str, limit: u32) -> Vec<u8> {
         .into_bytes()
 }
 
-/// The part of a `PutRecords` answer the bench counts.
+/// The part of a `PutRecords` answer the bench counts; Firehose's
+/// `PutRecordBatch` answer is the same with other member names
+/// (`FailedPutCount`, `RequestResponses`; each result's `ErrorCode` and
+/// `ErrorMessage` are spelt alike).
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PutRecordsOutput<'a> {
-    #[serde(default)]
+    #[serde(default, alias = "FailedPutCount")]
     pub failed_record_count: u64,
-    #[serde(borrow)]
+    #[serde(borrow, alias = "RequestResponses")]
     pub records: Vec<PutRecordsResult<'a>>,
 }
 
@@ -166,9 +204,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for Base64Text<'a> {
     }
 }
 
-pub fn parse_put_records(body: &[u8]) -> Result<PutRecordsOutput<'_>, BenchError> {
+/// A `PutRecords` answer, or a `PutRecordBatch` one (`action` names it in
+/// errors).
+pub fn parse_put_records(body: &[u8], action: Action) -> Result<PutRecordsOutput<'_>, BenchError> {
     serde_json::from_slice(body).map_err(|source| BenchError::BadResponse {
-        action: Action::PutRecords.name(),
+        action: action.name(),
         source,
     })
 }
@@ -211,6 +251,28 @@ mod tests {
         assert_eq!(
             one,
             serde_json::json!({"StreamName": "s", "Data": "AAEC", "PartitionKey": "k"})
+        );
+    }
+
+    #[test]
+    fn put_record_batch_bodies_and_answers_are_the_firehose_model_shape() {
+        let mut batch = PutRecordBatchBody::new("d\"s", 2, 3);
+        batch.push(&[0, 1, 2]);
+        batch.push(&[3, 4, 5]);
+        let body: serde_json::Value = serde_json::from_slice(&batch.finish()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"DeliveryStreamName": "d\"s",
+                "Records": [{"Data": "AAEC"}, {"Data": "AwQF"}]})
+        );
+        let answer = br#"{"FailedPutCount":1,"Encrypted":false,"RequestResponses":[{"RecordId":"r1"},{"ErrorCode":"ServiceUnavailableException","ErrorMessage":"Slow down."}]}"#;
+        let out = parse_put_records(answer, Action::PutRecordBatch).unwrap();
+        assert_eq!(out.failed_record_count, 1);
+        assert_eq!(out.records.len(), 2);
+        assert!(out.records[0].error_code.is_none());
+        assert_eq!(
+            out.records[1].error_code.as_deref(),
+            Some("ServiceUnavailableException")
         );
     }
 

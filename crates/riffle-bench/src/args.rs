@@ -12,6 +12,14 @@ pub const PUT_RECORDS_COUNT_MAX: usize = 500;
 /// CreateStream's largest shard count the bench asks for (AWS's default
 /// account quota is 500 or 200 shards per region).
 const SHARDS_MAX: u32 = 500;
+/// PutRecordBatch's records per request (the Firehose model's `Records` max).
+pub const PUT_RECORD_BATCH_COUNT_MAX: usize = 500;
+/// BufferingHints.SizeInMBs' range in the Firehose model (1–128).
+const BUFFER_MB_RANGE: std::ops::RangeInclusive<u32> = 1..=128;
+/// BufferingHints.IntervalInSeconds' range in the Firehose model (0–900).
+const BUFFER_INTERVAL_S_RANGE: std::ops::RangeInclusive<u32> = 0..=900;
+/// How long `firehose` writes unless told: the sustained minute.
+const FIREHOSE_DURATION_DEFAULT: Duration = Duration::from_secs(60);
 /// Records `get` fills and drains unless told: about 1 GB of 1 KiB records,
 /// two seconds of draining here. With 200,000 the drain lasted half a second
 /// and the ramp-up of its first requests took 20-30 % off the measured rate
@@ -38,6 +46,73 @@ pub enum Workload {
     /// Small user records through the KPL producer (riffle-kpl), aggregated
     /// per shard, then drained and de-aggregated (every record verified).
     Kpl,
+    /// Firehose PutRecordBatch into a DirectPut delivery stream, every
+    /// record read back from the S3 objects it delivered.
+    Firehose,
+}
+
+/// The CompressionFormat of the bench's delivery stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[value(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Compression {
+    Uncompressed,
+    Gzip,
+}
+
+impl Compression {
+    /// The model's enum value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::Uncompressed => "UNCOMPRESSED",
+            Compression::Gzip => "GZIP",
+        }
+    }
+}
+
+/// The options only `firehose` takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FirehoseOptions {
+    /// BufferingHints.SizeInMBs: deliver once this many MiB are buffered
+    /// (1–128). The largest buffer is what a throughput-minded user picks
+    /// and what costs the server least per byte.
+    #[arg(long, default_value_t = 128)]
+    pub buffer_size_mb: u32,
+    /// BufferingHints.IntervalInSeconds (0–900): at full load objects are
+    /// cut by size long before this; it only decides when the last,
+    /// partial buffer is delivered after the writers stop.
+    #[arg(long, default_value_t = 60)]
+    pub buffer_interval: u32,
+    /// CompressionFormat of the delivered objects.
+    #[arg(long, value_enum, default_value = "UNCOMPRESSED")]
+    pub compression: Compression,
+    /// The bucket objects are delivered to, created if missing
+    /// [default: the delivery stream's name].
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// How long to wait, after the writers stop, for the last objects
+    /// beyond the buffer interval.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub drain_timeout: Duration,
+}
+
+/// `riffle bench firehose`'s options: the common ones and its own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FirehoseArgs {
+    #[command(flatten)]
+    pub common: BenchOptions,
+    #[command(flatten)]
+    pub firehose: FirehoseOptions,
+}
+
+/// The resolved delivery stream settings of a `firehose` run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirehosePlan {
+    pub buffer_size_mb: u32,
+    pub buffer_interval: u32,
+    pub compression: Compression,
+    pub bucket: String,
+    pub drain_timeout: Duration,
 }
 
 /// How the e2e consumer reads.
@@ -104,19 +179,28 @@ pub enum WorkloadArgs {
     /// limit (out of the way: run the server with --throughput-limits off),
     /// a 1 s warm-up, then 10 s measured.
     Kpl(BenchOptions),
+    /// Firehose: PutRecordBatch into a DirectPut delivery stream to S3 on
+    /// the same endpoint, then every acknowledged record read back from
+    /// the delivered objects (ListObjectsV2 + GetObject): acknowledged and
+    /// delivered MB/s, records lost, DataFreshness.
+    ///
+    /// Defaults: 500 records of 1024 bytes per request, 16 in flight, for
+    /// 60 s, into a 128 MiB / 60 s buffer, UNCOMPRESSED.
+    Firehose(FirehoseArgs),
 }
 
 impl WorkloadArgs {
-    /// The workload and its options; `None` for `dynamodb`, which runs
-    /// on its own (`crate::dynamodb`).
-    pub fn split(self) -> Option<(Workload, BenchOptions)> {
+    /// The workload, its options, and `firehose`'s own; `None` for
+    /// `dynamodb`, which runs on its own (`crate::dynamodb`).
+    pub fn split(self) -> Option<(Workload, BenchOptions, Option<FirehoseOptions>)> {
         Some(match self {
-            WorkloadArgs::Put(o) => (Workload::Put, o),
-            WorkloadArgs::PutBatch(o) => (Workload::PutBatch, o),
-            WorkloadArgs::Get(o) => (Workload::Get, o),
-            WorkloadArgs::E2e(o) => (Workload::E2e, o),
-            WorkloadArgs::Mixed(o) => (Workload::Mixed, o),
-            WorkloadArgs::Kpl(o) => (Workload::Kpl, o),
+            WorkloadArgs::Put(o) => (Workload::Put, o, None),
+            WorkloadArgs::PutBatch(o) => (Workload::PutBatch, o, None),
+            WorkloadArgs::Get(o) => (Workload::Get, o, None),
+            WorkloadArgs::E2e(o) => (Workload::E2e, o, None),
+            WorkloadArgs::Mixed(o) => (Workload::Mixed, o, None),
+            WorkloadArgs::Kpl(o) => (Workload::Kpl, o, None),
+            WorkloadArgs::Firehose(f) => (Workload::Firehose, f.common, Some(f.firehose)),
             WorkloadArgs::Dynamodb(_) => return None,
         })
     }
@@ -125,7 +209,8 @@ impl WorkloadArgs {
 /// The options every workload takes (each applies where its help says).
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
-    /// The Kinesis endpoint (http://HOST:PORT or https://HOST).
+    /// The Kinesis (or Firehose and S3) endpoint (http://HOST:PORT or
+    /// https://HOST).
     #[arg(long, default_value = "http://127.0.0.1:4567")]
     pub endpoint: String,
     /// The region requests are signed for.
@@ -229,6 +314,8 @@ pub struct Plan {
     pub client_threads: usize,
     pub http2: bool,
     pub progress: bool,
+    /// `firehose` only: its delivery stream and bucket.
+    pub firehose: Option<FirehosePlan>,
 }
 
 fn usage(flag: &'static str, reason: impl Into<String>) -> BenchError {
@@ -242,7 +329,7 @@ impl Plan {
     /// Fills in the workload's defaults and refuses what cannot run.
     pub fn resolve(args: BenchArgs) -> Result<Plan, BenchError> {
         use Workload::*;
-        let Some((w, args)) = args.workload.split() else {
+        let Some((w, args, firehose)) = args.workload.split() else {
             return Err(usage("workload", "dynamodb is run by riffle_bench::main"));
         };
         let record_size = args.record_size.unwrap_or(match w {
@@ -267,6 +354,7 @@ impl Plan {
             (Put | E2e | Kpl, None) => 1,
             (PutBatch | Mixed, None) => 100,
             (Get, None) => PUT_RECORDS_COUNT_MAX,
+            (Firehose, None) => PUT_RECORD_BATCH_COUNT_MAX,
         };
         if !(1..=PUT_RECORDS_COUNT_MAX).contains(&batch_size) {
             return Err(usage(
@@ -288,6 +376,7 @@ impl Plan {
             }
             (_, Some(d), None) => Stop::After(d),
             (Get, None, None) => Stop::Records(GET_RECORDS_DEFAULT),
+            (Firehose, None, None) => Stop::After(FIREHOSE_DURATION_DEFAULT),
             (_, None, None) => Stop::After(Duration::from_secs(10)),
         };
         check_rest(w, &args)?;
@@ -297,11 +386,14 @@ impl Plan {
             Kpl => 24,
             _ => 16,
         });
+        // Firehose delivers the warm-up's records too, and delivered
+        // throughput counts from the first acknowledgement: no warm-up.
         let warmup = args.warmup.unwrap_or(match stop {
-            Stop::After(_) if w != Get => Duration::from_secs(1),
+            Stop::After(_) if !matches!(w, Get | Firehose) => Duration::from_secs(1),
             _ => Duration::ZERO,
         });
         let stream = args.stream.unwrap_or_else(default_stream_name);
+        let firehose = firehose.map(|f| firehose_plan(f, &stream)).transpose()?;
         Ok(Plan {
             workload: w,
             endpoint: args.endpoint.trim_end_matches('/').to_owned(),
@@ -330,8 +422,35 @@ impl Plan {
             }),
             http2: args.http2,
             progress: !args.quiet,
+            firehose,
         })
     }
+}
+
+/// Checks `firehose`'s own options against the model's ranges.
+fn firehose_plan(options: FirehoseOptions, stream: &str) -> Result<FirehosePlan, BenchError> {
+    if !BUFFER_MB_RANGE.contains(&options.buffer_size_mb) {
+        return Err(usage(
+            "buffer-size-mb",
+            format!("{} is outside 1..=128", options.buffer_size_mb),
+        ));
+    }
+    if !BUFFER_INTERVAL_S_RANGE.contains(&options.buffer_interval) {
+        return Err(usage(
+            "buffer-interval",
+            format!("{} is outside 0..=900 seconds", options.buffer_interval),
+        ));
+    }
+    Ok(FirehosePlan {
+        buffer_size_mb: options.buffer_size_mb,
+        buffer_interval: options.buffer_interval,
+        compression: options.compression,
+        // Stream names allow upper case and `_`; bucket names do not.
+        bucket: options
+            .bucket
+            .unwrap_or_else(|| stream.to_ascii_lowercase().replace('_', "-")),
+        drain_timeout: options.drain_timeout,
+    })
 }
 
 /// The checks of options that need no workload defaults.
@@ -367,6 +486,23 @@ fn check_rest(workload: Workload, args: &BenchOptions) -> Result<(), BenchError>
     }
     if args.consumer == Consumer::Efo && workload != Workload::E2e {
         return Err(usage("consumer", "only e2e takes a consumer kind"));
+    }
+    if workload == Workload::Firehose {
+        if args.reuse_stream {
+            return Err(usage(
+                "reuse-stream",
+                "firehose creates its delivery stream and deletes it",
+            ));
+        }
+        if args
+            .batch_size
+            .is_some_and(|n| n > PUT_RECORD_BATCH_COUNT_MAX)
+        {
+            return Err(usage(
+                "batch-size",
+                format!("PutRecordBatch takes at most {PUT_RECORD_BATCH_COUNT_MAX} records"),
+            ));
+        }
     }
     // The charts are SVG only (no font libraries needed); a .png name
     // would get SVG content a viewer cannot open.
@@ -464,6 +600,22 @@ mod tests {
         assert_eq!(threads(&["get"]), 2);
         assert_eq!(threads(&["mixed"]), 2);
         assert_eq!(threads(&["put", "--client-threads", "3"]), 3);
+        let firehose = plan(&["firehose", "--stream", "Bench_1"]).unwrap();
+        assert_eq!(
+            (firehose.record_size, firehose.batch_size, firehose.warmup),
+            (1024, 500, Duration::ZERO)
+        );
+        assert_eq!(firehose.stop, Stop::After(Duration::from_secs(60)));
+        let settings = firehose.firehose.unwrap();
+        assert_eq!(
+            (settings.buffer_size_mb, settings.buffer_interval),
+            (128, 60)
+        );
+        assert_eq!(settings.compression, Compression::Uncompressed);
+        assert_eq!(settings.bucket, "bench-1");
+        let gzip = plan(&["firehose", "--compression", "GZIP"]).unwrap();
+        assert_eq!(gzip.firehose.unwrap().compression, Compression::Gzip);
+        assert!(plan(&["put"]).unwrap().firehose.is_none());
     }
 
     #[test]
@@ -477,6 +629,9 @@ mod tests {
             (&["put", "--consumer", "efo"], "consumer"),
             (&["put", "--shards", "0"], "shards"),
             (&["put", "--plot", "chart.png"], "plot"),
+            (&["firehose", "--buffer-size-mb", "129"], "buffer-size-mb"),
+            (&["firehose", "--buffer-interval", "901"], "buffer-interval"),
+            (&["firehose", "--reuse-stream"], "reuse-stream"),
         ] {
             match plan(argv) {
                 Err(BenchError::Usage { flag: got, .. }) => assert_eq!(got, flag, "{argv:?}"),

@@ -24,10 +24,12 @@ use hyper_util::rt::TokioExecutor;
 use crate::error::BenchError;
 use crate::sign::Signer;
 
-/// The AWS JSON 1.1 content type every Kinesis JSON request carries.
+/// The AWS JSON 1.1 content type every Kinesis and Firehose request carries.
 const JSON_1_1: &str = "application/x-amz-json-1.1";
 /// The signing name of Kinesis Data Streams.
-const SERVICE: &str = "kinesis";
+pub const KINESIS: &str = "kinesis";
+/// The signing name of Firehose.
+pub const FIREHOSE: &str = "firehose";
 /// A Content-Length is trusted to size a body's buffer only up to this, so a
 /// wrong one cannot make the bench reserve absurd memory: a GetRecords
 /// answer carries at most 10 MiB of data (API_GetRecords), about 14 MB as
@@ -43,6 +45,8 @@ pub enum Action {
     PutRecords,
     GetShardIterator,
     GetRecords,
+    /// Firehose's batch put (sent by a client signing for [`FIREHOSE`]).
+    PutRecordBatch,
 }
 
 impl Action {
@@ -52,6 +56,7 @@ impl Action {
             Action::PutRecords => "PutRecords",
             Action::GetShardIterator => "GetShardIterator",
             Action::GetRecords => "GetRecords",
+            Action::PutRecordBatch => "PutRecordBatch",
         }
     }
 
@@ -61,6 +66,7 @@ impl Action {
             Action::PutRecords => "Kinesis_20131202.PutRecords",
             Action::GetShardIterator => "Kinesis_20131202.GetShardIterator",
             Action::GetRecords => "Kinesis_20131202.GetRecords",
+            Action::PutRecordBatch => "Firehose_20150804.PutRecordBatch",
         })
     }
 }
@@ -151,11 +157,13 @@ impl LeanClient {
     /// `connections` idle keep-alive connections, one per concurrent
     /// request, so a steady run never reconnects. With `http2` every
     /// request is a stream of one shared HTTP/2 connection instead.
+    /// Requests are signed for `service` ([`KINESIS`] or [`FIREHOSE`]).
     pub fn new(
         endpoint: &str,
         signing: &Signing,
         connections: usize,
         http2: bool,
+        service: &'static str,
     ) -> Result<Self, BenchError> {
         let uri = parse_endpoint(endpoint)?;
         let authority = uri
@@ -185,7 +193,7 @@ impl LeanClient {
             .pool_max_idle_per_host(connections)
             .http2_only(http2)
             .build(connector);
-        let signer = Signer::new(signing.credentials.clone(), &signing.region, SERVICE);
+        let signer = Signer::new(signing.credentials.clone(), &signing.region, service);
         let session_token = match signer.session_token() {
             Some(token) => Some(
                 HeaderValue::from_str(token).map_err(|e| BenchError::Signing {

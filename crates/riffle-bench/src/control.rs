@@ -59,7 +59,7 @@ pub async fn probe(endpoint: &str, uri: &http::Uri) -> Result<(), BenchError> {
     }
 }
 
-fn failed<E, R>(action: &'static str, stream: &str, err: &SdkError<E, R>) -> BenchError
+pub(crate) fn failed<E, R>(action: &'static str, stream: &str, err: &SdkError<E, R>) -> BenchError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,

@@ -1,4 +1,5 @@
-//! `riffle bench`: a load generator for any Kinesis Data Streams endpoint
+//! `riffle bench`: a load generator for any Kinesis Data Streams (or
+//! Firehose) endpoint
 //! (Riffle, another implementation, AWS itself) that measures throughput
 //! and latency and verifies that what it wrote is read back once and
 //! intact.
@@ -6,7 +7,8 @@
 //! Module map: [`args`] is the command line and the resolved [`args::Plan`];
 //! `client` the lean signed HTTP client of the hot calls and `sign` its
 //! cached SigV4; `control` the
-//! control plane through the AWS SDK; `payload` and `idset` the
+//! control plane through the AWS SDK (`delivery`: Firehose's and S3's);
+//! `payload` and `idset` the
 //! self-checking record format and the verifier; `stats` counters and
 //! histograms; `workloads` what each workload does; `report` the table and
 //! the JSON; `plot` the SVG charts; `dynamodb` the KCL lease-traffic
@@ -16,6 +18,7 @@ mod api;
 pub mod args;
 mod client;
 mod control;
+mod delivery;
 mod dynamodb;
 mod error;
 mod idset;

@@ -12,6 +12,7 @@ use crate::error::BenchError;
 use crate::payload::Verdict;
 use crate::stats::{Cpu, MB, Measured, Sample, Totals};
 use crate::workloads::Ctx;
+use crate::workloads::firehose::FirehoseReport;
 
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Serialize)]
@@ -149,6 +150,8 @@ pub struct Summary {
     /// Of that, the part spent in the kernel (on loopback, sending a
     /// request also delivers it into the server's socket).
     pub client_cpu_system_percent: f64,
+    /// firehose: delivery to S3 (objects, delivered MB/s, DataFreshness).
+    pub firehose: Option<FirehoseReport>,
     /// The first failure seen, if any, to say why `errors` is not 0.
     pub first_error: Option<String>,
     /// kpl: the Kinesis records per second the user records were
@@ -217,6 +220,7 @@ impl Summary {
             client_cpu_us_per_request: cpu.total().as_secs_f64() * 1e6 / requests as f64,
             client_cpu_percent: cpu.total().as_secs_f64() * 100.0 / secs,
             client_cpu_system_percent: cpu.system.as_secs_f64() * 100.0 / secs,
+            firehose: None,
             first_error,
             kinesis_records_per_s: None,
             timeline,
@@ -275,12 +279,17 @@ pub fn table(plan: &Plan, s: &Summary) -> String {
         Stop::Records(n) => format!("{n} records"),
         Stop::After(d) => format!("{d:?}"),
     };
+    let target = match &s.firehose {
+        Some(f) => format!(
+            "delivery stream {} to bucket {}, {} MiB / {} s buffer, {}",
+            s.stream, f.bucket, f.buffer_size_mb, f.buffer_interval_s, f.compression
+        ),
+        None => format!("stream {}, {} shards", s.stream, s.shards),
+    };
     t.push_str(&format!(
-        "riffle bench {} against {} (stream {}, {} shards)\n",
+        "riffle bench {} against {} ({target})\n",
         kebab(s.workload),
         s.endpoint,
-        s.stream,
-        s.shards
     ));
     t.push_str(&format!(
         "{} B records, {} per request, concurrency {}, {pacing}, {amount}, {:.2} s measured\n\n",
@@ -297,6 +306,9 @@ pub fn table(plan: &Plan, s: &Summary) -> String {
     }
     if let Some(lat) = &s.e2e_latency_us {
         row(&mut t, "put→receive latency", &latency_text(lat));
+    }
+    if let Some(f) = &s.firehose {
+        firehose_rows(&mut t, f);
     }
     row(
         &mut t,
@@ -321,6 +333,51 @@ pub fn table(plan: &Plan, s: &Summary) -> String {
         row(&mut t, "first error", err);
     }
     t
+}
+
+fn firehose_rows(t: &mut String, f: &FirehoseReport) {
+    row(
+        t,
+        "delivered payload MB/s",
+        &format!(
+            "{:.2} while writing; {:.2} to the last object, which landed {:.1} s after the writers stopped",
+            f.delivered_mb_per_s, f.delivered_to_last_mb_per_s, f.last_object_after_writes_s
+        ),
+    );
+    row(
+        t,
+        "objects",
+        &format!(
+            "{} ({:.1} MB of records in {:.1} MB stored)",
+            f.objects,
+            f.delivered_bytes as f64 / MB,
+            f.stored_bytes as f64 / MB
+        ),
+    );
+    if let Some(age) = &f.freshness_ms {
+        row(
+            t,
+            "DataFreshness",
+            &format!(
+                "p50 {:.3} s  p99 {:.3}  max {:.3}",
+                age.p50 as f64 / 1000.0,
+                age.p99 as f64 / 1000.0,
+                age.max as f64 / 1000.0
+            ),
+        );
+    }
+    if f.objects_not_compressed > 0 || f.ragged_objects > 0 || !f.drained {
+        row(
+            t,
+            "delivery notes",
+            &format!(
+                "{} objects not gzip, {} not whole records{}",
+                f.objects_not_compressed,
+                f.ragged_objects,
+                if f.drained { "" } else { ", drain timed out" }
+            ),
+        );
+    }
 }
 
 fn side_rows(t: &mut String, name: &str, side: &Side) {
@@ -376,5 +433,6 @@ fn kebab(w: Workload) -> &'static str {
         Workload::E2e => "e2e",
         Workload::Mixed => "mixed",
         Workload::Kpl => "kpl",
+        Workload::Firehose => "firehose",
     }
 }

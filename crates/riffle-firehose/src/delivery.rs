@@ -22,6 +22,7 @@ use tokio::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 
 use crate::catalog::{self, StreamRecord};
+use crate::compression::CompressionFormat;
 use crate::destination::{S3Destination, timestamp};
 use crate::metrics::LaneMetrics;
 use crate::prefix::{self, PartitionKeys, S3Prefixes, ThreadRandom};
@@ -105,6 +106,7 @@ pub fn spawn(
     ]
 }
 
+#[derive(Clone)]
 struct Deliverer {
     store: Arc<LogStore>,
     sink: Arc<dyn ObjectSink>,
@@ -136,10 +138,22 @@ pub struct Object {
 /// Delivers the lane's buffers one after another from `next`; `None` is a
 /// backup lane with no position yet (it starts at the log's end when the
 /// backup is enabled).
-async fn run(mut d: Deliverer, mut next: Option<Seq>) {
+///
+/// The next buffer fills while the last one is made and stored (its MD5,
+/// write and sync take as long as filling it), so at most two buffers are
+/// held; one object is stored at a time, so positions are recorded in
+/// order.
+async fn run(d: Deliverer, mut next: Option<Seq>) {
+    let mut storing = Storing::Idle(d.clone());
     loop {
         let record = d.stream.record();
         if d.lane.destination(&record).is_none() {
+            // The object in flight records its position before the
+            // backup's is forgotten.
+            let Some(idle) = storing.settle().await else {
+                return;
+            };
+            storing = idle;
             next = d.backup_disabled(next.take()).await;
             d.changed().notified().await;
             continue;
@@ -151,7 +165,10 @@ async fn run(mut d: Deliverer, mut next: Option<Seq>) {
         next = Some(from);
         let buffer = match d.fill(from).await {
             Ok(buffer) => buffer,
-            Err(LogError::Deleted { .. } | LogError::Closed { .. }) => return,
+            Err(LogError::Deleted { .. } | LogError::Closed { .. }) => {
+                storing.settle().await;
+                return;
+            }
             Err(err) => {
                 warn!(stream = %d.name(), %err, "reading a delivery stream's buffer failed; retrying");
                 tokio::time::sleep(BACKOFF_MAX).await;
@@ -167,7 +184,50 @@ async fn run(mut d: Deliverer, mut next: Option<Seq>) {
             continue;
         };
         next = Some(buffer.end);
-        d.deliver(&record, &destination, buffer).await;
+        let Some(Storing::Idle(mut storer)) = storing.settle().await else {
+            return;
+        };
+        storing = Storing::Busy(StoreTask(tokio::spawn(async move {
+            storer.deliver(&record, &destination, buffer).await;
+            storer
+        })));
+    }
+}
+
+/// A lane's storing side: idle, or storing one object in its own task
+/// (which hands the storer back, with its failure state, when done).
+enum Storing {
+    Idle(Deliverer),
+    Busy(StoreTask),
+}
+
+/// The task storing one object. Dropping it (the lane's task stopped or
+/// aborted) aborts it, so that stopping a lane stops its storing too, as
+/// when both were one task; what it had not recorded is delivered again
+/// at the next start.
+struct StoreTask(JoinHandle<Deliverer>);
+
+impl Drop for StoreTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Storing {
+    /// Waits until no object is in flight. `None` if the storing task
+    /// died: the lane stops, and a restart re-delivers from the last
+    /// recorded position, so nothing is skipped.
+    async fn settle(self) -> Option<Storing> {
+        match self {
+            Storing::Idle(storer) => Some(Storing::Idle(storer)),
+            Storing::Busy(mut task) => match (&mut task.0).await {
+                Ok(storer) => Some(Storing::Idle(storer)),
+                Err(err) => {
+                    error!(%err, "a delivery task ended abnormally; the lane stops until a restart");
+                    None
+                }
+            },
+        }
     }
 }
 
@@ -304,6 +364,10 @@ impl Deliverer {
                 let batch = log.read(buffer.end, limits)?;
                 if let (None, Some(first)) = (started, batch.records.first()) {
                     started = Some(buffer_start(first.arrival_ms));
+                    // Room for a full buffer at once: growing by doubling
+                    // copied a 128 MiB buffer's bytes once more. Pages
+                    // are only touched as records fill them.
+                    buffer.data.reserve(size_max);
                 }
                 buffer.records += batch.records.len() as u64;
                 for record in &batch.records {
@@ -383,6 +447,14 @@ impl Deliverer {
     ) -> Object {
         let (key, id) = object_key(record, destination, oldest_ms);
         let format = destination.compression_format();
+        if format == CompressionFormat::Uncompressed {
+            // The records as they came: the buffer is the body, uncopied.
+            return Object {
+                bucket: destination.bucket().to_owned(),
+                key,
+                body: Bytes::from(data),
+            };
+        }
         let data = Arc::new(data);
         let mut backoff = BACKOFF_MIN;
         loop {

@@ -16,7 +16,7 @@ use aws_sdk_s3::operation::put_object::PutObjectError;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
-use crate::sink::{ObjectSink, SinkError, SinkFuture};
+use crate::sink::{OBJECT_CONTENT_TYPE, ObjectSink, SinkError, SinkFuture};
 
 /// How long to wait for a TCP (and TLS) connection before calling the server
 /// unavailable: long enough for a distant region, short enough that a stopped
@@ -90,7 +90,8 @@ impl RemoteSink {
             .put_object()
             .bucket(bucket)
             .key(key)
-            .content_type("application/octet-stream")
+            // No Content-Encoding, GZIP included (see OBJECT_CONTENT_TYPE).
+            .content_type(OBJECT_CONTENT_TYPE)
             .body(ByteStream::from(body))
             .send()
             .await

@@ -9,13 +9,21 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
+/// The Content-Type of every delivered object, stored with no
+/// Content-Encoding, GZIP included: the `.gz` extension says what the
+/// bytes are, and a client downloading one gets them as stored (with
+/// `Content-Encoding: gzip`, browsers and some HTTP stacks would inflate
+/// them on the way, behind a `.gz` name). This is how Firehose's objects
+/// are known to look; AWS's documentation does not say either way.
+pub const OBJECT_CONTENT_TYPE: &str = "application/octet-stream";
+
 /// A boxed future, so that [`ObjectSink`] can be used as a trait object.
 pub type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send + 'a>>;
 
 /// Writes delivered objects.
 pub trait ObjectSink: Send + Sync + 'static {
     /// Stores `body` as the object `key` of `bucket`, replacing any object of
-    /// that name. Resolves once the object is durable (the embedded store)
+    /// that name, with [`OBJECT_CONTENT_TYPE`] and no Content-Encoding. Resolves once the object is durable (the embedded store)
     /// or acknowledged by the server (a remote one).
     fn put_object<'a>(&'a self, bucket: &'a str, key: &'a str, body: Bytes) -> SinkFuture<'a>;
 }

@@ -2,14 +2,18 @@
 //! in-process, durably, in the same store the API port serves.
 
 use bytes::Bytes;
-use riffle_s3::{S3, S3Error};
+use riffle_s3::{PutOptions, S3, S3Error};
 
-use crate::sink::{ObjectSink, SinkError, SinkFuture};
+use crate::sink::{OBJECT_CONTENT_TYPE, ObjectSink, SinkError, SinkFuture};
 
 impl ObjectSink for S3 {
     fn put_object<'a>(&'a self, bucket: &'a str, key: &'a str, body: Bytes) -> SinkFuture<'a> {
         Box::pin(async move {
-            S3::put_object(self, bucket, key, body)
+            let options = PutOptions {
+                content_type: Some(OBJECT_CONTENT_TYPE.to_owned()),
+                ..PutOptions::default()
+            };
+            S3::put_object_with(self, bucket, key, body, options)
                 .await
                 .map(|_| ())
                 .map_err(|err| sink_error(bucket, err))
@@ -39,7 +43,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn objects_land_in_the_embedded_store_and_a_missing_bucket_is_named() {
+    async fn objects_land_in_the_embedded_store_as_opaque_bytes_and_a_missing_bucket_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let s3 = S3::open(dir.path()).unwrap();
         let sink: &dyn ObjectSink = &s3;
@@ -49,8 +53,14 @@ mod tests {
         sink.put_object("bucket", "2026/12/06/04/a", Bytes::from_static(b"ab"))
             .await
             .unwrap();
-        let (_, bytes) = s3.get_object("bucket", "2026/12/06/04/a").await.unwrap();
+        let (meta, bytes) = s3.get_object("bucket", "2026/12/06/04/a").await.unwrap();
         assert_eq!(&bytes[..], b"ab");
+        assert_eq!(meta.content_type.as_deref(), Some(OBJECT_CONTENT_TYPE));
+        assert!(
+            !meta.headers.contains_key("content-encoding"),
+            "{:?}",
+            meta.headers
+        );
         let bad = sink.put_object("bucket", "", Bytes::new()).await;
         assert!(matches!(bad, Err(SinkError::Refused { .. })), "{bad:?}");
     }

@@ -19,6 +19,15 @@ use crate::{S3, S3Body, S3Error, time};
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+/// The S3 error an answer carries, in its extensions (the document itself
+/// is XML in the body): the edge's audit log reads the code and message
+/// from here without parsing the body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorInfo {
+    pub code: &'static str,
+    pub message: String,
+}
+
 /// The owner every bucket and object shows: the embedded S3 has one account.
 const OWNER_ID: &str = "riffle";
 /// What S3 answers for an object stored without a Content-Type.
@@ -309,9 +318,14 @@ pub fn error_response(error: &S3Error, request_id: &str, head: bool) -> Response
     if error.status().is_server_error() {
         tracing::error!(%error, request_id, "S3 request failed");
     }
+    let info = ErrorInfo {
+        code: error.code(),
+        message: error.wire_message(),
+    };
     if head {
         let mut response = empty(error.status());
         set(&mut response, "x-amz-request-id", request_id);
+        response.extensions_mut().insert(info);
         return response;
     }
     let mut doc = Xml::bare("Error");
@@ -323,6 +337,7 @@ pub fn error_response(error: &S3Error, request_id: &str, head: bool) -> Response
     doc.elem("RequestId", request_id).elem("HostId", request_id);
     let mut response = xml_response(error.status(), doc.finish("Error"));
     set(&mut response, "x-amz-request-id", request_id);
+    response.extensions_mut().insert(info);
     response
 }
 

@@ -30,7 +30,7 @@ mod store;
 mod time;
 mod xml;
 
-pub use api::{RequestId, error_response};
+pub use api::{ErrorInfo, RequestId, error_response};
 pub use body::S3Body;
 pub use error::S3Error;
 pub use format::ObjectMeta;

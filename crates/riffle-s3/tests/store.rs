@@ -308,6 +308,14 @@ async fn the_edge_renders_its_own_refusals_as_s3_errors() {
     );
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(response.headers()["x-amz-request-id"], "EDGE1");
+    // The audit log reads the code from the answer, not from its XML.
+    assert_eq!(
+        response
+            .extensions()
+            .get::<riffle_s3::ErrorInfo>()
+            .map(|e| e.code),
+        Some("InvalidAccessKeyId")
+    );
     let body = response.into_body().collect().await.unwrap();
     let body = String::from_utf8_lossy(&body);
     assert!(body.contains("<Code>InvalidAccessKeyId</Code>"), "{body}");
@@ -319,9 +327,13 @@ async fn the_edge_renders_its_own_refusals_as_s3_errors() {
         size: 1 << 40,
         max: 1 << 30,
     };
+    let head = riffle_s3::error_response(&too_big, "E2", true);
+    assert_eq!(head.status(), StatusCode::BAD_REQUEST);
     assert_eq!(
-        riffle_s3::error_response(&too_big, "E2", true).status(),
-        StatusCode::BAD_REQUEST
+        head.extensions()
+            .get::<riffle_s3::ErrorInfo>()
+            .map(|e| e.code),
+        Some("EntityTooLarge")
     );
 }
 

@@ -2,7 +2,8 @@
 //! appended to a file by a writer thread, when `riffle serve` is given
 //! `--audit-log`.
 //!
-//! A line (one per call that names a Kinesis operation, refused or not):
+//! A line (one per call that names an operation of a registered service,
+//! S3's included, refused or not):
 //!
 //! ```text
 //! {"eventVersion":"1.11","userIdentity":{"type":"IAMUser"|"Unknown","accountId":…,"accessKeyId":…},
@@ -21,8 +22,10 @@
 //! `IAMUser` when the server verified the signature, `Unknown` otherwise
 //! (the key id is then only what the client claimed).
 //!
-//! As in CloudTrail, data events (PutRecord, PutRecords, GetRecords,
-//! GetShardIterator, SubscribeToShard) are logged only when asked for.
+//! As in CloudTrail, data events (each service's `data_events`: PutRecord,
+//! PutRecords, GetRecords, GetShardIterator, SubscribeToShard; S3's
+//! object operations, GetObject, PutObject, …) are logged only when asked
+//! for. An S3 call's `requestParameters` are its `bucketName` and `key`.
 //!
 //! Requests hand their line to a bounded queue and go on; when the writer
 //! falls behind, they wait for room, so no line is dropped. The writer
@@ -360,7 +363,7 @@ impl<'de> Visitor<'de> for Members<'_> {
 }
 
 fn is_read_only(action: &str) -> bool {
-    ["Describe", "List", "Get"]
+    ["Describe", "List", "Get", "Head"]
         .iter()
         .any(|prefix| action.starts_with(prefix))
         || action == "SubscribeToShard"

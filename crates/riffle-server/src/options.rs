@@ -50,7 +50,7 @@ pub struct EdgeOptions {
     /// Append one CloudTrail-shaped JSON line per API call to FILE
     #[arg(long, env = "RIFFLE_AUDIT_LOG", value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
-    /// Audit data events too (Kinesis: PutRecord(s), GetRecords, GetShardIterator, SubscribeToShard; Firehose: PutRecord, PutRecordBatch)
+    /// Audit data events too (Kinesis: PutRecord(s), GetRecords, GetShardIterator, SubscribeToShard; Firehose: PutRecord, PutRecordBatch; S3: the object operations)
     #[arg(
         long,
         env = "RIFFLE_AUDIT_DATA_EVENTS",

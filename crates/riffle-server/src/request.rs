@@ -147,19 +147,14 @@ pub(crate) async fn handle(
     if let Some(store) = &edge.services.s3
         && s3::is_s3(&parts)
     {
-        let operation = s3::operation(&parts);
-        let response = serve_s3(&edge, store, parts, body, &id)
-            .instrument(span)
-            .await;
-        let class = match response.status() {
-            status if status.is_server_error() => Outcome::ServerError,
-            status if status.is_client_error() => Outcome::ClientError,
-            _ => Outcome::Success,
+        let request = S3Request {
+            parts,
+            body,
+            id: &id,
+            peer,
+            started,
         };
-        edge.config
-            .request_metrics
-            .record(&s3::S3_INFO, operation, class, started.elapsed());
-        return Ok(response);
+        return Ok(handle_s3(&edge, store, request).instrument(span).await);
     }
     let mut audited = None;
     let mut called = None;
@@ -181,7 +176,14 @@ pub(crate) async fn handle(
     if let (Some(log), Some(facts)) = (&edge.config.audit, &audited) {
         // Only the failure is lent across the await: a streaming body is
         // Send but not Sync.
-        audit(log, facts, outcome.as_ref().err(), &id, peer, started).await;
+        let failure = outcome.as_ref().err();
+        let error = failure.map(|(rejection, _)| errors::aws_error(rejection));
+        let answered = Answered {
+            status: error.as_ref().map_or(200, |e| e.status.as_u16()),
+            error: error.as_ref().map(|e| (e.code, e.message.as_deref())),
+            auth_refused: matches!(failure, Some((Rejection::Auth(_), _))),
+        };
+        audit(log, facts, &answered, &id, peer, started).await;
     }
     let (status, content_type, body) = match outcome {
         Ok((Reply::Whole(body), Codec::Json)) => {
@@ -226,16 +228,24 @@ type Failure = (Rejection, Encoding);
 /// What a successful JSON call answers, with the codec it was asked in.
 type Answer = (Reply, Codec);
 
+/// How a call was answered, as its audit line tells it.
+struct Answered<'a> {
+    status: u16,
+    /// The error's code and message, when it failed.
+    error: Option<(&'a str, Option<&'a str>)>,
+    /// The credentials or signature were refused.
+    auth_refused: bool,
+}
+
 /// Hands the call's audit line to the log: its outcome in AWS's terms.
 async fn audit(
     log: &AuditLog,
     facts: &AuditFacts,
-    failure: Option<&Failure>,
+    answered: &Answered<'_>,
     id: &RequestId,
     peer: SocketAddr,
     started: Instant,
 ) {
-    let error = failure.map(|(rejection, _)| errors::aws_error(rejection));
     let request_id = id.to_string();
     let call = Call {
         service: facts.service,
@@ -243,11 +253,11 @@ async fn audit(
         request_id: &request_id,
         peer,
         access_key_id: facts.access_key_id.as_deref(),
-        verified: facts.verified && !matches!(failure, Some((Rejection::Auth(_), _))),
+        verified: facts.verified && !answered.auth_refused,
         user_agent: facts.user_agent.as_ref().and_then(|v| v.to_str().ok()),
         parameters: facts.json.as_deref(),
-        status: error.as_ref().map_or(200, |e| e.status.as_u16()),
-        error: error.as_ref().map(|e| (e.code, e.message.as_deref())),
+        status: answered.status,
+        error: answered.error,
         latency_micros: started.elapsed().as_micros() as u64,
     };
     log.record(&call).await;
@@ -415,33 +425,99 @@ fn declared_length(parts: &Parts) -> Option<u64> {
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
 }
 
+/// An S3 REST request and what its audit line and metrics need.
+struct S3Request<'a> {
+    parts: Parts,
+    body: Incoming,
+    id: &'a RequestId,
+    peer: SocketAddr,
+    started: Instant,
+}
+
+/// Serves an S3 REST request, counts it by its operation and, when the
+/// audit log keeps the operation, audits it as S3's (the service's
+/// registration, `S3_INFO`, names its eventSource and data events).
+async fn handle_s3(
+    edge: &Edge,
+    store: &riffle_s3::S3,
+    request: S3Request<'_>,
+) -> Response<ResponseBody> {
+    let S3Request {
+        parts,
+        body,
+        id,
+        peer,
+        started,
+    } = request;
+    let operation = s3::operation(&parts);
+    let audited = edge
+        .config
+        .audit
+        .as_ref()
+        .filter(|log| log.logs(&s3::S3_INFO, operation))
+        .map(|_| AuditFacts {
+            service: &s3::S3_INFO,
+            action: operation,
+            access_key_id: auth::access_key_id(&parts.headers, parts.uri.query()),
+            verified: edge.config.credentials.is_some(),
+            user_agent: parts.headers.get(USER_AGENT).cloned(),
+            json: Some(s3::request_parameters(&parts)),
+        });
+    let (response, auth_refused) = serve_s3(edge, store, parts, body, id).await;
+    let class = match response.status() {
+        status if status.is_server_error() => Outcome::ServerError,
+        status if status.is_client_error() => Outcome::ClientError,
+        _ => Outcome::Success,
+    };
+    edge.config
+        .request_metrics
+        .record(&s3::S3_INFO, operation, class, started.elapsed());
+    if let (Some(log), Some(facts)) = (&edge.config.audit, &audited) {
+        // Copied out: the response (its body is not Sync) is not lent
+        // across the await.
+        let error = response.extensions().get::<riffle_s3::ErrorInfo>().cloned();
+        let answered = Answered {
+            status: response.status().as_u16(),
+            error: error.as_ref().map(|e| (e.code, Some(e.message.as_str()))),
+            auth_refused,
+        };
+        audit(log, facts, &answered, id, peer, started).await;
+    }
+    response
+}
+
 /// An S3 REST request: its body (up to [`S3_BODY_BYTES_MAX`]), the
 /// credentials and signature with S3's rules, the caller's identity
 /// policy, then `riffle-s3`, which answers everything else. Refusals are
-/// S3's XML errors.
+/// S3's XML errors. Also says whether the credentials were refused.
 async fn serve_s3(
     edge: &Edge,
     store: &riffle_s3::S3,
     parts: Parts,
     body: Incoming,
     id: &RequestId,
-) -> Response<ResponseBody> {
+) -> (Response<ResponseBody>, bool) {
     let request_id = id.to_string();
     let head = parts.method == Method::HEAD;
-    let response = match check_s3(edge, &parts, body).await {
+    let (response, auth_refused) = match check_s3(edge, &parts, body).await {
         Ok(body) => {
             let mut request = Request::from_parts(parts, body);
             request
                 .extensions_mut()
                 .insert(riffle_s3::RequestId(request_id));
-            store.handle(request).await
+            (store.handle(request).await, false)
         }
         Err(rejection) => {
             warn!(request_id = %id, error = %rejection, "S3 request refused");
-            riffle_s3::error_response(&errors::s3_error(&rejection), &request_id, head)
+            let refused = matches!(rejection, Rejection::Auth(_));
+            let error = errors::s3_error(&rejection);
+            (
+                riffle_s3::error_response(&error, &request_id, head),
+                refused,
+            )
         }
     };
-    response.map(BodyExt::boxed_unsync)
+    (response.map(BodyExt::boxed_unsync), auth_refused)
 }
 
 /// What the edge checks of an S3 request; returns its body.

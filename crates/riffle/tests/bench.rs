@@ -400,3 +400,139 @@ async fn ctrl_c_still_deletes_the_stream() {
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert_deleted(&stream).await;
 }
+
+/// The delivery stream and the bucket `riffle bench firehose` made are gone
+/// afterwards.
+async fn assert_firehose_cleaned_up(stream: &str, bucket: &str) {
+    let endpoint = &firehose_server().endpoint;
+    let credentials =
+        aws_sdk_kinesis::config::Credentials::new("AKIDTEST", "secret", None, None, "test");
+    let firehose = aws_sdk_firehose::Client::from_conf(
+        aws_sdk_firehose::Config::builder()
+            .behavior_version(aws_sdk_firehose::config::BehaviorVersion::latest())
+            .region(aws_sdk_firehose::config::Region::new("us-east-1"))
+            .credentials_provider(credentials.clone())
+            .endpoint_url(endpoint)
+            .build(),
+    );
+    let described = firehose
+        .describe_delivery_stream()
+        .delivery_stream_name(stream)
+        .send()
+        .await;
+    assert!(
+        described
+            .as_ref()
+            .err()
+            .and_then(|e| e.as_service_error())
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "{described:?}"
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(credentials)
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .build(),
+    );
+    let head = s3.head_bucket().bucket(bucket).send().await;
+    assert!(
+        head.as_ref()
+            .err()
+            .and_then(|e| e.as_service_error())
+            .is_some_and(|e| e.is_not_found()),
+        "{head:?}"
+    );
+}
+
+/// A server without throughput limits for the firehose runs (a DirectPut
+/// stream's 5 MiB/s would refuse part of each run's records).
+fn firehose_server() -> &'static Riffle {
+    static SERVER: OnceLock<Riffle> = OnceLock::new();
+    SERVER.get_or_init(|| Riffle::start_with_args(&["--throughput-limits", "off"]))
+}
+
+/// Runs the firehose workload with a 1 MiB / 1 s buffer, so several
+/// objects land by size and the last by the interval.
+fn firehose_run(stream: &str, compression: &str) -> Value {
+    let args = [
+        "firehose",
+        "--endpoint",
+        &firehose_server().endpoint,
+        "--stream",
+        stream,
+        "--json",
+        "--records",
+        "4000",
+        "--concurrency",
+        "2",
+        "--buffer-size-mb",
+        "1",
+        "--buffer-interval",
+        "1",
+        "--compression",
+        compression,
+    ];
+    let out = bench(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "riffle bench {args:?} failed ({:?})\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+/// Every acknowledged record of a DirectPut delivery stream is read back
+/// from the objects it delivered to the embedded S3, once and intact, and
+/// the report says how many objects, bytes and how fresh.
+fn assert_delivered(s: &Value) {
+    let acknowledged = s["write"]["records"].as_u64().unwrap();
+    assert_eq!(acknowledged, 4000, "{s}");
+    assert_verified(s, acknowledged);
+    let f = &s["firehose"];
+    assert_eq!(f["drained"], true, "{f}");
+    assert_eq!(f["delivered_bytes"], acknowledged * 1024, "{f}");
+    // 4 MB of records in 1 MiB buffers: cut by size, then the rest.
+    assert!(f["objects"].as_u64().unwrap() >= 4, "{f}");
+    assert_eq!(f["ragged_objects"], 0, "{f}");
+    assert_eq!(f["objects_not_compressed"], 0, "{f}");
+    let freshness = &f["freshness_ms"];
+    assert!(
+        freshness["p50"].as_u64().unwrap() <= freshness["p99"].as_u64().unwrap(),
+        "{f}"
+    );
+    assert!(
+        f["delivered_to_last_mb_per_s"].as_f64().unwrap() > 0.0,
+        "{f}"
+    );
+}
+
+#[tokio::test]
+async fn firehose_reads_back_every_acknowledged_record_from_the_delivered_objects() {
+    let stream = unique_name("bench-fh");
+    let s = firehose_run(&stream, "UNCOMPRESSED");
+    assert_eq!(s["workload"], "firehose");
+    assert_eq!(s["batch_size"], 500);
+    assert_delivered(&s);
+    let f = &s["firehose"];
+    assert_eq!(f["stored_bytes"], f["delivered_bytes"], "{f}");
+    assert_firehose_cleaned_up(&stream, f["bucket"].as_str().unwrap()).await;
+}
+
+#[tokio::test]
+async fn firehose_with_gzip_inflates_the_objects_to_verify_them() {
+    let stream = unique_name("bench-fhgz");
+    let s = firehose_run(&stream, "GZIP");
+    assert_delivered(&s);
+    let f = &s["firehose"];
+    assert_eq!(f["compression"], "GZIP");
+    assert!(
+        f["stored_bytes"].as_u64().unwrap() < f["delivered_bytes"].as_u64().unwrap(),
+        "{f}"
+    );
+    assert_firehose_cleaned_up(&stream, f["bucket"].as_str().unwrap()).await;
+}

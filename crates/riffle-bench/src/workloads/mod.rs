@@ -1,8 +1,10 @@
 //! The workloads: what is written and read, and how each run is put
-//! together from write passes (`write`), shard readers (`read`) and the
-//! enhanced fan-out consumer (`efo`).
+//! together from write passes (`write`), shard readers (`read`), the
+//! enhanced fan-out consumer (`efo`) and Firehose's read-back of delivered
+//! objects (`firehose`).
 
 mod efo;
+pub mod firehose;
 mod get;
 mod kpl;
 mod read;
@@ -13,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::args::{Plan, Workload};
-use crate::client::{LeanClient, Signing, parse_endpoint};
+use crate::client::{FIREHOSE, KINESIS, LeanClient, Signing, parse_endpoint};
 use crate::control::{self, StreamInfo};
 use crate::error::BenchError;
 use crate::payload::{PayloadMaker, Verifier};
@@ -37,9 +39,35 @@ pub struct Ctx {
     pub next_id: AtomicU64,
     /// The first failure of a request, to show the user why errors happened.
     pub first_error: Mutex<Option<String>>,
+    /// When the first write was acknowledged, in ns since `epoch`
+    /// (`u64::MAX` until then): where delivered throughput starts.
+    pub first_ack_ns: AtomicU64,
 }
 
 impl Ctx {
+    /// A run's context, its zero now.
+    fn new(
+        plan: &Plan,
+        client: LeanClient,
+        sdk: aws_sdk_kinesis::Client,
+        stream: StreamInfo,
+    ) -> Ctx {
+        let run = run_id();
+        Ctx {
+            plan: plan.clone(),
+            client,
+            sdk,
+            stream,
+            maker: PayloadMaker::new(run, plan.record_size),
+            keys: (0..plan.keys).map(|i| format!("pk-{i}")).collect(),
+            epoch: Instant::now(),
+            verifier: Verifier::new(run),
+            next_id: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            first_ack_ns: AtomicU64::new(u64::MAX),
+        }
+    }
+
     /// Nanoseconds from the run's zero to `at`.
     pub fn ns_since_epoch(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
@@ -88,34 +116,35 @@ pub async fn run(plan: &Plan) -> Result<Summary, BenchError> {
     let uri = parse_endpoint(&plan.endpoint)?;
     control::probe(&plan.endpoint, &uri).await?;
     let signing = Signing::from_env(&plan.region);
+    let sdk = control::sdk_client(&plan.endpoint, &signing);
+    if let Some(settings) = &plan.firehose {
+        // Ctrl-C stops the run; the delivery stream and bucket stay.
+        return tokio::select! {
+            result = run_firehose(plan, settings, &signing, sdk) => result,
+            _ = interrupt.recv() => Err(BenchError::Interrupted),
+        };
+    }
     let client = LeanClient::new(
         &plan.endpoint,
         &signing,
         plan.concurrency.max(plan.shards as usize),
         plan.http2,
+        KINESIS,
     )?;
-    let sdk = control::sdk_client(&plan.endpoint, &signing);
     let stream =
         control::prepare_stream(&sdk, &plan.stream, plan.shards, plan.reuse_stream).await?;
-    let run = run_id();
-    let ctx = Arc::new(Ctx {
-        plan: plan.clone(),
-        client,
-        sdk,
-        stream,
-        maker: PayloadMaker::new(run, plan.record_size),
-        keys: (0..plan.keys).map(|i| format!("pk-{i}")).collect(),
-        epoch: Instant::now(),
-        verifier: Verifier::new(run),
-        next_id: AtomicU64::new(0),
-        first_error: Mutex::new(None),
-    });
+    let ctx = Arc::new(Ctx::new(plan, client, sdk, stream));
     let workload = async {
         match plan.workload {
             Workload::Put | Workload::PutBatch => write::run(&ctx).await,
             Workload::Get => get::run(&ctx).await,
             Workload::E2e | Workload::Mixed => read::run_follow(&ctx).await,
             Workload::Kpl => kpl::run(&ctx).await,
+            // Handled above: it has no Kinesis stream.
+            Workload::Firehose => Err(BenchError::Usage {
+                flag: "workload",
+                reason: "firehose runs without a stream".to_owned(),
+            }),
         }
     };
     // Ctrl-C still deletes the stream the bench created.
@@ -130,6 +159,31 @@ pub async fn run(plan: &Plan) -> Result<Summary, BenchError> {
         }
     }
     result
+}
+
+/// The `firehose` workload: no Kinesis stream; the lean client signs for
+/// Firehose and the control plane is Firehose's and S3's.
+async fn run_firehose(
+    plan: &Plan,
+    settings: &crate::args::FirehosePlan,
+    signing: &Signing,
+    sdk: aws_sdk_kinesis::Client,
+) -> Result<Summary, BenchError> {
+    let client = LeanClient::new(
+        &plan.endpoint,
+        signing,
+        plan.concurrency,
+        plan.http2,
+        FIREHOSE,
+    )?;
+    let stream = StreamInfo {
+        name: plan.stream.clone(),
+        arn: String::new(),
+        shards: Vec::new(),
+    };
+    let ctx = Arc::new(Ctx::new(plan, client, sdk, stream));
+    let clients = crate::delivery::Clients::new(&plan.endpoint, signing);
+    firehose::run(&ctx, settings, &clients).await
 }
 
 /// Runs `work` while sampling `measured` once a second (the progress line

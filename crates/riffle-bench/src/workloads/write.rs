@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Ctx, with_progress};
-use crate::api::{self, PutRecordsBody};
-use crate::args::Stop;
+use crate::api::{self, PutRecordBatchBody, PutRecordsBody};
+use crate::args::{Stop, Workload};
 use crate::client::{Action, Reply, THROTTLE_ERROR};
 use crate::error::BenchError;
 use crate::report::Summary;
@@ -151,29 +151,43 @@ pub async fn pass(
 async fn writer(ctx: &Ctx, pacer: &Pacer, measured: &Measured) {
     let mut hist = stats::histogram();
     let mut raw = Vec::with_capacity(ctx.plan.record_size);
-    let single = ctx.plan.batch_size == 1;
     while let Some(slot) = pacer.next().await {
         // Timed from the intended start (open loop), or from now if the
         // timer woke us early or the loop is closed.
         let began = slot.intended.min(Instant::now());
         let sent_ns = ctx.ns_since_epoch(began);
-        let (action, body) = if single {
-            ctx.maker.write(slot.first_id, sent_ns, &mut raw);
-            let body = api::put_record(&ctx.stream.name, &raw, ctx.key(slot.first_id));
-            (Action::PutRecord, body)
-        } else {
-            let mut body = PutRecordsBody::new(&ctx.stream.name, slot.count, ctx.plan.record_size);
-            for id in slot.first_id..slot.first_id + slot.count as u64 {
-                ctx.maker.write(id, sent_ns, &mut raw);
-                body.push(&raw, ctx.key(id));
-            }
-            (Action::PutRecords, body.finish())
-        };
+        let (action, body) = request(ctx, &slot, sent_ns, &mut raw);
         let reply = ctx.client.call(action, body).await;
         stats::record(&mut hist, began.elapsed());
         settle(ctx, measured, &slot, action, reply);
     }
     measured.write_latency.merge(&hist);
+}
+
+/// The request of one slot: PutRecord, PutRecords, or Firehose's
+/// PutRecordBatch; `raw` is the worker's payload buffer.
+fn request(ctx: &Ctx, slot: &Slot, sent_ns: u64, raw: &mut Vec<u8>) -> (Action, Vec<u8>) {
+    let ids = slot.first_id..slot.first_id + slot.count as u64;
+    let size = ctx.plan.record_size;
+    if ctx.plan.workload == Workload::Firehose {
+        let mut body = PutRecordBatchBody::new(&ctx.stream.name, slot.count, size);
+        for id in ids {
+            ctx.maker.write(id, sent_ns, raw);
+            body.push(raw);
+        }
+        return (Action::PutRecordBatch, body.finish());
+    }
+    if ctx.plan.batch_size == 1 {
+        ctx.maker.write(slot.first_id, sent_ns, raw);
+        let body = api::put_record(&ctx.stream.name, raw, ctx.key(slot.first_id));
+        return (Action::PutRecord, body);
+    }
+    let mut body = PutRecordsBody::new(&ctx.stream.name, slot.count, size);
+    for id in ids {
+        ctx.maker.write(id, sent_ns, raw);
+        body.push(raw, ctx.key(id));
+    }
+    (Action::PutRecords, body.finish())
 }
 
 /// Counts a write's outcome and acknowledges its records to the verifier.
@@ -217,7 +231,7 @@ fn settle(
         ctx.verifier.acknowledge(slot.first_id);
         1
     } else {
-        match api::parse_put_records(&body) {
+        match api::parse_put_records(&body, action) {
             Ok(out) => acknowledge_batch(ctx, measured, slot, &out),
             Err(err) => {
                 c.add(&c.errors, 1);
@@ -226,6 +240,10 @@ fn settle(
             }
         }
     };
+    if acknowledged > 0 {
+        ctx.first_ack_ns
+            .fetch_min(ctx.ns_since_epoch(Instant::now()), Ordering::Relaxed);
+    }
     c.add(&c.records, acknowledged);
     c.add(&c.bytes, acknowledged * ctx.plan.record_size as u64);
 }

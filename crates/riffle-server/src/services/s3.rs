@@ -52,7 +52,21 @@ pub static S3_INFO: ServiceInfo = ServiceInfo {
         "PutObject",
         "UploadPart",
     ],
-    data_events: &[],
+    // CloudTrail's S3 data events are the object-level operations; bucket
+    // operations (listings included) are management events.
+    data_events: &[
+        "AbortMultipartUpload",
+        "CompleteMultipartUpload",
+        "CopyObject",
+        "CreateMultipartUpload",
+        "DeleteObject",
+        "DeleteObjects",
+        "GetObject",
+        "HeadObject",
+        "ListParts",
+        "PutObject",
+        "UploadPart",
+    ],
     cbor: false,
     json_version: JsonVersion::V1_1,
     error_namespace: None,
@@ -62,6 +76,27 @@ pub static S3_INFO: ServiceInfo = ServiceInfo {
 fn bucket_and_key(parts: &Parts) -> (&str, &str) {
     let path = parts.uri.path().trim_start_matches('/');
     path.split_once('/').unwrap_or((path, ""))
+}
+
+/// The request's parameters for its audit line, as CloudTrail records an
+/// S3 call's: `{"bucketName":…,"key":…}` (each only when the path names
+/// it; the key percent-decoded). The audit log lowers the first letters.
+pub(crate) fn request_parameters(parts: &Parts) -> bytes::Bytes {
+    let (bucket, key) = bucket_and_key(parts);
+    let mut members = serde_json::Map::new();
+    if !bucket.is_empty() {
+        members.insert("BucketName".into(), decoded(bucket).into());
+    }
+    if !key.is_empty() {
+        members.insert("Key".into(), decoded(key).into());
+    }
+    serde_json::Value::Object(members).to_string().into()
+}
+
+fn decoded(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The S3 operation a path-style request is, by method, path and
@@ -176,6 +211,27 @@ mod tests {
         ] {
             assert_eq!(S3_INFO.operation(op), Some(op));
         }
+    }
+
+    #[test]
+    fn audit_parameters_name_the_bucket_and_the_decoded_key() {
+        let of = |uri| {
+            let json = request_parameters(&parts("GET", uri, None));
+            serde_json::from_slice::<serde_json::Value>(&json).unwrap()
+        };
+        assert_eq!(
+            of("/lake/raw-data/a%20b.gz?x=1"),
+            serde_json::json!({"BucketName": "lake", "Key": "raw-data/a b.gz"})
+        );
+        assert_eq!(of("/lake"), serde_json::json!({"BucketName": "lake"}));
+        assert_eq!(of("/"), serde_json::json!({}));
+        assert!(S3_INFO.data_events.is_sorted());
+        assert!(
+            S3_INFO
+                .data_events
+                .iter()
+                .all(|op| S3_INFO.operation(op).is_some())
+        );
     }
 
     #[test]
