@@ -193,8 +193,19 @@ impl WorkerHandle {
 /// A lease this worker holds and the consumer running it.
 struct Held {
     stop: watch::Sender<Stop>,
-    task: JoinHandle<Ended>,
+    /// Taken out to let a consumer end by itself (a lost lease).
+    task: Option<JoinHandle<Ended>>,
     renewed: Instant,
+}
+
+impl Drop for Held {
+    /// A worker that is dropped or aborted stops its consumers with it, as
+    /// a crashed process would: nothing more is processed or checkpointed.
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
 }
 
 impl Worker {
@@ -317,8 +328,10 @@ impl Worker {
         }
         for key in lost {
             tracing::info!(%key, worker = %self.worker_id, "lease lost");
-            if let Some(lease) = held.remove(&key) {
+            if let Some(mut lease) = held.remove(&key) {
                 let _ = lease.stop.send(Stop::LeaseLost);
+                // Detached: it calls `lease_lost` and ends by itself.
+                drop(lease.task.take());
             }
         }
     }
@@ -385,16 +398,15 @@ impl Worker {
     async fn reap(&self, held: &mut HashMap<String, Held>) -> bool {
         let done: Vec<String> = held
             .iter()
-            .filter(|(_, h)| h.task.is_finished())
+            .filter(|(_, h)| h.task.as_ref().is_none_or(JoinHandle::is_finished))
             .map(|(k, _)| k.clone())
             .collect();
         let mut shard_ended = false;
         for key in done {
-            let Some(lease) = held.remove(&key) else {
+            let Some(task) = held.remove(&key).and_then(|mut h| h.task.take()) else {
                 continue;
             };
-            let ended = lease
-                .task
+            let ended = task
                 .await
                 .unwrap_or_else(|e| Ended::Failed(KclError::Stopped(e.to_string())));
             match ended {
@@ -420,10 +432,11 @@ impl Worker {
         for lease in held.values() {
             let _ = lease.stop.send(Stop::Shutdown);
         }
-        for (key, lease) in held {
-            match tokio::time::timeout(SHUTDOWN_TIME_MAX, lease.task).await {
-                Ok(_) => {}
-                Err(_) => tracing::warn!(%key, "a processor did not finish its shutdown in time"),
+        for (key, mut lease) in held {
+            if let Some(task) = lease.task.as_mut()
+                && tokio::time::timeout(SHUTDOWN_TIME_MAX, task).await.is_err()
+            {
+                tracing::warn!(%key, "a processor did not finish its shutdown in time");
             }
             match self.table.release(&key, &self.worker_id).await {
                 Ok(Outcome::Done | Outcome::Lost) => {}
@@ -576,7 +589,7 @@ fn start_consumer<P: RecordProcessor>(shared: Arc<Shared>, lease: Lease, process
     let task = tokio::spawn(consumer::run(shared, lease, processor, stopping));
     Held {
         stop,
-        task,
+        task: Some(task),
         renewed: Instant::now(),
     }
 }
