@@ -95,6 +95,7 @@ pub(crate) async fn run<P: RecordProcessor>(
         &mut stop,
     )
     .await;
+    tracing::debug!(shard = %lease.key, worker = %shared.worker_id, ?ended, "consumer stopped");
     match ended {
         Ended::ShardEnd { .. } => {
             checkpointer.at_shard_end = true;
@@ -204,6 +205,9 @@ async fn consume<P: RecordProcessor>(
                 millis_behind_latest: batch.millis_behind,
             };
             processor.process_records(input, checkpointer).await;
+            if checkpointer.lost {
+                return Ended::LeaseLost;
+            }
         }
         if let Some(children) = batch.end {
             let ids: BTreeSet<String> = children.iter().map(|c| c.shard_id().to_owned()).collect();

@@ -92,6 +92,9 @@ pub struct Checkpointer {
     pub(crate) last_delivered: Option<Checkpoint>,
     pub(crate) at_shard_end: bool,
     pub(crate) last_written: Option<Checkpoint>,
+    /// A checkpoint found the lease taken: the consumer stops at once
+    /// rather than at the next renewal.
+    pub(crate) lost: bool,
 }
 
 impl Checkpointer {
@@ -103,6 +106,7 @@ impl Checkpointer {
             last_delivered: None,
             at_shard_end: false,
             last_written: None,
+            lost: false,
         }
     }
 
@@ -171,7 +175,10 @@ impl Checkpointer {
                 self.last_written = Some(at);
                 Ok(())
             }
-            Outcome::Lost => Err(KclError::LeaseLost(self.shard_id.clone())),
+            Outcome::Lost => {
+                self.lost = true;
+                Err(KclError::LeaseLost(self.shard_id.clone()))
+            }
         }
     }
 }

@@ -3,12 +3,15 @@
 //! process each record once, a crashed worker's leases are taken after the
 //! failover time with nothing lost, checkpoints resume after a restart,
 //! parents are read before children across a split and a merge, and
-//! enhanced fan-out delivers as polling does.
+//! enhanced fan-out delivers as polling does; `riffle tail --group`
+//! terminals share a stream and resume where their group stopped.
 
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -19,8 +22,10 @@ use riffle_kcl::{
     RetrievalMode, Worker, WorkerHandle,
 };
 
-/// Short, so takeovers happen within a test; KCL's default is 10 s.
-const FAILOVER: Duration = Duration::from_millis(1500);
+/// Short, so takeovers happen within a test (KCL's default is 10 s), yet
+/// long enough that renewals every second never miss it on a loaded
+/// 2-core machine, which would make a live lease look expired.
+const FAILOVER: Duration = Duration::from_secs(3);
 /// How long records or a spread of leases may take to appear.
 const SETTLE_TIME_MAX: Duration = Duration::from_secs(30);
 
@@ -33,7 +38,15 @@ struct Delivery {
     data: String,
 }
 
-type Log = Arc<Mutex<Vec<Delivery>>>;
+/// What every worker's processors saw.
+#[derive(Debug, Default)]
+struct Journal {
+    deliveries: Vec<Delivery>,
+    /// (worker, shard) of each processor initialized and not yet ended.
+    active: Vec<(String, String)>,
+}
+
+type Log = Arc<Mutex<Journal>>;
 
 /// Records every delivery and checkpoints after each batch, at the shard's
 /// end and at shutdown, as a typical KCL application does.
@@ -56,7 +69,7 @@ impl RecordProcessor for Recorder {
         {
             let mut log = self.log.lock().expect("no test thread panicked holding it");
             for record in &input.records {
-                log.push(Delivery {
+                log.deliveries.push(Delivery {
                     worker: self.worker.clone(),
                     shard: self.shard.clone(),
                     data: String::from_utf8_lossy(&record.data).into_owned(),
@@ -67,17 +80,29 @@ impl RecordProcessor for Recorder {
         let _ = checkpointer.checkpoint().await;
     }
 
-    async fn lease_lost(&mut self) {}
+    async fn lease_lost(&mut self) {
+        self.ended();
+    }
 
     async fn shard_ended(&mut self, checkpointer: &mut Checkpointer) {
         checkpointer
             .checkpoint_shard_end()
             .await
             .expect("SHARD_END checkpointed");
+        self.ended();
     }
 
     async fn shutdown_requested(&mut self, checkpointer: &mut Checkpointer) {
         let _ = checkpointer.checkpoint().await;
+        self.ended();
+    }
+}
+
+impl Recorder {
+    fn ended(&self) {
+        let mine = (self.worker.clone(), self.shard.clone());
+        let mut log = self.log.lock().expect("unpoisoned");
+        log.active.retain(|active| *active != mine);
     }
 }
 
@@ -105,6 +130,11 @@ fn start_worker(
     mode: RetrievalMode,
     log: &Log,
 ) -> WorkerHandle {
+    // The library's notes (leases taken and lost) go with a failure's output.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("riffle_kcl=debug")
+        .try_init();
     let worker = Worker::builder(app, stream)
         .kinesis(riffle.client())
         .dynamodb(dynamodb(&riffle.endpoint))
@@ -115,10 +145,16 @@ fn start_worker(
         .build()
         .expect("a complete configuration");
     let (id, log) = (id.to_owned(), log.clone());
-    worker.start(move |shard| Recorder {
-        worker: id.clone(),
-        shard: shard.to_owned(),
-        log: log.clone(),
+    // Made when the lease is taken, so `active` shows every consumer from
+    // its start until its processor's ending.
+    worker.start(move |shard| {
+        let mine = (id.clone(), shard.to_owned());
+        log.lock().expect("unpoisoned").active.push(mine);
+        Recorder {
+            worker: id.clone(),
+            shard: shard.to_owned(),
+            log: log.clone(),
+        }
     })
 }
 
@@ -137,19 +173,57 @@ async fn put(riffle: &Riffle, stream: &str, records: std::ops::Range<u32>) {
 }
 
 async fn leases(riffle: &Riffle, app: &str) -> Vec<Lease> {
+    try_leases(riffle, app)
+        .await
+        .expect("the lease table is readable")
+}
+
+async fn try_leases(riffle: &Riffle, app: &str) -> Result<Vec<Lease>, riffle_kcl::KclError> {
     riffle_kcl::table::LeaseTable::new(dynamodb(&riffle.endpoint), app)
         .list()
         .await
-        .expect("the lease table is readable")
 }
 
 /// Leases per owner, once every lease of the table is owned.
 async fn spread(riffle: &Riffle, app: &str) -> Option<HashMap<String, usize>> {
     let mut counts = HashMap::new();
-    for lease in leases(riffle, app).await {
+    for lease in try_leases(riffle, app).await.ok()? {
         *counts.entry(lease.owner?).or_insert(0) += 1;
     }
     Some(counts)
+}
+
+/// Waits until each of `workers` holds `each` leases in the table and runs
+/// exactly those: a worker robbed of a lease has noticed and stopped
+/// reading it, so no shard is read twice from then on.
+async fn settled(riffle: &Riffle, app: &str, log: &Log, workers: &[&str], each: usize) {
+    let deadline = Instant::now() + SETTLE_TIME_MAX;
+    loop {
+        let owned: BTreeSet<(String, String)> = try_leases(riffle, app)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|l| Some((l.owner?, l.key)))
+            .collect();
+        let active: BTreeSet<(String, String)> = log
+            .lock()
+            .expect("unpoisoned")
+            .active
+            .iter()
+            .cloned()
+            .collect();
+        let even = workers
+            .iter()
+            .all(|w| owned.iter().filter(|(owner, _)| owner == w).count() == each);
+        if even && owned.len() == workers.len() * each && active == owned {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no settled spread: leases owned {owned:?}, consumers running {active:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Waits until every record `r0..r{count}` was delivered at least once.
@@ -159,6 +233,7 @@ async fn all_delivered(log: &Log, count: u32) {
         let seen: BTreeSet<String> = log
             .lock()
             .expect("unpoisoned")
+            .deliveries
             .iter()
             .map(|d| d.data.clone())
             .collect();
@@ -169,12 +244,14 @@ async fn all_delivered(log: &Log, count: u32) {
     .await
 }
 
-fn deliveries_of(log: &Log, data: &str) -> usize {
+fn deliveries_of(log: &Log, data: &str) -> Vec<Delivery> {
     log.lock()
         .expect("unpoisoned")
+        .deliveries
         .iter()
         .filter(|d| d.data == data)
-        .count()
+        .cloned()
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,23 +276,21 @@ async fn two_workers_spread_a_four_shard_stream_and_process_each_record_once() {
         RetrievalMode::Polling,
         &log,
     );
-    eventually(SETTLE_TIME_MAX, "two leases each", || async {
-        let counts = spread(&riffle, &app).await?;
-        (counts.get("worker-a") == Some(&2) && counts.get("worker-b") == Some(&2)).then_some(())
-    })
-    .await;
+    settled(&riffle, &app, &log, &["worker-a", "worker-b"], 2).await;
     put(&riffle, &stream, 0..200).await;
     all_delivered(&log, 200).await;
     for i in 0..200 {
         assert_eq!(
-            deliveries_of(&log, &format!("r{i}")),
+            deliveries_of(&log, &format!("r{i}")).len(),
             1,
-            "r{i} was processed once"
+            "r{i} was processed once: {:?}",
+            deliveries_of(&log, &format!("r{i}"))
         );
     }
     let workers: BTreeSet<String> = log
         .lock()
         .expect("unpoisoned")
+        .deliveries
         .iter()
         .map(|d| d.worker.clone())
         .collect();
@@ -249,11 +324,7 @@ async fn a_crashed_workers_leases_are_taken_after_the_failover_time_and_nothing_
         RetrievalMode::Polling,
         &log,
     );
-    eventually(SETTLE_TIME_MAX, "two leases each", || async {
-        let counts = spread(&riffle, &app).await?;
-        (counts.get("worker-b") == Some(&2) && counts.get("worker-a") == Some(&2)).then_some(())
-    })
-    .await;
+    settled(&riffle, &app, &log, &["worker-a", "worker-b"], 2).await;
     put(&riffle, &stream, 0..100).await;
     all_delivered(&log, 100).await;
     b.abort();
@@ -305,7 +376,7 @@ async fn a_restarted_application_resumes_from_its_checkpoints() {
         SETTLE_TIME_MAX,
         "the records put between the runs",
         || async {
-            let seen = second.lock().expect("unpoisoned").len();
+            let seen = second.lock().expect("unpoisoned").deliveries.len();
             (seen >= 50).then_some(())
         },
     )
@@ -313,6 +384,7 @@ async fn a_restarted_application_resumes_from_its_checkpoints() {
     let data: BTreeSet<String> = second
         .lock()
         .expect("unpoisoned")
+        .deliveries
         .iter()
         .map(|d| d.data.clone())
         .collect();
@@ -362,7 +434,7 @@ async fn parents_are_processed_before_children_across_a_split_and_a_merge() {
         &log,
     );
     all_delivered(&log, 90).await;
-    let order = log.lock().expect("unpoisoned").clone();
+    let order = log.lock().expect("unpoisoned").deliveries.clone();
     let first = |shard: &str| order.iter().position(|d| d.shard.ends_with(shard));
     let last = |shard: &str| order.iter().rposition(|d| d.shard.ends_with(shard));
     for (parent, child) in [("0", "1"), ("0", "2"), ("1", "3"), ("2", "3")] {
@@ -416,9 +488,10 @@ async fn a_fan_out_worker_receives_every_record_through_its_own_consumer() {
     all_delivered(&log, 80).await;
     for i in 0..80 {
         assert_eq!(
-            deliveries_of(&log, &format!("r{i}")),
+            deliveries_of(&log, &format!("r{i}")).len(),
             1,
-            "r{i} was delivered once"
+            "r{i} was delivered once: {:?}",
+            deliveries_of(&log, &format!("r{i}"))
         );
     }
     let summary = client
@@ -446,4 +519,155 @@ async fn a_fan_out_worker_receives_every_record_through_its_own_consumer() {
         "a consumer named after the application"
     );
     worker.shutdown().await.expect("a clean shutdown");
+}
+
+/// A `riffle tail STREAM --group NAME --raw` as a terminal runs it.
+struct Terminal {
+    child: Child,
+    /// Printed records, one per line.
+    stdout: mpsc::Receiver<String>,
+    /// Its notes: which shards it prints, which it handed over.
+    stderr: mpsc::Receiver<String>,
+}
+
+fn lines_of(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    received
+}
+
+fn tail_group(riffle: &Riffle, stream: &str, group: &str, extra: &[&str]) -> Terminal {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_riffle"))
+        .args([
+            "tail",
+            stream,
+            "--group",
+            group,
+            "--from",
+            "trim-horizon",
+            "--raw",
+        ])
+        .args(extra)
+        .args(["--endpoint", &riffle.endpoint])
+        .env_remove("RIFFLE_ENDPOINT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("riffle tail starts");
+    let stdout = lines_of(child.stdout.take().expect("piped stdout"));
+    let stderr = lines_of(child.stderr.take().expect("piped stderr"));
+    Terminal {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
+/// Collects lines until `done` says so, failing after the settle time.
+fn lines_until(
+    sources: &[&mpsc::Receiver<String>],
+    seen: &mut [Vec<String>],
+    done: impl Fn(&[Vec<String>]) -> bool,
+) {
+    let deadline = Instant::now() + SETTLE_TIME_MAX;
+    while !done(seen) {
+        assert!(Instant::now() < deadline, "timed out; so far: {seen:?}");
+        for (source, lines) in sources.iter().zip(seen.iter_mut()) {
+            lines.extend(source.try_iter());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn interrupt(child: &mut Child) {
+    let pid = i32::try_from(child.id()).expect("a pid fits in i32");
+    // SAFETY: kill(2) on a child this test spawned and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let deadline = Instant::now() + SETTLE_TIME_MAX;
+    loop {
+        if let Some(status) = child.try_wait().expect("waitable") {
+            assert!(
+                status.success(),
+                "tail --group ends cleanly on Ctrl-C: {status}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tail --group did not stop on Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_group_terminals_share_a_stream_and_resume_where_the_group_stopped() {
+    let riffle = Riffle::start();
+    let (stream, group) = (unique_name("kcl-tail"), unique_name("terminals"));
+    create_active(&riffle.client(), &stream, 2).await;
+    let mut first = tail_group(&riffle, &stream, &group, &[]);
+    eventually(
+        SETTLE_TIME_MAX,
+        "the first terminal holding both leases",
+        || async {
+            let counts = spread(&riffle, &group).await?;
+            (counts.values().sum::<usize>() == 2).then_some(())
+        },
+    )
+    .await;
+    let mut second = tail_group(&riffle, &stream, &group, &[]);
+    // The second terminal steals a lease, and the first notices and says so.
+    let mut notes = vec![Vec::new(), Vec::new()];
+    lines_until(&[&first.stderr, &second.stderr], &mut notes, |notes| {
+        notes[0]
+            .iter()
+            .any(|n| n.ends_with("taken over by another worker of the group"))
+            && notes[1]
+                .iter()
+                .any(|n| n.ends_with("printed here from now on"))
+    });
+    put(&riffle, &stream, 0..100).await;
+    let mut seen = vec![Vec::new(), Vec::new()];
+    let all: BTreeSet<String> = (0..100).map(|i| format!("r{i}")).collect();
+    lines_until(&[&first.stdout, &second.stdout], &mut seen, |seen| {
+        let printed: BTreeSet<String> = seen.iter().flatten().cloned().collect();
+        printed == all
+    });
+    assert!(
+        seen.iter().all(|lines| !lines.is_empty()),
+        "both terminals printed records: {seen:?}"
+    );
+    assert_eq!(
+        seen.iter().map(Vec::len).sum::<usize>(),
+        100,
+        "each record printed once: {seen:?}"
+    );
+    interrupt(&mut first.child);
+    interrupt(&mut second.child);
+    for lease in leases(&riffle, &group).await {
+        assert_eq!(lease.owner, None, "{} released on Ctrl-C", lease.key);
+    }
+
+    put(&riffle, &stream, 100..110).await;
+    let mut third = tail_group(&riffle, &stream, &group, &["--count", "10"]);
+    let mut seen = vec![Vec::new()];
+    lines_until(&[&third.stdout], &mut seen, |seen| seen[0].len() >= 10);
+    let printed: BTreeSet<String> = seen[0].iter().cloned().collect();
+    let expected: BTreeSet<String> = (100..110).map(|i| format!("r{i}")).collect();
+    assert_eq!(
+        printed, expected,
+        "the group resumed after what it had printed"
+    );
+    let status = third.child.wait().expect("waitable");
+    assert!(
+        status.success(),
+        "tail --group --count ends cleanly: {status}"
+    );
 }
