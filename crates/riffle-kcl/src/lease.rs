@@ -265,9 +265,9 @@ fn string_set(item: &Item, name: &str) -> BTreeSet<String> {
 mod tests {
     use super::*;
 
-    /// A lease as the Java KCL 3.1.3 writes it for a split child that a
-    /// worker holds and has checkpointed mid-aggregate (layout from its
-    /// `DynamoDBLeaseSerializer`).
+    /// A lease in the Java KCL 3.1.3 layout (from its
+    /// `DynamoDBLeaseSerializer`) with the attributes the captured one lacks:
+    /// a split child, checkpointed mid-aggregate, with a throughput.
     fn java_item() -> Item {
         HashMap::from([
             ("leaseKey".into(), s("shardId-000000000004")),
@@ -298,8 +298,50 @@ mod tests {
         ])
     }
 
+    /// Captured from the lease table of a real KCL 3.1.3 MultiLangDaemon
+    /// (against `riffle serve`) once its leader had assigned the lease.
+    fn captured_java_item() -> Item {
+        HashMap::from([
+            ("checkpoint".into(), s("TRIM_HORIZON")),
+            (
+                "checkpointSubSequenceNumber".into(),
+                AttributeValue::N("0".into()),
+            ),
+            (
+                "endingHashKey".into(),
+                s("170141183460469231731687303715884105727"),
+            ),
+            ("leaseCounter".into(), AttributeValue::N("1".into())),
+            ("leaseKey".into(), s("shardId-000000000000")),
+            (
+                "leaseOwner".into(),
+                s("b334e7fd-0f6f-4ab2-8eea-0d027d39e861"),
+            ),
+            (
+                "ownerSwitchesSinceCheckpoint".into(),
+                AttributeValue::N("0".into()),
+            ),
+            ("startingHashKey".into(), s("0")),
+        ])
+    }
+
     #[test]
-    fn a_java_kcl_lease_reads_and_writes_back_identically() {
+    fn a_lease_the_java_kcl_wrote_reads_and_writes_back_identically() {
+        let lease = Lease::from_item(&captured_java_item()).expect("a valid lease");
+        assert_eq!(lease.checkpoint, Checkpoint::TrimHorizon);
+        assert_eq!(
+            lease.owner.as_deref(),
+            Some("b334e7fd-0f6f-4ab2-8eea-0d027d39e861")
+        );
+        assert_eq!(
+            lease.hash_key_range,
+            Some(("0".into(), "170141183460469231731687303715884105727".into()))
+        );
+        assert_eq!(lease.to_item(), captured_java_item());
+    }
+
+    #[test]
+    fn a_split_child_lease_in_the_java_layout_round_trips() {
         let lease = Lease::from_item(&java_item()).expect("a valid lease");
         assert_eq!(lease.owner.as_deref(), Some("4f7c6b2e-worker"));
         assert_eq!(lease.counter, 118);

@@ -55,9 +55,11 @@ pub struct ProcessRecordsInput {
     pub millis_behind_latest: Option<i64>,
 }
 
-/// Application code for one shard. The worker calls `initialize` once,
-/// then `process_records` for each batch in order, and exactly one of
-/// the three endings.
+/// Application code for one shard. The worker calls `initialize` once
+/// (after the shard's parents are finished), then `process_records` for
+/// each batch in order, and exactly one of the three endings. A processor
+/// whose lease is lost or whose worker stops while it still waits for its
+/// parents is dropped without any call, having processed nothing.
 pub trait RecordProcessor: Send + 'static {
     fn initialize(&mut self, input: InitializeInput) -> impl Future<Output = ()> + Send;
 
