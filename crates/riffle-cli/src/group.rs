@@ -110,10 +110,23 @@ pub(crate) async fn follow(args: &TailArgs, group: &str) -> Result<(), CliError>
     let stopping = async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
+            _ = terminated() => {}
             _ = printer_gone => {}
         }
         handle.shutdown().await
     };
     let (printed, stopped) = tokio::join!(printing, stopping);
     printed.and(stopped.map_err(|e| CliError::Other(e.to_string())))
+}
+
+/// SIGTERM (`kill`, `timeout`, a service manager) stops the group member
+/// as gracefully as Ctrl-C; without the handler, the leases would wait out
+/// the failover time.
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut signals) => {
+            signals.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
 }
