@@ -425,6 +425,19 @@ def test_the_table_resource_builds_conditions_and_updates_that_the_server_runs(r
     with pytest.raises(ClientError) as taken:
         table.put_item(Item={"leaseKey": "shard-0"}, ConditionExpression=Attr("leaseKey").not_exists())
     assert taken.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert "Item" not in taken.value.response
+    with pytest.raises(ClientError) as shown:
+        table.put_item(
+            Item={"leaseKey": "shard-0"},
+            ConditionExpression=Attr("leaseKey").not_exists(),
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    # The SDK reads the item as it was from the error, as KCL-style callers do.
+    assert shown.value.response["Item"] == {
+        "leaseKey": {"S": "shard-0"},
+        "leaseOwner": {"S": "w1"},
+        "leaseCounter": {"N": "1"},
+    }
     renewed = table.update_item(
         Key={"leaseKey": "shard-0"},
         UpdateExpression="SET leaseCounter = leaseCounter + :one",
@@ -721,15 +734,19 @@ def test_transact_write_items_applies_all_or_nothing(ddb):
         ]
     )
     assert ddb.get_item(TableName="leases", Key={"leaseKey": {"S": "a"}})["Item"]["leaseCounter"] == {"N": "2"}
-    cancelled = error(
-        ddb.transact_write_items,
-        TransactItems=[
-            {"Delete": {"TableName": "leases", "Key": {"leaseKey": {"S": "a"}}}},
-            {"ConditionCheck": {"TableName": "leases", "Key": {"leaseKey": {"S": "b"}}, "ConditionExpression": "attribute_not_exists(leaseKey)"}},
-        ],
-    )
-    assert cancelled["Code"] == "TransactionCanceledException"
-    assert "[None, ConditionalCheckFailed]" in cancelled["Message"]
+    with pytest.raises(ddb.exceptions.TransactionCanceledException) as info:
+        ddb.transact_write_items(
+            TransactItems=[
+                {"Delete": {"TableName": "leases", "Key": {"leaseKey": {"S": "a"}}}},
+                {"ConditionCheck": {"TableName": "leases", "Key": {"leaseKey": {"S": "b"}}, "ConditionExpression": "attribute_not_exists(leaseKey)"}},
+            ],
+        )
+    cancelled = info.value.response
+    assert "[None, ConditionalCheckFailed]" in cancelled["Error"]["Message"]
+    assert cancelled["CancellationReasons"] == [
+        {"Code": "None"},
+        {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"},
+    ]
     assert "Item" in ddb.get_item(TableName="leases", Key={"leaseKey": {"S": "a"}})
 
 

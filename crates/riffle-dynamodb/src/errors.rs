@@ -5,6 +5,9 @@
 use riffle_coral::json::SerializationError;
 use riffle_coral::validate::ValidationError;
 
+/// ConditionalCheckFailedException's message.
+const CONDITION_FAILED: &str = "The conditional request failed";
+
 #[derive(Debug, thiserror::Error)]
 pub enum DynamoError {
     #[error("SerializationException: {0}")]
@@ -15,11 +18,14 @@ pub enum DynamoError {
     ResourceNotFound(String),
     #[error("ResourceInUseException: {0}")]
     ResourceInUse(String),
+    /// `item`: the item as it was, when the request asked for it
+    /// (`ReturnValuesOnConditionCheckFailure: ALL_OLD`), in the wire's JSON.
     #[error("ConditionalCheckFailedException")]
-    ConditionalCheckFailed,
-    /// TransactWriteItems: the reasons, one per action, in order.
-    #[error("TransactionCanceledException: {0}")]
-    TransactionCanceled(String),
+    ConditionalCheckFailed { item: Option<serde_json::Value> },
+    /// TransactWriteItems: one reason code per action, in order (`None`
+    /// for the actions that did not fail).
+    #[error("TransactionCanceledException: {reasons:?}")]
+    TransactionCanceled { reasons: Vec<&'static str> },
     #[error("LimitExceededException: {0}")]
     LimitExceeded(String),
     /// The metadata store failed; the client gets AWS's generic text.
@@ -50,8 +56,8 @@ impl DynamoError {
             DynamoError::Validation(_) => "ValidationException",
             DynamoError::ResourceNotFound(_) => "ResourceNotFoundException",
             DynamoError::ResourceInUse(_) => "ResourceInUseException",
-            DynamoError::ConditionalCheckFailed => "ConditionalCheckFailedException",
-            DynamoError::TransactionCanceled(_) => "TransactionCanceledException",
+            DynamoError::ConditionalCheckFailed { .. } => "ConditionalCheckFailedException",
+            DynamoError::TransactionCanceled { .. } => "TransactionCanceledException",
             DynamoError::LimitExceeded(_) => "LimitExceededException",
             DynamoError::Storage(_) => "InternalServerError",
         }
@@ -64,13 +70,40 @@ impl DynamoError {
             | DynamoError::ResourceNotFound(m)
             | DynamoError::ResourceInUse(m)
             | DynamoError::LimitExceeded(m) => m.clone(),
-            DynamoError::ConditionalCheckFailed => "The conditional request failed".to_owned(),
-            DynamoError::TransactionCanceled(reasons) => {
-                format!(
-                    "Transaction cancelled, please refer cancellation reasons for specific reasons [{reasons}]"
-                )
-            }
+            DynamoError::ConditionalCheckFailed { .. } => CONDITION_FAILED.to_owned(),
+            DynamoError::TransactionCanceled { reasons } => format!(
+                "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+                reasons.join(", ")
+            ),
             DynamoError::Storage(_) => "Internal server error".to_owned(),
+        }
+    }
+
+    /// The exception's members besides its message: a failed condition's
+    /// `Item`, a cancelled transaction's `CancellationReasons` (each
+    /// `{"Code":…}` with the message for a failed condition), as the
+    /// model's exception shapes name them.
+    pub fn members(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        match self {
+            DynamoError::ConditionalCheckFailed { item: Some(item) } => Some(
+                serde_json::Map::from_iter([("Item".to_owned(), item.clone())]),
+            ),
+            DynamoError::TransactionCanceled { reasons } => {
+                let reasons = reasons
+                    .iter()
+                    .map(|code| match *code {
+                        "ConditionalCheckFailed" => {
+                            serde_json::json!({"Code": code, "Message": CONDITION_FAILED})
+                        }
+                        _ => serde_json::json!({"Code": code}),
+                    })
+                    .collect();
+                Some(serde_json::Map::from_iter([(
+                    "CancellationReasons".to_owned(),
+                    serde_json::Value::Array(reasons),
+                )]))
+            }
+            _ => None,
         }
     }
 

@@ -140,6 +140,30 @@ fn check_item(def: &TableDef, item: &Item, updating: bool) -> Result<(), DynamoE
     Ok(())
 }
 
+/// Whether a failed condition answers the item as it was
+/// (`ReturnValuesOnConditionCheckFailure`: `ALL_OLD`, or `NONE`).
+fn item_on_failure(req: &Request) -> Result<bool, DynamoError> {
+    let value = string(req, "ReturnValuesOnConditionCheckFailure")?;
+    let mut v = riffle_coral::validate::Violations::new();
+    v.one_of(
+        value,
+        "returnValuesOnConditionCheckFailure",
+        &["ALL_OLD", "NONE"],
+    );
+    v.into_result::<DynamoError>()?;
+    Ok(value == Some("ALL_OLD"))
+}
+
+/// Drops a failed condition's item unless the request asked for it.
+fn unless_asked(keep: bool) -> impl Fn(DynamoError) -> DynamoError {
+    move |err| match err {
+        DynamoError::ConditionalCheckFailed { .. } if !keep => {
+            DynamoError::ConditionalCheckFailed { item: None }
+        }
+        other => other,
+    }
+}
+
 fn attributes(out: &mut Map<String, Json>, item: Option<&Item>) {
     if let Some(item) = item {
         out.insert("Attributes".to_owned(), item_to_json(item));
@@ -215,6 +239,7 @@ impl DynamoDb {
         )?;
         let cond = write_condition(req, &mut ph)?;
         ph.check_all_used()?;
+        let keep = item_on_failure(req)?;
         let item = request::item(req, "Item")?.ok_or_else(|| {
             DynamoError::validation(
                 "1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null",
@@ -235,7 +260,8 @@ impl DynamoDb {
                 cond.as_ref(),
                 Box::new(move |_| Ok(Some(item))),
             )
-            .await?;
+            .await
+            .map_err(unless_asked(keep))?;
         let mut out = Map::new();
         if returns == "ALL_OLD" {
             attributes(&mut out, old.as_ref());
@@ -255,12 +281,14 @@ impl DynamoDb {
         )?;
         let cond = write_condition(req, &mut ph)?;
         ph.check_all_used()?;
+        let keep = item_on_failure(req)?;
         let key_item = request::item(req, "Key")?.unwrap_or_default();
         let table = self.table(&name)?;
         let key = table.lock().def.key_of(&key_item, true)?;
         let (old, _) = self
             .write(&table, key, cond.as_ref(), Box::new(|_| Ok(None)))
-            .await?;
+            .await
+            .map_err(unless_asked(keep))?;
         let mut out = Map::new();
         if returns == "ALL_OLD" {
             attributes(&mut out, old.as_ref());
@@ -281,6 +309,7 @@ impl DynamoDb {
         let update = parse_update(req, &mut ph)?;
         let cond = write_condition(req, &mut ph)?;
         ph.check_all_used()?;
+        let keep = item_on_failure(req)?;
         let key_item = request::item(req, "Key")?.unwrap_or_default();
         let table = self.table(&name)?;
         let (key, def) = {
@@ -301,7 +330,8 @@ impl DynamoDb {
                     Ok(Some(item))
                 }),
             )
-            .await?;
+            .await
+            .map_err(unless_asked(keep))?;
         let mut out = Map::new();
         match returns {
             "ALL_OLD" => attributes(&mut out, old.as_ref()),
@@ -492,7 +522,7 @@ impl DynamoDb {
                         reasons.push("None");
                         results.push((p.table_name, p.key, new, ops, p.check_only));
                     }
-                    Err(DynamoError::ConditionalCheckFailed) => {
+                    Err(DynamoError::ConditionalCheckFailed { .. }) => {
                         reasons.push("ConditionalCheckFailed");
                         results.clear();
                     }
@@ -500,7 +530,7 @@ impl DynamoDb {
                 }
             }
             if reasons.iter().any(|r| *r != "None") {
-                return Err(DynamoError::TransactionCanceled(reasons.join(", ")));
+                return Err(DynamoError::TransactionCanceled { reasons });
             }
             let mut all_ops: Vec<MetaOp> = Vec::new();
             for (table_name, key, new, ops, check_only) in results {
@@ -605,7 +635,9 @@ fn plan(
     if let Some(cond) = cond {
         let empty = Item::new();
         if !cond.eval(old.as_ref().unwrap_or(&empty)) {
-            return Err(DynamoError::ConditionalCheckFailed);
+            return Err(DynamoError::ConditionalCheckFailed {
+                item: old.as_ref().map(item_to_json),
+            });
         }
     }
     let new = change(old.as_ref())?;

@@ -237,7 +237,7 @@ mod tests {
                     });
                     match call(&db, "UpdateItem", renew).await {
                         Ok(_) => done += 1,
-                        Err(DynamoError::ConditionalCheckFailed) => {}
+                        Err(DynamoError::ConditionalCheckFailed { .. }) => {}
                         Err(other) => panic!("{other}"),
                     }
                 }

@@ -73,6 +73,10 @@ pub struct AwsError {
     /// The message member (named by [`message_member`]); `None` where AWS
     /// sends none.
     pub message: Option<String>,
+    /// The exception's other members (DynamoDB's `Item` of a failed
+    /// condition, `CancellationReasons` of a cancelled transaction),
+    /// written after the message in the JSON encodings.
+    pub members: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// How an error is written, chosen from the request's Content-Type.
@@ -129,6 +133,7 @@ pub fn kinesis_error(err: &KinesisError) -> AwsError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 code: "InternalFailure",
                 message: Some(message),
+                members: None,
             };
         }
     };
@@ -136,6 +141,7 @@ pub fn kinesis_error(err: &KinesisError) -> AwsError {
         status,
         code,
         message: (!message.is_empty()).then(|| message.clone()),
+        members: None,
     }
 }
 
@@ -151,6 +157,7 @@ pub fn firehose_error(err: &FirehoseError) -> AwsError {
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         code: err.code(),
         message: err.message(),
+        members: None,
     }
 }
 
@@ -167,6 +174,7 @@ pub fn dynamodb_error(err: &DynamoError) -> AwsError {
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         code: err.code(),
         message: Some(err.message()),
+        members: err.members(),
     }
 }
 
@@ -248,6 +256,7 @@ pub fn aws_error(rejection: &Rejection) -> AwsError {
         status,
         code,
         message,
+        members: None,
     }
 }
 
@@ -348,12 +357,21 @@ fn json_body(error: &AwsError) -> Bytes {
     Bytes::from(out)
 }
 
-/// `,"<member>":"<escaped>"` if the error has a message.
+/// `,"<member>":"<escaped>"` if the error has a message, then its other
+/// members.
 fn push_json_message(out: &mut String, error: &AwsError) {
     if let Some(message) = &error.message {
         out.push_str(&format!(r#","{}":"#, message_member(error.code)));
         // Serializing a &str into JSON cannot fail.
         out.push_str(&serde_json::to_string(message).expect("a string is always valid JSON"));
+    }
+    for (name, value) in error.members.iter().flatten() {
+        // Strings and JSON values always serialize.
+        out.push_str(&format!(
+            ",{}:{}",
+            serde_json::to_string(name).expect("a string is always valid JSON"),
+            serde_json::to_string(value).expect("a JSON value serializes")
+        ));
     }
 }
 
@@ -441,7 +459,7 @@ mod tests {
             namespace: DYNAMODB_NAMESPACE,
         };
         let failed = encode(
-            &dynamodb_error(&DynamoError::ConditionalCheckFailed),
+            &dynamodb_error(&DynamoError::ConditionalCheckFailed { item: None }),
             encoding,
         );
         assert_eq!(failed.status, StatusCode::BAD_REQUEST);
@@ -708,6 +726,7 @@ mod tests {
             status: StatusCode::BAD_REQUEST,
             code: "SerializationException",
             message: Some("Expected map or null".into()),
+            members: None,
         };
         assert_eq!(
             encode(&with, Encoding::Coral).body,
@@ -735,6 +754,7 @@ mod tests {
             status: StatusCode::BAD_REQUEST,
             code: "X",
             message: Some("m".repeat(300)),
+            members: None,
         };
         let body = encode(&long, Encoding::Cbor).body;
         assert_eq!(&body[..6], &[0xA2, 0x66, b'_', b'_', b't', b'y']);

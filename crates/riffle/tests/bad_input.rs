@@ -153,7 +153,7 @@ fn an_unknown_target_is_an_unknown_operation_exception() {
     let addr = shared().addr;
     for target in [
         "Kinesis_20131202.NoSuchAction",
-        "DynamoDB_20120810.ListTables",
+        "DynamoDBStreams_20120810.ListStreams",
         "Kinesis_20131202",
         "",
     ] {
