@@ -9,6 +9,7 @@
 //! go to stderr in AWS's words (`Code: message`) and exit with status 1.
 
 mod firehose;
+mod group;
 mod tail;
 
 use std::io::{BufRead, Write};

@@ -45,6 +45,12 @@ pub struct TailArgs {
     /// Stop after this many records
     #[arg(long)]
     pub count: Option<u64>,
+    /// Share the stream with other `tail --group NAME` terminals: a KCL
+    /// application of that name (its lease table too) spreads the shards
+    /// over them and checkpoints what each printed; --from applies to a new
+    /// group only
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,7 +60,7 @@ pub enum Start {
 }
 
 /// What readers tell the printer.
-enum Event {
+pub(crate) enum Event {
     Record {
         shard: Arc<str>,
         sequence: String,
@@ -62,6 +68,9 @@ enum Event {
         data: Vec<u8>,
     },
     Failed(CliError),
+    /// Answered once every record sent before it was printed (`--group`
+    /// checkpoints only what was printed).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Which shards are followed and which were read to their end.
@@ -72,6 +81,9 @@ struct Progress {
 }
 
 pub(crate) async fn follow(args: &TailArgs) -> Result<(), CliError> {
+    if let Some(group) = &args.group {
+        return crate::group::follow(args, group).await;
+    }
     let client = args.endpoint.client();
     let filter = ShardFilter::builder()
         .r#type(match args.from {
@@ -120,6 +132,15 @@ pub(crate) async fn follow(args: &TailArgs) -> Result<(), CliError> {
     }
     drop(events);
 
+    print(args, &mut received).await
+}
+
+/// Prints what readers send until `--count` records were printed, the
+/// readers are done, or stdout is closed.
+pub(crate) async fn print(
+    args: &TailArgs,
+    received: &mut mpsc::Receiver<Event>,
+) -> Result<(), CliError> {
     let mut printed = 0;
     let mut out = std::io::stdout().lock();
     while let Some(event) = received.recv().await {
@@ -134,6 +155,10 @@ pub(crate) async fn follow(args: &TailArgs) -> Result<(), CliError> {
                 data,
             } => (shard, sequence, key, data),
             Event::Failed(err) => return Err(err),
+            Event::Flush(printed) => {
+                let _ = printed.send(());
+                continue;
+            }
         };
         let written = if args.raw {
             out.write_all(&data).and_then(|()| out.write_all(b"\n"))
