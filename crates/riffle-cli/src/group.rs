@@ -36,7 +36,12 @@ impl RecordProcessor for Printer {
         for record in input.records {
             let event = Event::Record {
                 shard: Arc::clone(&self.shard),
-                sequence: record.sequence_number,
+                // As `riffle tail` names a KPL record's user records.
+                sequence: if record.aggregated {
+                    format!("{}/{}", record.sequence_number, record.sub_sequence_number)
+                } else {
+                    record.sequence_number
+                },
                 key: record.partition_key,
                 data: record.data,
             };

@@ -438,6 +438,7 @@ fn user_record(record: aws_sdk_kinesis::types::Record) -> Record {
         sub_sequence_number: 0,
         partition_key: record.partition_key.unwrap_or_default(),
         explicit_hash_key: None,
+        aggregated: false,
         data: record.data.into_inner(),
     }
 }

@@ -6,7 +6,8 @@
 //! expired ones and steals toward an even spread ([`taker`]), and runs a
 //! [`RecordProcessor`] per held shard: parents before children, checkpoints
 //! (and pending checkpoints) with sub-sequence numbers, SHARD_END, polling
-//! or enhanced fan-out. KPL de-aggregation plugs in as a [`Deaggregator`].
+//! or enhanced fan-out. KPL-aggregated records are de-aggregated
+//! ([`KplDeaggregation`], the default [`Deaggregator`]), as the Java KCL does.
 
 mod consumer;
 pub mod lease;
@@ -18,8 +19,8 @@ mod worker;
 pub use consumer::MAX_RECORDS;
 pub use lease::{Checkpoint, Lease};
 pub use processor::{
-    Checkpointer, Deaggregator, InitializeInput, NoDeaggregation, ProcessRecordsInput, Record,
-    RecordProcessor,
+    Checkpointer, Deaggregator, InitializeInput, KplDeaggregation, NoDeaggregation,
+    ProcessRecordsInput, Record, RecordProcessor,
 };
 pub use worker::{
     DEFAULT_FAILOVER_TIME, InitialPosition, RetrievalMode, Worker, WorkerBuilder, WorkerHandle,

@@ -20,13 +20,44 @@ pub struct Record {
     pub data: Vec<u8>,
     /// Milliseconds since the epoch, as Kinesis stamped the record.
     pub approximate_arrival_millis: Option<i64>,
+    /// Whether it came out of a KPL-aggregated record (the Java KCL's
+    /// `KinesisClientRecord.aggregated()`).
+    pub aggregated: bool,
 }
 
-/// Splits a Kinesis record into its user records. The seam for KPL
-/// de-aggregation (the `riffle-kpl` crate): the default passes records
-/// through unchanged.
+/// Splits a Kinesis record into its user records. The worker's default is
+/// [`KplDeaggregation`], as the Java KCL de-aggregates KPL records unless
+/// told otherwise; [`NoDeaggregation`] hands records over as they are.
 pub trait Deaggregator: Send + Sync {
     fn deaggregate(&self, record: Record) -> Vec<Record>;
+}
+
+/// Splits a KPL-aggregated record (`riffle_kpl::format`) into its user
+/// records, each with its own partition key and its index as its
+/// sub-sequence number; any other record (no magic, a wrong MD5) passes
+/// through as one record, as the Java KCL reads it.
+#[derive(Debug, Default)]
+pub struct KplDeaggregation;
+
+impl Deaggregator for KplDeaggregation {
+    fn deaggregate(&self, record: Record) -> Vec<Record> {
+        let Some(users) = riffle_kpl::decode(&record.data) else {
+            return vec![record];
+        };
+        users
+            .into_iter()
+            .map(|user| Record {
+                sequence_number: record.sequence_number.clone(),
+                // An index into a record of at most 1 MiB: far below i64::MAX.
+                sub_sequence_number: i64::try_from(user.sub_sequence_number).unwrap_or(i64::MAX),
+                partition_key: user.partition_key.to_owned(),
+                explicit_hash_key: user.explicit_hash_key.map(str::to_owned),
+                data: user.data.to_vec(),
+                approximate_arrival_millis: record.approximate_arrival_millis,
+                aggregated: true,
+            })
+            .collect()
+    }
 }
 
 /// Passes every record through as it is.
@@ -182,5 +213,65 @@ impl Checkpointer {
                 Err(KclError::LeaseLost(self.shard_id.clone()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinesis_record(data: Vec<u8>) -> Record {
+        Record {
+            sequence_number: "49590338271490256608559692538361571095921575989136588898".to_owned(),
+            sub_sequence_number: 0,
+            partition_key: "outer".to_owned(),
+            explicit_hash_key: None,
+            data,
+            approximate_arrival_millis: Some(1_700_000_000_000),
+            aggregated: false,
+        }
+    }
+
+    #[test]
+    fn a_kpl_record_becomes_its_user_records_with_their_keys_and_indexes() {
+        let users = [("a", &b"one"[..]), ("b", &b"two"[..]), ("a", &b"three"[..])];
+        let aggregated = riffle_kpl::format::encode(
+            &users
+                .iter()
+                .map(|&(partition_key, data)| riffle_kpl::UserRecord {
+                    partition_key,
+                    explicit_hash_key: None,
+                    data,
+                })
+                .collect::<Vec<_>>(),
+        );
+        let out = KplDeaggregation.deaggregate(kinesis_record(aggregated));
+        let got: Vec<_> = out
+            .iter()
+            .map(|r| {
+                (
+                    r.partition_key.as_str(),
+                    r.data.as_slice(),
+                    r.sub_sequence_number,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", &b"one"[..], 0),
+                ("b", &b"two"[..], 1),
+                ("a", &b"three"[..], 2)
+            ]
+        );
+        assert!(out.iter().all(|r| r.aggregated
+            && r.sequence_number.starts_with("4959")
+            && r.approximate_arrival_millis == Some(1_700_000_000_000)));
+    }
+
+    #[test]
+    fn a_plain_record_passes_through_unchanged() {
+        let plain = kinesis_record(b"{\"not\":\"aggregated\"}".to_vec());
+        assert_eq!(KplDeaggregation.deaggregate(plain.clone()), vec![plain]);
     }
 }

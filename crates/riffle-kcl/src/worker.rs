@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::consumer::{self, Ended, Shared, Stop};
 use crate::lease::{Checkpoint, Lease};
-use crate::processor::{Deaggregator, NoDeaggregation, RecordProcessor};
+use crate::processor::{Deaggregator, KplDeaggregation, RecordProcessor};
 use crate::table::{LeaseTable, Outcome, aws_error_text};
 use crate::taker::{self, Observations, Plan};
 use crate::{KclError, Retrieval};
@@ -112,7 +112,8 @@ impl WorkerBuilder {
         self
     }
 
-    /// The de-aggregation hook (KPL records); none by default.
+    /// How Kinesis records become user records: [`KplDeaggregation`] by
+    /// default, as the Java KCL.
     pub fn deaggregator(mut self, deaggregator: Arc<dyn Deaggregator>) -> Self {
         self.deaggregator = deaggregator;
         self
@@ -220,7 +221,7 @@ impl Worker {
             failover_time: DEFAULT_FAILOVER_TIME,
             retrieval: RetrievalMode::Polling,
             max_leases: usize::MAX,
-            deaggregator: Arc::new(NoDeaggregation),
+            deaggregator: Arc::new(KplDeaggregation),
         }
     }
 

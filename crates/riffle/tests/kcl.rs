@@ -3,8 +3,9 @@
 //! process each record once, a crashed worker's leases are taken after the
 //! failover time with nothing lost, checkpoints resume after a restart,
 //! parents are read before children across a split and a merge, and
-//! enhanced fan-out delivers as polling does; `riffle tail --group`
-//! terminals share a stream and resume where their group stopped.
+//! enhanced fan-out delivers as polling does, KPL records arrive as their
+//! user records; `riffle tail --group` terminals share a stream and resume
+//! where their group stopped.
 
 mod common;
 
@@ -36,6 +37,8 @@ struct Delivery {
     worker: String,
     shard: String,
     data: String,
+    sequence: String,
+    sub_sequence: i64,
 }
 
 /// What every worker's processors saw.
@@ -73,6 +76,8 @@ impl RecordProcessor for Recorder {
                     worker: self.worker.clone(),
                     shard: self.shard.clone(),
                     data: String::from_utf8_lossy(&record.data).into_owned(),
+                    sequence: record.sequence_number.clone(),
+                    sub_sequence: record.sub_sequence_number,
                 });
             }
         }
@@ -517,6 +522,63 @@ async fn a_fan_out_worker_receives_every_record_through_its_own_consumer() {
             .iter()
             .any(|c| c.consumer_name() == app),
         "a consumer named after the application"
+    );
+    worker.shutdown().await.expect("a clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kpl_aggregated_records_reach_the_processor_as_their_user_records() {
+    let riffle = Riffle::start();
+    let client = riffle.client();
+    let (stream, app) = (unique_name("kcl-kpl"), unique_name("app"));
+    create_active(&client, &stream, 1).await;
+    // Three Kinesis records of ten user records each, as the KPL writes them.
+    for aggregate in 0..3 {
+        let data: Vec<String> = (0..10)
+            .map(|i| format!("r{}", aggregate * 10 + i))
+            .collect();
+        let users: Vec<_> = data
+            .iter()
+            .map(|d| riffle_kpl::UserRecord {
+                partition_key: "key",
+                explicit_hash_key: None,
+                data: d.as_bytes(),
+            })
+            .collect();
+        client
+            .put_record()
+            .stream_name(&stream)
+            .partition_key("key")
+            .data(Blob::new(riffle_kpl::format::encode(&users)))
+            .send()
+            .await
+            .expect("an aggregated record put");
+    }
+    let log = Log::default();
+    let worker = start_worker(
+        &riffle,
+        &app,
+        &stream,
+        "worker",
+        RetrievalMode::Polling,
+        &log,
+    );
+    all_delivered(&log, 30).await;
+    let mut sequences = BTreeSet::new();
+    for i in 0..30 {
+        let got = deliveries_of(&log, &format!("r{i}"));
+        assert_eq!(got.len(), 1, "r{i} delivered once: {got:?}");
+        assert_eq!(
+            got[0].sub_sequence,
+            i64::from(i % 10),
+            "r{i}'s index in its aggregate"
+        );
+        sequences.insert(got[0].sequence.clone());
+    }
+    assert_eq!(
+        sequences.len(),
+        3,
+        "one Kinesis sequence number per aggregate"
     );
     worker.shutdown().await.expect("a clean shutdown");
 }
