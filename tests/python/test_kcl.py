@@ -13,6 +13,8 @@ kcl/processor.py), which are written in the order the processors saw it.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 from collections import defaultdict
 from urllib.parse import urlparse
@@ -23,7 +25,7 @@ from aws_kinesis_agg.aggregator import RecordAggregator
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from conftest import make_client
+from conftest import _riffle_bin, make_client
 from kcl.daemon import Worker, records, wait_for
 from kinesis_helpers import REGION, create_active_stream, hash_key, put_records_retrying, shard_for_hash, shard_id
 
@@ -96,6 +98,28 @@ def put_aggregated(kinesis, stream: str, tag: str, count: int) -> dict[str, tupl
     return expected
 
 
+def put_riffle_aggregated(server, stream: str, tag: str, count: int) -> dict[str, tuple[str, int, int]]:
+    """Puts `count` user records through `riffle put --aggregate` (Riffle's
+    KPL producer, riffle-kpl); returns name -> (shard, sequence number,
+    sub-sequence number) as it printed them (`SHARD SEQUENCE[/SUB]`)."""
+    names = [f"{tag}-{i}" for i in range(count)]
+    done = subprocess.run(
+        [_riffle_bin(), "put", stream, "--aggregate"],
+        input=("\n".join(names) + "\n").encode(),
+        capture_output=True,
+        env=dict(os.environ, RIFFLE_ENDPOINT=server.endpoint),
+        timeout=DELIVERY_DEADLINE_S,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    expected = {}
+    for name, line in zip(names, done.stdout.decode().splitlines(), strict=True):
+        shard, position = line.split(" ")
+        sequence, _, sub = position.partition("/")
+        expected[name] = (shard, int(sequence), int(sub) if sub else 0)
+    assert any(sub > 0 for _, _, sub in expected.values()), "riffle put --aggregate aggregated"
+    return expected
+
+
 # --- what the processors saw ------------------------------------------------
 
 def received(workers: list[Worker]) -> dict[str, list[dict]]:
@@ -160,13 +184,15 @@ def checkpointed_all(expected: dict[str, tuple], *workers: Worker) -> bool:
 def test_every_record_delivered_once_in_order_and_resumed_from_checkpoints_after_a_worker_is_killed(
         server, kinesis, workers):
     """Both retrieval modes at once on one stream: plain and KPL-aggregated
-    records reach the processor once each, in sequence order per shard, the
-    aggregated ones de-aggregated with their sub-sequence numbers. Then each
+    records (by aws_kinesis_agg and by `riffle put --aggregate`) reach the
+    processor once each, in sequence order per shard, the aggregated ones
+    de-aggregated with their sub-sequence numbers. Then each
     worker is SIGKILLed; records put while it is down are delivered after a
     restart, which resumes at its checkpoints: nothing checkpointed again."""
     create_active_stream(kinesis, "orders", shards=2)
     expected = put_plain(kinesis, "orders", "plain", 60)
     aggregated = put_aggregated(kinesis, "orders", "agg", 40)
+    aggregated.update(put_riffle_aggregated(server, "orders", "kpl", 40))
     apps = {mode: workers(server.endpoint, "orders", f"orders-{mode.lower()}", f"{mode.lower()}-1", mode)
             for mode in MODES}
     for worker in apps.values():
