@@ -199,6 +199,7 @@ impl DynamoDb {
             }
             let (old, new, ops) = plan(&state, &key, cond, change)?;
             let pending = self.committer.submit(ops);
+            state.note_write(&key, pending.seq(), self.committer.durable_seq());
             state.set(key, new.clone());
             (old, new, pending)
         };
@@ -206,7 +207,7 @@ impl DynamoDb {
         Ok((old, new))
     }
 
-    pub(crate) fn get_item(&self, req: &Request) -> Result<Json, DynamoError> {
+    pub(crate) async fn get_item(&self, req: &Request) -> Result<Json, DynamoError> {
         let name = table_name(req)?;
         let mut ph = Placeholders::from_request(req)?;
         check_mixing(req, &ph)?;
@@ -214,16 +215,20 @@ impl DynamoDb {
         ph.check_all_used()?;
         let key_item = request::item(req, "Key")?.unwrap_or_default();
         let table = self.table(&name)?;
-        let state = table.lock();
-        let key = state.def.key_of(&key_item, true)?;
         let mut out = Map::new();
-        if let Some(item) = state.items.get(&key) {
-            let item = match &paths {
-                Some(paths) => expr::project(item, paths),
-                None => item.clone(),
-            };
-            out.insert("Item".to_owned(), item_to_json(&item));
-        }
+        let seen = {
+            let state = table.lock();
+            let key = state.def.key_of(&key_item, true)?;
+            if let Some(item) = state.items.get(&key) {
+                let item = match &paths {
+                    Some(paths) => expr::project(item, paths),
+                    None => item.clone(),
+                };
+                out.insert("Item".to_owned(), item_to_json(&item));
+            }
+            state.written_at(&key)
+        };
+        self.committer.visible(seen).await?;
         request::consumed(req, &name, &mut out);
         Ok(Json::Object(out))
     }
@@ -350,7 +355,7 @@ impl DynamoDb {
         Ok(Json::Object(out))
     }
 
-    pub(crate) fn batch_get_item(&self, req: &Request) -> Result<Json, DynamoError> {
+    pub(crate) async fn batch_get_item(&self, req: &Request) -> Result<Json, DynamoError> {
         let requests = req
             .get("RequestItems")
             .and_then(Json::as_object)
@@ -371,6 +376,7 @@ impl DynamoDb {
             ));
         }
         let mut responses = Map::new();
+        let mut seen_write = 0;
         for (raw_name, spec) in &requests {
             let name = request::table_name_of(Some(raw_name))?;
             let spec: Request = spec.as_object().cloned().unwrap_or_default();
@@ -401,9 +407,11 @@ impl DynamoDb {
                     };
                     found.push(item_to_json(&item));
                 }
+                seen_write = seen_write.max(state.written_at(&key));
             }
             responses.insert(raw_name.clone(), Json::Array(found));
         }
+        self.committer.visible(seen_write).await?;
         Ok(json!({"Responses": responses, "UnprocessedKeys": {}}))
     }
 
@@ -470,7 +478,9 @@ impl DynamoDb {
                 Some(item) => store::put_item(incarnation, &key, item),
                 None => store::delete_item(incarnation, &key),
             };
-            waits.push(self.committer.submit(vec![op]));
+            let pending = self.committer.submit(vec![op]);
+            state.note_write(&key, pending.seq(), self.committer.durable_seq());
+            waits.push(pending);
             state.set(key, item);
         }
         for wait in waits {
@@ -533,14 +543,21 @@ impl DynamoDb {
                 return Err(DynamoError::TransactionCanceled { reasons });
             }
             let mut all_ops: Vec<MetaOp> = Vec::new();
+            let mut written = Vec::new();
             for (table_name, key, new, ops, check_only) in results {
                 if check_only {
                     continue;
                 }
                 all_ops.extend(ops);
-                guards[at(&table_name)].set(key, new);
+                written.push((at(&table_name), key, new));
             }
-            self.committer.submit(all_ops)
+            let pending = self.committer.submit(all_ops);
+            let durable = self.committer.durable_seq();
+            for (table, key, new) in written {
+                guards[table].note_write(&key, pending.seq(), durable);
+                guards[table].set(key, new);
+            }
+            pending
         };
         pending.durable().await?;
         Ok(json!({}))

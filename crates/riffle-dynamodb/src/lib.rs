@@ -120,15 +120,15 @@ impl DynamoDb {
             "TagResource" => self.tag_resource(&request).await?,
             "UntagResource" => self.untag_resource(&request).await?,
             "ListTagsOfResource" => self.list_tags(&request)?,
-            "GetItem" => self.get_item(&request)?,
+            "GetItem" => self.get_item(&request).await?,
             "PutItem" => self.put_item(&request).await?,
             "UpdateItem" => self.update_item(&request).await?,
             "DeleteItem" => self.delete_item(&request).await?,
-            "BatchGetItem" => self.batch_get_item(&request)?,
+            "BatchGetItem" => self.batch_get_item(&request).await?,
             "BatchWriteItem" => self.batch_write_item(&request).await?,
             "TransactWriteItems" => self.transact_write_items(&request).await?,
-            "Query" => self.query(&request)?,
-            "Scan" => self.scan(&request)?,
+            "Query" => self.query(&request).await?,
+            "Scan" => self.scan(&request).await?,
             other => {
                 return Err(DynamoError::validation(format!(
                     "Riffle's DynamoDB subset does not serve {other}"

@@ -209,7 +209,20 @@ fn page<'a>(
 }
 
 impl DynamoDb {
-    pub(crate) fn query(&self, req: &Request) -> Result<Json, DynamoError> {
+    pub(crate) async fn query(&self, req: &Request) -> Result<Json, DynamoError> {
+        let (answer, seen) = self.query_seen(req)?;
+        self.committer.visible(seen).await?;
+        Ok(answer)
+    }
+
+    pub(crate) async fn scan(&self, req: &Request) -> Result<Json, DynamoError> {
+        let (answer, seen) = self.scan_seen(req)?;
+        self.committer.visible(seen).await?;
+        Ok(answer)
+    }
+
+    /// A Query's answer, and the last write to the table it could reflect.
+    fn query_seen(&self, req: &Request) -> Result<(Json, u64), DynamoError> {
         let name = table_name(req)?;
         let mut ph = Placeholders::from_request(req)?;
         check_mixing(req, &ph)?;
@@ -271,10 +284,12 @@ impl DynamoDb {
             }
         };
         let candidates = found.into_iter().filter(|(p, _)| after(p));
-        Ok(page(&source, &read, candidates, &name, req))
+        let answer = page(&source, &read, candidates, &name, req);
+        Ok((answer, state.last_write()))
     }
 
-    pub(crate) fn scan(&self, req: &Request) -> Result<Json, DynamoError> {
+    /// A Scan's answer, and the last write to the table it could reflect.
+    fn scan_seen(&self, req: &Request) -> Result<(Json, u64), DynamoError> {
         let name = table_name(req)?;
         let mut ph = Placeholders::from_request(req)?;
         check_mixing(req, &ph)?;
@@ -325,7 +340,8 @@ impl DynamoDb {
         let candidates = found
             .into_iter()
             .filter(|(p, _)| start.as_ref().is_none_or(|s| p > s));
-        Ok(page(&source, &read, candidates, &name, req))
+        let answer = page(&source, &read, candidates, &name, req);
+        Ok((answer, state.last_write()))
     }
 }
 

@@ -28,13 +28,23 @@
 //! then waits for the committer, one thread that commits everything queued
 //! since its last commit in one redb transaction (one fsync for many
 //! writers), and only then answers. No lock is held across the store's I/O.
+//!
+//! A read sees the in-memory map, which may be ahead of the store by the
+//! writes still queued. So that no one reads what a crash could take back,
+//! each job has a sequence number (given in queue order, so the committer
+//! makes them durable in that order), each table remembers the last one
+//! that changed each item ([`TableState::unsynced`]), and a read answers
+//! only once the committer has made the writes it saw durable
+//! ([`Committer::visible`]). A failed commit leaves memory ahead of the
+//! store for good: from then on every write fails and every read of what
+//! was not made durable fails, until a restart reloads the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use riffle_log::{LogStore, MetaOp};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::errors::DynamoError;
 use crate::table::{ItemKey, TABLE_VERSION, TableDef};
@@ -45,6 +55,11 @@ pub const ITEM_PREFIX: &str = "dynamodb/item/";
 
 /// Jobs one commit takes at most, so one transaction stays short.
 const GROUP_JOBS_MAX: usize = 1024;
+
+/// How many items of a table may have a recorded write before the ones
+/// already durable are forgotten; keeps [`TableState::unsynced`] small
+/// without a pass per write.
+const UNSYNCED_PRUNE_AT: usize = 1024;
 
 pub fn table_key(name: &str) -> String {
     format!("{TABLE_PREFIX}{name}")
@@ -88,6 +103,13 @@ pub struct TableState {
     pub bytes: usize,
     /// Set by DeleteTable, for callers that looked the table up before.
     pub deleted: bool,
+    /// The committer's sequence number of the last write to each item, for
+    /// the items written since the last prune; a read of an item waits for
+    /// its number to be durable.
+    unsynced: HashMap<ItemKey, u64>,
+    /// The sequence number of the last write to any item: what a Query or
+    /// Scan, which read many, wait for.
+    last_write: u64,
 }
 
 impl TableState {
@@ -97,7 +119,29 @@ impl TableState {
             items: BTreeMap::new(),
             bytes: 0,
             deleted: false,
+            unsynced: HashMap::new(),
+            last_write: 0,
         }
+    }
+
+    /// Notes that the write the committer numbered `seq` changed `key`;
+    /// `durable` is how far the committer has got, for pruning.
+    pub fn note_write(&mut self, key: &ItemKey, seq: u64, durable: u64) {
+        if self.unsynced.len() >= UNSYNCED_PRUNE_AT {
+            self.unsynced.retain(|_, at| *at > durable);
+        }
+        self.unsynced.insert(key.clone(), seq);
+        self.last_write = self.last_write.max(seq);
+    }
+
+    /// The write a read of `key` must see durable first (0: none).
+    pub fn written_at(&self, key: &ItemKey) -> u64 {
+        self.unsynced.get(key).copied().unwrap_or(0)
+    }
+
+    /// The write a read of many items must see durable first.
+    pub fn last_write(&self) -> u64 {
+        self.last_write
     }
 
     /// Replaces (or with `None` removes) an item, keeping `bytes`.
@@ -147,14 +191,32 @@ pub fn load(store: &LogStore) -> Result<Vec<TableState>, DynamoError> {
 }
 
 struct Job {
+    seq: u64,
     ops: Vec<MetaOp>,
     done: oneshot::Sender<Result<(), String>>,
 }
 
-/// The group committer: one thread that commits what writers queued.
-pub struct Committer {
+/// How far the committer has got.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    /// Every job numbered up to this is durable.
+    durable: u64,
+    /// Why a commit failed; nothing after `durable` will be durable.
+    failed: Option<String>,
+}
+
+/// The queue's end: jobs are numbered and sent under one lock, so their
+/// numbers are in the order the committer sees them.
+struct Queue {
+    last_seq: u64,
     /// `None` once dropped, which ends the thread.
     jobs: Option<mpsc::UnboundedSender<Job>>,
+}
+
+/// The group committer: one thread that commits what writers queued.
+pub struct Committer {
+    queue: Mutex<Queue>,
+    progress: watch::Receiver<Progress>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -162,7 +224,7 @@ pub struct Committer {
 /// released (and what was queued is committed) when the service goes.
 impl Drop for Committer {
     fn drop(&mut self) {
-        self.jobs = None;
+        self.queue.lock().jobs = None;
         if let Some(thread) = self.thread.take() {
             // A panicked committer has nothing left to release.
             let _ = thread.join();
@@ -171,11 +233,19 @@ impl Drop for Committer {
 }
 
 /// What a writer waits on: its changes are durable when it resolves.
-pub struct Pending(oneshot::Receiver<Result<(), String>>);
+pub struct Pending {
+    seq: u64,
+    done: oneshot::Receiver<Result<(), String>>,
+}
 
 impl Pending {
+    /// The job's sequence number, for [`TableState::note_write`].
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
     pub async fn durable(self) -> Result<(), DynamoError> {
-        match self.0.await {
+        match self.done.await {
             Ok(result) => result.map_err(DynamoError::Storage),
             Err(_) => Err(DynamoError::Storage("the committer stopped".to_owned())),
         }
@@ -185,6 +255,7 @@ impl Pending {
 impl Committer {
     pub fn start(store: Arc<LogStore>) -> std::io::Result<Committer> {
         let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
+        let (report, progress) = watch::channel(Progress::default());
         let thread = std::thread::Builder::new()
             .name("dynamodb-commit".to_owned())
             .spawn(move || {
@@ -197,11 +268,8 @@ impl Committer {
                             Err(_) => break,
                         }
                     }
-                    let ops: Vec<MetaOp> = group.iter_mut().flat_map(|j| j.ops.drain(..)).collect();
-                    let result = store.meta().commit(&ops).map_err(|e| {
-                        tracing::error!(error = %e, "DynamoDB commit failed");
-                        e.to_string()
-                    });
+                    let commit = |ops: &[MetaOp]| store.meta().commit(ops);
+                    let result = commit_group(commit, &report, &mut group);
                     for job in group {
                         // A writer that went away needs no answer.
                         let _ = job.done.send(result.clone());
@@ -209,7 +277,11 @@ impl Committer {
                 }
             })?;
         Ok(Committer {
-            jobs: Some(jobs),
+            queue: Mutex::new(Queue {
+                last_seq: 0,
+                jobs: Some(jobs),
+            }),
+            progress,
             thread: Some(thread),
         })
     }
@@ -217,15 +289,70 @@ impl Committer {
     /// Queues `ops`; call it in the critical section that applied them.
     pub fn submit(&self, ops: Vec<MetaOp>) -> Pending {
         let (done, wait) = oneshot::channel();
-        let job = Job { ops, done };
-        let refused = match &self.jobs {
+        let mut queue = self.queue.lock();
+        queue.last_seq += 1;
+        let seq = queue.last_seq;
+        let job = Job { seq, ops, done };
+        let refused = match &queue.jobs {
             Some(jobs) => jobs.send(job).err().map(|e| e.0),
             None => Some(job),
         };
+        drop(queue);
         if let Some(job) = refused {
             let _ = job.done.send(Err("the committer stopped".to_owned()));
         }
-        Pending(wait)
+        Pending { seq, done: wait }
+    }
+
+    /// How far the committer has got: every job up to this is durable.
+    pub fn durable_seq(&self) -> u64 {
+        self.progress.borrow().durable
+    }
+
+    /// Waits until the job numbered `seq` (what a read saw) is durable;
+    /// fails if it never will be.
+    pub async fn visible(&self, seq: u64) -> Result<(), DynamoError> {
+        visible_in(self.progress.clone(), seq).await
+    }
+}
+
+/// [`Committer::visible`], on the committer's progress.
+async fn visible_in(mut progress: watch::Receiver<Progress>, seq: u64) -> Result<(), DynamoError> {
+    let reached = progress
+        .wait_for(|p| p.durable >= seq || p.failed.is_some())
+        .await
+        .map_err(|_| DynamoError::Storage("the committer stopped".to_owned()))?;
+    match &reached.failed {
+        Some(why) if reached.durable < seq => Err(DynamoError::Storage(why.clone())),
+        _ => Ok(()),
+    }
+}
+
+/// Commits a group's changes in one transaction and reports how far the
+/// committer got. After a failure nothing more is committed: the
+/// in-memory tables hold changes the store does not, and a later commit
+/// would make the store a mix that never existed in memory.
+fn commit_group<E: std::fmt::Display>(
+    commit: impl FnOnce(&[MetaOp]) -> Result<(), E>,
+    report: &watch::Sender<Progress>,
+    group: &mut [Job],
+) -> Result<(), String> {
+    if let Some(why) = &report.borrow().failed {
+        return Err(why.clone());
+    }
+    let ops: Vec<MetaOp> = group.iter_mut().flat_map(|j| j.ops.drain(..)).collect();
+    let last = group.last().map_or(0, |j| j.seq);
+    match commit(&ops) {
+        Ok(()) => {
+            report.send_modify(|p| p.durable = last);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "DynamoDB commit failed; writes fail until a restart");
+            let why = format!("{e}; the DynamoDB subset refuses writes until Riffle restarts");
+            report.send_modify(|p| p.failed = Some(why.clone()));
+            Err(why)
+        }
     }
 }
 
@@ -277,5 +404,79 @@ mod tests {
         assert_eq!(tables[0].def, def("leases", 7));
         assert_eq!(tables[0].items.get(&key), Some(&item));
         assert_eq!(tables[0].bytes, item_size(&item));
+    }
+
+    fn job(seq: u64) -> (Job, oneshot::Receiver<Result<(), String>>) {
+        let (done, answer) = oneshot::channel();
+        let ops = vec![MetaOp::Delete {
+            key: format!("k{seq}"),
+        }];
+        (Job { seq, ops, done }, answer)
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_fails_every_later_write_and_the_reads_of_what_was_not_durable() {
+        let (report, progress) = watch::channel(Progress::default());
+        let ok = |_: &[MetaOp]| Ok::<(), String>(());
+        let (first, _) = job(1);
+        assert_eq!(commit_group(ok, &report, &mut [first]), Ok(()));
+        assert!(visible_in(progress.clone(), 1).await.is_ok());
+
+        let (second, _) = job(2);
+        let disk_failed = |_: &[MetaOp]| Err::<(), String>("No space left on device".to_owned());
+        let failed = commit_group(disk_failed, &report, &mut [second]);
+        assert!(
+            failed
+                .as_ref()
+                .is_err_and(|why| why.contains("No space left")),
+            "{failed:?}"
+        );
+
+        let (third, _) = job(3);
+        let never =
+            |_: &[MetaOp]| -> Result<(), String> { panic!("nothing is committed after a failure") };
+        assert!(commit_group(never, &report, &mut [third]).is_err());
+        // What was durable before stays readable; what was not never is.
+        assert!(visible_in(progress.clone(), 1).await.is_ok());
+        assert!(matches!(
+            visible_in(progress.clone(), 2).await,
+            Err(DynamoError::Storage(_))
+        ));
+        assert!(matches!(
+            visible_in(progress, 3).await,
+            Err(DynamoError::Storage(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_read_is_answered_once_the_write_it_saw_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LogStore::open(dir.path(), Default::default()).unwrap());
+        let committer = Committer::start(store).unwrap();
+        let key = ItemKey(KeyPart::S("lease-1".to_owned()), None);
+        let mut table = TableState::new(def("leases", 1));
+        let pending = committer.submit(vec![put_table(&def("leases", 1))]);
+        table.note_write(&key, pending.seq(), committer.durable_seq());
+        assert_eq!(table.written_at(&key), pending.seq());
+        assert_eq!(table.last_write(), pending.seq());
+        // The read waits on the committer, not on the writer's answer.
+        committer.visible(table.written_at(&key)).await.unwrap();
+        assert!(committer.durable_seq() >= pending.seq());
+        pending.durable().await.unwrap();
+    }
+
+    #[test]
+    fn writes_already_durable_are_forgotten_once_many_items_were_written() {
+        let mut table = TableState::new(def("leases", 1));
+        let key = |i: usize| ItemKey(KeyPart::S(format!("lease-{i}")), None);
+        for i in 0..UNSYNCED_PRUNE_AT {
+            table.note_write(&key(i), i as u64 + 1, 0);
+        }
+        let newest = UNSYNCED_PRUNE_AT as u64 + 1;
+        table.note_write(&key(UNSYNCED_PRUNE_AT), newest, newest - 1);
+        assert_eq!(table.unsynced.len(), 1);
+        assert_eq!(table.written_at(&key(0)), 0);
+        assert_eq!(table.written_at(&key(UNSYNCED_PRUNE_AT)), newest);
+        assert_eq!(table.last_write(), newest);
     }
 }
