@@ -15,7 +15,7 @@ use aws_sdk_firehose::types::{
 };
 use clap::{Args, Subcommand};
 
-use crate::{CliError, Endpoint, STATUS_POLL};
+use crate::{CliError, Endpoint, poll_status};
 
 /// PutRecordBatch takes at most this many records per call
 /// (API_PutRecordBatch).
@@ -250,24 +250,16 @@ async fn wait_for(
     name: &str,
     done: impl Fn(Option<DeliveryStreamStatus>) -> bool,
 ) -> Result<(), CliError> {
-    let deadline = tokio::time::Instant::now() + STATUS_WAIT_MAX;
-    loop {
-        let status = match description(client, name).await {
-            Ok(d) => Some(d.delivery_stream_status),
-            Err(CliError::Service { code, .. }) if code == "ResourceNotFoundException" => None,
-            Err(err) => return Err(err),
-        };
-        if done(status.clone()) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(CliError::Other(format!(
-                "delivery stream {name} is still {} after {STATUS_WAIT_MAX:?}",
-                status.map_or("present".to_owned(), |s| s.as_str().to_owned())
-            )));
-        }
-        tokio::time::sleep(STATUS_POLL).await;
-    }
+    let status = || async {
+        description(client, name)
+            .await
+            .map(|d| d.delivery_stream_status)
+    };
+    let what = format!("delivery stream {name}");
+    poll_status(&what, STATUS_WAIT_MAX, status, done, |s| {
+        s.as_str().to_owned()
+    })
+    .await
 }
 
 /// The records: the arguments as given, else stdin's lines, each keeping

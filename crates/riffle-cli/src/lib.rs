@@ -319,10 +319,33 @@ async fn wait_for(
     name: &str,
     done: impl Fn(Option<StreamStatus>) -> bool,
 ) -> Result<(), CliError> {
-    let deadline = tokio::time::Instant::now() + STATUS_WAIT_MAX;
+    let status = || async { summary(client, name).await.map(|s| s.stream_status) };
+    poll_status(
+        &format!("stream {name}"),
+        STATUS_WAIT_MAX,
+        status,
+        done,
+        |s| s.as_str().to_owned(),
+    )
+    .await
+}
+
+/// Polls a resource's status (`None` once it is gone, as the service's
+/// ResourceNotFoundException says) until `done`, for at most `wait_max`.
+pub(crate) async fn poll_status<S: Clone, Fut>(
+    what: &str,
+    wait_max: Duration,
+    status: impl Fn() -> Fut,
+    done: impl Fn(Option<S>) -> bool,
+    label: impl Fn(&S) -> String,
+) -> Result<(), CliError>
+where
+    Fut: std::future::Future<Output = Result<S, CliError>>,
+{
+    let deadline = tokio::time::Instant::now() + wait_max;
     loop {
-        let status = match summary(client, name).await {
-            Ok(summary) => Some(summary.stream_status),
+        let status = match status().await {
+            Ok(status) => Some(status),
             Err(CliError::Service { code, .. }) if code == "ResourceNotFoundException" => None,
             Err(err) => return Err(err),
         };
@@ -331,8 +354,8 @@ async fn wait_for(
         }
         if tokio::time::Instant::now() > deadline {
             return Err(CliError::Other(format!(
-                "stream {name} is still {} after {STATUS_WAIT_MAX:?}",
-                status.map_or("present".to_owned(), |s| s.as_str().to_owned())
+                "{what} is still {} after {wait_max:?}",
+                status.as_ref().map_or("present".to_owned(), &label)
             )));
         }
         tokio::time::sleep(STATUS_POLL).await;

@@ -178,6 +178,45 @@ fn only(item: &Item, names: &BTreeSet<String>) -> Item {
         .collect()
 }
 
+/// What PutItem and DeleteItem share: the table, the condition, and what
+/// to answer (`ReturnValues` NONE or ALL_OLD; the item that failed the
+/// condition, with `ReturnValuesOnConditionCheckFailure`).
+struct WholeItemWrite {
+    name: String,
+    all_old: bool,
+    cond: Option<Cond>,
+    keep: bool,
+}
+
+impl WholeItemWrite {
+    /// `bad_return_values` is the operation's own text for a ReturnValues
+    /// other than NONE or ALL_OLD.
+    fn parse(req: &Request, bad_return_values: &str) -> Result<WholeItemWrite, DynamoError> {
+        let name = table_name(req)?;
+        let mut ph = Placeholders::from_request(req)?;
+        check_mixing(req, &ph)?;
+        let returns = request::return_values(req, &["NONE", "ALL_OLD"], bad_return_values)?;
+        let cond = write_condition(req, &mut ph)?;
+        ph.check_all_used()?;
+        Ok(WholeItemWrite {
+            name,
+            all_old: returns == "ALL_OLD",
+            cond,
+            keep: item_on_failure(req)?,
+        })
+    }
+
+    /// The answer: the old item if asked for, and the consumed capacity.
+    fn answer(&self, req: &Request, old: Option<&Item>) -> Json {
+        let mut out = Map::new();
+        if self.all_old {
+            attributes(&mut out, old);
+        }
+        request::consumed(req, &self.name, &mut out);
+        Json::Object(out)
+    }
+}
+
 /// How a write changes the item it found (`None`: there was none).
 type Change<'a> = Box<dyn FnOnce(Option<&Item>) -> Result<Option<Item>, DynamoError> + Send + 'a>;
 
@@ -234,23 +273,13 @@ impl DynamoDb {
     }
 
     pub(crate) async fn put_item(&self, req: &Request) -> Result<Json, DynamoError> {
-        let name = table_name(req)?;
-        let mut ph = Placeholders::from_request(req)?;
-        check_mixing(req, &ph)?;
-        let returns = request::return_values(
-            req,
-            &["NONE", "ALL_OLD"],
-            "ReturnValues can only be ALL_OLD or NONE",
-        )?;
-        let cond = write_condition(req, &mut ph)?;
-        ph.check_all_used()?;
-        let keep = item_on_failure(req)?;
+        let put = WholeItemWrite::parse(req, "ReturnValues can only be ALL_OLD or NONE")?;
         let item = request::item(req, "Item")?.ok_or_else(|| {
             DynamoError::validation(
                 "1 validation error detected: Value null at 'item' failed to satisfy constraint: Member must not be null",
             )
         })?;
-        let table = self.table(&name)?;
+        let table = self.table(&put.name)?;
         let key = {
             let state = table.lock();
             let key = state.def.key_of(&item, false)?;
@@ -262,44 +291,24 @@ impl DynamoDb {
             .write(
                 &table,
                 key,
-                cond.as_ref(),
+                put.cond.as_ref(),
                 Box::new(move |_| Ok(Some(item))),
             )
             .await
-            .map_err(unless_asked(keep))?;
-        let mut out = Map::new();
-        if returns == "ALL_OLD" {
-            attributes(&mut out, old.as_ref());
-        }
-        request::consumed(req, &name, &mut out);
-        Ok(Json::Object(out))
+            .map_err(unless_asked(put.keep))?;
+        Ok(put.answer(req, old.as_ref()))
     }
 
     pub(crate) async fn delete_item(&self, req: &Request) -> Result<Json, DynamoError> {
-        let name = table_name(req)?;
-        let mut ph = Placeholders::from_request(req)?;
-        check_mixing(req, &ph)?;
-        let returns = request::return_values(
-            req,
-            &["NONE", "ALL_OLD"],
-            "Return values set to invalid value",
-        )?;
-        let cond = write_condition(req, &mut ph)?;
-        ph.check_all_used()?;
-        let keep = item_on_failure(req)?;
+        let delete = WholeItemWrite::parse(req, "Return values set to invalid value")?;
         let key_item = request::item(req, "Key")?.unwrap_or_default();
-        let table = self.table(&name)?;
+        let table = self.table(&delete.name)?;
         let key = table.lock().def.key_of(&key_item, true)?;
         let (old, _) = self
-            .write(&table, key, cond.as_ref(), Box::new(|_| Ok(None)))
+            .write(&table, key, delete.cond.as_ref(), Box::new(|_| Ok(None)))
             .await
-            .map_err(unless_asked(keep))?;
-        let mut out = Map::new();
-        if returns == "ALL_OLD" {
-            attributes(&mut out, old.as_ref());
-        }
-        request::consumed(req, &name, &mut out);
-        Ok(Json::Object(out))
+            .map_err(unless_asked(delete.keep))?;
+        Ok(delete.answer(req, old.as_ref()))
     }
 
     pub(crate) async fn update_item(&self, req: &Request) -> Result<Json, DynamoError> {
