@@ -47,6 +47,7 @@ mod headers;
 mod metrics;
 mod options;
 mod policy;
+mod query;
 mod request;
 mod requests;
 mod server;
