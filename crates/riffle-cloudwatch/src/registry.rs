@@ -35,6 +35,9 @@ struct Series {
     touched: u64,
 }
 
+/// A metric family: its suffix, Prometheus type, help and value.
+type Family = (&'static str, &'static str, &'static str, fn(&Series) -> f64);
+
 /// Every series, and counters of what was put.
 #[derive(Default)]
 pub(crate) struct Registry {
@@ -93,7 +96,7 @@ impl Registry {
     pub(crate) fn write_metrics(&self, out: &mut String) {
         let mut keys: Vec<&SeriesKey> = self.series.keys().collect();
         keys.sort();
-        let families: [(&str, &str, &str, fn(&Series) -> f64); 5] = [
+        let families: [Family; 5] = [
             (
                 "count",
                 "counter",

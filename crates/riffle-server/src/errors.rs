@@ -937,4 +937,111 @@ mod tests {
         assert_eq!(&body[message_head..message_head + 3], &[0x79, 0x01, 0x2C]);
         assert_eq!(body.len(), message_head + 3 + 300);
     }
+
+    #[test]
+    fn query_compatible_errors_carry_the_query_code_in_xml_cbor_and_json() {
+        use crate::services::cloudwatch::CLOUDWATCH;
+        let facts = CLOUDWATCH.query.as_ref().unwrap();
+        let missing = cloudwatch_error(&CloudWatchError::MissingParameter(
+            "The parameter Namespace is required.".into(),
+        ));
+        let request_id = RequestId::new();
+        let xml = encode(&missing, Encoding::Query { facts, request_id });
+        assert_eq!(
+            (xml.status.as_u16(), xml.content_type),
+            (400, Some(TEXT_XML))
+        );
+        let doc = String::from_utf8(xml.body.to_vec()).unwrap();
+        let parsed = roxmltree::Document::parse(&doc).unwrap();
+        let text = |tag: &str| {
+            parsed
+                .descendants()
+                .find(|n| n.has_tag_name(tag))
+                .and_then(|n| n.text())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            parsed.root_element().tag_name().namespace(),
+            Some(facts.xml_namespace)
+        );
+        assert_eq!(text("Type").as_deref(), Some("Sender"));
+        assert_eq!(text("Code").as_deref(), Some("MissingParameter"));
+        assert_eq!(
+            text("Message").as_deref(),
+            Some("The parameter Namespace is required.")
+        );
+        assert_eq!(text("RequestId"), Some(request_id.to_string()));
+
+        let rpc = encode(
+            &missing,
+            Encoding::RpcV2Cbor {
+                namespace: CLOUDWATCH.error_namespace,
+                query: Some(facts),
+            },
+        );
+        assert_eq!(rpc.content_type, Some(CBOR));
+        assert!(
+            rpc.headers
+                .contains(&(SMITHY_PROTOCOL, RPC_V2_CBOR.to_owned()))
+        );
+        assert!(
+            rpc.headers
+                .contains(&(QUERY_ERROR, "MissingParameter;Sender".to_owned()))
+        );
+        let map: ciborium::Value = ciborium::from_reader(&rpc.body[..]).unwrap();
+        let pairs: Vec<(String, String)> = map
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_text().unwrap().into(), v.as_text().unwrap().into()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (
+                    "__type".to_owned(),
+                    "com.amazonaws.cloudwatch#MissingRequiredParameterException".to_owned()
+                ),
+                (
+                    "message".to_owned(),
+                    "The parameter Namespace is required.".to_owned()
+                )
+            ]
+        );
+        // The edge's own refusals have the query services' common codes.
+        let json = encode(
+            &aws_error(&Rejection::Auth(AuthError::UnknownKey)),
+            Encoding::AwsJson10 {
+                namespace: CLOUDWATCH.error_namespace,
+                query: Some(facts),
+            },
+        );
+        assert!(
+            json.headers
+                .contains(&(QUERY_ERROR, "InvalidClientTokenId;Sender".to_owned()))
+        );
+    }
+
+    #[test]
+    fn query_answers_wrap_the_result_and_name_the_request() {
+        use crate::services::cloudwatch::CLOUDWATCH;
+        let facts = CLOUDWATCH.query.as_ref().unwrap();
+        let id = RequestId::new();
+        let empty = query_answer("PutMetricData", b"", facts, id);
+        let doc = String::from_utf8(empty.to_vec()).unwrap();
+        let parsed = roxmltree::Document::parse(&doc).unwrap();
+        assert_eq!(
+            parsed.root_element().tag_name().name(),
+            "PutMetricDataResponse"
+        );
+        assert!(!doc.contains("PutMetricDataResult"));
+        let id_text = parsed
+            .descendants()
+            .find(|n| n.has_tag_name("RequestId"))
+            .unwrap();
+        assert_eq!(id_text.text(), Some(id.to_string().as_str()));
+        let full = query_answer("ListMetrics", b"<Metrics/>", facts, id);
+        let doc = String::from_utf8(full.to_vec()).unwrap();
+        assert!(doc.contains("<ListMetricsResult><Metrics/></ListMetricsResult>"));
+    }
 }

@@ -483,6 +483,10 @@ async fn run_rpc_v2(
     authorize_and_call(call, checked, body).await
 }
 
+/// A form body as read: refused only once its service is known, in that
+/// service's XML.
+type ReadForm = Result<query::Form, query::FormError>;
+
 /// Whether the body is a form, as the query protocol posts it.
 fn is_form(parts: &Parts) -> bool {
     !parts.headers.contains_key("x-amz-target")
@@ -505,7 +509,7 @@ fn query_route<'s>(
     parts: &Parts,
     body: &[u8],
     services: &'s [Arc<dyn Service>],
-) -> Option<(&'s Arc<dyn Service>, Result<query::Form, query::FormError>)> {
+) -> Option<(&'s Arc<dyn Service>, ReadForm)> {
     let form = query::parse(body);
     let version = form.as_ref().ok().and_then(|f| f.version.as_deref());
     let scope = auth::scope_service(&parts.headers);
@@ -530,7 +534,7 @@ fn query_route<'s>(
 async fn run_query(
     call: &mut CallParts<'_>,
     service: &Arc<dyn Service>,
-    form: Result<query::Form, query::FormError>,
+    form: ReadForm,
     id: RequestId,
 ) -> Result<Answer, Failure> {
     let info = service.info();
@@ -795,9 +799,9 @@ async fn handle_s3(
         status if status.is_client_error() => Outcome::ClientError,
         _ => Outcome::Success,
     };
-    edge.config
-        .request_metrics
-        .record(&s3::S3_INFO, operation, class, started.elapsed());
+    let metrics = &edge.config.request_metrics;
+    metrics.record(&s3::S3_INFO, operation, class, started.elapsed());
+    metrics.record_protocol(&s3::S3_INFO, ApiProtocol::RestXml);
     if let (Some(log), Some(facts)) = (&edge.config.audit, &audited) {
         // Copied out: the response (its body is not Sync) is not lent
         // across the await.
