@@ -1,18 +1,26 @@
 """CloudWatch PutMetricData, so a KCL application's own metrics show on
-Riffle's /metrics: through boto3 (smithy-rpc-v2-cbor in current botocore),
-the aws CLI, and a raw query-protocol form signed with botocore's SigV4Auth
-(what the AWS SDK for Java v2 inside KCL 3.x sends). What was put is read
-back from /metrics; bad input gets CloudWatch's error codes."""
+Riffle's /metrics: through boto3 in each of the three protocols of
+CloudWatch's model (botocore resolves `json`, JSON 1.0, by default; a copy
+of its model listing one protocol makes it speak smithy-rpc-v2-cbor or
+query), the aws CLI, and a raw query-protocol form signed with botocore's
+SigV4Auth (what the AWS SDK for Java v2 inside KCL 3.x sends). What was put
+is read back from /metrics; bad input gets CloudWatch's error codes."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import re
+import shutil
 import subprocess
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import boto3
+import botocore
+import botocore.session
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -51,9 +59,34 @@ def scrape(url: str) -> dict[tuple[str, str], float]:
     return samples
 
 
-def cloudwatch(endpoint: str, **config):
+MODEL_DIR = Path(botocore.__file__).parent / "data" / "cloudwatch" / "2010-08-01"
+
+
+@pytest.fixture(params=["json", "smithy-rpc-v2-cbor", "query"])
+def protocol(request, tmp_path_factory):
+    """A botocore data path whose CloudWatch model lists only this protocol
+    (None: botocore's own model and choice)."""
+    if request.param == "json":
+        return request.param, None
+    models = tmp_path_factory.mktemp("models")
+    target = models / "cloudwatch" / "2010-08-01"
+    shutil.copytree(MODEL_DIR, target)
+    compressed = target / "service-2.json.gz"
+    model = json.loads(gzip.decompress(compressed.read_bytes()) if compressed.exists()
+                       else (target / "service-2.json").read_text())
+    compressed.unlink(missing_ok=True)
+    model["metadata"]["protocols"] = [request.param]
+    model["metadata"]["protocol"] = request.param
+    (target / "service-2.json").write_text(json.dumps(model))
+    return request.param, models
+
+
+def cloudwatch(endpoint: str, models: Path | None = None, **config):
     """No retries: a server error must fail the test."""
-    return boto3.session.Session().client(
+    session = botocore.session.Session()
+    if models is not None:
+        session.get_component("data_loader").search_paths.insert(0, str(models))
+    return boto3.session.Session(botocore_session=session).client(
         "cloudwatch",
         endpoint_url=endpoint,
         region_name=REGION,
@@ -67,8 +100,10 @@ def error(call, **kwargs) -> dict:
     return raised.value.response
 
 
-def test_boto3_puts_show_per_dimension_series_on_metrics(metered):
-    client = cloudwatch(metered.endpoint)
+def test_boto3_puts_show_per_dimension_series_on_metrics(metered, protocol):
+    name, models = protocol
+    client = cloudwatch(metered.endpoint, models)
+    assert client.meta.service_model.resolved_protocol == name
     shard = [{"Name": "ShardId", "Value": "shardId-000000000003"}, {"Name": "Operation", "Value": "ProcessTask"}]
     client.put_metric_data(
         Namespace="orders-app",
@@ -91,14 +126,14 @@ def test_boto3_puts_show_per_dimension_series_on_metrics(metered):
     assert samples[("riffle_cloudwatch_metric_sum", processed)] == 70
     assert samples[("riffle_cloudwatch_metric_count", processed)] == 4
     assert samples[("riffle_cloudwatch_metric_last", 'namespace="orders-app",metric="LeasesHeld"')] == 2
-    # The protocol botocore chose for CloudWatch is the one the server saw.
-    label = PROTOCOL_LABELS[client.meta.service_model.protocol]
+    # The protocol botocore spoke is the one the server saw.
+    label = PROTOCOL_LABELS[name]
     assert samples[("riffle_api_requests_by_protocol_total", f'service="monitoring",protocol="{label}"')] == 1
 
 
-def test_boto3_gets_cloudwatchs_error_codes_and_the_server_keeps_serving(metered):
+def test_boto3_gets_cloudwatchs_error_codes_and_the_server_keeps_serving(metered, protocol):
     # Unvalidated, so the server (not botocore) judges the empty name.
-    client = cloudwatch(metered.endpoint, parameter_validation=False)
+    client = cloudwatch(metered.endpoint, protocol[1], parameter_validation=False)
     too_many = error(client.put_metric_data, Namespace="n",
                      MetricData=[{"MetricName": "m", "Value": i} for i in range(1001)])
     assert too_many["Error"]["Code"] == "InvalidParameterValue"

@@ -1,7 +1,7 @@
 //! Amazon CloudWatch (`monitoring`), PutMetricData only (`riffle-cloudwatch`),
-//! in the three protocols its model lists: smithy-rpc-v2-cbor (current
-//! botocore, the AWS SDK for Rust), JSON 1.0 (`GraniteServiceVersion20100801`)
-//! and the query protocol (the AWS SDK for Java v2 in KCL 3.x).
+//! in the three protocols its model lists: smithy-rpc-v2-cbor (the AWS SDK
+//! for Rust), JSON 1.0 (`GraniteServiceVersion20100801`: botocore, which
+//! ranks it first) and the query protocol (the AWS SDK for Java v2 in KCL 3.x).
 
 use std::sync::Arc;
 
