@@ -95,20 +95,3 @@ impl Service for CloudWatchService {
         self.0.write_metrics(out);
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_operations_are_the_models_and_data_events_among_them() {
-        assert!(CLOUDWATCH.operations.is_sorted());
-        assert!(CLOUDWATCH.data_events.is_sorted());
-        assert!(
-            CLOUDWATCH
-                .data_events
-                .iter()
-                .all(|op| CLOUDWATCH.operation(op).is_some())
-        );
-    }
-}

@@ -71,20 +71,3 @@ impl Service for DynamoDbService {
         )
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_operations_are_sorted_and_data_events_among_them() {
-        assert!(DYNAMODB.operations.is_sorted());
-        assert!(DYNAMODB.data_events.is_sorted());
-        assert!(
-            DYNAMODB
-                .data_events
-                .iter()
-                .all(|op| DYNAMODB.operation(op).is_some())
-        );
-    }
-}

@@ -60,19 +60,3 @@ impl Service for FirehoseService {
         self.0.write_metrics(out);
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_operations_are_the_models_in_its_sorted_order() {
-        assert!(FIREHOSE.operations.is_sorted());
-        assert!(
-            FIREHOSE
-                .data_events
-                .iter()
-                .all(|op| FIREHOSE.operation(op).is_some())
-        );
-    }
-}

@@ -80,19 +80,3 @@ impl Service for KinesisService {
         self.0.write_metrics(out);
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_operations_are_the_models_in_its_sorted_order() {
-        assert!(KINESIS.operations.is_sorted());
-        assert!(
-            KINESIS
-                .data_events
-                .iter()
-                .all(|op| KINESIS.operation(op).is_some())
-        );
-    }
-}
