@@ -215,3 +215,46 @@ def test_a_signed_query_form_is_answered_in_xml(metered):
     series = 'namespace="KinesisClientLibrary",metric="MillisBehindLatest",ShardId="shardId-000000000001"'
     assert samples[("riffle_cloudwatch_metric_last", series)] == 1200
     assert samples[("riffle_api_requests_by_protocol_total", 'service="monitoring",protocol="query"')] == 2
+
+
+def test_policies_govern_cloudwatch_put_metric_data_and_calls_are_audited_as_monitoring(tmp_path):
+    """`cloudwatch:PutMetricData` is the IAM action (signing name
+    `monitoring`), and the audit line's eventSource is CloudWatch's."""
+    policies = {}
+    for key, action in [("AKIDMETRICS", "cloudwatch:PutMetricData"), ("AKIDSTREAMS", "kinesis:ListStreams")]:
+        path = tmp_path / f"{key}.json"
+        path.write_text(json.dumps({"Version": "2012-10-17",
+                                    "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]}))
+        policies[key] = path
+    config = tmp_path / "riffle.toml"
+    config.write_text(
+        '[credentials]\nAKIDMETRICS = "metrics-secret"\nAKIDSTREAMS = "streams-secret"\n\n[policies]\n'
+        + "".join(f'{key} = "{path}"\n' for key, path in policies.items())
+    )
+    audit = tmp_path / "audit.jsonl"
+    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, extra_args=[
+        "--config", str(config), "--audit-log", str(audit), "--audit-data-events", "on"])
+    srv.start()
+    try:
+        def client(key, secret):
+            return boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret).client(
+                "cloudwatch", endpoint_url=srv.endpoint, region_name=REGION,
+                config=Config(retries={"total_max_attempts": 1}))
+
+        data = [{"MetricName": "RecordsProcessed", "Value": 1}]
+        client("AKIDMETRICS", "metrics-secret").put_metric_data(Namespace="app", MetricData=data)
+        refused = error(client("AKIDSTREAMS", "streams-secret").put_metric_data, Namespace="app", MetricData=data)
+        assert refused["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert refused["Error"]["Code"] == "AccessDenied"
+        assert "cloudwatch:PutMetricData" in refused["Error"]["Message"]
+        wrong = error(client("AKIDMETRICS", "not-the-secret").put_metric_data, Namespace="app", MetricData=data)
+        assert wrong["Error"]["Code"] == "SignatureDoesNotMatch"
+    finally:
+        print(f"--- riffle stderr (tail) ---\n{srv.stderr_tail()}")
+        assert srv.terminate() == 0, "riffle serve did not exit 0 on SIGTERM"
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    puts = [line for line in lines if line["eventName"] == "PutMetricData"]
+    assert [line["eventSource"] for line in puts] == ["monitoring.amazonaws.com"] * 3
+    assert puts[0]["userIdentity"]["accessKeyId"] == "AKIDMETRICS"
+    assert puts[0]["requestParameters"]["namespace"] == "app"
+    assert puts[1]["errorCode"] == "AccessDeniedException"
