@@ -58,13 +58,14 @@ impl Registry {
             dimensions: datum.dimensions,
         };
         let stats = datum.stats;
-        let last = stats.sum / stats.count;
+        // Counts of zero (allowed in Values/Counts) have no average.
+        let average = (stats.count > 0.0).then(|| stats.sum / stats.count);
         if let Some(series) = self.series.get_mut(&key) {
             series.total.count += stats.count;
             series.total.sum += stats.sum;
             series.total.min = series.total.min.min(stats.min);
             series.total.max = series.total.max.max(stats.max);
-            series.last = last;
+            series.last = average.unwrap_or(series.last);
             series.touched = self.puts;
             return;
         }
@@ -73,7 +74,7 @@ impl Registry {
         }
         let series = Series {
             total: stats,
-            last,
+            last: average.unwrap_or(0.0),
             touched: self.puts,
         };
         self.series.insert(key, series);
