@@ -14,6 +14,14 @@
 //! `application/x-amz-cbor-1.1` (the Java SDK's default) takes the same
 //! path with `Codec::Cbor`: the service decodes the CBOR and encodes its
 //! answer in CBOR, and errors are written as CBOR maps.
+//!
+//! Two routes come before the JSON one, for the services whose
+//! `ServiceInfo` declares them: `POST /service/<name>/operation/<Op>`
+//! (smithy-rpc-v2-cbor, `Codec::Cbor`) and a form post naming a query
+//! service's `Version` (the form read into JSON by `query`, answered in
+//! XML). All three end in `authorize_and_call`: the audit facts, the
+//! credentials, the signature (over the body as sent, gzipped or not), the
+//! policies, then the service.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
