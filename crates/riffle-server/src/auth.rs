@@ -122,6 +122,17 @@ fn check_query(query: &str) -> Result<(), AuthError> {
 }
 
 /// The raw (still percent-encoded) value of `name` in a query string.
+/// The service of a request's SigV4 credential scope
+/// (`Credential=<key>/<date>/<region>/<service>/aws4_request`), from its
+/// `Authorization` header: what tells apart query services that share a
+/// `Version`.
+pub(crate) fn scope_service(headers: &HeaderMap) -> Option<&str> {
+    let text = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let at = text.find("Credential=")? + "Credential=".len();
+    let credential = text[at..].split([',', ' ']).next()?;
+    credential.split('/').nth(3)
+}
+
 /// The access key id a request claims: the first part of its SigV4
 /// credential, from the `Authorization` header or a presigned query.
 pub(crate) fn access_key_id(headers: &HeaderMap, query: Option<&str>) -> Option<String> {

@@ -20,6 +20,7 @@
 //! from `x-amzn-ErrorType` if present, else from the body's `__type`).
 
 use hyper::StatusCode;
+use riffle_cloudwatch::CloudWatchError;
 use riffle_dynamodb::DynamoError;
 use riffle_firehose::FirehoseError;
 use riffle_kinesis::{Codec, KinesisError};
@@ -30,6 +31,8 @@ use std::borrow::Cow;
 use bytes::Bytes;
 
 use crate::auth::AuthError;
+use crate::headers::RequestId;
+use crate::service::QueryFacts;
 
 /// Everything that ends a request without a successful reply.
 #[derive(Debug, thiserror::Error)]
@@ -85,8 +88,24 @@ pub enum Encoding {
     /// `application/x-amz-json-1.1`: `{"__type":…,"message":…}`.
     AwsJson11,
     /// `application/x-amz-json-1.0`, the same body, `__type` qualified by
-    /// the service's namespace if it has one ([`qualified_type`]).
-    AwsJson10 { namespace: Option<&'static str> },
+    /// the service's namespace if it has one ([`qualified_type`]); a
+    /// query-compatible service's also carry `x-amzn-query-error`.
+    AwsJson10 {
+        namespace: Option<&'static str>,
+        query: Option<&'static QueryFacts>,
+    },
+    /// smithy-rpc-v2-cbor: `application/cbor`, the JSON 1.0 map in CBOR,
+    /// `smithy-protocol: rpc-v2-cbor`, and `x-amzn-query-error` for a
+    /// query-compatible service.
+    RpcV2Cbor {
+        namespace: Option<&'static str>,
+        query: Option<&'static QueryFacts>,
+    },
+    /// The query protocol: `<ErrorResponse>` in XML ([`query_body`]).
+    Query {
+        facts: &'static QueryFacts,
+        request_id: RequestId,
+    },
     /// `application/x-amz-cbor-1.1`: the same map in CBOR.
     Cbor,
     /// `application/json`: AWS never runs an action for it and answers
@@ -98,11 +117,13 @@ pub enum Encoding {
     Empty,
 }
 
-/// An encoded error: status, Content-Type (if any) and body.
+/// An encoded error: status, Content-Type (if any), the protocol's own
+/// headers and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
     pub status: StatusCode,
     pub content_type: Option<&'static str>,
+    pub headers: Vec<(&'static str, String)>,
     pub body: Bytes,
 }
 
@@ -175,6 +196,31 @@ pub fn dynamodb_error(err: &DynamoError) -> AwsError {
         code: err.code(),
         message: Some(err.message()),
         members: err.members(),
+    }
+}
+
+/// THE mapping of CloudWatch's errors: `code` is the model's error shape
+/// (the JSON and CBOR `__type`); the query code, which the XML and the
+/// `x-amzn-query-error` header carry, is looked up in the service's
+/// [`QueryFacts`].
+pub fn cloudwatch_error(err: &CloudWatchError) -> AwsError {
+    AwsError {
+        status: StatusCode::BAD_REQUEST,
+        code: err.shape(),
+        message: Some(err.message()),
+        members: None,
+    }
+}
+
+/// A query form the edge cannot read into members (a forged list index,
+/// a key both a value and a structure): the query front end's
+/// `MalformedQueryString`.
+pub(crate) fn malformed_query(message: String) -> AwsError {
+    AwsError {
+        status: StatusCode::BAD_REQUEST,
+        code: "MalformedQueryString",
+        message: Some(message),
+        members: None,
     }
 }
 
@@ -264,14 +310,33 @@ pub fn aws_error(rejection: &Rejection) -> AwsError {
 pub fn encode(error: &AwsError, encoding: Encoding) -> Encoded {
     let (status, content_type, body) = match encoding {
         Encoding::AwsJson11 => (error.status, Some(JSON_11), json_body(error)),
-        Encoding::AwsJson10 { namespace } => {
+        Encoding::AwsJson10 { namespace, query } => {
             let type_name = qualified_type(error.code, namespace);
-            (
-                error.status,
-                Some(JSON_10),
-                json_body_typed(&type_name, error),
-            )
+            let mut encoded = Encoded {
+                status: error.status,
+                content_type: Some(JSON_10),
+                headers: Vec::new(),
+                body: json_body_typed(&type_name, error),
+            };
+            push_query_error(&mut encoded.headers, error, query);
+            return encoded;
         }
+        Encoding::RpcV2Cbor { namespace, query } => {
+            let type_name = qualified_type(error.code, namespace);
+            let mut encoded = Encoded {
+                status: error.status,
+                content_type: Some(CBOR),
+                headers: vec![(SMITHY_PROTOCOL, RPC_V2_CBOR.to_owned())],
+                body: cbor_body_typed(&type_name, error),
+            };
+            push_query_error(&mut encoded.headers, error, query);
+            return encoded;
+        }
+        Encoding::Query { facts, request_id } => (
+            error.status,
+            Some(TEXT_XML),
+            query_body(error, facts, request_id),
+        ),
         Encoding::Cbor => (error.status, Some(CBOR_11), cbor_body(error)),
         Encoding::Coral => (StatusCode::OK, Some(PLAIN_JSON), coral_body(error)),
         Encoding::Xml => (error.status, None, xml_body(error)),
@@ -280,14 +345,115 @@ pub fn encode(error: &AwsError, encoding: Encoding) -> Encoded {
     Encoded {
         status,
         content_type,
+        headers: Vec::new(),
         body,
     }
+}
+
+/// `x-amzn-query-error: <Code>;<Sender|Receiver>`, which an
+/// `awsQueryCompatible` service adds so that the SDKs report the query
+/// code (botocore and the SDK for Rust take it over `__type`).
+fn push_query_error(
+    headers: &mut Vec<(&'static str, String)>,
+    error: &AwsError,
+    query: Option<&'static QueryFacts>,
+) {
+    if let Some(facts) = query {
+        let fault = fault(error.status);
+        headers.push((
+            QUERY_ERROR,
+            format!("{};{fault}", query_code(error.code, facts)),
+        ));
+    }
+}
+
+/// Who is at fault, as the query protocol's `<Type>` says it.
+fn fault(status: StatusCode) -> &'static str {
+    if status.is_server_error() {
+        "Receiver"
+    } else {
+        "Sender"
+    }
+}
+
+/// An error's query code: the service's own from its [`QueryFacts`], the
+/// edge's in the words of the query services' common errors
+/// (CloudWatch's "Common Errors": `MissingAuthenticationToken`,
+/// `InvalidClientTokenId`, `SignatureDoesNotMatch`, …).
+fn query_code(code: &'static str, facts: &QueryFacts) -> &'static str {
+    match code {
+        "MissingAuthenticationTokenException" => "MissingAuthenticationToken",
+        "IncompleteSignatureException" => "IncompleteSignature",
+        "InvalidSignatureException" => "SignatureDoesNotMatch",
+        "UnrecognizedClientException" => "InvalidClientTokenId",
+        "AccessDeniedException" => "AccessDenied",
+        "UnknownOperationException" => "InvalidAction",
+        "SerializationException" => "MalformedQueryString",
+        "InternalFailure" => "InternalFailure",
+        _ => facts.code_of(code),
+    }
+}
+
+/// The query protocol's error document, as AWS sends it:
+///
+/// ```xml
+/// <ErrorResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/">
+///   <Error>
+///     <Type>Sender</Type>
+///     <Code>InvalidParameterValue</Code>
+///     <Message>…</Message>
+///   </Error>
+///   <RequestId>…</RequestId>
+/// </ErrorResponse>
+/// ```
+fn query_body(error: &AwsError, facts: &QueryFacts, request_id: RequestId) -> Bytes {
+    let message = match &error.message {
+        Some(message) => format!("\n    <Message>{}</Message>", xml_escape(message)),
+        None => String::new(),
+    };
+    Bytes::from(format!(
+        "<ErrorResponse xmlns=\"{}\">\n  <Error>\n    <Type>{}</Type>\n    <Code>{}</Code>{message}\n  </Error>\n  <RequestId>{request_id}</RequestId>\n</ErrorResponse>\n",
+        facts.xml_namespace,
+        fault(error.status),
+        query_code(error.code, facts),
+    ))
+}
+
+/// A successful query-protocol answer: `<ActionResponse>` with the
+/// action's `result` (XML members) in `<ActionResult>` when it has any,
+/// and the request id.
+pub(crate) fn query_answer(
+    action: &str,
+    result: &[u8],
+    facts: &QueryFacts,
+    request_id: RequestId,
+) -> Bytes {
+    let result = if result.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "\n  <{action}Result>{}</{action}Result>",
+            String::from_utf8_lossy(result)
+        )
+    };
+    Bytes::from(format!(
+        "<{action}Response xmlns=\"{}\">{result}\n  <ResponseMetadata>\n    <RequestId>{request_id}</RequestId>\n  </ResponseMetadata>\n</{action}Response>\n",
+        facts.xml_namespace
+    ))
 }
 
 pub(crate) const JSON_11: &str = "application/x-amz-json-1.1";
 pub(crate) const JSON_10: &str = "application/x-amz-json-1.0";
 pub(crate) const CBOR_11: &str = "application/x-amz-cbor-1.1";
 pub(crate) const PLAIN_JSON: &str = "application/json";
+/// smithy-rpc-v2-cbor's Content-Type.
+pub(crate) const CBOR: &str = "application/cbor";
+/// The query protocol's answers' Content-Type.
+pub(crate) const TEXT_XML: &str = "text/xml";
+/// The header that names an rpc-v2 protocol, on requests and answers.
+pub(crate) const SMITHY_PROTOCOL: &str = "smithy-protocol";
+pub(crate) const RPC_V2_CBOR: &str = "rpc-v2-cbor";
+const QUERY_ERROR: &str = "x-amzn-query-error";
 
 /// The name of an error's message member, as AWS writes it for that
 /// exception (the member of the exception's own class, so it is the same
@@ -416,10 +582,15 @@ fn xml_escape(text: &str) -> String {
 /// value a text-string head (major type 3: `0x60 | len` for len < 24,
 /// `0x78 len8`, `0x79 len16be` or `0x7A len32be`) followed by the UTF-8 bytes.
 fn cbor_body(error: &AwsError) -> Bytes {
+    cbor_body_typed(error.code, error)
+}
+
+/// [`cbor_body`] with `type_name` as the `__type`.
+fn cbor_body_typed(type_name: &str, error: &AwsError) -> Bytes {
     let mut out = Vec::with_capacity(64);
     out.push(if error.message.is_some() { 0xA2 } else { 0xA1 });
     cbor_text(&mut out, "__type");
-    cbor_text(&mut out, error.code);
+    cbor_text(&mut out, type_name);
     if let Some(message) = &error.message {
         cbor_text(&mut out, message_member(error.code));
         cbor_text(&mut out, message);
@@ -457,6 +628,7 @@ mod tests {
     fn json_1_0_errors_qualify_service_codes_with_the_namespace_and_front_end_codes_with_corals() {
         let encoding = Encoding::AwsJson10 {
             namespace: DYNAMODB_NAMESPACE,
+            query: None,
         };
         let failed = encode(
             &dynamodb_error(&DynamoError::ConditionalCheckFailed { item: None }),
@@ -481,7 +653,10 @@ mod tests {
         // A JSON 1.0 service without a namespace sends bare codes.
         let bare = encode(
             &aws_error(&Rejection::Malformed),
-            Encoding::AwsJson10 { namespace: None },
+            Encoding::AwsJson10 {
+                namespace: None,
+                query: None,
+            },
         );
         assert_eq!(bare.body, &br#"{"__type":"SerializationException"}"#[..]);
     }
@@ -761,5 +936,112 @@ mod tests {
         let message_head = 1 + 7 + 2 + 8;
         assert_eq!(&body[message_head..message_head + 3], &[0x79, 0x01, 0x2C]);
         assert_eq!(body.len(), message_head + 3 + 300);
+    }
+
+    #[test]
+    fn query_compatible_errors_carry_the_query_code_in_xml_cbor_and_json() {
+        use crate::services::cloudwatch::CLOUDWATCH;
+        let facts = CLOUDWATCH.query.as_ref().unwrap();
+        let missing = cloudwatch_error(&CloudWatchError::MissingParameter(
+            "The parameter Namespace is required.".into(),
+        ));
+        let request_id = RequestId::new();
+        let xml = encode(&missing, Encoding::Query { facts, request_id });
+        assert_eq!(
+            (xml.status.as_u16(), xml.content_type),
+            (400, Some(TEXT_XML))
+        );
+        let doc = String::from_utf8(xml.body.to_vec()).unwrap();
+        let parsed = roxmltree::Document::parse(&doc).unwrap();
+        let text = |tag: &str| {
+            parsed
+                .descendants()
+                .find(|n| n.has_tag_name(tag))
+                .and_then(|n| n.text())
+                .map(str::to_owned)
+        };
+        assert_eq!(
+            parsed.root_element().tag_name().namespace(),
+            Some(facts.xml_namespace)
+        );
+        assert_eq!(text("Type").as_deref(), Some("Sender"));
+        assert_eq!(text("Code").as_deref(), Some("MissingParameter"));
+        assert_eq!(
+            text("Message").as_deref(),
+            Some("The parameter Namespace is required.")
+        );
+        assert_eq!(text("RequestId"), Some(request_id.to_string()));
+
+        let rpc = encode(
+            &missing,
+            Encoding::RpcV2Cbor {
+                namespace: CLOUDWATCH.error_namespace,
+                query: Some(facts),
+            },
+        );
+        assert_eq!(rpc.content_type, Some(CBOR));
+        assert!(
+            rpc.headers
+                .contains(&(SMITHY_PROTOCOL, RPC_V2_CBOR.to_owned()))
+        );
+        assert!(
+            rpc.headers
+                .contains(&(QUERY_ERROR, "MissingParameter;Sender".to_owned()))
+        );
+        let map: ciborium::Value = ciborium::from_reader(&rpc.body[..]).unwrap();
+        let pairs: Vec<(String, String)> = map
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_text().unwrap().into(), v.as_text().unwrap().into()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (
+                    "__type".to_owned(),
+                    "com.amazonaws.cloudwatch#MissingRequiredParameterException".to_owned()
+                ),
+                (
+                    "message".to_owned(),
+                    "The parameter Namespace is required.".to_owned()
+                )
+            ]
+        );
+        // The edge's own refusals have the query services' common codes.
+        let json = encode(
+            &aws_error(&Rejection::Auth(AuthError::UnknownKey)),
+            Encoding::AwsJson10 {
+                namespace: CLOUDWATCH.error_namespace,
+                query: Some(facts),
+            },
+        );
+        assert!(
+            json.headers
+                .contains(&(QUERY_ERROR, "InvalidClientTokenId;Sender".to_owned()))
+        );
+    }
+
+    #[test]
+    fn query_answers_wrap_the_result_and_name_the_request() {
+        use crate::services::cloudwatch::CLOUDWATCH;
+        let facts = CLOUDWATCH.query.as_ref().unwrap();
+        let id = RequestId::new();
+        let empty = query_answer("PutMetricData", b"", facts, id);
+        let doc = String::from_utf8(empty.to_vec()).unwrap();
+        let parsed = roxmltree::Document::parse(&doc).unwrap();
+        assert_eq!(
+            parsed.root_element().tag_name().name(),
+            "PutMetricDataResponse"
+        );
+        assert!(!doc.contains("PutMetricDataResult"));
+        let id_text = parsed
+            .descendants()
+            .find(|n| n.has_tag_name("RequestId"))
+            .unwrap();
+        assert_eq!(id_text.text(), Some(id.to_string().as_str()));
+        let full = query_answer("ListMetrics", b"<Metrics/>", facts, id);
+        let doc = String::from_utf8(full.to_vec()).unwrap();
+        assert!(doc.contains("<ListMetricsResult><Metrics/></ListMetricsResult>"));
     }
 }

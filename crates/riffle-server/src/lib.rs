@@ -6,8 +6,11 @@
 //! application/x-amz-json-1.1` (`Codec::Json`) or
 //! `application/x-amz-cbor-1.1` (`Codec::Cbor`, the Java SDK's default) —
 //! goes to the [`Service`] registered with that target prefix (Kinesis,
-//! Firehose), as one [`bytes::Bytes`]. Any other request that is not a
-//! `POST /` is an S3 REST request and goes to the embedded S3.
+//! Firehose), as one [`bytes::Bytes`]. A query-protocol form post
+//! (`Action=…&Version=…`) goes to the service whose `Version` it names, and
+//! `POST /service/<name>/operation/<Op>` (smithy-rpc-v2-cbor) to the
+//! service of that name (CloudWatch speaks both). Any other request that is
+//! not a `POST /` is an S3 REST request and goes to the embedded S3.
 //!
 //! **Architecture Invariant:** this is the only crate that knows HTTP, and
 //! `errors` is the only place where an error becomes an AWS error response.
@@ -26,6 +29,7 @@
 //! - `audit`: the CloudTrail-shaped audit log and its writer thread.
 //! - `sigv4`: verification of SigV4 signatures, when credentials are given.
 //! - `tls`: the listener's TLS configuration, when a certificate is given.
+//! - `query`: the query protocol's forms read into JSON (`member.N` lists).
 //! - `policy`: IAM policies: access keys' identity policies and the
 //!   resource policies of streams and consumers.
 //! - `metrics`: the Prometheus endpoint on its own listener.
@@ -47,6 +51,7 @@ mod headers;
 mod metrics;
 mod options;
 mod policy;
+mod query;
 mod request;
 mod requests;
 mod server;

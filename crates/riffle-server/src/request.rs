@@ -14,6 +14,14 @@
 //! `application/x-amz-cbor-1.1` (the Java SDK's default) takes the same
 //! path with `Codec::Cbor`: the service decodes the CBOR and encodes its
 //! answer in CBOR, and errors are written as CBOR maps.
+//!
+//! Two routes come before the JSON one, for the services whose
+//! `ServiceInfo` declares them: `POST /service/<name>/operation/<Op>`
+//! (smithy-rpc-v2-cbor, `Codec::Cbor`) and a form post naming a query
+//! service's `Version` (the form read into JSON by `query`, answered in
+//! XML). All three end in `authorize_and_call`: the audit facts, the
+//! credentials, the signature (over the body as sent, gzipped or not), the
+//! policies, then the service.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -38,7 +46,8 @@ use crate::auth;
 use crate::body::{BODY_BYTES_MAX, BodyError, S3_BODY_BYTES_MAX, read_body};
 use crate::errors::{self, Encoding, JSON_11, Rejection};
 use crate::headers::{self, RequestId};
-use crate::requests::Outcome;
+use crate::query;
+use crate::requests::{ApiProtocol, Outcome};
 use crate::server::Edge;
 use crate::service::{JsonVersion, Reply, Service, ServiceInfo};
 use crate::services::s3;
@@ -146,6 +155,7 @@ pub(crate) async fn handle(
     let (parts, body) = req.into_parts();
     if let Some(store) = &edge.services.s3
         && s3::is_s3(&parts)
+        && rpc_v2_route(&parts, &edge.services.json).is_none()
     {
         let request = S3Request {
             parts,
@@ -158,10 +168,18 @@ pub(crate) async fn handle(
     }
     let mut audited = None;
     let mut called = None;
-    let outcome = run(&edge, parts, body, &mut called, &mut audited, &stopping)
+    let outcome = run(&edge, parts, body, id, &mut called, &mut audited, &stopping)
         .instrument(span.clone())
         .await;
-    if let Some((service, operation)) = called {
+    if let Some(Called {
+        info: service,
+        action: operation,
+        protocol,
+    }) = called
+    {
+        edge.config
+            .request_metrics
+            .record_protocol(service, protocol);
         let class = match &outcome {
             Ok(_) => Outcome::Success,
             Err((rejection, _)) if errors::aws_error(rejection).status.is_server_error() => {
@@ -185,12 +203,15 @@ pub(crate) async fn handle(
         };
         audit(log, facts, &answered, &id, peer, started).await;
     }
+    let mut extra_headers = Vec::new();
     let (status, content_type, body) = match outcome {
-        Ok((Reply::Whole(body), Codec::Json)) => {
-            let json = called.map_or(JSON_11, |(info, _)| info.json_version.content_type());
-            (StatusCode::OK, Some(json), body)
+        Ok((Reply::Whole(body), protocol)) => {
+            let (content_type, body) = answer_body(called.as_ref(), protocol, body, id);
+            if protocol == ApiProtocol::RpcV2Cbor {
+                extra_headers.push((errors::SMITHY_PROTOCOL, errors::RPC_V2_CBOR.to_owned()));
+            }
+            (StatusCode::OK, content_type, body)
         }
-        Ok((Reply::Whole(body), Codec::Cbor)) => (StatusCode::OK, Some(errors::CBOR_11), body),
         Ok((Reply::Stream(body, content_type), _)) => {
             let mut response = Response::new(body);
             headers::set(response.headers_mut(), id, Some(content_type), 0);
@@ -205,12 +226,18 @@ pub(crate) async fn handle(
             span.in_scope(|| {
                 warn!(request_id = %id, status = aws.status.as_u16(), code = aws.code, error = %rejection, "request failed")
             });
+            extra_headers = encoded.headers;
             (encoded.status, encoded.content_type, encoded.body)
         }
     };
     let len = body.len();
     let mut response = Response::new(whole(body));
     headers::set(response.headers_mut(), id, content_type, len);
+    for (name, value) in extra_headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
     *response.status_mut() = status;
     span.in_scope(|| {
         debug!(
@@ -225,8 +252,40 @@ pub(crate) async fn handle(
 
 type Failure = (Rejection, Encoding);
 
-/// What a successful JSON call answers, with the codec it was asked in.
-type Answer = (Reply, Codec);
+/// What a successful call answers, with the protocol it was asked in.
+type Answer = (Reply, ApiProtocol);
+
+/// The call a request was found to be, once it names one.
+struct Called {
+    info: &'static ServiceInfo,
+    action: &'static str,
+    protocol: ApiProtocol,
+}
+
+/// A successful answer's Content-Type and body in its protocol: the query
+/// protocol's XML document around the service's result; rpc-v2-cbor's
+/// empty output has no Content-Type.
+fn answer_body(
+    called: Option<&Called>,
+    protocol: ApiProtocol,
+    body: Bytes,
+    id: RequestId,
+) -> (Option<&'static str>, Bytes) {
+    match protocol {
+        ApiProtocol::Json10 => (Some(errors::JSON_10), body),
+        ApiProtocol::Cbor => (Some(errors::CBOR_11), body),
+        ApiProtocol::RpcV2Cbor if body.is_empty() => (None, body),
+        ApiProtocol::RpcV2Cbor => (Some(errors::CBOR), body),
+        ApiProtocol::Query => match called.and_then(|c| Some((c.action, c.info.query.as_ref()?))) {
+            Some((action, facts)) => (
+                Some(errors::TEXT_XML),
+                errors::query_answer(action, &body, facts, id),
+            ),
+            None => (Some(errors::TEXT_XML), body),
+        },
+        ApiProtocol::Json11 | ApiProtocol::RestXml => (Some(JSON_11), body),
+    }
+}
 
 /// How a call was answered, as its audit line tells it.
 struct Answered<'a> {
@@ -278,29 +337,252 @@ struct AuditFacts {
 }
 
 /// The checks, in AWS's order, then the action. Returns the response body.
-/// Names the `operation` once the request names one, and fills `audited`
-/// if the audit log keeps it.
+/// Names the call once the request names one, and fills `audited` if the
+/// audit log keeps it. rpc-v2-cbor paths and query forms of a registered
+/// service take their own short routes ([`run_rpc_v2`], [`run_query`]);
+/// everything else is a JSON-protocol call.
 async fn run(
     edge: &Edge,
     parts: Parts,
     body: Incoming,
-    called: &mut Option<(&'static ServiceInfo, &'static str)>,
+    id: RequestId,
+    called: &mut Option<Called>,
     audited: &mut Option<AuditFacts>,
     stopping: &watch::Receiver<bool>,
 ) -> Result<Answer, Failure> {
     let services = &edge.services.json;
-    let body = read_body(body, declared_length(&parts), BODY_BYTES_MAX)
+    let raw = read_body(body, declared_length(&parts), BODY_BYTES_MAX)
         .await
         .map_err(|err| match err {
             BodyError::TooLarge => (Rejection::PayloadTooLarge, Encoding::Empty),
             // The client broke off mid-body; it will hardly read this answer.
             BodyError::Read(_) => (Rejection::Malformed, Encoding::AwsJson11),
         })?;
+    let body = inflate(&parts, &raw)?;
+    let mut call = CallParts {
+        edge,
+        parts: &parts,
+        raw: &raw,
+        called,
+        audited,
+        stopping,
+    };
+    if let Some((service, operation)) = rpc_v2_route(&parts, services) {
+        return run_rpc_v2(&mut call, service, operation, body).await;
+    }
     if parts.method != Method::POST {
         return Err((Rejection::NotPost, Encoding::Xml));
     }
+    if is_form(&parts)
+        && let Some((service, form)) = query_route(&parts, &body, services)
+    {
+        return run_query(&mut call, service, form, id).await;
+    }
+    run_json(&mut call, body).await
+}
+
+/// What the routes share of a request while it is checked and called.
+struct CallParts<'a> {
+    edge: &'a Edge,
+    parts: &'a Parts,
+    /// The body as sent: what a signature covers.
+    raw: &'a Bytes,
+    called: &'a mut Option<Called>,
+    audited: &'a mut Option<AuditFacts>,
+    stopping: &'a watch::Receiver<bool>,
+}
+
+/// How a checked call reaches its service.
+#[derive(Clone, Copy)]
+enum Dispatch {
+    /// [`Service::call`], the body in this codec.
+    Codec(Codec),
+    /// [`Service::call_query`], the body the form as JSON.
+    Query,
+}
+
+impl Dispatch {
+    /// The request as JSON, for audit lines and policies' resources.
+    fn request_json(self, body: &[u8]) -> Option<Cow<'_, [u8]>> {
+        match self {
+            Dispatch::Codec(codec) => codec.request_json(body).ok(),
+            Dispatch::Query => Some(Cow::Borrowed(body)),
+        }
+    }
+}
+
+/// The largest request body a `Content-Encoding: gzip` one may inflate
+/// to: the largest plain body the edge takes.
+const INFLATED_BYTES_MAX: u64 = BODY_BYTES_MAX as u64;
+
+/// The body, inflated if the client compressed it (`Content-Encoding:
+/// gzip`, which the SDKs use for PutMetricData: the model's
+/// `requestcompression`). The signature covers the compressed bytes.
+fn inflate(parts: &Parts, raw: &Bytes) -> Result<Bytes, Failure> {
+    use std::io::Read as _;
+    let gzipped = parts
+        .headers
+        .get(hyper::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|c| c.trim().eq_ignore_ascii_case("gzip")));
+    if !gzipped {
+        return Ok(raw.clone());
+    }
+    let mut inflated = Vec::new();
+    let read = flate2::read::GzDecoder::new(&raw[..])
+        .take(INFLATED_BYTES_MAX + 1)
+        .read_to_end(&mut inflated);
+    match read {
+        Ok(n) if n as u64 > INFLATED_BYTES_MAX => {
+            Err((Rejection::PayloadTooLarge, Encoding::Empty))
+        }
+        Ok(_) => Ok(Bytes::from(inflated)),
+        Err(_) => Err((Rejection::Malformed, Encoding::Xml)),
+    }
+}
+
+/// `POST /service/<name>/operation/<Operation>` of a registered
+/// service's rpc-v2-cbor name: the service and the operation as sent.
+fn rpc_v2_route<'s, 'p>(
+    parts: &'p Parts,
+    services: &'s [Arc<dyn Service>],
+) -> Option<(&'s Arc<dyn Service>, &'p str)> {
+    if parts.method != Method::POST {
+        return None;
+    }
+    let rest = parts.uri.path().strip_prefix("/service/")?;
+    let (name, operation) = rest.split_once("/operation/")?;
+    let service = services
+        .iter()
+        .find(|s| s.info().rpc_v2_cbor == Some(name))?;
+    Some((service, operation))
+}
+
+/// A smithy-rpc-v2-cbor call: errors in CBOR, the query code too for a
+/// query-compatible service; a bodiless request is an empty input.
+async fn run_rpc_v2(
+    call: &mut CallParts<'_>,
+    service: &Arc<dyn Service>,
+    operation: &str,
+    body: Bytes,
+) -> Result<Answer, Failure> {
+    let info = service.info();
+    let encoding = Encoding::RpcV2Cbor {
+        namespace: info.error_namespace,
+        query: info.query.as_ref(),
+    };
+    let Some(action) = info.operation(operation) else {
+        return Err((Rejection::UnknownOperation, encoding));
+    };
+    // CBOR's empty map: the input of a call that sent none.
+    let body = if body.is_empty() {
+        Bytes::from_static(&[0xA0])
+    } else {
+        body
+    };
+    let checked = Checked {
+        service,
+        action,
+        protocol: ApiProtocol::RpcV2Cbor,
+        dispatch: Dispatch::Codec(Codec::Cbor),
+        encoding,
+        refine: keep,
+    };
+    authorize_and_call(call, checked, body).await
+}
+
+/// A form body as read: refused only once its service is known, in that
+/// service's XML.
+type ReadForm = Result<query::Form, query::FormError>;
+
+/// Whether the body is a form, as the query protocol posts it.
+fn is_form(parts: &Parts) -> bool {
+    !parts.headers.contains_key("x-amz-target")
+        && parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+}
+
+/// The query service a form is for: the one whose API version is the
+/// form's `Version` (the credential scope's service choosing between
+/// services that share one), or, with no such version, the one the
+/// scope names. `None` leaves the request to the JSON route's refusals.
+fn query_route<'s>(
+    parts: &Parts,
+    body: &[u8],
+    services: &'s [Arc<dyn Service>],
+) -> Option<(&'s Arc<dyn Service>, ReadForm)> {
+    let form = query::parse(body);
+    let version = form.as_ref().ok().and_then(|f| f.version.as_deref());
+    let scope = auth::scope_service(&parts.headers);
+    let speaks = |s: &&Arc<dyn Service>| s.info().query.is_some();
+    let signed_for = |s: &&Arc<dyn Service>| scope.is_none_or(|name| s.info().signing_name == name);
+    let by_version = services
+        .iter()
+        .filter(speaks)
+        .filter(|s| version.is_some_and(|v| s.info().query.is_some_and(|q| q.version == v)))
+        .find(signed_for);
+    let service = by_version.or_else(|| {
+        let scope = scope?;
+        services
+            .iter()
+            .filter(speaks)
+            .find(|s| s.info().signing_name == scope)
+    })?;
+    Some((service, form))
+}
+
+/// A query-protocol call: XML errors with the service's query codes.
+async fn run_query(
+    call: &mut CallParts<'_>,
+    service: &Arc<dyn Service>,
+    form: ReadForm,
+    id: RequestId,
+) -> Result<Answer, Failure> {
+    let info = service.info();
+    let Some(facts) = info.query.as_ref() else {
+        return Err((Rejection::UnknownOperation, Encoding::Xml));
+    };
+    let encoding = Encoding::Query {
+        facts,
+        request_id: id,
+    };
+    let form = form.map_err(|err| {
+        let message = err.to_string();
+        (
+            Rejection::Service(errors::malformed_query(message)),
+            encoding,
+        )
+    })?;
+    let action = form.action.as_deref().and_then(|a| info.operation(a));
+    let Some(action) = action else {
+        return Err((Rejection::UnknownOperation, encoding));
+    };
+    let checked = Checked {
+        service,
+        action,
+        protocol: ApiProtocol::Query,
+        dispatch: Dispatch::Query,
+        encoding,
+        refine: keep,
+    };
+    let json = Bytes::from(form.members.to_string());
+    authorize_and_call(call, checked, json).await
+}
+
+/// A JSON-protocol call (`X-Amz-Target`, JSON 1.0/1.1 or CBOR 1.1), with
+/// AWS's answers to every malformed one.
+async fn run_json(call: &mut CallParts<'_>, body: Bytes) -> Result<Answer, Failure> {
+    let services = &call.edge.services.json;
+    let parts = call.parts;
     let protocol = Protocol::of(parts.headers.get(CONTENT_TYPE));
-    let target = Target::of(&parts);
+    let target = Target::of(parts);
     let service = target.service(services);
     // A service without CBOR answers it as an unknown content type, and
     // so does a service asked in the JSON version it does not speak; JSON
@@ -318,6 +600,7 @@ async fn run(
     };
     let json10 = Encoding::AwsJson10 {
         namespace: service.and_then(|s| s.info().error_namespace),
+        query: service.and_then(|s| s.info().query.as_ref()),
     };
     if body.is_empty() {
         let rejection = if target.operation(services).is_some() {
@@ -333,10 +616,10 @@ async fn run(
         };
         return Err((rejection, encoding));
     }
-    let (codec, encoding) = match protocol {
-        Protocol::AwsJson11 => (Codec::Json, Encoding::AwsJson11),
-        Protocol::AwsJson10 => (Codec::Json, json10),
-        Protocol::Cbor => (Codec::Cbor, Encoding::Cbor),
+    let (codec, encoding, api_protocol) = match protocol {
+        Protocol::AwsJson11 => (Codec::Json, Encoding::AwsJson11, ApiProtocol::Json11),
+        Protocol::AwsJson10 => (Codec::Json, json10, ApiProtocol::Json10),
+        Protocol::Cbor => (Codec::Cbor, Encoding::Cbor, ApiProtocol::Cbor),
         Protocol::PlainJson => {
             let rejection = if is_json_object(&body) {
                 Rejection::UnknownOperation
@@ -354,46 +637,94 @@ async fn run(
             return Err((rejection, Encoding::Xml));
         }
     };
-    // A CBOR body is checked by the service, which decodes it anyway.
-    let json_error = |otherwise| {
-        if codec == Codec::Cbor || is_json_object(&body) {
-            otherwise
-        } else {
-            Rejection::Malformed
+    // A CBOR body is checked by the service, which decodes it anyway; a
+    // JSON one that is not an object is refused as such before the rest.
+    let refine: fn(Rejection, &[u8]) -> Rejection = if codec == Codec::Cbor {
+        keep
+    } else {
+        |rejection, body| {
+            if is_json_object(body) {
+                rejection
+            } else {
+                Rejection::Malformed
+            }
         }
     };
     let (Some(service), Some(action)) = (service, target.operation(services)) else {
-        return Err((json_error(Rejection::UnknownOperation), encoding));
+        return Err((refine(Rejection::UnknownOperation, &body), encoding));
     };
+    let checked = Checked {
+        service,
+        action,
+        protocol: api_protocol,
+        dispatch: Dispatch::Codec(codec),
+        encoding,
+        refine,
+    };
+    authorize_and_call(call, checked, body).await
+}
+
+/// A request found to be a call of `action` of `service`.
+struct Checked<'s> {
+    service: &'s Arc<dyn Service>,
+    action: &'static str,
+    protocol: ApiProtocol,
+    dispatch: Dispatch,
+    encoding: Encoding,
+    /// What an authentication refusal becomes, given the body (a JSON
+    /// call whose body is not JSON is refused as malformed first).
+    refine: fn(Rejection, &[u8]) -> Rejection,
+}
+
+/// The checks every route shares, in AWS's order (audit facts, the
+/// credentials, the signature, the policies), then the call.
+async fn authorize_and_call(
+    call: &mut CallParts<'_>,
+    checked: Checked<'_>,
+    body: Bytes,
+) -> Result<Answer, Failure> {
+    let Checked {
+        service,
+        action,
+        protocol,
+        dispatch,
+        encoding,
+        refine,
+    } = checked;
+    let (edge, parts) = (call.edge, call.parts);
     let info = service.info();
-    *called = Some((info, action));
+    *call.called = Some(Called {
+        info,
+        action,
+        protocol,
+    });
     if let Some(log) = &edge.config.audit
         && log.logs(info, action)
     {
-        *audited = Some(AuditFacts {
+        *call.audited = Some(AuditFacts {
             service: info,
             action,
             access_key_id: auth::access_key_id(&parts.headers, parts.uri.query()),
             verified: edge.config.credentials.is_some(),
             user_agent: parts.headers.get(USER_AGENT).cloned(),
-            json: match codec.request_json(&body) {
-                Ok(Cow::Borrowed(_)) => Some(body.clone()),
-                Ok(Cow::Owned(json)) => Some(Bytes::from(json)),
-                Err(_) => None,
+            json: match dispatch.request_json(&body) {
+                Some(Cow::Borrowed(_)) => Some(body.clone()),
+                Some(Cow::Owned(json)) => Some(Bytes::from(json)),
+                None => None,
             },
         });
     }
     if let Err(refused) = auth::check(&parts.headers, parts.uri.query()) {
-        return Err((json_error(Rejection::Auth(refused)), encoding));
+        return Err((refine(Rejection::Auth(refused), &body), encoding));
     }
     let signing = Signing {
         service: info.signing_name,
         s3: false,
     };
     if let Some(credentials) = &edge.config.credentials
-        && let Err(refused) = credentials.verify(&parts, &body, signing)
+        && let Err(refused) = credentials.verify(parts, call.raw, signing)
     {
-        return Err((json_error(Rejection::Auth(refused)), encoding));
+        return Err((refine(Rejection::Auth(refused), &body), encoding));
     }
     if let Some(policies) = &edge.config.policies
         && let Some(key) = auth::access_key_id(&parts.headers, parts.uri.query())
@@ -401,7 +732,7 @@ async fn run(
     {
         // A body the codec cannot read names no resource; the action's own
         // validation reports it once the policy allowed the call.
-        let json = codec.request_json(&body).unwrap_or(Cow::Borrowed(b"{}"));
+        let json = dispatch.request_json(&body).unwrap_or(Cow::Borrowed(b"{}"));
         let resource = service.resource(action, &json, policies.region(), policies.account_id());
         let attached = service.resource_policy(&resource);
         let qualified = format!("{}:{action}", info.iam_prefix);
@@ -410,11 +741,18 @@ async fn run(
         }
     }
     Span::current().record("action", action);
-    service
-        .call(action, body, codec, stopping)
-        .await
-        .map(|reply| (reply, codec))
+    let answer = match dispatch {
+        Dispatch::Codec(codec) => service.call(action, body, codec, call.stopping).await,
+        Dispatch::Query => service.call_query(action, body).await,
+    };
+    answer
+        .map(|reply| (reply, protocol))
         .map_err(|err| (Rejection::Service(err), encoding))
+}
+
+/// A refusal as it is: what a route that reads its own body keeps.
+fn keep(rejection: Rejection, _body: &[u8]) -> Rejection {
+    rejection
 }
 
 /// The Content-Length, if the client sent a readable one.
@@ -469,9 +807,9 @@ async fn handle_s3(
         status if status.is_client_error() => Outcome::ClientError,
         _ => Outcome::Success,
     };
-    edge.config
-        .request_metrics
-        .record(&s3::S3_INFO, operation, class, started.elapsed());
+    let metrics = &edge.config.request_metrics;
+    metrics.record(&s3::S3_INFO, operation, class, started.elapsed());
+    metrics.record_protocol(&s3::S3_INFO, ApiProtocol::RestXml);
     if let (Some(log), Some(facts)) = (&edge.config.audit, &audited) {
         // Copied out: the response (its body is not Sync) is not lent
         // across the await.

@@ -11,7 +11,12 @@
 //! riffle_api_request_duration_seconds_bucket{service="kinesis",operation="PutRecord",le="0.001"} 950
 //! riffle_api_request_duration_seconds_sum{service="kinesis",operation="PutRecord"} 0.84
 //! riffle_api_request_duration_seconds_count{service="kinesis",operation="PutRecord"} 1200
+//! riffle_api_requests_by_protocol_total{service="kinesis",protocol="cbor"} 1150
 //! ```
+//!
+//! The last counts each service's requests by the wire protocol the client
+//! spoke ([`ApiProtocol`]), which proves what an SDK uses (the Java SDK's
+//! CBOR for Kinesis, botocore's rpc-v2-cbor for CloudWatch).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +48,39 @@ const OUTCOMES: [(Outcome, &str); 3] = [
     (Outcome::ServerError, "server_error"),
 ];
 
+/// The wire protocols the port speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ApiProtocol {
+    Json10,
+    Json11,
+    /// `application/x-amz-cbor-1.1` with `X-Amz-Target` (Kinesis).
+    Cbor,
+    /// Form posts of `Action=…&Version=…`.
+    Query,
+    /// smithy-rpc-v2-cbor.
+    RpcV2Cbor,
+    /// S3's REST API.
+    RestXml,
+}
+
+impl ApiProtocol {
+    const ALL: [(ApiProtocol, &'static str); 6] = [
+        (ApiProtocol::Json10, "json1.0"),
+        (ApiProtocol::Json11, "json1.1"),
+        (ApiProtocol::Cbor, "cbor"),
+        (ApiProtocol::Query, "query"),
+        (ApiProtocol::RpcV2Cbor, "rpcv2cbor"),
+        (ApiProtocol::RestXml, "rest-xml"),
+    ];
+
+    fn slot(self) -> usize {
+        ApiProtocol::ALL
+            .iter()
+            .position(|(p, _)| *p == self)
+            .unwrap_or(0)
+    }
+}
+
 #[derive(Default)]
 struct Operation {
     outcomes: [AtomicU64; 3],
@@ -55,19 +93,56 @@ struct Operation {
 #[derive(Default)]
 pub struct RequestMetrics {
     services: Vec<(&'static ServiceInfo, Vec<Operation>)>,
+    /// Per service (in `services`' order), requests by [`ApiProtocol`].
+    protocols: Vec<[AtomicU64; ApiProtocol::ALL.len()]>,
 }
 
 impl RequestMetrics {
     /// Counters for the operations of `services`.
     pub fn new(services: &[&'static ServiceInfo]) -> RequestMetrics {
-        let services = services
+        let services: Vec<_> = services
             .iter()
             .map(|&info| {
                 let operations = info.operations.iter().map(|_| Operation::default());
                 (info, operations.collect())
             })
             .collect();
-        RequestMetrics { services }
+        let protocols = services.iter().map(|_| Default::default()).collect();
+        RequestMetrics {
+            services,
+            protocols,
+        }
+    }
+
+    /// Counts a request of `service` in `protocol`.
+    pub(crate) fn record_protocol(&self, service: &ServiceInfo, protocol: ApiProtocol) {
+        let at = self
+            .services
+            .iter()
+            .position(|(info, _)| info.signing_name == service.signing_name);
+        if let Some(counts) = at.and_then(|at| self.protocols.get(at)) {
+            counts[protocol.slot()].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The protocol counts that are not zero.
+    fn write_protocols(&self, out: &mut String) {
+        out.push_str(
+            "# HELP riffle_api_requests_by_protocol_total API requests by service and the wire protocol the client spoke.\n\
+             # TYPE riffle_api_requests_by_protocol_total counter\n",
+        );
+        for ((info, _), counts) in self.services.iter().zip(&self.protocols) {
+            for ((_, label), count) in ApiProtocol::ALL.iter().zip(counts) {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "riffle_api_requests_by_protocol_total{{service=\"{}\",protocol=\"{label}\"}} {count}",
+                        info.signing_name
+                    );
+                }
+            }
+        }
     }
 
     pub(crate) fn record(
@@ -151,6 +226,7 @@ impl RequestMetrics {
                  riffle_api_request_duration_seconds_count{{{name}}} {cumulative}"
             );
         }
+        self.write_protocols(out);
     }
 }
 
@@ -188,5 +264,22 @@ mod tests {
         assert!(out.contains(r#"{service="firehose",operation="PutRecord",outcome="success"} 1"#));
         // Operations never called have no series.
         assert!(!out.contains("GetRecords"));
+    }
+
+    #[test]
+    fn requests_are_counted_by_the_protocol_spoken() {
+        let metrics = RequestMetrics::new(&[&KINESIS, &FIREHOSE]);
+        metrics.record_protocol(&KINESIS, ApiProtocol::Cbor);
+        metrics.record_protocol(&KINESIS, ApiProtocol::Cbor);
+        metrics.record_protocol(&FIREHOSE, ApiProtocol::Json11);
+        let mut out = String::new();
+        metrics.write(&mut out);
+        for line in [
+            r#"riffle_api_requests_by_protocol_total{service="kinesis",protocol="cbor"} 2"#,
+            r#"riffle_api_requests_by_protocol_total{service="firehose",protocol="json1.1"} 1"#,
+        ] {
+            assert!(out.lines().any(|l| l == line), "missing {line} in\n{out}");
+        }
+        assert!(!out.contains(r#"protocol="json1.0""#));
     }
 }

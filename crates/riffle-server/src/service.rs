@@ -1,7 +1,9 @@
-//! What a JSON-protocol service registers with the edge, so that the edge
-//! serves it with no code of its own for that service.
+//! What a service registers with the edge, so that the edge serves it with
+//! no code of its own for that service.
 //!
 //! The edge dispatches on the `X-Amz-Target` prefix ([`ServiceInfo::target_prefix`]),
+//! a query form's `Version` ([`QueryFacts::version`]) or an rpc-v2-cbor
+//! path's service name ([`ServiceInfo::rpc_v2_cbor`]),
 //! checks SigV4 scopes against its signing name, evaluates identity and
 //! resource policies on `<iam_prefix>:<Action>` and the ARN the service
 //! names ([`Service::resource`]), writes audit lines with its eventSource,
@@ -46,6 +48,37 @@ pub struct ServiceInfo {
     /// `com.amazon.coral.validate#ValidationException`); `None` for the
     /// services that send bare codes (Kinesis, Firehose).
     pub error_namespace: Option<&'static str>,
+    /// The query protocol (`Action=…&Version=…` form posts, XML answers),
+    /// for the services that speak it; such a service's JSON and CBOR
+    /// errors are also query-compatible (`x-amzn-query-error`).
+    pub query: Option<QueryFacts>,
+    /// smithy-rpc-v2-cbor: the service's name in
+    /// `POST /service/<name>/operation/<Operation>` (its Smithy shape name).
+    pub rpc_v2_cbor: Option<&'static str>,
+}
+
+/// A query-protocol service's facts, from its model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryFacts {
+    /// `metadata.apiVersion`: the form's `Version`.
+    pub version: &'static str,
+    /// `metadata.xmlNamespace`: the answers' `xmlns`.
+    pub xml_namespace: &'static str,
+    /// Each error shape's query code (the model's `error.code`), e.g.
+    /// `("MissingRequiredParameterException", "MissingParameter")`: the
+    /// XML `<Code>` and the `x-amzn-query-error` header. A shape not
+    /// listed is its own code.
+    pub error_codes: &'static [(&'static str, &'static str)],
+}
+
+impl QueryFacts {
+    /// The query code of an error shape.
+    pub(crate) fn code_of(&self, shape: &'static str) -> &'static str {
+        self.error_codes
+            .iter()
+            .find(|(s, _)| *s == shape)
+            .map_or(shape, |(_, code)| code)
+    }
 }
 
 /// The two AWS JSON protocols; they differ in Content-Type only here.
@@ -115,6 +148,60 @@ pub trait Service: Send + Sync + 'static {
         stopping: &watch::Receiver<bool>,
     ) -> CallFuture<'a>;
 
+    /// Runs `action` asked in the query protocol: `request` is the form
+    /// as JSON (`member.N` lists as arrays, every value a string). Only
+    /// called for services with [`ServiceInfo::query`]; the edge writes the
+    /// XML around the answer (`<ActionResult>`, when not empty).
+    fn call_query<'a>(&'a self, action: &'static str, request: Bytes) -> CallFuture<'a> {
+        let _ = (action, request);
+        Box::pin(async {
+            Err(AwsError {
+                status: hyper::StatusCode::BAD_REQUEST,
+                code: "InvalidAction",
+                message: None,
+                members: None,
+            })
+        })
+    }
+
     /// The service's own metrics, in Prometheus's text format.
     fn write_metrics(&self, _out: &mut String) {}
+}
+
+/// A call answered with one whole body, its crate's error mapped to AWS's
+/// (`errors`): what the services' `call` is, but for Kinesis's streams.
+pub(crate) fn whole<'a, E: 'a>(
+    answer: impl Future<Output = Result<Bytes, E>> + Send + 'a,
+    aws_error: fn(&E) -> AwsError,
+) -> CallFuture<'a> {
+    Box::pin(async move {
+        answer
+            .await
+            .map(Reply::Whole)
+            .map_err(|err| aws_error(&err))
+    })
+}
+
+/// A top-level string member of a JSON request (what names the resource
+/// a policy is checked against), read without parsing the other members;
+/// `None` if absent or the body is not a JSON object.
+pub(crate) fn string_member(request: &[u8], name: &str) -> Option<String> {
+    use serde_json::value::RawValue;
+    let members: std::collections::HashMap<&str, &RawValue> =
+        serde_json::from_slice(request).ok()?;
+    serde_json::from_str(members.get(name)?.get()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_members_are_read_from_json_objects_only() {
+        let request = br#"{"TableName":"t\u0031","Item":{"k":{"S":"v"}},"N":1}"#;
+        assert_eq!(string_member(request, "TableName").as_deref(), Some("t1"));
+        assert_eq!(string_member(request, "N"), None);
+        assert_eq!(string_member(request, "Missing"), None);
+        assert_eq!(string_member(b"[1]", "TableName"), None);
+    }
 }

@@ -16,7 +16,9 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use riffle_server::services::{DynamoDbService, FirehoseService, KinesisService};
+use riffle_server::services::{
+    CloudWatchService, DynamoDbService, FirehoseService, KinesisService,
+};
 use riffle_server::{Service, TlsFiles};
 
 use crate::config::ServeConfig;
@@ -179,6 +181,10 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         Arc::new(KinesisService(Arc::clone(&kinesis))),
         Arc::new(FirehoseService(Arc::clone(&firehose))),
         Arc::new(DynamoDbService(dynamodb)),
+        // What applications (a KCL worker) put shows on /metrics.
+        Arc::new(CloudWatchService(Arc::new(
+            riffle_cloudwatch::CloudWatch::new(),
+        ))),
     ];
 
     // Tells the background duties (status transitions, retention) to stop.
@@ -356,7 +362,7 @@ fn print_banner(config: &ServeConfig, local: SocketAddr, metrics: Option<SocketA
     // A closed stdout must not stop the server; the banner is informational.
     let _ = writeln!(
         out,
-        "Riffle {version} — Amazon Kinesis Data Streams, Firehose and S3 APIs\n\
+        "Riffle {version} — Amazon Kinesis Data Streams, Firehose, S3 and CloudWatch PutMetricData APIs\n\
          \x20 endpoint:  {endpoint}\n{tls}\
          \x20 data dir:  {dir} (fsync: {fsync})\n\
          \x20 region:    {region}, account {account}; {credentials}\n\

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use riffle_dynamodb::{DynamoDb, OPERATIONS};
 use riffle_kinesis::Codec;
-use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::errors::dynamodb_error;
-use crate::service::{CallFuture, JsonVersion, Reply, Service, ServiceInfo};
+use crate::service::{CallFuture, JsonVersion, Service, ServiceInfo, string_member, whole};
 
 /// The DynamoDB model's facts.
 pub static DYNAMODB: ServiceInfo = ServiceInfo {
@@ -34,19 +33,12 @@ pub static DYNAMODB: ServiceInfo = ServiceInfo {
     cbor: false,
     json_version: JsonVersion::V1_0,
     error_namespace: Some("com.amazonaws.dynamodb.v20120810"),
+    query: None,
+    rpc_v2_cbor: None,
 };
 
 /// The DynamoDB subset, registered with the edge.
 pub struct DynamoDbService(pub Arc<DynamoDb>);
-
-/// The members of a request that name its table.
-#[derive(Default, Deserialize)]
-struct Names<'a> {
-    #[serde(rename = "TableName", borrow, default)]
-    table: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "ResourceArn", borrow, default)]
-    arn: Option<std::borrow::Cow<'a, str>>,
-}
 
 impl Service for DynamoDbService {
     fn info(&self) -> &'static ServiceInfo {
@@ -57,11 +49,11 @@ impl Service for DynamoDbService {
     /// table (a TableName may already be one); ListTables and the batches,
     /// which name several tables, act on `*`.
     fn resource(&self, _action: &str, request: &[u8], region: &str, account_id: &str) -> String {
-        let names: Names<'_> = serde_json::from_slice(request).unwrap_or_default();
-        match (names.table, names.arn) {
-            (Some(name), _) if name.starts_with("arn:") => name.into_owned(),
+        let table = string_member(request, "TableName");
+        match (table, string_member(request, "ResourceArn")) {
+            (Some(name), _) if name.starts_with("arn:") => name,
             (Some(name), _) => format!("arn:aws:dynamodb:{region}:{account_id}:table/{name}"),
-            (None, Some(arn)) => arn.into_owned(),
+            (None, Some(arn)) => arn,
             (None, None) => "*".to_owned(),
         }
     }
@@ -73,29 +65,9 @@ impl Service for DynamoDbService {
         _codec: Codec,
         _stopping: &watch::Receiver<bool>,
     ) -> CallFuture<'a> {
-        Box::pin(async move {
-            self.0
-                .handle(action, &body)
-                .await
-                .map(Reply::Whole)
-                .map_err(|err| dynamodb_error(&err))
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_operations_are_sorted_and_data_events_among_them() {
-        assert!(DYNAMODB.operations.is_sorted());
-        assert!(DYNAMODB.data_events.is_sorted());
-        assert!(
-            DYNAMODB
-                .data_events
-                .iter()
-                .all(|op| DYNAMODB.operation(op).is_some())
-        );
+        whole(
+            async move { self.0.handle(action, &body).await },
+            dynamodb_error,
+        )
     }
 }

@@ -5,11 +5,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use riffle_firehose::{Firehose, MODEL_OPERATIONS};
 use riffle_kinesis::Codec;
-use serde::Deserialize;
 use tokio::sync::watch;
 
 use crate::errors::firehose_error;
-use crate::service::{CallFuture, JsonVersion, Reply, Service, ServiceInfo};
+use crate::service::{CallFuture, JsonVersion, Service, ServiceInfo, string_member, whole};
 
 /// The Firehose model's facts.
 pub static FIREHOSE: ServiceInfo = ServiceInfo {
@@ -23,17 +22,12 @@ pub static FIREHOSE: ServiceInfo = ServiceInfo {
     cbor: false,
     json_version: JsonVersion::V1_1,
     error_namespace: None,
+    query: None,
+    rpc_v2_cbor: None,
 };
 
 /// The Firehose service, registered with the edge.
 pub struct FirehoseService(pub Arc<Firehose>);
-
-/// The member of a request that names its delivery stream.
-#[derive(Default, Deserialize)]
-struct Names<'a> {
-    #[serde(rename = "DeliveryStreamName", borrow, default)]
-    name: Option<std::borrow::Cow<'a, str>>,
-}
 
 impl Service for FirehoseService {
     fn info(&self) -> &'static ServiceInfo {
@@ -43,8 +37,7 @@ impl Service for FirehoseService {
     /// `arn:aws:firehose:<region>:<account>:deliverystream/<name>`, as IAM
     /// names a delivery stream; ListDeliveryStreams acts on `*`.
     fn resource(&self, _action: &str, request: &[u8], region: &str, account_id: &str) -> String {
-        let names: Names<'_> = serde_json::from_slice(request).unwrap_or_default();
-        match names.name {
+        match string_member(request, "DeliveryStreamName") {
             Some(name) => format!("arn:aws:firehose:{region}:{account_id}:deliverystream/{name}"),
             None => "*".to_owned(),
         }
@@ -57,32 +50,13 @@ impl Service for FirehoseService {
         _codec: Codec,
         _stopping: &watch::Receiver<bool>,
     ) -> CallFuture<'a> {
-        Box::pin(async move {
-            self.0
-                .handle(action, &body)
-                .await
-                .map(Reply::Whole)
-                .map_err(|err| firehose_error(&err))
-        })
+        whole(
+            async move { self.0.handle(action, &body).await },
+            firehose_error,
+        )
     }
 
     fn write_metrics(&self, out: &mut String) {
         self.0.write_metrics(out);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_operations_are_the_models_in_its_sorted_order() {
-        assert!(FIREHOSE.operations.is_sorted());
-        assert!(
-            FIREHOSE
-                .data_events
-                .iter()
-                .all(|op| FIREHOSE.operation(op).is_some())
-        );
     }
 }

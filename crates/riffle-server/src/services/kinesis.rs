@@ -8,7 +8,7 @@ use riffle_kinesis::{Codec, Kinesis, MODEL_OPERATIONS};
 use tokio::sync::watch;
 
 use crate::errors::kinesis_error;
-use crate::service::{CallFuture, JsonVersion, Reply, Service, ServiceInfo};
+use crate::service::{CallFuture, JsonVersion, Reply, Service, ServiceInfo, whole};
 use crate::{events, eventstream, policy};
 
 /// The Kinesis model's facts.
@@ -29,6 +29,8 @@ pub static KINESIS: ServiceInfo = ServiceInfo {
     cbor: true,
     json_version: JsonVersion::V1_1,
     error_namespace: None,
+    query: None,
+    rpc_v2_cbor: None,
 };
 
 /// The Kinesis service, registered with the edge.
@@ -70,31 +72,11 @@ impl Service for KinesisService {
                     })
                     .map_err(|err| kinesis_error(&err));
             }
-            self.0
-                .handle(action, body, codec)
-                .await
-                .map(Reply::Whole)
-                .map_err(|err| kinesis_error(&err))
+            whole(self.0.handle(action, body, codec), kinesis_error).await
         })
     }
 
     fn write_metrics(&self, out: &mut String) {
         self.0.write_metrics(out);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_operations_are_the_models_in_its_sorted_order() {
-        assert!(KINESIS.operations.is_sorted());
-        assert!(
-            KINESIS
-                .data_events
-                .iter()
-                .all(|op| KINESIS.operation(op).is_some())
-        );
     }
 }

@@ -70,6 +70,8 @@ pub static S3_INFO: ServiceInfo = ServiceInfo {
     cbor: false,
     json_version: JsonVersion::V1_1,
     error_namespace: None,
+    query: None,
+    rpc_v2_cbor: None,
 };
 
 /// A request's bucket and key (empty when absent), as sent.

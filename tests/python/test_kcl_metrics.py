@@ -1,0 +1,78 @@
+"""The real Java KCL 3.1.3 (its MultiLangDaemon) publishing its own metrics
+to Riffle: `metricsLevel = SUMMARY` and `AWS_ENDPOINT_URL_CLOUDWATCH` (the
+daemon has no property for a CloudWatch endpoint; the AWS SDK for Java v2
+in it reads that variable) make KCL's PutMetricData calls land on Riffle
+(in the query protocol), and its metrics show on /metrics under the
+application's namespace, RecordsProcessed among them."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+
+import pytest
+
+from conftest import RiffleServer, make_client
+from kcl.daemon import Worker, records, wait_for
+from kinesis_helpers import create_active_stream, put_records_retrying
+
+METRICS_LINE = re.compile(r"^\s*metrics:\s+(http://\S+/metrics)\s*$", re.MULTILINE)
+SAMPLE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")
+# JVM start, KCL's random 1-30 s wait before its first shard sync, leases,
+# then a metrics buffer period (1 s here).
+METRICS_DEADLINE_S = 120.0
+
+
+@pytest.fixture
+def metered(tmp_path):
+    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, extra_args=["--metrics-listen", "127.0.0.1:0"])
+    srv.start()
+    srv.metrics_url = METRICS_LINE.search((tmp_path / "riffle-1.stdout").read_text()).group(1)
+    yield srv
+    print(f"--- riffle stderr (tail) ---\n{srv.stderr_tail()}")
+    assert srv.terminate() == 0, "riffle serve did not exit 0 on SIGTERM"
+
+
+def scrape(url: str) -> dict[tuple[str, str], float]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, labels, value = SAMPLE.match(line).groups()
+            samples[(name, labels or "")] = float(value)
+    return samples
+
+
+def test_the_java_kcls_own_metrics_show_on_metrics(metered, tmp_path, monkeypatch):
+    kinesis = make_client(metered.endpoint)
+    create_active_stream(kinesis, "kcl-metered")
+    put_records_retrying(kinesis, "kcl-metered",
+                         [{"PartitionKey": f"k{i}", "Data": f"r{i}".encode()} for i in range(10)])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", metered.endpoint)
+    worker = Worker(workdir=tmp_path / "kcl", endpoint=metered.endpoint, stream="kcl-metered",
+                    app="kcl-metered-app", name="w1", mode="POLLING",
+                    extra={"metricsLevel": "SUMMARY", "metricsBufferTimeMillis": "1000"})
+    worker.start()
+    try:
+        wait_for("the records processed", lambda: len(records([worker])) >= 10, [worker], METRICS_DEADLINE_S)
+
+        def kcl_series():
+            samples = scrape(metered.metrics_url)
+            return {labels: value for (name, labels), value in samples.items()
+                    if name == "riffle_cloudwatch_metric_sum" and 'namespace="kcl-metered-app"' in labels}
+
+        series = wait_for("KCL's metrics on /metrics", kcl_series, [worker], METRICS_DEADLINE_S)
+        print("KCL's series:", *sorted(series), sep="\n  ")
+        # What the SDK for Java v2 in KCL 3.1.3 spoke to CloudWatch.
+        protocols = {labels for (name, labels) in scrape(metered.metrics_url)
+                     if name == "riffle_api_requests_by_protocol_total" and 'service="monitoring"' in labels}
+        # The AWS SDK for Java v2 in KCL 3.1.3 speaks the query protocol.
+        assert protocols == {'service="monitoring",protocol="query"'}
+        processed = wait_for(
+            "RecordsProcessed",
+            lambda: [v for labels, v in kcl_series().items() if 'metric="RecordsProcessed"' in labels],
+            [worker], METRICS_DEADLINE_S)
+        assert sum(processed) >= 10
+    finally:
+        worker.kill()
