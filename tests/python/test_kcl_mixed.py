@@ -1,0 +1,282 @@
+"""A Rust KCL worker (`riffle tail --group`, crates/riffle-kcl) and a Java
+KCL 3.1.3 worker (the MultiLangDaemon of kcl/daemon.py) in one application,
+against Riffle alone: one lease table, one `<app>-CoordinatorState`, one
+`<app>-WorkerMetricStats`, as issue 17 asks ("a Rust worker and a Java
+worker share one application").
+
+The Rust worker starts first and takes every lease with KCL 2.x's taker (no
+KCL 3.x leader exists yet). The Java worker then becomes the 3.x leader; the
+Rust worker sees the live leader lock, stops taking, reports itself in
+WorkerMetricStats, and the leader moves leases to the Java worker by KCL
+3.x's graceful hand-over (`checkpointOwner`): the Rust worker finishes,
+checkpoints and hands over, and the Java worker resumes at that checkpoint.
+Then the Rust worker is SIGKILLed and the leader gives its leases to the
+Java worker once they expire, which resumes from the Rust checkpoints.
+
+What the Rust worker processed is what it printed on stdout (`SHARD
+SEQUENCE KEY DATA`, flushed line by line, checkpointed after each batch is
+printed); what the Java worker processed is its processor's JSON lines.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import _riffle_bin
+from kcl.daemon import Worker, records, wait_for
+from kinesis_helpers import create_active_stream, shard_id
+from test_kcl import Producer, dynamodb, held_shards, workers  # noqa: F401  (workers: a fixture)
+
+APP = "mixed-app"
+STREAM = "mixed"
+SHARDS = 4
+# KCL's failoverTimeMillis for every worker of the application (daemon.py
+# sets the Java one): a lease unrenewed this long is reassigned.
+FAILOVER_MS = 3000
+# workerMetricsReporterFreqInMillis, as daemon.py sets it for Java.
+METRICS_MS = 1000
+# JVM start, Java's table creation and leader lock, the leader's
+# throughput-based rebalancing (it needs records flowing to see a load).
+SHARING_DEADLINE_S = 150.0
+# A dead worker's leases expire (3 s) and are reassigned; records flow again.
+TAKEOVER_DEADLINE_S = 60.0
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+@dataclass
+class RustWorker:
+    """`riffle tail STREAM --group APP`: a riffle-kcl worker printing what it
+    processed."""
+
+    workdir: Path
+    endpoint: str
+    name: str = "rust"
+    proc: subprocess.Popen | None = None
+
+    @property
+    def out(self) -> Path:
+        return self.workdir / "rust.out"
+
+    @property
+    def err(self) -> Path:
+        return self.workdir / "rust.err"
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(
+                [_riffle_bin(), "tail", STREAM, "--group", APP, "--from", "trim-horizon",
+                 "--failover-millis", str(FAILOVER_MS), "--worker-metrics-millis", str(METRICS_MS)],
+                env=dict(os.environ, RIFFLE_ENDPOINT=self.endpoint),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+        self.proc = None
+
+    def worker_id(self) -> str | None:
+        """The id it announced on stderr (`following S as worker ID of
+        group APP`): its leaseOwner."""
+        for line in self.err.read_text(errors="replace").splitlines() if self.err.exists() else []:
+            if line.startswith("following ") and " as worker " in line:
+                return line.split(" as worker ", 1)[1].split(" ", 1)[0]
+        return None
+
+    def deliveries(self) -> list[dict]:
+        """Every record it printed, in order (a line torn by the kill is
+        left out)."""
+        text = self.out.read_text(errors="replace") if self.out.exists() else ""
+        lines = text.split("\n")[:-1]  # the last piece has no newline yet
+        out = []
+        for line in lines:
+            shard, sequence, _key, data = line.split(" ", 3)
+            seq, _, sub = sequence.partition("/")
+            out.append({"worker": "rust", "shard": shard, "seq": seq, "sub": int(sub or 0), "data": data})
+        return out
+
+    def starts(self) -> dict[str, int]:
+        """How often it started each shard (`SHARD: printed here from now
+        on` on stderr)."""
+        counts: dict[str, int] = defaultdict(int)
+        for line in self.err.read_text(errors="replace").splitlines() if self.err.exists() else []:
+            if line.endswith(": printed here from now on"):
+                counts[line.split(":", 1)[0]] += 1
+        return counts
+
+    def log_tail(self, chars: int = 6000) -> str:
+        return self.err.read_text(errors="replace")[-chars:] if self.err.exists() else ""
+
+
+@pytest.fixture
+def rust_worker(tmp_path, server):
+    worker = RustWorker(workdir=tmp_path / "rust", endpoint=server.endpoint)
+    yield worker
+    worker.kill()
+
+
+def lease_table(endpoint: str) -> list[dict]:
+    return dynamodb(endpoint).scan(TableName=APP, ConsistentRead=True)["Items"]
+
+
+def owners(endpoint: str) -> dict[str, str | None]:
+    return {item["leaseKey"]["S"]: item.get("leaseOwner", {}).get("S") for item in lease_table(endpoint)}
+
+
+def checkpoints(endpoint: str) -> dict[str, tuple[int, int]]:
+    return {item["leaseKey"]["S"]: (int(item["checkpoint"]["S"]), int(item["checkpointSubSequenceNumber"]["N"]))
+            for item in lease_table(endpoint) if item["checkpoint"]["S"].isdigit()}
+
+
+def position(event: dict) -> tuple[int, int]:
+    return int(event["seq"]), int(event.get("sub") or 0)
+
+
+def deliveries(rust: RustWorker, java: Worker) -> list[dict]:
+    return rust.deliveries() + records([java])
+
+
+def delivered_names(rust: RustWorker, java: Worker) -> set[str]:
+    return {e["data"] for e in deliveries(rust, java)}
+
+
+def sessions(rust: RustWorker, java: Worker) -> dict[str, int]:
+    """Per shard, how many times a worker started processing it."""
+    counts = defaultdict(int, rust.starts())
+    for event in java.events("initialize"):
+        counts[event["shard"]] += 1
+    return counts
+
+
+def assert_in_order_per_session(rust: RustWorker, java: Worker) -> None:
+    """Each worker delivered each shard in sequence order, except where it
+    started the shard again (it then resumes at a checkpoint, at or before
+    where it was)."""
+    rust_starts = rust.starts()
+    by_shard: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for event in rust.deliveries():
+        by_shard[event["shard"]].append(position(event))
+    for shard, positions in by_shard.items():
+        backs = sum(1 for a, b in zip(positions, positions[1:]) if b <= a)
+        assert backs <= rust_starts[shard] - 1, f"rust delivered {shard} out of order"
+    session: dict[str, list[tuple[int, int]]] = {}
+    for event in java.events():
+        if event["event"] == "initialize":
+            session[event["shard"]] = []
+        elif event["event"] == "record":
+            seen = session.setdefault(event["shard"], [])
+            assert not seen or position(event) > seen[-1], f"java delivered {event['shard']} out of order"
+            seen.append(position(event))
+
+
+def test_a_rust_and_a_java_kcl_worker_share_one_application_and_a_killed_ones_shards_resume_from_its_checkpoints(
+        server, kinesis, workers, rust_worker):  # noqa: F811  (workers: the fixture imported above)
+    create_active_stream(kinesis, STREAM, shards=SHARDS)
+    producer = Producer(kinesis, STREAM)
+    producer.start()
+    try:
+        rust_worker.start()
+        java = workers(server.endpoint, STREAM, APP, "java-a", mode="POLLING")
+        every_shard = {shard_id(i) for i in range(SHARDS)}
+        wait_for("the Rust worker took every lease before a KCL 3.x leader existed",
+                 lambda: rust_worker.worker_id() and set(rust_worker.starts()) == every_shard, [rust_worker],
+                 SHARING_DEADLINE_S)
+        rust_id = rust_worker.worker_id()
+        java.start()
+
+        both = []
+
+        def shared() -> bool:
+            table = owners(server.endpoint)
+            java_held = held_shards(java)
+            if {rust_id, "java-a"} <= set(table.values()) and java_held and rust_worker.deliveries():
+                both.append((table, java_held, rust_worker.deliveries(), java.events("initialize")))
+                return True
+            return False
+
+        wait_for("the Java leader moved leases to the Java worker: the lease table shows both owners",
+                 shared, [java, rust_worker], SHARING_DEADLINE_S)
+        table, moved_to_java, rust_before, java_starts = both[-1]
+        assert set(table) == every_shard, table
+        assert all(owner in (rust_id, "java-a") for owner in table.values()), table
+        # Every lease the Java worker holds came from the Rust worker by a
+        # graceful hand-over: the Rust worker finished, checkpointed the
+        # last record it printed and handed over, and the Java worker began
+        # right after it, nothing skipped, nothing twice.
+        for shard in moved_to_java:
+            printed = [position(e) for e in rust_before if e["shard"] == shard]
+            [first] = [e for e in java_starts if e["shard"] == shard][:1]
+            assert printed, f"the Rust worker printed nothing of {shard} before handing it over"
+            assert (int(first["seq"]), first["sub"] or 0) == printed[-1], \
+                f"java started {shard} at {first}, the Rust worker's last record was {printed[-1]}"
+        # The Rust worker reports itself as Java does, so the leader counts it.
+        rows = dynamodb(server.endpoint).scan(TableName=f"{APP}-WorkerMetricStats", ConsistentRead=True)["Items"]
+        assert {row["wid"]["S"] for row in rows} >= {rust_id, "java-a"}, rows
+        lock = dynamodb(server.endpoint).get_item(TableName=f"{APP}-CoordinatorState", Key={"key": {"S": "Leader"}},
+                                                  ConsistentRead=True)["Item"]
+        assert lock["ownerName"]["S"] == "java-a", "the Rust worker never takes the leader lock"
+
+        # Both workers processed while they shared the stream.
+        upto = producer.acked_count()
+        wait_for("records flowing to both workers",
+                 lambda: len(rust_worker.deliveries()) > 0 and len(records([java])) > 0, [java, rust_worker],
+                 TAKEOVER_DEADLINE_S)
+        assert upto > 0
+
+        # SIGKILL the Rust worker: its checkpoints are all that is left of it.
+        rust_worker.kill()
+        frozen = checkpoints(server.endpoint)
+        rust_shards = {shard for shard, owner in owners(server.endpoint).items() if owner == rust_id}
+        java_lines = len(java.events())
+        wait_for(f"the Java worker took over {sorted(rust_shards)} from the dead Rust worker",
+                 lambda: held_shards(java) == every_shard, [java], TAKEOVER_DEADLINE_S)
+        producer.stop.set()
+        producer.join()
+        acked = dict(producer.acked)
+        wait_for("every acknowledged record delivered",
+                 lambda: set(acked) <= delivered_names(rust_worker, java), [java], TAKEOVER_DEADLINE_S)
+    finally:
+        producer.stop.set()
+
+    # Nothing lost, each record on the shard it was acknowledged on.
+    seen: dict[str, list[dict]] = defaultdict(list)
+    for event in deliveries(rust_worker, java):
+        seen[event["data"]].append(event)
+    for name, (shard, sequence) in acked.items():
+        assert any((e["shard"], int(e["seq"])) == (shard, sequence) for e in seen[name]), f"{name}: {seen[name]}"
+    # Exactly once unless the record's shard moved between workers (then at
+    # least once): a graceful hand-over resumes at the old owner's last
+    # checkpoint, a dead worker's shard at its last checkpoint.
+    moved = {shard for shard, count in sessions(rust_worker, java).items() if count > 1}
+    twice = sorted(name for name, events in seen.items() if len(events) > 1 and events[0]["shard"] not in moved)
+    assert not twice, f"records delivered twice on shards that never moved: {twice[:5]}"
+    assert_in_order_per_session(rust_worker, java)
+    # The Java worker started each of the dead Rust worker's shards at the
+    # checkpoint the Rust worker left.
+    after = java.events()[java_lines:]
+    for shard in rust_shards:
+        starts = [e for e in after if e["event"] == "initialize" and e["shard"] == shard]
+        assert starts, f"java never started {shard} after the kill"
+        if shard in frozen:
+            assert (int(starts[0]["seq"]), starts[0]["sub"] or 0) == frozen[shard], \
+                f"java took {shard} over at {starts[0]}, the Rust checkpoint was {frozen[shard]}"
