@@ -11,7 +11,10 @@ WorkerMetricStats, and the leader moves leases to the Java worker by KCL
 3.x's graceful hand-over (`checkpointOwner`): the Rust worker finishes,
 checkpoints and hands over, and the Java worker resumes at that checkpoint.
 Then the Rust worker is SIGKILLed and the leader gives its leases to the
-Java worker once they expire, which resumes from the Rust checkpoints.
+Java worker once they expire, which resumes from the Rust checkpoints; a
+new Rust worker joins and the leader hands it leases gracefully from the
+Java worker, the other way round. A second test runs a Rust and a Java
+worker in KCL 3.x's 2.x-compatible mode, where both take and steal leases.
 
 What the Rust worker processed is what it printed on stdout (`SHARD
 SEQUENCE KEY DATA`, flushed line by line, checkpointed after each batch is
@@ -300,3 +303,47 @@ def test_a_rust_and_a_java_kcl_worker_share_one_application_hand_leases_over_and
     java_after = {e["data"] for e in after_kill if e["event"] == "record"}
     again = sorted(java_after & {e["data"] for e in late_rust.deliveries()})
     assert not again, f"records both the Java worker and the new Rust worker processed: {again[:5]}"
+
+
+def test_in_a_kcl3_application_compatible_with_2x_rust_and_java_workers_take_and_steal_leases_alike(
+        server, kinesis, workers, rust_workers):  # noqa: F811  (workers: the fixture imported above)
+    """KCL 3.x's migration mode (`clientVersionConfig =
+    CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X`): its workers take and steal
+    leases as KCL 2.x does, and so does the Rust worker, which sees the
+    2.x-compatible client version in CoordinatorState."""
+    create_active_stream(kinesis, STREAM, shards=SHARDS)
+    every_shard = {shard_id(i) for i in range(SHARDS)}
+    producer = Producer(kinesis, STREAM)
+    producer.start()
+    rust = rust_workers("rust")
+    try:
+        java = workers(server.endpoint, STREAM, APP, "java-a", mode="POLLING",
+                       clientVersionConfig="CLIENT_VERSION_CONFIG_COMPATIBLE_WITH_2X")
+        java.start()
+        rust.start()
+        wait_for("the Rust and the Java worker each took leases and processed records",
+                 lambda: rust.worker_id() in owners(server.endpoint).values()
+                 and "java-a" in owners(server.endpoint).values()
+                 and rust.deliveries() and records([java]),
+                 [java, rust], SHARING_DEADLINE_S)
+        state = dynamodb(server.endpoint).get_item(TableName=f"{APP}-CoordinatorState",
+                                                   Key={"key": {"S": "Migration3.0"}}, ConsistentRead=True)
+        assert state["Item"]["cv"]["S"] in ("CLIENT_VERSION_UPGRADE_FROM_2X", "CLIENT_VERSION_2X"), state
+
+        rust.kill()
+        wait_for("the Java worker took the dead Rust worker's leases",
+                 lambda: held_shards(java) == every_shard, [java], TAKEOVER_DEADLINE_S)
+        producer.stop.set()
+        producer.join()
+        acked = dict(producer.acked)
+        wait_for("every acknowledged record delivered",
+                 lambda: set(acked) <= delivered_names([rust], java), [java], TAKEOVER_DEADLINE_S)
+    finally:
+        producer.stop.set()
+    seen: dict[str, list[dict]] = defaultdict(list)
+    for event in deliveries([rust], java):
+        seen[event["data"]].append(event)
+    moved = {shard for shard, count in sessions([rust], java).items() if count > 1}
+    twice = sorted(name for name, events in seen.items() if len(events) > 1 and events[0]["shard"] not in moved)
+    assert not twice, f"records delivered twice on shards that never moved: {twice[:5]}"
+    assert_in_order_per_session([rust], java)
