@@ -30,6 +30,9 @@ pub const DEFAULT_FAILOVER_TIME: Duration = Duration::from_secs(10);
 /// How often the shards are listed again besides at each shard's end
 /// (KCL's `shardSyncIntervalMillis` default).
 const SHARD_SYNC_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest WorkerMetricStats reporting interval: KCL's leader reads
+/// `lut` in whole seconds, so anything shorter only adds writes.
+const METRICS_INTERVAL_MIN: Duration = Duration::from_millis(100);
 /// How long a graceful shutdown waits for processors to checkpoint.
 const SHUTDOWN_TIME_MAX: Duration = Duration::from_secs(30);
 /// How long a fan-out consumer may take to become ACTIVE.
@@ -147,7 +150,7 @@ impl WorkerBuilder {
                 "the failover time must be at least 300 ms",
             ));
         }
-        if self.metrics_interval < Duration::from_millis(100) {
+        if self.metrics_interval < METRICS_INTERVAL_MIN {
             return Err(KclError::Config(
                 "the metrics interval must be at least 100 ms",
             ));
