@@ -128,6 +128,14 @@ pub fn assigns_leases(client_version: Option<&str>) -> bool {
     )
 }
 
+/// The client version of a `Migration3.0` item.
+pub(crate) fn client_version(item: &Item) -> Option<String> {
+    match item.get(CLIENT_VERSION) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
 /// Judges the leader lock alive as the lock client does: by watching its
 /// record version change, on this worker's clock, never by comparing clocks
 /// across hosts. A lock first seen counts as alive for its lease duration.
@@ -263,11 +271,10 @@ impl CoordinatorTables {
     pub async fn read(&self) -> Result<(Option<LeaderLock>, Option<String>), KclError> {
         let lock = self.get(LEADER_ITEM).await?;
         let migration = self.get(MIGRATION_ITEM).await?;
-        let version = migration.and_then(|item| match item.get(CLIENT_VERSION) {
-            Some(AttributeValue::S(v)) => Some(v.clone()),
-            _ => None,
-        });
-        Ok((lock.as_ref().and_then(LeaderLock::from_item), version))
+        Ok((
+            lock.as_ref().and_then(LeaderLock::from_item),
+            migration.as_ref().and_then(client_version),
+        ))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Item>, KclError> {
@@ -350,17 +357,66 @@ mod tests {
         }
     }
 
-    /// The lock item as the DynamoDB lock client 1.3.0 writes it for KCL.
+    /// Captured from a KCL 3.1.3 MultiLangDaemon against `riffle serve`:
+    /// the lock item as the DynamoDB lock client 1.3.0 writes it.
     fn java_lock_item() -> Item {
         Item::from([
             ("key".into(), s("Leader")),
             ("ownerName".into(), s("java-a")),
             (
                 "recordVersionNumber".into(),
-                s("8d1cc3b5-3ac3-4e2a-a1b9-5f9a0c6b8a11"),
+                s("7745815a-8388-4525-b1eb-5794d3f7c599"),
             ),
             ("leaseDuration".into(), s("120000")),
         ])
+    }
+
+    /// Captured beside it: the migration state a new 3.x application
+    /// writes.
+    fn java_migration_item() -> Item {
+        let entry = Item::from([
+            ("cv".into(), s("CLIENT_VERSION_INIT")),
+            ("mb".into(), s("java-a")),
+            ("mts".into(), AttributeValue::N("1796546958736".into())),
+        ]);
+        Item::from([
+            ("key".into(), s("Migration3.0")),
+            ("cv".into(), s("CLIENT_VERSION_3X")),
+            ("mb".into(), s("java-a")),
+            ("mts".into(), AttributeValue::N("1796546958736".into())),
+            (
+                "h".into(),
+                AttributeValue::L(vec![AttributeValue::M(entry)]),
+            ),
+        ])
+    }
+
+    /// Captured beside it: the Java worker's WorkerMetricStats row (no
+    /// host metric: the default one, as the Rust worker writes it).
+    fn java_metrics_item() -> Item {
+        Item::from([
+            ("wid".into(), s("java-a")),
+            ("lut".into(), AttributeValue::N("1796546960".into())),
+            ("sts".into(), AttributeValue::M(HashMap::new())),
+            ("opr".into(), AttributeValue::M(HashMap::new())),
+        ])
+    }
+
+    #[test]
+    fn the_java_migration_state_gives_its_client_version() {
+        let version = client_version(&java_migration_item());
+        assert_eq!(version.as_deref(), Some("CLIENT_VERSION_3X"));
+        assert!(assigns_leases(version.as_deref()));
+    }
+
+    #[test]
+    fn the_java_worker_metrics_row_reads_and_writes_back_identically() {
+        let row = WorkerMetricStats::from_item(&java_metrics_item()).expect("valid");
+        assert_eq!(row.worker_id, "java-a");
+        assert_eq!(row.last_update_time, 1_796_546_960);
+        assert_eq!(row.to_item(), java_metrics_item());
+        let at = UNIX_EPOCH + Duration::from_secs(1_796_546_960);
+        assert_eq!(WorkerMetricStats::default_metric("java-a", at), row);
     }
 
     #[test]

@@ -116,7 +116,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// At most this many leases for this worker (KCL's `maxLeasesForWorker`).
+    /// At most this many leases for this worker (KCL's `maxLeasesForWorker`)
+    /// when it takes them; a KCL 3.x leader applies its own setting to what
+    /// it assigns.
     pub fn max_leases(mut self, max: usize) -> Self {
         self.max_leases = max.max(1);
         self
