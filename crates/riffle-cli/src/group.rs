@@ -3,10 +3,13 @@
 //! same name) spread the stream's shards, each printing its own.
 //!
 //! The lease table is NAME, served by the same endpoint's DynamoDB subset.
+//! Beside Java KCL 3.x workers the terminal takes the leases their leader
+//! assigns it (see `riffle_kcl::coordinator`).
 //! What a terminal printed is checkpointed after each batch and when it
 //! stops (Ctrl-C, `--count`), so the group resumes where it left off.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
 use riffle_kcl::{
@@ -88,6 +91,8 @@ pub(crate) async fn follow(args: &TailArgs, group: &str) -> Result<(), CliError>
             Start::Latest => InitialPosition::Latest,
             Start::TrimHorizon => InitialPosition::TrimHorizon,
         })
+        .failover_time(Duration::from_millis(args.failover_millis))
+        .metrics_interval(Duration::from_millis(args.worker_metrics_millis))
         .build()
         .map_err(|e| CliError::Other(e.to_string()))?;
     eprintln!(

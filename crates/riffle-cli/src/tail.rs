@@ -51,6 +51,16 @@ pub struct TailArgs {
     /// group only
     #[arg(long, value_name = "NAME")]
     pub group: Option<String>,
+    /// --group: milliseconds a lease may go unrenewed before another worker
+    /// takes it (KCL's failoverTimeMillis; renewals every third of it):
+    /// the same for every worker of the group, Java ones included
+    #[arg(long, value_name = "MS", default_value_t = 10_000, requires = "group")]
+    pub failover_millis: u64,
+    /// --group: how often this worker reports itself to a Java KCL 3.x
+    /// leader (KCL's workerMetricsReporterFreqInMillis): at most the Java
+    /// workers' setting
+    #[arg(long, value_name = "MS", default_value_t = 30_000, requires = "group")]
+    pub worker_metrics_millis: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_kinesis::types::{
@@ -74,6 +75,7 @@ pub(crate) async fn run<P: RecordProcessor>(
     lease: Lease,
     mut processor: P,
     mut stop: watch::Receiver<Stop>,
+    delivered_bytes: Arc<AtomicU64>,
 ) -> Ended {
     if let Err(ended) = wait_for_parents(&shared, &lease, &mut stop).await {
         return ended;
@@ -93,6 +95,7 @@ pub(crate) async fn run<P: RecordProcessor>(
         &mut processor,
         &mut checkpointer,
         &mut stop,
+        &delivered_bytes,
     )
     .await;
     tracing::debug!(shard = %lease.key, worker = %shared.worker_id, ?ended, "consumer stopped");
@@ -166,6 +169,7 @@ async fn consume<P: RecordProcessor>(
     processor: &mut P,
     checkpointer: &mut Checkpointer,
     stop: &mut watch::Receiver<Stop>,
+    delivered_bytes: &AtomicU64,
 ) -> Ended {
     let mut source = Source::new(lease.checkpoint.clone());
     let mut failures = 0;
@@ -194,6 +198,8 @@ async fn consume<P: RecordProcessor>(
             }
         };
         let caught_up = batch.records.is_empty() && batch.end.is_none();
+        let bytes: usize = batch.records.iter().map(|r| r.data.as_ref().len()).sum();
+        delivered_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         let records = source.user_records(shared, batch.records);
         if let Some(last) = records.last() {
             checkpointer.last_delivered = Some(Checkpoint::Sequence {

@@ -8,8 +8,14 @@
 //! (and pending checkpoints) with sub-sequence numbers, SHARD_END, polling
 //! or enhanced fan-out. KPL-aggregated records are de-aggregated
 //! ([`KplDeaggregation`], the default [`Deaggregator`]), as the Java KCL does.
+//!
+//! Beside Java KCL 3.x workers, whose leader assigns leases instead of
+//! letting workers take them, a worker publishes its WorkerMetricStats row
+//! and processes what the live leader assigns it, handing leases over
+//! gracefully both ways ([`coordinator`]).
 
 mod consumer;
+pub mod coordinator;
 pub mod lease;
 mod processor;
 pub mod table;

@@ -4,7 +4,10 @@
 //! Every change of ownership is conditional: taking expects the counter the
 //! taker last saw (someone else's renewal in between makes it fail), and
 //! renewal, checkpoints and release expect `leaseOwner` to still be this
-//! worker (a thief's take makes them fail, and the lease is lost).
+//! worker (a thief's take makes them fail, and the lease is lost), and no
+//! `checkpointOwner` beside it: with one, the lease is in a KCL 3.x graceful
+//! hand-over, and only the `checkpointOwner` (the old owner, finishing) may
+//! renew and checkpoint it until it hands the lease over.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -22,6 +25,18 @@ use crate::lease::*;
 /// How long `ensure` waits for a new table to become ACTIVE (AWS takes
 /// seconds to a minute; Riffle is immediate).
 const TABLE_ACTIVE_TIME_MAX: Duration = Duration::from_secs(120);
+
+/// What a renewal found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Still this worker's; the counter after the renewal.
+    Renewed(i64),
+    /// A KCL 3.x leader moved the lease to `to` gracefully: this worker
+    /// finishes (the processor checkpoints), then hands it over.
+    HandOff { to: String },
+    /// Another worker owns it now.
+    Lost,
+}
 
 /// The outcome of a conditional write.
 #[derive(Debug, PartialEq, Eq)]
@@ -183,27 +198,86 @@ impl LeaseTable {
         counter_after(updated)
     }
 
-    /// The heartbeat: bumps the counter while this worker still owns the
-    /// lease. `None` when it was lost.
-    pub async fn renew(&self, key: &str, me: &str) -> Result<Option<i64>, KclError> {
-        let updated = self
+    /// The heartbeat: bumps the counter while this worker owns the lease,
+    /// or still finishes it in a KCL 3.x graceful hand-over (it is the
+    /// `checkpointOwner` then, as Java's renewer keeps renewing it).
+    /// `throughput_kbps`, the lease's recent read rate, is written as Java's
+    /// renewer writes it, for a KCL 3.x leader to balance by.
+    pub async fn renew(
+        &self,
+        key: &str,
+        me: &str,
+        throughput_kbps: Option<f64>,
+    ) -> Result<Renewal, KclError> {
+        let request = self
             .owned_update(key, me)
-            .update_expression("ADD #c :one")
             .expression_attribute_names("#c", LEASE_COUNTER)
             .expression_attribute_values(":one", n(1))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        counter_after(updated)
+            .return_values(ReturnValue::AllNew);
+        let request = match throughput_kbps {
+            Some(kbps) => request
+                .update_expression("SET #t = :t ADD #c :one")
+                .expression_attribute_names("#t", THROUGHPUT_KBPS)
+                .expression_attribute_values(":t", AttributeValue::N(kbps.to_string())),
+            None => request.update_expression("ADD #c :one"),
+        };
+        let updated = request.send().await;
+        match updated {
+            Ok(output) => {
+                let lease = Lease::from_item(&output.attributes.unwrap_or_default())?;
+                Ok(match lease.checkpoint_owner.as_deref() {
+                    Some(owner) if owner == me && lease.owner.as_deref() != Some(me) => {
+                        Renewal::HandOff {
+                            to: lease.owner.unwrap_or_default(),
+                        }
+                    }
+                    _ => Renewal::Renewed(lease.counter),
+                })
+            }
+            Err(error) if is_condition_failure(&error) => Ok(Renewal::Lost),
+            Err(error) => Err(ddb(error)),
+        }
     }
 
-    /// Gives a lease up (KCL's `evictLease`): the owner is removed so any
-    /// worker may take it at once.
+    /// Gives a lease up: the owner is removed so any worker may take it at
+    /// once (KCL's `evictLease`); in a graceful hand-over this worker is
+    /// finishing, only `checkpointOwner` is removed, and the new owner
+    /// starts from the checkpoint just written (Java's `evictLease` with a
+    /// checkpoint owner).
     pub async fn release(&self, key: &str, me: &str) -> Result<Outcome, KclError> {
         let updated = self
-            .owned_update(key, me)
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(LEASE_KEY, s(key))
+            .condition_expression("#o = :me AND attribute_not_exists(#co)")
             .update_expression("REMOVE #o ADD #c :one")
+            .expression_attribute_names("#o", LEASE_OWNER)
+            .expression_attribute_names("#co", CHECKPOINT_OWNER)
             .expression_attribute_names("#c", LEASE_COUNTER)
+            .expression_attribute_values(":me", s(me))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match outcome(updated.map(|_| ()))? {
+            Outcome::Done => Ok(Outcome::Done),
+            Outcome::Lost => self.hand_over(key, me).await,
+        }
+    }
+
+    /// Ends this worker's part in a graceful hand-over: removes it as
+    /// `checkpointOwner`, so the new `leaseOwner` may start.
+    pub async fn hand_over(&self, key: &str, me: &str) -> Result<Outcome, KclError> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .key(LEASE_KEY, s(key))
+            .condition_expression("#co = :me")
+            .update_expression("REMOVE #co ADD #c :one")
+            .expression_attribute_names("#co", CHECKPOINT_OWNER)
+            .expression_attribute_names("#c", LEASE_COUNTER)
+            .expression_attribute_values(":me", s(me))
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
@@ -284,8 +358,9 @@ impl LeaseTable {
             .update_item()
             .table_name(&self.name)
             .key(LEASE_KEY, s(key))
-            .condition_expression("#o = :me")
+            .condition_expression("(#o = :me AND attribute_not_exists(#co)) OR #co = :me")
             .expression_attribute_names("#o", LEASE_OWNER)
+            .expression_attribute_names("#co", CHECKPOINT_OWNER)
             .expression_attribute_values(":me", s(me))
     }
 }

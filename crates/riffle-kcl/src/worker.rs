@@ -1,20 +1,26 @@
 //! The worker: keeps the lease table in step with the stream's shards,
-//! renews its leases, takes and steals leases toward an even spread, and
+//! renews its leases, takes and steals leases toward an even spread (or,
+//! beside a live Java KCL 3.x leader, processes the leases it assigns), and
 //! runs one consumer per held lease.
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_kinesis::types::{ConsumerStatus, Shard};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::consumer::{self, Ended, Shared, Stop};
+use crate::coordinator::{
+    Coordination, CoordinatorTables, DEFAULT_METRICS_INTERVAL, LeaderWatch, WorkerMetricStats,
+    assigns_leases,
+};
 use crate::lease::{Checkpoint, Lease};
 use crate::processor::{Deaggregator, KplDeaggregation, RecordProcessor};
-use crate::table::{LeaseTable, Outcome, aws_error_text};
+use crate::table::{LeaseTable, Outcome, Renewal, aws_error_text};
 use crate::taker::{self, Observations, Plan};
 use crate::{KclError, Retrieval};
 
@@ -24,6 +30,9 @@ pub const DEFAULT_FAILOVER_TIME: Duration = Duration::from_secs(10);
 /// How often the shards are listed again besides at each shard's end
 /// (KCL's `shardSyncIntervalMillis` default).
 const SHARD_SYNC_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest WorkerMetricStats reporting interval: KCL's leader reads
+/// `lut` in whole seconds, so anything shorter only adds writes.
+const METRICS_INTERVAL_MIN: Duration = Duration::from_millis(100);
 /// How long a graceful shutdown waits for processors to checkpoint.
 const SHUTDOWN_TIME_MAX: Duration = Duration::from_secs(30);
 /// How long a fan-out consumer may take to become ACTIVE.
@@ -58,6 +67,7 @@ pub struct WorkerBuilder {
     retrieval: RetrievalMode,
     max_leases: usize,
     deaggregator: Arc<dyn Deaggregator>,
+    metrics_interval: Duration,
 }
 
 impl WorkerBuilder {
@@ -106,7 +116,9 @@ impl WorkerBuilder {
         self
     }
 
-    /// At most this many leases for this worker (KCL's `maxLeasesForWorker`).
+    /// At most this many leases for this worker (KCL's `maxLeasesForWorker`)
+    /// when it takes them; a KCL 3.x leader applies its own setting to what
+    /// it assigns.
     pub fn max_leases(mut self, max: usize) -> Self {
         self.max_leases = max.max(1);
         self
@@ -116,6 +128,15 @@ impl WorkerBuilder {
     /// default, as the Java KCL.
     pub fn deaggregator(mut self, deaggregator: Arc<dyn Deaggregator>) -> Self {
         self.deaggregator = deaggregator;
+        self
+    }
+
+    /// How often this worker's WorkerMetricStats row is written for a
+    /// KCL 3.x leader (KCL's `workerMetricsReporterFreqInMillis`, 30 s by
+    /// default): at most the Java workers' setting, as their leader counts
+    /// a worker alive for two of its own periods.
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.metrics_interval = interval;
         self
     }
 
@@ -131,10 +152,17 @@ impl WorkerBuilder {
                 "the failover time must be at least 300 ms",
             ));
         }
+        if self.metrics_interval < METRICS_INTERVAL_MIN {
+            return Err(KclError::Config(
+                "the metrics interval must be at least 100 ms",
+            ));
+        }
         let worker_id = self
             .worker_id
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         Ok(Worker {
+            coordinator: CoordinatorTables::new(dynamodb.clone(), &self.application),
+            metrics_interval: self.metrics_interval,
             table: Arc::new(LeaseTable::new(dynamodb, &self.application)),
             application: self.application,
             stream: self.stream,
@@ -161,6 +189,8 @@ pub struct Worker {
     retrieval: RetrievalMode,
     max_leases: usize,
     deaggregator: Arc<dyn Deaggregator>,
+    coordinator: CoordinatorTables,
+    metrics_interval: Duration,
 }
 
 /// A running worker.
@@ -197,6 +227,9 @@ struct Held {
     /// Taken out to let a consumer end by itself (a lost lease).
     task: Option<JoinHandle<Ended>>,
     renewed: Instant,
+    /// Bytes the consumer read since the last renewal, for the lease's
+    /// `throughputKBps`, which a KCL 3.x leader balances by.
+    delivered_bytes: Arc<AtomicU64>,
 }
 
 impl Drop for Held {
@@ -222,6 +255,7 @@ impl Worker {
             retrieval: RetrievalMode::Polling,
             max_leases: usize::MAX,
             deaggregator: Arc::new(KplDeaggregation),
+            metrics_interval: DEFAULT_METRICS_INTERVAL,
         }
     }
 
@@ -283,18 +317,21 @@ impl Worker {
         self.sync_shards().await?;
         let mut held: HashMap<String, Held> = HashMap::new();
         let mut observations = Observations::default();
+        let mut coordination = Rounds::default();
         let mut renew = tokio::time::interval(self.failover_time / 3);
-        let mut take = tokio::time::interval(self.failover_time);
+        let mut coordinate = tokio::time::interval(self.failover_time / 3);
+        let mut report = tokio::time::interval(self.metrics_interval);
         let mut sync = tokio::time::interval(SHARD_SYNC_INTERVAL);
         loop {
             tokio::select! {
                 _ = stopped.changed() => break,
                 _ = renew.tick() => self.renew(&mut held).await,
-                _ = take.tick() => {
-                    if let Err(error) = self.take(&mut held, &mut observations, &shared, &mut processor_for).await {
+                _ = coordinate.tick() => {
+                    if let Err(error) = self.coordinate(&mut coordination, &mut held, &mut observations, &shared, &mut processor_for).await {
                         tracing::warn!(%error, "taking leases");
                     }
                 }
+                _ = report.tick() => self.report().await,
                 _ = sync.tick() => {
                     if let Err(error) = self.sync_shards().await {
                         tracing::warn!(%error, "shard sync");
@@ -308,17 +345,141 @@ impl Worker {
             }
         }
         self.shut_down(held).await;
+        if let Err(error) = self.coordinator.withdraw(&self.worker_id).await {
+            tracing::warn!(%error, "removing this worker's WorkerMetricStats row");
+        }
+        Ok(())
+    }
+
+    /// Writes this worker's WorkerMetricStats row, so a KCL 3.x leader
+    /// counts it among the workers it assigns leases to.
+    async fn report(&self) {
+        let stats = WorkerMetricStats::default_metric(&self.worker_id, SystemTime::now());
+        if let Err(error) = self.coordinator.publish(&stats).await {
+            tracing::warn!(%error, "publishing WorkerMetricStats");
+        }
+    }
+
+    /// One coordination round: beside a live KCL 3.x leader, start what it
+    /// assigned to this worker; otherwise take and steal as KCL 2.x does,
+    /// once per failover time.
+    async fn coordinate<P, F>(
+        &self,
+        rounds: &mut Rounds,
+        held: &mut HashMap<String, Held>,
+        observations: &mut Observations,
+        shared: &Arc<Shared>,
+        processor_for: &mut F,
+    ) -> Result<(), KclError>
+    where
+        P: RecordProcessor,
+        F: FnMut(&str) -> P + Send + 'static,
+    {
+        let (lock, version) = self.coordinator.read().await?;
+        let now = Instant::now();
+        let coordination = match rounds.leader.observe(lock.as_ref(), now) {
+            Some(leader) if assigns_leases(version.as_deref()) => Coordination::Assigned { leader },
+            _ => Coordination::Taking,
+        };
+        if coordination != rounds.mode {
+            tracing::info!(worker = %self.worker_id, ?coordination, "lease coordination");
+            rounds.mode = coordination.clone();
+        }
+        match coordination {
+            Coordination::Assigned { .. } => {
+                self.adopt(held, observations, shared, processor_for).await
+            }
+            Coordination::Taking => {
+                if rounds
+                    .taken
+                    .is_some_and(|at| now.duration_since(at) < self.failover_time)
+                {
+                    return Ok(());
+                }
+                rounds.taken = Some(now);
+                self.take(held, observations, shared, processor_for).await
+            }
+        }
+    }
+
+    /// Starts the leases a KCL 3.x leader assigned to this worker. A lease
+    /// handed over gracefully (its `checkpointOwner` is the old owner, still
+    /// finishing) waits until the old owner clears it, or until its counter
+    /// stood still for the failover time (the old owner died), as a Java
+    /// worker waits.
+    async fn adopt<P, F>(
+        &self,
+        held: &mut HashMap<String, Held>,
+        observations: &mut Observations,
+        shared: &Arc<Shared>,
+        processor_for: &mut F,
+    ) -> Result<(), KclError>
+    where
+        P: RecordProcessor,
+        F: FnMut(&str) -> P + Send + 'static,
+    {
+        let leases: Vec<Lease> = self
+            .table
+            .list()
+            .await?
+            .into_iter()
+            .filter(|l| !l.is_finished())
+            .collect();
+        let expired = observations.observe(&leases, Instant::now(), self.failover_time);
+        let me = &*self.worker_id;
+        for lease in leases {
+            if lease.owner.as_deref() != Some(me) || held.contains_key(&lease.key) {
+                continue;
+            }
+            let counter = match lease.checkpoint_owner.as_deref() {
+                Some(old) if old != me => {
+                    if !expired.contains(&lease.key) {
+                        continue;
+                    }
+                    tracing::info!(key = %lease.key, %old, "the previous owner never finished its hand-over");
+                    self.table.take(&lease, me).await?
+                }
+                _ => match self.table.renew(&lease.key, me, None).await? {
+                    Renewal::Renewed(counter) => Some(counter),
+                    Renewal::HandOff { .. } | Renewal::Lost => None,
+                },
+            };
+            let Some(counter) = counter else { continue };
+            let key = lease.key.clone();
+            let mut lease = lease;
+            lease.counter = counter;
+            lease.checkpoint_owner = None;
+            tracing::info!(%key, worker = %self.worker_id, "lease assigned by the KCL 3.x leader");
+            let processor = processor_for(&key);
+            held.insert(key, start_consumer(shared.clone(), lease, processor));
+        }
         Ok(())
     }
 
     /// Renews every held lease; a lease whose renewal is refused, or that
-    /// could not be renewed for the failover time, is lost.
+    /// could not be renewed for the failover time, is lost. A lease a KCL
+    /// 3.x leader moved gracefully is finished: its processor is asked to
+    /// shut down (and checkpoint), and the lease is handed over once it has.
     async fn renew(&self, held: &mut HashMap<String, Held>) {
         let mut lost = Vec::new();
         for (key, lease) in held.iter_mut() {
-            match self.table.renew(key, &self.worker_id).await {
-                Ok(Some(_)) => lease.renewed = Instant::now(),
-                Ok(None) => lost.push(key.clone()),
+            let seconds = lease.renewed.elapsed().as_secs_f64().max(0.001);
+            let bytes = lease.delivered_bytes.swap(0, Ordering::Relaxed);
+            let throughput_kbps = bytes as f64 / 1024.0 / seconds;
+            match self
+                .table
+                .renew(key, &self.worker_id, Some(throughput_kbps))
+                .await
+            {
+                Ok(Renewal::Renewed(_)) => lease.renewed = Instant::now(),
+                Ok(Renewal::HandOff { to }) => {
+                    lease.renewed = Instant::now();
+                    if *lease.stop.borrow() == Stop::Running {
+                        tracing::info!(%key, %to, worker = %self.worker_id, "graceful hand-over");
+                        let _ = lease.stop.send(Stop::Shutdown);
+                    }
+                }
+                Ok(Renewal::Lost) => lost.push(key.clone()),
                 Err(error) => {
                     tracing::warn!(%key, %error, "renewing a lease");
                     if lease.renewed.elapsed() > self.failover_time {
@@ -421,7 +582,8 @@ impl Worker {
                 Ended::LeaseLost | Ended::Shutdown => {}
             }
             // A finished lease is left for KCL's cleanup; a failed one is
-            // freed for any worker to retry.
+            // freed for any worker to retry; a gracefully moved one is
+            // handed to its new owner.
             if let Err(error) = self.table.release(&key, &self.worker_id).await {
                 tracing::warn!(%key, %error, "releasing a lease");
             }
@@ -576,6 +738,25 @@ impl Worker {
     }
 }
 
+/// The coordination rounds' memory.
+#[derive(Debug)]
+struct Rounds {
+    leader: LeaderWatch,
+    mode: Coordination,
+    /// When the KCL 2.x taker last ran.
+    taken: Option<Instant>,
+}
+
+impl Default for Rounds {
+    fn default() -> Rounds {
+        Rounds {
+            leader: LeaderWatch::default(),
+            mode: Coordination::Taking,
+            taken: None,
+        }
+    }
+}
+
 fn parents_of(shard: &Shard) -> BTreeSet<String> {
     shard
         .parent_shard_id()
@@ -587,10 +768,18 @@ fn parents_of(shard: &Shard) -> BTreeSet<String> {
 
 fn start_consumer<P: RecordProcessor>(shared: Arc<Shared>, lease: Lease, processor: P) -> Held {
     let (stop, stopping) = watch::channel(Stop::Running);
-    let task = tokio::spawn(consumer::run(shared, lease, processor, stopping));
+    let delivered_bytes = Arc::new(AtomicU64::new(0));
+    let task = tokio::spawn(consumer::run(
+        shared,
+        lease,
+        processor,
+        stopping,
+        delivered_bytes.clone(),
+    ));
     Held {
         stop,
         task: Some(task),
         renewed: Instant::now(),
+        delivered_bytes,
     }
 }

@@ -5,7 +5,9 @@
 //! parents are read before children across a split and a merge, and
 //! enhanced fan-out delivers as polling does, KPL records arrive as their
 //! user records; `riffle tail --group` terminals share a stream and resume
-//! where their group stopped.
+//! where their group stopped; beside a KCL 3.x leader (played by the test,
+//! writing Java's items) a worker processes what the leader assigns and
+//! hands leases over gracefully both ways.
 
 mod common;
 
@@ -732,4 +734,452 @@ async fn tail_group_terminals_share_a_stream_and_resume_where_the_group_stopped(
         status.success(),
         "tail --group --count ends cleanly: {status}"
     );
+}
+
+/// Plays a Java KCL 3.x application's leader by hand, writing its items as
+/// KCL 3.1.3 writes them (see `riffle_kcl::coordinator`): the
+/// CoordinatorState table with the DynamoDB lock client's `Leader` item,
+/// heartbeated with a fresh record version, and the `Migration3.0` item at
+/// `CLIENT_VERSION_3X`; the WorkerMetricStats table; lease assignments
+/// and graceful hand-overs as its LeaseAssignmentManager writes them.
+struct Kcl3Leader {
+    ddb: aws_sdk_dynamodb::Client,
+    app: String,
+    beating: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The leader lock's lease, short so the test sees it expire.
+const LOCK_LEASE: Duration = Duration::from_secs(3);
+
+impl Kcl3Leader {
+    async fn start(riffle: &Riffle, app: &str) -> Kcl3Leader {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let ddb = dynamodb(&riffle.endpoint);
+        for (table, key) in [
+            (format!("{app}-CoordinatorState"), "key"),
+            (format!("{app}-WorkerMetricStats"), "wid"),
+        ] {
+            ddb.create_table()
+                .table_name(table)
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(key)
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .expect("complete"),
+                )
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(key)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .expect("complete"),
+                )
+                .billing_mode(BillingMode::PayPerRequest)
+                .send()
+                .await
+                .expect("table created");
+        }
+        ddb.put_item()
+            .table_name(format!("{app}-CoordinatorState"))
+            .item("key", s("Migration3.0"))
+            .item("cv", s("CLIENT_VERSION_3X"))
+            .send()
+            .await
+            .expect("migration state written");
+        let leader = Kcl3Leader {
+            ddb,
+            app: app.to_owned(),
+            beating: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        };
+        leader.heartbeat().await;
+        let (ddb, app, beating) = (leader.ddb.clone(), app.to_owned(), leader.beating.clone());
+        tokio::spawn(async move {
+            // The lock client's heartbeat (every 30 s in KCL 3.1.3, here
+            // well within the short lock lease), and the renewals of a
+            // Java worker that is finishing a lease it hands over.
+            while beating.load(std::sync::atomic::Ordering::SeqCst) {
+                let beat = Kcl3Leader {
+                    ddb: ddb.clone(),
+                    app: app.clone(),
+                    beating: beating.clone(),
+                };
+                beat.heartbeat().await;
+                beat.renew_handed_over("java-b").await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        });
+        leader
+    }
+
+    async fn heartbeat(&self) {
+        self.ddb
+            .put_item()
+            .table_name(format!("{}-CoordinatorState", self.app))
+            .item("key", s("Leader"))
+            .item("ownerName", s("java-leader"))
+            .item("recordVersionNumber", s(&uuid_like()))
+            .item("leaseDuration", s(&LOCK_LEASE.as_millis().to_string()))
+            .send()
+            .await
+            .expect("lock heartbeat");
+    }
+
+    /// A finishing old owner keeps renewing (Java's renewer does).
+    async fn renew_handed_over(&self, worker: &str) {
+        let Ok(leases) = try_leases_of(&self.ddb, &self.app).await else {
+            return;
+        };
+        for lease in leases {
+            if lease.checkpoint_owner.as_deref() == Some(worker) {
+                let _ = self
+                    .ddb
+                    .update_item()
+                    .table_name(&self.app)
+                    .key("leaseKey", s(&lease.key))
+                    .update_expression("ADD leaseCounter :one")
+                    .expression_attribute_values(":one", n(1))
+                    .send()
+                    .await;
+            }
+        }
+    }
+
+    /// The leader dies: its lock is no longer heartbeated.
+    fn die(&self) {
+        self.beating
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// LeaseAssignmentManager's `assignLease`: a new owner, the counter
+    /// bumped (the old owner's renewal fails), no hand-over.
+    async fn assign(&self, key: &str, owner: &str) {
+        self.ddb
+            .update_item()
+            .table_name(&self.app)
+            .key("leaseKey", s(key))
+            .update_expression("SET leaseOwner = :o ADD leaseCounter :one REMOVE checkpointOwner")
+            .expression_attribute_values(":o", s(owner))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .expect("lease assigned");
+    }
+
+    /// `initiateGracefulLeaseHandoff`: the new owner in `leaseOwner`, the
+    /// old one, still finishing, in `checkpointOwner`; the counter is left
+    /// alone.
+    async fn hand_over(&self, key: &str, from: &str, to: &str) {
+        self.ddb
+            .update_item()
+            .table_name(&self.app)
+            .key("leaseKey", s(key))
+            .condition_expression("leaseOwner = :from AND attribute_not_exists(checkpointOwner)")
+            .update_expression("SET leaseOwner = :to, checkpointOwner = :from")
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
+            .send()
+            .await
+            .expect("hand-over initiated");
+    }
+
+    /// The old owner's `evictLease` at the end of a hand-over.
+    async fn finish_hand_over(&self, key: &str) {
+        self.ddb
+            .update_item()
+            .table_name(&self.app)
+            .key("leaseKey", s(key))
+            .update_expression("REMOVE checkpointOwner ADD leaseCounter :one")
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .expect("hand-over finished");
+    }
+
+    /// A Java worker's checkpoint on a lease.
+    async fn checkpoint(&self, key: &str, sequence: &str) {
+        self.ddb
+            .update_item()
+            .table_name(&self.app)
+            .key("leaseKey", s(key))
+            .update_expression("SET checkpoint = :c, checkpointSubSequenceNumber = :zero")
+            .expression_attribute_values(":c", s(sequence))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await
+            .expect("checkpointed");
+    }
+
+    async fn metrics_rows(&self) -> Vec<riffle_kcl::coordinator::WorkerMetricStats> {
+        riffle_kcl::coordinator::CoordinatorTables::new(self.ddb.clone(), &self.app)
+            .worker_metrics()
+            .await
+            .expect("WorkerMetricStats readable")
+    }
+}
+
+fn s(text: &str) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::S(text.to_owned())
+}
+
+fn n(value: i64) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::N(value.to_string())
+}
+
+/// A record version number: unique per heartbeat, as the lock client's UUIDs.
+fn uuid_like() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "rvn-{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    )
+}
+
+async fn try_leases_of(
+    ddb: &aws_sdk_dynamodb::Client,
+    app: &str,
+) -> Result<Vec<Lease>, riffle_kcl::KclError> {
+    riffle_kcl::table::LeaseTable::new(ddb.clone(), app)
+        .list()
+        .await
+}
+
+/// Puts records `{tag}{i}` to the shard `index` (at its starting hash
+/// key); returns their sequence numbers.
+async fn put_to_shard(
+    riffle: &Riffle,
+    stream: &str,
+    index: usize,
+    tag: &str,
+    count: u32,
+) -> Vec<String> {
+    let client = riffle.client();
+    let shards = client
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("ListShards")
+        .shards
+        .unwrap_or_default();
+    let start = shards[index]
+        .hash_key_range()
+        .expect("a hash key range")
+        .starting_hash_key()
+        .to_owned();
+    let mut sequences = Vec::new();
+    for i in 0..count {
+        let put = client
+            .put_record()
+            .stream_name(stream)
+            .partition_key("any")
+            .explicit_hash_key(&start)
+            .data(Blob::new(format!("{tag}{i}")))
+            .send()
+            .await
+            .expect("PutRecord");
+        assert_eq!(put.shard_id, shards[index].shard_id);
+        sequences.push(put.sequence_number);
+    }
+    sequences
+}
+
+fn delivered_on(log: &Log, shard: &str) -> Vec<Delivery> {
+    log.lock()
+        .expect("unpoisoned")
+        .deliveries
+        .iter()
+        .filter(|d| d.shard == shard)
+        .cloned()
+        .collect()
+}
+
+fn is_active(log: &Log, worker: &str, shard: &str) -> bool {
+    log.lock()
+        .expect("unpoisoned")
+        .active
+        .contains(&(worker.to_owned(), shard.to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beside_a_live_kcl3_leader_a_worker_processes_what_it_assigns_and_hands_leases_over_gracefully_both_ways()
+ {
+    let riffle = Riffle::start();
+    let (stream, app) = (unique_name("kcl3"), unique_name("app"));
+    create_active(&riffle.client(), &stream, 3).await;
+    let leader = Kcl3Leader::start(&riffle, &app).await;
+    let log = Log::default();
+    let worker = start_worker(
+        &riffle,
+        &app,
+        &stream,
+        "rust-w",
+        RetrievalMode::Polling,
+        &log,
+    );
+    let shard = |i: usize| format!("shardId-{i:012}");
+
+    // It reports itself as a Java worker does (the default metric).
+    let row = eventually(
+        SETTLE_TIME_MAX,
+        "rust-w's WorkerMetricStats row",
+        || async {
+            leader
+                .metrics_rows()
+                .await
+                .into_iter()
+                .find(|row| row.worker_id == "rust-w")
+        },
+    )
+    .await;
+    assert!(row.metric_stats.is_empty() && row.operating_range.is_empty());
+    let leases_made = format!("the worker's shard sync made the leases of {app}");
+    eventually(SETTLE_TIME_MAX, &leases_made, || async {
+        (try_leases(&riffle, &app).await.ok()?.len() == 3).then_some(())
+    })
+    .await;
+
+    // The leader assigns shard 0: the worker processes it, and only it (the
+    // free shards 1 and 2 are the leader's to assign, not the worker's to
+    // take).
+    leader.assign(&shard(0), "rust-w").await;
+    let zero = put_to_shard(&riffle, &stream, 0, "zero-", 5).await;
+    put_to_shard(&riffle, &stream, 1, "one-", 5).await;
+    eventually(SETTLE_TIME_MAX, "shard 0's records processed", || async {
+        (delivered_on(&log, &shard(0)).len() == 5).then_some(())
+    })
+    .await;
+    assert!(delivered_on(&log, &shard(1)).is_empty());
+    for lease in leases(&riffle, &app).await {
+        if lease.key != shard(0) {
+            assert_eq!(
+                lease.owner, None,
+                "{} taken beside a live leader",
+                lease.key
+            );
+        }
+    }
+    let throughput = format!("{} renewed with its throughput", shard(0));
+    eventually(SETTLE_TIME_MAX, &throughput, || async {
+        let lease = try_leases(&riffle, &app)
+            .await
+            .ok()?
+            .into_iter()
+            .find(|l| l.key == shard(0))?;
+        lease.throughput_kbps.map(|_| ())
+    })
+    .await;
+
+    // Moved away gracefully: the worker finishes, checkpoints what it
+    // processed and clears `checkpointOwner`; the new owner is left alone.
+    leader.hand_over(&shard(0), "rust-w", "java-b").await;
+    let handed = eventually(SETTLE_TIME_MAX, "shard 0 handed over", || async {
+        let lease = try_leases(&riffle, &app)
+            .await
+            .ok()?
+            .into_iter()
+            .find(|l| l.key == shard(0))?;
+        (lease.checkpoint_owner.is_none()).then_some(lease)
+    })
+    .await;
+    assert_eq!(handed.owner.as_deref(), Some("java-b"));
+    assert_eq!(
+        handed.checkpoint,
+        riffle_kcl::Checkpoint::Sequence {
+            sequence: zero[4].clone(),
+            sub_sequence: 0
+        },
+        "the worker checkpointed its last record before handing over"
+    );
+    assert!(!is_active(&log, "rust-w", &shard(0)));
+
+    // Given to it gracefully: it waits while the old owner (java-b, still
+    // renewing) finishes, then starts at the old owner's checkpoint.
+    leader.assign(&shard(1), "java-b").await;
+    let one_sequences = sequences_on_shard(&riffle, &stream, 1).await;
+    leader.checkpoint(&shard(1), &one_sequences[2]).await;
+    leader.hand_over(&shard(1), "java-b", "rust-w").await;
+    leader.assign(&shard(2), "rust-w").await;
+    eventually(SETTLE_TIME_MAX, "shard 2 started", || async {
+        is_active(&log, "rust-w", &shard(2)).then_some(())
+    })
+    .await;
+    assert!(
+        !is_active(&log, "rust-w", &shard(1)),
+        "started while the old owner was still finishing"
+    );
+    leader.finish_hand_over(&shard(1)).await;
+    eventually(
+        SETTLE_TIME_MAX,
+        "shard 1 resumed after java-b's checkpoint",
+        || async { (delivered_on(&log, &shard(1)).len() == 2).then_some(()) },
+    )
+    .await;
+    let resumed: Vec<String> = delivered_on(&log, &shard(1))
+        .into_iter()
+        .map(|d| d.data)
+        .collect();
+    assert_eq!(resumed, ["one-3", "one-4"]);
+
+    // The leader dies: once its lock stood still for its lease, the worker
+    // takes leases as KCL 2.x does, java-b's unrenewed one included.
+    leader.die();
+    eventually(
+        SETTLE_TIME_MAX,
+        "every lease taken after the leader died",
+        || async {
+            spread(&riffle, &app)
+                .await
+                .filter(|counts| counts.get("rust-w") == Some(&3))
+        },
+    )
+    .await;
+    eventually(
+        SETTLE_TIME_MAX,
+        "shard 0 consumed again by rust-w",
+        || async { is_active(&log, "rust-w", &shard(0)).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        delivered_on(&log, &shard(0)).len(),
+        5,
+        "shard 0 resumed at the worker's own hand-over checkpoint"
+    );
+
+    worker.shutdown().await.expect("a clean shutdown");
+    assert!(
+        !leader
+            .metrics_rows()
+            .await
+            .iter()
+            .any(|row| row.worker_id == "rust-w"),
+        "the worker's WorkerMetricStats row is removed at shutdown"
+    );
+}
+
+/// The sequence numbers of the records on shard `index`, oldest first.
+async fn sequences_on_shard(riffle: &Riffle, stream: &str, index: usize) -> Vec<String> {
+    let client = riffle.client();
+    let iterator = client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(format!("shardId-{index:012}"))
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("GetShardIterator")
+        .shard_iterator
+        .expect("an iterator");
+    client
+        .get_records()
+        .shard_iterator(iterator)
+        .send()
+        .await
+        .expect("GetRecords")
+        .records
+        .into_iter()
+        .map(|r| r.sequence_number)
+        .collect()
 }
