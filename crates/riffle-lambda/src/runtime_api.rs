@@ -54,7 +54,10 @@ pub(crate) async fn serve(listener: TcpListener, slot: Arc<Slot>, function: Stri
             });
             // A runtime that drops its connection is the runtime's business:
             // its process's exit is what fails the invocation.
+            // Title case, as Lambda sends them: a runtime that looks its
+            // headers up by their documented spelling finds them.
             let _ = hyper::server::conn::http1::Builder::new()
+                .title_case_headers(true)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });

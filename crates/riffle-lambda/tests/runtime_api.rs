@@ -1,0 +1,127 @@
+//! The edges of the Runtime API Riffle serves, seen by a runtime written
+//! by hand against it (tests/handlers/raw_runtime.py): the /next headers,
+//! Lambda's errors for a wrong request id and an oversized response, and
+//! the function's output in Riffle's log.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use common::{functions, handlers_dir, json, python};
+
+fn raw_runtime() -> riffle_lambda::Functions {
+    functions(&format!(
+        "[functions.raw]\ncommand = [{:?}, \"raw_runtime.py\"]\nworking_dir = {:?}\ntimeout_seconds = 10\n",
+        python(),
+        handlers_dir().display().to_string()
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_carries_lambdas_headers_and_a_wrong_request_id_is_refused() {
+    let fns = raw_runtime();
+    let function = fns.resolve("raw:prod").unwrap();
+    let answer = fns
+        .invoke(&function, Bytes::from_static(b"{\"k\":\"v\"}"))
+        .await
+        .unwrap();
+    assert_eq!(answer.function_error, None, "{answer:?}");
+    let seen = json(&answer.payload);
+    assert_eq!(seen["next_status"], 200);
+    assert_eq!(seen["event"], serde_json::json!({"k": "v"}));
+    let headers = &seen["headers"];
+    assert_eq!(
+        headers["Lambda-Runtime-Invoked-Function-Arn"],
+        "arn:aws:lambda:eu-west-1:123456789012:function:raw:prod"
+    );
+    let deadline: u64 = headers["Lambda-Runtime-Deadline-Ms"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(deadline > 1_700_000_000_000, "{deadline}");
+    let trace = headers["Lambda-Runtime-Trace-Id"].as_str().unwrap();
+    assert!(
+        trace.starts_with("Root=1-") && trace.contains(";Parent="),
+        "{trace}"
+    );
+    assert_eq!(
+        seen["wrong_id"],
+        serde_json::json!([400, {"errorType": "InvalidRequestID", "errorMessage": "Invalid request ID"}])
+    );
+    assert_eq!(seen["unknown_path"], 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_response_is_refused_with_413_and_fails_the_invocation() {
+    let fns = raw_runtime();
+    let function = fns.resolve("raw").unwrap();
+    let answer = fns
+        .invoke(&function, Bytes::from_static(b"{\"oversize\":true}"))
+        .await
+        .unwrap();
+    assert_eq!(answer.function_error.as_deref(), Some("Unhandled"));
+    assert_eq!(
+        json(&answer.payload)["errorType"],
+        "Function.ResponseSizeTooLarge"
+    );
+}
+
+/// A `MakeWriter` into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+// Current-thread: the log tasks run on this thread, under its subscriber.
+#[tokio::test]
+async fn a_functions_output_reaches_riffles_log_with_its_name() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let fns = raw_runtime();
+    let function = fns.resolve("raw").unwrap();
+    let answer = fns
+        .invoke(&function, Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    let log = || String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let request_id = json(&answer.payload)["headers"]["Lambda-Runtime-Aws-Request-Id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer:?}\n{}", log()))
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = log();
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("answering {request_id}")));
+        if let Some(line) = line {
+            assert!(line.contains("function=\"raw\""), "{line}");
+            assert!(line.contains("stream=\"stdout\""), "{line}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not logged:\n{log}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
