@@ -1,12 +1,8 @@
 //! The edges of the Runtime API Riffle serves, seen by a runtime written
 //! by hand against it (tests/handlers/raw_runtime.py): the /next headers,
-//! Lambda's errors for a wrong request id and an oversized response, and
-//! the function's output in Riffle's log.
+//! Lambda's errors for a wrong request id and an oversized response.
 
 mod common;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use common::{functions, handlers_dir, json, python};
@@ -67,61 +63,4 @@ async fn an_oversized_response_is_refused_with_413_and_fails_the_invocation() {
         json(&answer.payload)["errorType"],
         "Function.ResponseSizeTooLarge"
     );
-}
-
-/// A `MakeWriter` into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
-// Current-thread: the log tasks run on this thread, under its subscriber.
-#[tokio::test]
-async fn a_functions_output_reaches_riffles_log_with_its_name() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let fns = raw_runtime();
-    let function = fns.resolve("raw").unwrap();
-    let answer = fns
-        .invoke(&function, Bytes::from_static(b"{}"))
-        .await
-        .unwrap();
-    let log = || String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
-    let request_id = json(&answer.payload)["headers"]["Lambda-Runtime-Aws-Request-Id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{answer:?}\n{}", log()))
-        .to_owned();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let log = log();
-        let line = log
-            .lines()
-            .find(|l| l.contains(&format!("answering {request_id}")));
-        if let Some(line) = line {
-            assert!(line.contains("function=\"raw\""), "{line}");
-            assert!(line.contains("stream=\"stdout\""), "{line}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "not logged:\n{log}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
 }
