@@ -67,6 +67,24 @@ pub struct FunctionsConfig {
     pub functions: FunctionTable,
 }
 
+/// What an invocation may carry besides its event, as Invoke takes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvokeOptions {
+    /// Invoke's `ClientContext` (base64 JSON), handed to the runtime as
+    /// `Lambda-Runtime-Client-Context`.
+    pub client_context: Option<String>,
+    /// The caller's Cognito identity (JSON), as
+    /// `Lambda-Runtime-Cognito-Identity`.
+    pub cognito_identity: Option<String>,
+}
+
+/// What the runtime is told of an invocation besides its event.
+#[derive(Debug)]
+pub(crate) struct InvokeMeta {
+    pub invoked_arn: String,
+    pub options: InvokeOptions,
+}
+
 /// A function as a caller named it, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionRef {
@@ -172,10 +190,25 @@ impl Functions {
     }
 
     /// Invokes `function` synchronously (RequestResponse) with `payload`.
+    ///
+    /// Dropping the future gives up the invocation: a command function's
+    /// instance is then killed (its state is unknown), not reused.
     pub async fn invoke(
         &self,
         function: &FunctionRef,
         payload: Bytes,
+    ) -> Result<Invocation, LambdaError> {
+        self.invoke_with(function, payload, InvokeOptions::default())
+            .await
+    }
+
+    /// [`Functions::invoke`] with a client context or Cognito identity
+    /// (command functions only: a URL function is sent the event alone).
+    pub async fn invoke_with(
+        &self,
+        function: &FunctionRef,
+        payload: Bytes,
+        options: InvokeOptions,
     ) -> Result<Invocation, LambdaError> {
         if payload.len() > MAX_PAYLOAD_BYTES {
             return Err(LambdaError::RequestTooLarge {
@@ -187,7 +220,13 @@ impl Functions {
             return Err(LambdaError::ShutDown);
         }
         match self.inner.functions.get(&function.name) {
-            Some(Function::Command(pool)) => pool.invoke(payload, function.arn.clone()).await,
+            Some(Function::Command(pool)) => {
+                let meta = InvokeMeta {
+                    invoked_arn: function.arn.clone(),
+                    options,
+                };
+                pool.invoke(payload, Arc::new(meta)).await
+            }
             Some(Function::Url(spec)) => self.inner.http.invoke(spec, payload).await,
             None => Err(LambdaError::NotFound {
                 name: function.name.clone(),

@@ -15,7 +15,7 @@ use crate::errors::LambdaError;
 use crate::instance::{Context, Groups, Instance, SpawnError};
 use crate::shapes;
 use crate::slot::{Job, Reply};
-use crate::{Invocation, LATEST};
+use crate::{Invocation, InvokeMeta, LATEST};
 
 /// Lambda's limit on a function's initialisation ("The Init phase is
 /// limited to 10 seconds"): a cold start that takes longer fails the
@@ -52,7 +52,7 @@ impl Pool {
     pub async fn invoke(
         &self,
         payload: Bytes,
-        invoked_arn: String,
+        meta: Arc<InvokeMeta>,
     ) -> Result<Invocation, LambdaError> {
         let _permit = self
             .permits
@@ -60,7 +60,7 @@ impl Pool {
             .await
             .map_err(|_| LambdaError::ShutDown)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let (instance, end) = match self.run(&id, payload, invoked_arn).await? {
+        let (instance, end) = match self.run(&id, payload, meta).await? {
             Ok(ran) => ran,
             Err(reason) => return Ok(failed(shapes::invalid_entrypoint(&id, &reason))),
         };
@@ -97,7 +97,7 @@ impl Pool {
         &self,
         id: &str,
         payload: Bytes,
-        invoked_arn: String,
+        meta: Arc<InvokeMeta>,
     ) -> Result<Result<(Instance, End), String>, LambdaError> {
         let mut warm = self.take_idle();
         let mut fresh_tries = 0;
@@ -118,7 +118,7 @@ impl Pool {
             let job = Job {
                 id: id.to_owned(),
                 payload: payload.clone(),
-                invoked_arn: invoked_arn.clone(),
+                meta: meta.clone(),
                 timeout: self.spec.timeout,
                 started: started_tx,
                 reply: reply_tx,

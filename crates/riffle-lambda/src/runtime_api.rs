@@ -97,13 +97,19 @@ async fn next(slot: &Slot) -> Response<Full<Bytes>> {
     let deadline_ms = deadline
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
-    let builder = Response::builder()
+    let mut builder = Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json")
         .header("lambda-runtime-aws-request-id", &job.id)
         .header("lambda-runtime-deadline-ms", deadline_ms.to_string())
-        .header("lambda-runtime-invoked-function-arn", &job.invoked_arn)
+        .header("lambda-runtime-invoked-function-arn", &job.meta.invoked_arn)
         .header("lambda-runtime-trace-id", trace_id());
+    if let Some(context) = &job.meta.options.client_context {
+        builder = builder.header("lambda-runtime-client-context", context);
+    }
+    if let Some(identity) = &job.meta.options.cognito_identity {
+        builder = builder.header("lambda-runtime-cognito-identity", identity);
+    }
     built(builder.body(Full::new(job.payload)))
 }
 

@@ -5,17 +5,20 @@
 //!
 //! The lock is held only to move a job between fields; no I/O under it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, oneshot};
 
+use crate::InvokeMeta;
+
 /// One invocation, as handed to an instance.
 pub(crate) struct Job {
     pub id: String,
     pub payload: Bytes,
-    pub invoked_arn: String,
+    pub meta: Arc<InvokeMeta>,
     pub timeout: Duration,
     /// Fired when the runtime picks the job up (`/next`): the function's
     /// timeout runs from then; cold start has its own limit.
@@ -42,7 +45,7 @@ pub(crate) enum Reply {
 pub(crate) struct Next {
     pub id: String,
     pub payload: Bytes,
-    pub invoked_arn: String,
+    pub meta: Arc<InvokeMeta>,
     pub timeout: Duration,
 }
 
@@ -111,7 +114,7 @@ impl Slot {
         Some(Next {
             id: job.id,
             payload: job.payload,
-            invoked_arn: job.invoked_arn,
+            meta: job.meta,
             timeout: job.timeout,
         })
     }

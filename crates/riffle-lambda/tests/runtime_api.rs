@@ -64,3 +64,38 @@ async fn an_oversized_response_is_refused_with_413_and_fails_the_invocation() {
         "Function.ResponseSizeTooLarge"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_context_and_cognito_identity_reach_the_runtime_as_headers() {
+    let fns = raw_runtime();
+    let function = fns.resolve("raw").unwrap();
+    let options = riffle_lambda::InvokeOptions {
+        client_context: Some("eyJjdXN0b20iOnt9fQ==".to_owned()),
+        cognito_identity: Some(
+            r#"{"cognitoIdentityId":"id","cognitoIdentityPoolId":"pool"}"#.to_owned(),
+        ),
+    };
+    let answer = fns
+        .invoke_with(&function, Bytes::from_static(b"{}"), options)
+        .await
+        .unwrap();
+    let headers = &json(&answer.payload)["headers"];
+    assert_eq!(
+        headers["Lambda-Runtime-Client-Context"],
+        "eyJjdXN0b20iOnt9fQ=="
+    );
+    assert_eq!(
+        headers["Lambda-Runtime-Cognito-Identity"],
+        r#"{"cognitoIdentityId":"id","cognitoIdentityPoolId":"pool"}"#
+    );
+    // Without them, neither header is sent.
+    let plain = fns
+        .invoke(&function, Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    let headers = &json(&plain.payload)["headers"];
+    assert!(
+        headers.get("Lambda-Runtime-Client-Context").is_none(),
+        "{headers}"
+    );
+}
