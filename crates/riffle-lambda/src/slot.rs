@@ -158,3 +158,61 @@ impl Slot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str) -> (Job, oneshot::Receiver<()>, oneshot::Receiver<Reply>) {
+        let (started, started_rx) = oneshot::channel();
+        let (reply, reply_rx) = oneshot::channel();
+        let meta = Arc::new(InvokeMeta {
+            invoked_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".to_owned(),
+            options: crate::InvokeOptions::default(),
+        });
+        let job = Job {
+            id: id.to_owned(),
+            payload: Bytes::from_static(b"{}"),
+            meta,
+            timeout: Duration::from_secs(3),
+            started,
+            reply,
+        };
+        (job, started_rx, reply_rx)
+    }
+
+    #[tokio::test]
+    async fn a_job_goes_to_the_runtime_and_its_answer_back_to_the_invoker() {
+        let slot = Slot::default();
+        let (job, mut started, reply) = job("r1");
+        assert!(slot.submit(job).is_ok());
+        assert!(started.try_recv().is_err(), "not started before /next");
+        let next = slot.next().await;
+        assert_eq!(next.id, "r1");
+        assert!(started.try_recv().is_ok());
+        assert!(
+            !slot.complete("r2", Reply::Response(Bytes::new())),
+            "another id"
+        );
+        assert!(slot.complete("r1", Reply::Response(Bytes::from_static(b"42"))));
+        assert!(matches!(reply.await, Ok(Reply::Response(b)) if b == "42"));
+        assert!(
+            !slot.complete("r1", Reply::Response(Bytes::new())),
+            "answered once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dead_instance_fails_its_job_and_takes_no_more() {
+        let slot = Slot::default();
+        let (job1, _started, reply) = job("r1");
+        assert!(slot.submit(job1).is_ok());
+        slot.fail("exit status 1", || {
+            Reply::Exited("exit status 1".to_owned())
+        });
+        assert!(matches!(reply.await, Ok(Reply::Exited(s)) if s == "exit status 1"));
+        assert!(!slot.is_alive());
+        let (job2, _, _) = job("r2");
+        assert!(slot.submit(job2).is_err());
+    }
+}

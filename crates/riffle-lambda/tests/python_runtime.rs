@@ -84,6 +84,12 @@ async fn the_handler_sees_lambdas_defined_environment_variables() {
         common::handlers_dir().display().to_string()
     );
     assert_eq!(env["AWS_EXECUTION_ENV"], "AWS_Lambda_riffle");
+    // Riffle's own environment stays out (cargo gives the test process this one).
+    assert!(
+        std::env::var("CARGO_PKG_NAME").is_ok(),
+        "run through cargo test"
+    );
+    assert_eq!(env["CARGO_PKG_NAME"], serde_json::Value::Null, "{env}");
     for credential in [
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",

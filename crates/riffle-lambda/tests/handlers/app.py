@@ -21,7 +21,7 @@ LAMBDA_ENV = [
     "TZ",
     "_HANDLER",
     "GREETING",
-    "RIFFLE_SECRET_ACCESS_KEY",
+    "CARGO_PKG_NAME",
 ]
 
 
