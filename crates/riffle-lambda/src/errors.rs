@@ -3,8 +3,6 @@
 //! Lambda reports it as the invocation's result, with `FunctionError`, and so
 //! does [`crate::Invocation`].
 
-use std::path::PathBuf;
-
 /// An error of the registry, for the caller (Firehose, an event source
 /// mapping) to report or retry.
 #[derive(Debug, thiserror::Error)]
@@ -47,9 +45,6 @@ pub enum LambdaError {
         name: String,
         source: std::io::Error,
     },
-    /// The working directory of a command function is missing.
-    #[error("function {name:?}: working_dir {path} is not a directory")]
-    WorkingDir { name: String, path: PathBuf },
     /// [`crate::Functions::shutdown`] was called: no more invocations.
     #[error("the function registry is shut down")]
     ShutDown,

@@ -99,6 +99,12 @@ impl Instance {
                 }));
             }
         };
+        if let Some(dir) = &spec.working_dir
+            && !tokio::fs::metadata(dir).await.is_ok_and(|m| m.is_dir())
+        {
+            let reason = format!("chdir {}: working_dir is not a directory", dir.display());
+            return Err(SpawnError::Program(reason));
+        }
         let mut command = command(spec, ctx, &addr.to_string());
         let mut child = command
             .spawn()
