@@ -7,6 +7,7 @@
 //! The README's options table is checked against these declarations by a
 //! test, so the two cannot drift apart.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -16,6 +17,7 @@ use riffle_config::text_option;
 use riffle_config::values::{Bounded, Listen, OnOff};
 use riffle_firehose::FirehoseOptions;
 use riffle_kinesis::KinesisOptions;
+use riffle_lambda::{FunctionTable, FunctionsConfig, LambdaError};
 use riffle_log::FsyncPolicy;
 use riffle_server::{EDGE_OPTION_TABLES, EdgeOptions, OptionsError, TlsFiles};
 use serde::{Deserialize, Serialize};
@@ -99,6 +101,11 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub firehose: FirehoseOptions,
+    /// Lambda functions, from the config file only: `[functions.<name>]`
+    /// tables (riffle-lambda's `config`; the README's "Functions").
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub functions: FunctionTable,
     /// TOML file with any of these options, by their names in snake_case
     /// (listen, data_dir, fsync, …)
     #[arg(long, env = "RIFFLE_CONFIG", value_name = "FILE")]
@@ -136,6 +143,8 @@ pub enum ConfigError {
     Layers(#[from] riffle_config::ConfigError),
     #[error(transparent)]
     Options(#[from] OptionsError),
+    #[error(transparent)]
+    Functions(#[from] LambdaError),
 }
 
 impl ServeConfig {
@@ -147,13 +156,12 @@ impl ServeConfig {
         command: &Command,
         matches: &ArgMatches,
     ) -> Result<ServeConfig, ConfigError> {
-        let layers = riffle_config::resolve(
-            args,
-            command,
-            matches,
-            args.config.as_deref(),
-            &EDGE_OPTION_TABLES,
-        )?;
+        let tables: Vec<&str> = EDGE_OPTION_TABLES
+            .into_iter()
+            .chain(["functions"])
+            .collect();
+        let layers =
+            riffle_config::resolve(args, command, matches, args.config.as_deref(), &tables)?;
         // The flattened parts first, so that a bad value is named by its key.
         layers.extract::<KinesisOptions>()?;
         layers.extract::<EdgeOptions>()?;
@@ -161,6 +169,9 @@ impl ServeConfig {
         let options: ServeArgs = layers.extract()?;
         let access_keys = AccessKeys(options.edge.access_keys()?);
         let tls = options.edge.tls_files()?;
+        for (name, function) in &options.functions {
+            function.spec(name)?;
+        }
         Ok(ServeConfig {
             options: ServeArgs {
                 config: args.config.clone(),
@@ -194,6 +205,16 @@ impl ServeConfig {
 }
 
 impl ServeConfig {
+    /// The function registry's settings: `[functions]`, and the region and
+    /// account of the ARNs functions are told they were invoked as.
+    pub fn functions(&self) -> FunctionsConfig {
+        FunctionsConfig {
+            region: self.options.region.0.clone(),
+            account_id: self.options.account_id.0.clone(),
+            functions: self.options.functions.clone(),
+        }
+    }
+
     /// The Firehose service's settings: the server-wide ones.
     pub fn firehose(&self) -> riffle_firehose::FirehoseConfig {
         let o = &self.options;
@@ -585,6 +606,29 @@ mod tests {
             err,
             "`[policies]` names access key \"AKIDEVE\", which is not one of the server's keys (none are configured): policies apply to verified keys only"
         );
+    }
+
+    #[test]
+    fn functions_come_from_the_files_functions_table_and_are_checked() {
+        let file = "[functions.transform]\ncommand = [\"python3\", \"-m\", \"awslambdaric\", \"app.handler\"]\ntimeout_seconds = 60\n\n[functions.remote]\nurl = \"http://127.0.0.1:9000/2015-03-31/functions/function/invocations\"\n";
+        let config = resolve(&[], Some(file)).unwrap();
+        let functions = config.functions();
+        assert_eq!(functions.region, "us-east-1");
+        let names: Vec<&str> = functions.functions.keys().map(String::as_str).collect();
+        assert_eq!(names, ["remote", "transform"]);
+        assert_eq!(functions.functions["transform"].timeout_seconds, Some(60));
+        let bad = resolve(
+            &[],
+            Some("[functions.f]\ncommand = [\"x\"]\ntimeout_seconds = 901\n"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            bad,
+            "invalid [functions.f]: `timeout_seconds` is 901; it must be 1 to 900"
+        );
+        let typo =
+            resolve(&[], Some("[functions.f]\ncommand = [\"x\"]\ntimeout = 5\n")).unwrap_err();
+        assert!(typo.contains("timeout"), "{typo}");
     }
 
     #[test]

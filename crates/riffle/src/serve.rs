@@ -74,6 +74,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Server(#[from] riffle_server::ServerError),
+    #[error(transparent)]
+    Functions(#[from] riffle_lambda::LambdaError),
     #[error("flushing the data directory at shutdown failed: {0}")]
     Shutdown(LogError),
 }
@@ -177,6 +179,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
             source,
         },
     )?;
+    // `[functions]`: no process starts before a first invocation; nothing
+    // invokes them yet (Firehose's record transformation will, issue 18).
+    let functions = riffle_lambda::Functions::new(config.functions())?;
     let services: Vec<Arc<dyn Service>> = vec![
         Arc::new(KinesisService(Arc::clone(&kinesis))),
         Arc::new(FirehoseService(Arc::clone(&firehose))),
@@ -249,6 +254,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     // Delivery stops where it is: what was not delivered stays in the logs
     // and goes out at the next start.
     firehose.shutdown().await;
+    functions.shutdown(); // kills every function's process group
     let _ = stop_background.send(()); // no receiver left just means it already stopped
     if let Err(err) = background.await {
         warn!(%err, "the background task ended abnormally");
