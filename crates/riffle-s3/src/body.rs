@@ -23,8 +23,18 @@ enum Inner {
     File {
         file: tokio::fs::File,
         remaining: u64,
+        /// Where the body starts in the file, and its length: the range
+        /// whose cached pages are dropped once it was all sent.
+        range: (u64, u64),
     },
 }
+
+/// A body at least this long leaves the page cache once it was all read:
+/// large objects are read in one pass (MinIO bypasses the cache for them
+/// altogether), and kept cached they would crowd out the shards' logs and
+/// make every later write land in memory the kernel had not used yet
+/// (see `store::release_cached_pages`).
+const RELEASE_AFTER_READ_MIN: u64 = 8 * 1024 * 1024;
 
 impl S3Body {
     /// An empty body.
@@ -38,11 +48,12 @@ impl S3Body {
         Self(Inner::Full((!bytes.is_empty()).then_some(bytes)))
     }
 
-    /// `len` bytes of `file` from its current position.
-    pub(crate) fn file(file: std::fs::File, len: u64) -> Self {
+    /// `len` bytes of `file` from `start`, its current position.
+    pub(crate) fn file(file: std::fs::File, start: u64, len: u64) -> Self {
         Self(Inner::File {
             file: tokio::fs::File::from_std(file),
             remaining: len,
+            range: (start, len),
         })
     }
 
@@ -53,6 +64,7 @@ impl S3Body {
             Inner::File {
                 mut file,
                 remaining,
+                ..
             } => {
                 use tokio::io::AsyncReadExt;
                 let mut buf = Vec::with_capacity(usize::try_from(remaining).unwrap_or(0));
@@ -83,19 +95,27 @@ impl http_body::Body for S3Body {
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match &mut self.get_mut().0 {
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Inner::File { file, remaining } => {
+            Inner::File {
+                file,
+                remaining,
+                range,
+            } => {
                 if *remaining == 0 {
                     return Poll::Ready(None);
                 }
                 let want = usize::try_from(*remaining).unwrap_or(CHUNK).min(CHUNK);
                 let mut buf = BytesMut::zeroed(want);
                 let mut read_buf = ReadBuf::new(&mut buf);
-                ready!(Pin::new(file).poll_read(cx, &mut read_buf))?;
+                ready!(Pin::new(&mut *file).poll_read(cx, &mut read_buf))?;
                 let n = read_buf.filled().len();
                 if n == 0 {
                     return Poll::Ready(Some(Err(truncated())));
                 }
                 *remaining -= n as u64;
+                if *remaining == 0 && range.1 >= RELEASE_AFTER_READ_MIN {
+                    use std::os::fd::AsRawFd;
+                    crate::store::release_cached_range(file.as_raw_fd(), range.0, range.1);
+                }
                 buf.truncate(n);
                 Poll::Ready(Some(Ok(Frame::data(buf.freeze()))))
             }

@@ -137,7 +137,19 @@ async fn append_to_log(
 
 /// A record's id: where it lies, as opaque text (AWS's ids are opaque too).
 pub fn record_id(incarnation: u64, seq: Seq) -> String {
-    format!("{incarnation:016x}{seq:016x}")
+    let mut id = String::with_capacity(RECORD_ID_LEN);
+    write_record_id(&mut id, incarnation, seq);
+    id
+}
+
+/// The length of a [`record_id`]: two 16-digit hex numbers.
+const RECORD_ID_LEN: usize = 32;
+
+/// Appends [`record_id`] to `out`.
+pub fn write_record_id(out: &mut String, incarnation: u64, seq: Seq) {
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{incarnation:016x}{seq:016x}");
 }
 
 pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseError> {
