@@ -168,6 +168,36 @@ def offline_aws_env(tmp_path_factory):
             os.environ[key] = value
 
 
+# The banner line that names the Prometheus endpoint.
+METRICS_LINE = re.compile(r"^\s*metrics:\s+(http://\S+/metrics)\s*$", re.MULTILINE)
+# One sample of the text format: name, labels (optional), value.
+METRICS_SAMPLE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")
+
+
+@pytest.fixture
+def metered(tmp_path):
+    """A running server that also serves /metrics, at `metered.metrics_url`."""
+    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, extra_args=["--metrics-listen", "127.0.0.1:0"])
+    srv.start()
+    srv.metrics_url = METRICS_LINE.search((tmp_path / "riffle-1.stdout").read_text()).group(1)
+    yield srv
+    print(f"--- riffle stderr (tail) ---\n{srv.stderr_tail()}")
+    assert srv.terminate() == 0, "riffle serve did not exit 0 on SIGTERM"
+
+
+def scrape_samples(url: str) -> dict[tuple[str, str], float]:
+    """/metrics as {(name, labels as written, "" for none): value}."""
+    import urllib.request
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, labels, value = METRICS_SAMPLE.match(line).groups()
+            samples[(name, labels or "")] = float(value)
+    return samples
+
+
 @pytest.fixture
 def server(tmp_path):
     """A fresh, running server with its own data directory."""

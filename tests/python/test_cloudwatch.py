@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import re
 import shutil
 import subprocess
 import urllib.parse
@@ -28,35 +27,12 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from conftest import AWS_CLI, RiffleServer
+from conftest import AWS_CLI, RiffleServer, scrape_samples
 from kinesis_helpers import REGION
 
-METRICS_LINE = re.compile(r"^\s*metrics:\s+(http://\S+/metrics)\s*$", re.MULTILINE)
-SAMPLE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")
 CLI_DEADLINE_S = 60
 # botocore's protocol names, as riffle_api_requests_by_protocol_total labels them.
 PROTOCOL_LABELS = {"smithy-rpc-v2-cbor": "rpcv2cbor", "json": "json1.0", "query": "query"}
-
-
-@pytest.fixture
-def metered(tmp_path):
-    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, extra_args=["--metrics-listen", "127.0.0.1:0"])
-    srv.start()
-    srv.metrics_url = METRICS_LINE.search((tmp_path / "riffle-1.stdout").read_text()).group(1)
-    yield srv
-    print(f"--- riffle stderr (tail) ---\n{srv.stderr_tail()}")
-    assert srv.terminate() == 0, "riffle serve did not exit 0 on SIGTERM"
-
-
-def scrape(url: str) -> dict[tuple[str, str], float]:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, labels, value = SAMPLE.match(line).groups()
-            samples[(name, labels or "")] = float(value)
-    return samples
 
 
 MODEL_DIR = Path(botocore.__file__).parent / "data" / "cloudwatch" / "2010-08-01"
@@ -115,7 +91,7 @@ def test_boto3_puts_show_per_dimension_series_on_metrics(metered, protocol):
             {"MetricName": "LeasesHeld", "Value": 2},
         ],
     )
-    samples = scrape(metered.metrics_url)
+    samples = scrape_samples(metered.metrics_url)
     behind = 'namespace="orders-app",metric="MillisBehindLatest",Operation="ProcessTask",ShardId="shardId-000000000003"'
     assert samples[("riffle_cloudwatch_metric_count", behind)] == 2
     assert samples[("riffle_cloudwatch_metric_sum", behind)] == 500
@@ -152,7 +128,7 @@ def test_boto3_gets_cloudwatchs_error_codes_and_the_server_keeps_serving(metered
     assert unsupported["Error"]["Code"] == "InvalidAction"
     assert "ListMetrics" in unsupported["Error"]["Message"]
     client.put_metric_data(Namespace="n", MetricData=[{"MetricName": "after", "Value": 1}])
-    samples = scrape(metered.metrics_url)
+    samples = scrape_samples(metered.metrics_url)
     assert samples[("riffle_cloudwatch_data_points_total", "")] == 1
     assert samples[("riffle_cloudwatch_metric_sum", 'namespace="n",metric="after"')] == 1
 
@@ -165,7 +141,7 @@ def test_the_aws_cli_puts_metric_data(metered):
         capture_output=True, text=True, timeout=CLI_DEADLINE_S, env=os.environ, stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stderr
-    samples = scrape(metered.metrics_url)
+    samples = scrape_samples(metered.metrics_url)
     series = 'namespace="cli-app",metric="RecordsProcessed",Operation="ProcessTask",ShardId="shardId-000000000000"'
     assert samples[("riffle_cloudwatch_metric_last", series)] == 42
 
@@ -211,7 +187,7 @@ def test_a_signed_query_form_is_answered_in_xml(metered):
     }))
     assert status == 400
     assert "<Type>Sender</Type>" in body and "<Code>InvalidParameterCombination</Code>" in body, body
-    samples = scrape(metered.metrics_url)
+    samples = scrape_samples(metered.metrics_url)
     series = 'namespace="KinesisClientLibrary",metric="MillisBehindLatest",ShardId="shardId-000000000001"'
     assert samples[("riffle_cloudwatch_metric_last", series)] == 1200
     assert samples[("riffle_api_requests_by_protocol_total", 'service="monitoring",protocol="query"')] == 2

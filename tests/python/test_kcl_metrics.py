@@ -7,41 +7,13 @@ application's namespace, RecordsProcessed among them."""
 
 from __future__ import annotations
 
-import re
-import urllib.request
-
-import pytest
-
-from conftest import RiffleServer, make_client
+from conftest import make_client, scrape_samples
 from kcl.daemon import Worker, records, wait_for
 from kinesis_helpers import create_active_stream, put_records_retrying
 
-METRICS_LINE = re.compile(r"^\s*metrics:\s+(http://\S+/metrics)\s*$", re.MULTILINE)
-SAMPLE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")
 # JVM start, KCL's random 1-30 s wait before its first shard sync, leases,
 # then a metrics buffer period (1 s here).
 METRICS_DEADLINE_S = 120.0
-
-
-@pytest.fixture
-def metered(tmp_path):
-    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, extra_args=["--metrics-listen", "127.0.0.1:0"])
-    srv.start()
-    srv.metrics_url = METRICS_LINE.search((tmp_path / "riffle-1.stdout").read_text()).group(1)
-    yield srv
-    print(f"--- riffle stderr (tail) ---\n{srv.stderr_tail()}")
-    assert srv.terminate() == 0, "riffle serve did not exit 0 on SIGTERM"
-
-
-def scrape(url: str) -> dict[tuple[str, str], float]:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, labels, value = SAMPLE.match(line).groups()
-            samples[(name, labels or "")] = float(value)
-    return samples
 
 
 def test_the_java_kcls_own_metrics_show_on_metrics(metered, tmp_path, monkeypatch):
@@ -58,7 +30,7 @@ def test_the_java_kcls_own_metrics_show_on_metrics(metered, tmp_path, monkeypatc
         wait_for("the records processed", lambda: len(records([worker])) >= 10, [worker], METRICS_DEADLINE_S)
 
         def kcl_series():
-            samples = scrape(metered.metrics_url)
+            samples = scrape_samples(metered.metrics_url)
             return {labels: value for (name, labels), value in samples.items()
                     if name == "riffle_cloudwatch_metric_sum" and 'namespace="kcl-metered-app"' in labels}
 
@@ -67,7 +39,7 @@ def test_the_java_kcls_own_metrics_show_on_metrics(metered, tmp_path, monkeypatc
         # What the SDK for Java v2 in KCL 3.1.3 spoke: the query protocol to
         # CloudWatch, and CBOR (its default) to Kinesis, which this test's
         # own boto3 calls never use (they are JSON 1.1).
-        protocols = {labels for (name, labels) in scrape(metered.metrics_url)
+        protocols = {labels for (name, labels) in scrape_samples(metered.metrics_url)
                      if name == "riffle_api_requests_by_protocol_total"}
         assert {p for p in protocols if 'service="monitoring"' in p} == {'service="monitoring",protocol="query"'}
         assert 'service="kinesis",protocol="cbor"' in protocols, protocols

@@ -9,23 +9,11 @@ import urllib.request
 
 import pytest
 
-from conftest import RiffleServer, make_client
+from conftest import make_client
 from kinesis_helpers import create_active_stream, get_records, iterator, shard_id
 
-METRICS_LINE = re.compile(r"^\s*metrics:\s+(http://\S+/metrics)\s*$", re.MULTILINE)
 # Labels are optional: the storage series have none.
 SAMPLE = re.compile(r'^(\w+)(?:\{([^}]*)\})? (-?[0-9.e+-]+)$')
-
-
-@pytest.fixture
-def metered(tmp_path):
-    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, extra_args=["--metrics-listen", "127.0.0.1:0"])
-    srv.start()
-    banner = (tmp_path / "riffle-1.stdout").read_text()
-    srv.metrics_url = METRICS_LINE.search(banner).group(1)
-    yield srv
-    print(f"--- riffle stderr (tail) ---\n{srv.stderr_tail()}")
-    assert srv.terminate() == 0, "riffle serve did not exit 0 on SIGTERM"
 
 
 def scrape(url):

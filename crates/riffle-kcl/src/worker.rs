@@ -418,13 +418,7 @@ impl Worker {
         P: RecordProcessor,
         F: FnMut(&str) -> P + Send + 'static,
     {
-        let leases: Vec<Lease> = self
-            .table
-            .list()
-            .await?
-            .into_iter()
-            .filter(|l| !l.is_finished())
-            .collect();
+        let leases = self.unfinished_leases().await?;
         let expired = observations.observe(&leases, Instant::now(), self.failover_time);
         let me = &*self.worker_id;
         for lease in leases {
@@ -498,6 +492,12 @@ impl Worker {
         }
     }
 
+    /// The lease table's leases whose shards are not read to their end.
+    async fn unfinished_leases(&self) -> Result<Vec<Lease>, KclError> {
+        let leases = self.table.list().await?;
+        Ok(leases.into_iter().filter(|l| !l.is_finished()).collect())
+    }
+
     /// One taking round: expired leases first, else one stolen.
     async fn take<P, F>(
         &self,
@@ -510,13 +510,7 @@ impl Worker {
         P: RecordProcessor,
         F: FnMut(&str) -> P + Send + 'static,
     {
-        let leases: Vec<Lease> = self
-            .table
-            .list()
-            .await?
-            .into_iter()
-            .filter(|l| !l.is_finished())
-            .collect();
+        let leases = self.unfinished_leases().await?;
         let mut expired = observations.observe(&leases, Instant::now(), self.failover_time);
         // Ours in the table but not running here (an earlier run of this id).
         expired.extend(
