@@ -11,27 +11,13 @@ mod common;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
-use aws_sdk_cloudwatch::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_cloudwatch::error::ProvideErrorMetadata;
 use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataError;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticSet};
-use common::Riffle;
+use common::{Riffle, sdk_config};
 
 fn client(endpoint: &str) -> aws_sdk_cloudwatch::Client {
-    let config = aws_sdk_cloudwatch::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "secret",
-            None,
-            None,
-            "riffle-tests",
-        ))
-        .endpoint_url(endpoint)
-        .retry_config(aws_sdk_cloudwatch::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_cloudwatch::Client::from_conf(config)
+    aws_sdk_cloudwatch::Client::new(&sdk_config(endpoint))
 }
 
 /// A server with its metrics listener, and that listener's address.

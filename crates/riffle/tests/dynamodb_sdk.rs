@@ -10,31 +10,17 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TableStatus,
 };
-use common::{Riffle, eventually};
+use common::{Riffle, eventually, sdk_config};
 
 const ACTIVE_TIME_MAX: Duration = Duration::from_secs(10);
 
 fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "secret",
-            None,
-            None,
-            "riffle-tests",
-        ))
-        .endpoint_url(endpoint)
-        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+    aws_sdk_dynamodb::Client::new(&sdk_config(endpoint))
 }
 
 fn s(text: &str) -> AttributeValue {

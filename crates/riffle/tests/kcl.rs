@@ -17,9 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_kinesis::primitives::Blob;
-use common::{Riffle, create_active, eventually, unique_name, wait_active};
+use common::{Riffle, create_active, eventually, sdk_config, unique_name, wait_active};
 use riffle_kcl::{
     Checkpointer, InitialPosition, InitializeInput, Lease, ProcessRecordsInput, RecordProcessor,
     RetrievalMode, Worker, WorkerHandle,
@@ -113,18 +112,11 @@ impl Recorder {
     }
 }
 
+/// The lease table's client; with the SDK's standard retries, as a
+/// worker's own client has.
 fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDTEST",
-            "secret",
-            None,
-            None,
-            "riffle-tests",
-        ))
-        .endpoint_url(endpoint)
+    let config = aws_sdk_dynamodb::config::Builder::from(&sdk_config(endpoint))
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::standard())
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }

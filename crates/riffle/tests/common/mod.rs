@@ -21,7 +21,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::Client;
-use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_kinesis::types::{ConsumerStatus, StreamStatus};
 use tempfile::TempDir;
 
@@ -290,18 +290,26 @@ pub fn client_for(endpoint: &str) -> Client {
 /// The configuration of [`client_for`], for a test that changes a part of
 /// it (its HTTP client, its clock).
 pub fn config_for(endpoint: &str) -> aws_sdk_kinesis::config::Builder {
-    aws_sdk_kinesis::Config::builder()
+    aws_sdk_kinesis::config::Builder::from(&sdk_config(endpoint))
+}
+
+/// What every service's SDK client in the tests shares: the region, the
+/// test credentials, the endpoint, and no retries (each call is one
+/// request). `aws_sdk_<service>::Client::new(&sdk_config(endpoint))`.
+pub fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "AKIDTEST",
             "secret",
             None,
             None,
             "riffle-tests",
-        ))
+        )))
         .endpoint_url(endpoint)
-        .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build()
 }
 
 /// A stream name no other test (or test process) uses.
