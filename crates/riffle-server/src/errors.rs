@@ -306,6 +306,110 @@ pub fn aws_error(rejection: &Rejection) -> AwsError {
     }
 }
 
+/// Why an HTTP ingest request (`ingest`) wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestRejection {
+    #[error("no ingest route")]
+    NoRoute,
+    #[error("method is not POST")]
+    NotPost,
+    #[error("no valid API key")]
+    Forbidden,
+    #[error("API key {key:?} may not write {stream:?}")]
+    StreamNotAllowed { key: String, stream: String },
+    #[error("throttled")]
+    Throttled,
+    #[error("body too large")]
+    TooLarge,
+    #[error("reading the body failed")]
+    BodyRead,
+    #[error("body is not UTF-8")]
+    NotUtf8,
+    #[error("body is not JSON: {0}")]
+    Malformed(String),
+    #[error("no records")]
+    NoRecords,
+    #[error("{0} records")]
+    TooManyRecords(usize),
+    #[error("no partition key header {0:?}")]
+    NoKeyHeader(String),
+    #[error("record {record} has no key field {field:?}")]
+    NoKeyField { record: usize, field: String },
+    #[error("{}: {}", .0.code, .0.message.as_deref().unwrap_or(""))]
+    Service(AwsError),
+    #[error("internal error")]
+    Internal,
+}
+
+/// An ingest rejection's status and JSON body. The edge's own refusals
+/// are API Gateway's (`{"message":"Forbidden"}`, `{"message":"Too Many
+/// Requests"}`, …) with Riffle's explanation where API Gateway has none;
+/// a refused call keeps the service's code and message.
+pub(crate) fn ingest_error(rejection: &IngestRejection) -> (StatusCode, Bytes) {
+    use crate::ingest::{INGEST_BODY_BYTES_MAX, INGEST_RECORDS_MAX};
+    let (status, message) = match rejection {
+        IngestRejection::Service(error) => return (error.status, json_body(error)),
+        IngestRejection::NoRoute => (
+            StatusCode::NOT_FOUND,
+            "Not Found: POST to /streams/<stream name> or /delivery-streams/<delivery stream name>"
+                .to_owned(),
+        ),
+        IngestRejection::NotPost => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method Not Allowed: records are sent with POST".to_owned(),
+        ),
+        IngestRejection::Forbidden => (StatusCode::FORBIDDEN, "Forbidden".to_owned()),
+        IngestRejection::StreamNotAllowed { stream, .. } => (
+            StatusCode::FORBIDDEN,
+            format!("Forbidden: this API key may not write to {stream}"),
+        ),
+        IngestRejection::Throttled => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests".to_owned(),
+        ),
+        IngestRejection::TooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Request Too Long: the body may have at most {INGEST_BODY_BYTES_MAX} bytes"),
+        ),
+        IngestRejection::BodyRead => (
+            StatusCode::BAD_REQUEST,
+            "The request body could not be read".to_owned(),
+        ),
+        IngestRejection::NotUtf8 => (
+            StatusCode::BAD_REQUEST,
+            "The body is not UTF-8 JSON".to_owned(),
+        ),
+        IngestRejection::Malformed(why) => (
+            StatusCode::BAD_REQUEST,
+            format!("The body is not a JSON array or JSON values one after another: {why}"),
+        ),
+        IngestRejection::NoRecords => (
+            StatusCode::BAD_REQUEST,
+            "The body holds no records".to_owned(),
+        ),
+        IngestRejection::TooManyRecords(n) => (
+            StatusCode::BAD_REQUEST,
+            format!("The body holds {n} records; a request may carry at most {INGEST_RECORDS_MAX}"),
+        ),
+        IngestRejection::NoKeyHeader(name) => (
+            StatusCode::BAD_REQUEST,
+            format!("partition-key-header names {name:?}, which the request does not carry"),
+        ),
+        IngestRejection::NoKeyField { record, field } => (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Record {record} has no string, number or boolean member {field:?} to take its partition key from"
+            ),
+        ),
+        IngestRejection::Internal => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal server error".to_owned(),
+        ),
+    };
+    let body = serde_json::json!({ "message": message });
+    (status, Bytes::from(body.to_string()))
+}
+
 /// Writes an error in the client's encoding.
 pub fn encode(error: &AwsError, encoding: Encoding) -> Encoded {
     let (status, content_type, body) = match encoding {

@@ -33,6 +33,8 @@
 //! - `policy`: IAM policies: access keys' identity policies and the
 //!   resource policies of streams and consumers.
 //! - `metrics`: the Prometheus endpoint on its own listener.
+//! - `ingest`: HTTP ingest (JSON posted to a stream's path, API keys) on
+//!   its own listener.
 //! - `requests`: per-operation request counts and latencies it shows.
 //! - `errors`: every error → (HTTP status, `__type`, message, encoding).
 //! - `service`: what a service registers; `services`: the registrations.
@@ -48,6 +50,7 @@ mod errors;
 mod events;
 mod eventstream;
 mod headers;
+mod ingest;
 mod metrics;
 mod options;
 mod policy;
@@ -63,8 +66,9 @@ mod tls;
 pub use audit::{AuditError, AuditLog, AuditWriter};
 pub use body::BODY_BYTES_MAX;
 pub use errors::AwsError;
+pub use ingest::{INGEST_BODY_BYTES_MAX, INGEST_RECORDS_MAX, IngestConfig, serve_ingest};
 pub use metrics::serve_metrics;
-pub use options::{EDGE_OPTION_TABLES, EdgeOptions, OptionsError, TlsFiles};
+pub use options::{EDGE_OPTION_TABLES, EdgeOptions, IngestKeyOptions, OptionsError, TlsFiles};
 pub use policy::{Policies, PolicyDocument, PolicyError, check_resource_policy};
 pub use requests::RequestMetrics;
 pub use server::{EdgeConfig, ServerError, Services, serve};

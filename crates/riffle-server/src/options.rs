@@ -61,10 +61,44 @@ pub struct EdgeOptions {
     /// CORS for browser pages, as AWS answers it (preflights, Access-Control-* headers)
     #[arg(long, env = "RIFFLE_CORS", value_name = "on|off", default_value = "on")]
     pub cors: OnOff,
+    /// Serve HTTP ingest at ADDR: POST JSON to /streams/NAME or /delivery-streams/NAME with no SDK and no signature, or off
+    #[arg(
+        long,
+        env = "RIFFLE_INGEST_LISTEN",
+        value_name = "ADDR",
+        default_value = "off"
+    )]
+    pub ingest_listen: ListenOrOff,
+    /// HTTP ingest's API keys, from the config file only:
+    /// `[ingest_keys.<name>]` tables. None configured: no key is asked for.
+    #[arg(skip)]
+    #[serde(default)]
+    pub ingest_keys: BTreeMap<String, IngestKeyOptions>,
 }
 
 /// The config-file tables of [`EdgeOptions`] (no flag sets them).
-pub const EDGE_OPTION_TABLES: [&str; 2] = ["credentials", "policies"];
+pub const EDGE_OPTION_TABLES: [&str; 3] = ["credentials", "policies", "ingest_keys"];
+
+/// One HTTP ingest API key, as an API Gateway usage plan would grant it:
+/// `[ingest_keys.<name>]` with `key`, `streams`, and optionally
+/// `rate_limit` (requests per second) and `burst_limit` (requests).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestKeyOptions {
+    /// The value clients send in `x-api-key`.
+    pub key: String,
+    /// The streams and delivery streams it may write, by name; `"*"` for all.
+    pub streams: Vec<String>,
+    /// The steady rate of requests per second (a usage plan's `rateLimit`).
+    pub rate_limit: Option<f64>,
+    /// The requests it may make at once above the rate (`burstLimit`);
+    /// defaults to the rate, rounded up.
+    pub burst_limit: Option<u32>,
+}
+
+/// An API key's value: "an alphanumeric string between 20 and 128
+/// characters" ("Usage plans and API keys for REST APIs in API Gateway").
+const INGEST_KEY_CHARS: std::ops::RangeInclusive<usize> = 20..=128;
 
 /// Options that do not fit together.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +121,8 @@ pub enum OptionsError {
     PolicyKey { id: String, known: String },
     #[error("invalid access key id {id:?}: {reason}")]
     AccessKeyId { id: String, reason: &'static str },
+    #[error("invalid [ingest_keys.{name}]: {reason}")]
+    IngestKey { name: String, reason: String },
 }
 
 /// The PEM files of `--tls-cert` and `--tls-key`.
@@ -155,6 +191,49 @@ impl EdgeOptions {
             }),
             (None, None) => Ok(None),
         }
+    }
+
+    /// `[ingest_keys]`, checked: each key's value as API Gateway takes one,
+    /// no value twice (API Gateway treats two keys of one value as one),
+    /// a stream list, and a positive rate.
+    pub fn ingest_keys(&self) -> Result<&BTreeMap<String, IngestKeyOptions>, OptionsError> {
+        let mut values = std::collections::BTreeSet::new();
+        for (name, key) in &self.ingest_keys {
+            let bad = |reason: String| OptionsError::IngestKey {
+                name: name.clone(),
+                reason,
+            };
+            let chars = key.key.chars().count();
+            if !INGEST_KEY_CHARS.contains(&chars)
+                || !key.key.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                return Err(bad(format!(
+                    "`key` must be {} to {} letters and digits (API Gateway's API key values)",
+                    INGEST_KEY_CHARS.start(),
+                    INGEST_KEY_CHARS.end()
+                )));
+            }
+            if !values.insert(key.key.as_str()) {
+                return Err(bad("its `key` is another key's too".to_owned()));
+            }
+            if key.streams.is_empty() {
+                return Err(bad(
+                    "`streams` lists none: name the streams it may write, or \"*\"".to_owned(),
+                ));
+            }
+            if let Some(rate) = key.rate_limit
+                && !(rate.is_finite() && rate > 0.0)
+            {
+                return Err(bad(format!("`rate_limit` is {rate}; it must be above 0")));
+            }
+            if key.burst_limit == Some(0) {
+                return Err(bad("`burst_limit` is 0; it must be at least 1".to_owned()));
+            }
+            if key.burst_limit.is_some() && key.rate_limit.is_none() {
+                return Err(bad("`burst_limit` is set without `rate_limit`".to_owned()));
+            }
+        }
+        Ok(&self.ingest_keys)
     }
 }
 

@@ -284,6 +284,8 @@ fn answer_body(
             None => (Some(errors::TEXT_XML), body),
         },
         ApiProtocol::Json11 | ApiProtocol::RestXml => (Some(JSON_11), body),
+        // Answered by `ingest`, never on this path.
+        ApiProtocol::HttpIngest => (Some("application/json"), body),
     }
 }
 

@@ -61,16 +61,19 @@ pub(crate) enum ApiProtocol {
     RpcV2Cbor,
     /// S3's REST API.
     RestXml,
+    /// JSON posted to the HTTP ingest listener (`ingest`).
+    HttpIngest,
 }
 
 impl ApiProtocol {
-    const ALL: [(ApiProtocol, &'static str); 6] = [
+    const ALL: [(ApiProtocol, &'static str); 7] = [
         (ApiProtocol::Json10, "json1.0"),
         (ApiProtocol::Json11, "json1.1"),
         (ApiProtocol::Cbor, "cbor"),
         (ApiProtocol::Query, "query"),
         (ApiProtocol::RpcV2Cbor, "rpcv2cbor"),
         (ApiProtocol::RestXml, "rest-xml"),
+        (ApiProtocol::HttpIngest, "http-ingest"),
     ];
 
     fn slot(self) -> usize {

@@ -169,6 +169,7 @@ impl ServeConfig {
         let options: ServeArgs = layers.extract()?;
         let access_keys = AccessKeys(options.edge.access_keys()?);
         let tls = options.edge.tls_files()?;
+        options.edge.ingest_keys()?;
         for (name, function) in &options.functions {
             function.spec(name)?;
         }
@@ -629,6 +630,36 @@ mod tests {
         let typo =
             resolve(&[], Some("[functions.f]\ncommand = [\"x\"]\ntimeout = 5\n")).unwrap_err();
         assert!(typo.contains("timeout"), "{typo}");
+    }
+
+    #[test]
+    fn ingest_keys_come_from_the_files_table_and_are_checked() {
+        let file = "ingest_listen = \"127.0.0.1:0\"\n[ingest_keys.web]\nkey = \"abcdefghij0123456789\"\nstreams = [\"clicks\"]\nrate_limit = 2.5\n";
+        let config = resolve(&[], Some(file)).unwrap();
+        let web = &config.options.edge.ingest_keys["web"];
+        assert_eq!(web.streams, ["clicks"]);
+        assert_eq!((web.rate_limit, web.burst_limit), (Some(2.5), None));
+        assert!(config.options.edge.ingest_listen.0.is_some());
+        let short = resolve(
+            &[],
+            Some("[ingest_keys.w]\nkey = \"short\"\nstreams = [\"*\"]\n"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            short,
+            "invalid [ingest_keys.w]: `key` must be 20 to 128 letters and digits (API Gateway's API key values)"
+        );
+        let twice = "[ingest_keys.a]\nkey = \"abcdefghij0123456789\"\nstreams = [\"*\"]\n[ingest_keys.b]\nkey = \"abcdefghij0123456789\"\nstreams = [\"*\"]\n";
+        assert_eq!(
+            resolve(&[], Some(twice)).unwrap_err(),
+            "invalid [ingest_keys.b]: its `key` is another key's too"
+        );
+        let no_rate =
+            "[ingest_keys.a]\nkey = \"abcdefghij0123456789\"\nstreams = [\"*\"]\nburst_limit = 3\n";
+        assert_eq!(
+            resolve(&[], Some(no_rate)).unwrap_err(),
+            "invalid [ingest_keys.a]: `burst_limit` is set without `rate_limit`"
+        );
     }
 
     #[test]

@@ -112,6 +112,10 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
+    let ingest_listener = match options.edge.ingest_listen.0 {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let local = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: options.listen.0,
         source,
@@ -196,16 +200,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     let (stop_background, stopped) = watch::channel(());
     let background = tokio::spawn(Arc::clone(&kinesis).run_background(changed(stopped)));
 
-    let metrics_local = match (&metrics_listener, options.edge.metrics_listen.0) {
-        (Some(listener), Some(addr)) => {
-            Some(listener.local_addr().map_err(|source| ServeError::Bind {
-                addr,
-                source,
-                hint: "",
-            })?)
-        }
-        _ => None,
-    };
+    let metrics_local = local_addr(metrics_listener.as_ref(), options.edge.metrics_listen.0)?;
+    let ingest_local = local_addr(ingest_listener.as_ref(), options.edge.ingest_listen.0)?;
     let mut infos: Vec<_> = services.iter().map(|s| s.info()).collect();
     infos.push(&riffle_server::services::s3::S3_INFO);
     let request_metrics = Arc::new(riffle_server::RequestMetrics::new(&infos));
@@ -215,6 +211,19 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
             listener,
             services.clone(),
             Arc::clone(&request_metrics),
+            changed(metrics_stopped.clone()),
+        ))
+    });
+    let ingest = ingest_listener.map(|listener| {
+        let config = riffle_server::IngestConfig {
+            keys: options.edge.ingest_keys.clone(),
+            cors: options.edge.cors.0,
+            request_metrics: Arc::clone(&request_metrics),
+        };
+        tokio::spawn(riffle_server::serve_ingest(
+            listener,
+            services.clone(),
+            config,
             changed(metrics_stopped),
         ))
     });
@@ -225,7 +234,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         tokio::spawn(reload_on_hangup(hangups, tls.clone(), files.clone()));
     }
 
-    print_banner(&config, local, metrics_local);
+    print_banner(&config, local, metrics_local, ingest_local);
     let edge = riffle_server::EdgeConfig {
         credentials: (!config.access_keys.0.is_empty()).then(|| {
             riffle_server::Credentials::new(&options.region.0, config.access_keys.0.clone())
@@ -244,11 +253,15 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     if let Some(writer) = audit_writer {
         writer.close().await;
     }
-    let _ = stop_metrics.send(()); // no receiver left just means it already stopped
-    if let Some(metrics) = metrics
-        && let Err(err) = metrics.await
-    {
-        warn!(%err, "the metrics listener ended abnormally");
+    // Stops the metrics and ingest listeners; no receiver left just means
+    // they already stopped.
+    let _ = stop_metrics.send(());
+    for (name, task) in [("metrics", metrics), ("ingest", ingest)] {
+        if let Some(task) = task
+            && let Err(err) = task.await
+        {
+            warn!(%err, listener = name, "a listener ended abnormally");
+        }
     }
 
     // Delivery stops where it is: what was not delivered stays in the logs
@@ -263,6 +276,22 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     store.shutdown().await.map_err(ServeError::Shutdown)?;
     info!("stopped; every acknowledged record is on disk");
     Ok(())
+}
+
+/// The address `listener` (bound to `addr`, given for errors) serves on.
+fn local_addr(
+    listener: Option<&TcpListener>,
+    addr: Option<SocketAddr>,
+) -> Result<Option<SocketAddr>, ServeError> {
+    let (Some(listener), Some(addr)) = (listener, addr) else {
+        return Ok(None);
+    };
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr,
+        source,
+        hint: "",
+    })?;
+    Ok(Some(local))
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
@@ -359,7 +388,12 @@ fn read_policies(config: &ServeConfig) -> Result<Option<riffle_server::Policies>
 
 /// The lines a user sees first. Tests find the endpoint with
 /// `^\s*endpoint:\s+(https?://\S+)\s*$` (the README says so): keep that line's shape.
-fn print_banner(config: &ServeConfig, local: SocketAddr, metrics: Option<SocketAddr>) {
+fn print_banner(
+    config: &ServeConfig,
+    local: SocketAddr,
+    metrics: Option<SocketAddr>,
+    ingest: Option<SocketAddr>,
+) {
     let endpoint = endpoint_url(local, config.tls.is_some());
     let options = &config.options;
     let data_dir =
@@ -372,7 +406,7 @@ fn print_banner(config: &ServeConfig, local: SocketAddr, metrics: Option<SocketA
          \x20 endpoint:  {endpoint}\n{tls}\
          \x20 data dir:  {dir} (fsync: {fsync})\n\
          \x20 region:    {region}, account {account}; {credentials}\n\
-         \x20 limits:    {limits}\n{metrics}{audit}\
+         \x20 limits:    {limits}\n{metrics}{ingest}{audit}\
          \x20 try:       aws --endpoint-url {endpoint} kinesis list-streams",
         version = env!("CARGO_PKG_VERSION"),
         tls = match &config.tls {
@@ -381,6 +415,18 @@ fn print_banner(config: &ServeConfig, local: SocketAddr, metrics: Option<SocketA
         },
         metrics = match metrics {
             Some(addr) => format!("  metrics:   {}/metrics\n", endpoint_url(addr, false)),
+            None => String::new(),
+        },
+        ingest = match ingest {
+            Some(addr) => format!(
+                "  ingest:    {}/streams/<name> and /delivery-streams/<name> ({})\n",
+                endpoint_url(addr, false),
+                match options.edge.ingest_keys.len() {
+                    0 => "no API key asked for".to_owned(),
+                    1 => "1 API key".to_owned(),
+                    n => format!("{n} API keys"),
+                }
+            ),
             None => String::new(),
         },
         audit = match &options.edge.audit_log {
