@@ -75,3 +75,28 @@ pub fn json(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
 }
+
+/// npm's aws-lambda-ric entry point (`bin/index.mjs`): `scripts/test`
+/// installs it under tests/node and exports the path. Missing is a failure.
+pub fn node_ric() -> String {
+    match std::env::var("RIFFLE_TEST_NODE_RIC") {
+        Ok(ric) if !ric.is_empty() => ric,
+        _ => panic!(
+            "RIFFLE_TEST_NODE_RIC is not set: these tests run Node.js handlers through npm's \
+             aws-lambda-ric. Run scripts/test, or `scripts/test-lambda-node` and then \
+             RIFFLE_TEST_NODE_RIC=$PWD/crates/riffle-lambda/tests/node/node_modules/aws-lambda-ric/bin/index.mjs \
+             cargo test -p riffle-lambda"
+        ),
+    }
+}
+
+/// `[functions.NAME]` running `module.export` of tests/handlers (app.mjs)
+/// through aws-lambda-ric, with `extra` keys.
+pub fn node_function(name: &str, handler: &str, extra: &str) -> String {
+    format!(
+        "[functions.{name}]\ncommand = [\"node\", {ric:?}, {handler:?}]\n\
+         working_dir = {dir:?}\n{extra}\n",
+        ric = node_ric(),
+        dir = handlers_dir().display().to_string(),
+    )
+}
