@@ -81,6 +81,7 @@ const FLOW_KEYS: &[&str] = &[
 pub struct AgentConfig {
     pub kinesis_endpoint: Option<String>,
     pub firehose_endpoint: Option<String>,
+    pub cloudwatch_endpoint: Option<String>,
     pub checkpoint_file: PathBuf,
     /// `awsAccessKeyId` and `awsSecretAccessKey`, else the SDK's chain.
     pub credentials: Option<(String, String)>,
@@ -179,8 +180,9 @@ impl AgentConfig {
             }
         };
         Ok(AgentConfig {
-            kinesis_endpoint: string(&root, "kinesis.endpoint", "agent.json")?.map(endpoint_url),
-            firehose_endpoint: string(&root, "firehose.endpoint", "agent.json")?.map(endpoint_url),
+            kinesis_endpoint: endpoint(&root, "kinesis.endpoint")?,
+            firehose_endpoint: endpoint(&root, "firehose.endpoint")?,
+            cloudwatch_endpoint: endpoint(&root, "cloudwatch.endpoint")?,
             checkpoint_file: string(&root, "checkpointFile", "agent.json")?
                 .unwrap_or_else(|| DEFAULT_CHECKPOINT_FILE.to_owned())
                 .into(),
@@ -192,13 +194,16 @@ impl AgentConfig {
     }
 }
 
-/// The agent takes endpoints as bare host names and prefixes `https://`.
-fn endpoint_url(endpoint: String) -> String {
-    if endpoint.contains("://") {
-        endpoint
-    } else {
-        format!("https://{endpoint}")
-    }
+/// An endpoint: the agent takes bare host names and prefixes `https://`;
+/// an empty one (as the agent's packaged agent.json has) means the default.
+fn endpoint(root: &Map<String, Value>, key: &str) -> Result<Option<String>, AgentError> {
+    Ok(string(root, key, "agent.json")?
+        .map(|endpoint| endpoint.trim().to_owned())
+        .filter(|endpoint| !endpoint.is_empty())
+        .map(|endpoint| match endpoint.contains("://") {
+            true => endpoint,
+            false => format!("https://{endpoint}"),
+        }))
 }
 
 fn parse_flow(value: &Value, index: usize) -> Result<FlowConfig, AgentError> {
@@ -212,6 +217,13 @@ fn parse_flow(value: &Value, index: usize) -> Result<FlowConfig, AgentError> {
     if !file_pattern.starts_with('/') {
         return Err(AgentError::Config(format!(
             "{at}: filePattern `{file_pattern}` must be an absolute path"
+        )));
+    }
+    // As the agent's: wildcards in the file name only.
+    let dir = file_pattern.rsplit_once('/').map_or("", |(dir, _)| dir);
+    if dir.contains(['*', '?', '[']) {
+        return Err(AgentError::Config(format!(
+            "{at}: filePattern `{file_pattern}` has a wildcard in its directory; only the file name may have one"
         )));
     }
     let destination = match (
@@ -365,7 +377,8 @@ mod tests {
     #[test]
     fn a_minimal_flow_takes_the_agents_defaults() {
         let config = AgentConfig::parse(
-            r#"{"kinesis.endpoint": "kinesis.us-west-2.amazonaws.com",
+            r#"{"kinesis.endpoint": "kinesis.us-west-2.amazonaws.com", "firehose.endpoint": "",
+                "maxSendingThreads": 4,
                 "flows": [{"filePattern": "/var/log/app/*.log*", "kinesisStream": "s"}]}"#,
         )
         .unwrap();
@@ -373,6 +386,7 @@ mod tests {
             config.kinesis_endpoint.as_deref(),
             Some("https://kinesis.us-west-2.amazonaws.com")
         );
+        assert_eq!(config.firehose_endpoint, None);
         assert_eq!(config.checkpoint_file, Path::new(DEFAULT_CHECKPOINT_FILE));
         let flow = &config.flows[0];
         assert_eq!(flow.destination, Destination::Kinesis("s".into()));
@@ -392,6 +406,7 @@ mod tests {
             r#"{"flows": [{"filePattern": "/a/*", "kinesisStream": "s", "deliveryStream": "d"}]}"#,
             r#"{"flows": [{"filePattern": "/a/*", "kinesisStream": "s", "partitionKeyOption": "random"}]}"#,
             r#"{"flows": [{"filePattern": "a/*", "kinesisStream": "s"}]}"#,
+            r#"{"flows": [{"filePattern": "/var/*/app.log", "kinesisStream": "s"}]}"#,
             r#"{"flows": []}"#,
         ] {
             assert!(AgentConfig::parse(bad).is_err(), "{bad}");
