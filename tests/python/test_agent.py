@@ -19,7 +19,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from conftest import _die_with_parent, _riffle_bin
+from conftest import _die_with_parent, _riffle_bin, make_client, scrape_samples
 from kinesis_helpers import REGION, create_active_stream, read_shard, shard_id
 
 # Bounds on waiting for the agent's deliveries, never a sleep-to-hope.
@@ -268,6 +268,39 @@ def test_csv_and_apache_logs_become_the_agents_json_in_a_stream_and_through_fire
         '{"id":"2","name":"Grace","city":null}\n'
         '{"id":"3","name":"Linus","city":"Helsinki"}\n'
     )
+    assert agent.terminate() == 0
+
+
+def test_the_agents_cloudwatch_metrics_count_what_was_sent(metered, agent_for, tmp_path):
+    kinesis = make_client(metered.endpoint)
+    create_active_stream(kinesis, "m")
+    agent = agent_for(
+        {
+            "kinesis.endpoint": metered.endpoint,
+            "cloudwatch.endpoint": metered.endpoint,
+            "cloudwatch.metricsBufferTimeMillis": 1000,
+            "checkpointFile": str(tmp_path / "checkpoints"),
+            "flows": [
+                {
+                    "filePattern": f"{tmp_path}/m.log",
+                    "kinesisStream": "m",
+                    "initialPosition": "START_OF_FILE",
+                    "maxBufferAgeMillis": 1000,
+                }
+            ],
+        }
+    )
+    append(tmp_path / "m.log", ["a", "bb", "ccc"])
+    agent.start()
+    labels = 'namespace="AWSKinesisAgent",metric="{}",Destination="KinesisStream:m"'
+    deadline = time.monotonic() + DELIVERY_DEADLINE_S
+    while scrape_samples(metered.metrics_url).get(("riffle_cloudwatch_metric_sum", labels.format("BytesSent"))) != 9:
+        assert time.monotonic() < deadline, f"no BytesSent of 9:\n{agent.log()[-3000:]}"
+        time.sleep(POLL_INTERVAL_S)
+    samples = scrape_samples(metered.metrics_url)
+    assert samples[("riffle_cloudwatch_metric_sum", labels.format("RecordSendAttempts"))] == 3
+    assert samples[("riffle_cloudwatch_metric_sum", labels.format("RecordSendErrors"))] == 0
+    assert samples[("riffle_cloudwatch_metric_sum", labels.format("ServiceErrors"))] == 0
     assert agent.terminate() == 0
 
 

@@ -24,6 +24,15 @@ const BUFFER_RECORDS_RANGE: (usize, usize) = (1, 500);
 /// `maxBufferSizeBytes`: default and range (4 MiB, PutRecordBatch's limit).
 const BUFFER_BYTES_DEFAULT: usize = 4 * 1024 * 1024;
 const BUFFER_BYTES_RANGE: (usize, usize) = (1, 4 * 1024 * 1024);
+/// `cloudwatch.metricsBufferTimeMillis`, between two PutMetricData
+/// (the agent's default; at least a second here).
+const METRICS_INTERVAL_DEFAULT_MS: u64 = 30_000;
+const METRICS_INTERVAL_RANGE_MS: (u64, u64) = (1_000, 86_400_000);
+/// `cloudwatch.namespace`'s default, the agent's.
+const DEFAULT_NAMESPACE: &str = "AWSKinesisAgent";
+/// `log.statusReportingPeriodSeconds`, between two progress lines.
+const PROGRESS_DEFAULT_S: u64 = 30;
+const PROGRESS_RANGE_S: (u64, u64) = (1, 86_400);
 /// `truncatedRecordTerminator`'s default, the agent's.
 const DEFAULT_TERMINATOR: &str = "\n";
 
@@ -36,7 +45,10 @@ const GENERAL_KEYS: &[&str] = &[
     "awsSecretAccessKey",
     "cloudwatch.emitMetrics",
     "cloudwatch.endpoint",
+    "cloudwatch.metricsBufferTimeMillis",
+    "cloudwatch.namespace",
     "log.level",
+    "log.statusReportingPeriodSeconds",
     "flows",
     // Accepted for compatibility; the agent's tuning knobs have no use here.
     "assumeRoleARN",
@@ -51,6 +63,16 @@ const GENERAL_KEYS: &[&str] = &[
     "log.maxBackupIndex",
     "log.maxFileSize",
     "log.file",
+    "log.emitMetrics",
+    "log.emitInternalMetrics",
+    "cloudwatch.metricsQueueSize",
+    "maxSendingThreadsPerCore",
+    "maxConnections",
+    "connectionTimeoutMillis",
+    "connectionTTLMillis",
+    "socketTimeoutMillis",
+    "useTcpKeepAlive",
+    "useHttpGzip",
 ];
 /// The flow keys the agent reads.
 const FLOW_KEYS: &[&str] = &[
@@ -86,6 +108,9 @@ pub struct AgentConfig {
     /// `awsAccessKeyId` and `awsSecretAccessKey`, else the SDK's chain.
     pub credentials: Option<(String, String)>,
     pub emit_metrics: bool,
+    pub metrics_interval: Duration,
+    pub metrics_namespace: String,
+    pub progress_interval: Duration,
     pub log_level: Option<String>,
     pub flows: Vec<FlowConfig>,
 }
@@ -188,6 +213,22 @@ impl AgentConfig {
                 .into(),
             credentials,
             emit_metrics: boolean(&root, "cloudwatch.emitMetrics")?.unwrap_or(true),
+            metrics_interval: Duration::from_millis(ranged(
+                &root,
+                "cloudwatch.metricsBufferTimeMillis",
+                "agent.json",
+                METRICS_INTERVAL_DEFAULT_MS,
+                METRICS_INTERVAL_RANGE_MS,
+            )?),
+            metrics_namespace: string(&root, "cloudwatch.namespace", "agent.json")?
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            progress_interval: Duration::from_secs(ranged(
+                &root,
+                "log.statusReportingPeriodSeconds",
+                "agent.json",
+                PROGRESS_DEFAULT_S,
+                PROGRESS_RANGE_S,
+            )?),
             log_level: string(&root, "log.level", "agent.json")?,
             flows,
         })

@@ -8,6 +8,7 @@ mod checkpoint;
 mod config;
 mod error;
 mod flow;
+mod metrics;
 mod processing;
 mod send;
 mod tail;
@@ -27,12 +28,11 @@ pub use crate::config::{AgentConfig, DEFAULT_CHECKPOINT_FILE, Destination, FlowC
 pub use crate::error::AgentError;
 
 use crate::flow::{Book, Flow};
-use crate::send::{Sink, Stats};
+use crate::metrics::SendMetrics;
+use crate::send::{Sink, Stats, Target};
 
 /// The region when neither the endpoints nor the environment name one.
 const DEFAULT_REGION: &str = "us-east-1";
-/// Between two progress lines, as the agent's periodic "Progress" log.
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(30);
 /// Exit status of a configuration that is refused, and of a failure.
 const EXIT_CONFIG: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
@@ -91,19 +91,19 @@ fn log_level(path: &std::path::Path) -> String {
 
 /// Runs every flow until a signal asks to stop, then checkpoints.
 pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
+    let started = Instant::now();
     let loaded = checkpoint::load(&config.checkpoint_file)?;
     // Writable now, rather than after the first records went out.
     let book = Arc::new(Book::new(config.checkpoint_file.clone(), loaded));
     book.write()?;
-    if config.emit_metrics {
-        tracing::debug!("cloudwatch.emitMetrics: counts go to the progress line");
-    }
     let stats = Arc::new(Stats::default());
     let clients = Clients::new(&config).await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut flows = tokio::task::JoinSet::new();
+    let mut destinations = Vec::new();
     for flow in &config.flows {
         let sink = clients.sink(flow);
+        destinations.push(Arc::clone(&sink.metrics));
         tracing::info!(
             "flow {}: tailing {}",
             flow.id(),
@@ -113,14 +113,29 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         flows.spawn(flow.run(stopped.clone()));
     }
     let writer = tokio::spawn(Arc::clone(&book).writer());
-    let progress = tokio::spawn(progress(Arc::clone(&stats)));
+    let progress = tokio::spawn(progress(
+        Arc::clone(&stats),
+        started,
+        config.progress_interval,
+    ));
+    let metrics = clients.cloudwatch.clone().map(|client| {
+        tokio::spawn(metrics::emit(
+            client,
+            config.metrics_namespace.clone(),
+            config.metrics_interval,
+            destinations,
+        ))
+    });
     shutdown_signal().await;
     tracing::info!("stopping: sending what is buffered");
     let _ = stop.send(true); // the flows hold receivers until they end
     while flows.join_next().await.is_some() {}
     writer.abort();
     progress.abort();
-    report(&stats, Instant::now());
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
+    report(&stats, started);
     book.write()
 }
 
@@ -139,10 +154,9 @@ async fn shutdown_signal() {
     }
 }
 
-async fn progress(stats: Arc<Stats>) {
-    let started = Instant::now();
+async fn progress(stats: Arc<Stats>, started: Instant, interval: Duration) {
     loop {
-        tokio::time::sleep(PROGRESS_INTERVAL).await;
+        tokio::time::sleep(interval).await;
         report(&stats, started);
     }
 }
@@ -167,6 +181,9 @@ fn report(stats: &Stats, started: Instant) {
 struct Clients {
     kinesis: aws_sdk_kinesis::Client,
     firehose: aws_sdk_firehose::Client,
+    /// When metrics are to be put: to `cloudwatch.endpoint`, or to AWS's
+    /// when the flows go to AWS too (never to AWS for a local endpoint's).
+    cloudwatch: Option<aws_sdk_cloudwatch::Client>,
 }
 
 impl Clients {
@@ -197,23 +214,46 @@ impl Clients {
         if let Some(endpoint) = &config.firehose_endpoint {
             firehose = firehose.endpoint_url(endpoint);
         }
+        let to_aws = [&config.kinesis_endpoint, &config.firehose_endpoint]
+            .into_iter()
+            .flatten()
+            .all(|endpoint| region_of(endpoint).is_some());
+        let cloudwatch = match &config.cloudwatch_endpoint {
+            _ if !config.emit_metrics => None,
+            Some(endpoint) => {
+                Some(aws_sdk_cloudwatch::config::Builder::from(&shared).endpoint_url(endpoint))
+            }
+            None if to_aws => Some(aws_sdk_cloudwatch::config::Builder::from(&shared)),
+            None => None,
+        };
         Clients {
             kinesis: aws_sdk_kinesis::Client::from_conf(kinesis.build()),
             firehose: aws_sdk_firehose::Client::from_conf(firehose.build()),
+            cloudwatch: cloudwatch.map(|c| aws_sdk_cloudwatch::Client::from_conf(c.build())),
         }
     }
 
     fn sink(&self, flow: &FlowConfig) -> Sink {
-        match &flow.destination {
-            Destination::Kinesis(stream) => Sink::Kinesis {
-                client: self.kinesis.clone(),
-                stream: stream.clone(),
-                partition_key: flow.partition_key,
-            },
-            Destination::Firehose(stream) => Sink::Firehose {
-                client: self.firehose.clone(),
-                stream: stream.clone(),
-            },
+        let (target, destination) = match &flow.destination {
+            Destination::Kinesis(stream) => (
+                Target::Kinesis {
+                    client: self.kinesis.clone(),
+                    stream: stream.clone(),
+                    partition_key: flow.partition_key,
+                },
+                format!("KinesisStream:{stream}"),
+            ),
+            Destination::Firehose(stream) => (
+                Target::Firehose {
+                    client: self.firehose.clone(),
+                    stream: stream.clone(),
+                },
+                format!("DeliveryStream:{stream}"),
+            ),
+        };
+        Sink {
+            target,
+            metrics: Arc::new(SendMetrics::new(destination)),
         }
     }
 }

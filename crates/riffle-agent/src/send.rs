@@ -2,6 +2,7 @@
 //! through the official SDKs, retrying failed records and failed calls with
 //! backoff until every record is acknowledged: the agent never drops one.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use aws_sdk_kinesis::primitives::Blob;
 use md5::{Digest, Md5};
 
 use crate::config::PartitionKeyOption;
+use crate::metrics::SendMetrics;
 
 /// PutRecords: at most 500 records and 5 MiB (data and partition keys) a
 /// call; a record's data and key at most 1 MiB (Kinesis quotas).
@@ -43,8 +45,14 @@ impl Stats {
     }
 }
 
+/// A flow's destination and its CloudWatch counts.
+pub struct Sink {
+    pub target: Target,
+    pub metrics: Arc<SendMetrics>,
+}
+
 /// A flow's destination, with the client that reaches it.
-pub enum Sink {
+pub enum Target {
     Kinesis {
         client: aws_sdk_kinesis::Client,
         stream: String,
@@ -59,9 +67,9 @@ pub enum Sink {
 impl Sink {
     /// The largest record, the most records and bytes of one call.
     pub fn limits(&self) -> (usize, usize, usize) {
-        match self {
-            Sink::Kinesis { .. } => (KINESIS_MAX_RECORD, KINESIS_MAX_RECORDS, KINESIS_MAX_BYTES),
-            Sink::Firehose { .. } => (
+        match self.target {
+            Target::Kinesis { .. } => (KINESIS_MAX_RECORD, KINESIS_MAX_RECORDS, KINESIS_MAX_BYTES),
+            Target::Firehose { .. } => (
                 FIREHOSE_MAX_RECORD,
                 FIREHOSE_MAX_RECORDS,
                 FIREHOSE_MAX_BYTES,
@@ -75,8 +83,12 @@ impl Sink {
         let mut backoff = BACKOFF_FIRST;
         loop {
             let count = pending.len();
-            match self.attempt(&pending).await {
+            match self.target.attempt(&pending).await {
                 Ok(failed) => {
+                    let failed_bytes: usize = failed.iter().map(|&i| pending[i].len()).sum();
+                    let bytes: usize = pending.iter().map(Vec::len).sum();
+                    self.metrics
+                        .answered(count, failed.len(), bytes - failed_bytes);
                     Stats::add(&stats.sent_records, count - failed.len());
                     Stats::add(&stats.failed_records, failed.len());
                     if failed.is_empty() {
@@ -89,6 +101,7 @@ impl Sink {
                         .collect();
                 }
                 Err(reason) => {
+                    self.metrics.call_failed(count);
                     Stats::add(&stats.failed_calls, 1);
                     tracing::warn!(
                         "sending {count} records failed, retrying in {backoff:?}: {reason}"
@@ -99,11 +112,13 @@ impl Sink {
             backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
+}
 
+impl Target {
     /// One call: the indexes of the records it did not take, or why it failed.
     async fn attempt(&self, records: &[Vec<u8>]) -> Result<Vec<usize>, String> {
         match self {
-            Sink::Kinesis {
+            Target::Kinesis {
                 client,
                 stream,
                 partition_key,
@@ -127,7 +142,7 @@ impl Sink {
                     .map_err(|err| DisplayErrorContext(&err).to_string())?;
                 Ok(failed(output.records().iter().map(|r| r.error_code())))
             }
-            Sink::Firehose { client, stream } => {
+            Target::Firehose { client, stream } => {
                 let entries = records
                     .iter()
                     .map(|data| {
