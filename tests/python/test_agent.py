@@ -271,6 +271,38 @@ def test_csv_and_apache_logs_become_the_agents_json_in_a_stream_and_through_fire
     assert agent.terminate() == 0
 
 
+def test_lines_for_a_missing_stream_wait_and_survive_sigterm(server, kinesis, agent_for, tmp_path):
+    agent = agent_for(
+        {
+            "kinesis.endpoint": server.endpoint,
+            "checkpointFile": str(tmp_path / "checkpoints"),
+            "shutdownTimeoutMillis": 500,
+            "flows": [
+                {
+                    "filePattern": f"{tmp_path}/later.log",
+                    "kinesisStream": "later",
+                    "initialPosition": "START_OF_FILE",
+                    "maxBufferAgeMillis": 1000,
+                }
+            ],
+        }
+    )
+    append(tmp_path / "later.log", lines(0, 3))
+    agent.start()
+    deadline = time.monotonic() + DELIVERY_DEADLINE_S
+    while "sending 3 records failed" not in agent.log():
+        assert time.monotonic() < deadline, f"no failed send reported:\n{agent.log()[-3000:]}"
+        time.sleep(POLL_INTERVAL_S)
+    # Unacknowledged records do not hold SIGTERM past shutdownTimeoutMillis,
+    # and their positions are not checkpointed.
+    assert agent.terminate() == 0
+    create_active_stream(kinesis, "later")
+    agent.start()
+    got = wait_for_lines(kinesis, "later", set(lines(0, 3)), agent)
+    assert len(got) == 3
+    assert agent.terminate() == 0
+
+
 def test_the_agents_cloudwatch_metrics_count_what_was_sent(metered, agent_for, tmp_path):
     kinesis = make_client(metered.endpoint)
     create_active_stream(kinesis, "m")

@@ -33,6 +33,10 @@ const DEFAULT_NAMESPACE: &str = "AWSKinesisAgent";
 /// `log.statusReportingPeriodSeconds`, between two progress lines.
 const PROGRESS_DEFAULT_S: u64 = 30;
 const PROGRESS_RANGE_S: (u64, u64) = (1, 86_400);
+/// `shutdownTimeoutMillis`: how long SIGTERM waits for buffered records
+/// to be acknowledged (the agent's default).
+const SHUTDOWN_TIMEOUT_DEFAULT_MS: u64 = 10_000;
+const SHUTDOWN_TIMEOUT_RANGE_MS: (u64, u64) = (0, 3_600_000);
 /// `truncatedRecordTerminator`'s default, the agent's.
 const DEFAULT_TERMINATOR: &str = "\n";
 
@@ -111,6 +115,7 @@ pub struct AgentConfig {
     pub metrics_interval: Duration,
     pub metrics_namespace: String,
     pub progress_interval: Duration,
+    pub shutdown_timeout: Duration,
     pub log_level: Option<String>,
     pub flows: Vec<FlowConfig>,
 }
@@ -228,6 +233,13 @@ impl AgentConfig {
                 "agent.json",
                 PROGRESS_DEFAULT_S,
                 PROGRESS_RANGE_S,
+            )?),
+            shutdown_timeout: Duration::from_millis(ranged(
+                &root,
+                "shutdownTimeoutMillis",
+                "agent.json",
+                SHUTDOWN_TIMEOUT_DEFAULT_MS,
+                SHUTDOWN_TIMEOUT_RANGE_MS,
             )?),
             log_level: string(&root, "log.level", "agent.json")?,
             flows,

@@ -129,7 +129,18 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     shutdown_signal().await;
     tracing::info!("stopping: sending what is buffered");
     let _ = stop.send(true); // the flows hold receivers until they end
-    while flows.join_next().await.is_some() {}
+    let drained = async { while flows.join_next().await.is_some() {} };
+    if tokio::time::timeout(config.shutdown_timeout, drained)
+        .await
+        .is_err()
+    {
+        // Their positions stay where the acknowledgements left them: the
+        // next run sends the rest again.
+        tracing::warn!(
+            "records still unacknowledged after shutdownTimeoutMillis; they are sent again on the next start"
+        );
+        flows.abort_all();
+    }
     writer.abort();
     progress.abort();
     if let Some(metrics) = metrics {
