@@ -265,50 +265,23 @@ fn parse_flow(value: &Value, index: usize) -> Result<FlowConfig, AgentError> {
         return Err(AgentError::Config(format!("{at} must be an object")));
     };
     warn_unknown(flow, FLOW_KEYS, &at);
-    let file_pattern = string(flow, "filePattern", &at)?
-        .ok_or_else(|| AgentError::Config(format!("{at}: filePattern is required")))?;
-    if !file_pattern.starts_with('/') {
-        return Err(AgentError::Config(format!(
-            "{at}: filePattern `{file_pattern}` must be an absolute path"
-        )));
-    }
-    // As the agent's: wildcards in the file name only.
-    let dir = file_pattern.rsplit_once('/').map_or("", |(dir, _)| dir);
-    if dir.contains(['*', '?', '[']) {
-        return Err(AgentError::Config(format!(
-            "{at}: filePattern `{file_pattern}` has a wildcard in its directory; only the file name may have one"
-        )));
-    }
-    let destination = match (
-        string(flow, "kinesisStream", &at)?,
-        string(flow, "deliveryStream", &at)?,
-    ) {
-        (Some(stream), None) => Destination::Kinesis(stream),
-        (None, Some(stream)) => Destination::Firehose(stream),
-        _ => {
-            return Err(AgentError::Config(format!(
-                "{at}: exactly one of kinesisStream and deliveryStream is required"
-            )));
-        }
-    };
-    let partition_key = match string(flow, "partitionKeyOption", &at)?.as_deref() {
-        None | Some("RANDOM") => PartitionKeyOption::Random,
+    let file_pattern = file_pattern(flow, &at)?;
+    let destination = destination(flow, &at)?;
+    let partition_key = match choice(
+        flow,
+        "partitionKeyOption",
+        &at,
+        &["RANDOM", "DETERMINISTIC"],
+    )? {
         Some("DETERMINISTIC") => PartitionKeyOption::Deterministic,
-        Some(other) => {
-            return Err(AgentError::Config(format!(
-                "{at}: partitionKeyOption `{other}` is not RANDOM or DETERMINISTIC"
-            )));
-        }
+        _ => PartitionKeyOption::Random,
     };
-    let start_of_file = match string(flow, "initialPosition", &at)?.as_deref() {
-        None | Some("END_OF_FILE") => false,
-        Some("START_OF_FILE") => true,
-        Some(other) => {
-            return Err(AgentError::Config(format!(
-                "{at}: initialPosition `{other}` is not START_OF_FILE or END_OF_FILE"
-            )));
-        }
-    };
+    let start_of_file = choice(
+        flow,
+        "initialPosition",
+        &at,
+        &["END_OF_FILE", "START_OF_FILE"],
+    )? == Some("START_OF_FILE");
     let multi_line_start = string(flow, "multiLineStartPattern", &at)?
         .map(|pattern| compile(&pattern, &format!("{at}.multiLineStartPattern")))
         .transpose()?;
@@ -362,6 +335,57 @@ fn parse_flow(value: &Value, index: usize) -> Result<FlowConfig, AgentError> {
         multi_line_start,
         converters,
     })
+}
+
+/// `filePattern`: absolute, with wildcards in the file name only (the agent's rule).
+fn file_pattern(flow: &Map<String, Value>, at: &str) -> Result<String, AgentError> {
+    let pattern = string(flow, "filePattern", at)?
+        .ok_or_else(|| AgentError::Config(format!("{at}: filePattern is required")))?;
+    if !pattern.starts_with('/') {
+        return Err(AgentError::Config(format!(
+            "{at}: filePattern `{pattern}` must be an absolute path"
+        )));
+    }
+    let dir = pattern.rsplit_once('/').map_or("", |(dir, _)| dir);
+    if dir.contains(['*', '?', '[']) {
+        return Err(AgentError::Config(format!(
+            "{at}: filePattern `{pattern}` has a wildcard in its directory; only the file name may have one"
+        )));
+    }
+    Ok(pattern)
+}
+
+fn destination(flow: &Map<String, Value>, at: &str) -> Result<Destination, AgentError> {
+    match (
+        string(flow, "kinesisStream", at)?,
+        string(flow, "deliveryStream", at)?,
+    ) {
+        (Some(stream), None) => Ok(Destination::Kinesis(stream)),
+        (None, Some(stream)) => Ok(Destination::Firehose(stream)),
+        _ => Err(AgentError::Config(format!(
+            "{at}: exactly one of kinesisStream and deliveryStream is required"
+        ))),
+    }
+}
+
+/// One of a key's allowed values (exactly as written: the agent refuses
+/// `random`), or `None` when absent.
+fn choice(
+    object: &Map<String, Value>,
+    key: &str,
+    at: &str,
+    allowed: &[&'static str],
+) -> Result<Option<&'static str>, AgentError> {
+    let Some(value) = string(object, key, at)? else {
+        return Ok(None);
+    };
+    match allowed.iter().find(|a| **a == value) {
+        Some(found) => Ok(Some(*found)),
+        None => Err(AgentError::Config(format!(
+            "{at}: {key} `{value}` is not {}",
+            allowed.join(" or ")
+        ))),
+    }
 }
 
 /// Compiles a Java regex as the regex crate reads it; look-around and
