@@ -602,6 +602,30 @@ mod tests {
     }
 
     #[test]
+    fn end_of_file_skips_what_was_there_on_the_first_run_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            r#"{{"flows": [{{"filePattern": "{}/app.log*", "kinesisStream": "s"}}]}}"#,
+            dir.path().display()
+        );
+        let flow = AgentConfig::parse(&config).unwrap().flows.remove(0);
+        let log = dir.path().join("app.log");
+        append(&log, "old\n");
+        let mut tracker = Tracker::new(&flow, Vec::new());
+        assert_eq!(pass(&mut tracker, &flow), Vec::<String>::new());
+        append(&log, "new\n");
+        std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+        append(&log, "rotated in\n");
+        let mut got = pass(&mut tracker, &flow);
+        got.sort();
+        assert_eq!(got, ["new\n", "rotated in\n"]);
+        // A restart resumes from the checkpoint, not from the end.
+        append(&log, "while down\n");
+        let mut restarted = Tracker::new(&flow, tracker.checkpoints("f"));
+        assert_eq!(pass(&mut restarted, &flow), ["while down\n"]);
+    }
+
+    #[test]
     fn a_copy_seen_before_the_truncation_repeats_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let flow = flow(dir.path(), "");
