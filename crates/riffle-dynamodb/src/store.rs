@@ -31,9 +31,10 @@
 //!
 //! A group is durable once the committer has appended it to the
 //! [`crate::journal`] and synced that (one small write, one `fdatasync`);
-//! the writers are answered then, and the committer applies the group to
-//! redb afterwards without a sync, making redb durable only at a
-//! checkpoint, before the journal is reset. So redb may lag what was
+//! the writers are answered then, and a second thread (`dynamodb-fold`)
+//! applies the group to redb without a sync while the committer writes the
+//! next one; redb is made durable only at a checkpoint, once that thread
+//! has applied every group before it, and only then is the journal reset. So redb may lag what was
 //! answered, never the journal: [`Committer::start`] replays the journal
 //! into redb before [`load`] reads it. A group too large for the journal
 //! is committed to redb durably (after a checkpoint).
@@ -266,9 +267,10 @@ impl Committer {
     /// Replays the journal into the store (call it before [`load`]) and
     /// starts the committer's thread.
     pub fn start(store: Arc<LogStore>) -> Result<Committer, DynamoError> {
-        let mut durable = Durable::open(store, JOURNAL_BYTES)?;
-        let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
         let (report, progress) = watch::channel(Progress::default());
+        let report = Arc::new(report);
+        let mut durable = Durable::open(store, JOURNAL_BYTES, Arc::clone(&report))?;
+        let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("dynamodb-commit".to_owned())
             .spawn(move || {
@@ -348,12 +350,8 @@ fn run_group(durable: &mut Durable, report: &watch::Sender<Progress>, mut group:
             .done
             .send(result.as_ref().map(|_| ()).map_err(Clone::clone));
     }
-    if let Ok(Written::Journaled) = result
-        && let Err(e) = durable.fold(&ops)
-    {
-        // The group is durable in the journal, which a restart replays;
-        // nothing after it may be, or a checkpoint would drop it.
-        fail(report, e);
+    if let Ok(Written::Journaled) = result {
+        durable.fold(ops);
     }
 }
 
@@ -402,11 +400,91 @@ enum Written {
 struct Durable {
     store: Arc<LogStore>,
     journal: Journal,
+    folder: Folder,
+}
+
+/// What the fold thread is asked to do, in the order asked.
+enum FoldJob {
+    /// Apply journaled changes to redb, durable at the next checkpoint.
+    Ops(Vec<MetaOp>),
+    /// Make redb durable, with every fold asked before this, and answer.
+    Checkpoint(std::sync::mpsc::SyncSender<Result<(), String>>),
+}
+
+/// The thread that applies journaled groups to redb, so that the
+/// committer starts the next group's write while it does: redb's
+/// copy-on-write commit costs CPU the journal's sync does not.
+struct Folder {
+    jobs: Option<std::sync::mpsc::Sender<FoldJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Dropping the folder waits for what it was given, so the store is
+/// released with every group applied.
+impl Drop for Folder {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            // A panicked folder has nothing left to release.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Folder {
+    fn start(
+        store: Arc<LogStore>,
+        report: Arc<watch::Sender<Progress>>,
+    ) -> std::io::Result<Folder> {
+        let (jobs, queue) = std::sync::mpsc::channel::<FoldJob>();
+        let thread = std::thread::Builder::new()
+            .name("dynamodb-fold".to_owned())
+            .spawn(move || {
+                // After a failure nothing more is applied, nor checkpointed:
+                // the journal keeps every group since the last checkpoint,
+                // and a restart replays them.
+                let mut failed: Option<String> = None;
+                for job in queue {
+                    match job {
+                        FoldJob::Ops(ops) if failed.is_none() => {
+                            if let Err(e) = store.meta().commit_eventual(&ops) {
+                                failed = Some(fail(&report, e));
+                            }
+                        }
+                        FoldJob::Ops(_) => {}
+                        FoldJob::Checkpoint(answer) => {
+                            let done = match &failed {
+                                Some(why) => Err(why.clone()),
+                                None => store.meta().commit(&[]).map_err(|e| e.to_string()),
+                            };
+                            // The committer waits for this answer.
+                            let _ = answer.send(done);
+                        }
+                    }
+                }
+            })?;
+        Ok(Folder {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, job: FoldJob) {
+        if let Some(jobs) = &self.jobs {
+            // Refused only if the thread panicked; the next checkpoint then
+            // gets no answer and fails.
+            let _ = jobs.send(job);
+        }
+    }
 }
 
 impl Durable {
     /// Opens the journal and replays what it holds into the store.
-    fn open(store: Arc<LogStore>, journal_bytes: u64) -> Result<Durable, DynamoError> {
+    fn open(
+        store: Arc<LogStore>,
+        journal_bytes: u64,
+        report: Arc<watch::Sender<Progress>>,
+    ) -> Result<Durable, DynamoError> {
         let (mut journal, replay) =
             Journal::open(store.dir(), journal_bytes).map_err(journal_err)?;
         if !replay.is_empty() {
@@ -419,7 +497,13 @@ impl Durable {
         // Also after a clean shutdown: a torn entry may follow the last
         // whole one, and a new generation makes sure it is never read.
         journal.reset().map_err(journal_err)?;
-        Ok(Durable { store, journal })
+        let folder = Folder::start(Arc::clone(&store), report)
+            .map_err(|e| DynamoError::Storage(format!("cannot start the fold thread: {e}")))?;
+        Ok(Durable {
+            store,
+            journal,
+            folder,
+        })
     }
 
     /// Makes `ops` durable: in the journal, or when they could never fit
@@ -438,16 +522,22 @@ impl Durable {
         Ok(Written::Journaled)
     }
 
-    /// Applies journaled `ops` to redb, durable at the next checkpoint.
-    fn fold(&self, ops: &[MetaOp]) -> Result<(), DynamoError> {
-        Ok(self.store.meta().commit_eventual(ops)?)
+    /// Has journaled `ops` applied to redb, durable at the next
+    /// checkpoint; every journaled group must be, in order, before it.
+    fn fold(&self, ops: Vec<MetaOp>) {
+        self.folder.send(FoldJob::Ops(ops));
     }
 
     /// Makes redb durable (and with it every group folded so far), then
     /// empties the journal.
     fn checkpoint(&mut self) -> Result<(), DynamoError> {
-        self.store.meta().commit(&[])?;
-        self.journal.reset().map_err(journal_err)
+        let (answer, done) = std::sync::mpsc::sync_channel(1);
+        self.folder.send(FoldJob::Checkpoint(answer));
+        match done.recv() {
+            Ok(Ok(())) => self.journal.reset().map_err(journal_err),
+            Ok(Err(why)) => Err(DynamoError::Storage(why)),
+            Err(_) => Err(DynamoError::Storage("the fold thread stopped".to_owned())),
+        }
     }
 }
 
@@ -505,6 +595,10 @@ mod tests {
         assert_eq!(tables[0].bytes, item_size(&item));
     }
 
+    fn report() -> Arc<watch::Sender<Progress>> {
+        Arc::new(watch::channel(Progress::default()).0)
+    }
+
     fn delete(key: &str) -> Vec<MetaOp> {
         vec![MetaOp::Delete {
             key: key.to_owned(),
@@ -549,7 +643,7 @@ mod tests {
         let key = ItemKey(KeyPart::S("lease-1".to_owned()), None);
         {
             let store = Arc::new(LogStore::open(dir.path(), Default::default()).unwrap());
-            let mut durable = Durable::open(store, JOURNAL_BYTES).unwrap();
+            let mut durable = Durable::open(store, JOURNAL_BYTES, report()).unwrap();
             let ops = [put_table(&def("leases", 3)), put_item(3, &key, &item)];
             // What a crash between the journal's sync and the fold leaves.
             assert_eq!(durable.journal.append(&ops).unwrap(), Appended::Durable);
@@ -573,14 +667,14 @@ mod tests {
         {
             let store = Arc::new(LogStore::open(dir.path(), Default::default()).unwrap());
             // Room for a few groups: the journal fills and is checkpointed.
-            let mut durable = Durable::open(store, 4096 + 1024).unwrap();
+            let mut durable = Durable::open(store, 4096 + 1024, report()).unwrap();
             let create = [put_table(&def("leases", 1))];
             durable.write(&create).unwrap();
-            durable.fold(&create).unwrap();
+            durable.fold(create.to_vec());
             for n in 0..40 {
                 let ops = [put_item(1, &key(n % 4), &item(n % 4, n))];
                 assert_eq!(durable.write(&ops).unwrap(), Written::Journaled);
-                durable.fold(&ops).unwrap();
+                durable.fold(ops.to_vec());
             }
             let large: Vec<MetaOp> = (0..64)
                 .map(|i| put_item(1, &key(i), &item(i, 1000)))
