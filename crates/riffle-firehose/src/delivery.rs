@@ -10,6 +10,11 @@
 //! The log is trimmed only below what every lane delivered. Each stream's
 //! tasks wait and retry on their own, so a failing bucket never holds up
 //! another stream.
+//!
+//! With an enabled Lambda processor, the destination's buffer is first
+//! transformed ([`crate::transform`]); the transformed records make its
+//! object, the records that failed make a `processing-failed/` object, and
+//! the position is recorded once both are stored.
 
 use std::mem::{Discriminant, discriminant};
 use std::sync::Arc;
@@ -21,14 +26,17 @@ use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 
+use crate::buffer::{Buffer, Records};
 use crate::catalog::{self, StreamRecord};
 use crate::compression::CompressionFormat;
 use crate::destination::{S3Destination, timestamp};
 use crate::metrics::LaneMetrics;
-use crate::prefix::{self, PartitionKeys, S3Prefixes, ThreadRandom};
+use crate::prefix::{self, ErrorOutputType, PartitionKeys, S3Prefixes, ThreadRandom};
+use crate::processing::LambdaProcessor;
 use crate::sink::{ObjectSink, SinkError};
 use crate::stream::DeliveryStream;
 use crate::time::now_ms;
+use crate::transform::Transformer;
 
 /// The first retry of a failed upload waits this long, each next one twice
 /// as long, up to [`BACKOFF_MAX`]: AWS retries S3 deliveries "every 5
@@ -78,6 +86,17 @@ impl Lane {
     }
 }
 
+/// What record transformation needs of the service: the function
+/// registry, and where the stream is (for its ARN in the event).
+#[derive(Clone, Default)]
+pub struct TransformEnv {
+    /// `None`: no `[functions]` registry; every invocation fails as one of
+    /// a function Lambda does not let Firehose invoke.
+    pub functions: Option<riffle_lambda::Functions>,
+    pub region: String,
+    pub account_id: String,
+}
+
 /// Starts a stream's delivery tasks: the destination's from `delivered`,
 /// the backup's from its own recorded position.
 pub fn spawn(
@@ -86,7 +105,9 @@ pub fn spawn(
     stream: Arc<DeliveryStream>,
     delivered: Seq,
     retry_duration: Duration,
+    env: TransformEnv,
 ) -> Vec<JoinHandle<()>> {
+    let env = Arc::new(env);
     let deliverer = |lane| Deliverer {
         store: Arc::clone(&store),
         sink: Arc::clone(&sink),
@@ -94,6 +115,7 @@ pub fn spawn(
         lane,
         retry_duration,
         failing: None,
+        env: Arc::clone(&env),
     };
     let destination = deliverer(Lane::Destination);
     let backup = deliverer(Lane::Backup);
@@ -116,15 +138,7 @@ struct Deliverer {
     /// The kind of the failure the sink last answered, until a put works:
     /// each kind is logged once, however many retries and buffers it lasts.
     failing: Option<Discriminant<SinkError>>,
-}
-
-/// A full (or due) buffer: the records `[from, end)` of the log.
-struct Buffer {
-    data: Vec<u8>,
-    end: Seq,
-    records: u64,
-    first_arrival_ms: Option<i64>,
-    last_arrival_ms: i64,
+    env: Arc<TransformEnv>,
 }
 
 /// One object to store.
@@ -250,28 +264,98 @@ impl Deliverer {
         }
     }
 
-    /// Makes, stores and checkpoints one buffer's object.
+    /// The Lambda processor this lane runs, if any: the destination's,
+    /// never the backup's (it keeps the source records).
+    fn processor(&self, destination: &S3Destination) -> Option<LambdaProcessor> {
+        match self.lane {
+            Lane::Destination => LambdaProcessor::of(destination.processing.as_ref()),
+            Lane::Backup => None,
+        }
+    }
+
+    /// Makes, stores and checkpoints one buffer's objects.
     async fn deliver(
         &mut self,
         record: &StreamRecord,
         destination: &S3Destination,
         buffer: Buffer,
     ) {
-        let Buffer {
-            data,
-            end,
-            records,
-            first_arrival_ms,
-            last_arrival_ms,
-        } = buffer;
-        let oldest_ms = first_arrival_ms.unwrap_or(last_arrival_ms);
-        let object = self.make_object(record, destination, oldest_ms, data).await;
-        self.store_object(&object, records).await;
+        let (end, last_arrival_ms) = (buffer.end, buffer.last_arrival_ms);
+        match self.processor(destination) {
+            Some(processor) => {
+                self.deliver_transformed(record, destination, buffer, processor)
+                    .await
+            }
+            None => {
+                let oldest_ms = buffer.oldest_ms();
+                self.deliver_records(record, destination, oldest_ms, buffer.into_records())
+                    .await
+            }
+        }
+        self.checkpoint(end, last_arrival_ms).await;
+    }
+
+    /// Makes and stores the object of `records`, the oldest of which
+    /// arrived at `oldest_ms`.
+    async fn deliver_records(
+        &mut self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        oldest_ms: i64,
+        records: Records,
+    ) {
+        let count = records.ends.len() as u64;
+        let object = self
+            .make_object(record, destination, oldest_ms, records)
+            .await;
+        self.store_object(&object, count).await;
         let freshness_ms = now_ms().saturating_sub(oldest_ms);
         let bytes = object.body.len() as u64;
-        self.metrics()
-            .delivered(records, bytes, freshness_ms.max(0));
-        self.checkpoint(end, last_arrival_ms).await;
+        self.metrics().delivered(count, bytes, freshness_ms.max(0));
+    }
+
+    /// Transforms the buffer, then stores the transformed records' object
+    /// (none when the function dropped or failed every record, as AWS
+    /// writes no empty object) and the failed records' error object.
+    async fn deliver_transformed(
+        &mut self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        buffer: Buffer,
+        processor: LambdaProcessor,
+    ) {
+        let transformer = Arc::new(Transformer {
+            functions: self.env.functions.clone(),
+            delivery_stream_arn: format!(
+                "arn:aws:firehose:{}:{}:deliverystream/{}",
+                self.env.region, self.env.account_id, record.name
+            ),
+            source_stream_arn: record.source.as_ref().map(|s| s.stream_arn.clone()),
+            region: self.env.region.clone(),
+            processor,
+            stream: Arc::clone(&self.stream),
+        });
+        let out = transformer.transform(&buffer).await;
+        let oldest_ms = buffer.oldest_ms();
+        drop(buffer);
+        if !out.records.ends.is_empty() {
+            self.deliver_records(record, destination, oldest_ms, out.records)
+                .await;
+        }
+        if out.failed_records > 0 {
+            let key = error_object_key(
+                record,
+                destination,
+                oldest_ms,
+                ErrorOutputType::ProcessingFailed,
+            );
+            let object = Object {
+                bucket: destination.bucket().to_owned(),
+                key,
+                body: Bytes::from(out.failed),
+            };
+            self.store_object(&object, out.failed_records).await;
+        }
     }
 
     /// Where a backup lane starts after a (re)start: its recorded position;
@@ -342,18 +426,15 @@ impl Deliverer {
             log.wait_readable(from).await;
             still_open(log, from)?;
         }
-        let mut buffer = Buffer {
-            data: Vec::new(),
-            end: from,
-            records: 0,
-            first_arrival_ms: None,
-            last_arrival_ms: 0,
-        };
+        let mut buffer = Buffer::new(from);
         let mut started = None;
         loop {
-            let Some(destination) = self.lane.destination(&self.stream.record()) else {
+            let record = self.stream.record();
+            let Some(destination) = self.lane.destination(&record) else {
                 return Ok(buffer);
             };
+            // A transformation sends a Kinesis source's record metadata.
+            let keep_slots = record.source.is_some() && self.processor(&destination).is_some();
             let size_max = usize::try_from(destination.size_mb).unwrap_or(1) * MIB;
             let interval = Duration::from_secs(u64::try_from(destination.interval_s).unwrap_or(0));
             while buffer.data.len() < size_max && log.next_seq() > buffer.end {
@@ -369,11 +450,8 @@ impl Deliverer {
                     // are only touched as records fill them.
                     buffer.data.reserve(size_max);
                 }
-                buffer.records += batch.records.len() as u64;
                 for record in &batch.records {
-                    buffer.first_arrival_ms.get_or_insert(record.arrival_ms);
-                    buffer.data.extend_from_slice(&record.data);
-                    buffer.last_arrival_ms = record.arrival_ms;
+                    buffer.push(record, keep_slots);
                 }
                 buffer.end = batch.next_seq;
                 // Each read is a `pread` on this thread; let others run
@@ -443,8 +521,9 @@ impl Deliverer {
         record: &StreamRecord,
         destination: &S3Destination,
         oldest_ms: i64,
-        data: Vec<u8>,
+        records: Records,
     ) -> Object {
+        let data = records.data;
         let (key, id) = object_key(record, destination, oldest_ms);
         let format = destination.compression_format();
         if format == CompressionFormat::Uncompressed {
@@ -584,6 +663,33 @@ fn object_key(
     (key, id)
 }
 
+/// The key of an error output object of a buffer whose oldest record
+/// arrived at `oldest_ms`: the ErrorOutputPrefix evaluated for `kind`
+/// (AWS's `<Prefix>processing-failed/YYYY/MM/dd/HH/` without one), then
+/// the object name. Error records are written uncompressed, one JSON
+/// object a line.
+fn error_object_key(
+    record: &StreamRecord,
+    destination: &S3Destination,
+    oldest_ms: i64,
+    kind: ErrorOutputType,
+) -> String {
+    let prefixes = stream_prefixes(record, destination);
+    let at = timestamp(oldest_ms);
+    let mut rng = ThreadRandom;
+    let evaluated = prefixes.evaluate_error(at, kind, &mut rng);
+    let id = prefix::random_uuid(&mut rng);
+    prefix::object_key(
+        &evaluated,
+        &record.name,
+        record.version,
+        at,
+        prefixes.time_zone(),
+        id,
+        "",
+    )
+}
+
 /// The destination's prefixes, checked at the time the destination was
 /// set (when they were accepted, so AWS's length limit holds). A stored
 /// destination that no longer passes (one kept by an older Riffle that
@@ -600,7 +706,6 @@ pub(crate) fn stream_prefixes(record: &StreamRecord, destination: &S3Destination
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prefix::ErrorOutputType;
 
     /// What an ExtendedS3 destination of these members is, as the catalog
     /// keeps it.

@@ -12,6 +12,7 @@ use crate::compression::CompressionFormat;
 use crate::errors::not_supported;
 use crate::json::{Int, Text};
 use crate::prefix::{self, PrefixError, S3Prefixes};
+use crate::processing;
 use crate::validate::{Pattern, Violations};
 
 /// AWS's buffering defaults and bounds (model `BufferingHints`; "Amazon S3
@@ -161,6 +162,9 @@ impl S3Input {
             &at("customTimeZone"),
             Pattern::CustomTimeZone,
         );
+        if let Some(processing) = &self.ProcessingConfiguration {
+            processing::check_model(processing, v, &at("processingConfiguration"));
+        }
         if let Some(backup) = &self.S3BackupConfiguration {
             backup.check(v, &at("s3BackupConfiguration"), true);
         }
@@ -169,16 +173,17 @@ impl S3Input {
         }
     }
 
-    /// Refuses what Riffle cannot do: data transformation (Lambda), format
-    /// conversion and dynamic partitioning, when enabled.
+    /// AWS's rules on the processors, and refuses what Riffle cannot do:
+    /// processors other than Lambda, format conversion and dynamic
+    /// partitioning, when enabled.
     pub fn refuse_unsupported(&self) -> Result<(), FirehoseError> {
         let enabled = |v: &Option<Value>| {
             v.as_ref()
                 .and_then(|v| v.get("Enabled"))
                 .is_some_and(|e| e != &Value::Bool(false))
         };
-        if enabled(&self.ProcessingConfiguration) {
-            return Err(not_supported("ProcessingConfiguration"));
+        if let Some(processing) = &self.ProcessingConfiguration {
+            processing::check_rules(processing)?;
         }
         if enabled(&self.DataFormatConversionConfiguration) {
             return Err(not_supported("DataFormatConversionConfiguration"));
