@@ -34,7 +34,7 @@ def function_arn(name: str) -> str:
 def functions_toml(**timeouts: int) -> str:
     """A `[functions.<handler>]` table per handler of handlers/firehose_transform.py."""
     tables = []
-    for handler in ("transform", "slow", "crash", "forgetful"):
+    for handler in ("transform", "slow", "crash", "forgetful", "partition_by_first_word"):
         tables.append(
             f"[functions.{handler}]\n"
             f"command = [{json.dumps(sys.executable)}, \"-m\", \"awslambdaric\", \"firehose_transform.{handler}\"]\n"

@@ -16,6 +16,14 @@ pub struct Records {
     pub ends: Vec<usize>,
 }
 
+impl Records {
+    /// Record `i`'s data.
+    pub fn record(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.data[start..self.ends[i]]
+    }
+}
+
 /// A full (or due) buffer.
 #[derive(Debug, Default)]
 pub struct Buffer {

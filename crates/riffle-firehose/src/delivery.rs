@@ -31,12 +31,13 @@ use crate::catalog::{self, StreamRecord};
 use crate::compression::CompressionFormat;
 use crate::destination::{S3Destination, timestamp};
 use crate::metrics::LaneMetrics;
+use crate::partition::{METADATA_EXTRACTION_FAILED, Partitions, Query};
 use crate::prefix::{self, ErrorOutputType, PartitionKeys, S3Prefixes, ThreadRandom};
-use crate::processing::LambdaProcessor;
+use crate::processing::{LambdaProcessor, Partitioning};
 use crate::sink::{ObjectSink, SinkError};
 use crate::stream::DeliveryStream;
 use crate::time::now_ms;
-use crate::transform::Transformer;
+use crate::transform::{ErrorRecord, Failure, Transformer, error_line};
 
 /// The first retry of a failed upload waits this long, each next one twice
 /// as long, up to [`BACKOFF_MAX`]: AWS retries S3 deliveries "every 5
@@ -116,6 +117,7 @@ pub fn spawn(
         retry_duration,
         failing: None,
         env: Arc::clone(&env),
+        query: Arc::default(),
     };
     let destination = deliverer(Lane::Destination);
     let backup = deliverer(Lane::Backup);
@@ -139,6 +141,9 @@ struct Deliverer {
     /// each kind is logged once, however many retries and buffers it lasts.
     failing: Option<Discriminant<SinkError>>,
     env: Arc<TransformEnv>,
+    /// The MetadataExtraction query, compiled once per stream (again only
+    /// when an update changes it).
+    query: Arc<parking_lot::Mutex<Option<(String, Arc<Query>)>>>,
 }
 
 /// One object to store.
@@ -281,14 +286,27 @@ impl Deliverer {
         buffer: Buffer,
     ) {
         let (end, last_arrival_ms) = (buffer.end, buffer.last_arrival_ms);
+        let partitioning =
+            self.lane == Lane::Destination && destination.dynamic_partitioning_enabled();
         match self.processor(destination) {
             Some(processor) => {
-                self.deliver_transformed(record, destination, buffer, processor)
+                self.deliver_transformed(record, destination, buffer, processor, partitioning)
+                    .await
+            }
+            None if partitioning => {
+                let oldest_ms = buffer.oldest_ms();
+                let processed = Processed {
+                    records: buffer.into_records(),
+                    oldest_ms,
+                    ..Processed::default()
+                };
+                self.deliver_processed(record, destination, processed, true)
                     .await
             }
             None => {
                 let oldest_ms = buffer.oldest_ms();
-                self.deliver_records(record, destination, oldest_ms, buffer.into_records())
+                let keys = PartitionKeys::default();
+                self.deliver_records(record, destination, oldest_ms, buffer.into_records(), &keys)
                     .await
             }
         }
@@ -303,10 +321,11 @@ impl Deliverer {
         destination: &S3Destination,
         oldest_ms: i64,
         records: Records,
+        keys: &PartitionKeys,
     ) {
         let count = records.ends.len() as u64;
         let object = self
-            .make_object(record, destination, oldest_ms, records)
+            .make_object(record, destination, oldest_ms, records, keys)
             .await;
         self.store_object(&object, count).await;
         let freshness_ms = now_ms().saturating_sub(oldest_ms);
@@ -323,6 +342,7 @@ impl Deliverer {
         destination: &S3Destination,
         buffer: Buffer,
         processor: LambdaProcessor,
+        partitioning: bool,
     ) {
         let transformer = Arc::new(Transformer {
             functions: self.env.functions.clone(),
@@ -336,13 +356,66 @@ impl Deliverer {
             stream: Arc::clone(&self.stream),
         });
         let out = transformer.transform(&buffer).await;
-        let oldest_ms = buffer.oldest_ms();
+        let processed = Processed {
+            records: out.records,
+            lambda_keys: out.partition_keys,
+            failed: out.failed,
+            failed_records: out.failed_records,
+            oldest_ms: buffer.oldest_ms(),
+        };
         drop(buffer);
-        if !out.records.ends.is_empty() {
-            self.deliver_records(record, destination, oldest_ms, out.records)
+        self.deliver_processed(record, destination, processed, partitioning)
+            .await;
+    }
+
+    /// Stores processed records: one object per partition with dynamic
+    /// partitioning (records whose keys cannot be extracted fail), else one
+    /// object (none when no record is left, as AWS writes no empty
+    /// object); then the failed records' `processing-failed/` object.
+    async fn deliver_processed(
+        &mut self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        mut processed: Processed,
+        partitioning: bool,
+    ) {
+        let oldest_ms = processed.oldest_ms;
+        if partitioning {
+            let settings = Partitioning::of(destination.processing.as_ref());
+            let query = settings.query.as_deref().and_then(|q| self.query(q));
+            let records = std::mem::take(&mut processed.records);
+            let lambda_keys = std::mem::take(&mut processed.lambda_keys);
+            let split = tokio::task::spawn_blocking(move || {
+                partition(
+                    &records,
+                    &lambda_keys,
+                    query.as_deref(),
+                    settings.delimiter,
+                    oldest_ms,
+                )
+            })
+            .await;
+            // The closure does not panic (jq errors are values); should its
+            // task die anyway, the lane stops here without a checkpoint and
+            // the buffer is delivered again at the next start.
+            let Ok((partitions, failed, failed_records)) = split else {
+                error!(stream = %record.name, "partitioning a buffer failed; the lane stops until a restart");
+                std::future::pending::<()>().await;
+                return;
+            };
+            processed.failed.extend_from_slice(&failed);
+            processed.failed_records += failed_records;
+            for p in partitions.partitions {
+                self.deliver_records(record, destination, oldest_ms, p.records, &p.keys)
+                    .await;
+            }
+        } else if !processed.records.ends.is_empty() {
+            let records = std::mem::take(&mut processed.records);
+            let keys = PartitionKeys::default();
+            self.deliver_records(record, destination, oldest_ms, records, &keys)
                 .await;
         }
-        if out.failed_records > 0 {
+        if processed.failed_records > 0 {
             let key = error_object_key(
                 record,
                 destination,
@@ -352,9 +425,31 @@ impl Deliverer {
             let object = Object {
                 bucket: destination.bucket().to_owned(),
                 key,
-                body: Bytes::from(out.failed),
+                body: Bytes::from(processed.failed),
             };
-            self.store_object(&object, out.failed_records).await;
+            self.store_object(&object, processed.failed_records).await;
+        }
+    }
+
+    /// The stream's MetadataExtraction query, compiled on first use (it
+    /// was checked when set; one that no longer compiles extracts nothing).
+    fn query(&self, code: &str) -> Option<Arc<Query>> {
+        let mut cached = self.query.lock();
+        if let Some((cached_code, query)) = cached.as_ref()
+            && cached_code == code
+        {
+            return Some(Arc::clone(query));
+        }
+        match Query::compile(code) {
+            Ok(query) => {
+                let query = Arc::new(query);
+                *cached = Some((code.to_owned(), Arc::clone(&query)));
+                Some(query)
+            }
+            Err(why) => {
+                warn!(stream = %self.name(), %why, "the MetadataExtractionQuery does not compile");
+                None
+            }
         }
     }
 
@@ -522,9 +617,10 @@ impl Deliverer {
         destination: &S3Destination,
         oldest_ms: i64,
         records: Records,
+        keys: &PartitionKeys,
     ) -> Object {
         let data = records.data;
-        let (key, id) = object_key(record, destination, oldest_ms);
+        let (key, id) = object_key(record, destination, oldest_ms, keys);
         let format = destination.compression_format();
         if format == CompressionFormat::Uncompressed {
             // The records as they came: the buffer is the body, uncopied.
@@ -641,11 +737,12 @@ fn object_key(
     record: &StreamRecord,
     destination: &S3Destination,
     oldest_ms: i64,
+    keys: &PartitionKeys,
 ) -> (String, uuid::Uuid) {
     let prefixes = stream_prefixes(record, destination);
     let at = timestamp(oldest_ms);
     let mut rng = ThreadRandom;
-    let evaluated = prefixes.evaluate(at, &PartitionKeys::default(), &mut rng);
+    let evaluated = prefixes.evaluate(at, keys, &mut rng);
     let extension = prefix::object_extension(
         destination.file_extension.as_deref(),
         destination.compression_format().extension(),
@@ -661,6 +758,65 @@ fn object_key(
         extension,
     );
     (key, id)
+}
+
+/// Records after the Lambda processor (or as they came), with what
+/// partitioning and the error output need.
+#[derive(Default)]
+struct Processed {
+    records: Records,
+    /// The Lambda answer's partition keys, per record (empty without one).
+    lambda_keys: Vec<std::collections::BTreeMap<String, String>>,
+    failed: Vec<u8>,
+    failed_records: u64,
+    oldest_ms: i64,
+}
+
+/// Splits records into partitions by their keys; a record whose query
+/// fails becomes an error line (returned with their count), its arrival
+/// time the buffer's oldest.
+fn partition(
+    records: &Records,
+    lambda_keys: &[std::collections::BTreeMap<String, String>],
+    query: Option<&Query>,
+    delimiter: bool,
+    arrival_ms: i64,
+) -> (Partitions, Vec<u8>, u64) {
+    let mut partitions = Partitions::default();
+    let (mut failed, mut failed_records) = (Vec::new(), 0);
+    for i in 0..records.ends.len() {
+        let data = records.record(i);
+        let from_query = match query.map(|q| q.keys(data)) {
+            None => Vec::new(),
+            Some(Ok(keys)) => keys,
+            Some(Err(why)) => {
+                failed_records += 1;
+                let failure = Failure::new(METADATA_EXTRACTION_FAILED, why);
+                error_line(
+                    &mut failed,
+                    &ErrorRecord {
+                        attempts: 1,
+                        arrival_ms,
+                        failure: &failure,
+                        ended_ms: now_ms(),
+                        raw: data,
+                        lambda_arn: None,
+                    },
+                );
+                continue;
+            }
+        };
+        let from_lambda = lambda_keys
+            .get(i)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let keys = PartitionKeys {
+            from_query,
+            from_lambda,
+        };
+        partitions.push(keys, data, delimiter);
+    }
+    (partitions, failed, failed_records)
 }
 
 /// The key of an error output object of a buffer whose oldest record
@@ -731,7 +887,12 @@ mod tests {
 
     /// The key without the UUID that ends it (and its extension).
     fn key_at(record: &StreamRecord, at_ms: i64) -> (String, String) {
-        let (key, id) = object_key(record, &record.destination, at_ms);
+        let (key, id) = object_key(
+            record,
+            &record.destination,
+            at_ms,
+            &PartitionKeys::default(),
+        );
         let id = id.to_string();
         let (before, after) = key.split_once(&id).unwrap();
         (before.to_owned(), after.to_owned())

@@ -25,6 +25,8 @@
 //!   and checkpoints; `buffer`: its records, boundaries kept.
 //! - `processing`, `transform`: ProcessingConfiguration's checks, and the
 //!   record transformation through a `[functions]` function.
+//! - `partition`: dynamic partitioning's keys (JQ queries through jaq) and
+//!   the grouping of a buffer into one object per partition.
 //! - `catalog`, `destination`: the stored definitions and the S3
 //!   destination's shapes, defaults and descriptions.
 //! - `throttle`: DirectPut's throughput limits.
@@ -49,6 +51,7 @@ mod errors;
 mod json;
 mod metrics;
 mod options;
+mod partition;
 pub mod prefix;
 mod processing;
 pub mod remote;

@@ -149,20 +149,62 @@ pub fn check_model(config: &Value, v: &mut Violations, path: &str) {
     }
 }
 
+/// What dynamic partitioning's processors ask of delivery.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Partitioning {
+    /// The MetadataExtraction processor's JQ query.
+    pub query: Option<String>,
+    /// AppendDelimiterToRecord: a newline after each record.
+    pub delimiter: bool,
+}
+
+impl Partitioning {
+    /// The processors of a stored, enabled ProcessingConfiguration.
+    pub fn of(config: Option<&Value>) -> Partitioning {
+        let mut out = Partitioning::default();
+        let Some(config) =
+            config.filter(|c| c.get("Enabled").and_then(Value::as_bool) == Some(true))
+        else {
+            return out;
+        };
+        for processor in processors(config) {
+            match processor.get("Type").and_then(Value::as_str) {
+                Some("MetadataExtraction") => {
+                    out.query = parameter(processor, "MetadataExtractionQuery").map(str::to_owned);
+                }
+                Some("AppendDelimiterToRecord") => out.delimiter = true,
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
 /// AWS's rules on an enabled configuration's processors, and what Riffle
-/// does not run yet (the processors of dynamic partitioning).
-pub fn check_rules(config: &Value) -> Result<(), FirehoseError> {
+/// does not run yet (RecordDeAggregation, Decompression,
+/// CloudWatchLogProcessing). `partitioning`: dynamic partitioning is
+/// enabled, which MetadataExtraction and AppendDelimiterToRecord need.
+pub fn check_rules(config: &Value, partitioning: bool) -> Result<(), FirehoseError> {
     if config.get("Enabled").and_then(Value::as_bool) != Some(true) {
         return Ok(());
     }
     let mut lambdas = 0;
     for processor in processors(config) {
         let kind = processor.get("Type").and_then(Value::as_str).unwrap_or("");
-        if kind != "Lambda" {
-            return Err(not_supported(&format!("Processor type {kind}")));
+        match kind {
+            "Lambda" => {
+                lambdas += 1;
+                check_lambda(processor)?;
+            }
+            "MetadataExtraction" | "AppendDelimiterToRecord" if !partitioning => {
+                return Err(invalid(format!(
+                    "Processor type {kind} is only supported when dynamic partitioning is enabled."
+                )));
+            }
+            "MetadataExtraction" => check_metadata_extraction(processor)?,
+            "AppendDelimiterToRecord" => {}
+            _ => return Err(not_supported(&format!("Processor type {kind}"))),
         }
-        lambdas += 1;
-        check_lambda(processor)?;
     }
     if lambdas > 1 {
         return Err(invalid(
@@ -174,6 +216,30 @@ pub fn check_rules(config: &Value) -> Result<(), FirehoseError> {
 
 fn invalid(message: String) -> FirehoseError {
     FirehoseError::InvalidArgument(message)
+}
+
+fn check_metadata_extraction(processor: &Value) -> Result<(), FirehoseError> {
+    let Some(query) = parameter(processor, "MetadataExtractionQuery") else {
+        return Err(invalid(
+            "MetadataExtractionQuery is a required processor parameter for processor type MetadataExtraction.".to_owned(),
+        ));
+    };
+    match parameter(processor, "JsonParsingEngine") {
+        Some(crate::partition::JQ_ENGINE) => {}
+        other => {
+            return Err(invalid(format!(
+                "Processor parameter JsonParsingEngine must be {}, got {}.",
+                crate::partition::JQ_ENGINE,
+                other.unwrap_or("nothing")
+            )));
+        }
+    }
+    crate::partition::Query::compile(query).map_err(|why| {
+        invalid(format!(
+            "Processor parameter MetadataExtractionQuery {query} is not a valid JQ query: {why}."
+        ))
+    })?;
+    Ok(())
 }
 
 fn check_lambda(processor: &Value) -> Result<(), FirehoseError> {
@@ -244,7 +310,7 @@ mod tests {
     }
 
     fn message(config: &Value) -> String {
-        match check_rules(config) {
+        match check_rules(config, false) {
             Err(FirehoseError::InvalidArgument(m)) => m,
             other => panic!("{other:?}"),
         }
@@ -255,7 +321,7 @@ mod tests {
         let config = lambda(json!([
             {"ParameterName": "LambdaArn", "ParameterValue": "arn:aws:lambda:us-east-1:000000000000:function:f"}
         ]));
-        check_rules(&config).unwrap();
+        check_rules(&config, false).unwrap();
         assert_eq!(
             LambdaProcessor::of(Some(&config)),
             Some(LambdaProcessor {
@@ -281,10 +347,46 @@ mod tests {
         assert!(message(&with("BufferSizeInMBs", "3.5")).contains("between 0.2 and 3"));
         assert!(message(&with("BufferIntervalInSeconds", "59")).contains("between 60 and 900"));
         assert!(message(&with("JsonParsingEngine", "JQ-1.6")).contains("not valid for"));
-        check_rules(&with("BufferSizeInMBs", "0.2")).unwrap();
-        check_rules(&with("NumberOfRetries", "0")).unwrap();
+        check_rules(&with("BufferSizeInMBs", "0.2"), false).unwrap();
+        check_rules(&with("NumberOfRetries", "0"), false).unwrap();
         let bad_arn =
             lambda(json!([{"ParameterName": "LambdaArn", "ParameterValue": "arn:aws:s3:::b"}]));
         assert!(message(&bad_arn).contains("not a valid Lambda function ARN"));
+    }
+
+    #[test]
+    fn partitioning_processors_need_dynamic_partitioning_and_a_jq_query() {
+        let config = |params: Value| {
+            json!({"Enabled": true, "Processors": [
+                {"Type": "MetadataExtraction", "Parameters": params},
+                {"Type": "AppendDelimiterToRecord"}
+            ]})
+        };
+        let good = config(json!([
+            {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{customer_id: .customer_id}"},
+            {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}
+        ]));
+        check_rules(&good, true).unwrap();
+        assert_eq!(
+            Partitioning::of(Some(&good)),
+            Partitioning {
+                query: Some("{customer_id: .customer_id}".to_owned()),
+                delimiter: true
+            }
+        );
+        assert!(message(&good).contains("only supported when dynamic partitioning is enabled"));
+        let refused = |config: &Value| match check_rules(config, true) {
+            Err(FirehoseError::InvalidArgument(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        let bad_query = config(json!([
+            {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{a: .b"},
+            {"ParameterName": "JsonParsingEngine", "ParameterValue": "JQ-1.6"}
+        ]));
+        assert!(refused(&bad_query).contains("not a valid JQ query"));
+        let no_engine = config(json!([
+            {"ParameterName": "MetadataExtractionQuery", "ParameterValue": "{a: .b}"}
+        ]));
+        assert!(refused(&no_engine).contains("JsonParsingEngine must be JQ-1.6"));
     }
 }

@@ -100,7 +100,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(code: &'static str, message: impl Into<String>) -> Failure {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Failure {
         Failure {
             code,
             message: message.into(),
@@ -193,7 +193,8 @@ impl Transformer {
         };
         let mut results = Vec::new();
         let mut running = JoinSet::new();
-        for batch in batches(buffer, self.processor.batch_bytes) {
+        let batches = batches(buffer, self.processor.batch_bytes);
+        for batch in batches.iter().cloned() {
             if running.len() >= INVOCATIONS_IN_FLIGHT
                 && let Some(done) = running.join_next().await
             {
@@ -209,6 +210,7 @@ impl Transformer {
             results.extend(done.ok());
         }
         results.sort_by_key(|r| r.records.start);
+        let results = with_lost_batches(&batches, results);
         self.assemble(buffer, results)
     }
 
@@ -370,10 +372,36 @@ impl Transformer {
                 failure,
                 ended_ms,
                 raw: buffer.record(i),
-                lambda_arn: &self.processor.lambda_arn,
+                lambda_arn: Some(&self.processor.lambda_arn),
             },
         );
     }
+}
+
+/// `results` (sorted) with a failure for each batch whose task ended
+/// without a result (it panicked): its records go to the error output
+/// rather than vanish.
+fn with_lost_batches(batches: &[Range<usize>], results: Vec<BatchResult>) -> Vec<BatchResult> {
+    if results.len() == batches.len() {
+        return results;
+    }
+    let mut results = results.into_iter().peekable();
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in batches {
+        match results.next_if(|r| r.records.start == batch.start) {
+            Some(result) => out.push(result),
+            None => out.push(BatchResult {
+                records: batch.clone(),
+                attempts: 1,
+                ended_ms: now_ms(),
+                answer: Err(Failure::new(
+                    "Lambda.FunctionError",
+                    "The invocation ended abnormally in Riffle.",
+                )),
+            }),
+        }
+    }
+    out
 }
 
 /// The ranges of records of each invocation.
@@ -497,7 +525,8 @@ pub struct ErrorRecord<'a> {
     pub failure: &'a Failure,
     pub ended_ms: i64,
     pub raw: &'a [u8],
-    pub lambda_arn: &'a str,
+    /// The Lambda processor's, for a transformation failure.
+    pub lambda_arn: Option<&'a str>,
 }
 
 /// Appends AWS's error record for a record that failed transformation,
@@ -525,8 +554,11 @@ pub fn error_line(out: &mut Vec<u8>, record: &ErrorRecord<'_>) {
         record.ended_ms
     );
     base64_simd::STANDARD.encode_append(record.raw, &mut line);
-    line.push_str("\",\"lambdaArn\":");
-    write_str(&mut line, record.lambda_arn);
+    line.push('"');
+    if let Some(arn) = record.lambda_arn {
+        line.push_str(",\"lambdaArn\":");
+        write_str(&mut line, arn);
+    }
     line.push_str("}\n");
     out.extend_from_slice(line.as_bytes());
 }

@@ -102,7 +102,7 @@ fn the_error_record_is_awss_json_line() {
             failure: &failure,
             ended_ms: 1_764_987_968_000,
             raw: b"{\"a\":1}",
-            lambda_arn: "arn:aws:lambda:us-east-1:000000000000:function:f",
+            lambda_arn: Some("arn:aws:lambda:us-east-1:000000000000:function:f"),
         },
     );
     let text = String::from_utf8(out).unwrap();
@@ -120,4 +120,19 @@ fn the_error_record_is_awss_json_line() {
         .decode_to_vec(parsed["rawData"].as_str().unwrap())
         .unwrap();
     assert_eq!(raw, b"{\"a\":1}");
+}
+
+#[test]
+fn a_batch_whose_task_died_fails_its_records_rather_than_losing_them() {
+    let ok = |records: Range<usize>| BatchResult {
+        records,
+        attempts: 1,
+        ended_ms: 5,
+        answer: Ok(Answer::default()),
+    };
+    let out = with_lost_batches(&[0..2, 2..3, 3..5], vec![ok(0..2), ok(3..5)]);
+    let ranges: Vec<_> = out.iter().map(|r| r.records.clone()).collect();
+    assert_eq!(ranges, [0..2, 2..3, 3..5]);
+    assert!(out[1].answer.is_err());
+    assert!(out[0].answer.is_ok() && out[2].answer.is_ok());
 }

@@ -46,3 +46,17 @@ def forgetful(event, context):
     if len(records) > 1:
         out.append(out[0])
     return {"records": out}
+
+
+def partition_by_first_word(event, context):
+    """Keeps each record and gives its first word as partition key `word`."""
+    out = []
+    for record in event["records"]:
+        word = base64.b64decode(record["data"]).split()[0].decode()
+        out.append({
+            "recordId": record["recordId"],
+            "result": "Ok",
+            "data": record["data"],
+            "metadata": {"partitionKeys": {"word": word}},
+        })
+    return {"records": out}
