@@ -31,7 +31,9 @@ use crate::catalog::{self, StreamRecord};
 use crate::compression::CompressionFormat;
 use crate::destination::{S3Destination, timestamp};
 use crate::metrics::LaneMetrics;
-use crate::partition::{METADATA_EXTRACTION_FAILED, Partitions, Query};
+use crate::partition::{
+    ACTIVE_PARTITIONS_MAX, METADATA_EXTRACTION_FAILED, PARTITIONS_LIMIT_EXCEEDED, Partitions, Query,
+};
 use crate::prefix::{self, ErrorOutputType, PartitionKeys, S3Prefixes, ThreadRandom};
 use crate::processing::{LambdaProcessor, Partitioning};
 use crate::sink::{ObjectSink, SinkError};
@@ -784,25 +786,27 @@ fn partition(
 ) -> (Partitions, Vec<u8>, u64) {
     let mut partitions = Partitions::default();
     let (mut failed, mut failed_records) = (Vec::new(), 0);
+    let mut fail = |data: &[u8], failure: Failure| {
+        failed_records += 1;
+        error_line(
+            &mut failed,
+            &ErrorRecord {
+                attempts: 1,
+                arrival_ms,
+                failure: &failure,
+                ended_ms: now_ms(),
+                raw: data,
+                lambda_arn: None,
+            },
+        );
+    };
     for i in 0..records.ends.len() {
         let data = records.record(i);
         let from_query = match query.map(|q| q.keys(data)) {
             None => Vec::new(),
             Some(Ok(keys)) => keys,
             Some(Err(why)) => {
-                failed_records += 1;
-                let failure = Failure::new(METADATA_EXTRACTION_FAILED, why);
-                error_line(
-                    &mut failed,
-                    &ErrorRecord {
-                        attempts: 1,
-                        arrival_ms,
-                        failure: &failure,
-                        ended_ms: now_ms(),
-                        raw: data,
-                        lambda_arn: None,
-                    },
-                );
+                fail(data, Failure::new(METADATA_EXTRACTION_FAILED, why));
                 continue;
             }
         };
@@ -814,7 +818,12 @@ fn partition(
             from_query,
             from_lambda,
         };
-        partitions.push(keys, data, delimiter);
+        if !partitions.push(keys, data, delimiter) {
+            let why = format!(
+                "The number of active partitions exceeded the limit of {ACTIVE_PARTITIONS_MAX}."
+            );
+            fail(data, Failure::new(PARTITIONS_LIMIT_EXCEEDED, why));
+        }
     }
     (partitions, failed, failed_records)
 }

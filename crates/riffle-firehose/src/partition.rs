@@ -23,6 +23,13 @@ use crate::prefix::PartitionKeys;
 
 /// The error code of a record whose partition keys could not be extracted.
 pub const METADATA_EXTRACTION_FAILED: &str = "DynamicPartitioning.MetadataExtractionFailed";
+/// The error code of a record of a partition past the active-partition
+/// limit.
+pub const PARTITIONS_LIMIT_EXCEEDED: &str = "DynamicPartitioning.ActivePartitionsLimitExceeded";
+/// Active partitions per delivery stream: AWS's default quota ("Dynamic
+/// partitioning": 500 active partitions; past it, records go to the error
+/// output). Riffle counts the partitions of one buffer.
+pub const ACTIVE_PARTITIONS_MAX: usize = 500;
 /// The only `JsonParsingEngine` AWS accepts.
 pub const JQ_ENGINE: &str = "JQ-1.6";
 
@@ -113,9 +120,14 @@ pub struct Partitions {
 }
 
 impl Partitions {
-    pub fn push(&mut self, keys: PartitionKeys, record: &[u8], delimiter: bool) {
+    /// Adds a record to its partition; `false` (and nothing added) when
+    /// that would be a partition past [`ACTIVE_PARTITIONS_MAX`].
+    pub fn push(&mut self, keys: PartitionKeys, record: &[u8], delimiter: bool) -> bool {
         let slot = (keys.from_query.clone(), keys.from_lambda.clone());
         let next = self.partitions.len();
+        if next >= ACTIVE_PARTITIONS_MAX && !self.index.contains_key(&slot) {
+            return false;
+        }
         let i = *self.index.entry(slot).or_insert(next);
         if i == next {
             self.partitions.push(Partition {
@@ -129,6 +141,7 @@ impl Partitions {
             records.data.push(b'\n');
         }
         records.ends.push(records.data.len());
+        true
     }
 }
 
@@ -188,9 +201,9 @@ mod tests {
             from_lambda: Vec::new(),
         };
         let mut partitions = Partitions::default();
-        partitions.push(keys("1"), b"a", true);
-        partitions.push(keys("2"), b"b", true);
-        partitions.push(keys("1"), b"c", true);
+        assert!(partitions.push(keys("1"), b"a", true));
+        assert!(partitions.push(keys("2"), b"b", true));
+        assert!(partitions.push(keys("1"), b"c", true));
         let got: Vec<(Vec<(String, String)>, Vec<u8>)> = partitions
             .partitions
             .into_iter()
@@ -203,5 +216,21 @@ mod tests {
                 (pairs(&[("c", "2")]), b"b\n".to_vec())
             ]
         );
+    }
+
+    #[test]
+    fn a_partition_past_the_active_limit_is_refused_and_known_ones_still_take_records() {
+        let keys = |c: usize| PartitionKeys {
+            from_query: pairs(&[("c", &c.to_string())]),
+            from_lambda: Vec::new(),
+        };
+        let mut partitions = Partitions::default();
+        for c in 0..ACTIVE_PARTITIONS_MAX {
+            assert!(partitions.push(keys(c), b"x", false));
+        }
+        assert!(!partitions.push(keys(ACTIVE_PARTITIONS_MAX), b"y", false));
+        assert!(partitions.push(keys(0), b"z", false));
+        assert_eq!(partitions.partitions.len(), ACTIVE_PARTITIONS_MAX);
+        assert_eq!(partitions.partitions[0].records.data, b"xz");
     }
 }
