@@ -145,8 +145,11 @@ struct Deliverer {
     env: Arc<TransformEnv>,
     /// The MetadataExtraction query, compiled once per stream (again only
     /// when an update changes it).
-    query: Arc<parking_lot::Mutex<Option<(String, Arc<Query>)>>>,
+    query: Arc<parking_lot::Mutex<Option<CompiledQuery>>>,
 }
+
+/// A MetadataExtraction query's text and its compiled form.
+type CompiledQuery = (String, Arc<Query>);
 
 /// One object to store.
 #[derive(Debug, Clone, PartialEq, Eq)]

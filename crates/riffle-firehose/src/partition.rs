@@ -104,6 +104,10 @@ fn scalar(value: &Val) -> Option<String> {
     }
 }
 
+/// A partition's keys from the query and from the function, by which
+/// records are grouped.
+type KeyValues = (Vec<(String, String)>, Vec<(String, String)>);
+
 /// One partition's records and keys.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Partition {
@@ -115,7 +119,7 @@ pub struct Partition {
 /// `delimiter` (AppendDelimiterToRecord) ends each record with a newline.
 #[derive(Debug, Default)]
 pub struct Partitions {
-    index: BTreeMap<(Vec<(String, String)>, Vec<(String, String)>), usize>,
+    index: BTreeMap<KeyValues, usize>,
     pub partitions: Vec<Partition>,
 }
 
@@ -204,7 +208,8 @@ mod tests {
         assert!(partitions.push(keys("1"), b"a", true));
         assert!(partitions.push(keys("2"), b"b", true));
         assert!(partitions.push(keys("1"), b"c", true));
-        let got: Vec<(Vec<(String, String)>, Vec<u8>)> = partitions
+        type Got = (Vec<(String, String)>, Vec<u8>);
+        let got: Vec<Got> = partitions
             .partitions
             .into_iter()
             .map(|p| (p.keys.from_query, p.records.data))
