@@ -167,13 +167,19 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         }
         None => Arc::clone(&s3) as Arc<dyn ObjectSink>,
     };
-    let firehose =
-        Firehose::open(Arc::clone(&store), config.firehose(), sink).map_err(|source| {
-            ServeError::Firehose {
-                dir: dir.clone(),
-                source,
-            }
-        })?;
+    // `[functions]`: no process starts before a first invocation (Firehose's
+    // record transformation invokes them).
+    let functions = riffle_lambda::Functions::new(config.functions())?;
+    let firehose_config = riffle_firehose::FirehoseConfig {
+        functions: Some(functions.clone()),
+        ..config.firehose()
+    };
+    let firehose = Firehose::open(Arc::clone(&store), firehose_config, sink).map_err(|source| {
+        ServeError::Firehose {
+            dir: dir.clone(),
+            source,
+        }
+    })?;
     // A KinesisStreamAsSource delivery stream reads its Data Stream in-process.
     firehose.attach_kinesis(Arc::clone(&kinesis));
     // KCL applications keep their leases here: the same port, no DynamoDB.
@@ -183,9 +189,6 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
             source,
         },
     )?;
-    // `[functions]`: no process starts before a first invocation; nothing
-    // invokes them yet (Firehose's record transformation will, issue 18).
-    let functions = riffle_lambda::Functions::new(config.functions())?;
     let services: Vec<Arc<dyn Service>> = vec![
         Arc::new(KinesisService(Arc::clone(&kinesis))),
         Arc::new(FirehoseService(Arc::clone(&firehose))),

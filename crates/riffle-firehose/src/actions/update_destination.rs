@@ -155,8 +155,9 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
         )));
     }
     if let Some((s3, extended)) = update {
-        let mut destination = record.destination.updated(s3);
+        let mut destination = record.destination.clone().updated(s3);
         destination.extended |= extended;
+        destination.check_processing(Some(&record.destination))?;
         destination.check_rules(now)?;
         record.destination = destination;
     }
