@@ -23,6 +23,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::catalog::{self, StreamRecord};
 use crate::compression::CompressionFormat;
+use crate::convert;
 use crate::destination::{S3Destination, timestamp};
 use crate::metrics::LaneMetrics;
 use crate::prefix::{self, PartitionKeys, S3Prefixes, ThreadRandom};
@@ -125,6 +126,9 @@ struct Buffer {
     records: u64,
     first_arrival_ms: Option<i64>,
     last_arrival_ms: i64,
+    /// Each record's end offset in `data` and arrival time: format
+    /// conversion reads records one by one.
+    bounds: Vec<(usize, i64)>,
 }
 
 /// One object to store.
@@ -263,12 +267,46 @@ impl Deliverer {
             records,
             first_arrival_ms,
             last_arrival_ms,
+            bounds,
         } = buffer;
         let oldest_ms = first_arrival_ms.unwrap_or(last_arrival_ms);
-        let object = self.make_object(record, destination, oldest_ms, data).await;
-        self.store_object(&object, records).await;
+        let bytes = if let Some(conversion) = convert::deliver::enabled(destination) {
+            // The converted object, then the records that did not fit
+            // under format-conversion-failed/; both before the checkpoint.
+            let (store, record, destination) =
+                (Arc::clone(&self.store), record.clone(), destination.clone());
+            let converted = tokio::task::spawn_blocking(move || {
+                convert::deliver::convert_buffer(
+                    &store,
+                    &record,
+                    &destination,
+                    &conversion,
+                    oldest_ms,
+                    &data,
+                    &bounds,
+                )
+            })
+            .await;
+            // A panicked conversion ends this storing task, so the lane
+            // stops unrecorded and a restart converts the records again;
+            // a cancelled one is the runtime stopping.
+            let converted = match converted {
+                Ok(converted) => converted,
+                Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                Err(_) => return,
+            };
+            let mut bytes = 0;
+            for object in [converted.object, converted.failed].into_iter().flatten() {
+                self.store_object(&object, records).await;
+                bytes += object.body.len() as u64;
+            }
+            bytes
+        } else {
+            let object = self.make_object(record, destination, oldest_ms, data).await;
+            self.store_object(&object, records).await;
+            object.body.len() as u64
+        };
         let freshness_ms = now_ms().saturating_sub(oldest_ms);
-        let bytes = object.body.len() as u64;
         self.metrics()
             .delivered(records, bytes, freshness_ms.max(0));
         self.checkpoint(end, last_arrival_ms).await;
@@ -348,6 +386,7 @@ impl Deliverer {
             records: 0,
             first_arrival_ms: None,
             last_arrival_ms: 0,
+            bounds: Vec::new(),
         };
         let mut started = None;
         loop {
@@ -373,6 +412,7 @@ impl Deliverer {
                 for record in &batch.records {
                     buffer.first_arrival_ms.get_or_insert(record.arrival_ms);
                     buffer.data.extend_from_slice(&record.data);
+                    buffer.bounds.push((buffer.data.len(), record.arrival_ms));
                     buffer.last_arrival_ms = record.arrival_ms;
                 }
                 buffer.end = batch.next_seq;
@@ -558,7 +598,7 @@ fn still_open(log: &riffle_log::ShardLog, at: Seq) -> Result<(), LogError> {
 /// An object's key and the UUID that ends it: `<evaluated prefix><stream>-<version>-YYYY-MM-DD-HH-MM-SS-<uuid><extension>`,
 /// the prefix and the time evaluated at `oldest_ms` in the destination's
 /// time zone, the extension the FileExtension or the compression's.
-fn object_key(
+pub(crate) fn object_key(
     record: &StreamRecord,
     destination: &S3Destination,
     oldest_ms: i64,
@@ -569,7 +609,7 @@ fn object_key(
     let evaluated = prefixes.evaluate(at, &PartitionKeys::default(), &mut rng);
     let extension = prefix::object_extension(
         destination.file_extension.as_deref(),
-        destination.compression_format().extension(),
+        destination.default_extension(),
     );
     let id = prefix::random_uuid(&mut rng);
     let key = prefix::object_key(

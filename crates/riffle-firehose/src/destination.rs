@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::FirehoseError;
 use crate::compression::CompressionFormat;
+use crate::convert;
 use crate::errors::not_supported;
 use crate::json::{Int, Text};
 use crate::prefix::{self, PrefixError, S3Prefixes};
@@ -169,8 +170,8 @@ impl S3Input {
         }
     }
 
-    /// Refuses what Riffle cannot do: data transformation (Lambda), format
-    /// conversion and dynamic partitioning, when enabled.
+    /// Refuses what Riffle cannot do: data transformation (Lambda) and
+    /// dynamic partitioning, when enabled.
     pub fn refuse_unsupported(&self) -> Result<(), FirehoseError> {
         let enabled = |v: &Option<Value>| {
             v.as_ref()
@@ -179,9 +180,6 @@ impl S3Input {
         };
         if enabled(&self.ProcessingConfiguration) {
             return Err(not_supported("ProcessingConfiguration"));
-        }
-        if enabled(&self.DataFormatConversionConfiguration) {
-            return Err(not_supported("DataFormatConversionConfiguration"));
         }
         if enabled(&self.DynamicPartitioningConfiguration) {
             return Err(not_supported("DynamicPartitioningConfiguration"));
@@ -211,7 +209,15 @@ impl S3Input {
             file_extension: None,
             custom_time_zone: None,
         };
-        base.updated(self)
+        let size_given = self
+            .BufferingHints
+            .as_ref()
+            .is_some_and(|h| h.SizeInMBs.is_some());
+        let mut destination = base.updated(self);
+        if !size_given && destination.conversion_enabled() {
+            destination.size_mb = convert::config::CONVERSION_SIZE_MB_DEFAULT;
+        }
+        destination
     }
 }
 
@@ -316,6 +322,35 @@ impl S3Destination {
     /// an unknown stored value, which no request can set, is UNCOMPRESSED).
     pub fn compression_format(&self) -> CompressionFormat {
         CompressionFormat::from_wire(&self.compression).unwrap_or_default()
+    }
+
+    /// The extension of objects when FileExtension is not set: `.parquet`
+    /// with format conversion (Parquet compresses inside the file), else
+    /// the CompressionFormat's.
+    pub fn default_extension(&self) -> &'static str {
+        if self.conversion_enabled() {
+            ".parquet"
+        } else {
+            self.compression_format().extension()
+        }
+    }
+
+    /// Whether DataFormatConversionConfiguration is present and not
+    /// `Enabled: false` (AWS's default is enabled).
+    pub fn conversion_enabled(&self) -> bool {
+        self.data_format_conversion
+            .as_ref()
+            .is_some_and(|v| v.get("Enabled") != Some(&Value::Bool(false)))
+    }
+
+    /// AWS's rules for format conversion on the destination a create or
+    /// an update results in (see `convert::check_destination`).
+    pub fn check_conversion(&self) -> Result<(), FirehoseError> {
+        convert::check_destination(
+            self.data_format_conversion.as_ref(),
+            self.size_mb,
+            &self.compression,
+        )
     }
 
     /// Whether S3BackupMode is `Enabled` with a backup destination.

@@ -38,6 +38,7 @@
 mod actions;
 mod catalog;
 pub mod compression;
+pub mod convert;
 mod delivery;
 #[cfg(test)]
 mod delivery_tests;

@@ -231,6 +231,7 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     let (config, extended) = destination(&mut input)?;
     let destination = config.into_destination(extended);
     destination.check_rules(now)?;
+    destination.check_conversion()?;
     let delay_ms = i64::try_from(firehose.config().status_delay.as_millis()).unwrap_or(i64::MAX);
     let encryption = input
         .DeliveryStreamEncryptionConfigurationInput

@@ -158,6 +158,7 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
         let mut destination = record.destination.updated(s3);
         destination.extended |= extended;
         destination.check_rules(now)?;
+        destination.check_conversion()?;
         record.destination = destination;
     }
     record.version += 1;
