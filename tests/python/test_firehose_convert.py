@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import boto3
 import duckdb
+import pyarrow.orc as orc
 import pyarrow.parquet as pq
 import pytest
 from botocore.config import Config
@@ -220,7 +221,6 @@ def test_a_missing_table_fails_every_record_at_delivery_as_aws_does(server):
     [
         ({"BufferingHints": {"SizeInMBs": 5, "IntervalInSeconds": 60}}, "at least 64"),
         ({"CompressionFormat": "GZIP"}, "UNCOMPRESSED"),
-        ({"DataFormatConversionConfiguration": conversion(serializer={"OrcSerDe": {}})}, "OrcSerDe"),
         (
             {"DataFormatConversionConfiguration": conversion(serializer={"ParquetSerDe": {}, "OrcSerDe": {}})},
             "Exactly one",
@@ -244,3 +244,48 @@ def test_conversion_buffers_default_to_128_mib(server):
     extended = described["Destinations"][0]["ExtendedS3DestinationDescription"]
     assert extended["BufferingHints"]["SizeInMBs"] == 128
     assert extended["DataFormatConversionConfiguration"]["Enabled"] is True
+
+
+FLAT = [("b", "boolean"), ("i", "int"), ("bi", "bigint"), ("d", "double"), ("s", "varchar(4)"), ("bin", "binary"),
+        ("ts", "timestamp"), ("dt", "date")]
+
+
+def test_json_records_become_an_orc_file_that_pyarrow_reads_back(server):
+    glue, firehose, s3 = clients(server.endpoint)
+    glue.create_database(DatabaseInput={"Name": "analytics"})
+    glue.create_table(
+        DatabaseName="analytics",
+        TableInput={"Name": "flat", "StorageDescriptor": {"Columns": [{"Name": n, "Type": t} for n, t in FLAT]}},
+    )
+    s3.create_bucket(Bucket="lake")
+    orc_conversion = conversion("flat", serializer={"OrcSerDe": {"Compression": "ZLIB"}})
+    firehose.create_delivery_stream(
+        DeliveryStreamName="flat",
+        ExtendedS3DestinationConfiguration=destination("lake", DataFormatConversionConfiguration=orc_conversion),
+    )
+    wait_active(firehose, "flat")
+    record = {k: FULL[k] for k, _ in FLAT if k in FULL}
+    record["b"] = FULL["B"]
+    record["s"] = "abcdef"
+    firehose.put_record_batch(
+        DeliveryStreamName="flat", Records=[{"Data": json.dumps(record).encode()}, {"Data": b"{}"}]
+    )
+    keys = wait_keys(s3, "lake", 1)
+    assert len(keys) == 1 and keys[0].endswith(".orc"), keys
+    body = s3.get_object(Bucket="lake", Key=keys[0])["Body"].read()
+    rows = orc.ORCFile(io.BytesIO(body)).read().to_pylist()
+    want = {k: WANT_FULL[k] for k, _ in FLAT}
+    want["s"] = "abcd"
+    # ORC's timestamp has no zone (Hive's): the UTC wall-clock time.
+    want["ts"] = want["ts"].replace(tzinfo=None)
+    assert rows == [want, {k: None for k, _ in FLAT}]
+
+
+def test_orc_output_of_a_table_orc_rust_cannot_write_is_refused_at_create(server):
+    glue, firehose, _ = clients(server.endpoint)
+    create_table(glue)
+    config = destination("lake", DataFormatConversionConfiguration=conversion(serializer={"OrcSerDe": {}}))
+    with pytest.raises(ClientError) as err:
+        firehose.create_delivery_stream(DeliveryStreamName="nested", ExtendedS3DestinationConfiguration=config)
+    assert err.value.response["Error"]["Code"] == "InvalidArgumentException"
+    assert "cannot write" in err.value.response["Error"]["Message"]

@@ -325,13 +325,12 @@ impl S3Destination {
     }
 
     /// The extension of objects when FileExtension is not set: `.parquet`
-    /// with format conversion (Parquet compresses inside the file), else
-    /// the CompressionFormat's.
+    /// or `.orc` with format conversion (the format compresses inside the
+    /// file), else the CompressionFormat's.
     pub fn default_extension(&self) -> &'static str {
-        if self.conversion_enabled() {
-            ".parquet"
-        } else {
-            self.compression_format().extension()
+        match convert::deliver::enabled(self) {
+            Some(conversion) => conversion.output.extension(),
+            None => self.compression_format().extension(),
         }
     }
 

@@ -232,6 +232,7 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     let destination = config.into_destination(extended);
     destination.check_rules(now)?;
     destination.check_conversion()?;
+    crate::convert::deliver::check_orc_table(&firehose.store, &destination).await?;
     let delay_ms = i64::try_from(firehose.config().status_delay.as_millis()).unwrap_or(i64::MAX);
     let encryption = input
         .DeliveryStreamEncryptionConfigurationInput

@@ -159,6 +159,7 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
         destination.extended |= extended;
         destination.check_rules(now)?;
         destination.check_conversion()?;
+        crate::convert::deliver::check_orc_table(&firehose.store, &destination).await?;
         record.destination = destination;
     }
     record.version += 1;

@@ -17,6 +17,9 @@ pub const CONVERSION_SIZE_MB_DEFAULT: i32 = 128;
 pub const BLOCK_SIZE_MIN: i64 = 64 * 1024 * 1024;
 pub const PAGE_SIZE_MIN: i64 = 64 * 1024;
 pub const PAGE_SIZE_DEFAULT: usize = 1024 * 1024;
+/// OrcSerDe's StripeSizeBytes: at least 8 MiB, 64 MiB by default (model).
+pub const STRIPE_SIZE_MIN: i64 = 8 * 1024 * 1024;
+pub const STRIPE_SIZE_DEFAULT: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[allow(non_snake_case)]
@@ -76,7 +79,16 @@ pub struct OutputFormat {
 #[allow(non_snake_case)]
 pub struct SerializerInput {
     pub ParquetSerDe: Option<ParquetInput>,
-    pub OrcSerDe: Option<Value>,
+    pub OrcSerDe: Option<OrcInput>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[allow(non_snake_case)]
+pub struct OrcInput {
+    pub StripeSizeBytes: Option<i64>,
+    pub BlockSizeBytes: Option<i64>,
+    pub Compression: Option<String>,
+    pub FormatVersion: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -118,12 +130,37 @@ pub struct ParquetSettings {
     pub writer_v2: bool,
 }
 
+/// ORC's writer settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrcSettings {
+    pub stripe_size: usize,
+    /// NONE, ZLIB or SNAPPY (the default).
+    pub compression: String,
+}
+
+/// The output SerDe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Parquet(ParquetSettings),
+    Orc(OrcSettings),
+}
+
+impl Output {
+    /// The objects' extension when FileExtension is not set.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            Output::Parquet(_) => ".parquet",
+            Output::Orc(_) => ".orc",
+        }
+    }
+}
+
 /// A checked, enabled conversion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversion {
     pub schema: SchemaConfiguration,
     pub deserializer: Deserializer,
-    pub parquet: ParquetSettings,
+    pub output: Output,
 }
 
 fn invalid(message: impl Into<String>) -> FirehoseError {
@@ -166,7 +203,7 @@ impl ConversionInput {
         Ok(Conversion {
             schema,
             deserializer: self.deserializer()?,
-            parquet: self.parquet()?,
+            output: self.output()?,
         })
     }
 
@@ -195,56 +232,79 @@ impl ConversionInput {
         }
     }
 
-    fn parquet(&self) -> Result<ParquetSettings, FirehoseError> {
+    fn output(&self) -> Result<Output, FirehoseError> {
         let given = self
             .OutputFormatConfiguration
             .as_ref()
             .and_then(|o| o.Serializer.as_ref());
-        let parquet = match given.map(|s| (&s.ParquetSerDe, &s.OrcSerDe)) {
-            Some((Some(parquet), None)) => parquet,
-            Some((None, Some(_))) => {
-                return Err(invalid(
-                    "OrcSerDe is not supported by Riffle yet: use ParquetSerDe.",
-                ));
-            }
-            _ => {
-                return Err(invalid(
-                    "Exactly one of ParquetSerDe and OrcSerDe must be specified in OutputFormatConfiguration.Serializer.",
-                ));
-            }
-        };
-        if parquet.BlockSizeBytes.is_some_and(|b| b < BLOCK_SIZE_MIN) {
-            return Err(invalid(format!(
-                "ParquetSerDe.BlockSizeBytes must be at least {BLOCK_SIZE_MIN}."
-            )));
+        match given.map(|s| (&s.ParquetSerDe, &s.OrcSerDe)) {
+            Some((Some(parquet), None)) => Ok(Output::Parquet(parquet_settings(parquet)?)),
+            Some((None, Some(orc))) => Ok(Output::Orc(orc_settings(orc)?)),
+            _ => Err(invalid(
+                "Exactly one of ParquetSerDe and OrcSerDe must be specified in OutputFormatConfiguration.Serializer.",
+            )),
         }
-        if parquet.PageSizeBytes.is_some_and(|p| p < PAGE_SIZE_MIN) {
-            return Err(invalid(format!(
-                "ParquetSerDe.PageSizeBytes must be at least {PAGE_SIZE_MIN}."
-            )));
-        }
-        let compression = parquet.Compression.as_deref().unwrap_or("SNAPPY");
-        if !["UNCOMPRESSED", "GZIP", "SNAPPY"].contains(&compression) {
-            return Err(invalid(format!(
-                "ParquetSerDe.Compression must be one of UNCOMPRESSED, GZIP, SNAPPY, not {compression}."
-            )));
-        }
-        let version = parquet.WriterVersion.as_deref().unwrap_or("V1");
-        if !["V1", "V2"].contains(&version) {
-            return Err(invalid(format!(
-                "ParquetSerDe.WriterVersion must be V1 or V2, not {version}."
-            )));
-        }
-        Ok(ParquetSettings {
-            page_size: parquet
-                .PageSizeBytes
-                .and_then(|p| usize::try_from(p).ok())
-                .unwrap_or(PAGE_SIZE_DEFAULT),
-            compression: compression.to_owned(),
-            dictionary: parquet.EnableDictionaryCompression.unwrap_or(false),
-            writer_v2: version == "V2",
-        })
     }
+}
+
+fn orc_settings(orc: &OrcInput) -> Result<OrcSettings, FirehoseError> {
+    if orc.StripeSizeBytes.is_some_and(|b| b < STRIPE_SIZE_MIN) {
+        return Err(invalid(format!(
+            "OrcSerDe.StripeSizeBytes must be at least {STRIPE_SIZE_MIN}."
+        )));
+    }
+    if orc.BlockSizeBytes.is_some_and(|b| b < BLOCK_SIZE_MIN) {
+        return Err(invalid(format!(
+            "OrcSerDe.BlockSizeBytes must be at least {BLOCK_SIZE_MIN}."
+        )));
+    }
+    let compression = orc.Compression.as_deref().unwrap_or("SNAPPY");
+    if !["NONE", "ZLIB", "SNAPPY"].contains(&compression) {
+        return Err(invalid(format!(
+            "OrcSerDe.Compression must be one of NONE, ZLIB, SNAPPY, not {compression}."
+        )));
+    }
+    Ok(OrcSettings {
+        stripe_size: orc
+            .StripeSizeBytes
+            .and_then(|b| usize::try_from(b).ok())
+            .unwrap_or(STRIPE_SIZE_DEFAULT),
+        compression: compression.to_owned(),
+    })
+}
+
+fn parquet_settings(parquet: &ParquetInput) -> Result<ParquetSettings, FirehoseError> {
+    if parquet.BlockSizeBytes.is_some_and(|b| b < BLOCK_SIZE_MIN) {
+        return Err(invalid(format!(
+            "ParquetSerDe.BlockSizeBytes must be at least {BLOCK_SIZE_MIN}."
+        )));
+    }
+    if parquet.PageSizeBytes.is_some_and(|p| p < PAGE_SIZE_MIN) {
+        return Err(invalid(format!(
+            "ParquetSerDe.PageSizeBytes must be at least {PAGE_SIZE_MIN}."
+        )));
+    }
+    let compression = parquet.Compression.as_deref().unwrap_or("SNAPPY");
+    if !["UNCOMPRESSED", "GZIP", "SNAPPY"].contains(&compression) {
+        return Err(invalid(format!(
+            "ParquetSerDe.Compression must be one of UNCOMPRESSED, GZIP, SNAPPY, not {compression}."
+        )));
+    }
+    let version = parquet.WriterVersion.as_deref().unwrap_or("V1");
+    if !["V1", "V2"].contains(&version) {
+        return Err(invalid(format!(
+            "ParquetSerDe.WriterVersion must be V1 or V2, not {version}."
+        )));
+    }
+    Ok(ParquetSettings {
+        page_size: parquet
+            .PageSizeBytes
+            .and_then(|p| usize::try_from(p).ok())
+            .unwrap_or(PAGE_SIZE_DEFAULT),
+        compression: compression.to_owned(),
+        dictionary: parquet.EnableDictionaryCompression.unwrap_or(false),
+        writer_v2: version == "V2",
+    })
 }
 
 /// AWS's rules across a destination's members with conversion enabled:

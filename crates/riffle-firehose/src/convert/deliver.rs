@@ -8,10 +8,12 @@ use riffle_log::LogStore;
 use serde_json::Value;
 use tracing::warn;
 
+use super::Output;
 use super::{
     Conversion, ENTITY_NOT_FOUND, INVALID_SCHEMA, InRecord, Reader, TableSchema, catalog_table,
     convert, failed_lines,
 };
+use crate::FirehoseError;
 use crate::catalog::StreamRecord;
 use crate::delivery::{Object, object_key, stream_prefixes};
 use crate::destination::{S3Destination, timestamp};
@@ -61,7 +63,34 @@ fn table_schema(
             format!("Table {database}.{table} not found in the Glue Data Catalog {catalog}."),
         ));
     };
-    TableSchema::from_table(&found).map_err(|reason| (INVALID_SCHEMA, reason))
+    let schema = TableSchema::from_table(&found).map_err(|reason| (INVALID_SCHEMA, reason))?;
+    if let Output::Orc(_) = conversion.output
+        && let Some(reason) = super::orc::unsupported(&schema.columns)
+    {
+        return Err((INVALID_SCHEMA, reason));
+    }
+    Ok(schema)
+}
+
+/// Refuses ORC output for a table (if it exists yet) with a column type
+/// orc-rust cannot write: AWS writes them, so Riffle says so at once
+/// rather than failing every record at delivery.
+pub async fn check_orc_table(
+    store: &Arc<LogStore>,
+    destination: &S3Destination,
+) -> Result<(), FirehoseError> {
+    let Some(conversion) = enabled(destination) else {
+        return Ok(());
+    };
+    if !matches!(conversion.output, Output::Orc(_)) {
+        return Ok(());
+    }
+    let store = Arc::clone(store);
+    let found = tokio::task::spawn_blocking(move || table_schema(&store, &conversion)).await;
+    match found {
+        Ok(Err((INVALID_SCHEMA, reason))) => Err(FirehoseError::InvalidArgument(reason)),
+        _ => Ok(()),
+    }
 }
 
 /// Converts a buffer (`bounds`: each record's end offset in `data` and its
@@ -99,7 +128,7 @@ pub fn convert_buffer(
         Err((code, message)) => (None, everything_failed(code, message)),
         Ok(schema) => {
             let reader = Reader::new(&conversion.deserializer);
-            match convert(&records, &schema, &reader, &conversion.parquet) {
+            match convert(&records, &schema, &reader, &conversion.output) {
                 Ok(out) => {
                     let failed = out
                         .failed

@@ -12,6 +12,7 @@
 mod arrays;
 pub mod config;
 pub(crate) mod deliver;
+mod orc;
 mod values;
 
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use parquet::file::properties::{WriterProperties, WriterVersion};
 use riffle_glue::HiveType;
 use serde_json::{Map, Value, json};
 
-pub use config::{Conversion, ConversionInput, Deserializer, check_destination};
+pub use config::{Conversion, ConversionInput, Deserializer, Output, check_destination};
 
 /// Records are built into Arrow batches of at most this many: a 128 MiB
 /// buffer is never all parsed JSON at once.
@@ -203,11 +204,11 @@ pub fn convert(
     records: &[InRecord<'_>],
     schema: &TableSchema,
     reader: &Reader,
-    settings: &config::ParquetSettings,
-) -> Result<Converted, parquet::errors::ParquetError> {
+    output: &Output,
+) -> Result<Converted, ConvertError> {
     let arrow_schema = schema.arrow_schema();
     let mut failed = Vec::new();
-    let mut writer: Option<ArrowWriter<Vec<u8>>> = None;
+    let mut writer: Option<FileWriter> = None;
     for (chunk_at, chunk) in records.chunks(BATCH_RECORDS).enumerate() {
         let mut fitting: Vec<Map<String, Value>> = Vec::with_capacity(chunk.len());
         for (i, record) in chunk.iter().enumerate() {
@@ -226,16 +227,59 @@ pub fn convert(
         let batch = batch(&fitting, schema, reader, &arrow_schema)?;
         let writer = match &mut writer {
             Some(writer) => writer,
-            None => writer.insert(ArrowWriter::try_new(
-                Vec::new(),
-                Arc::clone(&arrow_schema),
-                Some(writer_properties(settings)),
-            )?),
+            None => writer.insert(FileWriter::new(&arrow_schema, output)?),
         };
         writer.write(&batch)?;
     }
-    let body = writer.map(ArrowWriter::into_inner).transpose()?;
+    let body = writer.map(FileWriter::finish).transpose()?;
     Ok(Converted { body, failed })
+}
+
+/// Why a file could not be written (a schema the writer refuses).
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("{0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("{0}")]
+    Orc(#[from] orc_rust::error::OrcError),
+    #[error("{0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+}
+
+/// The file being written: Parquet, or ORC (batches kept until the end:
+/// orc-rust writes to a `Write` it owns until closed).
+enum FileWriter {
+    /// Boxed: the writer is large and there is one per object.
+    Parquet(Box<ArrowWriter<Vec<u8>>>),
+    Orc(orc::OrcFile),
+}
+
+impl FileWriter {
+    fn new(schema: &Arc<Schema>, output: &Output) -> Result<FileWriter, ConvertError> {
+        Ok(match output {
+            Output::Parquet(settings) => FileWriter::Parquet(Box::new(ArrowWriter::try_new(
+                Vec::new(),
+                Arc::clone(schema),
+                Some(writer_properties(settings)),
+            )?)),
+            Output::Orc(settings) => FileWriter::Orc(orc::OrcFile::new(schema, settings)?),
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), ConvertError> {
+        match self {
+            FileWriter::Parquet(w) => w.write(batch)?,
+            FileWriter::Orc(w) => w.write(batch)?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Vec<u8>, ConvertError> {
+        match self {
+            FileWriter::Parquet(w) => Ok(w.into_inner()?),
+            FileWriter::Orc(w) => w.finish(),
+        }
+    }
 }
 
 /// A record as a JSON object whose every column fits its type.
@@ -257,7 +301,7 @@ fn batch(
     schema: &TableSchema,
     reader: &Reader,
     arrow_schema: &Arc<Schema>,
-) -> Result<RecordBatch, parquet::errors::ParquetError> {
+) -> Result<RecordBatch, ConvertError> {
     let columns: Vec<ArrayRef> = schema
         .columns
         .iter()

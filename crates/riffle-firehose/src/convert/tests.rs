@@ -23,13 +23,13 @@ fn openx() -> Reader {
     })
 }
 
-fn settings() -> config::ParquetSettings {
-    config::ParquetSettings {
+fn settings() -> Output {
+    Output::Parquet(config::ParquetSettings {
         page_size: config::PAGE_SIZE_DEFAULT,
         compression: "SNAPPY".to_owned(),
         dictionary: false,
         writer_v2: false,
-    }
+    })
 }
 
 fn records(lines: &[&'static str]) -> Vec<InRecord<'static>> {
