@@ -138,8 +138,11 @@ impl Reader {
     /// A top-level column's value: through ColumnToJsonKeyMappings if the
     /// column is mapped (the key then matched as given).
     fn column<'a>(&self, object: &'a Map<String, Value>, column: &str) -> Option<&'a Value> {
-        let lowered = column.to_lowercase();
-        match self.mappings.iter().find(|(c, _)| *c == lowered) {
+        let mapped = self
+            .mappings
+            .iter()
+            .find(|(c, _)| c.eq_ignore_ascii_case(column) || *c == column.to_lowercase());
+        match mapped {
             Some((_, key)) => object.get(key),
             None => self.field(object, column),
         }
