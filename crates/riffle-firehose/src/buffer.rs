@@ -9,14 +9,33 @@
 use riffle_log::{Record, Seq};
 
 /// Records as one flat body and the end offset of each: what an object is
-/// made of.
+/// made of; with each record's arrival time, which format conversion's
+/// error lines report.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Records {
     pub data: Vec<u8>,
     pub ends: Vec<usize>,
+    /// Each record's arrival time, ms since the epoch.
+    pub arrivals: Vec<i64>,
 }
 
 impl Records {
+    /// Appends a record that arrived at `arrival_ms`.
+    pub fn push(&mut self, data: &[u8], arrival_ms: i64) {
+        self.data.extend_from_slice(data);
+        self.ends.push(self.data.len());
+        self.arrivals.push(arrival_ms);
+    }
+
+    /// Each record's end offset in `data` and its arrival time.
+    pub fn bounds(&self) -> Vec<(usize, i64)> {
+        self.ends
+            .iter()
+            .copied()
+            .zip(self.arrivals.iter().copied())
+            .collect()
+    }
+
     /// Record `i`'s data.
     pub fn record(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
@@ -85,11 +104,12 @@ impl Buffer {
         self.last_arrival_ms = record.arrival_ms;
     }
 
-    /// The records, without their arrival times and slots.
+    /// The records, without their slots.
     pub fn into_records(self) -> Records {
         Records {
             data: self.data,
             ends: self.ends,
+            arrivals: self.arrivals,
         }
     }
 

@@ -29,6 +29,7 @@ use tracing::{debug, error, info, warn};
 use crate::buffer::{Buffer, Records};
 use crate::catalog::{self, StreamRecord};
 use crate::compression::CompressionFormat;
+use crate::convert;
 use crate::destination::{S3Destination, timestamp};
 use crate::metrics::LaneMetrics;
 use crate::partition::{
@@ -329,13 +330,65 @@ impl Deliverer {
         keys: &PartitionKeys,
     ) {
         let count = records.ends.len() as u64;
-        let object = self
-            .make_object(record, destination, oldest_ms, records, keys)
-            .await;
-        self.store_object(&object, count).await;
+        let objects = match convert::deliver::enabled(destination) {
+            Some(conversion) => {
+                self.convert(record, destination, oldest_ms, records, keys, conversion)
+                    .await
+            }
+            None => vec![
+                self.make_object(record, destination, oldest_ms, records, keys)
+                    .await,
+            ],
+        };
+        let mut bytes = 0;
+        for object in &objects {
+            self.store_object(object, count).await;
+            bytes += object.body.len() as u64;
+        }
         let freshness_ms = now_ms().saturating_sub(oldest_ms);
-        let bytes = object.body.len() as u64;
         self.metrics().delivered(count, bytes, freshness_ms.max(0));
+    }
+
+    /// The converted object of `records` (named with `keys`) and the
+    /// `format-conversion-failed/` object of those that did not fit,
+    /// made on a blocking thread (it reads the catalog and builds the
+    /// file).
+    async fn convert(
+        &self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        oldest_ms: i64,
+        records: Records,
+        keys: &PartitionKeys,
+        conversion: convert::Conversion,
+    ) -> Vec<Object> {
+        let key = object_key(record, destination, oldest_ms, keys).0;
+        let (store, record, destination) =
+            (Arc::clone(&self.store), record.clone(), destination.clone());
+        let converted = tokio::task::spawn_blocking(move || {
+            let bounds = records.bounds();
+            convert::deliver::convert_buffer(
+                &store,
+                &record,
+                &destination,
+                &conversion,
+                (oldest_ms, key),
+                &records.data,
+                &bounds,
+            )
+        })
+        .await;
+        match converted {
+            Ok(converted) => [converted.object, converted.failed]
+                .into_iter()
+                .flatten()
+                .collect(),
+            // A panicked conversion ends this storing task, so the lane
+            // stops unrecorded and a restart converts the records again.
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            // Cancelled: the runtime is stopping. Nothing is recorded.
+            Err(_) => std::future::pending().await,
+        }
     }
 
     /// Transforms the buffer, then stores the transformed records' object
@@ -738,7 +791,7 @@ fn still_open(log: &riffle_log::ShardLog, at: Seq) -> Result<(), LogError> {
 /// An object's key and the UUID that ends it: `<evaluated prefix><stream>-<version>-YYYY-MM-DD-HH-MM-SS-<uuid><extension>`,
 /// the prefix and the time evaluated at `oldest_ms` in the destination's
 /// time zone, the extension the FileExtension or the compression's.
-fn object_key(
+pub(crate) fn object_key(
     record: &StreamRecord,
     destination: &S3Destination,
     oldest_ms: i64,
@@ -750,7 +803,7 @@ fn object_key(
     let evaluated = prefixes.evaluate(at, keys, &mut rng);
     let extension = prefix::object_extension(
         destination.file_extension.as_deref(),
-        destination.compression_format().extension(),
+        destination.default_extension(),
     );
     let id = prefix::random_uuid(&mut rng);
     let key = prefix::object_key(
@@ -821,7 +874,8 @@ fn partition(
             from_query,
             from_lambda,
         };
-        if !partitions.push(keys, data, delimiter) {
+        let arrival = records.arrivals.get(i).copied().unwrap_or(arrival_ms);
+        if !partitions.push(keys, data, arrival, delimiter) {
             let why = format!(
                 "The number of active partitions exceeded the limit of {ACTIVE_PARTITIONS_MAX}."
             );

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::FirehoseError;
 use crate::compression::CompressionFormat;
-use crate::errors::not_supported;
+use crate::convert;
 use crate::json::{Int, Text};
 use crate::prefix::{self, PrefixError, S3Prefixes};
 use crate::processing;
@@ -191,21 +191,6 @@ impl S3Input {
         }
     }
 
-    /// Refuses what Riffle cannot do: format conversion, when enabled.
-    /// (The processors are checked on the resulting destination,
-    /// [`S3Destination::check_processing`].)
-    pub fn refuse_unsupported(&self) -> Result<(), FirehoseError> {
-        let enabled = |v: &Option<Value>| {
-            v.as_ref()
-                .and_then(|v| v.get("Enabled"))
-                .is_some_and(|e| e != &Value::Bool(false))
-        };
-        if enabled(&self.DataFormatConversionConfiguration) {
-            return Err(not_supported("DataFormatConversionConfiguration"));
-        }
-        Ok(())
-    }
-
     /// The destination a CreateDeliveryStream asks for (already checked),
     /// with AWS's defaults for what it leaves out.
     pub fn into_destination(self, extended: bool) -> S3Destination {
@@ -238,7 +223,15 @@ impl S3Input {
             file_extension: None,
             custom_time_zone: None,
         };
-        base.updated(self)
+        let size_given = self
+            .BufferingHints
+            .as_ref()
+            .is_some_and(|h| h.SizeInMBs.is_some());
+        let mut destination = base.updated(self);
+        if !size_given && destination.conversion_enabled() {
+            destination.size_mb = convert::config::CONVERSION_SIZE_MB_DEFAULT;
+        }
+        destination
     }
 }
 
@@ -343,6 +336,34 @@ impl S3Destination {
     /// an unknown stored value, which no request can set, is UNCOMPRESSED).
     pub fn compression_format(&self) -> CompressionFormat {
         CompressionFormat::from_wire(&self.compression).unwrap_or_default()
+    }
+
+    /// The extension of objects when FileExtension is not set: `.parquet`
+    /// or `.orc` with format conversion (the format compresses inside the
+    /// file), else the CompressionFormat's.
+    pub fn default_extension(&self) -> &'static str {
+        match convert::deliver::enabled(self) {
+            Some(conversion) => conversion.output.extension(),
+            None => self.compression_format().extension(),
+        }
+    }
+
+    /// Whether DataFormatConversionConfiguration is present and not
+    /// `Enabled: false` (AWS's default is enabled).
+    pub fn conversion_enabled(&self) -> bool {
+        self.data_format_conversion
+            .as_ref()
+            .is_some_and(|v| v.get("Enabled") != Some(&Value::Bool(false)))
+    }
+
+    /// AWS's rules for format conversion on the destination a create or
+    /// an update results in (see `convert::check_destination`).
+    pub fn check_conversion(&self) -> Result<(), FirehoseError> {
+        convert::check_destination(
+            self.data_format_conversion.as_ref(),
+            self.size_mb,
+            &self.compression,
+        )
     }
 
     /// Whether S3BackupMode is `Enabled` with a backup destination.

@@ -43,6 +43,7 @@ mod actions;
 mod buffer;
 mod catalog;
 pub mod compression;
+pub mod convert;
 mod delivery;
 #[cfg(test)]
 mod delivery_tests;

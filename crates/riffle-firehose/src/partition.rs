@@ -126,7 +126,13 @@ pub struct Partitions {
 impl Partitions {
     /// Adds a record to its partition; `false` (and nothing added) when
     /// that would be a partition past [`ACTIVE_PARTITIONS_MAX`].
-    pub fn push(&mut self, keys: PartitionKeys, record: &[u8], delimiter: bool) -> bool {
+    pub fn push(
+        &mut self,
+        keys: PartitionKeys,
+        record: &[u8],
+        arrival_ms: i64,
+        delimiter: bool,
+    ) -> bool {
         let slot = (keys.from_query.clone(), keys.from_lambda.clone());
         let next = self.partitions.len();
         if next >= ACTIVE_PARTITIONS_MAX && !self.index.contains_key(&slot) {
@@ -145,6 +151,7 @@ impl Partitions {
             records.data.push(b'\n');
         }
         records.ends.push(records.data.len());
+        records.arrivals.push(arrival_ms);
         true
     }
 }
@@ -205,9 +212,9 @@ mod tests {
             from_lambda: Vec::new(),
         };
         let mut partitions = Partitions::default();
-        assert!(partitions.push(keys("1"), b"a", true));
-        assert!(partitions.push(keys("2"), b"b", true));
-        assert!(partitions.push(keys("1"), b"c", true));
+        assert!(partitions.push(keys("1"), b"a", 0, true));
+        assert!(partitions.push(keys("2"), b"b", 0, true));
+        assert!(partitions.push(keys("1"), b"c", 0, true));
         type Got = (Vec<(String, String)>, Vec<u8>);
         let got: Vec<Got> = partitions
             .partitions
@@ -231,10 +238,10 @@ mod tests {
         };
         let mut partitions = Partitions::default();
         for c in 0..ACTIVE_PARTITIONS_MAX {
-            assert!(partitions.push(keys(c), b"x", false));
+            assert!(partitions.push(keys(c), b"x", 0, false));
         }
-        assert!(!partitions.push(keys(ACTIVE_PARTITIONS_MAX), b"y", false));
-        assert!(partitions.push(keys(0), b"z", false));
+        assert!(!partitions.push(keys(ACTIVE_PARTITIONS_MAX), b"y", 0, false));
+        assert!(partitions.push(keys(0), b"z", 0, false));
         assert_eq!(partitions.partitions.len(), ACTIVE_PARTITIONS_MAX);
         assert_eq!(partitions.partitions[0].records.data, b"xz");
     }

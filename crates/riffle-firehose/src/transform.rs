@@ -318,8 +318,7 @@ impl Transformer {
                                 self.stream
                                     .metrics
                                     .processing_succeeded(1, data.len() as u64);
-                                out.records.data.extend_from_slice(data);
-                                out.records.ends.push(out.records.data.len());
+                                out.records.push(data, buffer.arrivals[i]);
                                 out.partition_keys.push(keys);
                             }
                             Outcome::Dropped => {

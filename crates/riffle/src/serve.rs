@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use riffle_server::services::{
-    CloudWatchService, DynamoDbService, FirehoseService, KinesisService,
+    CloudWatchService, DynamoDbService, FirehoseService, GlueService, KinesisService,
 };
 use riffle_server::{Service, TlsFiles};
 
@@ -193,6 +193,11 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         Arc::new(KinesisService(Arc::clone(&kinesis))),
         Arc::new(FirehoseService(Arc::clone(&firehose))),
         Arc::new(DynamoDbService(dynamodb)),
+        // The Data Catalog tables format conversion reads its schemas from.
+        Arc::new(GlueService(riffle_glue::Glue::open(
+            Arc::clone(&store),
+            config.glue(),
+        ))),
         // What applications (a KCL worker) put shows on /metrics.
         Arc::new(CloudWatchService(Arc::new(
             riffle_cloudwatch::CloudWatch::new(),

@@ -7,12 +7,14 @@
 pub mod cloudwatch;
 pub mod dynamodb;
 pub mod firehose;
+pub mod glue;
 pub mod kinesis;
 pub mod s3;
 
 pub use cloudwatch::CloudWatchService;
 pub use dynamodb::DynamoDbService;
 pub use firehose::FirehoseService;
+pub use glue::GlueService;
 pub use kinesis::KinesisService;
 
 #[cfg(test)]
@@ -20,11 +22,12 @@ mod tests {
     use crate::service::ServiceInfo;
 
     /// Every registration, S3's included.
-    const ALL: [&ServiceInfo; 5] = [
+    const ALL: [&ServiceInfo; 6] = [
         &super::kinesis::KINESIS,
         &super::firehose::FIREHOSE,
         &super::dynamodb::DYNAMODB,
         &super::cloudwatch::CLOUDWATCH,
+        &super::glue::GLUE,
         &super::s3::S3_INFO,
     ];
 
