@@ -890,7 +890,7 @@ fn partition(
 /// (AWS's `<Prefix>processing-failed/YYYY/MM/dd/HH/` without one), then
 /// the object name. Error records are written uncompressed, one JSON
 /// object a line.
-fn error_object_key(
+pub(crate) fn error_object_key(
     record: &StreamRecord,
     destination: &S3Destination,
     oldest_ms: i64,

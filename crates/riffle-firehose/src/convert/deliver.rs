@@ -15,9 +15,9 @@ use super::{
 };
 use crate::FirehoseError;
 use crate::catalog::StreamRecord;
-use crate::delivery::{Object, stream_prefixes};
-use crate::destination::{S3Destination, timestamp};
-use crate::prefix::{self, ErrorOutputType, ThreadRandom};
+use crate::delivery::{Object, error_object_key};
+use crate::destination::S3Destination;
+use crate::prefix::ErrorOutputType;
 use crate::time::now_ms;
 
 /// A converted buffer: the Parquet object (none if no record fit) and the
@@ -152,29 +152,16 @@ pub fn convert_buffer(
         let table = catalog_table(conversion, &catalog_id(conversion));
         Object {
             bucket,
-            key: failed_key(record, destination, oldest_ms),
+            key: error_object_key(
+                record,
+                destination,
+                oldest_ms,
+                ErrorOutputType::FormatConversionFailed,
+            ),
             body: failed_lines(&failed, &table, now_ms()).into(),
         }
     });
     ConvertedObjects { object, failed }
-}
-
-/// `<ErrorOutputPrefix evaluated for format-conversion-failed><stream>-<version>-<time>-<uuid>`.
-fn failed_key(record: &StreamRecord, destination: &S3Destination, oldest_ms: i64) -> String {
-    let prefixes = stream_prefixes(record, destination);
-    let at = timestamp(oldest_ms);
-    let mut rng = ThreadRandom;
-    let evaluated = prefixes.evaluate_error(at, ErrorOutputType::FormatConversionFailed, &mut rng);
-    let id = prefix::random_uuid(&mut rng);
-    prefix::object_key(
-        &evaluated,
-        &record.name,
-        record.version,
-        at,
-        prefixes.time_zone(),
-        id,
-        "",
-    )
 }
 
 /// The conversion a destination asks for, if enabled (and valid, which
