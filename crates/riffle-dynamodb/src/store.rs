@@ -31,13 +31,15 @@
 //!
 //! A group is durable once the committer has appended it to the
 //! [`crate::journal`] and synced that (one small write, one `fdatasync`);
-//! the writers are answered then, and a second thread (`dynamodb-fold`)
-//! applies the group to redb without a sync while the committer writes the
-//! next one; redb is made durable only at a checkpoint, once that thread
-//! has applied every group before it, and only then is the journal reset. So redb may lag what was
-//! answered, never the journal: [`Committer::start`] replays the journal
-//! into redb before [`load`] reads it. A group too large for the journal
-//! is committed to redb durably (after a checkpoint).
+//! the writers are answered then, and the group's changes go to a second
+//! thread (`dynamodb-fold`), which keeps the last change of each key in
+//! memory. redb gets them only at a checkpoint, when a journal file is
+//! full: that thread commits them, one value per key, in one durable
+//! transaction while the committer goes on in the other journal file. So
+//! redb may lag what was answered, never the journal: [`Committer::start`]
+//! replays the journal into redb before [`load`] reads it. A group too
+//! large for a journal file is committed to redb durably (after a
+//! checkpoint of everything before it).
 //!
 //! A read sees the in-memory map, which may be ahead of the store by the
 //! writes still queued. So that no one reads what a crash could take back,
@@ -285,6 +287,7 @@ impl Committer {
                     }
                     run_group(&mut durable, &report, group);
                 }
+                durable.close();
             })
             .map_err(|e| DynamoError::Storage(format!("cannot start the committer: {e}")))?;
         Ok(Committer {
@@ -401,26 +404,34 @@ struct Durable {
     store: Arc<LogStore>,
     journal: Journal,
     folder: Folder,
+    /// The checkpoint of the journal file the committer last left, until
+    /// it is answered: the committer may not reset that file before.
+    checkpointing: Option<Checkpointed>,
 }
+
+/// The fold thread's answer to a checkpoint.
+type Checkpointed = std::sync::mpsc::Receiver<Result<(), String>>;
 
 /// What the fold thread is asked to do, in the order asked.
 enum FoldJob {
-    /// Apply journaled changes to redb, durable at the next checkpoint.
+    /// Journaled changes, for redb at the next checkpoint.
     Ops(Vec<MetaOp>),
-    /// Make redb durable, with every fold asked before this, and answer.
+    /// Commit every change given before this to redb durably, and answer.
     Checkpoint(std::sync::mpsc::SyncSender<Result<(), String>>),
 }
 
-/// The thread that applies journaled groups to redb, so that the
-/// committer starts the next group's write while it does: redb's
-/// copy-on-write commit costs CPU the journal's sync does not.
+/// The thread that keeps journaled changes and commits them to redb at
+/// checkpoints, so that redb's copy-on-write commit (its CPU, and its
+/// syncs) is never on a writer's path, and a key written many times
+/// between checkpoints (a lease renewed every few seconds) is written to
+/// redb once.
 struct Folder {
     jobs: Option<std::sync::mpsc::Sender<FoldJob>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Dropping the folder waits for what it was given, so the store is
-/// released with every group applied.
+/// Dropping the folder waits for its thread, so the store is released;
+/// what it had not committed is still in the journal.
 impl Drop for Folder {
     fn drop(&mut self) {
         self.jobs = None;
@@ -439,30 +450,7 @@ impl Folder {
         let (jobs, queue) = std::sync::mpsc::channel::<FoldJob>();
         let thread = std::thread::Builder::new()
             .name("dynamodb-fold".to_owned())
-            .spawn(move || {
-                // After a failure nothing more is applied, nor checkpointed:
-                // the journal keeps every group since the last checkpoint,
-                // and a restart replays them.
-                let mut failed: Option<String> = None;
-                for job in queue {
-                    match job {
-                        FoldJob::Ops(ops) if failed.is_none() => {
-                            if let Err(e) = store.meta().commit_eventual(&ops) {
-                                failed = Some(fail(&report, e));
-                            }
-                        }
-                        FoldJob::Ops(_) => {}
-                        FoldJob::Checkpoint(answer) => {
-                            let done = match &failed {
-                                Some(why) => Err(why.clone()),
-                                None => store.meta().commit(&[]).map_err(|e| e.to_string()),
-                            };
-                            // The committer waits for this answer.
-                            let _ = answer.send(done);
-                        }
-                    }
-                }
-            })?;
+            .spawn(move || fold(&store, &report, queue))?;
         Ok(Folder {
             jobs: Some(jobs),
             thread: Some(thread),
@@ -471,9 +459,59 @@ impl Folder {
 
     fn send(&self, job: FoldJob) {
         if let Some(jobs) = &self.jobs {
-            // Refused only if the thread panicked; the next checkpoint then
-            // gets no answer and fails.
+            // Refused only if the thread panicked; the checkpoint then gets
+            // no answer and fails.
             let _ = jobs.send(job);
+        }
+    }
+
+    /// Asks for every change given so far to be committed to redb.
+    fn checkpoint(&self) -> Checkpointed {
+        let (answer, done) = std::sync::mpsc::sync_channel(1);
+        self.send(FoldJob::Checkpoint(answer));
+        done
+    }
+}
+
+/// The fold thread: the last change of each key since the last
+/// checkpoint, in key order (redb inserts in order are cheapest). After a
+/// failure nothing more is committed: the journal keeps every group since
+/// the last checkpoint, and a restart replays them.
+fn fold(
+    store: &LogStore,
+    report: &watch::Sender<Progress>,
+    queue: std::sync::mpsc::Receiver<FoldJob>,
+) {
+    let mut latest: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+    let mut failed: Option<String> = None;
+    for job in queue {
+        match job {
+            FoldJob::Ops(ops) => {
+                for op in ops {
+                    match op {
+                        MetaOp::Put { key, value } => latest.insert(key, Some(value)),
+                        MetaOp::Delete { key } => latest.insert(key, None),
+                    };
+                }
+            }
+            FoldJob::Checkpoint(answer) => {
+                let ops: Vec<MetaOp> = std::mem::take(&mut latest)
+                    .into_iter()
+                    .map(|(key, value)| match value {
+                        Some(value) => MetaOp::Put { key, value },
+                        None => MetaOp::Delete { key },
+                    })
+                    .collect();
+                let done = match &failed {
+                    Some(why) => Err(why.clone()),
+                    None => store.meta().commit(&ops).map_err(|e| fail(report, e)),
+                };
+                if let Err(why) = &done {
+                    failed.get_or_insert_with(|| why.clone());
+                }
+                // The committer waits for this answer.
+                let _ = answer.send(done);
+            }
         }
     }
 }
@@ -495,46 +533,69 @@ impl Durable {
             store.meta().commit(&replay)?;
         }
         // Also after a clean shutdown: a torn entry may follow the last
-        // whole one, and a new generation makes sure it is never read.
-        journal.reset().map_err(journal_err)?;
+        // whole one, and new generations make sure it is never read.
+        journal.reset_all().map_err(journal_err)?;
         let folder = Folder::start(Arc::clone(&store), report)
             .map_err(|e| DynamoError::Storage(format!("cannot start the fold thread: {e}")))?;
         Ok(Durable {
             store,
             journal,
             folder,
+            checkpointing: None,
         })
     }
 
-    /// Makes `ops` durable: in the journal, or when they could never fit
-    /// there, in redb after a checkpoint (so that no older entry can be
-    /// replayed over them).
+    /// Makes `ops` durable: in the journal (switching files when the
+    /// active one is full), or when they could never fit there, in redb
+    /// after everything journaled before them (so that no older entry can
+    /// be replayed over them).
     fn write(&mut self, ops: &[MetaOp]) -> Result<Written, DynamoError> {
         if !self.journal.could_take(ops) {
-            self.checkpoint()?;
+            self.checkpoint_all()?;
             self.store.meta().commit(ops)?;
             return Ok(Written::Committed);
         }
         if self.journal.append(ops).map_err(journal_err)? == Appended::Full {
-            self.checkpoint()?;
+            // The other file's changes must be in redb before its reset;
+            // its checkpoint had a whole file's worth of writes to finish.
+            self.settle_checkpoint()?;
+            self.checkpointing = Some(self.folder.checkpoint());
+            self.journal.switch().map_err(journal_err)?;
             self.journal.append(ops).map_err(journal_err)?;
         }
         Ok(Written::Journaled)
     }
 
-    /// Has journaled `ops` applied to redb, durable at the next
-    /// checkpoint; every journaled group must be, in order, before it.
+    /// Hands journaled `ops` to the fold thread, for redb at the next
+    /// checkpoint; every journaled group must be, in order.
     fn fold(&self, ops: Vec<MetaOp>) {
         self.folder.send(FoldJob::Ops(ops));
     }
 
-    /// Makes redb durable (and with it every group folded so far), then
-    /// empties the journal.
-    fn checkpoint(&mut self) -> Result<(), DynamoError> {
-        let (answer, done) = std::sync::mpsc::sync_channel(1);
-        self.folder.send(FoldJob::Checkpoint(answer));
+    /// At a clean shutdown: commits what redb lacks, so that it holds every
+    /// write and the next start has nothing to replay. Should this fail,
+    /// the journal still has it all.
+    fn close(&mut self) {
+        if let Err(e) = self.checkpoint_all() {
+            tracing::warn!(error = %e, "DynamoDB checkpoint at shutdown failed; the journal keeps every write");
+        }
+    }
+
+    /// Commits every journaled change to redb and empties the journal.
+    fn checkpoint_all(&mut self) -> Result<(), DynamoError> {
+        self.settle_checkpoint()?;
+        self.checkpointing = Some(self.folder.checkpoint());
+        self.settle_checkpoint()?;
+        self.journal.reset_all().map_err(journal_err)
+    }
+
+    /// Waits for the checkpoint in progress, if any.
+    fn settle_checkpoint(&mut self) -> Result<(), DynamoError> {
+        let Some(done) = self.checkpointing.take() else {
+            return Ok(());
+        };
         match done.recv() {
-            Ok(Ok(())) => self.journal.reset().map_err(journal_err),
+            Ok(Ok(())) => Ok(()),
             Ok(Err(why)) => Err(DynamoError::Storage(why)),
             Err(_) => Err(DynamoError::Storage("the fold thread stopped".to_owned())),
         }

@@ -520,19 +520,8 @@ impl MetaStore {
     }
 
     /// Applies all `ops` atomically and durably (blocking; fast, but call from
-    /// `spawn_blocking` on hot paths). It also makes durable every
-    /// [`MetaStore::commit_eventual`] before it, so `commit(&[])` is a
-    /// checkpoint.
+    /// `spawn_blocking` on hot paths).
     pub fn commit(&self, ops: &[MetaOp]) -> Result<()> {
-        self.inner.commit(ops, true)
-    }
-
-    /// Applies all `ops` atomically and visibly at once, but durably only
-    /// with the next [`MetaStore::commit`] (by anyone): a crash before that
-    /// loses them, never part of them. No sync; for a caller that keeps its
-    /// own durable record of `ops` until that next commit (the DynamoDB
-    /// subset's journal).
-    pub fn commit_eventual(&self, ops: &[MetaOp]) -> Result<()> {
-        self.inner.commit(ops, false)
+        self.inner.commit(ops)
     }
 }

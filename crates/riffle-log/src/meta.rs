@@ -59,14 +59,10 @@ impl Meta {
         scan().map_err(meta_err(&self.path))
     }
 
-    /// One write transaction of `ops`; `durable` false commits it with
-    /// `Durability::None` (no sync; durable with the next durable commit).
-    pub fn commit(&self, ops: &[MetaOp], durable: bool) -> Result<()> {
+    /// One durable write transaction of `ops`.
+    pub fn commit(&self, ops: &[MetaOp]) -> Result<()> {
         let commit = || -> Result<(), redb::Error> {
-            let mut tx = self.db.begin_write()?;
-            if !durable {
-                tx.set_durability(redb::Durability::None)?;
-            }
+            let tx = self.db.begin_write()?;
             {
                 let mut table = tx.open_table(TABLE)?;
                 for op in ops {
@@ -80,8 +76,7 @@ impl Meta {
                     }
                 }
             }
-            // Durability::Immediate (the default): durable once this returns,
-            // and so is every Durability::None commit before it.
+            // Durability::Immediate (the default): durable once this returns.
             Ok(tx.commit()?)
         };
         commit().map_err(meta_err(&self.path))
