@@ -13,6 +13,10 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::{ServeArgs, ServeConfig};
 
+/// See the workspace's Cargo.toml for why.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Riffle: a self-hosted Amazon Kinesis Data Streams server that speaks the
 /// AWS wire protocols (any AWS SDK or the `aws` CLI works against it), and
 /// its command-line client.
