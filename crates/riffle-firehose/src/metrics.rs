@@ -42,6 +42,46 @@ pub struct StreamMetrics {
     pub delivery: LaneMetrics,
     /// Delivery of the source records to the backup bucket (`BackupToS3.*`).
     pub backup: LaneMetrics,
+    /// Delivery to an HTTP endpoint (`DeliveryToHttpEndpoint.*`).
+    pub endpoint: EndpointMetrics,
+}
+
+/// The counters of delivery to a destination other than S3.
+#[derive(Debug, Default)]
+pub struct EndpointMetrics {
+    bytes: AtomicU64,
+    records: AtomicU64,
+    requests: AtomicU64,
+    failed_requests: AtomicU64,
+    /// 1 if the last request worked, 0 if it failed; -1 before the first.
+    last_success: AtomicI64,
+    freshness_ms: AtomicI64,
+    /// Records not delivered within the retry duration (backed up to S3).
+    failed_records: AtomicU64,
+}
+
+impl EndpointMetrics {
+    /// A batch delivered: `records` of `bytes` data bytes, the oldest
+    /// `freshness_ms` old.
+    pub fn delivered(&self, records: u64, bytes: u64, freshness_ms: i64) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.last_success.store(1, Ordering::Relaxed);
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.freshness_ms.store(freshness_ms, Ordering::Relaxed);
+    }
+
+    /// A request that failed (and is retried, or its batch backed up).
+    pub fn request_failed(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.last_success.store(0, Ordering::Relaxed);
+        self.failed_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `records` given up after the retry duration (backed up to S3).
+    pub fn failed(&self, records: u64) {
+        self.failed_records.fetch_add(records, Ordering::Relaxed);
+    }
 }
 
 /// The counters of one delivery lane (the destination or the backup).
@@ -297,6 +337,52 @@ const LANE: [Metric<LaneMetrics>; 8] = [
     },
 ];
 
+/// The HTTP endpoint's metrics, `delivery_to_http_endpoint_*`.
+const ENDPOINT: [Metric<EndpointMetrics>; 6] = [
+    Metric {
+        name: "delivery_to_http_endpoint_bytes_total",
+        cloudwatch: "DeliveryToHttpEndpoint.Bytes",
+        help: "data bytes delivered to the HTTP endpoint",
+        counter: true,
+        value: |m| load(&m.bytes),
+    },
+    Metric {
+        name: "delivery_to_http_endpoint_records_total",
+        cloudwatch: "DeliveryToHttpEndpoint.Records",
+        help: "records delivered to the HTTP endpoint",
+        counter: true,
+        value: |m| load(&m.records),
+    },
+    Metric {
+        name: "delivery_to_http_endpoint_requests_total",
+        cloudwatch: "DeliveryToHttpEndpoint.Success",
+        help: "requests to the HTTP endpoint; Success is 1 - failed_requests_total / this",
+        counter: true,
+        value: |m| load(&m.requests),
+    },
+    Metric {
+        name: "delivery_to_http_endpoint_failed_requests_total",
+        cloudwatch: "DeliveryToHttpEndpoint.Success",
+        help: "requests to the HTTP endpoint that failed (retried, or their records backed up)",
+        counter: true,
+        value: |m| load(&m.failed_requests),
+    },
+    Metric {
+        name: "delivery_to_http_endpoint_data_freshness_milliseconds",
+        cloudwatch: "DeliveryToHttpEndpoint.DataFreshness",
+        help: "age of the oldest record of the last batch delivered, when it was delivered",
+        counter: false,
+        value: |m| m.freshness_ms.load(Ordering::Relaxed),
+    },
+    Metric {
+        name: "delivery_to_http_endpoint_processing_failed_records_total",
+        cloudwatch: "DeliveryToHttpEndpoint.ProcessingFailed",
+        help: "records not delivered within the retry duration, backed up to S3",
+        counter: true,
+        value: |m| load(&m.failed_records),
+    },
+];
+
 /// Which lane's counters of a stream.
 type LaneOf = fn(&StreamMetrics) -> &LaneMetrics;
 
@@ -337,6 +423,19 @@ impl Firehose {
                     let value = (metric.value)(lane(&stream.metrics));
                     sample(out, &full, name, value);
                 }
+            }
+        }
+        for metric in &ENDPOINT {
+            header(
+                out,
+                metric.name,
+                metric.cloudwatch,
+                metric.help,
+                metric.counter,
+            );
+            for (stream, name) in streams.iter().zip(&names) {
+                let value = (metric.value)(&stream.metrics.endpoint);
+                sample(out, metric.name, name, value);
             }
         }
     }
@@ -406,5 +505,16 @@ mod tests {
         assert_eq!(values, [400, 4, 2, 3, 1, 1, 10, 4]);
         assert!(LANE.iter().all(|metric| (metric.value)(&m.backup) <= 0));
         assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
+    }
+
+    #[test]
+    fn endpoint_counters_count_requests_records_and_give_ups() {
+        let m = EndpointMetrics::default();
+        m.request_failed();
+        m.delivered(3, 30, 700);
+        m.request_failed();
+        m.failed(5);
+        let values: Vec<i64> = ENDPOINT.iter().map(|metric| (metric.value)(&m)).collect();
+        assert_eq!(values, [30, 3, 3, 2, 700, 5]);
     }
 }

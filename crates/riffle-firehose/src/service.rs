@@ -167,6 +167,7 @@ impl Firehose {
                 functions: self.config.functions.clone(),
                 region: self.config.region.clone(),
                 account_id: self.config.account_id.clone(),
+                http: self.config.destination_client.clone(),
             },
         );
         stream.set_tasks(tasks);

@@ -30,6 +30,10 @@ pub enum Pattern {
     TagKey,
     /// `TagValue`: the tag characters.
     TagValue,
+    /// `HttpEndpointUrl`: `https://.*` (AWS delivers over HTTPS only).
+    HttpsUrl,
+    /// `HttpEndpointName`, `HttpEndpointAttributeName`: `^(?!\s*$).+`.
+    NotBlank,
 }
 
 impl Pattern {
@@ -48,6 +52,8 @@ impl Pattern {
             Pattern::CustomTimeZone => "^$|[a-zA-Z/_]+",
             Pattern::TagKey => r"^(?!aws:)[\p{L}\p{Z}\p{N}_.:\/=+\-@%]*$",
             Pattern::TagValue => r"^[\p{L}\p{Z}\p{N}_.:\/=+\-@%]*$",
+            Pattern::HttpsUrl => "https://.*",
+            Pattern::NotBlank => r"^(?!\s*$).+",
         }
     }
 
@@ -87,6 +93,9 @@ impl Pattern {
             }
             Pattern::TagKey => !text.starts_with("aws:") && text.chars().all(tag_char),
             Pattern::TagValue => text.chars().all(tag_char),
+            // `.` matches anything but a line break.
+            Pattern::HttpsUrl => text.starts_with("https://") && !text.contains('\n'),
+            Pattern::NotBlank => !text.trim().is_empty() && !text.contains('\n'),
         }
     }
 }
@@ -187,6 +196,10 @@ mod tests {
             (Pattern::TagKey, "a#b", false),
             (Pattern::TagValue, "", true),
             (Pattern::TagValue, "héllo wörld", true),
+            (Pattern::HttpsUrl, "https://example.com:8443/in?x=1", true),
+            (Pattern::HttpsUrl, "http://example.com", false),
+            (Pattern::NotBlank, "Datadog", true),
+            (Pattern::NotBlank, "  ", false),
         ];
         for (pattern, text, ok) in table {
             assert_eq!(pattern.matches(text), ok, "{pattern:?} {text}");

@@ -172,6 +172,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     let functions = riffle_lambda::Functions::new(config.functions())?;
     let firehose_config = riffle_firehose::FirehoseConfig {
         functions: Some(functions.clone()),
+        destination_client: Some(options.firehose.destination_client()?),
         ..config.firehose()
     };
     let firehose = Firehose::open(Arc::clone(&store), firehose_config, sink).map_err(|source| {

@@ -1,7 +1,8 @@
 //! CreateDeliveryStream: <https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html>
 //!
-//! DirectPut and KinesisStreamAsSource streams with an S3 or Extended S3
-//! destination; the other sources and destinations are refused by name.
+//! DirectPut and KinesisStreamAsSource streams with an S3, Extended S3 or
+//! HTTP endpoint destination; the other sources and destinations are
+//! refused by name.
 
 use std::sync::Arc;
 
@@ -13,8 +14,10 @@ use serde_json::{Value, json};
 use super::encryption::{self, EncryptionInput};
 use super::tags::{self, TagInput};
 use crate::catalog::{CATALOG_VERSION, Kind, KinesisSource, Status, StreamRecord};
-use crate::destination::S3Input;
+use crate::destination::{S3Destination, S3Input};
+use crate::endpoint::Endpoint;
 use crate::errors::{self, not_supported};
+use crate::http_endpoint::HttpInput;
 use crate::json::{self, Int, Text};
 use crate::service::stream_arn;
 use crate::stream::DeliveryStream;
@@ -44,7 +47,7 @@ struct Input {
     ElasticsearchDestinationConfiguration: Option<Value>,
     AmazonopensearchserviceDestinationConfiguration: Option<Value>,
     SplunkDestinationConfiguration: Option<Value>,
-    HttpEndpointDestinationConfiguration: Option<Value>,
+    HttpEndpointDestinationConfiguration: Option<HttpInput>,
     Tags: Option<Vec<TagInput>>,
     AmazonOpenSearchServerlessDestinationConfiguration: Option<Value>,
     MSKSourceConfiguration: Option<Value>,
@@ -104,6 +107,9 @@ fn validate(input: &Input) -> Result<(), FirehoseError> {
     if let Some(s3) = &input.ExtendedS3DestinationConfiguration {
         s3.check(&mut v, "extendedS3DestinationConfiguration", true);
     }
+    if let Some(http) = &input.HttpEndpointDestinationConfiguration {
+        http.check(&mut v, "httpEndpointDestinationConfiguration", true);
+    }
     if let Some(list) = &input.Tags {
         tags::check_tags(&mut v, list, "tags");
     }
@@ -157,8 +163,9 @@ fn source(input: &Input, now: i64) -> Result<(Kind, Option<KinesisSource>), Fire
     ))
 }
 
-/// The one destination, which must be S3 or Extended S3.
-fn destination(input: &mut Input) -> Result<(S3Input, bool), FirehoseError> {
+/// The one destination: its S3 destination (an endpoint's S3Configuration)
+/// and the endpoint, if any.
+fn destination(input: &mut Input) -> Result<(S3Destination, Option<Endpoint>), FirehoseError> {
     let others = [
         (
             "RedshiftDestinationConfiguration",
@@ -179,10 +186,6 @@ fn destination(input: &mut Input) -> Result<(S3Input, bool), FirehoseError> {
             input.SplunkDestinationConfiguration.is_some(),
         ),
         (
-            "HttpEndpointDestinationConfiguration",
-            input.HttpEndpointDestinationConfiguration.is_some(),
-        ),
-        (
             "AmazonOpenSearchServerlessDestinationConfiguration",
             input
                 .AmazonOpenSearchServerlessDestinationConfiguration
@@ -199,8 +202,11 @@ fn destination(input: &mut Input) -> Result<(S3Input, bool), FirehoseError> {
     ];
     let s3 = input.S3DestinationConfiguration.is_some();
     let extended = input.ExtendedS3DestinationConfiguration.is_some();
-    let given =
-        others.iter().filter(|(_, set)| *set).count() + usize::from(s3) + usize::from(extended);
+    let http = input.HttpEndpointDestinationConfiguration.is_some();
+    let given = others.iter().filter(|(_, set)| *set).count()
+        + usize::from(s3)
+        + usize::from(extended)
+        + usize::from(http);
     if given != 1 {
         return Err(FirehoseError::InvalidArgument(
             "Exactly one destination configuration is supported for a Firehose".to_owned(),
@@ -209,12 +215,16 @@ fn destination(input: &mut Input) -> Result<(S3Input, bool), FirehoseError> {
     if let Some((name, _)) = others.iter().find(|(_, set)| *set) {
         return Err(not_supported(name));
     }
+    if let Some(http) = input.HttpEndpointDestinationConfiguration.take() {
+        let (http, s3) = http.into_destination();
+        return Ok((s3, Some(Endpoint::HttpEndpoint(http))));
+    }
     let config = match input.ExtendedS3DestinationConfiguration.take() {
         Some(config) => config,
         // Exactly one is given and it is not one of the others.
         None => input.S3DestinationConfiguration.take().unwrap_or_default(),
     };
-    Ok((config, extended))
+    Ok((config.into_destination(extended), None))
 }
 
 pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseError> {
@@ -227,9 +237,13 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
             "MSKSourceConfiguration and DatabaseSourceConfiguration",
         ));
     }
-    let (config, extended) = destination(&mut input)?;
-    let destination = config.into_destination(extended);
+    let (destination, endpoint) = destination(&mut input)?;
     destination.check_processing(None)?;
+    if let Some(endpoint) = &endpoint {
+        endpoint
+            .lane_destination(&destination)
+            .check_processing(None)?;
+    }
     destination.check_rules(now)?;
     destination.check_conversion()?;
     crate::convert::deliver::check_orc_table(&firehose.store, &destination).await?;
@@ -261,6 +275,7 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
         status_until_ms: now.saturating_add(delay_ms),
         version: 1,
         destination,
+        endpoint,
         tags: tags::into_map(input.Tags.unwrap_or_default()),
         encryption,
     };

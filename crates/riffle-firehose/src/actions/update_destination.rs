@@ -1,7 +1,9 @@
 //! UpdateDestination: <https://docs.aws.amazon.com/firehose/latest/APIReference/API_UpdateDestination.html>
 //!
-//! Changes the S3 destination in place: members the update leaves out keep
-//! their values. `CurrentDeliveryStreamVersionId` must be the current
+//! Changes the S3 or HTTP endpoint destination in place: members the
+//! update leaves out keep their values. An update of the other kind
+//! switches the destination (S3 to HTTP endpoint needs the endpoint's
+//! Url; the S3 configuration is the S3 destination, and back). `CurrentDeliveryStreamVersionId` must be the current
 //! version (else `ConcurrentModificationException`); each update adds one
 //! to the version, which names the objects delivered from then on. The
 //! buffer being filled takes the new hints at once.
@@ -11,8 +13,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::DESTINATION_ID;
+use crate::catalog::StreamRecord;
 use crate::destination::S3Input;
+use crate::endpoint::Endpoint;
 use crate::errors::not_supported;
+use crate::http_endpoint::{HttpEndpointDestination, HttpInput};
 use crate::json::{self, Text};
 use crate::time::now_ms;
 use crate::validate::{Pattern, Violations};
@@ -34,7 +39,7 @@ struct Input {
     ElasticsearchDestinationUpdate: Option<Value>,
     AmazonopensearchserviceDestinationUpdate: Option<Value>,
     SplunkDestinationUpdate: Option<Value>,
-    HttpEndpointDestinationUpdate: Option<Value>,
+    HttpEndpointDestinationUpdate: Option<HttpInput>,
     AmazonOpenSearchServerlessDestinationUpdate: Option<Value>,
     SnowflakeDestinationUpdate: Option<Value>,
     IcebergDestinationUpdate: Option<Value>,
@@ -62,6 +67,9 @@ fn validate(input: &Input) -> Result<(), FirehoseError> {
     if let Some(s3) = &input.ExtendedS3DestinationUpdate {
         s3.check(&mut v, "extendedS3DestinationUpdate", false);
     }
+    if let Some(http) = &input.HttpEndpointDestinationUpdate {
+        http.check(&mut v, "httpEndpointDestinationUpdate", false);
+    }
     v.into_result()
 }
 
@@ -82,10 +90,6 @@ fn refuse_other_destinations(input: &Input) -> Result<(), FirehoseError> {
         (
             "SplunkDestinationUpdate",
             input.SplunkDestinationUpdate.is_some(),
-        ),
-        (
-            "HttpEndpointDestinationUpdate",
-            input.HttpEndpointDestinationUpdate.is_some(),
         ),
         (
             "AmazonOpenSearchServerlessDestinationUpdate",
@@ -110,15 +114,13 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     let mut input: Input = json::parse(body)?;
     validate(&input)?;
     refuse_other_destinations(&input)?;
+    let http_update = input.HttpEndpointDestinationUpdate.take();
     let update = match (
         input.S3DestinationUpdate.take(),
         input.ExtendedS3DestinationUpdate.take(),
     ) {
-        (Some(_), Some(_)) => {
-            return Err(FirehoseError::InvalidArgument(
-                "Exactly one destination update is supported for a Firehose".to_owned(),
-            ));
-        }
+        (Some(_), Some(_)) => return Err(one_update_only()),
+        (Some(_), _) | (_, Some(_)) if http_update.is_some() => return Err(one_update_only()),
         (Some(s3), None) => Some((s3, false)),
         (None, Some(s3)) => Some((s3, true)),
         (None, None) => None,
@@ -151,7 +153,12 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
             "Destination Id {destination_id} not found"
         )));
     }
+    if let Some(http) = http_update {
+        update_http(&mut record, http)?;
+    }
     if let Some((s3, extended)) = update {
+        // An S3 update of an endpoint's stream makes it an S3 stream.
+        record.endpoint = None;
         let mut destination = record.destination.clone().updated(s3);
         destination.extended |= extended;
         destination.check_processing(Some(&record.destination))?;
@@ -164,4 +171,33 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     record.updated_ms = Some(now);
     firehose.save(&stream, record).await?;
     Ok(super::json_body(&json!({})))
+}
+
+fn one_update_only() -> FirehoseError {
+    FirehoseError::InvalidArgument(
+        "Exactly one destination update is supported for a Firehose".to_owned(),
+    )
+}
+
+/// Applies an HttpEndpointDestinationUpdate: to the stream's HTTP endpoint,
+/// or, for an S3 stream, makes one (its S3 destination then the endpoint's
+/// S3 configuration), which needs the endpoint's Url.
+fn update_http(record: &mut StreamRecord, update: HttpInput) -> Result<(), FirehoseError> {
+    let current = match record.endpoint.take() {
+        Some(Endpoint::HttpEndpoint(http)) => http,
+        None => HttpEndpointDestination::empty(),
+    };
+    let (http, s3) = current.updated(update, record.destination.clone());
+    if http.url.is_empty() {
+        return Err(FirehoseError::InvalidArgument(
+            "EndpointConfiguration.Url is required to change the destination to an HTTP endpoint."
+                .to_owned(),
+        ));
+    }
+    let endpoint = Endpoint::HttpEndpoint(http);
+    endpoint.lane_destination(&s3).check_processing(None)?;
+    s3.check_rules(now_ms())?;
+    record.destination = s3;
+    record.endpoint = Some(endpoint);
+    Ok(())
 }
