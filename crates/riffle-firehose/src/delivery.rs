@@ -108,6 +108,8 @@ pub struct TransformEnv {
     pub account_id: String,
     /// The client of HTTP destinations; `None`: one with the system's roots.
     pub http: Option<DestinationClient>,
+    /// OpenSearch DomainARN → URL.
+    pub domains: Arc<std::collections::BTreeMap<String, String>>,
 }
 
 /// Starts a stream's delivery tasks: the destination's from `delivered`,
@@ -385,14 +387,13 @@ impl Deliverer {
             "arn:aws:firehose:{}:{}:deliverystream/{}",
             self.env.region, self.env.account_id, record.name
         );
+        let env = crate::endpoint::Env {
+            client: &client,
+            source_arn: &source_arn,
+            domains: &self.env.domains,
+        };
         let Some(failed) = endpoint
-            .deliver(
-                &client,
-                &source_arn,
-                &self.stream.metrics,
-                &records,
-                oldest_ms,
-            )
+            .deliver(&env, &self.stream.metrics, &records, oldest_ms)
             .await
         else {
             return;

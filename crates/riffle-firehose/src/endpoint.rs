@@ -3,12 +3,14 @@
 //! backed up to: their `S3Configuration`).
 //!
 //! Delivery fills buffers with each one's own hints and hands the records
-//! to [`crate::http_delivery`]; what it could not deliver within the retry
-//! duration, it returns as error lines for the S3 lane's bucket.
+//! to [`crate::http_delivery`] or [`crate::opensearch_delivery`]; what
+//! could not be delivered within the retry duration comes back as error
+//! lines for the S3 configuration's bucket.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
 use tokio::time::Duration;
 
 use crate::buffer::Records;
@@ -17,14 +19,27 @@ use crate::http_client::DestinationClient;
 use crate::http_delivery::{self, Target, Undelivered};
 use crate::http_endpoint::HttpEndpointDestination;
 use crate::metrics::StreamMetrics;
+use crate::opensearch::{Flavor, OpenSearchDestination};
+use crate::opensearch_delivery;
 use crate::prefix::ErrorOutputType;
 
 /// A destination other than S3, as the catalog keeps it: `{"type":
-/// "HttpEndpoint", …the destination's members}`.
+/// "HttpEndpoint", …the destination's members}` (or `"OpenSearch"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Endpoint {
     HttpEndpoint(HttpEndpointDestination),
+    /// OpenSearch Service or Elasticsearch (its `flavor`).
+    OpenSearch(OpenSearchDestination),
+}
+
+/// What delivery to an endpoint needs of the server.
+pub struct Env<'a> {
+    pub client: &'a DestinationClient,
+    /// The delivery stream's ARN.
+    pub source_arn: &'a str,
+    /// DomainARN → URL (`--firehose-opensearch-domains`).
+    pub domains: &'a BTreeMap<String, String>,
 }
 
 impl Endpoint {
@@ -34,13 +49,13 @@ impl Endpoint {
     /// writes them there).
     pub fn lane_destination(&self, s3: &S3Destination) -> S3Destination {
         let mut lane = s3.clone();
-        match self {
-            Endpoint::HttpEndpoint(http) => {
-                lane.size_mb = http.size_mb;
-                lane.interval_s = http.interval_s;
-                lane.processing = http.processing.clone();
-            }
-        }
+        let (size_mb, interval_s, processing) = match self {
+            Endpoint::HttpEndpoint(http) => (http.size_mb, http.interval_s, &http.processing),
+            Endpoint::OpenSearch(os) => (os.size_mb, os.interval_s, &os.processing),
+        };
+        lane.size_mb = size_mb;
+        lane.interval_s = interval_s;
+        lane.processing = processing.clone();
         lane.data_format_conversion = None;
         lane.dynamic_partitioning = None;
         lane.backup = None;
@@ -48,10 +63,12 @@ impl Endpoint {
     }
 
     /// Whether the backup lane copies every source record to the S3
-    /// configuration's bucket (`AllData`; else only failures go there).
+    /// configuration's bucket (`AllData`, `AllDocuments`; else only
+    /// failures go there).
     pub fn backs_up_all(&self) -> bool {
         match self {
             Endpoint::HttpEndpoint(http) => http.backs_up_all(),
+            Endpoint::OpenSearch(os) => os.backs_up_all(),
         }
     }
 
@@ -59,24 +76,47 @@ impl Endpoint {
     /// duration; `None` once delivered, else the error records to back up.
     pub async fn deliver(
         &self,
-        client: &DestinationClient,
-        source_arn: &str,
+        env: &Env<'_>,
         metrics: &StreamMetrics,
         records: &Records,
         oldest_ms: i64,
     ) -> Option<Undelivered> {
+        let seconds = |s: i32| Duration::from_secs(u64::try_from(s).unwrap_or(0));
         match self {
             Endpoint::HttpEndpoint(http) => {
-                let retry = Duration::from_secs(u64::try_from(http.retry_s).unwrap_or(0));
                 let target = Target {
-                    client,
+                    client: env.client,
                     destination: http,
-                    source_arn,
-                    retry,
+                    source_arn: env.source_arn,
+                    retry: seconds(http.retry_s),
                     metrics: &metrics.endpoint,
                 };
                 http_delivery::deliver(&target, records, oldest_ms).await
             }
+            Endpoint::OpenSearch(os) => {
+                let target = opensearch_delivery::Target {
+                    client: env.client,
+                    destination: os,
+                    base_url: os.base_url(env.domains),
+                    retry: seconds(os.retry_s),
+                    metrics: &metrics.endpoint,
+                };
+                opensearch_delivery::deliver(&target, records, oldest_ms).await
+            }
+        }
+    }
+
+    /// The Prometheus and CloudWatch prefixes of its delivery metrics.
+    pub fn metrics_prefix(&self) -> (&'static str, &'static str) {
+        match self {
+            Endpoint::HttpEndpoint(_) => ("delivery_to_http_endpoint_", "DeliveryToHttpEndpoint."),
+            Endpoint::OpenSearch(os) if os.flavor == Flavor::Elasticsearch => {
+                ("delivery_to_elasticsearch_", "DeliveryToElasticsearch.")
+            }
+            Endpoint::OpenSearch(_) => (
+                "delivery_to_amazon_open_search_service_",
+                "DeliveryToAmazonOpenSearchService.",
+            ),
         }
     }
 
@@ -84,6 +124,7 @@ impl Endpoint {
     pub fn error_output_type(&self) -> ErrorOutputType {
         match self {
             Endpoint::HttpEndpoint(_) => ErrorOutputType::HttpEndpointFailed,
+            Endpoint::OpenSearch(_) => ErrorOutputType::ElasticsearchFailed,
         }
     }
 
@@ -94,6 +135,7 @@ impl Endpoint {
             Endpoint::HttpEndpoint(http) => {
                 ("HttpEndpointDestinationDescription", http.describe(s3))
             }
+            Endpoint::OpenSearch(os) => (os.flavor.description_key(), os.describe(s3)),
         }
     }
 }

@@ -32,6 +32,8 @@
 //! - `endpoint`, `http_endpoint`: destinations other than S3 (the HTTP
 //!   endpoint's shapes, defaults and description), kept beside the S3
 //!   configuration they back up to.
+//! - `opensearch`, `opensearch_delivery`: the OpenSearch Service and
+//!   Elasticsearch destinations and their `_bulk` delivery.
 //! - `http_delivery`, `http_client`: AWS's HTTP endpoint delivery protocol,
 //!   its retries within RetryOptions, over one shared HTTPS client.
 //! - `throttle`: DirectPut's throughput limits.
@@ -61,6 +63,8 @@ mod http_delivery;
 mod http_endpoint;
 mod json;
 mod metrics;
+mod opensearch;
+mod opensearch_delivery;
 mod options;
 mod partition;
 pub mod prefix;
@@ -127,6 +131,9 @@ pub struct FirehoseConfig {
     /// `--firehose-destination-*` options); `None`: the system's roots
     /// and AWS's 3-minute timeout.
     pub destination_client: Option<DestinationClient>,
+    /// OpenSearch (and Elasticsearch) DomainARNs and the URLs they are
+    /// reached at (`--firehose-opensearch-domains`).
+    pub opensearch_domains: BTreeMap<String, String>,
 }
 
 /// AWS's retry limit for S3 delivery (see [`FirehoseConfig::s3_retry_duration`]).
@@ -142,6 +149,7 @@ impl Default for FirehoseConfig {
             s3_retry_duration: S3_RETRY_DURATION_DEFAULT,
             functions: None,
             destination_client: None,
+            opensearch_domains: BTreeMap::new(),
         }
     }
 }

@@ -337,50 +337,63 @@ const LANE: [Metric<LaneMetrics>; 8] = [
     },
 ];
 
-/// The HTTP endpoint's metrics, `delivery_to_http_endpoint_*`.
+/// An endpoint's metrics; names and CloudWatch names are completed with
+/// the destination's (`delivery_to_http_endpoint_` / `DeliveryToHttpEndpoint.`,
+/// `delivery_to_amazon_open_search_service_` / `DeliveryToAmazonOpenSearchService.`,
+/// `delivery_to_elasticsearch_` / `DeliveryToElasticsearch.`).
 const ENDPOINT: [Metric<EndpointMetrics>; 6] = [
     Metric {
-        name: "delivery_to_http_endpoint_bytes_total",
-        cloudwatch: "DeliveryToHttpEndpoint.Bytes",
-        help: "data bytes delivered to the HTTP endpoint",
+        name: "bytes_total",
+        cloudwatch: "Bytes",
+        help: "data bytes delivered to the destination",
         counter: true,
         value: |m| load(&m.bytes),
     },
     Metric {
-        name: "delivery_to_http_endpoint_records_total",
-        cloudwatch: "DeliveryToHttpEndpoint.Records",
-        help: "records delivered to the HTTP endpoint",
+        name: "records_total",
+        cloudwatch: "Records",
+        help: "records delivered to the destination",
         counter: true,
         value: |m| load(&m.records),
     },
     Metric {
-        name: "delivery_to_http_endpoint_requests_total",
-        cloudwatch: "DeliveryToHttpEndpoint.Success",
-        help: "requests to the HTTP endpoint; Success is 1 - failed_requests_total / this",
+        name: "requests_total",
+        cloudwatch: "Success",
+        help: "requests to the destination; Success is 1 - failed_requests_total / this",
         counter: true,
         value: |m| load(&m.requests),
     },
     Metric {
-        name: "delivery_to_http_endpoint_failed_requests_total",
-        cloudwatch: "DeliveryToHttpEndpoint.Success",
-        help: "requests to the HTTP endpoint that failed (retried, or their records backed up)",
+        name: "failed_requests_total",
+        cloudwatch: "Success",
+        help: "requests to the destination that failed in whole or in part (retried, or their records backed up)",
         counter: true,
         value: |m| load(&m.failed_requests),
     },
     Metric {
-        name: "delivery_to_http_endpoint_data_freshness_milliseconds",
-        cloudwatch: "DeliveryToHttpEndpoint.DataFreshness",
+        name: "data_freshness_milliseconds",
+        cloudwatch: "DataFreshness",
         help: "age of the oldest record of the last batch delivered, when it was delivered",
         counter: false,
         value: |m| m.freshness_ms.load(Ordering::Relaxed),
     },
     Metric {
-        name: "delivery_to_http_endpoint_processing_failed_records_total",
-        cloudwatch: "DeliveryToHttpEndpoint.ProcessingFailed",
+        name: "processing_failed_records_total",
+        cloudwatch: "ProcessingFailed",
         help: "records not delivered within the retry duration, backed up to S3",
         counter: true,
         value: |m| load(&m.failed_records),
     },
+];
+
+/// The destinations other than S3, by their metric prefixes.
+const ENDPOINT_KINDS: [(&str, &str); 3] = [
+    ("delivery_to_http_endpoint_", "DeliveryToHttpEndpoint."),
+    (
+        "delivery_to_amazon_open_search_service_",
+        "DeliveryToAmazonOpenSearchService.",
+    ),
+    ("delivery_to_elasticsearch_", "DeliveryToElasticsearch."),
 ];
 
 /// Which lane's counters of a stream.
@@ -425,17 +438,21 @@ impl Firehose {
                 }
             }
         }
-        for metric in &ENDPOINT {
-            header(
-                out,
-                metric.name,
-                metric.cloudwatch,
-                metric.help,
-                metric.counter,
-            );
-            for (stream, name) in streams.iter().zip(&names) {
-                let value = (metric.value)(&stream.metrics.endpoint);
-                sample(out, metric.name, name, value);
+        let kinds: Vec<Option<(&str, &str)>> = streams
+            .iter()
+            .map(|s| s.record().endpoint.as_ref().map(|e| e.metrics_prefix()))
+            .collect();
+        for (prefix, cloudwatch_prefix) in ENDPOINT_KINDS {
+            for metric in &ENDPOINT {
+                let full = format!("{prefix}{}", metric.name);
+                let cloudwatch = format!("{cloudwatch_prefix}{}", metric.cloudwatch);
+                header(out, &full, &cloudwatch, metric.help, metric.counter);
+                for ((stream, name), kind) in streams.iter().zip(&names).zip(&kinds) {
+                    if kind.is_some_and(|(p, _)| p == prefix) {
+                        let value = (metric.value)(&stream.metrics.endpoint);
+                        sample(out, &full, name, value);
+                    }
+                }
             }
         }
     }

@@ -50,6 +50,13 @@ pub struct FirehoseOptions {
         default_value_t = RESPONSE_TIMEOUT_DEFAULT.as_secs()
     )]
     pub firehose_destination_timeout_s: u64,
+    /// OpenSearch domains Firehose delivers to: DomainARN=URL pairs, comma-separated
+    #[arg(
+        long,
+        env = "RIFFLE_FIREHOSE_OPENSEARCH_DOMAINS",
+        value_name = "ARN=URL,…"
+    )]
+    pub firehose_opensearch_domains: Option<String>,
 }
 
 /// Options that do not fit together.
@@ -70,9 +77,19 @@ pub enum FirehoseOptionsError {
     DestinationCa(#[from] ClientError),
     #[error("`firehose_destination_timeout_s` must be at least 1")]
     ZeroTimeout,
+    #[error("`firehose_opensearch_domains`: {0}")]
+    Domains(String),
 }
 
 impl FirehoseOptions {
+    /// The OpenSearch DomainARNs and their URLs.
+    pub fn opensearch_domains(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, FirehoseOptionsError> {
+        let text = self.firehose_opensearch_domains.as_deref().unwrap_or("");
+        crate::opensearch::parse_domains(text).map_err(FirehoseOptionsError::Domains)
+    }
+
     /// The client HTTP destinations are delivered with.
     pub fn destination_client(&self) -> Result<DestinationClient, FirehoseOptionsError> {
         if self.firehose_destination_timeout_s == 0 {
@@ -137,6 +154,7 @@ mod tests {
             s3_secret_access_key: secret.map(str::to_owned),
             firehose_destination_ca: None,
             firehose_destination_timeout_s: RESPONSE_TIMEOUT_DEFAULT.as_secs(),
+            firehose_opensearch_domains: None,
         }
     }
 

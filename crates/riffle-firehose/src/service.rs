@@ -168,6 +168,7 @@ impl Firehose {
                 region: self.config.region.clone(),
                 account_id: self.config.account_id.clone(),
                 http: self.config.destination_client.clone(),
+                domains: Arc::new(self.config.opensearch_domains.clone()),
             },
         );
         stream.set_tasks(tasks);

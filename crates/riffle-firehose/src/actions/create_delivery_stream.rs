@@ -19,6 +19,7 @@ use crate::endpoint::Endpoint;
 use crate::errors::{self, not_supported};
 use crate::http_endpoint::HttpInput;
 use crate::json::{self, Int, Text};
+use crate::opensearch::{Flavor, OpenSearchInput};
 use crate::service::stream_arn;
 use crate::stream::DeliveryStream;
 use crate::time::now_ms;
@@ -44,8 +45,8 @@ struct Input {
     S3DestinationConfiguration: Option<S3Input>,
     ExtendedS3DestinationConfiguration: Option<S3Input>,
     RedshiftDestinationConfiguration: Option<Value>,
-    ElasticsearchDestinationConfiguration: Option<Value>,
-    AmazonopensearchserviceDestinationConfiguration: Option<Value>,
+    ElasticsearchDestinationConfiguration: Option<OpenSearchInput>,
+    AmazonopensearchserviceDestinationConfiguration: Option<OpenSearchInput>,
     SplunkDestinationConfiguration: Option<Value>,
     HttpEndpointDestinationConfiguration: Option<HttpInput>,
     Tags: Option<Vec<TagInput>>,
@@ -110,6 +111,16 @@ fn validate(input: &Input) -> Result<(), FirehoseError> {
     if let Some(http) = &input.HttpEndpointDestinationConfiguration {
         http.check(&mut v, "httpEndpointDestinationConfiguration", true);
     }
+    if let Some(os) = &input.AmazonopensearchserviceDestinationConfiguration {
+        os.check(
+            &mut v,
+            "amazonopensearchserviceDestinationConfiguration",
+            true,
+        );
+    }
+    if let Some(es) = &input.ElasticsearchDestinationConfiguration {
+        es.check(&mut v, "elasticsearchDestinationConfiguration", true);
+    }
     if let Some(list) = &input.Tags {
         tags::check_tags(&mut v, list, "tags");
     }
@@ -172,16 +183,6 @@ fn destination(input: &mut Input) -> Result<(S3Destination, Option<Endpoint>), F
             input.RedshiftDestinationConfiguration.is_some(),
         ),
         (
-            "ElasticsearchDestinationConfiguration",
-            input.ElasticsearchDestinationConfiguration.is_some(),
-        ),
-        (
-            "AmazonopensearchserviceDestinationConfiguration",
-            input
-                .AmazonopensearchserviceDestinationConfiguration
-                .is_some(),
-        ),
-        (
             "SplunkDestinationConfiguration",
             input.SplunkDestinationConfiguration.is_some(),
         ),
@@ -203,10 +204,15 @@ fn destination(input: &mut Input) -> Result<(S3Destination, Option<Endpoint>), F
     let s3 = input.S3DestinationConfiguration.is_some();
     let extended = input.ExtendedS3DestinationConfiguration.is_some();
     let http = input.HttpEndpointDestinationConfiguration.is_some();
+    let os = input
+        .AmazonopensearchserviceDestinationConfiguration
+        .is_some();
+    let es = input.ElasticsearchDestinationConfiguration.is_some();
     let given = others.iter().filter(|(_, set)| *set).count()
-        + usize::from(s3)
-        + usize::from(extended)
-        + usize::from(http);
+        + [s3, extended, http, os, es]
+            .iter()
+            .filter(|set| **set)
+            .count();
     if given != 1 {
         return Err(FirehoseError::InvalidArgument(
             "Exactly one destination configuration is supported for a Firehose".to_owned(),
@@ -218,6 +224,18 @@ fn destination(input: &mut Input) -> Result<(S3Destination, Option<Endpoint>), F
     if let Some(http) = input.HttpEndpointDestinationConfiguration.take() {
         let (http, s3) = http.into_destination();
         return Ok((s3, Some(Endpoint::HttpEndpoint(http))));
+    }
+    let opensearch = match (
+        input.AmazonopensearchserviceDestinationConfiguration.take(),
+        input.ElasticsearchDestinationConfiguration.take(),
+    ) {
+        (Some(os), _) => Some((os, Flavor::OpenSearch)),
+        (None, Some(es)) => Some((es, Flavor::Elasticsearch)),
+        (None, None) => None,
+    };
+    if let Some((config, flavor)) = opensearch {
+        let (os, s3) = config.into_destination(flavor);
+        return Ok((s3, Some(Endpoint::OpenSearch(os))));
     }
     let config = match input.ExtendedS3DestinationConfiguration.take() {
         Some(config) => config,
@@ -243,6 +261,9 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
         endpoint
             .lane_destination(&destination)
             .check_processing(None)?;
+    }
+    if let Some(Endpoint::OpenSearch(os)) = &endpoint {
+        os.check_rules(&firehose.config().opensearch_domains)?;
     }
     destination.check_rules(now)?;
     destination.check_conversion()?;

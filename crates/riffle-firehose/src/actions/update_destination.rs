@@ -19,6 +19,7 @@ use crate::endpoint::Endpoint;
 use crate::errors::not_supported;
 use crate::http_endpoint::{HttpEndpointDestination, HttpInput};
 use crate::json::{self, Text};
+use crate::opensearch::OpenSearchInput;
 use crate::time::now_ms;
 use crate::validate::{Pattern, Violations};
 use crate::{Firehose, FirehoseError};
@@ -36,8 +37,8 @@ struct Input {
     S3DestinationUpdate: Option<S3Input>,
     ExtendedS3DestinationUpdate: Option<S3Input>,
     RedshiftDestinationUpdate: Option<Value>,
-    ElasticsearchDestinationUpdate: Option<Value>,
-    AmazonopensearchserviceDestinationUpdate: Option<Value>,
+    ElasticsearchDestinationUpdate: Option<OpenSearchInput>,
+    AmazonopensearchserviceDestinationUpdate: Option<OpenSearchInput>,
     SplunkDestinationUpdate: Option<Value>,
     HttpEndpointDestinationUpdate: Option<HttpInput>,
     AmazonOpenSearchServerlessDestinationUpdate: Option<Value>,
@@ -70,6 +71,12 @@ fn validate(input: &Input) -> Result<(), FirehoseError> {
     if let Some(http) = &input.HttpEndpointDestinationUpdate {
         http.check(&mut v, "httpEndpointDestinationUpdate", false);
     }
+    if let Some(os) = &input.AmazonopensearchserviceDestinationUpdate {
+        os.check(&mut v, "amazonopensearchserviceDestinationUpdate", false);
+    }
+    if let Some(es) = &input.ElasticsearchDestinationUpdate {
+        es.check(&mut v, "elasticsearchDestinationUpdate", false);
+    }
     v.into_result()
 }
 
@@ -78,14 +85,6 @@ fn refuse_other_destinations(input: &Input) -> Result<(), FirehoseError> {
         (
             "RedshiftDestinationUpdate",
             input.RedshiftDestinationUpdate.is_some(),
-        ),
-        (
-            "ElasticsearchDestinationUpdate",
-            input.ElasticsearchDestinationUpdate.is_some(),
-        ),
-        (
-            "AmazonopensearchserviceDestinationUpdate",
-            input.AmazonopensearchserviceDestinationUpdate.is_some(),
         ),
         (
             "SplunkDestinationUpdate",
@@ -115,15 +114,27 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     validate(&input)?;
     refuse_other_destinations(&input)?;
     let http_update = input.HttpEndpointDestinationUpdate.take();
+    let updates = [
+        input.S3DestinationUpdate.is_some(),
+        input.ExtendedS3DestinationUpdate.is_some(),
+        http_update.is_some(),
+        input.AmazonopensearchserviceDestinationUpdate.is_some(),
+        input.ElasticsearchDestinationUpdate.is_some(),
+    ];
+    if updates.iter().filter(|g| **g).count() > 1 {
+        return Err(one_update_only());
+    }
+    let os_update = input
+        .AmazonopensearchserviceDestinationUpdate
+        .take()
+        .or(input.ElasticsearchDestinationUpdate.take());
     let update = match (
         input.S3DestinationUpdate.take(),
         input.ExtendedS3DestinationUpdate.take(),
     ) {
-        (Some(_), Some(_)) => return Err(one_update_only()),
-        (Some(_), _) | (_, Some(_)) if http_update.is_some() => return Err(one_update_only()),
         (Some(s3), None) => Some((s3, false)),
         (None, Some(s3)) => Some((s3, true)),
-        (None, None) => None,
+        _ => None,
     };
     // Validated: present.
     let name = input.DeliveryStreamName.as_ref().map_or("", Text::as_str);
@@ -152,6 +163,16 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
         return Err(FirehoseError::InvalidArgument(format!(
             "Destination Id {destination_id} not found"
         )));
+    }
+    let opensearch_stream = matches!(record.endpoint, Some(Endpoint::OpenSearch(_)));
+    if os_update.is_some() != opensearch_stream && updates.iter().any(|g| *g) {
+        return Err(FirehoseError::InvalidArgument(
+            "Switching between Amazon OpenSearch Service and other destinations is not supported."
+                .to_owned(),
+        ));
+    }
+    if let Some(os) = os_update {
+        update_opensearch(&mut record, os, firehose)?;
     }
     if let Some(http) = http_update {
         update_http(&mut record, http)?;
@@ -185,7 +206,8 @@ fn one_update_only() -> FirehoseError {
 fn update_http(record: &mut StreamRecord, update: HttpInput) -> Result<(), FirehoseError> {
     let current = match record.endpoint.take() {
         Some(Endpoint::HttpEndpoint(http)) => http,
-        None => HttpEndpointDestination::empty(),
+        // Refused before: an OpenSearch stream is never switched.
+        Some(Endpoint::OpenSearch(_)) | None => HttpEndpointDestination::empty(),
     };
     let (http, s3) = current.updated(update, record.destination.clone());
     if http.url.is_empty() {
@@ -195,6 +217,29 @@ fn update_http(record: &mut StreamRecord, update: HttpInput) -> Result<(), Fireh
         ));
     }
     let endpoint = Endpoint::HttpEndpoint(http);
+    endpoint.lane_destination(&s3).check_processing(None)?;
+    s3.check_rules(now_ms())?;
+    record.destination = s3;
+    record.endpoint = Some(endpoint);
+    Ok(())
+}
+
+/// Applies an OpenSearch (or Elasticsearch) update to the stream's.
+fn update_opensearch(
+    record: &mut StreamRecord,
+    update: OpenSearchInput,
+    firehose: &Firehose,
+) -> Result<(), FirehoseError> {
+    let Some(Endpoint::OpenSearch(current)) = record.endpoint.take() else {
+        // Checked by the caller: only an OpenSearch stream gets here.
+        return Err(FirehoseError::InvalidArgument(
+            "Switching between Amazon OpenSearch Service and other destinations is not supported."
+                .to_owned(),
+        ));
+    };
+    let (os, s3) = current.updated(update, record.destination.clone());
+    os.check_rules(&firehose.config().opensearch_domains)?;
+    let endpoint = Endpoint::OpenSearch(os);
     endpoint.lane_destination(&s3).check_processing(None)?;
     s3.check_rules(now_ms())?;
     record.destination = s3;
