@@ -247,7 +247,7 @@ mod tests {
         let (http, s3) = input.into_destination();
         let mut r = record();
         r.destination = s3;
-        r.endpoint = Some(Endpoint::HttpEndpoint(http));
+        r.endpoint = Some(Endpoint::Http(http));
         let encoded = r.encode();
         assert!(
             String::from_utf8_lossy(&encoded).contains(r#""endpoint":{"type":"HttpEndpoint","#),

@@ -22,15 +22,20 @@ use crate::metrics::StreamMetrics;
 use crate::opensearch::{Flavor, OpenSearchDestination};
 use crate::opensearch_delivery;
 use crate::prefix::ErrorOutputType;
+use crate::splunk::SplunkDestination;
+use crate::splunk_delivery;
 
 /// A destination other than S3, as the catalog keeps it: `{"type":
 /// "HttpEndpoint", …the destination's members}` (or `"OpenSearch"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Endpoint {
-    HttpEndpoint(HttpEndpointDestination),
+    #[serde(rename = "HttpEndpoint")]
+    Http(HttpEndpointDestination),
     /// OpenSearch Service or Elasticsearch (its `flavor`).
     OpenSearch(OpenSearchDestination),
+    /// Splunk's HTTP Event Collector.
+    Splunk(SplunkDestination),
 }
 
 /// What delivery to an endpoint needs of the server.
@@ -50,8 +55,9 @@ impl Endpoint {
     pub fn lane_destination(&self, s3: &S3Destination) -> S3Destination {
         let mut lane = s3.clone();
         let (size_mb, interval_s, processing) = match self {
-            Endpoint::HttpEndpoint(http) => (http.size_mb, http.interval_s, &http.processing),
+            Endpoint::Http(http) => (http.size_mb, http.interval_s, &http.processing),
             Endpoint::OpenSearch(os) => (os.size_mb, os.interval_s, &os.processing),
+            Endpoint::Splunk(s) => (s.size_mb, s.interval_s, &s.processing),
         };
         lane.size_mb = size_mb;
         lane.interval_s = interval_s;
@@ -67,8 +73,9 @@ impl Endpoint {
     /// failures go there).
     pub fn backs_up_all(&self) -> bool {
         match self {
-            Endpoint::HttpEndpoint(http) => http.backs_up_all(),
+            Endpoint::Http(http) => http.backs_up_all(),
             Endpoint::OpenSearch(os) => os.backs_up_all(),
+            Endpoint::Splunk(s) => s.backs_up_all(),
         }
     }
 
@@ -83,7 +90,7 @@ impl Endpoint {
     ) -> Option<Undelivered> {
         let seconds = |s: i32| Duration::from_secs(u64::try_from(s).unwrap_or(0));
         match self {
-            Endpoint::HttpEndpoint(http) => {
+            Endpoint::Http(http) => {
                 let target = Target {
                     client: env.client,
                     destination: http,
@@ -103,13 +110,22 @@ impl Endpoint {
                 };
                 opensearch_delivery::deliver(&target, records, oldest_ms).await
             }
+            Endpoint::Splunk(splunk) => {
+                let target = splunk_delivery::Target {
+                    client: env.client,
+                    destination: splunk,
+                    retry: seconds(splunk.retry_s),
+                    metrics: &metrics.endpoint,
+                };
+                splunk_delivery::deliver(&target, records, oldest_ms).await
+            }
         }
     }
 
     /// The Prometheus and CloudWatch prefixes of its delivery metrics.
     pub fn metrics_prefix(&self) -> (&'static str, &'static str) {
         match self {
-            Endpoint::HttpEndpoint(_) => ("delivery_to_http_endpoint_", "DeliveryToHttpEndpoint."),
+            Endpoint::Http(_) => ("delivery_to_http_endpoint_", "DeliveryToHttpEndpoint."),
             Endpoint::OpenSearch(os) if os.flavor == Flavor::Elasticsearch => {
                 ("delivery_to_elasticsearch_", "DeliveryToElasticsearch.")
             }
@@ -117,14 +133,16 @@ impl Endpoint {
                 "delivery_to_amazon_open_search_service_",
                 "DeliveryToAmazonOpenSearchService.",
             ),
+            Endpoint::Splunk(_) => ("delivery_to_splunk_", "DeliveryToSplunk."),
         }
     }
 
     /// Where undelivered records go under the S3 configuration's bucket.
     pub fn error_output_type(&self) -> ErrorOutputType {
         match self {
-            Endpoint::HttpEndpoint(_) => ErrorOutputType::HttpEndpointFailed,
+            Endpoint::Http(_) => ErrorOutputType::HttpEndpointFailed,
             Endpoint::OpenSearch(_) => ErrorOutputType::ElasticsearchFailed,
+            Endpoint::Splunk(_) => ErrorOutputType::SplunkFailed,
         }
     }
 
@@ -132,10 +150,9 @@ impl Endpoint {
     /// (beside `DestinationId`).
     pub fn describe(&self, s3: &S3Destination) -> (&'static str, Value) {
         match self {
-            Endpoint::HttpEndpoint(http) => {
-                ("HttpEndpointDestinationDescription", http.describe(s3))
-            }
+            Endpoint::Http(http) => ("HttpEndpointDestinationDescription", http.describe(s3)),
             Endpoint::OpenSearch(os) => (os.flavor.description_key(), os.describe(s3)),
+            Endpoint::Splunk(s) => ("SplunkDestinationDescription", s.describe(s3)),
         }
     }
 }

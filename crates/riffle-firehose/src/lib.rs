@@ -34,6 +34,8 @@
 //!   configuration they back up to.
 //! - `opensearch`, `opensearch_delivery`: the OpenSearch Service and
 //!   Elasticsearch destinations and their `_bulk` delivery.
+//! - `splunk`, `splunk_delivery`: the Splunk destination and HEC delivery
+//!   with indexer acknowledgement.
 //! - `http_delivery`, `http_client`: AWS's HTTP endpoint delivery protocol,
 //!   its retries within RetryOptions, over one shared HTTPS client.
 //! - `throttle`: DirectPut's throughput limits.
@@ -77,6 +79,8 @@ mod sink_s3;
 pub mod source;
 #[cfg(test)]
 mod source_tests;
+mod splunk;
+mod splunk_delivery;
 mod stream;
 #[cfg(test)]
 mod testkit;

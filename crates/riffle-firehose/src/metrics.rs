@@ -387,13 +387,14 @@ const ENDPOINT: [Metric<EndpointMetrics>; 6] = [
 ];
 
 /// The destinations other than S3, by their metric prefixes.
-const ENDPOINT_KINDS: [(&str, &str); 3] = [
+const ENDPOINT_KINDS: [(&str, &str); 4] = [
     ("delivery_to_http_endpoint_", "DeliveryToHttpEndpoint."),
     (
         "delivery_to_amazon_open_search_service_",
         "DeliveryToAmazonOpenSearchService.",
     ),
     ("delivery_to_elasticsearch_", "DeliveryToElasticsearch."),
+    ("delivery_to_splunk_", "DeliveryToSplunk."),
 ];
 
 /// Which lane's counters of a stream.

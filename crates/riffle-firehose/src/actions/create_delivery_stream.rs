@@ -21,6 +21,7 @@ use crate::http_endpoint::HttpInput;
 use crate::json::{self, Int, Text};
 use crate::opensearch::{Flavor, OpenSearchInput};
 use crate::service::stream_arn;
+use crate::splunk::SplunkInput;
 use crate::stream::DeliveryStream;
 use crate::time::now_ms;
 use crate::validate::{Pattern, Violations};
@@ -47,7 +48,7 @@ struct Input {
     RedshiftDestinationConfiguration: Option<Value>,
     ElasticsearchDestinationConfiguration: Option<OpenSearchInput>,
     AmazonopensearchserviceDestinationConfiguration: Option<OpenSearchInput>,
-    SplunkDestinationConfiguration: Option<Value>,
+    SplunkDestinationConfiguration: Option<SplunkInput>,
     HttpEndpointDestinationConfiguration: Option<HttpInput>,
     Tags: Option<Vec<TagInput>>,
     AmazonOpenSearchServerlessDestinationConfiguration: Option<Value>,
@@ -121,6 +122,9 @@ fn validate(input: &Input) -> Result<(), FirehoseError> {
     if let Some(es) = &input.ElasticsearchDestinationConfiguration {
         es.check(&mut v, "elasticsearchDestinationConfiguration", true);
     }
+    if let Some(splunk) = &input.SplunkDestinationConfiguration {
+        splunk.check(&mut v, "splunkDestinationConfiguration", true);
+    }
     if let Some(list) = &input.Tags {
         tags::check_tags(&mut v, list, "tags");
     }
@@ -183,10 +187,6 @@ fn destination(input: &mut Input) -> Result<(S3Destination, Option<Endpoint>), F
             input.RedshiftDestinationConfiguration.is_some(),
         ),
         (
-            "SplunkDestinationConfiguration",
-            input.SplunkDestinationConfiguration.is_some(),
-        ),
-        (
             "AmazonOpenSearchServerlessDestinationConfiguration",
             input
                 .AmazonOpenSearchServerlessDestinationConfiguration
@@ -208,8 +208,9 @@ fn destination(input: &mut Input) -> Result<(S3Destination, Option<Endpoint>), F
         .AmazonopensearchserviceDestinationConfiguration
         .is_some();
     let es = input.ElasticsearchDestinationConfiguration.is_some();
+    let splunk = input.SplunkDestinationConfiguration.is_some();
     let given = others.iter().filter(|(_, set)| *set).count()
-        + [s3, extended, http, os, es]
+        + [s3, extended, http, os, es, splunk]
             .iter()
             .filter(|set| **set)
             .count();
@@ -223,7 +224,11 @@ fn destination(input: &mut Input) -> Result<(S3Destination, Option<Endpoint>), F
     }
     if let Some(http) = input.HttpEndpointDestinationConfiguration.take() {
         let (http, s3) = http.into_destination();
-        return Ok((s3, Some(Endpoint::HttpEndpoint(http))));
+        return Ok((s3, Some(Endpoint::Http(http))));
+    }
+    if let Some(splunk) = input.SplunkDestinationConfiguration.take() {
+        let (splunk, s3) = splunk.into_destination();
+        return Ok((s3, Some(Endpoint::Splunk(splunk))));
     }
     let opensearch = match (
         input.AmazonopensearchserviceDestinationConfiguration.take(),

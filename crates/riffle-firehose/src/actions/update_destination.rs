@@ -20,6 +20,7 @@ use crate::errors::not_supported;
 use crate::http_endpoint::{HttpEndpointDestination, HttpInput};
 use crate::json::{self, Text};
 use crate::opensearch::OpenSearchInput;
+use crate::splunk::{SplunkDestination, SplunkInput};
 use crate::time::now_ms;
 use crate::validate::{Pattern, Violations};
 use crate::{Firehose, FirehoseError};
@@ -39,7 +40,7 @@ struct Input {
     RedshiftDestinationUpdate: Option<Value>,
     ElasticsearchDestinationUpdate: Option<OpenSearchInput>,
     AmazonopensearchserviceDestinationUpdate: Option<OpenSearchInput>,
-    SplunkDestinationUpdate: Option<Value>,
+    SplunkDestinationUpdate: Option<SplunkInput>,
     HttpEndpointDestinationUpdate: Option<HttpInput>,
     AmazonOpenSearchServerlessDestinationUpdate: Option<Value>,
     SnowflakeDestinationUpdate: Option<Value>,
@@ -77,6 +78,9 @@ fn validate(input: &Input) -> Result<(), FirehoseError> {
     if let Some(es) = &input.ElasticsearchDestinationUpdate {
         es.check(&mut v, "elasticsearchDestinationUpdate", false);
     }
+    if let Some(splunk) = &input.SplunkDestinationUpdate {
+        splunk.check(&mut v, "splunkDestinationUpdate", false);
+    }
     v.into_result()
 }
 
@@ -85,10 +89,6 @@ fn refuse_other_destinations(input: &Input) -> Result<(), FirehoseError> {
         (
             "RedshiftDestinationUpdate",
             input.RedshiftDestinationUpdate.is_some(),
-        ),
-        (
-            "SplunkDestinationUpdate",
-            input.SplunkDestinationUpdate.is_some(),
         ),
         (
             "AmazonOpenSearchServerlessDestinationUpdate",
@@ -120,6 +120,7 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
         http_update.is_some(),
         input.AmazonopensearchserviceDestinationUpdate.is_some(),
         input.ElasticsearchDestinationUpdate.is_some(),
+        input.SplunkDestinationUpdate.is_some(),
     ];
     if updates.iter().filter(|g| **g).count() > 1 {
         return Err(one_update_only());
@@ -177,6 +178,9 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     if let Some(http) = http_update {
         update_http(&mut record, http)?;
     }
+    if let Some(splunk) = input.SplunkDestinationUpdate.take() {
+        update_splunk(&mut record, splunk)?;
+    }
     if let Some((s3, extended)) = update {
         // An S3 update of an endpoint's stream makes it an S3 stream.
         record.endpoint = None;
@@ -205,9 +209,11 @@ fn one_update_only() -> FirehoseError {
 /// S3 configuration), which needs the endpoint's Url.
 fn update_http(record: &mut StreamRecord, update: HttpInput) -> Result<(), FirehoseError> {
     let current = match record.endpoint.take() {
-        Some(Endpoint::HttpEndpoint(http)) => http,
+        Some(Endpoint::Http(http)) => http,
         // Refused before: an OpenSearch stream is never switched.
-        Some(Endpoint::OpenSearch(_)) | None => HttpEndpointDestination::empty(),
+        Some(Endpoint::OpenSearch(_) | Endpoint::Splunk(_)) | None => {
+            HttpEndpointDestination::empty()
+        }
     };
     let (http, s3) = current.updated(update, record.destination.clone());
     if http.url.is_empty() {
@@ -216,7 +222,7 @@ fn update_http(record: &mut StreamRecord, update: HttpInput) -> Result<(), Fireh
                 .to_owned(),
         ));
     }
-    let endpoint = Endpoint::HttpEndpoint(http);
+    let endpoint = Endpoint::Http(http);
     endpoint.lane_destination(&s3).check_processing(None)?;
     s3.check_rules(now_ms())?;
     record.destination = s3;
@@ -240,6 +246,28 @@ fn update_opensearch(
     let (os, s3) = current.updated(update, record.destination.clone());
     os.check_rules(&firehose.config().opensearch_domains)?;
     let endpoint = Endpoint::OpenSearch(os);
+    endpoint.lane_destination(&s3).check_processing(None)?;
+    s3.check_rules(now_ms())?;
+    record.destination = s3;
+    record.endpoint = Some(endpoint);
+    Ok(())
+}
+
+/// Applies a SplunkDestinationUpdate: to the stream's Splunk destination,
+/// or, for another (not OpenSearch) stream, makes one, which needs the
+/// HEC endpoint.
+fn update_splunk(record: &mut StreamRecord, update: SplunkInput) -> Result<(), FirehoseError> {
+    let current = match record.endpoint.take() {
+        Some(Endpoint::Splunk(splunk)) => splunk,
+        _ => SplunkDestination::empty(),
+    };
+    let (splunk, s3) = current.updated(update, record.destination.clone());
+    if splunk.hec_endpoint.is_empty() {
+        return Err(FirehoseError::InvalidArgument(
+            "HECEndpoint is required to change the destination to Splunk.".to_owned(),
+        ));
+    }
+    let endpoint = Endpoint::Splunk(splunk);
     endpoint.lane_destination(&s3).check_processing(None)?;
     s3.check_rules(now_ms())?;
     record.destination = s3;
