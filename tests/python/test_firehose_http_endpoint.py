@@ -24,7 +24,7 @@ import pytest
 import trustme
 from botocore.exceptions import ClientError
 
-from conftest import RiffleServer
+from conftest import METRICS_LINE, RiffleServer, scrape_samples
 from test_firehose_s3 import ACCOUNT, ROLE, clients, wait_active
 from kinesis_helpers import REGION
 
@@ -141,9 +141,12 @@ def http_server(tmp_path, ca):
             str(ca_file),
             "--firehose-destination-timeout-s",
             str(TIMEOUT_S),
+            "--metrics-listen",
+            "127.0.0.1:0",
         ],
     )
     srv.start()
+    srv.metrics_url = METRICS_LINE.search((tmp_path / "riffle-1.stdout").read_text()).group(1)
     yield srv
     print(f"--- riffle stderr (tail) ---\n{srv.stderr_tail()}")
     assert srv.terminate() == 0, "riffle serve did not exit 0 on SIGTERM"
@@ -222,6 +225,12 @@ def test_every_record_arrives_with_the_specifications_headers_and_gzip_body(http
         assert set(req["body"]) == {"requestId", "timestamp", "records"}
     # FailedDataOnly: nothing failed, so nothing was backed up.
     assert s3.list_objects_v2(Bucket="backup").get("KeyCount", 0) == 0
+    # DeliveryToHttpEndpoint.Records and .Bytes, for this stream.
+    samples = scrape_samples(http_server.metrics_url)
+    label = 'delivery_stream="to-http"'
+    assert samples[("riffle_firehose_delivery_to_http_endpoint_records_total", label)] == len(records)
+    assert samples[("riffle_firehose_delivery_to_http_endpoint_bytes_total", label)] == sum(map(len, records))
+    assert samples[("riffle_firehose_delivery_to_http_endpoint_failed_requests_total", label)] == 0
 
 
 def test_describe_shows_the_endpoint_without_its_access_key_and_update_changes_it(http_server, receiver):
@@ -377,3 +386,19 @@ def test_a_hanging_endpoint_does_not_hold_up_another_streams_deliveries(http_ser
         stuck.mode = "ok"
         stuck.stop()
         healthy.stop()
+
+
+def test_records_acknowledged_while_the_endpoint_fails_survive_a_sigkill(http_server, receiver):
+    firehose, s3 = clients(http_server.endpoint)
+    receiver.mode = "500"
+    create(firehose, s3, "crashy", http_destination(receiver.url, "crashy-backup"))
+    records = [f"kept-{i}".encode() for i in range(15)]
+    put(firehose, "crashy", records)
+    deadline = time.monotonic() + DEADLINE_S
+    while not receiver.requests:
+        assert time.monotonic() < deadline, "no attempt before the crash"
+        time.sleep(POLL_INTERVAL_S)
+    http_server.kill()
+    receiver.mode = "ok"
+    http_server.start()
+    assert sorted(set(receiver.wait_records(len(records)))) == sorted(records)
