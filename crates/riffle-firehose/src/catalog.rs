@@ -16,7 +16,10 @@
 //!  "status":"CREATING",            CREATING | DELETING (ACTIVE once `status_until_ms` passed)
 //!  "status_until_ms":1795000000500,
 //!  "version":1,                    VersionId; +1 at every UpdateDestination
-//!  "destination":{…},              see `destination::S3Destination`
+//!  "destination":{…},              see `destination::S3Destination`; with an
+//!                                  endpoint, its S3Configuration (the backup bucket)
+//!  "endpoint":{"type":"HttpEndpoint",…},  see `endpoint::Endpoint`; absent for
+//!                                  S3 destinations (and in catalogs written before it)
 //!  "tags":{"team":"data"},
 //!  "encryption":null}              {"key_type":…,"key_arn":…,"enabled":true,"until_ms":…}
 //! ```
@@ -39,6 +42,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::destination::S3Destination;
+use crate::endpoint::Endpoint;
 
 /// The catalog format version this code writes and reads.
 pub const CATALOG_VERSION: u32 = 1;
@@ -108,6 +112,11 @@ pub struct StreamRecord {
     pub status_until_ms: i64,
     pub version: u64,
     pub destination: S3Destination,
+    /// A destination other than S3; `destination` is then its S3
+    /// configuration. Absent from catalogs written before destinations
+    /// other than S3 existed, which load as S3 destinations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<Endpoint>,
     pub tags: BTreeMap<String, String>,
     pub encryption: Option<Encryption>,
 }
@@ -208,6 +217,7 @@ mod tests {
             status_until_ms: 1_795_000_000_500,
             version: 3,
             destination: input.into_destination(true),
+            endpoint: None,
             tags: [("team".to_owned(), "data".to_owned())].into(),
             encryption: Some(Encryption {
                 key_type: "AWS_OWNED_CMK".into(),
@@ -224,6 +234,37 @@ mod tests {
         assert_eq!(StreamRecord::decode(&r.key(), &r.encode()).unwrap(), r);
         assert_eq!(r.log_name(), "firehose/000000000000feed");
         assert_eq!(decode_delivered("k", &encode_delivered(42)).unwrap(), 42);
+    }
+
+    #[test]
+    fn an_endpoint_destination_round_trips_and_an_older_catalog_entry_still_loads() {
+        let input: crate::http_endpoint::HttpInput = serde_json::from_str(
+            r#"{"EndpointConfiguration":{"Url":"https://example.com/in","AccessKey":"k"},
+                "RequestConfiguration":{"ContentEncoding":"GZIP","CommonAttributes":[{"AttributeName":"a","AttributeValue":"b"}]},
+                "S3Configuration":{"RoleARN":"arn:aws:iam::000000000000:role/r","BucketARN":"arn:aws:s3:::backup"}}"#,
+        )
+        .unwrap();
+        let (http, s3) = input.into_destination();
+        let mut r = record();
+        r.destination = s3;
+        r.endpoint = Some(Endpoint::Http(http));
+        let encoded = r.encode();
+        assert!(
+            String::from_utf8_lossy(&encoded).contains(r#""endpoint":{"type":"HttpEndpoint","#),
+            "{}",
+            String::from_utf8_lossy(&encoded)
+        );
+        assert_eq!(StreamRecord::decode(&r.key(), &encoded).unwrap(), r);
+        // What this version writes for an S3 destination is what the
+        // version before endpoints wrote: no `endpoint` member.
+        let s3_only = record();
+        let value: serde_json::Value = serde_json::from_slice(&s3_only.encode()).unwrap();
+        assert!(value.get("endpoint").is_none());
+        // An entry written before endpoints existed loads as S3.
+        let mut old = value;
+        old.as_object_mut().unwrap().remove("endpoint");
+        let loaded = StreamRecord::decode("k", &serde_json::to_vec(&old).unwrap()).unwrap();
+        assert_eq!(loaded, s3_only);
     }
 
     #[test]

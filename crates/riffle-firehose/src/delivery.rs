@@ -31,6 +31,8 @@ use crate::catalog::{self, StreamRecord};
 use crate::compression::CompressionFormat;
 use crate::convert;
 use crate::destination::{S3Destination, timestamp};
+use crate::endpoint::Endpoint;
+use crate::http_client::DestinationClient;
 use crate::metrics::LaneMetrics;
 use crate::partition::{
     ACTIVE_PARTITIONS_MAX, METADATA_EXTRACTION_FAILED, PARTITIONS_LIMIT_EXCEEDED, Partitions, Query,
@@ -74,11 +76,16 @@ impl Lane {
         }
     }
 
-    /// Where this lane delivers, if anywhere now.
+    /// Where this lane delivers, if anywhere now. With an endpoint (see
+    /// [`Endpoint::lane_destination`]), the destination lane buffers by the
+    /// endpoint's hints, and the backup lane copies every record to the
+    /// S3 configuration's bucket with `AllData`.
     fn destination(self, record: &StreamRecord) -> Option<S3Destination> {
-        match self {
-            Lane::Destination => Some(record.destination.clone()),
-            Lane::Backup => record.destination.backup_enabled().cloned(),
+        match (self, &record.endpoint) {
+            (Lane::Destination, None) => Some(record.destination.clone()),
+            (Lane::Destination, Some(e)) => Some(e.lane_destination(&record.destination)),
+            (Lane::Backup, None) => record.destination.backup_enabled().cloned(),
+            (Lane::Backup, Some(e)) => e.backs_up_all().then(|| record.destination.clone()),
         }
     }
 
@@ -99,6 +106,10 @@ pub struct TransformEnv {
     pub functions: Option<riffle_lambda::Functions>,
     pub region: String,
     pub account_id: String,
+    /// The client of HTTP destinations; `None`: one with the system's roots.
+    pub http: Option<DestinationClient>,
+    /// OpenSearch DomainARN → URL.
+    pub domains: Arc<std::collections::BTreeMap<String, String>>,
 }
 
 /// Starts a stream's delivery tasks: the destination's from `delivered`,
@@ -329,6 +340,13 @@ impl Deliverer {
         records: Records,
         keys: &PartitionKeys,
     ) {
+        if self.lane == Lane::Destination
+            && let Some(endpoint) = &record.endpoint
+        {
+            self.deliver_to_endpoint(record, destination, endpoint, oldest_ms, records)
+                .await;
+            return;
+        }
         let count = records.ends.len() as u64;
         let objects = match convert::deliver::enabled(destination) {
             Some(conversion) => {
@@ -347,6 +365,46 @@ impl Deliverer {
         }
         let freshness_ms = now_ms().saturating_sub(oldest_ms);
         self.metrics().delivered(count, bytes, freshness_ms.max(0));
+    }
+
+    /// Hands `records` to the stream's endpoint; what it could not deliver
+    /// within its retry duration is stored in the S3 configuration's
+    /// bucket under the error prefix, so nothing acknowledged is lost.
+    async fn deliver_to_endpoint(
+        &mut self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        endpoint: &Endpoint,
+        oldest_ms: i64,
+        records: Records,
+    ) {
+        let client = self
+            .env
+            .http
+            .clone()
+            .unwrap_or_else(DestinationClient::system);
+        let source_arn = format!(
+            "arn:aws:firehose:{}:{}:deliverystream/{}",
+            self.env.region, self.env.account_id, record.name
+        );
+        let env = crate::endpoint::Env {
+            client: &client,
+            source_arn: &source_arn,
+            domains: &self.env.domains,
+        };
+        let Some(failed) = endpoint
+            .deliver(&env, &self.stream.metrics, &records, oldest_ms)
+            .await
+        else {
+            return;
+        };
+        let key = error_object_key(record, destination, oldest_ms, endpoint.error_output_type());
+        let object = Object {
+            bucket: destination.bucket().to_owned(),
+            key,
+            body: Bytes::from(failed.lines),
+        };
+        self.store_object(&object, failed.records).await;
     }
 
     /// The converted object of `records` (named with `keys`) and the

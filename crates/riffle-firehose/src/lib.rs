@@ -29,6 +29,15 @@
 //!   the grouping of a buffer into one object per partition.
 //! - `catalog`, `destination`: the stored definitions and the S3
 //!   destination's shapes, defaults and descriptions.
+//! - `endpoint`, `http_endpoint`: destinations other than S3 (the HTTP
+//!   endpoint's shapes, defaults and description), kept beside the S3
+//!   configuration they back up to.
+//! - `opensearch`, `opensearch_delivery`: the OpenSearch Service and
+//!   Elasticsearch destinations and their `_bulk` delivery.
+//! - `splunk`, `splunk_delivery`: the Splunk destination and HEC delivery
+//!   with indexer acknowledgement.
+//! - `http_delivery`, `http_client`: AWS's HTTP endpoint delivery protocol,
+//!   its retries within RetryOptions, over one shared HTTPS client.
 //! - `throttle`: DirectPut's throughput limits.
 //! - `metrics`: per-stream counters with CloudWatch's names, for Prometheus.
 //! - `json`, `validate`, `errors`, `time`: AWS's JSON typing, constraint
@@ -37,7 +46,8 @@
 //! - `source`: KinesisStreamAsSource: reading the source Data Stream's
 //!   shards into the delivery stream's log, with durable checkpoints.
 //! - `sink_s3`: the sink for the embedded S3 (`riffle-s3`), in-process.
-//! - `options`: `riffle serve`'s Firehose options (`--s3-*`).
+//! - `options`: `riffle serve`'s Firehose options (`--s3-*`,
+//!   `--firehose-destination-*`).
 
 mod actions;
 mod buffer;
@@ -48,20 +58,29 @@ mod delivery;
 #[cfg(test)]
 mod delivery_tests;
 mod destination;
+mod endpoint;
 mod errors;
+mod http_client;
+mod http_delivery;
+mod http_endpoint;
 mod json;
 mod metrics;
+mod opensearch;
+mod opensearch_delivery;
 mod options;
 mod partition;
 pub mod prefix;
 mod processing;
 pub mod remote;
+mod retry;
 mod service;
 pub mod sink;
 mod sink_s3;
 pub mod source;
 #[cfg(test)]
 mod source_tests;
+mod splunk;
+mod splunk_delivery;
 mod stream;
 #[cfg(test)]
 mod testkit;
@@ -81,6 +100,7 @@ use riffle_log::LogStore;
 
 pub use crate::actions::MODEL_OPERATIONS;
 pub use crate::errors::FirehoseError;
+pub use crate::http_client::DestinationClient;
 pub use crate::options::{FirehoseOptions, FirehoseOptionsError, S3_REGION_DEFAULT};
 use crate::sink::ObjectSink;
 use crate::stream::DeliveryStream;
@@ -111,6 +131,13 @@ pub struct FirehoseConfig {
     /// of the config file). `None`: none; transformation fails every
     /// record as AWS does for a function it may not invoke.
     pub functions: Option<riffle_lambda::Functions>,
+    /// The client HTTP endpoint destinations are delivered with (the
+    /// `--firehose-destination-*` options); `None`: the system's roots
+    /// and AWS's 3-minute timeout.
+    pub destination_client: Option<DestinationClient>,
+    /// OpenSearch (and Elasticsearch) DomainARNs and the URLs they are
+    /// reached at (`--firehose-opensearch-domains`).
+    pub opensearch_domains: BTreeMap<String, String>,
 }
 
 /// AWS's retry limit for S3 delivery (see [`FirehoseConfig::s3_retry_duration`]).
@@ -125,6 +152,8 @@ impl Default for FirehoseConfig {
             throughput_limits: true,
             s3_retry_duration: S3_RETRY_DURATION_DEFAULT,
             functions: None,
+            destination_client: None,
+            opensearch_domains: BTreeMap::new(),
         }
     }
 }

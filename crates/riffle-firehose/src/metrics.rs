@@ -42,6 +42,46 @@ pub struct StreamMetrics {
     pub delivery: LaneMetrics,
     /// Delivery of the source records to the backup bucket (`BackupToS3.*`).
     pub backup: LaneMetrics,
+    /// Delivery to an HTTP endpoint (`DeliveryToHttpEndpoint.*`).
+    pub endpoint: EndpointMetrics,
+}
+
+/// The counters of delivery to a destination other than S3.
+#[derive(Debug, Default)]
+pub struct EndpointMetrics {
+    bytes: AtomicU64,
+    records: AtomicU64,
+    requests: AtomicU64,
+    failed_requests: AtomicU64,
+    /// 1 if the last request worked, 0 if it failed; -1 before the first.
+    last_success: AtomicI64,
+    freshness_ms: AtomicI64,
+    /// Records not delivered within the retry duration (backed up to S3).
+    failed_records: AtomicU64,
+}
+
+impl EndpointMetrics {
+    /// A batch delivered: `records` of `bytes` data bytes, the oldest
+    /// `freshness_ms` old.
+    pub fn delivered(&self, records: u64, bytes: u64, freshness_ms: i64) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.last_success.store(1, Ordering::Relaxed);
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.freshness_ms.store(freshness_ms, Ordering::Relaxed);
+    }
+
+    /// A request that failed (and is retried, or its batch backed up).
+    pub fn request_failed(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.last_success.store(0, Ordering::Relaxed);
+        self.failed_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `records` given up after the retry duration (backed up to S3).
+    pub fn failed(&self, records: u64) {
+        self.failed_records.fetch_add(records, Ordering::Relaxed);
+    }
 }
 
 /// The counters of one delivery lane (the destination or the backup).
@@ -297,6 +337,66 @@ const LANE: [Metric<LaneMetrics>; 8] = [
     },
 ];
 
+/// An endpoint's metrics; names and CloudWatch names are completed with
+/// the destination's (`delivery_to_http_endpoint_` / `DeliveryToHttpEndpoint.`,
+/// `delivery_to_amazon_open_search_service_` / `DeliveryToAmazonOpenSearchService.`,
+/// `delivery_to_elasticsearch_` / `DeliveryToElasticsearch.`).
+const ENDPOINT: [Metric<EndpointMetrics>; 6] = [
+    Metric {
+        name: "bytes_total",
+        cloudwatch: "Bytes",
+        help: "data bytes delivered to the destination",
+        counter: true,
+        value: |m| load(&m.bytes),
+    },
+    Metric {
+        name: "records_total",
+        cloudwatch: "Records",
+        help: "records delivered to the destination",
+        counter: true,
+        value: |m| load(&m.records),
+    },
+    Metric {
+        name: "requests_total",
+        cloudwatch: "Success",
+        help: "requests to the destination; Success is 1 - failed_requests_total / this",
+        counter: true,
+        value: |m| load(&m.requests),
+    },
+    Metric {
+        name: "failed_requests_total",
+        cloudwatch: "Success",
+        help: "requests to the destination that failed in whole or in part (retried, or their records backed up)",
+        counter: true,
+        value: |m| load(&m.failed_requests),
+    },
+    Metric {
+        name: "data_freshness_milliseconds",
+        cloudwatch: "DataFreshness",
+        help: "age of the oldest record of the last batch delivered, when it was delivered",
+        counter: false,
+        value: |m| m.freshness_ms.load(Ordering::Relaxed),
+    },
+    Metric {
+        name: "processing_failed_records_total",
+        cloudwatch: "ProcessingFailed",
+        help: "records not delivered within the retry duration, backed up to S3",
+        counter: true,
+        value: |m| load(&m.failed_records),
+    },
+];
+
+/// The destinations other than S3, by their metric prefixes.
+const ENDPOINT_KINDS: [(&str, &str); 4] = [
+    ("delivery_to_http_endpoint_", "DeliveryToHttpEndpoint."),
+    (
+        "delivery_to_amazon_open_search_service_",
+        "DeliveryToAmazonOpenSearchService.",
+    ),
+    ("delivery_to_elasticsearch_", "DeliveryToElasticsearch."),
+    ("delivery_to_splunk_", "DeliveryToSplunk."),
+];
+
 /// Which lane's counters of a stream.
 type LaneOf = fn(&StreamMetrics) -> &LaneMetrics;
 
@@ -336,6 +436,23 @@ impl Firehose {
                 for (stream, name) in streams.iter().zip(&names) {
                     let value = (metric.value)(lane(&stream.metrics));
                     sample(out, &full, name, value);
+                }
+            }
+        }
+        let kinds: Vec<Option<(&str, &str)>> = streams
+            .iter()
+            .map(|s| s.record().endpoint.as_ref().map(|e| e.metrics_prefix()))
+            .collect();
+        for (prefix, cloudwatch_prefix) in ENDPOINT_KINDS {
+            for metric in &ENDPOINT {
+                let full = format!("{prefix}{}", metric.name);
+                let cloudwatch = format!("{cloudwatch_prefix}{}", metric.cloudwatch);
+                header(out, &full, &cloudwatch, metric.help, metric.counter);
+                for ((stream, name), kind) in streams.iter().zip(&names).zip(&kinds) {
+                    if kind.is_some_and(|(p, _)| p == prefix) {
+                        let value = (metric.value)(&stream.metrics.endpoint);
+                        sample(out, &full, name, value);
+                    }
                 }
             }
         }
@@ -406,5 +523,16 @@ mod tests {
         assert_eq!(values, [400, 4, 2, 3, 1, 1, 10, 4]);
         assert!(LANE.iter().all(|metric| (metric.value)(&m.backup) <= 0));
         assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
+    }
+
+    #[test]
+    fn endpoint_counters_count_requests_records_and_give_ups() {
+        let m = EndpointMetrics::default();
+        m.request_failed();
+        m.delivered(3, 30, 700);
+        m.request_failed();
+        m.failed(5);
+        let values: Vec<i64> = ENDPOINT.iter().map(|metric| (metric.value)(&m)).collect();
+        assert_eq!(values, [30, 3, 3, 2, 700, 5]);
     }
 }

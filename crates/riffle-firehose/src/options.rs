@@ -2,8 +2,12 @@
 //! variable, config-file key, default and help, each declared once here;
 //! see `riffle-config`): where delivered objects go.
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
+use crate::http_client::{ClientError, DestinationClient, RESPONSE_TIMEOUT_DEFAULT};
 use crate::remote::RemoteConfig;
 
 /// The region an S3-compatible server is addressed in when none is given:
@@ -35,6 +39,24 @@ pub struct FirehoseOptions {
         hide_env_values = true
     )]
     pub s3_secret_access_key: Option<String>,
+    /// PEM file of CA certificates HTTP endpoint destinations are trusted by, beside the system's
+    #[arg(long, env = "RIFFLE_FIREHOSE_DESTINATION_CA", value_name = "FILE")]
+    pub firehose_destination_ca: Option<PathBuf>,
+    /// Seconds an HTTP endpoint destination has to answer a request (AWS: 180)
+    #[arg(
+        long,
+        env = "RIFFLE_FIREHOSE_DESTINATION_TIMEOUT_S",
+        value_name = "SECONDS",
+        default_value_t = RESPONSE_TIMEOUT_DEFAULT.as_secs()
+    )]
+    pub firehose_destination_timeout_s: u64,
+    /// OpenSearch domains Firehose delivers to: DomainARN=URL pairs, comma-separated
+    #[arg(
+        long,
+        env = "RIFFLE_FIREHOSE_OPENSEARCH_DOMAINS",
+        value_name = "ARN=URL,…"
+    )]
+    pub firehose_opensearch_domains: Option<String>,
 }
 
 /// Options that do not fit together.
@@ -51,9 +73,35 @@ pub enum FirehoseOptionsError {
         given: &'static str,
         missing: &'static str,
     },
+    #[error("`firehose_destination_ca`: {0}")]
+    DestinationCa(#[from] ClientError),
+    #[error("`firehose_destination_timeout_s` must be at least 1")]
+    ZeroTimeout,
+    #[error("`firehose_opensearch_domains`: {0}")]
+    Domains(String),
 }
 
 impl FirehoseOptions {
+    /// The OpenSearch DomainARNs and their URLs.
+    pub fn opensearch_domains(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, FirehoseOptionsError> {
+        let text = self.firehose_opensearch_domains.as_deref().unwrap_or("");
+        crate::opensearch::parse_domains(text).map_err(FirehoseOptionsError::Domains)
+    }
+
+    /// The client HTTP destinations are delivered with.
+    pub fn destination_client(&self) -> Result<DestinationClient, FirehoseOptionsError> {
+        if self.firehose_destination_timeout_s == 0 {
+            return Err(FirehoseOptionsError::ZeroTimeout);
+        }
+        let timeout = Duration::from_secs(self.firehose_destination_timeout_s);
+        Ok(DestinationClient::new(
+            self.firehose_destination_ca.as_deref(),
+            timeout,
+        )?)
+    }
+
     /// The remote server to deliver to, or `None` for the embedded S3.
     pub fn remote(&self) -> Result<Option<RemoteConfig>, FirehoseOptionsError> {
         let (id, secret) = (&self.s3_access_key_id, &self.s3_secret_access_key);
@@ -104,6 +152,9 @@ mod tests {
             s3_region: S3_REGION_DEFAULT.to_owned(),
             s3_access_key_id: id.map(str::to_owned),
             s3_secret_access_key: secret.map(str::to_owned),
+            firehose_destination_ca: None,
+            firehose_destination_timeout_s: RESPONSE_TIMEOUT_DEFAULT.as_secs(),
+            firehose_opensearch_domains: None,
         }
     }
 
@@ -134,5 +185,34 @@ mod tests {
         );
         assert!(options(Some("http://x"), None, Some("s")).remote().is_err());
         assert!(options(None, Some("id"), Some("s")).remote().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_destination_ca_file_without_a_certificate_or_a_zero_timeout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("ca.pem");
+        std::fs::write(&empty, "not a certificate").unwrap();
+        let mut o = options(None, None, None);
+        assert!(o.destination_client().is_ok());
+        o.firehose_destination_ca = Some(empty);
+        assert!(matches!(
+            o.destination_client(),
+            Err(FirehoseOptionsError::DestinationCa(
+                ClientError::NoCertificate { .. }
+            ))
+        ));
+        o.firehose_destination_ca = Some(dir.path().join("missing.pem"));
+        assert!(matches!(
+            o.destination_client(),
+            Err(FirehoseOptionsError::DestinationCa(
+                ClientError::ReadCa { .. }
+            ))
+        ));
+        o.firehose_destination_ca = None;
+        o.firehose_destination_timeout_s = 0;
+        assert!(matches!(
+            o.destination_client(),
+            Err(FirehoseOptionsError::ZeroTimeout)
+        ));
     }
 }

@@ -141,6 +141,7 @@ pub enum ErrorOutputType {
     FormatConversionFailed,
     ElasticsearchFailed,
     SplunkFailed,
+    HttpEndpointFailed,
 }
 
 impl ErrorOutputType {
@@ -150,6 +151,7 @@ impl ErrorOutputType {
             ErrorOutputType::FormatConversionFailed => "format-conversion-failed",
             ErrorOutputType::ElasticsearchFailed => "elasticsearch-failed",
             ErrorOutputType::SplunkFailed => "splunk-failed",
+            ErrorOutputType::HttpEndpointFailed => "http-endpoint-failed",
         }
     }
 

@@ -167,6 +167,8 @@ impl Firehose {
                 functions: self.config.functions.clone(),
                 region: self.config.region.clone(),
                 account_id: self.config.account_id.clone(),
+                http: self.config.destination_client.clone(),
+                domains: Arc::new(self.config.opensearch_domains.clone()),
             },
         );
         stream.set_tasks(tasks);

@@ -30,6 +30,14 @@ pub enum Pattern {
     TagKey,
     /// `TagValue`: the tag characters.
     TagValue,
+    /// `HttpEndpointUrl`: `https://.*` (AWS delivers over HTTPS only).
+    HttpsUrl,
+    /// `HttpEndpointName`, `HttpEndpointAttributeName`: `^(?!\s*$).+`.
+    NotBlank,
+    /// `AmazonopensearchserviceDomainARN`, `ElasticsearchDomainARN`.
+    DomainArn,
+    /// `AmazonopensearchserviceClusterEndpoint`: `https:.*`.
+    HttpsPrefix,
 }
 
 impl Pattern {
@@ -48,6 +56,10 @@ impl Pattern {
             Pattern::CustomTimeZone => "^$|[a-zA-Z/_]+",
             Pattern::TagKey => r"^(?!aws:)[\p{L}\p{Z}\p{N}_.:\/=+\-@%]*$",
             Pattern::TagValue => r"^[\p{L}\p{Z}\p{N}_.:\/=+\-@%]*$",
+            Pattern::HttpsUrl => "https://.*",
+            Pattern::NotBlank => r"^(?!\s*$).+",
+            Pattern::DomainArn => r"arn:.*:es:[a-zA-Z0-9\-]+:\d{12}:domain/[a-z][-0-9a-z]{2,27}",
+            Pattern::HttpsPrefix => "https:.*",
         }
     }
 
@@ -87,6 +99,20 @@ impl Pattern {
             }
             Pattern::TagKey => !text.starts_with("aws:") && text.chars().all(tag_char),
             Pattern::TagValue => text.chars().all(tag_char),
+            // `.` matches anything but a line break.
+            Pattern::HttpsUrl => text.starts_with("https://") && !text.contains('\n'),
+            Pattern::NotBlank => !text.trim().is_empty() && !text.contains('\n'),
+            Pattern::DomainArn => arn_matches(text, ":es:", |rest| {
+                region_account_then(rest, "domain/").is_some_and(|name| {
+                    let len = name.len();
+                    name.starts_with(|c: char| c.is_ascii_lowercase())
+                        && (3..=28).contains(&len)
+                        && all_of(name, |c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+                        })
+                })
+            }),
+            Pattern::HttpsPrefix => text.starts_with("https:") && !text.contains('\n'),
         }
     }
 }
@@ -187,6 +213,31 @@ mod tests {
             (Pattern::TagKey, "a#b", false),
             (Pattern::TagValue, "", true),
             (Pattern::TagValue, "héllo wörld", true),
+            (Pattern::HttpsUrl, "https://example.com:8443/in?x=1", true),
+            (Pattern::HttpsUrl, "http://example.com", false),
+            (Pattern::NotBlank, "Datadog", true),
+            (Pattern::NotBlank, "  ", false),
+            (
+                Pattern::DomainArn,
+                "arn:aws:es:us-east-1:000000000000:domain/logs-1",
+                true,
+            ),
+            (
+                Pattern::DomainArn,
+                "arn:aws:es:us-east-1:000000000000:domain/Logs",
+                false,
+            ),
+            (
+                Pattern::DomainArn,
+                "arn:aws:es:us-east-1:000000000000:domain/ab",
+                false,
+            ),
+            (
+                Pattern::HttpsPrefix,
+                "https://search-logs.example.com",
+                true,
+            ),
+            (Pattern::HttpsPrefix, "http://127.0.0.1:9200", false),
         ];
         for (pattern, text, ok) in table {
             assert_eq!(pattern.matches(text), ok, "{pattern:?} {text}");

@@ -172,6 +172,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     let functions = riffle_lambda::Functions::new(config.functions())?;
     let firehose_config = riffle_firehose::FirehoseConfig {
         functions: Some(functions.clone()),
+        destination_client: Some(options.firehose.destination_client()?),
+        opensearch_domains: options.firehose.opensearch_domains()?,
         ..config.firehose()
     };
     let firehose = Firehose::open(Arc::clone(&store), firehose_config, sink).map_err(|source| {

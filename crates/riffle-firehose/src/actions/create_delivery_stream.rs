@@ -1,7 +1,8 @@
 //! CreateDeliveryStream: <https://docs.aws.amazon.com/firehose/latest/APIReference/API_CreateDeliveryStream.html>
 //!
-//! DirectPut and KinesisStreamAsSource streams with an S3 or Extended S3
-//! destination; the other sources and destinations are refused by name.
+//! DirectPut and KinesisStreamAsSource streams with an S3, Extended S3 or
+//! HTTP endpoint destination; the other sources and destinations are
+//! refused by name.
 
 use std::sync::Arc;
 
@@ -13,10 +14,14 @@ use serde_json::{Value, json};
 use super::encryption::{self, EncryptionInput};
 use super::tags::{self, TagInput};
 use crate::catalog::{CATALOG_VERSION, Kind, KinesisSource, Status, StreamRecord};
-use crate::destination::S3Input;
+use crate::destination::{S3Destination, S3Input};
+use crate::endpoint::Endpoint;
 use crate::errors::{self, not_supported};
+use crate::http_endpoint::HttpInput;
 use crate::json::{self, Int, Text};
+use crate::opensearch::{Flavor, OpenSearchInput};
 use crate::service::stream_arn;
+use crate::splunk::SplunkInput;
 use crate::stream::DeliveryStream;
 use crate::time::now_ms;
 use crate::validate::{Pattern, Violations};
@@ -41,10 +46,10 @@ struct Input {
     S3DestinationConfiguration: Option<S3Input>,
     ExtendedS3DestinationConfiguration: Option<S3Input>,
     RedshiftDestinationConfiguration: Option<Value>,
-    ElasticsearchDestinationConfiguration: Option<Value>,
-    AmazonopensearchserviceDestinationConfiguration: Option<Value>,
-    SplunkDestinationConfiguration: Option<Value>,
-    HttpEndpointDestinationConfiguration: Option<Value>,
+    ElasticsearchDestinationConfiguration: Option<OpenSearchInput>,
+    AmazonopensearchserviceDestinationConfiguration: Option<OpenSearchInput>,
+    SplunkDestinationConfiguration: Option<SplunkInput>,
+    HttpEndpointDestinationConfiguration: Option<HttpInput>,
     Tags: Option<Vec<TagInput>>,
     AmazonOpenSearchServerlessDestinationConfiguration: Option<Value>,
     MSKSourceConfiguration: Option<Value>,
@@ -104,6 +109,22 @@ fn validate(input: &Input) -> Result<(), FirehoseError> {
     if let Some(s3) = &input.ExtendedS3DestinationConfiguration {
         s3.check(&mut v, "extendedS3DestinationConfiguration", true);
     }
+    if let Some(http) = &input.HttpEndpointDestinationConfiguration {
+        http.check(&mut v, "httpEndpointDestinationConfiguration", true);
+    }
+    if let Some(os) = &input.AmazonopensearchserviceDestinationConfiguration {
+        os.check(
+            &mut v,
+            "amazonopensearchserviceDestinationConfiguration",
+            true,
+        );
+    }
+    if let Some(es) = &input.ElasticsearchDestinationConfiguration {
+        es.check(&mut v, "elasticsearchDestinationConfiguration", true);
+    }
+    if let Some(splunk) = &input.SplunkDestinationConfiguration {
+        splunk.check(&mut v, "splunkDestinationConfiguration", true);
+    }
     if let Some(list) = &input.Tags {
         tags::check_tags(&mut v, list, "tags");
     }
@@ -157,30 +178,13 @@ fn source(input: &Input, now: i64) -> Result<(Kind, Option<KinesisSource>), Fire
     ))
 }
 
-/// The one destination, which must be S3 or Extended S3.
-fn destination(input: &mut Input) -> Result<(S3Input, bool), FirehoseError> {
+/// The one destination: its S3 destination (an endpoint's S3Configuration)
+/// and the endpoint, if any.
+fn destination(input: &mut Input) -> Result<(S3Destination, Option<Endpoint>), FirehoseError> {
     let others = [
         (
             "RedshiftDestinationConfiguration",
             input.RedshiftDestinationConfiguration.is_some(),
-        ),
-        (
-            "ElasticsearchDestinationConfiguration",
-            input.ElasticsearchDestinationConfiguration.is_some(),
-        ),
-        (
-            "AmazonopensearchserviceDestinationConfiguration",
-            input
-                .AmazonopensearchserviceDestinationConfiguration
-                .is_some(),
-        ),
-        (
-            "SplunkDestinationConfiguration",
-            input.SplunkDestinationConfiguration.is_some(),
-        ),
-        (
-            "HttpEndpointDestinationConfiguration",
-            input.HttpEndpointDestinationConfiguration.is_some(),
         ),
         (
             "AmazonOpenSearchServerlessDestinationConfiguration",
@@ -199,8 +203,17 @@ fn destination(input: &mut Input) -> Result<(S3Input, bool), FirehoseError> {
     ];
     let s3 = input.S3DestinationConfiguration.is_some();
     let extended = input.ExtendedS3DestinationConfiguration.is_some();
-    let given =
-        others.iter().filter(|(_, set)| *set).count() + usize::from(s3) + usize::from(extended);
+    let http = input.HttpEndpointDestinationConfiguration.is_some();
+    let os = input
+        .AmazonopensearchserviceDestinationConfiguration
+        .is_some();
+    let es = input.ElasticsearchDestinationConfiguration.is_some();
+    let splunk = input.SplunkDestinationConfiguration.is_some();
+    let given = others.iter().filter(|(_, set)| *set).count()
+        + [s3, extended, http, os, es, splunk]
+            .iter()
+            .filter(|set| **set)
+            .count();
     if given != 1 {
         return Err(FirehoseError::InvalidArgument(
             "Exactly one destination configuration is supported for a Firehose".to_owned(),
@@ -209,12 +222,32 @@ fn destination(input: &mut Input) -> Result<(S3Input, bool), FirehoseError> {
     if let Some((name, _)) = others.iter().find(|(_, set)| *set) {
         return Err(not_supported(name));
     }
+    if let Some(http) = input.HttpEndpointDestinationConfiguration.take() {
+        let (http, s3) = http.into_destination();
+        return Ok((s3, Some(Endpoint::Http(http))));
+    }
+    if let Some(splunk) = input.SplunkDestinationConfiguration.take() {
+        let (splunk, s3) = splunk.into_destination();
+        return Ok((s3, Some(Endpoint::Splunk(splunk))));
+    }
+    let opensearch = match (
+        input.AmazonopensearchserviceDestinationConfiguration.take(),
+        input.ElasticsearchDestinationConfiguration.take(),
+    ) {
+        (Some(os), _) => Some((os, Flavor::OpenSearch)),
+        (None, Some(es)) => Some((es, Flavor::Elasticsearch)),
+        (None, None) => None,
+    };
+    if let Some((config, flavor)) = opensearch {
+        let (os, s3) = config.into_destination(flavor);
+        return Ok((s3, Some(Endpoint::OpenSearch(os))));
+    }
     let config = match input.ExtendedS3DestinationConfiguration.take() {
         Some(config) => config,
         // Exactly one is given and it is not one of the others.
         None => input.S3DestinationConfiguration.take().unwrap_or_default(),
     };
-    Ok((config, extended))
+    Ok((config.into_destination(extended), None))
 }
 
 pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseError> {
@@ -227,9 +260,16 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
             "MSKSourceConfiguration and DatabaseSourceConfiguration",
         ));
     }
-    let (config, extended) = destination(&mut input)?;
-    let destination = config.into_destination(extended);
+    let (destination, endpoint) = destination(&mut input)?;
     destination.check_processing(None)?;
+    if let Some(endpoint) = &endpoint {
+        endpoint
+            .lane_destination(&destination)
+            .check_processing(None)?;
+    }
+    if let Some(Endpoint::OpenSearch(os)) = &endpoint {
+        os.check_rules(&firehose.config().opensearch_domains)?;
+    }
     destination.check_rules(now)?;
     destination.check_conversion()?;
     crate::convert::deliver::check_orc_table(&firehose.store, &destination).await?;
@@ -261,6 +301,7 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
         status_until_ms: now.saturating_add(delay_ms),
         version: 1,
         destination,
+        endpoint,
         tags: tags::into_map(input.Tags.unwrap_or_default()),
         encryption,
     };

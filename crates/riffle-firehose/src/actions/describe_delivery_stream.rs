@@ -60,6 +60,10 @@ pub fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseError> {
 
 fn describe_destination(record: &StreamRecord) -> Value {
     let d = &record.destination;
+    if let Some(endpoint) = &record.endpoint {
+        let (key, description) = endpoint.describe(d);
+        return json!({"DestinationId": DESTINATION_ID, (key): description});
+    }
     json!({
         "DestinationId": DESTINATION_ID,
         "S3DestinationDescription": d.describe_s3(),

@@ -1,7 +1,9 @@
 //! UpdateDestination: <https://docs.aws.amazon.com/firehose/latest/APIReference/API_UpdateDestination.html>
 //!
-//! Changes the S3 destination in place: members the update leaves out keep
-//! their values. `CurrentDeliveryStreamVersionId` must be the current
+//! Changes the S3 or HTTP endpoint destination in place: members the
+//! update leaves out keep their values. An update of the other kind
+//! switches the destination (S3 to HTTP endpoint needs the endpoint's
+//! Url; the S3 configuration is the S3 destination, and back). `CurrentDeliveryStreamVersionId` must be the current
 //! version (else `ConcurrentModificationException`); each update adds one
 //! to the version, which names the objects delivered from then on. The
 //! buffer being filled takes the new hints at once.
@@ -11,9 +13,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::DESTINATION_ID;
+use crate::catalog::StreamRecord;
 use crate::destination::S3Input;
+use crate::endpoint::Endpoint;
 use crate::errors::not_supported;
+use crate::http_endpoint::{HttpEndpointDestination, HttpInput};
 use crate::json::{self, Text};
+use crate::opensearch::OpenSearchInput;
+use crate::splunk::{SplunkDestination, SplunkInput};
 use crate::time::now_ms;
 use crate::validate::{Pattern, Violations};
 use crate::{Firehose, FirehoseError};
@@ -31,10 +38,10 @@ struct Input {
     S3DestinationUpdate: Option<S3Input>,
     ExtendedS3DestinationUpdate: Option<S3Input>,
     RedshiftDestinationUpdate: Option<Value>,
-    ElasticsearchDestinationUpdate: Option<Value>,
-    AmazonopensearchserviceDestinationUpdate: Option<Value>,
-    SplunkDestinationUpdate: Option<Value>,
-    HttpEndpointDestinationUpdate: Option<Value>,
+    ElasticsearchDestinationUpdate: Option<OpenSearchInput>,
+    AmazonopensearchserviceDestinationUpdate: Option<OpenSearchInput>,
+    SplunkDestinationUpdate: Option<SplunkInput>,
+    HttpEndpointDestinationUpdate: Option<HttpInput>,
     AmazonOpenSearchServerlessDestinationUpdate: Option<Value>,
     SnowflakeDestinationUpdate: Option<Value>,
     IcebergDestinationUpdate: Option<Value>,
@@ -62,6 +69,18 @@ fn validate(input: &Input) -> Result<(), FirehoseError> {
     if let Some(s3) = &input.ExtendedS3DestinationUpdate {
         s3.check(&mut v, "extendedS3DestinationUpdate", false);
     }
+    if let Some(http) = &input.HttpEndpointDestinationUpdate {
+        http.check(&mut v, "httpEndpointDestinationUpdate", false);
+    }
+    if let Some(os) = &input.AmazonopensearchserviceDestinationUpdate {
+        os.check(&mut v, "amazonopensearchserviceDestinationUpdate", false);
+    }
+    if let Some(es) = &input.ElasticsearchDestinationUpdate {
+        es.check(&mut v, "elasticsearchDestinationUpdate", false);
+    }
+    if let Some(splunk) = &input.SplunkDestinationUpdate {
+        splunk.check(&mut v, "splunkDestinationUpdate", false);
+    }
     v.into_result()
 }
 
@@ -70,22 +89,6 @@ fn refuse_other_destinations(input: &Input) -> Result<(), FirehoseError> {
         (
             "RedshiftDestinationUpdate",
             input.RedshiftDestinationUpdate.is_some(),
-        ),
-        (
-            "ElasticsearchDestinationUpdate",
-            input.ElasticsearchDestinationUpdate.is_some(),
-        ),
-        (
-            "AmazonopensearchserviceDestinationUpdate",
-            input.AmazonopensearchserviceDestinationUpdate.is_some(),
-        ),
-        (
-            "SplunkDestinationUpdate",
-            input.SplunkDestinationUpdate.is_some(),
-        ),
-        (
-            "HttpEndpointDestinationUpdate",
-            input.HttpEndpointDestinationUpdate.is_some(),
         ),
         (
             "AmazonOpenSearchServerlessDestinationUpdate",
@@ -110,18 +113,29 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     let mut input: Input = json::parse(body)?;
     validate(&input)?;
     refuse_other_destinations(&input)?;
+    let http_update = input.HttpEndpointDestinationUpdate.take();
+    let updates = [
+        input.S3DestinationUpdate.is_some(),
+        input.ExtendedS3DestinationUpdate.is_some(),
+        http_update.is_some(),
+        input.AmazonopensearchserviceDestinationUpdate.is_some(),
+        input.ElasticsearchDestinationUpdate.is_some(),
+        input.SplunkDestinationUpdate.is_some(),
+    ];
+    if updates.iter().filter(|g| **g).count() > 1 {
+        return Err(one_update_only());
+    }
+    let os_update = input
+        .AmazonopensearchserviceDestinationUpdate
+        .take()
+        .or(input.ElasticsearchDestinationUpdate.take());
     let update = match (
         input.S3DestinationUpdate.take(),
         input.ExtendedS3DestinationUpdate.take(),
     ) {
-        (Some(_), Some(_)) => {
-            return Err(FirehoseError::InvalidArgument(
-                "Exactly one destination update is supported for a Firehose".to_owned(),
-            ));
-        }
         (Some(s3), None) => Some((s3, false)),
         (None, Some(s3)) => Some((s3, true)),
-        (None, None) => None,
+        _ => None,
     };
     // Validated: present.
     let name = input.DeliveryStreamName.as_ref().map_or("", Text::as_str);
@@ -151,7 +165,25 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
             "Destination Id {destination_id} not found"
         )));
     }
+    let opensearch_stream = matches!(record.endpoint, Some(Endpoint::OpenSearch(_)));
+    if os_update.is_some() != opensearch_stream && updates.iter().any(|g| *g) {
+        return Err(FirehoseError::InvalidArgument(
+            "Switching between Amazon OpenSearch Service and other destinations is not supported."
+                .to_owned(),
+        ));
+    }
+    if let Some(os) = os_update {
+        update_opensearch(&mut record, os, firehose)?;
+    }
+    if let Some(http) = http_update {
+        update_http(&mut record, http)?;
+    }
+    if let Some(splunk) = input.SplunkDestinationUpdate.take() {
+        update_splunk(&mut record, splunk)?;
+    }
     if let Some((s3, extended)) = update {
+        // An S3 update of an endpoint's stream makes it an S3 stream.
+        record.endpoint = None;
         let mut destination = record.destination.clone().updated(s3);
         destination.extended |= extended;
         destination.check_processing(Some(&record.destination))?;
@@ -164,4 +196,81 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     record.updated_ms = Some(now);
     firehose.save(&stream, record).await?;
     Ok(super::json_body(&json!({})))
+}
+
+fn one_update_only() -> FirehoseError {
+    FirehoseError::InvalidArgument(
+        "Exactly one destination update is supported for a Firehose".to_owned(),
+    )
+}
+
+/// Applies an HttpEndpointDestinationUpdate: to the stream's HTTP endpoint,
+/// or, for an S3 stream, makes one (its S3 destination then the endpoint's
+/// S3 configuration), which needs the endpoint's Url.
+fn update_http(record: &mut StreamRecord, update: HttpInput) -> Result<(), FirehoseError> {
+    let current = match record.endpoint.take() {
+        Some(Endpoint::Http(http)) => http,
+        // Refused before: an OpenSearch stream is never switched.
+        Some(Endpoint::OpenSearch(_) | Endpoint::Splunk(_)) | None => {
+            HttpEndpointDestination::empty()
+        }
+    };
+    let (http, s3) = current.updated(update, record.destination.clone());
+    if http.url.is_empty() {
+        return Err(FirehoseError::InvalidArgument(
+            "EndpointConfiguration.Url is required to change the destination to an HTTP endpoint."
+                .to_owned(),
+        ));
+    }
+    let endpoint = Endpoint::Http(http);
+    endpoint.lane_destination(&s3).check_processing(None)?;
+    s3.check_rules(now_ms())?;
+    record.destination = s3;
+    record.endpoint = Some(endpoint);
+    Ok(())
+}
+
+/// Applies an OpenSearch (or Elasticsearch) update to the stream's.
+fn update_opensearch(
+    record: &mut StreamRecord,
+    update: OpenSearchInput,
+    firehose: &Firehose,
+) -> Result<(), FirehoseError> {
+    let Some(Endpoint::OpenSearch(current)) = record.endpoint.take() else {
+        // Checked by the caller: only an OpenSearch stream gets here.
+        return Err(FirehoseError::InvalidArgument(
+            "Switching between Amazon OpenSearch Service and other destinations is not supported."
+                .to_owned(),
+        ));
+    };
+    let (os, s3) = current.updated(update, record.destination.clone());
+    os.check_rules(&firehose.config().opensearch_domains)?;
+    let endpoint = Endpoint::OpenSearch(os);
+    endpoint.lane_destination(&s3).check_processing(None)?;
+    s3.check_rules(now_ms())?;
+    record.destination = s3;
+    record.endpoint = Some(endpoint);
+    Ok(())
+}
+
+/// Applies a SplunkDestinationUpdate: to the stream's Splunk destination,
+/// or, for another (not OpenSearch) stream, makes one, which needs the
+/// HEC endpoint.
+fn update_splunk(record: &mut StreamRecord, update: SplunkInput) -> Result<(), FirehoseError> {
+    let current = match record.endpoint.take() {
+        Some(Endpoint::Splunk(splunk)) => splunk,
+        _ => SplunkDestination::empty(),
+    };
+    let (splunk, s3) = current.updated(update, record.destination.clone());
+    if splunk.hec_endpoint.is_empty() {
+        return Err(FirehoseError::InvalidArgument(
+            "HECEndpoint is required to change the destination to Splunk.".to_owned(),
+        ));
+    }
+    let endpoint = Endpoint::Splunk(splunk);
+    endpoint.lane_destination(&s3).check_processing(None)?;
+    s3.check_rules(now_ms())?;
+    record.destination = s3;
+    record.endpoint = Some(endpoint);
+    Ok(())
 }

@@ -1,0 +1,158 @@
+//! The destinations that are not S3 buckets, as a stream's definition
+//! keeps them beside its S3 destination (for them, the bucket records are
+//! backed up to: their `S3Configuration`).
+//!
+//! Delivery fills buffers with each one's own hints and hands the records
+//! to [`crate::http_delivery`] or [`crate::opensearch_delivery`]; what
+//! could not be delivered within the retry duration comes back as error
+//! lines for the S3 configuration's bucket.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::time::Duration;
+
+use crate::buffer::Records;
+use crate::destination::S3Destination;
+use crate::http_client::DestinationClient;
+use crate::http_delivery::{self, Target, Undelivered};
+use crate::http_endpoint::HttpEndpointDestination;
+use crate::metrics::StreamMetrics;
+use crate::opensearch::{Flavor, OpenSearchDestination};
+use crate::opensearch_delivery;
+use crate::prefix::ErrorOutputType;
+use crate::splunk::SplunkDestination;
+use crate::splunk_delivery;
+
+/// A destination other than S3, as the catalog keeps it: `{"type":
+/// "HttpEndpoint", …the destination's members}` (or `"OpenSearch"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Endpoint {
+    #[serde(rename = "HttpEndpoint")]
+    Http(HttpEndpointDestination),
+    /// OpenSearch Service or Elasticsearch (its `flavor`).
+    OpenSearch(OpenSearchDestination),
+    /// Splunk's HTTP Event Collector.
+    Splunk(SplunkDestination),
+}
+
+/// What delivery to an endpoint needs of the server.
+pub struct Env<'a> {
+    pub client: &'a DestinationClient,
+    /// The delivery stream's ARN.
+    pub source_arn: &'a str,
+    /// DomainARN → URL (`--firehose-opensearch-domains`).
+    pub domains: &'a BTreeMap<String, String>,
+}
+
+impl Endpoint {
+    /// The destination lane's buffering and processing: the endpoint's
+    /// hints and ProcessingConfiguration, over the S3 configuration's
+    /// prefixes (processing failures go to the backup bucket, as AWS
+    /// writes them there).
+    pub fn lane_destination(&self, s3: &S3Destination) -> S3Destination {
+        let mut lane = s3.clone();
+        let (size_mb, interval_s, processing) = match self {
+            Endpoint::Http(http) => (http.size_mb, http.interval_s, &http.processing),
+            Endpoint::OpenSearch(os) => (os.size_mb, os.interval_s, &os.processing),
+            Endpoint::Splunk(s) => (s.size_mb, s.interval_s, &s.processing),
+        };
+        lane.size_mb = size_mb;
+        lane.interval_s = interval_s;
+        lane.processing = processing.clone();
+        lane.data_format_conversion = None;
+        lane.dynamic_partitioning = None;
+        lane.backup = None;
+        lane
+    }
+
+    /// Whether the backup lane copies every source record to the S3
+    /// configuration's bucket (`AllData`, `AllDocuments`; else only
+    /// failures go there).
+    pub fn backs_up_all(&self) -> bool {
+        match self {
+            Endpoint::Http(http) => http.backs_up_all(),
+            Endpoint::OpenSearch(os) => os.backs_up_all(),
+            Endpoint::Splunk(s) => s.backs_up_all(),
+        }
+    }
+
+    /// Delivers a batch, retrying within the destination's retry
+    /// duration; `None` once delivered, else the error records to back up.
+    pub async fn deliver(
+        &self,
+        env: &Env<'_>,
+        metrics: &StreamMetrics,
+        records: &Records,
+        oldest_ms: i64,
+    ) -> Option<Undelivered> {
+        let seconds = |s: i32| Duration::from_secs(u64::try_from(s).unwrap_or(0));
+        match self {
+            Endpoint::Http(http) => {
+                let target = Target {
+                    client: env.client,
+                    destination: http,
+                    source_arn: env.source_arn,
+                    retry: seconds(http.retry_s),
+                    metrics: &metrics.endpoint,
+                };
+                http_delivery::deliver(&target, records, oldest_ms).await
+            }
+            Endpoint::OpenSearch(os) => {
+                let target = opensearch_delivery::Target {
+                    client: env.client,
+                    destination: os,
+                    base_url: os.base_url(env.domains),
+                    retry: seconds(os.retry_s),
+                    metrics: &metrics.endpoint,
+                };
+                opensearch_delivery::deliver(&target, records, oldest_ms).await
+            }
+            Endpoint::Splunk(splunk) => {
+                let target = splunk_delivery::Target {
+                    client: env.client,
+                    destination: splunk,
+                    retry: seconds(splunk.retry_s),
+                    metrics: &metrics.endpoint,
+                };
+                splunk_delivery::deliver(&target, records, oldest_ms).await
+            }
+        }
+    }
+
+    /// The Prometheus and CloudWatch prefixes of its delivery metrics.
+    pub fn metrics_prefix(&self) -> (&'static str, &'static str) {
+        match self {
+            Endpoint::Http(_) => ("delivery_to_http_endpoint_", "DeliveryToHttpEndpoint."),
+            Endpoint::OpenSearch(os) if os.flavor == Flavor::Elasticsearch => {
+                ("delivery_to_elasticsearch_", "DeliveryToElasticsearch.")
+            }
+            Endpoint::OpenSearch(_) => (
+                "delivery_to_amazon_open_search_service_",
+                "DeliveryToAmazonOpenSearchService.",
+            ),
+            Endpoint::Splunk(_) => ("delivery_to_splunk_", "DeliveryToSplunk."),
+        }
+    }
+
+    /// Where undelivered records go under the S3 configuration's bucket.
+    pub fn error_output_type(&self) -> ErrorOutputType {
+        match self {
+            Endpoint::Http(_) => ErrorOutputType::HttpEndpointFailed,
+            Endpoint::OpenSearch(_) => ErrorOutputType::ElasticsearchFailed,
+            Endpoint::Splunk(_) => ErrorOutputType::SplunkFailed,
+        }
+    }
+
+    /// The destination's entry in DescribeDeliveryStream's `Destinations`
+    /// (beside `DestinationId`).
+    pub fn describe(&self, s3: &S3Destination) -> (&'static str, Value) {
+        match self {
+            Endpoint::Http(http) => ("HttpEndpointDestinationDescription", http.describe(s3)),
+            Endpoint::OpenSearch(os) => (os.flavor.description_key(), os.describe(s3)),
+            Endpoint::Splunk(s) => ("SplunkDestinationDescription", s.describe(s3)),
+        }
+    }
+}

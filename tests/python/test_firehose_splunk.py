@@ -1,0 +1,197 @@
+"""Firehose to Splunk, through boto3 against `riffle serve`. No real Splunk
+can run here: the destination is a receiver in this test that follows
+Splunk's documented HTTP Event Collector protocol (`/services/collector/raw`
+and `/event` with `Authorization: Splunk <token>`, indexer acknowledgement:
+an `ackId` per request on its `X-Splunk-Request-Channel`, then
+`/services/collector/ack` answering `{"acks":{"<id>":true}}` once
+"indexed"). Every event must arrive and be acknowledged; a busy HEC (503)
+is retried; one down past the retry duration leaves the events in the
+backup bucket under `splunk-failed/` with AWS's error fields."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from test_firehose_http_endpoint import bucket_lines
+from test_firehose_s3 import ROLE, clients, wait_active
+
+DEADLINE_S = 60.0
+POLL_INTERVAL_S = 0.05
+TOKEN = "11111111-2222-3333-4444-555555555555"
+# Polls of /ack that answer false before an ack turns true ("indexing").
+ACK_AFTER_POLLS = 2
+
+
+class Hec:
+    """HEC with indexer acknowledgement on. `mode`: "ok" or "busy" (503)."""
+
+    def __init__(self):
+        self.mode = "ok"
+        self.lock = threading.Lock()
+        self.events: list[dict] = []  # {"path", "channel", "body", "ack"}
+        self.acks: dict[tuple[str, int], int] = {}  # (channel, ackId) -> polls seen
+        self.next_ack = 0
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def _handler(self):
+        hec = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def answer(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Authorization") != f"Splunk {TOKEN}":
+                    return self.answer(403, {"text": "Invalid token", "code": 4})
+                channel = self.headers.get("X-Splunk-Request-Channel")
+                if not channel:
+                    return self.answer(400, {"text": "Data channel is missing", "code": 10})
+                if self.path == "/services/collector/ack":
+                    return self.ack(channel, json.loads(body)["acks"])
+                if hec.mode == "busy":
+                    return self.answer(503, {"text": "Server is busy", "code": 9})
+                with hec.lock:
+                    ack = hec.next_ack
+                    hec.next_ack += 1
+                    hec.acks[(channel, ack)] = 0
+                    hec.events.append({"path": self.path, "channel": channel, "body": body, "ack": ack})
+                self.answer(200, {"text": "Success", "code": 0, "ackId": ack})
+
+            def ack(self, channel: str, ids: list[int]) -> None:
+                with hec.lock:
+                    status = {}
+                    for i in ids:
+                        polls = hec.acks.get((channel, i))
+                        if polls is not None:
+                            hec.acks[(channel, i)] = polls + 1
+                        status[str(i)] = polls is not None and polls >= ACK_AFTER_POLLS
+                self.answer(200, {"acks": status})
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+    def acknowledged(self) -> list[dict]:
+        """Requests whose ack was asked until it was true."""
+        with self.lock:
+            return [e for e in self.events if self.acks[(e["channel"], e["ack"])] > ACK_AFTER_POLLS]
+
+    def wait_acknowledged_lines(self, count: int) -> list[bytes]:
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            lines = [line for e in self.acknowledged() for line in e["body"].splitlines()]
+            if len(lines) >= count:
+                return lines
+            assert time.monotonic() < deadline, f"{len(lines)} of {count} events acknowledged"
+            time.sleep(POLL_INTERVAL_S)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def hec():
+    h = Hec()
+    yield h
+    h.close()
+
+
+def splunk_config(url: str, bucket: str, endpoint_type: str = "Raw", **extra) -> dict:
+    config = {
+        "HECEndpoint": url,
+        "HECEndpointType": endpoint_type,
+        "HECToken": TOKEN,
+        "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+        "S3Configuration": {
+            "RoleARN": ROLE,
+            "BucketARN": f"arn:aws:s3:::{bucket}",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+        },
+    }
+    config.update(extra)
+    return config
+
+
+def create(firehose, s3, name: str, config: dict) -> None:
+    s3.create_bucket(Bucket=config["S3Configuration"]["BucketARN"].split(":::")[1])
+    firehose.create_delivery_stream(DeliveryStreamName=name, SplunkDestinationConfiguration=config)
+    wait_active(firehose, name)
+
+
+def put(firehose, name: str, records: list[bytes]) -> None:
+    answer = firehose.put_record_batch(DeliveryStreamName=name, Records=[{"Data": r} for r in records])
+    assert answer["FailedPutCount"] == 0
+
+
+def test_raw_events_arrive_with_the_token_and_a_channel_and_are_acknowledged(server, hec):
+    firehose, s3 = clients(server.endpoint)
+    create(firehose, s3, "to-splunk", splunk_config(hec.url, "splunk-backup"))
+    records = [f"2026-12-06 event {i}".encode() for i in range(25)]
+    put(firehose, "to-splunk", records)
+    assert sorted(hec.wait_acknowledged_lines(len(records))) == sorted(records)
+    assert {e["path"] for e in hec.events} == {"/services/collector/raw"}
+    described = firehose.describe_delivery_stream(DeliveryStreamName="to-splunk")["DeliveryStreamDescription"]
+    d = described["Destinations"][0]["SplunkDestinationDescription"]
+    assert d["HECEndpoint"] == hec.url
+    assert d["HECEndpointType"] == "Raw"
+    assert d["HECAcknowledgmentTimeoutInSeconds"] == 180
+    assert d["S3BackupMode"] == "FailedEventsOnly"
+
+
+def test_event_records_go_to_the_event_endpoint_and_a_busy_hec_is_retried(server, hec):
+    firehose, s3 = clients(server.endpoint)
+    hec.mode = "busy"
+    create(firehose, s3, "events", splunk_config(hec.url, "events-backup", "Event"))
+    records = [json.dumps({"event": {"n": i}, "sourcetype": "test"}).encode() for i in range(10)]
+    put(firehose, "events", records)
+    time.sleep(2)  # a buffer is due and answered 503 meanwhile
+    assert hec.events == []
+    hec.mode = "ok"
+    lines = hec.wait_acknowledged_lines(len(records))
+    assert sorted(json.loads(line)["event"]["n"] for line in lines) == list(range(10))
+    assert {e["path"] for e in hec.events} == {"/services/collector/event"}
+    assert s3.list_objects_v2(Bucket="events-backup").get("KeyCount", 0) == 0
+
+
+def test_events_undelivered_past_the_retry_duration_are_backed_up_with_awss_fields(server, hec):
+    firehose, s3 = clients(server.endpoint)
+    hec.mode = "busy"
+    config = splunk_config(hec.url, "failed-splunk", RetryOptions={"DurationInSeconds": 1})
+    create(firehose, s3, "gives-up", config)
+    records = [f"lost {i}".encode() for i in range(6)]
+    put(firehose, "gives-up", records)
+    lines = bucket_lines(s3, "failed-splunk", "splunk-failed/", len(records))
+    assert sorted(base64.b64decode(line["rawData"]) for line in lines) == sorted(records)
+    for line in lines:
+        assert line["errorCode"] == "Splunk.ServerError"
+        assert line["errorMessage"] == "503: Server is busy"
+        assert line["EventId"]
+        assert set(line) == {
+            "attemptsMade",
+            "arrivalTimestamp",
+            "errorCode",
+            "errorMessage",
+            "attemptEndingTimestamp",
+            "rawData",
+            "EventId",
+        }
