@@ -245,6 +245,20 @@ impl S3Destination {
 
     /// This destination with the members an update gives replaced (an
     /// UpdateDestination keeps what it leaves out).
+    /// An endpoint's backup bucket after an UpdateDestination that names
+    /// it as `S3Update` (merged into it) or `S3Configuration` (replacing it).
+    pub fn backup_updated(
+        self,
+        configuration: Option<S3Input>,
+        update: Option<S3Input>,
+    ) -> S3Destination {
+        match (configuration, update) {
+            (_, Some(update)) => self.updated(update),
+            (Some(configuration), None) => configuration.into_destination(false),
+            (None, None) => self,
+        }
+    }
+
     pub fn updated(mut self, update: S3Input) -> S3Destination {
         let set = |slot: &mut String, t: Option<Text>| {
             if let Some(t) = t {

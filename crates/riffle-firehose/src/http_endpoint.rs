@@ -310,11 +310,7 @@ impl HttpEndpointDestination {
         if update.SecretsManagerConfiguration.is_some() {
             self.secrets_manager = update.SecretsManagerConfiguration;
         }
-        let s3 = match (update.S3Configuration, update.S3Update) {
-            (_, Some(s3_update)) => s3.updated(s3_update),
-            (Some(config), None) => config.into_destination(false),
-            (None, None) => s3,
-        };
+        let s3 = s3.backup_updated(update.S3Configuration, update.S3Update);
         (self, s3)
     }
 

@@ -258,11 +258,7 @@ impl OpenSearchDestination {
         if u.VpcConfiguration.is_some() {
             self.vpc = u.VpcConfiguration;
         }
-        let s3 = match (u.S3Configuration, u.S3Update) {
-            (_, Some(update)) => s3.updated(update),
-            (Some(config), None) => config.into_destination(false),
-            (None, None) => s3,
-        };
+        let s3 = s3.backup_updated(u.S3Configuration, u.S3Update);
         (self, s3)
     }
 

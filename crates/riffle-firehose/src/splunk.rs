@@ -203,11 +203,7 @@ impl SplunkDestination {
         if u.SecretsManagerConfiguration.is_some() {
             self.secrets_manager = u.SecretsManagerConfiguration;
         }
-        let s3 = match (u.S3Configuration, u.S3Update) {
-            (_, Some(update)) => s3.updated(update),
-            (Some(config), None) => config.into_destination(false),
-            (None, None) => s3,
-        };
+        let s3 = s3.backup_updated(u.S3Configuration, u.S3Update);
         (self, s3)
     }
 
