@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use riffle_server::services::{
-    CloudWatchService, DynamoDbService, FirehoseService, KinesisService,
+    CloudWatchService, DynamoDbService, FirehoseService, KinesisService, LambdaService,
 };
 use riffle_server::{Service, TlsFiles};
 
@@ -42,6 +42,11 @@ pub enum ServeError {
     DynamoDb {
         dir: PathBuf,
         source: riffle_dynamodb::DynamoError,
+    },
+    #[error("cannot open the event source mappings stored in {dir}: {source}")]
+    Triggers {
+        dir: PathBuf,
+        source: riffle_triggers::TriggersError,
     },
     #[error("cannot open the embedded S3 in {dir}: {source}")]
     S3 {
@@ -186,10 +191,22 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     // `[functions]`: no process starts before a first invocation; nothing
     // invokes them yet (Firehose's record transformation will, issue 18).
     let functions = riffle_lambda::Functions::new(config.functions())?;
+    let triggers = riffle_triggers::Triggers::open(
+        Arc::clone(&store),
+        Arc::clone(&kinesis),
+        functions.clone(),
+        config.triggers(),
+    )
+    .map_err(|source| ServeError::Triggers {
+        dir: dir.clone(),
+        source,
+    })?;
     let services: Vec<Arc<dyn Service>> = vec![
         Arc::new(KinesisService(Arc::clone(&kinesis))),
         Arc::new(FirehoseService(Arc::clone(&firehose))),
         Arc::new(DynamoDbService(dynamodb)),
+        // Lambda's event-source-mapping operations (restJson1).
+        Arc::new(LambdaService(Arc::new(triggers))),
         // What applications (a KCL worker) put shows on /metrics.
         Arc::new(CloudWatchService(Arc::new(
             riffle_cloudwatch::CloudWatch::new(),

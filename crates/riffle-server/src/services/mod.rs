@@ -8,20 +8,23 @@ pub mod cloudwatch;
 pub mod dynamodb;
 pub mod firehose;
 pub mod kinesis;
+pub mod lambda;
 pub mod s3;
 
 pub use cloudwatch::CloudWatchService;
 pub use dynamodb::DynamoDbService;
 pub use firehose::FirehoseService;
 pub use kinesis::KinesisService;
+pub use lambda::LambdaService;
 
 #[cfg(test)]
 mod tests {
     use crate::service::ServiceInfo;
 
     /// Every registration, S3's included.
-    const ALL: [&ServiceInfo; 5] = [
+    const ALL: [&ServiceInfo; 6] = [
         &super::kinesis::KINESIS,
+        &super::lambda::LAMBDA,
         &super::firehose::FIREHOSE,
         &super::dynamodb::DYNAMODB,
         &super::cloudwatch::CLOUDWATCH,
