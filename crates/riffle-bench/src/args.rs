@@ -94,6 +94,13 @@ pub struct FirehoseOptions {
     /// beyond the buffer interval.
     #[arg(long, value_parser = parse_duration, default_value = "60s")]
     pub drain_timeout: Duration,
+    /// Transform every record with this function (a Lambda processor's
+    /// LambdaArn, a `[functions]` function of the server). Every delivered
+    /// record is verified, so the function must return records unchanged
+    /// (`Ok` with the same data): what is measured is the transformation
+    /// path, not the function's own work.
+    #[arg(long, value_name = "ARN")]
+    pub transform_function: Option<String>,
 }
 
 /// `riffle bench firehose`'s options: the common ones and its own.
@@ -113,6 +120,7 @@ pub struct FirehosePlan {
     pub compression: Compression,
     pub bucket: String,
     pub drain_timeout: Duration,
+    pub transform_function: Option<String>,
 }
 
 /// How the e2e consumer reads.
@@ -450,6 +458,7 @@ fn firehose_plan(options: FirehoseOptions, stream: &str) -> Result<FirehosePlan,
             .bucket
             .unwrap_or_else(|| stream.to_ascii_lowercase().replace('_', "-")),
         drain_timeout: options.drain_timeout,
+        transform_function: options.transform_function,
     })
 }
 
@@ -616,6 +625,12 @@ mod tests {
         let gzip = plan(&["firehose", "--compression", "GZIP"]).unwrap();
         assert_eq!(gzip.firehose.unwrap().compression, Compression::Gzip);
         assert!(plan(&["put"]).unwrap().firehose.is_none());
+        let arn = "arn:aws:lambda:us-east-1:000000000000:function:identity";
+        let transformed = plan(&["firehose", "--transform-function", arn]).unwrap();
+        assert_eq!(
+            transformed.firehose.unwrap().transform_function.as_deref(),
+            Some(arn)
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_firehose::types::{
     BufferingHints, CompressionFormat, DeliveryStreamStatus, DeliveryStreamType,
-    ExtendedS3DestinationConfiguration,
+    ExtendedS3DestinationConfiguration, ProcessingConfiguration, Processor, ProcessorParameter,
+    ProcessorParameterName, ProcessorType,
 };
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use bytes::Bytes;
@@ -92,6 +93,7 @@ pub async fn create_delivery_stream(
         .prefix(prefix)
         .buffering_hints(hints)
         .compression_format(CompressionFormat::from(plan.compression.as_str()))
+        .set_processing_configuration(plan.transform_function.as_deref().map(processing))
         .build()
         .map_err(|e| BenchError::ControlPlane {
             action: "CreateDeliveryStream",
@@ -107,6 +109,22 @@ pub async fn create_delivery_stream(
         .await
         .map_err(|e| failed("CreateDeliveryStream", name, &e))?;
     wait_active(firehose, name).await
+}
+
+/// A Lambda processor calling `arn`, with AWS's defaults otherwise.
+fn processing(arn: &str) -> ProcessingConfiguration {
+    let parameter = ProcessorParameter::builder()
+        .parameter_name(ProcessorParameterName::LambdaArn)
+        .parameter_value(arn)
+        .build();
+    let processor = Processor::builder()
+        .r#type(ProcessorType::Lambda)
+        .set_parameters(parameter.ok().map(|p| vec![p]))
+        .build();
+    ProcessingConfiguration::builder()
+        .enabled(true)
+        .set_processors(processor.ok().map(|p| vec![p]))
+        .build()
 }
 
 async fn wait_active(firehose: &aws_sdk_firehose::Client, name: &str) -> Result<(), BenchError> {

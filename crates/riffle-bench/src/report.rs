@@ -281,8 +281,16 @@ pub fn table(plan: &Plan, s: &Summary) -> String {
     };
     let target = match &s.firehose {
         Some(f) => format!(
-            "delivery stream {} to bucket {}, {} MiB / {} s buffer, {}",
-            s.stream, f.bucket, f.buffer_size_mb, f.buffer_interval_s, f.compression
+            "delivery stream {} to bucket {}, {} MiB / {} s buffer, {}{}",
+            s.stream,
+            f.bucket,
+            f.buffer_size_mb,
+            f.buffer_interval_s,
+            f.compression,
+            f.transform_function
+                .as_deref()
+                .map(|arn| format!(", transformed by {arn}"))
+                .unwrap_or_default()
         ),
         None => format!("stream {}, {} shards", s.stream, s.shards),
     };

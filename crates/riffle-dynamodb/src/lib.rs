@@ -16,11 +16,12 @@
 //! Modules: `number` (DynamoDB's decimal), `value` (AttributeValues),
 //! `expr` (the expression languages), `legacy` (the pre-expression
 //! parameters), `table` (definitions, keys), `store` (on-disk layout, group
-//! commit), `tables` and `items` and `reads` (the operations).
+//! commit), `journal` (the write-ahead journal that makes a group durable), `tables` and `items` and `reads` (the operations).
 
 mod errors;
 mod expr;
 mod items;
+mod journal;
 mod legacy;
 mod number;
 mod reads;
@@ -92,13 +93,13 @@ pub struct DynamoDb {
 impl DynamoDb {
     /// Loads every table and item from the store.
     pub fn open(store: Arc<LogStore>, config: DynamoConfig) -> Result<Arc<DynamoDb>, DynamoError> {
+        // The committer replays its journal into the store first.
+        let committer = Committer::start(Arc::clone(&store))?;
         let loaded = store::load(&store)?;
         let tables = loaded
             .into_iter()
             .map(|t: TableState| (t.def.name.clone(), Arc::new(Table::new(t))))
             .collect();
-        let committer = Committer::start(store)
-            .map_err(|e| DynamoError::Storage(format!("cannot start the committer: {e}")))?;
         Ok(Arc::new(DynamoDb {
             config,
             tables: RwLock::new(tables),

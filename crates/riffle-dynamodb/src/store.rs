@@ -29,6 +29,16 @@
 //! since its last commit in one redb transaction (one fsync for many
 //! writers), and only then answers. No lock is held across the store's I/O.
 //!
+//! A group is durable once the committer has appended it to the
+//! [`crate::journal`] and synced that (one small write, one `fdatasync`);
+//! the writers are answered then, and a second thread (`dynamodb-fold`)
+//! applies the group to redb without a sync while the committer writes the
+//! next one; redb is made durable only at a checkpoint, once that thread
+//! has applied every group before it, and only then is the journal reset. So redb may lag what was
+//! answered, never the journal: [`Committer::start`] replays the journal
+//! into redb before [`load`] reads it. A group too large for the journal
+//! is committed to redb durably (after a checkpoint).
+//!
 //! A read sees the in-memory map, which may be ahead of the store by the
 //! writes still queued. So that no one reads what a crash could take back,
 //! each job has a sequence number (given in queue order, so the committer
@@ -47,6 +57,7 @@ use riffle_log::{LogStore, MetaOp};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::errors::DynamoError;
+use crate::journal::{Appended, JOURNAL_BYTES, Journal};
 use crate::table::{ItemKey, TABLE_VERSION, TableDef};
 use crate::value::{Item, item_from_json, item_size, item_to_json};
 
@@ -253,9 +264,13 @@ impl Pending {
 }
 
 impl Committer {
-    pub fn start(store: Arc<LogStore>) -> std::io::Result<Committer> {
-        let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
+    /// Replays the journal into the store (call it before [`load`]) and
+    /// starts the committer's thread.
+    pub fn start(store: Arc<LogStore>) -> Result<Committer, DynamoError> {
         let (report, progress) = watch::channel(Progress::default());
+        let report = Arc::new(report);
+        let mut durable = Durable::open(store, JOURNAL_BYTES, Arc::clone(&report))?;
+        let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("dynamodb-commit".to_owned())
             .spawn(move || {
@@ -268,14 +283,10 @@ impl Committer {
                             Err(_) => break,
                         }
                     }
-                    let commit = |ops: &[MetaOp]| store.meta().commit(ops);
-                    let result = commit_group(commit, &report, &mut group);
-                    for job in group {
-                        // A writer that went away needs no answer.
-                        let _ = job.done.send(result.clone());
-                    }
+                    run_group(&mut durable, &report, group);
                 }
-            })?;
+            })
+            .map_err(|e| DynamoError::Storage(format!("cannot start the committer: {e}")))?;
         Ok(Committer {
             queue: Mutex::new(Queue {
                 last_seq: 0,
@@ -328,32 +339,210 @@ async fn visible_in(mut progress: watch::Receiver<Progress>, seq: u64) -> Result
     }
 }
 
-/// Commits a group's changes in one transaction and reports how far the
-/// committer got. After a failure nothing more is committed: the
-/// in-memory tables hold changes the store does not, and a later commit
-/// would make the store a mix that never existed in memory.
-fn commit_group<E: std::fmt::Display>(
-    commit: impl FnOnce(&[MetaOp]) -> Result<(), E>,
+/// Makes a group durable, answers its writers, then folds it into redb.
+fn run_group(durable: &mut Durable, report: &watch::Sender<Progress>, mut group: Vec<Job>) {
+    let ops: Vec<MetaOp> = group.iter_mut().flat_map(|j| j.ops.drain(..)).collect();
+    let last = group.last().map_or(0, |j| j.seq);
+    let result = commit_group(|ops| durable.write(ops), report, &ops, last);
+    for job in group {
+        // A writer that went away needs no answer.
+        let _ = job
+            .done
+            .send(result.as_ref().map(|_| ()).map_err(Clone::clone));
+    }
+    if let Ok(Written::Journaled) = result {
+        durable.fold(ops);
+    }
+}
+
+/// Makes a group's changes durable and reports how far the committer got.
+/// After a failure nothing more is committed: the in-memory tables hold
+/// changes the store does not, and a later commit would make the store a
+/// mix that never existed in memory.
+fn commit_group<T, E: std::fmt::Display>(
+    commit: impl FnOnce(&[MetaOp]) -> Result<T, E>,
     report: &watch::Sender<Progress>,
-    group: &mut [Job],
-) -> Result<(), String> {
+    ops: &[MetaOp],
+    last: u64,
+) -> Result<T, String> {
     if let Some(why) = &report.borrow().failed {
         return Err(why.clone());
     }
-    let ops: Vec<MetaOp> = group.iter_mut().flat_map(|j| j.ops.drain(..)).collect();
-    let last = group.last().map_or(0, |j| j.seq);
-    match commit(&ops) {
-        Ok(()) => {
+    match commit(ops) {
+        Ok(written) => {
             report.send_modify(|p| p.durable = last);
-            Ok(())
+            Ok(written)
         }
-        Err(e) => {
-            tracing::error!(error = %e, "DynamoDB commit failed; writes fail until a restart");
-            let why = format!("{e}; the DynamoDB subset refuses writes until Riffle restarts");
-            report.send_modify(|p| p.failed = Some(why.clone()));
-            Err(why)
+        Err(e) => Err(fail(report, e)),
+    }
+}
+
+/// Records that the committer failed; returns why, for the writers.
+fn fail(report: &watch::Sender<Progress>, e: impl std::fmt::Display) -> String {
+    tracing::error!(error = %e, "DynamoDB commit failed; writes fail until a restart");
+    let why = format!("{e}; the DynamoDB subset refuses writes until Riffle restarts");
+    report.send_modify(|p| {
+        p.failed.get_or_insert(why.clone());
+    });
+    why
+}
+
+/// Where a group went.
+#[derive(Debug, PartialEq, Eq)]
+enum Written {
+    /// Durable in the journal; redb does not have it yet.
+    Journaled,
+    /// Durable in redb (a group too large for the journal).
+    Committed,
+}
+
+/// The committer's durable side: the journal, and the store behind it.
+struct Durable {
+    store: Arc<LogStore>,
+    journal: Journal,
+    folder: Folder,
+}
+
+/// What the fold thread is asked to do, in the order asked.
+enum FoldJob {
+    /// Apply journaled changes to redb, durable at the next checkpoint.
+    Ops(Vec<MetaOp>),
+    /// Make redb durable, with every fold asked before this, and answer.
+    Checkpoint(std::sync::mpsc::SyncSender<Result<(), String>>),
+}
+
+/// The thread that applies journaled groups to redb, so that the
+/// committer starts the next group's write while it does: redb's
+/// copy-on-write commit costs CPU the journal's sync does not.
+struct Folder {
+    jobs: Option<std::sync::mpsc::Sender<FoldJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Dropping the folder waits for what it was given, so the store is
+/// released with every group applied.
+impl Drop for Folder {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            // A panicked folder has nothing left to release.
+            let _ = thread.join();
         }
     }
+}
+
+impl Folder {
+    fn start(
+        store: Arc<LogStore>,
+        report: Arc<watch::Sender<Progress>>,
+    ) -> std::io::Result<Folder> {
+        let (jobs, queue) = std::sync::mpsc::channel::<FoldJob>();
+        let thread = std::thread::Builder::new()
+            .name("dynamodb-fold".to_owned())
+            .spawn(move || {
+                // After a failure nothing more is applied, nor checkpointed:
+                // the journal keeps every group since the last checkpoint,
+                // and a restart replays them.
+                let mut failed: Option<String> = None;
+                for job in queue {
+                    match job {
+                        FoldJob::Ops(ops) if failed.is_none() => {
+                            if let Err(e) = store.meta().commit_eventual(&ops) {
+                                failed = Some(fail(&report, e));
+                            }
+                        }
+                        FoldJob::Ops(_) => {}
+                        FoldJob::Checkpoint(answer) => {
+                            let done = match &failed {
+                                Some(why) => Err(why.clone()),
+                                None => store.meta().commit(&[]).map_err(|e| e.to_string()),
+                            };
+                            // The committer waits for this answer.
+                            let _ = answer.send(done);
+                        }
+                    }
+                }
+            })?;
+        Ok(Folder {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, job: FoldJob) {
+        if let Some(jobs) = &self.jobs {
+            // Refused only if the thread panicked; the next checkpoint then
+            // gets no answer and fails.
+            let _ = jobs.send(job);
+        }
+    }
+}
+
+impl Durable {
+    /// Opens the journal and replays what it holds into the store.
+    fn open(
+        store: Arc<LogStore>,
+        journal_bytes: u64,
+        report: Arc<watch::Sender<Progress>>,
+    ) -> Result<Durable, DynamoError> {
+        let (mut journal, replay) =
+            Journal::open(store.dir(), journal_bytes).map_err(journal_err)?;
+        if !replay.is_empty() {
+            tracing::info!(
+                changes = replay.len(),
+                "replaying the DynamoDB journal into the store"
+            );
+            store.meta().commit(&replay)?;
+        }
+        // Also after a clean shutdown: a torn entry may follow the last
+        // whole one, and a new generation makes sure it is never read.
+        journal.reset().map_err(journal_err)?;
+        let folder = Folder::start(Arc::clone(&store), report)
+            .map_err(|e| DynamoError::Storage(format!("cannot start the fold thread: {e}")))?;
+        Ok(Durable {
+            store,
+            journal,
+            folder,
+        })
+    }
+
+    /// Makes `ops` durable: in the journal, or when they could never fit
+    /// there, in redb after a checkpoint (so that no older entry can be
+    /// replayed over them).
+    fn write(&mut self, ops: &[MetaOp]) -> Result<Written, DynamoError> {
+        if !self.journal.could_take(ops) {
+            self.checkpoint()?;
+            self.store.meta().commit(ops)?;
+            return Ok(Written::Committed);
+        }
+        if self.journal.append(ops).map_err(journal_err)? == Appended::Full {
+            self.checkpoint()?;
+            self.journal.append(ops).map_err(journal_err)?;
+        }
+        Ok(Written::Journaled)
+    }
+
+    /// Has journaled `ops` applied to redb, durable at the next
+    /// checkpoint; every journaled group must be, in order, before it.
+    fn fold(&self, ops: Vec<MetaOp>) {
+        self.folder.send(FoldJob::Ops(ops));
+    }
+
+    /// Makes redb durable (and with it every group folded so far), then
+    /// empties the journal.
+    fn checkpoint(&mut self) -> Result<(), DynamoError> {
+        let (answer, done) = std::sync::mpsc::sync_channel(1);
+        self.folder.send(FoldJob::Checkpoint(answer));
+        match done.recv() {
+            Ok(Ok(())) => self.journal.reset().map_err(journal_err),
+            Ok(Err(why)) => Err(DynamoError::Storage(why)),
+            Err(_) => Err(DynamoError::Storage("the fold thread stopped".to_owned())),
+        }
+    }
+}
+
+fn journal_err(e: std::io::Error) -> DynamoError {
+    DynamoError::Storage(format!("the DynamoDB journal: {e}"))
 }
 
 #[cfg(test)]
@@ -406,25 +595,25 @@ mod tests {
         assert_eq!(tables[0].bytes, item_size(&item));
     }
 
-    fn job(seq: u64) -> (Job, oneshot::Receiver<Result<(), String>>) {
-        let (done, answer) = oneshot::channel();
-        let ops = vec![MetaOp::Delete {
-            key: format!("k{seq}"),
-        }];
-        (Job { seq, ops, done }, answer)
+    fn report() -> Arc<watch::Sender<Progress>> {
+        Arc::new(watch::channel(Progress::default()).0)
+    }
+
+    fn delete(key: &str) -> Vec<MetaOp> {
+        vec![MetaOp::Delete {
+            key: key.to_owned(),
+        }]
     }
 
     #[tokio::test]
     async fn a_failed_commit_fails_every_later_write_and_the_reads_of_what_was_not_durable() {
         let (report, progress) = watch::channel(Progress::default());
         let ok = |_: &[MetaOp]| Ok::<(), String>(());
-        let (first, _) = job(1);
-        assert_eq!(commit_group(ok, &report, &mut [first]), Ok(()));
+        assert_eq!(commit_group(ok, &report, &delete("k1"), 1), Ok(()));
         assert!(visible_in(progress.clone(), 1).await.is_ok());
 
-        let (second, _) = job(2);
         let disk_failed = |_: &[MetaOp]| Err::<(), String>("No space left on device".to_owned());
-        let failed = commit_group(disk_failed, &report, &mut [second]);
+        let failed = commit_group(disk_failed, &report, &delete("k2"), 2);
         assert!(
             failed
                 .as_ref()
@@ -432,10 +621,9 @@ mod tests {
             "{failed:?}"
         );
 
-        let (third, _) = job(3);
         let never =
             |_: &[MetaOp]| -> Result<(), String> { panic!("nothing is committed after a failure") };
-        assert!(commit_group(never, &report, &mut [third]).is_err());
+        assert!(commit_group(never, &report, &delete("k3"), 3).is_err());
         // What was durable before stays readable; what was not never is.
         assert!(visible_in(progress.clone(), 1).await.is_ok());
         assert!(matches!(
@@ -446,6 +634,62 @@ mod tests {
             visible_in(progress, 3).await,
             Err(DynamoError::Storage(_))
         ));
+    }
+
+    #[test]
+    fn a_group_only_in_the_journal_is_in_the_store_once_the_committer_starts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let item = item_from_json(&json!({"k": {"S": "lease-1"}, "owner": {"S": "w1"}})).unwrap();
+        let key = ItemKey(KeyPart::S("lease-1".to_owned()), None);
+        {
+            let store = Arc::new(LogStore::open(dir.path(), Default::default()).unwrap());
+            let mut durable = Durable::open(store, JOURNAL_BYTES, report()).unwrap();
+            let ops = [put_table(&def("leases", 3)), put_item(3, &key, &item)];
+            // What a crash between the journal's sync and the fold leaves.
+            assert_eq!(durable.journal.append(&ops).unwrap(), Appended::Durable);
+        }
+        let store = Arc::new(LogStore::open(dir.path(), Default::default()).unwrap());
+        assert!(load(&store).unwrap().is_empty(), "redb never got the group");
+        let _committer = Committer::start(Arc::clone(&store)).unwrap();
+        let tables = load(&store).unwrap();
+        assert_eq!(tables.len(), 1);
+        assert_eq!(tables[0].items.get(&key), Some(&item));
+    }
+
+    #[test]
+    fn groups_past_a_full_journal_and_one_larger_than_it_are_all_durable_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = |i: usize| ItemKey(KeyPart::S(format!("lease-{i}")), None);
+        let item = |i: usize, n: usize| {
+            item_from_json(&json!({"k": {"S": format!("lease-{i}")}, "n": {"N": n.to_string()}}))
+                .unwrap()
+        };
+        {
+            let store = Arc::new(LogStore::open(dir.path(), Default::default()).unwrap());
+            // Room for a few groups: the journal fills and is checkpointed.
+            let mut durable = Durable::open(store, 4096 + 1024, report()).unwrap();
+            let create = [put_table(&def("leases", 1))];
+            durable.write(&create).unwrap();
+            durable.fold(create.to_vec());
+            for n in 0..40 {
+                let ops = [put_item(1, &key(n % 4), &item(n % 4, n))];
+                assert_eq!(durable.write(&ops).unwrap(), Written::Journaled);
+                durable.fold(ops.to_vec());
+            }
+            let large: Vec<MetaOp> = (0..64)
+                .map(|i| put_item(1, &key(i), &item(i, 1000)))
+                .collect();
+            assert_eq!(durable.write(&large).unwrap(), Written::Committed);
+            let last = [put_item(1, &key(0), &item(0, 2000))];
+            assert_eq!(durable.write(&last).unwrap(), Written::Journaled);
+            // Not folded: only the journal has it.
+        }
+        let store = Arc::new(LogStore::open(dir.path(), Default::default()).unwrap());
+        let _committer = Committer::start(Arc::clone(&store)).unwrap();
+        let tables = load(&store).unwrap();
+        assert_eq!(tables[0].items.len(), 64);
+        assert_eq!(tables[0].items.get(&key(0)), Some(&item(0, 2000)));
+        assert_eq!(tables[0].items.get(&key(1)), Some(&item(1, 1000)));
     }
 
     #[tokio::test]

@@ -10,6 +10,11 @@
 //! The log is trimmed only below what every lane delivered. Each stream's
 //! tasks wait and retry on their own, so a failing bucket never holds up
 //! another stream.
+//!
+//! With an enabled Lambda processor, the destination's buffer is first
+//! transformed ([`crate::transform`]); the transformed records make its
+//! object, the records that failed make a `processing-failed/` object, and
+//! the position is recorded once both are stored.
 
 use std::mem::{Discriminant, discriminant};
 use std::sync::Arc;
@@ -21,14 +26,21 @@ use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 
+use crate::buffer::{Buffer, Records};
 use crate::catalog::{self, StreamRecord};
 use crate::compression::CompressionFormat;
+use crate::convert;
 use crate::destination::{S3Destination, timestamp};
 use crate::metrics::LaneMetrics;
-use crate::prefix::{self, PartitionKeys, S3Prefixes, ThreadRandom};
+use crate::partition::{
+    ACTIVE_PARTITIONS_MAX, METADATA_EXTRACTION_FAILED, PARTITIONS_LIMIT_EXCEEDED, Partitions, Query,
+};
+use crate::prefix::{self, ErrorOutputType, PartitionKeys, S3Prefixes, ThreadRandom};
+use crate::processing::{LambdaProcessor, Partitioning};
 use crate::sink::{ObjectSink, SinkError};
 use crate::stream::DeliveryStream;
 use crate::time::now_ms;
+use crate::transform::{ErrorRecord, Failure, Transformer, error_line};
 
 /// The first retry of a failed upload waits this long, each next one twice
 /// as long, up to [`BACKOFF_MAX`]: AWS retries S3 deliveries "every 5
@@ -78,6 +90,17 @@ impl Lane {
     }
 }
 
+/// What record transformation needs of the service: the function
+/// registry, and where the stream is (for its ARN in the event).
+#[derive(Clone, Default)]
+pub struct TransformEnv {
+    /// `None`: no `[functions]` registry; every invocation fails as one of
+    /// a function Lambda does not let Firehose invoke.
+    pub functions: Option<riffle_lambda::Functions>,
+    pub region: String,
+    pub account_id: String,
+}
+
 /// Starts a stream's delivery tasks: the destination's from `delivered`,
 /// the backup's from its own recorded position.
 pub fn spawn(
@@ -86,7 +109,9 @@ pub fn spawn(
     stream: Arc<DeliveryStream>,
     delivered: Seq,
     retry_duration: Duration,
+    env: TransformEnv,
 ) -> Vec<JoinHandle<()>> {
+    let env = Arc::new(env);
     let deliverer = |lane| Deliverer {
         store: Arc::clone(&store),
         sink: Arc::clone(&sink),
@@ -94,6 +119,8 @@ pub fn spawn(
         lane,
         retry_duration,
         failing: None,
+        env: Arc::clone(&env),
+        query: Arc::default(),
     };
     let destination = deliverer(Lane::Destination);
     let backup = deliverer(Lane::Backup);
@@ -116,16 +143,14 @@ struct Deliverer {
     /// The kind of the failure the sink last answered, until a put works:
     /// each kind is logged once, however many retries and buffers it lasts.
     failing: Option<Discriminant<SinkError>>,
+    env: Arc<TransformEnv>,
+    /// The MetadataExtraction query, compiled once per stream (again only
+    /// when an update changes it).
+    query: Arc<parking_lot::Mutex<Option<CompiledQuery>>>,
 }
 
-/// A full (or due) buffer: the records `[from, end)` of the log.
-struct Buffer {
-    data: Vec<u8>,
-    end: Seq,
-    records: u64,
-    first_arrival_ms: Option<i64>,
-    last_arrival_ms: i64,
-}
+/// A MetadataExtraction query's text and its compiled form.
+type CompiledQuery = (String, Arc<Query>);
 
 /// One object to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,28 +275,240 @@ impl Deliverer {
         }
     }
 
-    /// Makes, stores and checkpoints one buffer's object.
+    /// The Lambda processor this lane runs, if any: the destination's,
+    /// never the backup's (it keeps the source records).
+    fn processor(&self, destination: &S3Destination) -> Option<LambdaProcessor> {
+        match self.lane {
+            Lane::Destination => LambdaProcessor::of(destination.processing.as_ref()),
+            Lane::Backup => None,
+        }
+    }
+
+    /// Makes, stores and checkpoints one buffer's objects.
     async fn deliver(
         &mut self,
         record: &StreamRecord,
         destination: &S3Destination,
         buffer: Buffer,
     ) {
-        let Buffer {
-            data,
-            end,
-            records,
-            first_arrival_ms,
-            last_arrival_ms,
-        } = buffer;
-        let oldest_ms = first_arrival_ms.unwrap_or(last_arrival_ms);
-        let object = self.make_object(record, destination, oldest_ms, data).await;
-        self.store_object(&object, records).await;
-        let freshness_ms = now_ms().saturating_sub(oldest_ms);
-        let bytes = object.body.len() as u64;
-        self.metrics()
-            .delivered(records, bytes, freshness_ms.max(0));
+        let (end, last_arrival_ms) = (buffer.end, buffer.last_arrival_ms);
+        let partitioning =
+            self.lane == Lane::Destination && destination.dynamic_partitioning_enabled();
+        match self.processor(destination) {
+            Some(processor) => {
+                self.deliver_transformed(record, destination, buffer, processor, partitioning)
+                    .await
+            }
+            None if partitioning => {
+                let oldest_ms = buffer.oldest_ms();
+                let processed = Processed {
+                    records: buffer.into_records(),
+                    oldest_ms,
+                    ..Processed::default()
+                };
+                self.deliver_processed(record, destination, processed, true)
+                    .await
+            }
+            None => {
+                let oldest_ms = buffer.oldest_ms();
+                let keys = PartitionKeys::default();
+                self.deliver_records(record, destination, oldest_ms, buffer.into_records(), &keys)
+                    .await
+            }
+        }
         self.checkpoint(end, last_arrival_ms).await;
+    }
+
+    /// Makes and stores the object of `records`, the oldest of which
+    /// arrived at `oldest_ms`.
+    async fn deliver_records(
+        &mut self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        oldest_ms: i64,
+        records: Records,
+        keys: &PartitionKeys,
+    ) {
+        let count = records.ends.len() as u64;
+        let objects = match convert::deliver::enabled(destination) {
+            Some(conversion) => {
+                self.convert(record, destination, oldest_ms, records, keys, conversion)
+                    .await
+            }
+            None => vec![
+                self.make_object(record, destination, oldest_ms, records, keys)
+                    .await,
+            ],
+        };
+        let mut bytes = 0;
+        for object in &objects {
+            self.store_object(object, count).await;
+            bytes += object.body.len() as u64;
+        }
+        let freshness_ms = now_ms().saturating_sub(oldest_ms);
+        self.metrics().delivered(count, bytes, freshness_ms.max(0));
+    }
+
+    /// The converted object of `records` (named with `keys`) and the
+    /// `format-conversion-failed/` object of those that did not fit,
+    /// made on a blocking thread (it reads the catalog and builds the
+    /// file).
+    async fn convert(
+        &self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        oldest_ms: i64,
+        records: Records,
+        keys: &PartitionKeys,
+        conversion: convert::Conversion,
+    ) -> Vec<Object> {
+        let key = object_key(record, destination, oldest_ms, keys).0;
+        let (store, record, destination) =
+            (Arc::clone(&self.store), record.clone(), destination.clone());
+        let converted = tokio::task::spawn_blocking(move || {
+            let bounds = records.bounds();
+            convert::deliver::convert_buffer(
+                &store,
+                &record,
+                &destination,
+                &conversion,
+                (oldest_ms, key),
+                &records.data,
+                &bounds,
+            )
+        })
+        .await;
+        match converted {
+            Ok(converted) => [converted.object, converted.failed]
+                .into_iter()
+                .flatten()
+                .collect(),
+            // A panicked conversion ends this storing task, so the lane
+            // stops unrecorded and a restart converts the records again.
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            // Cancelled: the runtime is stopping. Nothing is recorded.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Transforms the buffer, then stores the transformed records' object
+    /// (none when the function dropped or failed every record, as AWS
+    /// writes no empty object) and the failed records' error object.
+    async fn deliver_transformed(
+        &mut self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        buffer: Buffer,
+        processor: LambdaProcessor,
+        partitioning: bool,
+    ) {
+        let transformer = Arc::new(Transformer {
+            functions: self.env.functions.clone(),
+            delivery_stream_arn: format!(
+                "arn:aws:firehose:{}:{}:deliverystream/{}",
+                self.env.region, self.env.account_id, record.name
+            ),
+            source_stream_arn: record.source.as_ref().map(|s| s.stream_arn.clone()),
+            region: self.env.region.clone(),
+            processor,
+            stream: Arc::clone(&self.stream),
+        });
+        let out = transformer.transform(&buffer).await;
+        let processed = Processed {
+            records: out.records,
+            lambda_keys: out.partition_keys,
+            failed: out.failed,
+            failed_records: out.failed_records,
+            oldest_ms: buffer.oldest_ms(),
+        };
+        drop(buffer);
+        self.deliver_processed(record, destination, processed, partitioning)
+            .await;
+    }
+
+    /// Stores processed records: one object per partition with dynamic
+    /// partitioning (records whose keys cannot be extracted fail), else one
+    /// object (none when no record is left, as AWS writes no empty
+    /// object); then the failed records' `processing-failed/` object.
+    async fn deliver_processed(
+        &mut self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        mut processed: Processed,
+        partitioning: bool,
+    ) {
+        let oldest_ms = processed.oldest_ms;
+        if partitioning {
+            let settings = Partitioning::of(destination.processing.as_ref());
+            let query = settings.query.as_deref().and_then(|q| self.query(q));
+            let records = std::mem::take(&mut processed.records);
+            let lambda_keys = std::mem::take(&mut processed.lambda_keys);
+            let split = tokio::task::spawn_blocking(move || {
+                partition(
+                    &records,
+                    &lambda_keys,
+                    query.as_deref(),
+                    settings.delimiter,
+                    oldest_ms,
+                )
+            })
+            .await;
+            // The closure does not panic (jq errors are values); should its
+            // task die anyway, the lane stops here without a checkpoint and
+            // the buffer is delivered again at the next start.
+            let Ok((partitions, failed, failed_records)) = split else {
+                error!(stream = %record.name, "partitioning a buffer failed; the lane stops until a restart");
+                std::future::pending::<()>().await;
+                return;
+            };
+            processed.failed.extend_from_slice(&failed);
+            processed.failed_records += failed_records;
+            for p in partitions.partitions {
+                self.deliver_records(record, destination, oldest_ms, p.records, &p.keys)
+                    .await;
+            }
+        } else if !processed.records.ends.is_empty() {
+            let records = std::mem::take(&mut processed.records);
+            let keys = PartitionKeys::default();
+            self.deliver_records(record, destination, oldest_ms, records, &keys)
+                .await;
+        }
+        if processed.failed_records > 0 {
+            let key = error_object_key(
+                record,
+                destination,
+                oldest_ms,
+                ErrorOutputType::ProcessingFailed,
+            );
+            let object = Object {
+                bucket: destination.bucket().to_owned(),
+                key,
+                body: Bytes::from(processed.failed),
+            };
+            self.store_object(&object, processed.failed_records).await;
+        }
+    }
+
+    /// The stream's MetadataExtraction query, compiled on first use (it
+    /// was checked when set; one that no longer compiles extracts nothing).
+    fn query(&self, code: &str) -> Option<Arc<Query>> {
+        let mut cached = self.query.lock();
+        if let Some((cached_code, query)) = cached.as_ref()
+            && cached_code == code
+        {
+            return Some(Arc::clone(query));
+        }
+        match Query::compile(code) {
+            Ok(query) => {
+                let query = Arc::new(query);
+                *cached = Some((code.to_owned(), Arc::clone(&query)));
+                Some(query)
+            }
+            Err(why) => {
+                warn!(stream = %self.name(), %why, "the MetadataExtractionQuery does not compile");
+                None
+            }
+        }
     }
 
     /// Where a backup lane starts after a (re)start: its recorded position;
@@ -342,18 +579,15 @@ impl Deliverer {
             log.wait_readable(from).await;
             still_open(log, from)?;
         }
-        let mut buffer = Buffer {
-            data: Vec::new(),
-            end: from,
-            records: 0,
-            first_arrival_ms: None,
-            last_arrival_ms: 0,
-        };
+        let mut buffer = Buffer::new(from);
         let mut started = None;
         loop {
-            let Some(destination) = self.lane.destination(&self.stream.record()) else {
+            let record = self.stream.record();
+            let Some(destination) = self.lane.destination(&record) else {
                 return Ok(buffer);
             };
+            // A transformation sends a Kinesis source's record metadata.
+            let keep_slots = record.source.is_some() && self.processor(&destination).is_some();
             let size_max = usize::try_from(destination.size_mb).unwrap_or(1) * MIB;
             let interval = Duration::from_secs(u64::try_from(destination.interval_s).unwrap_or(0));
             while buffer.data.len() < size_max && log.next_seq() > buffer.end {
@@ -369,11 +603,8 @@ impl Deliverer {
                     // are only touched as records fill them.
                     buffer.data.reserve(size_max);
                 }
-                buffer.records += batch.records.len() as u64;
                 for record in &batch.records {
-                    buffer.first_arrival_ms.get_or_insert(record.arrival_ms);
-                    buffer.data.extend_from_slice(&record.data);
-                    buffer.last_arrival_ms = record.arrival_ms;
+                    buffer.push(record, keep_slots);
                 }
                 buffer.end = batch.next_seq;
                 // Each read is a `pread` on this thread; let others run
@@ -443,9 +674,11 @@ impl Deliverer {
         record: &StreamRecord,
         destination: &S3Destination,
         oldest_ms: i64,
-        data: Vec<u8>,
+        records: Records,
+        keys: &PartitionKeys,
     ) -> Object {
-        let (key, id) = object_key(record, destination, oldest_ms);
+        let data = records.data;
+        let (key, id) = object_key(record, destination, oldest_ms, keys);
         let format = destination.compression_format();
         if format == CompressionFormat::Uncompressed {
             // The records as they came: the buffer is the body, uncopied.
@@ -558,18 +791,19 @@ fn still_open(log: &riffle_log::ShardLog, at: Seq) -> Result<(), LogError> {
 /// An object's key and the UUID that ends it: `<evaluated prefix><stream>-<version>-YYYY-MM-DD-HH-MM-SS-<uuid><extension>`,
 /// the prefix and the time evaluated at `oldest_ms` in the destination's
 /// time zone, the extension the FileExtension or the compression's.
-fn object_key(
+pub(crate) fn object_key(
     record: &StreamRecord,
     destination: &S3Destination,
     oldest_ms: i64,
+    keys: &PartitionKeys,
 ) -> (String, uuid::Uuid) {
     let prefixes = stream_prefixes(record, destination);
     let at = timestamp(oldest_ms);
     let mut rng = ThreadRandom;
-    let evaluated = prefixes.evaluate(at, &PartitionKeys::default(), &mut rng);
+    let evaluated = prefixes.evaluate(at, keys, &mut rng);
     let extension = prefix::object_extension(
         destination.file_extension.as_deref(),
-        destination.compression_format().extension(),
+        destination.default_extension(),
     );
     let id = prefix::random_uuid(&mut rng);
     let key = prefix::object_key(
@@ -582,6 +816,100 @@ fn object_key(
         extension,
     );
     (key, id)
+}
+
+/// Records after the Lambda processor (or as they came), with what
+/// partitioning and the error output need.
+#[derive(Default)]
+struct Processed {
+    records: Records,
+    /// The Lambda answer's partition keys, per record (empty without one).
+    lambda_keys: Vec<std::collections::BTreeMap<String, String>>,
+    failed: Vec<u8>,
+    failed_records: u64,
+    oldest_ms: i64,
+}
+
+/// Splits records into partitions by their keys; a record whose query
+/// fails becomes an error line (returned with their count), its arrival
+/// time the buffer's oldest.
+fn partition(
+    records: &Records,
+    lambda_keys: &[std::collections::BTreeMap<String, String>],
+    query: Option<&Query>,
+    delimiter: bool,
+    arrival_ms: i64,
+) -> (Partitions, Vec<u8>, u64) {
+    let mut partitions = Partitions::default();
+    let (mut failed, mut failed_records) = (Vec::new(), 0);
+    let mut fail = |data: &[u8], failure: Failure| {
+        failed_records += 1;
+        error_line(
+            &mut failed,
+            &ErrorRecord {
+                attempts: 1,
+                arrival_ms,
+                failure: &failure,
+                ended_ms: now_ms(),
+                raw: data,
+                lambda_arn: None,
+            },
+        );
+    };
+    for i in 0..records.ends.len() {
+        let data = records.record(i);
+        let from_query = match query.map(|q| q.keys(data)) {
+            None => Vec::new(),
+            Some(Ok(keys)) => keys,
+            Some(Err(why)) => {
+                fail(data, Failure::new(METADATA_EXTRACTION_FAILED, why));
+                continue;
+            }
+        };
+        let from_lambda = lambda_keys
+            .get(i)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let keys = PartitionKeys {
+            from_query,
+            from_lambda,
+        };
+        let arrival = records.arrivals.get(i).copied().unwrap_or(arrival_ms);
+        if !partitions.push(keys, data, arrival, delimiter) {
+            let why = format!(
+                "The number of active partitions exceeded the limit of {ACTIVE_PARTITIONS_MAX}."
+            );
+            fail(data, Failure::new(PARTITIONS_LIMIT_EXCEEDED, why));
+        }
+    }
+    (partitions, failed, failed_records)
+}
+
+/// The key of an error output object of a buffer whose oldest record
+/// arrived at `oldest_ms`: the ErrorOutputPrefix evaluated for `kind`
+/// (AWS's `<Prefix>processing-failed/YYYY/MM/dd/HH/` without one), then
+/// the object name. Error records are written uncompressed, one JSON
+/// object a line.
+pub(crate) fn error_object_key(
+    record: &StreamRecord,
+    destination: &S3Destination,
+    oldest_ms: i64,
+    kind: ErrorOutputType,
+) -> String {
+    let prefixes = stream_prefixes(record, destination);
+    let at = timestamp(oldest_ms);
+    let mut rng = ThreadRandom;
+    let evaluated = prefixes.evaluate_error(at, kind, &mut rng);
+    let id = prefix::random_uuid(&mut rng);
+    prefix::object_key(
+        &evaluated,
+        &record.name,
+        record.version,
+        at,
+        prefixes.time_zone(),
+        id,
+        "",
+    )
 }
 
 /// The destination's prefixes, checked at the time the destination was
@@ -600,7 +928,6 @@ pub(crate) fn stream_prefixes(record: &StreamRecord, destination: &S3Destination
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prefix::ErrorOutputType;
 
     /// What an ExtendedS3 destination of these members is, as the catalog
     /// keeps it.
@@ -626,7 +953,12 @@ mod tests {
 
     /// The key without the UUID that ends it (and its extension).
     fn key_at(record: &StreamRecord, at_ms: i64) -> (String, String) {
-        let (key, id) = object_key(record, &record.destination, at_ms);
+        let (key, id) = object_key(
+            record,
+            &record.destination,
+            at_ms,
+            &PartitionKeys::default(),
+        );
         let id = id.to_string();
         let (before, after) = key.split_once(&id).unwrap();
         (before.to_owned(), after.to_owned())

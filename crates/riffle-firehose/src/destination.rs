@@ -9,9 +9,10 @@ use serde_json::{Value, json};
 
 use crate::FirehoseError;
 use crate::compression::CompressionFormat;
-use crate::errors::not_supported;
+use crate::convert;
 use crate::json::{Int, Text};
 use crate::prefix::{self, PrefixError, S3Prefixes};
+use crate::processing;
 use crate::validate::{Pattern, Violations};
 
 /// AWS's buffering defaults and bounds (model `BufferingHints`; "Amazon S3
@@ -33,6 +34,13 @@ const BUCKET_ARN_MAX: usize = 2048;
 const PREFIX_MAX: usize = 1024;
 const FILE_EXTENSION_MAX: usize = 128;
 const TIME_ZONE_MAX: usize = 50;
+/// `RetryDurationInSeconds`: 0–7,200 (model).
+const RETRY_DURATION_S_MAX: i64 = 7200;
+/// "When dynamic partitioning is enabled, the minimum buffer size is 64
+/// MiB" ("Dynamic partitioning in Amazon Data Firehose"; the default is
+/// then 128 MiB).
+pub const PARTITIONING_SIZE_MB_MIN: i32 = 64;
+const PARTITIONING_SIZE_MB_DEFAULT: i32 = 128;
 
 /// `BufferingHints` as a request gives it.
 #[derive(Debug, Deserialize)]
@@ -161,6 +169,20 @@ impl S3Input {
             &at("customTimeZone"),
             Pattern::CustomTimeZone,
         );
+        if let Some(processing) = &self.ProcessingConfiguration {
+            processing::check_model(processing, v, &at("processingConfiguration"));
+        }
+        let retry = self
+            .DynamicPartitioningConfiguration
+            .as_ref()
+            .and_then(|d| d.pointer("/RetryOptions/DurationInSeconds"))
+            .and_then(Value::as_i64);
+        v.range(
+            retry,
+            &at("dynamicPartitioningConfiguration.retryOptions.durationInSeconds"),
+            Some(0),
+            Some(RETRY_DURATION_S_MAX),
+        );
         if let Some(backup) = &self.S3BackupConfiguration {
             backup.check(v, &at("s3BackupConfiguration"), true);
         }
@@ -169,36 +191,26 @@ impl S3Input {
         }
     }
 
-    /// Refuses what Riffle cannot do: data transformation (Lambda), format
-    /// conversion and dynamic partitioning, when enabled.
-    pub fn refuse_unsupported(&self) -> Result<(), FirehoseError> {
-        let enabled = |v: &Option<Value>| {
-            v.as_ref()
-                .and_then(|v| v.get("Enabled"))
-                .is_some_and(|e| e != &Value::Bool(false))
-        };
-        if enabled(&self.ProcessingConfiguration) {
-            return Err(not_supported("ProcessingConfiguration"));
-        }
-        if enabled(&self.DataFormatConversionConfiguration) {
-            return Err(not_supported("DataFormatConversionConfiguration"));
-        }
-        if enabled(&self.DynamicPartitioningConfiguration) {
-            return Err(not_supported("DynamicPartitioningConfiguration"));
-        }
-        Ok(())
-    }
-
     /// The destination a CreateDeliveryStream asks for (already checked),
     /// with AWS's defaults for what it leaves out.
     pub fn into_destination(self, extended: bool) -> S3Destination {
+        let partitioning = self
+            .DynamicPartitioningConfiguration
+            .as_ref()
+            .and_then(|d| d.get("Enabled"))
+            .is_some_and(|e| e == &Value::Bool(true));
+        let size_mb = if partitioning {
+            PARTITIONING_SIZE_MB_DEFAULT
+        } else {
+            SIZE_MB_DEFAULT
+        };
         let base = S3Destination {
             extended,
             role_arn: String::new(),
             bucket_arn: String::new(),
             prefix: None,
             error_output_prefix: None,
-            size_mb: SIZE_MB_DEFAULT,
+            size_mb,
             interval_s: INTERVAL_S_DEFAULT,
             compression: "UNCOMPRESSED".to_owned(),
             encryption: json!({"NoEncryptionConfig": "NoEncryption"}),
@@ -211,7 +223,15 @@ impl S3Input {
             file_extension: None,
             custom_time_zone: None,
         };
-        base.updated(self)
+        let size_given = self
+            .BufferingHints
+            .as_ref()
+            .is_some_and(|h| h.SizeInMBs.is_some());
+        let mut destination = base.updated(self);
+        if !size_given && destination.conversion_enabled() {
+            destination.size_mb = convert::config::CONVERSION_SIZE_MB_DEFAULT;
+        }
+        destination
     }
 }
 
@@ -318,6 +338,34 @@ impl S3Destination {
         CompressionFormat::from_wire(&self.compression).unwrap_or_default()
     }
 
+    /// The extension of objects when FileExtension is not set: `.parquet`
+    /// or `.orc` with format conversion (the format compresses inside the
+    /// file), else the CompressionFormat's.
+    pub fn default_extension(&self) -> &'static str {
+        match convert::deliver::enabled(self) {
+            Some(conversion) => conversion.output.extension(),
+            None => self.compression_format().extension(),
+        }
+    }
+
+    /// Whether DataFormatConversionConfiguration is present and not
+    /// `Enabled: false` (AWS's default is enabled).
+    pub fn conversion_enabled(&self) -> bool {
+        self.data_format_conversion
+            .as_ref()
+            .is_some_and(|v| v.get("Enabled") != Some(&Value::Bool(false)))
+    }
+
+    /// AWS's rules for format conversion on the destination a create or
+    /// an update results in (see `convert::check_destination`).
+    pub fn check_conversion(&self) -> Result<(), FirehoseError> {
+        convert::check_destination(
+            self.data_format_conversion.as_ref(),
+            self.size_mb,
+            &self.compression,
+        )
+    }
+
     /// Whether S3BackupMode is `Enabled` with a backup destination.
     pub fn backup_enabled(&self) -> Option<&S3Destination> {
         self.backup
@@ -325,7 +373,39 @@ impl S3Destination {
             .filter(|_| self.backup_mode == "Enabled")
     }
 
-    fn dynamic_partitioning_enabled(&self) -> bool {
+    /// AWS's rules on the processors and dynamic partitioning, on the
+    /// destination a create (`previous` none) or an update results in:
+    /// partitioning is enabled only at creation and never turned off, and
+    /// needs a buffer of at least 64 MiB.
+    pub fn check_processing(&self, previous: Option<&S3Destination>) -> Result<(), FirehoseError> {
+        let partitioning = self.dynamic_partitioning_enabled();
+        if let Some(previous) = previous {
+            match (previous.dynamic_partitioning_enabled(), partitioning) {
+                (false, true) => {
+                    return Err(FirehoseError::InvalidArgument(
+                        "Dynamic Partitioning can only be enabled when the Firehose stream is created.".to_owned(),
+                    ));
+                }
+                (true, false) => {
+                    return Err(FirehoseError::InvalidArgument(
+                        "Dynamic Partitioning cannot be disabled once it is enabled.".to_owned(),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if partitioning && self.size_mb < PARTITIONING_SIZE_MB_MIN {
+            return Err(FirehoseError::InvalidArgument(format!(
+                "BufferingHints.SizeInMBs must be at least {PARTITIONING_SIZE_MB_MIN} when Dynamic Partitioning is enabled."
+            )));
+        }
+        if let Some(processing) = &self.processing {
+            processing::check_rules(processing, partitioning)?;
+        }
+        Ok(())
+    }
+
+    pub fn dynamic_partitioning_enabled(&self) -> bool {
         self.dynamic_partitioning
             .as_ref()
             .and_then(|v| v.get("Enabled"))

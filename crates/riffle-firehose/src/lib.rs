@@ -22,7 +22,11 @@
 //! - `service`: loading the catalog, catalog commits, deletions.
 //! - `stream`: a delivery stream in memory (definition, log, task).
 //! - `delivery`: the per-stream task that buffers, makes objects, retries
-//!   and checkpoints.
+//!   and checkpoints; `buffer`: its records, boundaries kept.
+//! - `processing`, `transform`: ProcessingConfiguration's checks, and the
+//!   record transformation through a `[functions]` function.
+//! - `partition`: dynamic partitioning's keys (JQ queries through jaq) and
+//!   the grouping of a buffer into one object per partition.
 //! - `catalog`, `destination`: the stored definitions and the S3
 //!   destination's shapes, defaults and descriptions.
 //! - `throttle`: DirectPut's throughput limits.
@@ -36,8 +40,10 @@
 //! - `options`: `riffle serve`'s Firehose options (`--s3-*`).
 
 mod actions;
+mod buffer;
 mod catalog;
 pub mod compression;
+pub mod convert;
 mod delivery;
 #[cfg(test)]
 mod delivery_tests;
@@ -46,7 +52,9 @@ mod errors;
 mod json;
 mod metrics;
 mod options;
+mod partition;
 pub mod prefix;
+mod processing;
 pub mod remote;
 mod service;
 pub mod sink;
@@ -59,6 +67,7 @@ mod stream;
 mod testkit;
 mod throttle;
 mod time;
+mod transform;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -98,6 +107,10 @@ pub struct FirehoseConfig {
     /// duration it keeps retrying, logs the object once as an error and
     /// counts its records in `*_records_past_retry_duration_total`.
     pub s3_retry_duration: Duration,
+    /// The functions a Lambda processor's LambdaArn names (`[functions]`
+    /// of the config file). `None`: none; transformation fails every
+    /// record as AWS does for a function it may not invoke.
+    pub functions: Option<riffle_lambda::Functions>,
 }
 
 /// AWS's retry limit for S3 delivery (see [`FirehoseConfig::s3_retry_duration`]).
@@ -111,6 +124,7 @@ impl Default for FirehoseConfig {
             status_delay: Duration::from_millis(500),
             throughput_limits: true,
             s3_retry_duration: S3_RETRY_DURATION_DEFAULT,
+            functions: None,
         }
     }
 }

@@ -30,6 +30,14 @@ pub struct StreamMetrics {
     /// How far behind the tip of its source the stream's slowest shard
     /// reader was at its last read.
     kinesis_behind_ms: AtomicI64,
+    /// Record transformation: invocations of the Lambda processor, those
+    /// whose answer was used, their total duration, and the records
+    /// (`Ok` or `Dropped`) and transformed bytes that came back.
+    processing_invocations: AtomicU64,
+    processing_successes: AtomicU64,
+    processing_duration_ms: AtomicU64,
+    processing_records: AtomicU64,
+    processing_bytes: AtomicU64,
     /// Delivery to the destination bucket (`DeliveryToS3.*`).
     pub delivery: LaneMetrics,
     /// Delivery of the source records to the backup bucket (`BackupToS3.*`).
@@ -62,6 +70,24 @@ impl StreamMetrics {
             .fetch_add(records, Ordering::Relaxed);
         self.kinesis_read_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.kinesis_behind_ms.store(behind_ms, Ordering::Relaxed);
+    }
+
+    /// An invocation of the Lambda processor that took `ms`; `success`:
+    /// its answer was used (not retried or failed).
+    pub fn processing_invoked(&self, ms: u64, success: bool) {
+        self.processing_invocations.fetch_add(1, Ordering::Relaxed);
+        self.processing_duration_ms.fetch_add(ms, Ordering::Relaxed);
+        if success {
+            self.processing_successes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records the function answered `Ok` or `Dropped`, and the bytes of
+    /// the transformed ones.
+    pub fn processing_succeeded(&self, records: u64, bytes: u64) {
+        self.processing_records
+            .fetch_add(records, Ordering::Relaxed);
+        self.processing_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// A PutRecord or PutRecordBatch call: what it stored and refused.
@@ -116,7 +142,7 @@ fn load(counter: &AtomicU64) -> i64 {
     i64::try_from(counter.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
 }
 
-const INCOMING: [Metric<StreamMetrics>; 7] = [
+const INCOMING: [Metric<StreamMetrics>; 12] = [
     Metric {
         name: "incoming_bytes_total",
         cloudwatch: "IncomingBytes",
@@ -165,6 +191,41 @@ const INCOMING: [Metric<StreamMetrics>; 7] = [
         help: "how far the slowest shard reader was behind the tip of the source stream at its last read",
         counter: false,
         value: |m| m.kinesis_behind_ms.load(Ordering::Relaxed),
+    },
+    Metric {
+        name: "execute_processing_invocations_total",
+        cloudwatch: "ExecuteProcessing.Success",
+        help: "invocations of the Lambda processor; ExecuteProcessing.Success is execute_processing_successes_total / this",
+        counter: true,
+        value: |m| load(&m.processing_invocations),
+    },
+    Metric {
+        name: "execute_processing_successes_total",
+        cloudwatch: "ExecuteProcessing.Success",
+        help: "invocations of the Lambda processor whose answer was used",
+        counter: true,
+        value: |m| load(&m.processing_successes),
+    },
+    Metric {
+        name: "execute_processing_duration_milliseconds_total",
+        cloudwatch: "ExecuteProcessing.Duration",
+        help: "time spent in invocations of the Lambda processor; ExecuteProcessing.Duration is this / execute_processing_invocations_total",
+        counter: true,
+        value: |m| load(&m.processing_duration_ms),
+    },
+    Metric {
+        name: "succeed_processing_records_total",
+        cloudwatch: "SucceedProcessing.Records",
+        help: "records the Lambda processor answered Ok or Dropped",
+        counter: true,
+        value: |m| load(&m.processing_records),
+    },
+    Metric {
+        name: "succeed_processing_bytes_total",
+        cloudwatch: "SucceedProcessing.Bytes",
+        help: "bytes of the records the Lambda processor transformed",
+        counter: true,
+        value: |m| load(&m.processing_bytes),
     },
 ];
 
@@ -315,10 +376,18 @@ mod tests {
         m.put(3, 300, 1);
         m.put(1, 100, 0);
         let values: Vec<i64> = INCOMING.iter().map(|metric| (metric.value)(&m)).collect();
-        assert_eq!(values, [400, 4, 2, 1, 0, 0, 0]);
+        assert_eq!(values, [400, 4, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+        m.processing_invoked(30, false);
+        m.processing_invoked(12, true);
+        m.processing_succeeded(3, 90);
+        let processing: Vec<i64> = INCOMING[7..]
+            .iter()
+            .map(|metric| (metric.value)(&m))
+            .collect();
+        assert_eq!(processing, [2, 1, 42, 3, 90]);
         m.read_from_kinesis(3, 30, 1_500);
         m.read_from_kinesis(2, 20, 0);
-        let read: Vec<i64> = INCOMING[4..]
+        let read: Vec<i64> = INCOMING[4..7]
             .iter()
             .map(|metric| (metric.value)(&m))
             .collect();

@@ -163,6 +163,11 @@ impl Firehose {
             Arc::clone(stream),
             delivered,
             self.config.s3_retry_duration,
+            delivery::TransformEnv {
+                functions: self.config.functions.clone(),
+                region: self.config.region.clone(),
+                account_id: self.config.account_id.clone(),
+            },
         );
         stream.set_tasks(tasks);
     }

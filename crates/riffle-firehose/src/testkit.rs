@@ -251,6 +251,13 @@ fn open_store(dir: &std::path::Path) -> LogStore {
             {
                 std::thread::sleep(Duration::from_millis(10));
             }
+            // The same, as redb words it when the metadata file's lock is
+            // still held (seen on a loaded machine).
+            Err(riffle_log::LogError::Meta(why))
+                if why.contains("already open") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             Err(err) => panic!("opening the store: {err}"),
         }
     }

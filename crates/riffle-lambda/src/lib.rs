@@ -141,6 +141,14 @@ pub struct Functions {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Functions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Functions")
+            .field("functions", &self.inner.functions.keys())
+            .finish()
+    }
+}
+
 impl Functions {
     /// Checks every definition; starts nothing (instances start on first
     /// use).

@@ -3,22 +3,8 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::{functions, json, node_function};
-use riffle_lambda::{Functions, Invocation};
+use common::{call, functions, json, node_function, pid_of};
 use serde_json::json;
-
-async fn call(fns: &Functions, name: &str, event: serde_json::Value) -> Invocation {
-    let function = fns.resolve(name).expect("defined");
-    fns.invoke(&function, Bytes::from(event.to_string()))
-        .await
-        .expect("invoked")
-}
-
-fn pid_of(invocation: &Invocation) -> u64 {
-    assert_eq!(invocation.function_error, None, "{invocation:?}");
-    json(&invocation.payload)["pid"].as_u64().expect("a pid")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_handler_answers_the_event_through_aws_lambda_ric() {

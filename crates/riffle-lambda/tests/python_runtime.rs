@@ -6,21 +6,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
-use common::{functions, json, python_function, wait_gone};
-use riffle_lambda::{Functions, Invocation, LambdaError, MAX_PAYLOAD_BYTES};
+use common::{call, functions, json, pid_of, python_function, wait_gone};
+use riffle_lambda::{LambdaError, MAX_PAYLOAD_BYTES};
 use serde_json::json;
-
-async fn call(fns: &Functions, name: &str, event: serde_json::Value) -> Invocation {
-    let function = fns.resolve(name).expect("defined");
-    fns.invoke(&function, Bytes::from(event.to_string()))
-        .await
-        .expect("invoked")
-}
-
-fn pid_of(invocation: &Invocation) -> u64 {
-    assert_eq!(invocation.function_error, None, "{invocation:?}");
-    json(&invocation.payload)["pid"].as_u64().expect("a pid")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_handler_answers_the_event_through_awslambdaric() {

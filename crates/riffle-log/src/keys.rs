@@ -139,10 +139,13 @@ impl KeyRing {
             name.as_bytes(),
         ]
         .concat();
-        self.meta.commit(&[MetaOp::Put {
-            key: format!("{DATA_KEY_PREFIX}{id:010}"),
-            value: value.clone(),
-        }])?;
+        self.meta.commit(
+            &[MetaOp::Put {
+                key: format!("{DATA_KEY_PREFIX}{id:010}"),
+                value: value.clone(),
+            }],
+            true,
+        )?;
         self.unwrap_key(id, &value)
     }
 

@@ -269,6 +269,7 @@ pub struct ReadBatch {
 pub struct LogStore {
     inner: store::StoreInner,
     meta: MetaStore,
+    dir: PathBuf,
 }
 
 impl LogStore {
@@ -279,7 +280,14 @@ impl LogStore {
         Ok(LogStore {
             inner,
             meta: MetaStore { inner: meta },
+            dir: dir.to_path_buf(),
         })
+    }
+
+    /// The data directory, for a service that keeps a file of its own
+    /// beside the store's (the DynamoDB subset's journal).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The metadata store of this data directory.
@@ -512,8 +520,19 @@ impl MetaStore {
     }
 
     /// Applies all `ops` atomically and durably (blocking; fast, but call from
-    /// `spawn_blocking` on hot paths).
+    /// `spawn_blocking` on hot paths). It also makes durable every
+    /// [`MetaStore::commit_eventual`] before it, so `commit(&[])` is a
+    /// checkpoint.
     pub fn commit(&self, ops: &[MetaOp]) -> Result<()> {
-        self.inner.commit(ops)
+        self.inner.commit(ops, true)
+    }
+
+    /// Applies all `ops` atomically and visibly at once, but durably only
+    /// with the next [`MetaStore::commit`] (by anyone): a crash before that
+    /// loses them, never part of them. No sync; for a caller that keeps its
+    /// own durable record of `ops` until that next commit (the DynamoDB
+    /// subset's journal).
+    pub fn commit_eventual(&self, ops: &[MetaOp]) -> Result<()> {
+        self.inner.commit(ops, false)
     }
 }

@@ -59,9 +59,14 @@ impl Meta {
         scan().map_err(meta_err(&self.path))
     }
 
-    pub fn commit(&self, ops: &[MetaOp]) -> Result<()> {
+    /// One write transaction of `ops`; `durable` false commits it with
+    /// `Durability::None` (no sync; durable with the next durable commit).
+    pub fn commit(&self, ops: &[MetaOp], durable: bool) -> Result<()> {
         let commit = || -> Result<(), redb::Error> {
-            let tx = self.db.begin_write()?;
+            let mut tx = self.db.begin_write()?;
+            if !durable {
+                tx.set_durability(redb::Durability::None)?;
+            }
             {
                 let mut table = tx.open_table(TABLE)?;
                 for op in ops {
@@ -75,7 +80,8 @@ impl Meta {
                     }
                 }
             }
-            // Durability::Immediate (the default): durable once this returns.
+            // Durability::Immediate (the default): durable once this returns,
+            // and so is every Durability::None commit before it.
             Ok(tx.commit()?)
         };
         commit().map_err(meta_err(&self.path))

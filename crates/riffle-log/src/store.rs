@@ -8,6 +8,7 @@
 //! <dir>/FORMAT                    magic + format version (see `format`)
 //! <dir>/meta.redb                 the metadata store
 //! <dir>/JOURNAL                   the journal of recent small rounds (see `journal`)
+//! <dir>/DYNAMODB_JOURNAL          riffle-dynamodb's journal of writes not yet durable in meta.redb
 //! <dir>/logs/<name>/              one directory per log; '/' in a name is '+'
 //!         <first_seq:020>.seg     segment files (the last one is active)
 //!         <first_seq:020>.idx     index of each sealed segment

@@ -23,6 +23,7 @@ use hyper::StatusCode;
 use riffle_cloudwatch::CloudWatchError;
 use riffle_dynamodb::DynamoError;
 use riffle_firehose::FirehoseError;
+use riffle_glue::GlueError;
 use riffle_kinesis::{Codec, KinesisError};
 use riffle_s3::S3Error;
 use riffle_triggers::TriggersError;
@@ -200,6 +201,22 @@ pub fn dynamodb_error(err: &DynamoError) -> AwsError {
         code: err.code(),
         message: Some(err.message()),
         members: err.members(),
+    }
+}
+
+/// THE mapping of the Glue subset's errors: the model's error shape and
+/// AWS's message.
+pub fn glue_error(err: &GlueError) -> AwsError {
+    if let GlueError::Storage(reason) = err {
+        // The engine's text stays in the log (with the request id).
+        tracing::error!(error = %reason, "Glue storage failure");
+    }
+    AwsError {
+        status: StatusCode::from_u16(err.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        code: err.code(),
+        message: Some(err.message()),
+        members: None,
     }
 }
 

@@ -191,6 +191,13 @@ impl ServeConfig {
         }
     }
 
+    /// The Glue catalog's: its default CatalogId is the account.
+    pub fn glue(&self) -> riffle_glue::GlueConfig {
+        riffle_glue::GlueConfig {
+            account_id: self.options.account_id.0.clone(),
+        }
+    }
+
     pub fn kinesis(&self) -> riffle_kinesis::KinesisConfig {
         let o = &self.options;
         let mut config = riffle_kinesis::KinesisConfig {

@@ -42,6 +42,8 @@ enum Command {
     Tail(riffle_cli::TailArgs),
     /// Create, list, describe or delete Firehose delivery streams to S3, and put records.
     Firehose(riffle_cli::FirehoseArgs),
+    /// Tail log files into streams or delivery streams, as the Kinesis Agent does with its agent.json.
+    Agent(riffle_agent::AgentArgs),
 }
 
 /// Exit code for a configuration the server refuses (as for usage errors).
@@ -66,8 +68,9 @@ fn main() -> ExitCode {
         Command::Put(args) => riffle_cli::put(args),
         Command::Tail(args) => riffle_cli::tail(args),
         Command::Firehose(args) => riffle_cli::firehose(args),
+        Command::Agent(args) => riffle_agent::main(args, init_logging),
         Command::Serve(args) => {
-            init_logging();
+            init_logging("info");
             let command = Cli::command();
             let (Some(serve_command), Some(serve_matches)) = (
                 command.find_subcommand("serve"),
@@ -94,7 +97,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr (stdout carries the banner); RUST_LOG sets the level.
+/// Logs go to stderr (stdout carries the banner); RUST_LOG sets the level,
+/// else `default_level`.
 /// Colours only on a terminal, so log files and CI output stay plain text.
 ///
 /// A log line that cannot be written (stderr on a full disk, a closed
@@ -102,8 +106,9 @@ fn main() -> ExitCode {
 /// tracing's own report of one is off, because that report is an
 /// `eprintln!`, which panics when stderr fails, and a panic in a
 /// request's task closes its connection without an answer.
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+fn init_logging(default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(LogSink)

@@ -17,7 +17,8 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use riffle_server::services::{
-    CloudWatchService, DynamoDbService, FirehoseService, KinesisService, LambdaService,
+    CloudWatchService, DynamoDbService, FirehoseService, GlueService, KinesisService,
+    LambdaService,
 };
 use riffle_server::{Service, TlsFiles};
 
@@ -172,13 +173,19 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         }
         None => Arc::clone(&s3) as Arc<dyn ObjectSink>,
     };
-    let firehose =
-        Firehose::open(Arc::clone(&store), config.firehose(), sink).map_err(|source| {
-            ServeError::Firehose {
-                dir: dir.clone(),
-                source,
-            }
-        })?;
+    // `[functions]`: no process starts before a first invocation (Firehose's
+    // record transformation invokes them).
+    let functions = riffle_lambda::Functions::new(config.functions())?;
+    let firehose_config = riffle_firehose::FirehoseConfig {
+        functions: Some(functions.clone()),
+        ..config.firehose()
+    };
+    let firehose = Firehose::open(Arc::clone(&store), firehose_config, sink).map_err(|source| {
+        ServeError::Firehose {
+            dir: dir.clone(),
+            source,
+        }
+    })?;
     // A KinesisStreamAsSource delivery stream reads its Data Stream in-process.
     firehose.attach_kinesis(Arc::clone(&kinesis));
     // KCL applications keep their leases here: the same port, no DynamoDB.
@@ -188,9 +195,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
             source,
         },
     )?;
-    // `[functions]`: no process starts before a first invocation; nothing
-    // invokes them yet (Firehose's record transformation will, issue 18).
-    let functions = riffle_lambda::Functions::new(config.functions())?;
+    // Lambda's event source mappings: pollers read streams and invoke
+    // `[functions]`.
     let triggers = riffle_triggers::Triggers::open(
         Arc::clone(&store),
         Arc::clone(&kinesis),
@@ -207,6 +213,11 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         Arc::new(DynamoDbService(dynamodb)),
         // Lambda's event-source-mapping operations (restJson1).
         Arc::new(LambdaService(Arc::new(triggers))),
+        // The Data Catalog tables format conversion reads its schemas from.
+        Arc::new(GlueService(riffle_glue::Glue::open(
+            Arc::clone(&store),
+            config.glue(),
+        ))),
         // What applications (a KCL worker) put shows on /metrics.
         Arc::new(CloudWatchService(Arc::new(
             riffle_cloudwatch::CloudWatch::new(),

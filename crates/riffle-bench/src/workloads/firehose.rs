@@ -37,6 +37,9 @@ pub struct FirehoseReport {
     pub compression: String,
     pub buffer_size_mb: u32,
     pub buffer_interval_s: u32,
+    /// The Lambda processor's function, when records were transformed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transform_function: Option<String>,
     /// Objects read back.
     pub objects: u64,
     /// Record payload bytes found in them (inflated).
@@ -226,6 +229,7 @@ impl Drained {
             compression: plan.compression.as_str().to_owned(),
             buffer_size_mb: plan.buffer_size_mb,
             buffer_interval_s: plan.buffer_interval,
+            transform_function: plan.transform_function.clone(),
             objects: self.objects.len() as u64,
             delivered_bytes: total,
             stored_bytes: self.objects.iter().map(|(o, _)| o.size).sum(),

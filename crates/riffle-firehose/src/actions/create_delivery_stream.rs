@@ -214,7 +214,6 @@ fn destination(input: &mut Input) -> Result<(S3Input, bool), FirehoseError> {
         // Exactly one is given and it is not one of the others.
         None => input.S3DestinationConfiguration.take().unwrap_or_default(),
     };
-    config.refuse_unsupported()?;
     Ok((config, extended))
 }
 
@@ -230,7 +229,10 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     }
     let (config, extended) = destination(&mut input)?;
     let destination = config.into_destination(extended);
+    destination.check_processing(None)?;
     destination.check_rules(now)?;
+    destination.check_conversion()?;
+    crate::convert::deliver::check_orc_table(&firehose.store, &destination).await?;
     let delay_ms = i64::try_from(firehose.config().status_delay.as_millis()).unwrap_or(i64::MAX);
     let encryption = input
         .DeliveryStreamEncryptionConfigurationInput

@@ -123,9 +123,6 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
         (None, Some(s3)) => Some((s3, true)),
         (None, None) => None,
     };
-    if let Some((s3, _)) = &update {
-        s3.refuse_unsupported()?;
-    }
     // Validated: present.
     let name = input.DeliveryStreamName.as_ref().map_or("", Text::as_str);
     let given = input
@@ -155,9 +152,12 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
         )));
     }
     if let Some((s3, extended)) = update {
-        let mut destination = record.destination.updated(s3);
+        let mut destination = record.destination.clone().updated(s3);
         destination.extended |= extended;
+        destination.check_processing(Some(&record.destination))?;
         destination.check_rules(now)?;
+        destination.check_conversion()?;
+        crate::convert::deliver::check_orc_table(&firehose.store, &destination).await?;
         record.destination = destination;
     }
     record.version += 1;

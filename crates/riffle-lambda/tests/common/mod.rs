@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use riffle_lambda::{FunctionTable, Functions, FunctionsConfig};
+use riffle_lambda::{FunctionTable, Functions, FunctionsConfig, Invocation};
 
 /// The Python interpreter that has PyPI's awslambdaric: `scripts/test`
 /// creates `.venv` and exports it. Missing is a failure, never a skip.
@@ -99,4 +99,19 @@ pub fn node_function(name: &str, handler: &str, extra: &str) -> String {
         ric = node_ric(),
         dir = handlers_dir().display().to_string(),
     )
+}
+
+/// Invokes the function `name` of `fns` with `event`.
+pub async fn call(fns: &Functions, name: &str, event: serde_json::Value) -> Invocation {
+    let function = fns.resolve(name).expect("defined");
+    fns.invoke(&function, bytes::Bytes::from(event.to_string()))
+        .await
+        .expect("invoked")
+}
+
+/// The process id a handler answered with (`pid`), after checking it
+/// answered without a function error.
+pub fn pid_of(invocation: &Invocation) -> u64 {
+    assert_eq!(invocation.function_error, None, "{invocation:?}");
+    json(&invocation.payload)["pid"].as_u64().expect("a pid")
 }

@@ -7,6 +7,7 @@
 pub mod cloudwatch;
 pub mod dynamodb;
 pub mod firehose;
+pub mod glue;
 pub mod kinesis;
 pub mod lambda;
 pub mod s3;
@@ -14,6 +15,7 @@ pub mod s3;
 pub use cloudwatch::CloudWatchService;
 pub use dynamodb::DynamoDbService;
 pub use firehose::FirehoseService;
+pub use glue::GlueService;
 pub use kinesis::KinesisService;
 pub use lambda::LambdaService;
 
@@ -22,12 +24,13 @@ mod tests {
     use crate::service::ServiceInfo;
 
     /// Every registration, S3's included.
-    const ALL: [&ServiceInfo; 6] = [
+    const ALL: [&ServiceInfo; 7] = [
         &super::kinesis::KINESIS,
         &super::lambda::LAMBDA,
         &super::firehose::FIREHOSE,
         &super::dynamodb::DYNAMODB,
         &super::cloudwatch::CLOUDWATCH,
+        &super::glue::GLUE,
         &super::s3::S3_INFO,
     ];
 
