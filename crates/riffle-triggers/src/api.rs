@@ -130,6 +130,21 @@ impl MappingInput {
         {
             return invalid("MaximumRecordAgeInSeconds must be -1 or between 60 and 604800.");
         }
+        if let Some(criteria) = &self.FilterCriteria {
+            crate::filter::check(criteria).map_err(TriggersError::InvalidParameterValue)?;
+        }
+        if let Some(destination) = self
+            .DestinationConfig
+            .as_ref()
+            .and_then(|d| d["OnFailure"]["Destination"].as_str())
+            && !destination.is_empty()
+            && !is_stream_arn(destination)
+            && !destination.starts_with("arn:aws:s3:::")
+        {
+            return invalid(
+                "Unsupported destination type. Riffle sends discarded batches to a Kinesis stream or an S3 bucket.",
+            );
+        }
         if create && self.StartingPosition.is_none() {
             return invalid("StartingPosition is required for stream event sources.");
         }
@@ -170,6 +185,7 @@ impl MappingInput {
             destination_config: self.DestinationConfig,
             state: State::of(self.Enabled.unwrap_or(true)),
             last_modified: now_s,
+            created: Some(now_s),
         }
     }
 
@@ -208,6 +224,10 @@ impl MappingInput {
         mapping.last_modified = now_s;
         mapping
     }
+}
+
+fn is_stream_arn(arn: &str) -> bool {
+    arn.starts_with("arn:aws:kinesis:") && arn.contains(":stream/")
 }
 
 /// `FilterCriteria` that has at least one filter.

@@ -13,21 +13,33 @@
 //! **Architecture Invariant:** a mapping is answered only once it is
 //! durable: every change is one metadata commit before the answer.
 //!
+//! **Architecture Invariant:** one poller per mapping at a time: a change
+//! starts the mapping's new poller only once the old one has stopped, so
+//! two never invoke for the same shard.
+//!
 //! Module map:
 //! - `api`: the operations' inputs, checks and defaults.
 //! - `mapping`: a mapping as stored and as described.
+//! - `poller`: what an enabled mapping does: read, batch, invoke, retry.
+//! - `event`: Lambda's Kinesis event, partial-batch answers, failure records.
+//! - `filter`: `FilterCriteria` patterns.
+//! - `checkpoint`: each shard's committed position.
 //! - `errors`: [`TriggersError`].
 
 mod api;
+mod checkpoint;
 mod errors;
+mod event;
+mod filter;
 mod mapping;
+mod poller;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use riffle_kinesis::Kinesis;
 use riffle_lambda::Functions;
 use riffle_log::{LogStore, MetaOp};
@@ -40,6 +52,7 @@ pub use crate::api::{
 use crate::api::{ListInput, MappingInput, UuidInput, list_answer};
 pub use crate::errors::TriggersError;
 use crate::mapping::{KEY_PREFIX, Mapping};
+use crate::poller::{PollerTask, Shared, Status};
 
 /// The operations served, sorted: the Lambda model's mapping operations.
 pub const OPERATIONS: &[&str] = &[
@@ -59,11 +72,15 @@ pub struct TriggersConfig {
 
 /// The mappings, in memory as committed.
 pub struct Triggers {
-    store: Arc<LogStore>,
-    kinesis: Arc<Kinesis>,
-    functions: Functions,
+    shared: Arc<Shared>,
     config: TriggersConfig,
     mappings: RwLock<BTreeMap<String, Mapping>>,
+    /// The running poller of each mapping (a disabled one's ends at once).
+    pollers: Mutex<BTreeMap<String, PollerTask>>,
+    /// Each mapping's `LastProcessingResult`, as its poller sets it.
+    statuses: Mutex<BTreeMap<String, Status>>,
+    /// Where pollers run; set by [`Triggers::start`].
+    runtime: OnceLock<tokio::runtime::Handle>,
 }
 
 impl Triggers {
@@ -85,13 +102,87 @@ impl Triggers {
                 }
             }
         }
-        Ok(Triggers {
+        let shared = Shared {
             store,
             kinesis,
             functions,
+            s3: OnceLock::new(),
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+        };
+        Ok(Triggers {
+            shared: Arc::new(shared),
             config,
             mappings: RwLock::new(mappings),
+            pollers: Mutex::new(BTreeMap::new()),
+            statuses: Mutex::new(BTreeMap::new()),
+            runtime: OnceLock::new(),
         })
+    }
+
+    /// Starts the pollers of the stored mappings, on the current tokio
+    /// runtime; later changes start and stop theirs. `s3` is the embedded
+    /// S3 that bucket destinations name.
+    pub fn start(&self, s3: Option<Arc<riffle_s3::S3>>) {
+        if let Some(s3) = s3 {
+            let _ = self.shared.s3.set(s3);
+        }
+        let _ = self.runtime.set(tokio::runtime::Handle::current());
+        let mappings = self.mappings.read();
+        for mapping in mappings.values() {
+            self.restart(mapping);
+        }
+    }
+
+    /// Stops every poller; what was in flight is read again at the next
+    /// start.
+    pub async fn shutdown(&self) {
+        let pollers = std::mem::take(&mut *self.pollers.lock());
+        for poller in pollers.into_values() {
+            poller.stop().await;
+        }
+    }
+
+    /// Starts `mapping`'s poller (after its previous one has stopped).
+    fn restart(&self, mapping: &Mapping) {
+        let Some(runtime) = self.runtime.get() else {
+            return; // `start` starts every mapping's
+        };
+        let status = Arc::clone(
+            self.statuses
+                .lock()
+                .entry(mapping.uuid.clone())
+                .or_insert_with(|| Arc::new(Mutex::new(poller::NO_RECORDS.to_owned()))),
+        );
+        let mut pollers = self.pollers.lock();
+        let previous = pollers.remove(&mapping.uuid);
+        let _entered = runtime.enter();
+        let task = poller::spawn(Arc::clone(&self.shared), mapping.clone(), status, previous);
+        pollers.insert(mapping.uuid.clone(), task);
+    }
+
+    /// Stops a deleted mapping's poller, then deletes its positions.
+    fn forget(&self, uuid: &str) {
+        let previous = self.pollers.lock().remove(uuid);
+        self.statuses.lock().remove(uuid);
+        let store = Arc::clone(&self.shared.store);
+        let uuid = uuid.to_owned();
+        let Some(runtime) = self.runtime.get() else {
+            if let Err(err) = checkpoint::delete_all(&store, &uuid) {
+                tracing::warn!(%uuid, %err, "a deleted mapping's positions stay");
+            }
+            return;
+        };
+        runtime.spawn(async move {
+            if let Some(previous) = previous {
+                previous.stop().await;
+            }
+            let deleted =
+                tokio::task::spawn_blocking(move || checkpoint::delete_all(&store, &uuid)).await;
+            if let Ok(Err(err)) = deleted {
+                tracing::warn!(%err, "a deleted mapping's positions stay");
+            }
+        });
     }
 
     /// Runs one operation on its JSON input (the edge has merged the
@@ -132,6 +223,7 @@ impl Triggers {
         }
         self.commit(&[put(&mapping)])?;
         let described = self.describe(&mapping, "Creating");
+        self.restart(&mapping);
         mappings.insert(mapping.uuid.clone(), mapping);
         Ok(described)
     }
@@ -188,6 +280,7 @@ impl Triggers {
         let updated = input.update(current, function, now_s());
         self.commit(&[put(&updated)])?;
         let described = self.describe(&updated, "Updating");
+        self.restart(&updated);
         mappings.insert(updated.uuid.clone(), updated);
         Ok(described)
     }
@@ -197,28 +290,34 @@ impl Triggers {
         let mapping = found(&mappings, input.UUID.as_deref())?.clone();
         self.commit(&[MetaOp::Delete { key: mapping.key() }])?;
         mappings.remove(&mapping.uuid);
-        Ok(self.describe(&mapping, "Deleting"))
+        let described = self.describe(&mapping, "Deleting");
+        self.forget(&mapping.uuid);
+        Ok(described)
     }
 
     /// The source must be a Kinesis stream that exists (or a consumer of
     /// one): Lambda refuses a mapping it could not read from.
     fn check_source(&self, arn: &str) -> Result<(), TriggersError> {
-        let stream = arn.split("/consumer/").next().unwrap_or(arn);
+        let stream = poller::stream_of(arn);
         if !arn.starts_with("arn:aws:kinesis:") || !stream.contains(":stream/") {
             return Err(TriggersError::InvalidParameterValue(
                 "Unrecognized event source. Riffle maps Kinesis streams and stream consumers."
                     .to_owned(),
             ));
         }
-        self.kinesis.stream_shards(stream).map(|_| ()).map_err(|_| {
-            TriggersError::InvalidParameterValue(format!(
-                "Cannot access stream {stream}. Please ensure the stream exists and is ACTIVE."
-            ))
-        })
+        self.shared
+            .kinesis
+            .stream_shards(stream)
+            .map(|_| ())
+            .map_err(|_| {
+                TriggersError::InvalidParameterValue(format!(
+                    "Cannot access stream {stream}. Please ensure the stream exists and is ACTIVE."
+                ))
+            })
     }
 
     fn function(&self, name: &str) -> Result<riffle_lambda::FunctionRef, TriggersError> {
-        self.functions.resolve(name).map_err(|_| {
+        self.shared.functions.resolve(name).map_err(|_| {
             let arn = riffle_lambda::arn::function_arn(
                 &self.config.region,
                 &self.config.account_id,
@@ -230,14 +329,19 @@ impl Triggers {
     }
 
     fn describe(&self, mapping: &Mapping, state: &str) -> Value {
-        mapping.describe(state, &self.config.region, &self.config.account_id)
+        let result = self
+            .statuses
+            .lock()
+            .get(&mapping.uuid)
+            .map_or_else(|| poller::NO_RECORDS.to_owned(), |s| s.lock().clone());
+        mapping.describe(state, &result, &self.config.region, &self.config.account_id)
     }
 
     /// Commits durably. Called under the mappings' write lock, so that two
     /// creations cannot both pass the conflict check: one small metadata
     /// commit, as the Kinesis catalog does for its changes.
     fn commit(&self, ops: &[MetaOp]) -> Result<(), TriggersError> {
-        Ok(self.store.meta().commit(ops)?)
+        Ok(self.shared.store.meta().commit(ops)?)
     }
 }
 

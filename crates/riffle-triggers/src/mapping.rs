@@ -59,9 +59,18 @@ pub struct Mapping {
     pub state: State,
     /// Epoch seconds of the last create or update.
     pub last_modified: f64,
+    /// Epoch seconds of the creation: where `LATEST` starts (absent in
+    /// mappings stored before the pollers: their last change is taken).
+    #[serde(default)]
+    pub created: Option<f64>,
 }
 
 impl Mapping {
+    /// When the mapping was created (epoch seconds).
+    pub fn created(&self) -> f64 {
+        self.created.unwrap_or(self.last_modified)
+    }
+
     pub fn key(&self) -> String {
         format!("{KEY_PREFIX}{}", self.uuid)
     }
@@ -69,7 +78,7 @@ impl Mapping {
     /// `EventSourceMappingConfiguration`, in `state` (the settled one, or
     /// the transition an answer reports: `Creating`, `Updating`,
     /// `Deleting`).
-    pub fn describe(&self, state: &str, region: &str, account: &str) -> Value {
+    pub fn describe(&self, state: &str, last_result: &str, region: &str, account: &str) -> Value {
         let mut out = Map::new();
         let mut put = |name: &str, value: Value| {
             out.insert(name.to_owned(), value);
@@ -91,7 +100,7 @@ impl Mapping {
         }
         put("FunctionArn", json!(self.function_arn));
         put("LastModified", json!(self.last_modified));
-        put("LastProcessingResult", json!("No records processed"));
+        put("LastProcessingResult", json!(last_result));
         put("State", json!(state));
         put("StateTransitionReason", json!("User action"));
         put(
@@ -147,6 +156,7 @@ mod tests {
             destination_config: None,
             state: State::Enabled,
             last_modified: 1_700_000_000.5,
+            created: Some(1_700_000_000.25),
         }
     }
 
@@ -161,9 +171,10 @@ mod tests {
 
     #[test]
     fn a_description_has_lambdas_members() {
-        let described = sample().describe("Creating", "eu-west-1", "123456789012");
+        let described = sample().describe("Creating", "OK", "eu-west-1", "123456789012");
         assert_eq!(described["State"], "Creating");
         assert_eq!(described["BatchSize"], 100);
+        assert_eq!(described["LastProcessingResult"], "OK");
         assert_eq!(described["DestinationConfig"], json!({"OnFailure": {}}));
         assert_eq!(
             described["EventSourceMappingArn"],

@@ -17,8 +17,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use riffle_server::services::{
-    CloudWatchService, DynamoDbService, FirehoseService, GlueService, KinesisService,
-    LambdaService,
+    CloudWatchService, DynamoDbService, FirehoseService, GlueService, KinesisService, LambdaService,
 };
 use riffle_server::{Service, TlsFiles};
 
@@ -207,12 +206,15 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         dir: dir.clone(),
         source,
     })?;
+    let triggers = Arc::new(triggers);
+    // Enabled mappings' pollers start reading their streams now.
+    triggers.start(Some(Arc::clone(&s3)));
     let services: Vec<Arc<dyn Service>> = vec![
         Arc::new(KinesisService(Arc::clone(&kinesis))),
         Arc::new(FirehoseService(Arc::clone(&firehose))),
         Arc::new(DynamoDbService(dynamodb)),
         // Lambda's event-source-mapping operations (restJson1).
-        Arc::new(LambdaService(Arc::new(triggers))),
+        Arc::new(LambdaService(Arc::clone(&triggers))),
         // The Data Catalog tables format conversion reads its schemas from.
         Arc::new(GlueService(riffle_glue::Glue::open(
             Arc::clone(&store),
@@ -295,6 +297,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     // Delivery stops where it is: what was not delivered stays in the logs
     // and goes out at the next start.
     firehose.shutdown().await;
+    // Pollers stop before their functions do: a batch in flight is read
+    // again at the next start, not failed by the kill below.
+    triggers.shutdown().await;
     functions.shutdown(); // kills every function's process group
     let _ = stop_background.send(()); // no receiver left just means it already stopped
     if let Err(err) = background.await {
