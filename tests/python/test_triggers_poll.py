@@ -24,7 +24,7 @@ from test_kpl import aggregated
 from test_triggers import ACCOUNT, lambda_client, stream_arn
 
 HANDLERS = Path(__file__).parent / "handlers"
-FUNCTIONS = ("record", "slow", "poison", "fails", "once_bad")
+FUNCTIONS = ("record", "slow", "poison", "fails", "once_bad", "count")
 DEADLINE_S = 60.0
 POLL_INTERVAL_S = 0.1
 
@@ -299,3 +299,29 @@ def test_a_split_shards_parent_is_processed_before_its_children(setup):
     assert shards[:20] == [shard_id(0)] * 20, "the parent's records first"
     assert set(shards[20:]) <= {shard_id(1), shard_id(2)}
     assert sorted(datas(seen)) == sorted([f"parent {i}".encode() for i in range(20)] + [f"child {i}".encode() for i in range(20)])
+
+
+def test_tumbling_windows_pass_state_between_invocations_and_end_with_a_final_one(setup):
+    create_active_stream(setup.kinesis, "s", shards=1)
+    setup.map("s", "count", BatchSize=2, TumblingWindowInSeconds=2)
+    setup.put("s", [f"r{i}".encode() for i in range(7)], key=lambda i: "k")
+    finals = lambda: [e for e in setup.invocations("count") if e["isFinalInvokeForWindow"]]
+    wait_for(lambda: sum(e["state"].get("count", 0) for e in finals()) == 7, "every window closed with its count")
+    events = setup.invocations("count")
+    by_window: dict[str, list[dict]] = {}
+    for e in events:
+        assert (e["shardId"], e["eventSourceARN"], e["isWindowTerminatedEarly"]) == (shard_id(0), stream_arn("s"), False)
+        by_window.setdefault(e["window"]["start"], []).append(e)
+    for start, window_events in by_window.items():
+        *batches, final = window_events
+        assert final["isFinalInvokeForWindow"] and final["Records"] == [], f"window {start} ends with a final invocation"
+        assert not any(b["isFinalInvokeForWindow"] for b in batches)
+        seen = 0
+        for b in batches:
+            assert b["state"].get("count", 0) == seen, "each invocation gets the state the previous one answered"
+            assert 1 <= len(b["Records"]) <= 2
+            seen += len(b["Records"])
+        assert final["state"]["count"] == seen
+        end = time.strptime(final["window"]["end"], "%Y-%m-%dT%H:%M:%SZ")
+        begin = time.strptime(start, "%Y-%m-%dT%H:%M:%SZ")
+        assert time.mktime(end) - time.mktime(begin) == 2

@@ -88,14 +88,14 @@ pub fn load(
     Ok(out)
 }
 
-/// Deletes every position of the mapping `uuid` (blocking).
+/// Deletes every position and open window of the mapping `uuid`
+/// (blocking).
 pub fn delete_all(store: &LogStore, uuid: &str) -> Result<(), LogError> {
-    let ops: Vec<MetaOp> = store
-        .meta()
-        .scan_prefix(&mapping_prefix(uuid))?
-        .into_iter()
-        .map(|(key, _)| MetaOp::Delete { key })
-        .collect();
+    let mut ops: Vec<MetaOp> = Vec::new();
+    for prefix in [mapping_prefix(uuid), crate::window::mapping_prefix(uuid)] {
+        let keys = store.meta().scan_prefix(&prefix)?.into_iter();
+        ops.extend(keys.map(|(key, _)| MetaOp::Delete { key }));
+    }
     if ops.is_empty() {
         return Ok(());
     }

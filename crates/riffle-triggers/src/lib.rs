@@ -23,6 +23,7 @@
 //! - `poller`: what an enabled mapping does: read, batch, invoke, retry.
 //! - `event`: Lambda's Kinesis event, partial-batch answers, failure records.
 //! - `filter`: `FilterCriteria` patterns.
+//! - `window`: tumbling windows' event members and stored state.
 //! - `checkpoint`: each shard's committed position.
 //! - `errors`: [`TriggersError`].
 
@@ -33,6 +34,7 @@ mod event;
 mod filter;
 mod mapping;
 mod poller;
+mod window;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};

@@ -29,6 +29,10 @@
 //!   factor records is split into that many lanes by partition key; the
 //!   lanes are invoked concurrently, each in order, and the shard's
 //!   position moves once every lane is done.
+//! - **Tumbling windows** (see `window`): batches hold one window's
+//!   records; the shard's open window and its state are committed with its
+//!   position, and a closed window gets its final invocation before the
+//!   next window's first.
 //! - **KPL aggregation.** An aggregated record is given to the function as
 //!   its user records (issue 17), each with the Kinesis record's sequence
 //!   number.
@@ -52,6 +56,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::event::{self, Answer, Condition, FailureRecord, LastResponse, Rec};
 use crate::filter::Filters;
 use crate::mapping::{Mapping, State};
+use crate::window::{self, OpenWindow};
 
 /// How often the stream is looked at again for new shards: Lambda "polls
 /// each shard in your Kinesis stream for records at a base rate of once
@@ -325,14 +330,13 @@ impl Poller {
         shard: ShardReader,
         next: &mut Seq,
     ) -> Result<(), LogError> {
+        if self.window_ms().is_some() {
+            return self.read_windowed(incarnation, shard, next).await;
+        }
         loop {
-            let (records, to, end) = self.collect(&shard, *next).await?;
+            let (records, to, end) = self.collect(&shard, *next, None).await?;
             self.resumed();
-            let recs = self.user_records(&shard, &records);
-            let recs: Vec<Rec> = recs
-                .into_iter()
-                .filter(|r| self.filters.matches(r))
-                .collect();
+            let recs = self.records_for(&shard, &records);
             if !recs.is_empty() {
                 self.process_lanes(incarnation, &shard.shard_id, recs).await;
             }
@@ -350,13 +354,122 @@ impl Poller {
         }
     }
 
-    /// Reads a batch from `from`: waits for a first record, then, within
-    /// the batching window, for the batch to fill. Returns the records,
-    /// the position after them, and whether the shard ended there.
+    /// `TumblingWindowInSeconds` in ms, when windows are on.
+    fn window_ms(&self) -> Option<i64> {
+        self.mapping
+            .tumbling_window_in_seconds
+            .filter(|&s| s > 0)
+            .map(|s| s * 1000)
+    }
+
+    /// The records of a read that go to the function: de-aggregated, then
+    /// filtered.
+    fn records_for(&self, shard: &ShardReader, records: &[Record]) -> Vec<Rec> {
+        let recs = self.user_records(shard, records);
+        recs.into_iter()
+            .filter(|r| self.filters.matches(r))
+            .collect()
+    }
+
+    /// Processes one shard with tumbling windows: one lane, each window's
+    /// batches in turn, the open window committed with the position.
+    async fn read_windowed(
+        &self,
+        incarnation: u64,
+        shard: ShardReader,
+        next: &mut Seq,
+    ) -> Result<(), LogError> {
+        let length_ms = self.window_ms().unwrap_or(1000);
+        let shard_id = shard.shard_id.clone();
+        let mut open = self.load_window(incarnation, &shard_id).await;
+        loop {
+            let until = open.as_ref().map(|w| w.start_ms + length_ms);
+            let (records, to, end) = self.collect(&shard, *next, until).await?;
+            self.resumed();
+            let recs = self.records_for(&shard, &records);
+            let mut rest = recs.as_slice();
+            while let Some(first) = rest.first() {
+                let start = window::start_of(first.arrival_ms, length_ms);
+                let len = rest
+                    .iter()
+                    .take_while(|r| window::start_of(r.arrival_ms, length_ms) == start)
+                    .count();
+                if open.as_ref().is_some_and(|w| w.start_ms != start) {
+                    self.close_window(&shard_id, open.take()).await;
+                }
+                let current = open.get_or_insert_with(|| OpenWindow::new(start));
+                self.process(None, &shard_id, rest[..len].to_vec(), Some(current))
+                    .await;
+                rest = &rest[len..];
+            }
+            if open
+                .as_ref()
+                .is_some_and(|w| end || now_ms() >= w.start_ms + length_ms)
+            {
+                self.close_window(&shard_id, open.take()).await;
+            }
+            let at = Checkpoint {
+                next: to,
+                done: end,
+            };
+            let ops = [
+                checkpoint::put(self.uuid(), incarnation, &shard_id, at),
+                window::op(self.uuid(), incarnation, &shard_id, open.as_ref()),
+            ];
+            self.commit(&ops).await;
+            *next = to;
+            if end {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The window a shard had open when its position was last committed.
+    async fn load_window(&self, incarnation: u64, shard_id: &str) -> Option<OpenWindow> {
+        let store = Arc::clone(&self.shared.store);
+        let key = window::key(self.uuid(), incarnation, shard_id);
+        let read = tokio::task::spawn_blocking(move || store.meta().get(&key)).await;
+        match read {
+            Ok(Ok(Some(value))) => OpenWindow::decode(&value),
+            _ => None,
+        }
+    }
+
+    /// The final invocation of a closed window: retried until it succeeds
+    /// (Lambda pauses the shard until it does), or until the retries are
+    /// used up.
+    async fn close_window(&self, shard_id: &str, open: Option<OpenWindow>) {
+        let Some(mut open) = open else { return };
+        let mut backoff = BACKOFF_MIN;
+        let mut invokes = 0i64;
+        loop {
+            invokes += 1;
+            match self.invoke(shard_id, &[], Some(&mut open), true).await {
+                Outcome::Done => return,
+                _ if self.mapping.maximum_retry_attempts >= 0
+                    && invokes > self.mapping.maximum_retry_attempts =>
+                {
+                    warn!(mapping = %self.uuid(), shard = shard_id,
+                        "a window's final invocation failed every retry; its state is dropped");
+                    return;
+                }
+                _ => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// Reads a batch from `from`: waits for a first record (until
+    /// `until_ms` at most, then answers none), then, within the batching
+    /// window, for the batch to fill. Returns the records, the position
+    /// after them, and whether the shard ended there.
     async fn collect(
         &self,
         shard: &ShardReader,
         from: Seq,
+        until_ms: Option<i64>,
     ) -> Result<(Vec<Record>, Seq, bool), LogError> {
         let factor = usize::try_from(self.mapping.parallelization_factor.max(1)).unwrap_or(1);
         let size = usize::try_from(self.mapping.batch_size.max(1)).unwrap_or(1) * factor;
@@ -379,7 +492,19 @@ impl Poller {
                 return Ok((records, next, read.end_of_log));
             }
             if records.is_empty() {
-                shard.log.wait_readable(next).await;
+                match until_ms {
+                    Some(at) => {
+                        let wait = u64::try_from(at - now_ms()).unwrap_or(0);
+                        let until = tokio::time::Instant::now() + Duration::from_millis(wait);
+                        if tokio::time::timeout_at(until, shard.log.wait_readable(next))
+                            .await
+                            .is_err()
+                        {
+                            return Ok((records, next, false));
+                        }
+                    }
+                    None => shard.log.wait_readable(next).await,
+                }
                 continue;
             }
             let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + window);
@@ -424,7 +549,7 @@ impl Poller {
     async fn process_lanes(self: &Arc<Self>, incarnation: u64, shard_id: &str, recs: Vec<Rec>) {
         let factor = u64::try_from(self.mapping.parallelization_factor.max(1)).unwrap_or(1);
         if factor == 1 {
-            self.process(Some(incarnation), shard_id, recs).await;
+            self.process(Some(incarnation), shard_id, recs, None).await;
             return;
         }
         let size = usize::try_from(self.mapping.batch_size.max(1)).unwrap_or(1);
@@ -441,7 +566,7 @@ impl Poller {
             let shard_id = shard_id.to_owned();
             tasks.spawn(async move {
                 for chunk in lane.chunks(size) {
-                    poller.process(None, &shard_id, chunk.to_vec()).await;
+                    poller.process(None, &shard_id, chunk.to_vec(), None).await;
                 }
             });
         }
@@ -450,8 +575,15 @@ impl Poller {
 
     /// Invokes the function with `records` until they are processed or
     /// discarded; commits the shard's position between parts when
-    /// `incarnation` is given.
-    async fn process(&self, incarnation: Option<u64>, shard_id: &str, records: Vec<Rec>) {
+    /// `incarnation` is given. In a tumbling window, each invocation is
+    /// given `window`'s state and its answer's state kept.
+    async fn process(
+        &self,
+        incarnation: Option<u64>,
+        shard_id: &str,
+        records: Vec<Rec>,
+        mut window: Option<&mut OpenWindow>,
+    ) {
         let mut committed = records.first().map_or(0, |r| r.seq);
         let mut pending = VecDeque::from([Piece {
             records,
@@ -473,7 +605,10 @@ impl Poller {
                 .await;
             }
             if !piece.records.is_empty() {
-                match self.invoke(shard_id, &piece.records).await {
+                let outcome = self
+                    .invoke(shard_id, &piece.records, window.as_deref_mut(), false)
+                    .await;
+                match outcome {
                     Outcome::Done => {
                         self.set_status(OK);
                         backoff = BACKOFF_MIN;
@@ -484,16 +619,17 @@ impl Poller {
                         self.retry(shard_id, piece, response, &mut pending, &mut backoff)
                             .await;
                     }
+                    Outcome::Failed(_)
+                        if self.mapping.bisect_batch_on_function_error
+                            && piece.records.len() > 1 =>
+                    {
+                        // Halving does not use a retry.
+                        halve(piece, &mut pending);
+                    }
                     Outcome::Failed(response) => {
                         piece.invokes += 1;
-                        if self.mapping.bisect_batch_on_function_error && piece.records.len() > 1 {
-                            // Halving does not use a retry.
-                            piece.invokes -= 1;
-                            halve(piece, &mut pending);
-                        } else {
-                            self.retry(shard_id, piece, response, &mut pending, &mut backoff)
-                                .await;
-                        }
+                        self.retry(shard_id, piece, response, &mut pending, &mut backoff)
+                            .await;
                     }
                     Outcome::TooLarge if piece.records.len() > 1 => halve(piece, &mut pending),
                     Outcome::TooLarge => {
@@ -575,8 +711,21 @@ impl Poller {
             .count()
     }
 
-    async fn invoke(&self, shard_id: &str, records: &[Rec]) -> Outcome {
-        let event = event::kinesis_event(&self.source, shard_id, records);
+    /// One invocation; in a window, with its state (`last`: the window's
+    /// final one), whose answered state replaces it on success.
+    async fn invoke(
+        &self,
+        shard_id: &str,
+        records: &[Rec],
+        window: Option<&mut OpenWindow>,
+        last: bool,
+    ) -> Outcome {
+        let mut event = event::kinesis_event(&self.source, shard_id, records);
+        if let Some(open) = &window {
+            let length_ms = self.window_ms().unwrap_or(0);
+            let arn = &self.source.stream_arn;
+            window::decorate(&mut event, open, length_ms, shard_id, arn, last);
+        }
         let payload = Bytes::from(event.to_string());
         let function = match self.shared.functions.resolve(&self.mapping.function_arn) {
             Ok(function) => function,
@@ -584,6 +733,16 @@ impl Poller {
         };
         match self.shared.functions.invoke(&function, payload).await {
             Ok(done) if done.function_error.is_none() => {
+                if let Some(open) = window {
+                    let Some(state) = window::answered_state(&done.payload) else {
+                        self.set_status(FUNCTION_FAILED);
+                        return Outcome::Failed(LastResponse {
+                            function_error: None,
+                            executed_version: Some(done.executed_version),
+                        });
+                    };
+                    open.state = state;
+                }
                 if !self.reports_item_failures() {
                     return Outcome::Done;
                 }
@@ -762,10 +921,16 @@ impl Poller {
     /// Commits a shard's position; retries with backoff until it is.
     async fn checkpoint(&self, incarnation: u64, shard_id: &str, at: Checkpoint) {
         let op = checkpoint::put(self.uuid(), incarnation, shard_id, at);
+        self.commit(&[op]).await;
+    }
+
+    /// Commits `ops` in one metadata transaction; retries with backoff
+    /// until it is.
+    async fn commit(&self, ops: &[riffle_log::MetaOp]) {
         let mut backoff = BACKOFF_MIN;
         loop {
             let store = Arc::clone(&self.shared.store);
-            let ops = [op.clone()];
+            let ops = ops.to_vec();
             match tokio::task::spawn_blocking(move || store.meta().commit(&ops)).await {
                 Ok(Ok(())) => return,
                 Ok(Err(err)) => self.failed(&format!("committing a position: {err}")),

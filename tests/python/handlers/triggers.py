@@ -52,3 +52,11 @@ def once_bad(event, context):
             with open(seen_path, "a") as out:
                 out.write(sequence + "\n")
     return {"batchItemFailures": failures}
+
+
+def count(event, context):
+    """Counts a tumbling window's records in its state."""
+    _log(event)
+    state = dict(event.get("state") or {})
+    state["count"] = state.get("count", 0) + len(event["Records"])
+    return {"state": state}
