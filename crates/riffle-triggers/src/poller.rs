@@ -398,8 +398,13 @@ impl Poller {
                     self.close_window(&shard_id, open.take()).await;
                 }
                 let current = open.get_or_insert_with(|| OpenWindow::new(start));
-                self.process(None, &shard_id, rest[..len].to_vec(), Some(current))
-                    .await;
+                // A read holds up to BatchSize × ParallelizationFactor
+                // records; a window's invocations take BatchSize at most.
+                for batch in rest[..len].chunks(self.batch_size()) {
+                    let batch = batch.to_vec();
+                    self.process(None, &shard_id, batch, Some(&mut *current))
+                        .await;
+                }
                 rest = &rest[len..];
             }
             if open
@@ -472,7 +477,7 @@ impl Poller {
         until_ms: Option<i64>,
     ) -> Result<(Vec<Record>, Seq, bool), LogError> {
         let factor = usize::try_from(self.mapping.parallelization_factor.max(1)).unwrap_or(1);
-        let size = usize::try_from(self.mapping.batch_size.max(1)).unwrap_or(1) * factor;
+        let size = self.batch_size() * factor;
         let window = Duration::from_secs(
             u64::try_from(self.mapping.maximum_batching_window_in_seconds).unwrap_or(0),
         );
@@ -552,7 +557,7 @@ impl Poller {
             self.process(Some(incarnation), shard_id, recs, None).await;
             return;
         }
-        let size = usize::try_from(self.mapping.batch_size.max(1)).unwrap_or(1);
+        let size = self.batch_size();
         let mut lanes: BTreeMap<u64, Vec<Rec>> = BTreeMap::new();
         for rec in recs {
             lanes
@@ -700,15 +705,15 @@ impl Poller {
     /// How many records at the front are older than
     /// `MaximumRecordAgeInSeconds` (records are in arrival order).
     fn expired(&self, records: &[Rec]) -> usize {
-        let max_s = self.mapping.maximum_record_age_in_seconds;
-        if max_s < 0 {
-            return 0;
-        }
-        let oldest_ok = now_ms() - max_s * 1000;
-        records
-            .iter()
-            .take_while(|r| r.arrival_ms < oldest_ok)
-            .count()
+        expired(
+            records,
+            self.mapping.maximum_record_age_in_seconds,
+            now_ms(),
+        )
+    }
+
+    fn batch_size(&self) -> usize {
+        usize::try_from(self.mapping.batch_size.max(1)).unwrap_or(1)
     }
 
     /// One invocation; in a window, with its state (`last`: the window's
@@ -962,6 +967,19 @@ fn finished(
     }
 }
 
+/// How many of `records` (in arrival order) are older than `max_s`
+/// seconds at `now_ms`; none when `max_s` is -1 (no limit).
+fn expired(records: &[Rec], max_s: i64, now_ms: i64) -> usize {
+    if max_s < 0 {
+        return 0;
+    }
+    let oldest_ok = now_ms - max_s * 1000;
+    records
+        .iter()
+        .take_while(|r| r.arrival_ms < oldest_ok)
+        .count()
+}
+
 /// Splits a failed piece in two, both to be tried before what follows.
 fn halve(mut piece: Piece, pending: &mut VecDeque<Piece>) {
     let second = piece.records.split_off(piece.records.len() / 2);
@@ -1005,15 +1023,32 @@ mod tests {
         assert_eq!(lanes.len(), 4, "keys spread over every lane");
     }
 
-    #[test]
-    fn halving_keeps_the_order_and_the_invocations() {
-        let rec = |seq| Rec {
+    fn rec(seq: Seq) -> Rec {
+        Rec {
             seq,
             sequence_number: seq.to_string(),
-            arrival_ms: 0,
+            arrival_ms: i64::try_from(seq).unwrap_or(0) * 1000,
             partition_key: "k".into(),
             data: Bytes::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn records_past_the_maximum_age_are_those_at_the_front() {
+        let records: Vec<Rec> = (0..10).map(rec).collect();
+        assert_eq!(expired(&records, -1, 1_000_000), 0, "-1: no limit");
+        // Records arrived at 0 s, 1 s, … 9 s.
+        assert_eq!(expired(&records, 60, 60_000), 0);
+        assert_eq!(
+            expired(&records, 60, 65_500),
+            6,
+            "those of 0-5 s are over 60 s old at 65.5 s"
+        );
+        assert_eq!(expired(&records, 60, 1_000_000), 10);
+    }
+
+    #[test]
+    fn halving_keeps_the_order_and_the_invocations() {
         let mut pending = VecDeque::from([Piece {
             records: vec![rec(9)],
             invokes: 0,
