@@ -21,7 +21,7 @@ import pytest
 from conftest import RiffleServer, make_client
 from kinesis_helpers import REGION, create_active_stream, put_records_retrying, shard_id
 from test_kpl import aggregated
-from test_triggers import ACCOUNT, lambda_client, stream_arn
+from test_triggers import ACCOUNT, error_of, lambda_client, stream_arn
 
 HANDLERS = Path(__file__).parent / "handlers"
 FUNCTIONS = ("record", "slow", "poison", "fails", "once_bad", "count")
@@ -325,3 +325,33 @@ def test_tumbling_windows_pass_state_between_invocations_and_end_with_a_final_on
         end = time.strptime(final["window"]["end"], "%Y-%m-%dT%H:%M:%SZ")
         begin = time.strptime(start, "%Y-%m-%dT%H:%M:%SZ")
         assert time.mktime(end) - time.mktime(begin) == 2
+
+
+def test_a_stream_deleted_and_created_again_is_read_from_its_start(setup):
+    create_active_stream(setup.kinesis, "s", shards=1)
+    setup.map("s", "record")
+    setup.put("s", [b"old"])
+    wait_for(lambda: setup.seen("record"), "the first stream's record")
+    setup.kinesis.delete_stream(StreamName="s")
+    wait_for(lambda: "s" not in setup.kinesis.list_streams()["StreamNames"], "the stream gone")
+    create_active_stream(setup.kinesis, "s", shards=1)
+    setup.put("s", [b"new"])
+    wait_for(lambda: len(setup.seen("record")) >= 2, "the new stream's record")
+    assert datas(setup.seen("record")) == [b"old", b"new"], "the old stream's position does not apply to the new one"
+
+
+def test_destinations_riffle_cannot_write_and_bad_filter_patterns_are_refused(setup):
+    create_active_stream(setup.kinesis, "s", shards=1)
+    status, code, message = error_of(
+        setup.lam.create_event_source_mapping, EventSourceArn=stream_arn("s"), FunctionName="record",
+        StartingPosition="LATEST", DestinationConfig={"OnFailure": {"Destination": f"arn:aws:sqs:{REGION}:{ACCOUNT}:dlq"}},
+    )
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert message.startswith("Unsupported destination type.")
+    status, code, message = error_of(
+        setup.lam.create_event_source_mapping, EventSourceArn=stream_arn("s"), FunctionName="record",
+        StartingPosition="LATEST", FilterCriteria={"Filters": [{"Pattern": '{"data": "x"}'}]},
+    )
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert message == 'Invalid filter pattern definition. {"data": "x"}'
+    assert setup.lam.list_event_source_mappings()["EventSourceMappings"] == [], "nothing was created"
