@@ -599,62 +599,16 @@ impl Poller {
             let expired = self.expired(&piece.records);
             if expired > 0 {
                 let old: Vec<Rec> = piece.records.drain(..expired).collect();
-                let none = LastResponse::default();
-                self.discard(
-                    shard_id,
-                    &old,
-                    Condition::RecordAgeExceeded,
-                    piece.invokes,
-                    &none,
-                )
-                .await;
+                let (condition, none) = (Condition::RecordAgeExceeded, LastResponse::default());
+                self.discard(shard_id, &old, condition, piece.invokes, &none)
+                    .await;
             }
             if !piece.records.is_empty() {
                 let outcome = self
                     .invoke(shard_id, &piece.records, window.as_deref_mut(), false)
                     .await;
-                match outcome {
-                    Outcome::Done => {
-                        self.set_status(OK);
-                        backoff = BACKOFF_MIN;
-                    }
-                    Outcome::Partial(at, response) => {
-                        piece.records.drain(..at);
-                        piece.invokes += 1;
-                        self.retry(shard_id, piece, response, &mut pending, &mut backoff)
-                            .await;
-                    }
-                    Outcome::Failed(_)
-                        if self.mapping.bisect_batch_on_function_error
-                            && piece.records.len() > 1 =>
-                    {
-                        // Halving does not use a retry.
-                        halve(piece, &mut pending);
-                    }
-                    Outcome::Failed(response) => {
-                        piece.invokes += 1;
-                        self.retry(shard_id, piece, response, &mut pending, &mut backoff)
-                            .await;
-                    }
-                    Outcome::TooLarge if piece.records.len() > 1 => halve(piece, &mut pending),
-                    Outcome::TooLarge => {
-                        let response = LastResponse::default();
-                        let condition = Condition::RetryAttemptsExhausted;
-                        self.discard(
-                            shard_id,
-                            &piece.records,
-                            condition,
-                            piece.invokes,
-                            &response,
-                        )
-                        .await;
-                    }
-                    Outcome::Unavailable => {
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
-                        pending.push_front(piece);
-                    }
-                }
+                self.settle(shard_id, piece, outcome, &mut pending, &mut backoff)
+                    .await;
             }
             if let (Some(incarnation), Some(front)) = (incarnation, pending.front())
                 && let Some(first) = front.records.first()
@@ -666,6 +620,53 @@ impl Poller {
                     done: false,
                 };
                 self.checkpoint(incarnation, shard_id, at).await;
+            }
+        }
+    }
+
+    /// What follows an invocation of `piece`: the next piece, a retry, a
+    /// halving, or a discard.
+    async fn settle(
+        &self,
+        shard_id: &str,
+        mut piece: Piece,
+        outcome: Outcome,
+        pending: &mut VecDeque<Piece>,
+        backoff: &mut Duration,
+    ) {
+        match outcome {
+            Outcome::Done => {
+                self.set_status(OK);
+                *backoff = BACKOFF_MIN;
+            }
+            Outcome::Partial(at, response) => {
+                piece.records.drain(..at);
+                piece.invokes += 1;
+                self.retry(shard_id, piece, response, pending, backoff)
+                    .await;
+            }
+            Outcome::Failed(_)
+                if self.mapping.bisect_batch_on_function_error && piece.records.len() > 1 =>
+            {
+                // Halving does not use a retry.
+                halve(piece, pending);
+            }
+            Outcome::Failed(response) => {
+                piece.invokes += 1;
+                self.retry(shard_id, piece, response, pending, backoff)
+                    .await;
+            }
+            Outcome::TooLarge if piece.records.len() > 1 => halve(piece, pending),
+            Outcome::TooLarge => {
+                let (condition, none) =
+                    (Condition::RetryAttemptsExhausted, LastResponse::default());
+                self.discard(shard_id, &piece.records, condition, piece.invokes, &none)
+                    .await;
+            }
+            Outcome::Unavailable => {
+                tokio::time::sleep(*backoff).await;
+                *backoff = (*backoff * 2).min(BACKOFF_MAX);
+                pending.push_front(piece);
             }
         }
     }
