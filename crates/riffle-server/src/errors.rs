@@ -26,6 +26,7 @@ use riffle_firehose::FirehoseError;
 use riffle_glue::GlueError;
 use riffle_kinesis::{Codec, KinesisError};
 use riffle_s3::S3Error;
+use riffle_triggers::TriggersError;
 
 use std::borrow::Cow;
 
@@ -116,6 +117,9 @@ pub enum Encoding {
     Xml,
     /// No body at all (HTTP 413).
     Empty,
+    /// restJson1 (Lambda): `application/json`, the code in
+    /// `x-amzn-ErrorType`, the body `{"Type":"User"|"Service","Message":…}`.
+    RestJson,
 }
 
 /// An encoded error: status, Content-Type (if any), the protocol's own
@@ -225,6 +229,15 @@ pub fn cloudwatch_error(err: &CloudWatchError) -> AwsError {
         status: StatusCode::BAD_REQUEST,
         code: err.shape(),
         message: Some(err.message()),
+        members: None,
+    }
+}
+
+pub fn triggers_error(err: &TriggersError) -> AwsError {
+    AwsError {
+        status: StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST),
+        code: err.code(),
+        message: Some(err.message().to_owned()),
         members: None,
     }
 }
@@ -462,6 +475,14 @@ pub fn encode(error: &AwsError, encoding: Encoding) -> Encoded {
         Encoding::Coral => (StatusCode::OK, Some(PLAIN_JSON), coral_body(error)),
         Encoding::Xml => (error.status, None, xml_body(error)),
         Encoding::Empty => (error.status, None, Bytes::new()),
+        Encoding::RestJson => {
+            return Encoded {
+                status: error.status,
+                content_type: Some(PLAIN_JSON),
+                headers: vec![(ERROR_TYPE, error.code.to_owned())],
+                body: rest_json_body(error),
+            };
+        }
     };
     Encoded {
         status,
@@ -469,6 +490,41 @@ pub fn encode(error: &AwsError, encoding: Encoding) -> Encoded {
         headers: Vec::new(),
         body,
     }
+}
+
+/// The header restJson1 names an error's code in.
+const ERROR_TYPE: &str = "x-amzn-ErrorType";
+
+/// The message member of a restJson1 error shape, as Lambda's model
+/// spells it: `Message` for ResourceNotFoundException and
+/// ServiceException, `message` for the others.
+fn rest_json_message_member(code: &str) -> &'static str {
+    match code {
+        "ResourceNotFoundException" | "ServiceException" => "Message",
+        _ => "message",
+    }
+}
+
+/// Lambda's error body: who is at fault and the message, then any other
+/// members of the exception.
+fn rest_json_body(error: &AwsError) -> Bytes {
+    let mut body = serde_json::Map::new();
+    let at_fault = if error.status.is_server_error() {
+        "Service"
+    } else {
+        "User"
+    };
+    body.insert("Type".to_owned(), at_fault.into());
+    if let Some(message) = &error.message {
+        body.insert(
+            rest_json_message_member(error.code).to_owned(),
+            message.clone().into(),
+        );
+    }
+    for (name, value) in error.members.iter().flatten() {
+        body.insert(name.clone(), value.clone());
+    }
+    Bytes::from(serde_json::Value::Object(body).to_string())
 }
 
 /// `x-amzn-query-error: <Code>;<Sender|Receiver>`, which an

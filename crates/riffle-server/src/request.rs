@@ -127,8 +127,12 @@ impl<'a> Target<'a> {
         !self.service.is_empty() && !self.operation.is_empty()
     }
 
-    /// The registered service the target's prefix names.
+    /// The registered service the target's prefix names (none for no
+    /// prefix: restJson1 services have none).
     fn service<'s>(&self, services: &'s [Arc<dyn Service>]) -> Option<&'s Arc<dyn Service>> {
+        if self.service.is_empty() {
+            return None;
+        }
         services
             .iter()
             .find(|s| s.info().target_prefix == self.service)
@@ -156,6 +160,7 @@ pub(crate) async fn handle(
     if let Some(store) = &edge.services.s3
         && s3::is_s3(&parts)
         && rpc_v2_route(&parts, &edge.services.json).is_none()
+        && rest_service(&parts, &edge.services.json).is_none()
     {
         let request = S3Request {
             parts,
@@ -210,7 +215,7 @@ pub(crate) async fn handle(
             if protocol == ApiProtocol::RpcV2Cbor {
                 extra_headers.push((errors::SMITHY_PROTOCOL, errors::RPC_V2_CBOR.to_owned()));
             }
-            (StatusCode::OK, content_type, body)
+            (success_status(called.as_ref()), content_type, body)
         }
         Ok((Reply::Stream(body, content_type), _)) => {
             let mut response = Response::new(body);
@@ -284,9 +289,26 @@ fn answer_body(
             None => (Some(errors::TEXT_XML), body),
         },
         ApiProtocol::Json11 | ApiProtocol::RestXml => (Some(JSON_11), body),
+        ApiProtocol::RestJson => (Some(errors::PLAIN_JSON), body),
         // Answered by `ingest`, never on this path.
         ApiProtocol::HttpIngest => (Some("application/json"), body),
     }
+}
+
+/// A successful answer's status: its route's `responseCode` for a
+/// restJson1 call (Lambda answers 202 to a mapping's creation), else 200.
+fn success_status(called: Option<&Called>) -> StatusCode {
+    let Some(called) = called.filter(|c| c.protocol == ApiProtocol::RestJson) else {
+        return StatusCode::OK;
+    };
+    let route = called
+        .info
+        .rest_json
+        .iter()
+        .find(|route| route.operation == called.action);
+    route
+        .and_then(|route| StatusCode::from_u16(route.status).ok())
+        .unwrap_or(StatusCode::OK)
 }
 
 /// How a call was answered, as its audit line tells it.
@@ -371,6 +393,9 @@ async fn run(
     };
     if let Some((service, operation)) = rpc_v2_route(&parts, services) {
         return run_rpc_v2(&mut call, service, operation, body).await;
+    }
+    if let Some(service) = rest_service(&parts, services) {
+        return run_rest_json(&mut call, service, body).await;
     }
     if parts.method != Method::POST {
         return Err((Rejection::NotPost, Encoding::Xml));
@@ -458,6 +483,68 @@ fn rpc_v2_route<'s, 'p>(
         .iter()
         .find(|s| s.info().rpc_v2_cbor == Some(name))?;
     Some((service, operation))
+}
+
+/// The restJson1 service whose paths a request's lies under (Lambda's
+/// `/2015-03-31/…`), whether or not it names one of its operations.
+fn rest_service<'s>(
+    parts: &Parts,
+    services: &'s [Arc<dyn Service>],
+) -> Option<&'s Arc<dyn Service>> {
+    let path = parts.uri.path();
+    services
+        .iter()
+        .find(|s| s.info().rest_json.iter().any(|route| route.claims(path)))
+}
+
+/// A restJson1 call: the operation its method and path bind, its input
+/// the JSON body with the path's and query's members added (as strings:
+/// the service reads them as the model types them), errors in
+/// restJson1's form.
+async fn run_rest_json(
+    call: &mut CallParts<'_>,
+    service: &Arc<dyn Service>,
+    body: Bytes,
+) -> Result<Answer, Failure> {
+    let (parts, info) = (call.parts, service.info());
+    let encoding = Encoding::RestJson;
+    let method = parts.method.as_str();
+    let found = info.rest_json.iter().find_map(|route| {
+        let captures = route.captures(method, parts.uri.path())?;
+        Some((route, captures))
+    });
+    let Some((route, captures)) = found else {
+        return Err((Rejection::UnknownOperation, encoding));
+    };
+    let mut input = if body.is_empty() {
+        serde_json::Map::new()
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(serde_json::Value::Object(members)) => members,
+            _ => return Err((Rejection::Malformed, encoding)),
+        }
+    };
+    for (name, value) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
+        if let Some((_, member)) = route.query.iter().find(|(q, _)| *q == name) {
+            input.insert((*member).to_owned(), value.into_owned().into());
+        }
+    }
+    for (member, value) in captures {
+        input.insert(member.to_owned(), value.into());
+    }
+    let Some(action) = info.operation(route.operation) else {
+        return Err((Rejection::UnknownOperation, encoding));
+    };
+    let checked = Checked {
+        service,
+        action,
+        protocol: ApiProtocol::RestJson,
+        dispatch: Dispatch::Codec(Codec::Json),
+        encoding,
+        refine: keep,
+    };
+    let input = Bytes::from(serde_json::Value::Object(input).to_string());
+    authorize_and_call(call, checked, input).await
 }
 
 /// A smithy-rpc-v2-cbor call: errors in CBOR, the query code too for a

@@ -63,10 +63,12 @@ pub(crate) enum ApiProtocol {
     RestXml,
     /// JSON posted to the HTTP ingest listener (`ingest`).
     HttpIngest,
+    /// restJson1 (Lambda's API).
+    RestJson,
 }
 
 impl ApiProtocol {
-    const ALL: [(ApiProtocol, &'static str); 7] = [
+    const ALL: [(ApiProtocol, &'static str); 8] = [
         (ApiProtocol::Json10, "json1.0"),
         (ApiProtocol::Json11, "json1.1"),
         (ApiProtocol::Cbor, "cbor"),
@@ -74,6 +76,7 @@ impl ApiProtocol {
         (ApiProtocol::RpcV2Cbor, "rpcv2cbor"),
         (ApiProtocol::RestXml, "rest-xml"),
         (ApiProtocol::HttpIngest, "http-ingest"),
+        (ApiProtocol::RestJson, "rest-json"),
     ];
 
     fn slot(self) -> usize {

@@ -55,6 +55,57 @@ pub struct ServiceInfo {
     /// smithy-rpc-v2-cbor: the service's name in
     /// `POST /service/<name>/operation/<Operation>` (its Smithy shape name).
     pub rpc_v2_cbor: Option<&'static str>,
+    /// restJson1: the HTTP bindings of the operations served that way
+    /// (Lambda's), from the model's `http` traits; empty for the others.
+    pub rest_json: &'static [RestRoute],
+}
+
+/// One restJson1 operation's HTTP binding, from its model: the method and
+/// `requestUri`, the `responseCode`, and where its input members travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestRoute {
+    pub method: &'static str,
+    /// The `requestUri`'s path; a `{Member}` segment is that input member.
+    pub path: &'static str,
+    pub operation: &'static str,
+    /// The status of a successful answer (`responseCode`, 200 if absent).
+    pub status: u16,
+    /// `(querystring name, input member)` of the `location: querystring`
+    /// members.
+    pub query: &'static [(&'static str, &'static str)],
+}
+
+impl RestRoute {
+    /// The `{Member}` values of `path` if it is this route's, decoded.
+    pub(crate) fn captures(&self, method: &str, path: &str) -> Option<Vec<(&'static str, String)>> {
+        if !self.method.eq_ignore_ascii_case(method) {
+            return None;
+        }
+        let mut given = path.trim_end_matches('/').split('/');
+        let mut captures = Vec::new();
+        for segment in self.path.split('/') {
+            let part = given.next()?;
+            match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(member) if !part.is_empty() => {
+                    let value = percent_encoding::percent_decode_str(part)
+                        .decode_utf8()
+                        .ok()?;
+                    captures.push((member, value.into_owned()));
+                }
+                Some(_) => return None,
+                None if segment == part => {}
+                None => return None,
+            }
+        }
+        given.next().is_none().then_some(captures)
+    }
+
+    /// Whether `path` lies under this route's fixed first segments (the
+    /// API version Lambda's paths start with), matched or not.
+    pub(crate) fn claims(&self, path: &str) -> bool {
+        let version = self.path.split('/').nth(1).unwrap_or_default();
+        !version.is_empty() && path.split('/').nth(1) == Some(version)
+    }
 }
 
 /// A query-protocol service's facts, from its model.
@@ -195,6 +246,34 @@ pub(crate) fn string_member(request: &[u8], name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rest_routes_capture_their_members_and_match_nothing_else() {
+        let route = RestRoute {
+            method: "GET",
+            path: "/2015-03-31/event-source-mappings/{UUID}",
+            operation: "GetEventSourceMapping",
+            status: 200,
+            query: &[],
+        };
+        let got = route.captures("GET", "/2015-03-31/event-source-mappings/a%2Fb");
+        assert_eq!(got, Some(vec![("UUID", "a/b".to_owned())]));
+        assert_eq!(
+            route.captures("DELETE", "/2015-03-31/event-source-mappings/x"),
+            None
+        );
+        assert_eq!(
+            route.captures("GET", "/2015-03-31/event-source-mappings/"),
+            None
+        );
+        assert_eq!(
+            route.captures("GET", "/2015-03-31/event-source-mappings/x/y"),
+            None
+        );
+        assert_eq!(route.captures("GET", "/2015-03-31/functions/x"), None);
+        assert!(route.claims("/2015-03-31/functions/x/invocations"));
+        assert!(!route.claims("/bucket/2015-03-31"));
+    }
 
     #[test]
     fn string_members_are_read_from_json_objects_only() {

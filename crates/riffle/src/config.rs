@@ -213,6 +213,14 @@ impl ServeConfig {
 }
 
 impl ServeConfig {
+    /// Where event source mappings live, for their ARNs.
+    pub fn triggers(&self) -> riffle_triggers::TriggersConfig {
+        riffle_triggers::TriggersConfig {
+            region: self.options.region.0.clone(),
+            account_id: self.options.account_id.0.clone(),
+        }
+    }
+
     /// The function registry's settings: `[functions]`, and the region and
     /// account of the ARNs functions are told they were invoked as.
     pub fn functions(&self) -> FunctionsConfig {

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use riffle_server::services::{
-    CloudWatchService, DynamoDbService, FirehoseService, GlueService, KinesisService,
+    CloudWatchService, DynamoDbService, FirehoseService, GlueService, KinesisService, LambdaService,
 };
 use riffle_server::{Service, TlsFiles};
 
@@ -42,6 +42,11 @@ pub enum ServeError {
     DynamoDb {
         dir: PathBuf,
         source: riffle_dynamodb::DynamoError,
+    },
+    #[error("cannot open the event source mappings stored in {dir}: {source}")]
+    Triggers {
+        dir: PathBuf,
+        source: riffle_triggers::TriggersError,
     },
     #[error("cannot open the embedded S3 in {dir}: {source}")]
     S3 {
@@ -191,10 +196,27 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
             source,
         },
     )?;
+    // Lambda's event source mappings: pollers read streams and invoke
+    // `[functions]`.
+    let triggers = riffle_triggers::Triggers::open(
+        Arc::clone(&store),
+        Arc::clone(&kinesis),
+        functions.clone(),
+        config.triggers(),
+    )
+    .map_err(|source| ServeError::Triggers {
+        dir: dir.clone(),
+        source,
+    })?;
+    let triggers = Arc::new(triggers);
+    // Enabled mappings' pollers start reading their streams now.
+    triggers.start(Some(Arc::clone(&s3)));
     let services: Vec<Arc<dyn Service>> = vec![
         Arc::new(KinesisService(Arc::clone(&kinesis))),
         Arc::new(FirehoseService(Arc::clone(&firehose))),
         Arc::new(DynamoDbService(dynamodb)),
+        // Lambda's event-source-mapping operations (restJson1).
+        Arc::new(LambdaService(Arc::clone(&triggers))),
         // The Data Catalog tables format conversion reads its schemas from.
         Arc::new(GlueService(riffle_glue::Glue::open(
             Arc::clone(&store),
@@ -277,6 +299,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     // Delivery stops where it is: what was not delivered stays in the logs
     // and goes out at the next start.
     firehose.shutdown().await;
+    // Pollers stop before their functions do: a batch in flight is read
+    // again at the next start, not failed by the kill below.
+    triggers.shutdown().await;
     functions.shutdown(); // kills every function's process group
     let _ = stop_background.send(()); // no receiver left just means it already stopped
     if let Err(err) = background.await {

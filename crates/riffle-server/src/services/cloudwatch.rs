@@ -47,6 +47,7 @@ pub static CLOUDWATCH: ServiceInfo = ServiceInfo {
         ],
     }),
     rpc_v2_cbor: Some("GraniteServiceVersion20100801"),
+    rest_json: &[],
 };
 
 /// The CloudWatch service, registered with the edge.

@@ -35,6 +35,7 @@ pub static DYNAMODB: ServiceInfo = ServiceInfo {
     error_namespace: Some("com.amazonaws.dynamodb.v20120810"),
     query: None,
     rpc_v2_cbor: None,
+    rest_json: &[],
 };
 
 /// The DynamoDB subset, registered with the edge.

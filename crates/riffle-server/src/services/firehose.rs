@@ -24,6 +24,7 @@ pub static FIREHOSE: ServiceInfo = ServiceInfo {
     error_namespace: None,
     query: None,
     rpc_v2_cbor: None,
+    rest_json: &[],
 };
 
 /// The Firehose service, registered with the edge.

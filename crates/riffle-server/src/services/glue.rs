@@ -26,6 +26,7 @@ pub static GLUE: ServiceInfo = ServiceInfo {
     error_namespace: None,
     query: None,
     rpc_v2_cbor: None,
+    rest_json: &[],
 };
 
 /// The Glue subset, registered with the edge.

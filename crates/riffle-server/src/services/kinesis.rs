@@ -31,6 +31,7 @@ pub static KINESIS: ServiceInfo = ServiceInfo {
     error_namespace: None,
     query: None,
     rpc_v2_cbor: None,
+    rest_json: &[],
 };
 
 /// The Kinesis service, registered with the edge.

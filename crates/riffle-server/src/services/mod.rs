@@ -9,6 +9,7 @@ pub mod dynamodb;
 pub mod firehose;
 pub mod glue;
 pub mod kinesis;
+pub mod lambda;
 pub mod s3;
 
 pub use cloudwatch::CloudWatchService;
@@ -16,14 +17,16 @@ pub use dynamodb::DynamoDbService;
 pub use firehose::FirehoseService;
 pub use glue::GlueService;
 pub use kinesis::KinesisService;
+pub use lambda::LambdaService;
 
 #[cfg(test)]
 mod tests {
     use crate::service::ServiceInfo;
 
     /// Every registration, S3's included.
-    const ALL: [&ServiceInfo; 6] = [
+    const ALL: [&ServiceInfo; 7] = [
         &super::kinesis::KINESIS,
+        &super::lambda::LAMBDA,
         &super::firehose::FIREHOSE,
         &super::dynamodb::DYNAMODB,
         &super::cloudwatch::CLOUDWATCH,

@@ -72,6 +72,7 @@ pub static S3_INFO: ServiceInfo = ServiceInfo {
     error_namespace: None,
     query: None,
     rpc_v2_cbor: None,
+    rest_json: &[],
 };
 
 /// A request's bucket and key (empty when absent), as sent.
