@@ -48,9 +48,10 @@
 //! # Checkpoints
 //!
 //! Key `firehose/source/<delivery stream incarnation, 16 hex>/<source
-//! stream incarnation, 16 hex>/<ShardId>`, value 9 bytes: the little-endian
-//! u64 position of the shard's first record not yet appended, then a flag
-//! byte (1: the shard is closed and was read to its end, 0: not). The
+//! stream incarnation, 16 hex>/<ShardId>`, value a
+//! [`riffle_kinesis::shard_checkpoint::ShardCheckpoint`] (its layout is
+//! there): the shard's first record not yet appended, and whether the
+//! shard was read to its end. The
 //! source stream's incarnation keeps the positions of a deleted stream
 //! from applying to a new one of the same name. All of a delivery stream's
 //! checkpoints go with it ([`checkpoint_prefix`]).
@@ -182,35 +183,9 @@ fn take_short(b: &[u8]) -> Option<(&[u8], &[u8])> {
     rest.split_at_checked(usize::from(len))
 }
 
-/// Where a shard's reading stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checkpoint {
-    /// The position of the first record not yet in the delivery log.
-    pub next: Seq,
-    /// The shard is closed and every record of it is in the delivery log.
-    pub done: bool,
-}
-
-impl Checkpoint {
-    pub fn encode(self) -> Vec<u8> {
-        let mut out = self.next.to_le_bytes().to_vec();
-        out.push(u8::from(self.done));
-        out
-    }
-
-    pub fn decode(value: &[u8]) -> Option<Checkpoint> {
-        let (next, flag) = value.split_at_checked(8)?;
-        let done = match flag {
-            [0] => false,
-            [1] => true,
-            _ => return None,
-        };
-        Some(Checkpoint {
-            next: u64::from_le_bytes(next.try_into().ok()?),
-            done,
-        })
-    }
-}
+/// Where a shard's reading stands: `next` is the first record not yet in
+/// the delivery log.
+pub use riffle_kinesis::shard_checkpoint::ShardCheckpoint as Checkpoint;
 
 /// Every checkpoint of the delivery stream `incarnation`.
 pub fn checkpoint_prefix(incarnation: u64) -> String {
@@ -253,17 +228,7 @@ pub fn load_checkpoints(
     source_incarnation: u64,
 ) -> Result<BTreeMap<String, Checkpoint>, LogError> {
     let prefix = source_prefix(incarnation, source_incarnation);
-    let mut out = BTreeMap::new();
-    for (key, value) in store.meta().scan_prefix(&prefix)? {
-        let shard = key[prefix.len()..].to_owned();
-        match Checkpoint::decode(&value) {
-            Some(at) => {
-                out.insert(shard, at);
-            }
-            None => warn!(%key, "ignoring an unreadable source checkpoint"),
-        }
-    }
-    Ok(out)
+    riffle_kinesis::shard_checkpoint::load_checkpoints(store, &prefix)
 }
 
 /// The delete operations for every checkpoint of the delivery stream

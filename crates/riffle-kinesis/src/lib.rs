@@ -56,6 +56,7 @@ mod reader;
 mod reshard;
 mod seqnum;
 mod service;
+pub mod shard_checkpoint;
 mod stream;
 mod throttle;
 mod time;

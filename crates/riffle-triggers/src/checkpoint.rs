@@ -6,49 +6,23 @@
 //! # Layout
 //!
 //! Key `lambda/event-source-mapping-positions/<UUID>/<source stream
-//! incarnation, 16 hex>/<ShardId>`; value 9 bytes: the little-endian u64
-//! position of the shard's first record not yet processed, then a flag byte
-//! (1: the shard is closed and was processed to its end, 0: not). The
+//! incarnation, 16 hex>/<ShardId>`; value a
+//! [`riffle_kinesis::shard_checkpoint::ShardCheckpoint`] (its layout is
+//! there): the shard's first record not yet processed, and whether the
+//! shard was processed to its end. The
 //! stream's incarnation keeps a deleted stream's positions from applying to
 //! a new one of the same name. The prefix is not under the mappings' own
 //! (`lambda/event-source-mappings/`), which is read back as mappings.
 
 use std::collections::BTreeMap;
 
-use riffle_log::{LogError, LogStore, MetaOp, Seq};
-use tracing::warn;
+use riffle_log::{LogError, LogStore, MetaOp};
 
 const PREFIX: &str = "lambda/event-source-mapping-positions/";
 
-/// Where a shard's processing stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Checkpoint {
-    /// The position of the first record not yet processed.
-    pub next: Seq,
-    /// The shard is closed and every record of it was processed.
-    pub done: bool,
-}
-
-impl Checkpoint {
-    pub fn encode(self) -> Vec<u8> {
-        let mut out = self.next.to_le_bytes().to_vec();
-        out.push(u8::from(self.done));
-        out
-    }
-
-    pub fn decode(value: &[u8]) -> Option<Checkpoint> {
-        let (next, flag) = value.split_at_checked(8)?;
-        let done = match flag {
-            [0] => false,
-            [1] => true,
-            _ => return None,
-        };
-        Some(Checkpoint {
-            next: u64::from_le_bytes(next.try_into().ok()?),
-            done,
-        })
-    }
-}
+/// Where a shard's processing stands: `next` is the first record not yet
+/// processed.
+pub use riffle_kinesis::shard_checkpoint::ShardCheckpoint as Checkpoint;
 
 /// Every position of the mapping `uuid`.
 pub fn mapping_prefix(uuid: &str) -> String {
@@ -75,17 +49,7 @@ pub fn load(
     uuid: &str,
     incarnation: u64,
 ) -> Result<BTreeMap<String, Checkpoint>, LogError> {
-    let prefix = stream_prefix(uuid, incarnation);
-    let mut out = BTreeMap::new();
-    for (key, value) in store.meta().scan_prefix(&prefix)? {
-        match Checkpoint::decode(&value) {
-            Some(at) => {
-                out.insert(key[prefix.len()..].to_owned(), at);
-            }
-            None => warn!(%key, "ignoring an unreadable event source mapping position"),
-        }
-    }
-    Ok(out)
+    riffle_kinesis::shard_checkpoint::load_checkpoints(store, &stream_prefix(uuid, incarnation))
 }
 
 /// Deletes every position and open window of the mapping `uuid`
@@ -105,28 +69,6 @@ pub fn delete_all(store: &LogStore, uuid: &str) -> Result<(), LogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_position_reads_back_as_written() {
-        for at in [
-            Checkpoint {
-                next: 0,
-                done: false,
-            },
-            Checkpoint {
-                next: 1 << 40,
-                done: true,
-            },
-        ] {
-            assert_eq!(Checkpoint::decode(&at.encode()), Some(at));
-        }
-        assert_eq!(
-            Checkpoint::decode(&[0; 8]),
-            None,
-            "the flag byte is required"
-        );
-        assert_eq!(Checkpoint::decode(&[0, 0, 0, 0, 0, 0, 0, 0, 2]), None);
-    }
 
     #[test]
     fn positions_are_kept_per_mapping_stream_incarnation_and_shard() {
