@@ -7,6 +7,7 @@ extracted in `processing-failed/`, and AWS's rules on the configuration."""
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import re
 import time
@@ -234,3 +235,57 @@ def test_sigkill_while_a_partition_buffer_holds_records_loses_none_of_them(serve
     for partition, objects in got.items():
         for lines in objects:
             assert all(json.loads(line)["c"] == partition for line in lines), (partition, lines[:2])
+
+
+def logs_payload(message_type: str, messages: list[str]) -> bytes:
+    """A CloudWatch Logs subscription payload, gzipped as Logs sends it to Firehose."""
+    events = [{"id": f"{i:056d}", "timestamp": 1510109208016 + i, "message": m} for i, m in enumerate(messages)]
+    return gzip.compress(json.dumps({
+        "messageType": message_type, "owner": "123456789012", "logGroup": "/app/web", "logStream": "i-0abc",
+        "subscriptionFilters": ["to-firehose"], "logEvents": events,
+    }).encode())
+
+
+CLOUDWATCH_LOGS = [
+    {"Type": "Decompression", "Parameters": [{"ParameterName": "CompressionFormat", "ParameterValue": "GZIP"}]},
+    {"Type": "CloudWatchLogProcessing", "Parameters": [{"ParameterName": "DataMessageExtraction", "ParameterValue": "true"}]},
+]
+
+
+def test_cloudwatch_logs_payloads_are_delivered_as_their_messages(server):
+    firehose, s3 = clients(server.endpoint)
+    config = {
+        "RoleARN": ROLE, "BucketARN": "arn:aws:s3:::logs", "Prefix": "logs/",
+        "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+        "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+        "ProcessingConfiguration": {"Enabled": True, "Processors": CLOUDWATCH_LOGS},
+    }
+    create(firehose, s3, "logs", config)
+    control = logs_payload("CONTROL_MESSAGE", ["CWL CONTROL MESSAGE: Checking health of destination Firehose."])
+    put(firehose, "logs", logs_payload("DATA_MESSAGE", ["GET /a 200\n", "GET /b 404\n"]), control,
+        b"plain, not gzip", logs_payload("DATA_MESSAGE", ["POST /c 201\n"]))
+    bodies = wait_keys(Bucket(s3, "logs"), r"logs/.*logs-1-.*", r"errors/decompression-failed/logs-1-.*")
+    assert under(bodies, "logs/") == b"GET /a 200\nGET /b 404\nPOST /c 201\n"
+    [failed] = [json.loads(line) for line in under(bodies, "errors/decompression-failed/").splitlines()]
+    assert base64.b64decode(failed["rawData"]) == b"plain, not gzip"
+
+
+def test_log_messages_and_aggregated_records_are_partitioned_one_by_one(server):
+    firehose, s3 = clients(server.endpoint)
+    query = extraction("{customer_id: .customer_id}")
+    logs = {"Enabled": True, "Processors": CLOUDWATCH_LOGS + query["Processors"]}
+    create(firehose, s3, "cwl", partitioned("cwl", "c=!{partitionKeyFromQuery:customer_id}/", logs))
+    messages = [json.dumps({"customer_id": c, "path": p}) for c, p in (("1", "/a"), ("2", "/b"), ("1", "/c"))]
+    put(firehose, "cwl", logs_payload("DATA_MESSAGE", messages))
+    bodies = wait_keys(Bucket(s3, "cwl"), r"c=1/.*cwl-1-.*", r"c=2/.*cwl-1-.*")
+    assert under(bodies, "c=1/") == (messages[0] + "\n" + messages[2] + "\n").encode()
+    assert under(bodies, "c=2/") == (messages[1] + "\n").encode()
+
+    deaggregation = {"Type": "RecordDeAggregation", "Parameters": [{"ParameterName": "SubRecordType", "ParameterValue": "JSON"}]}
+    aggregated = {"Enabled": True, "Processors": [deaggregation] + query["Processors"]}
+    create(firehose, s3, "agg", partitioned("agg", "c=!{partitionKeyFromQuery:customer_id}/", aggregated))
+    # AWS's valid inputs: objects side by side, and one a line.
+    put(firehose, "agg", b'{"customer_id":"1","n":1}{"customer_id":"2","n":2}', b'{"customer_id":"1","n":3}\n{"customer_id":"1","n":4}\n')
+    bodies = wait_keys(Bucket(s3, "agg"), r"c=1/.*agg-1-.*", r"c=2/.*agg-1-.*")
+    assert under(bodies, "c=1/") == b'{"customer_id":"1","n":1}\n{"customer_id":"1","n":3}\n{"customer_id":"1","n":4}\n'
+    assert under(bodies, "c=2/") == b'{"customer_id":"2","n":2}\n'

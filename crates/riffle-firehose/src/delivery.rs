@@ -45,7 +45,7 @@ use crate::partition::{
     PARTITIONS_LIMIT_EXCEEDED, Partition, Query,
 };
 use crate::prefix::{self, ErrorOutputType, PartitionKeys, S3Prefixes, ThreadRandom};
-use crate::processing::{LambdaProcessor, Partitioning};
+use crate::processing::{ErrorLines, LambdaProcessor, Partitioning, Reshaped, Reshaping};
 use crate::sink::{ObjectSink, SinkError};
 use crate::stream::DeliveryStream;
 use crate::time::now_ms;
@@ -321,18 +321,30 @@ impl Deliverer {
         buffer: Buffer,
     ) {
         let (end, last_arrival_ms) = (buffer.end, buffer.last_arrival_ms);
-        match self.processor(destination) {
-            Some(processor) => {
-                let processed = self.transformed(record, buffer, processor).await;
-                self.deliver_processed(record, destination, processed).await
-            }
-            None => {
-                let oldest_ms = buffer.oldest_ms();
-                let keys = PartitionKeys::default();
-                self.deliver_records(record, destination, oldest_ms, buffer.into_records(), &keys)
-                    .await
-            }
-        }
+        let oldest_ms = buffer.oldest_ms();
+        let reshaped = self.reshape(destination, buffer).await;
+        let buffer = reshaped.buffer;
+        let mut processed = match self.processor(destination) {
+            Some(processor) => self.transformed(record, buffer, processor).await,
+            None => Processed {
+                oldest_ms: buffer.oldest_ms(),
+                records: buffer.into_records(),
+                ..Processed::default()
+            },
+        };
+        let early = reshaped.processing_failed;
+        processed.failed.extend_from_slice(&early.lines);
+        processed.failed_records += early.count;
+        self.deliver_processed(record, destination, processed).await;
+        let kind = ErrorOutputType::DecompressionFailed;
+        self.store_failed(
+            record,
+            destination,
+            oldest_ms,
+            reshaped.decompression_failed,
+            kind,
+        )
+        .await;
         self.checkpoint(end, last_arrival_ms).await;
     }
 
@@ -453,40 +465,58 @@ impl Deliverer {
             self.deliver_records(record, destination, oldest_ms, records, &keys)
                 .await;
         }
-        self.store_failed(
-            record,
-            destination,
-            oldest_ms,
-            processed.failed,
-            processed.failed_records,
-        )
-        .await;
+        let failed = ErrorLines {
+            lines: processed.failed,
+            count: processed.failed_records,
+        };
+        let kind = ErrorOutputType::ProcessingFailed;
+        self.store_failed(record, destination, oldest_ms, failed, kind)
+            .await;
     }
 
-    /// Stores the `processing-failed/` object of `count` error lines.
+    /// The destination lane's buffer after the processors that reshape
+    /// records (decompression, CloudWatch Logs messages, deaggregation),
+    /// off the async threads; the buffer as it is without them.
+    async fn reshape(&self, destination: &S3Destination, buffer: Buffer) -> Reshaped {
+        let reshaping = match self.lane {
+            Lane::Destination => Reshaping::of(destination.processing.as_ref()),
+            Lane::Backup => None,
+        };
+        let Some(reshaping) = reshaping else {
+            return Reshaped {
+                buffer,
+                ..Reshaped::default()
+            };
+        };
+        match tokio::task::spawn_blocking(move || reshaping.apply(&buffer)).await {
+            Ok(reshaped) => reshaped,
+            // Reshaping returns errors as values; a panic ends this task
+            // unrecorded, and a restart reads the records again.
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            // Cancelled: the runtime is stopping. Nothing is recorded.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Stores the error output object of `kind` with these error lines.
     async fn store_failed(
         &mut self,
         record: &StreamRecord,
         destination: &S3Destination,
         oldest_ms: i64,
-        lines: Vec<u8>,
-        count: u64,
+        failed: ErrorLines,
+        kind: ErrorOutputType,
     ) {
-        if count == 0 {
+        if failed.count == 0 {
             return;
         }
-        let key = error_object_key(
-            record,
-            destination,
-            oldest_ms,
-            ErrorOutputType::ProcessingFailed,
-        );
+        let key = error_object_key(record, destination, oldest_ms, kind);
         let object = Object {
             bucket: destination.bucket().to_owned(),
             key,
-            body: Bytes::from(lines),
+            body: Bytes::from(failed.lines),
         };
-        self.store_object(&object, count).await;
+        self.store_object(&object, failed.count).await;
     }
 
     /// Adds a chunk's records (transformed first by a Lambda processor)
@@ -500,6 +530,8 @@ impl Deliverer {
         mut active: ActivePartitions,
     ) -> Result<(ActivePartitions, Failed), ()> {
         let since = (chunk.from, chunk.oldest_ms());
+        let reshaped = self.reshape(destination, chunk).await;
+        let chunk = reshaped.buffer;
         let mut processed = match self.processor(destination) {
             Some(processor) => self.transformed(record, chunk, processor).await,
             None => Processed {
@@ -526,13 +558,18 @@ impl Deliverer {
         // task die anyway, the lane stops without a checkpoint and the
         // records are delivered again at the next start.
         let (active, failed) = split.map_err(|_| ())?;
-        processed.failed.extend_from_slice(&failed.lines);
+        let mut processing = reshaped.processing_failed;
+        processing.append(ErrorLines {
+            lines: processed.failed,
+            count: processed.failed_records,
+        });
+        processing.append(failed);
         Ok((
             active,
             Failed {
-                lines: processed.failed,
-                count: processed.failed_records + failed.count,
-                oldest_ms: processed.oldest_ms,
+                processing,
+                decompression: reshaped.decompression_failed,
+                oldest_ms: since.1,
             },
         ))
     }
@@ -552,14 +589,13 @@ impl Deliverer {
             self.deliver_records(record, destination, oldest_ms, p.records, &p.keys)
                 .await;
         }
-        self.store_failed(
-            record,
-            destination,
-            failed.oldest_ms,
-            failed.lines,
-            failed.count,
-        )
-        .await;
+        let at = failed.oldest_ms;
+        let kind = ErrorOutputType::ProcessingFailed;
+        self.store_failed(record, destination, at, failed.processing, kind)
+            .await;
+        let kind = ErrorOutputType::DecompressionFailed;
+        self.store_failed(record, destination, at, failed.decompression, kind)
+            .await;
         self.checkpoint(position.0, position.1).await;
     }
 
@@ -936,9 +972,9 @@ async fn sleep_until(at: Option<Instant>) {
 /// A chunk's records that failed, as error lines.
 #[derive(Debug, Default)]
 struct Failed {
-    lines: Vec<u8>,
-    count: u64,
-    /// The chunk's oldest arrival, which names their object.
+    processing: ErrorLines,
+    decompression: ErrorLines,
+    /// The chunk's oldest arrival, which names their objects.
     oldest_ms: i64,
 }
 
@@ -1000,7 +1036,8 @@ async fn run_partitioned(d: Deliverer, from: Seq) {
         }
         let flushed = active.take_due(clock.now_ms(), hints);
         let position = active.held_since().unwrap_or((read_at, read_arrival_ms));
-        if flushed.is_empty() && failed.count == 0 && position.0 == recorded {
+        let no_failures = failed.processing.count + failed.decompression.count == 0;
+        if flushed.is_empty() && no_failures && position.0 == recorded {
             continue;
         }
         recorded = position.0;
@@ -1069,8 +1106,8 @@ fn partition(
     chunk: &Chunk<'_>,
     query: Option<&Query>,
     delimiter: bool,
-) -> Failed {
-    let mut failed = Failed::default();
+) -> ErrorLines {
+    let mut failed = ErrorLines::default();
     let records = chunk.records;
     for i in 0..records.ends.len() {
         let data = records.record(i);
