@@ -52,7 +52,7 @@ mod errors;
 mod json;
 mod metrics;
 mod options;
-mod partition;
+pub mod partition;
 pub mod prefix;
 mod processing;
 pub mod remote;
