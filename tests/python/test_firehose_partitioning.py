@@ -289,3 +289,36 @@ def test_log_messages_and_aggregated_records_are_partitioned_one_by_one(server):
     bodies = wait_keys(Bucket(s3, "agg"), r"c=1/.*agg-1-.*", r"c=2/.*agg-1-.*")
     assert under(bodies, "c=1/") == b'{"customer_id":"1","n":1}\n{"customer_id":"1","n":3}\n{"customer_id":"1","n":4}\n'
     assert under(bodies, "c=2/") == b'{"customer_id":"2","n":2}\n'
+
+
+# AWS's default quota of active partitions per Firehose stream ("Buffer data
+# for dynamic partitioning").
+ACTIVE_PARTITIONS_MAX = 500
+
+
+def test_records_of_a_partition_past_the_active_limit_go_to_the_error_output(server):
+    firehose, s3 = clients(server.endpoint)
+    create(firehose, s3, "wide", partitioned("wide", "p/!{partitionKeyFromQuery:c}/", extraction("{c: .c}"),
+                                             interval_s=PARTITION_INTERVAL_S))
+    rec = lambda c: json.dumps({"c": f"{c:03d}"}).encode()  # noqa: E731
+    # One PutRecordBatch, so that every record lands in the same chunk and
+    # all 500 partitions are active when the 501st appears.
+    sent = [rec(c) for c in range(ACTIVE_PARTITIONS_MAX)]
+    put(firehose, "wide", *sent)
+    put(firehose, "wide", rec(ACTIVE_PARTITIONS_MAX), rec(0))
+    bucket = Bucket(s3, "wide")
+    deadline = time.monotonic() + RECOVERY_DEADLINE_S
+    while True:
+        bodies = bucket.refresh()
+        errors = [k for k in bodies if k.startswith("errors/")]
+        delivered = lines_by_partition(bodies, "p/")
+        if errors and len(delivered) == ACTIVE_PARTITIONS_MAX and len(delivered["000"][0]) == 2:
+            break
+        assert time.monotonic() < deadline, f"{len(delivered)} partitions, errors {errors}"
+        time.sleep(POLL_INTERVAL_S)
+    assert all(key.startswith("errors/processing-failed/") for key in errors), errors
+    failed = [json.loads(line) for key in errors for line in bodies[key].splitlines()]
+    assert [base64.b64decode(f["rawData"]) for f in failed] == [rec(ACTIVE_PARTITIONS_MAX)]
+    assert failed[0]["errorCode"] == "DynamicPartitioning.ActivePartitionsLimitExceeded"
+    # A known partition still takes records past the limit.
+    assert delivered["000"] == [[rec(0), rec(0)]]

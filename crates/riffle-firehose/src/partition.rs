@@ -135,6 +135,19 @@ impl Partition {
     }
 }
 
+/// Appends a record (and the AppendDelimiterToRecord newline); the bytes
+/// added.
+fn append(records: &mut Records, record: &[u8], arrival_ms: i64, delimiter: bool) -> usize {
+    let before = records.data.len();
+    records.data.extend_from_slice(record);
+    if delimiter {
+        records.data.push(b'\n');
+    }
+    records.ends.push(records.data.len());
+    records.arrivals.push(arrival_ms);
+    records.data.len() - before
+}
+
 /// When partition buffers are delivered: the destination's buffering
 /// hints per partition, and a bound on them all together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,30 +180,23 @@ impl ActivePartitions {
         since: (Seq, i64),
     ) -> bool {
         let slot = (keys.from_query, keys.from_lambda);
-        let known = self.buffers.contains_key(&slot);
-        if !known && self.buffers.len() >= ACTIVE_PARTITIONS_MAX {
+        if let Some(partition) = self.buffers.get_mut(&slot) {
+            self.bytes += append(&mut partition.records, record, arrival_ms, delimiter);
+            return true;
+        }
+        if self.buffers.len() >= ACTIVE_PARTITIONS_MAX {
             return false;
         }
-        let partition = self
-            .buffers
-            .entry(slot)
-            .or_insert_with_key(|slot| Partition {
-                keys: PartitionKeys {
-                    from_query: slot.0.clone(),
-                    from_lambda: slot.1.clone(),
-                },
-                records: Records::default(),
-                since,
-            });
-        let records = &mut partition.records;
-        let before = records.data.len();
-        records.data.extend_from_slice(record);
-        if delimiter {
-            records.data.push(b'\n');
-        }
-        records.ends.push(records.data.len());
-        records.arrivals.push(arrival_ms);
-        self.bytes += records.data.len() - before;
+        let mut partition = Partition {
+            keys: PartitionKeys {
+                from_query: slot.0.clone(),
+                from_lambda: slot.1.clone(),
+            },
+            records: Records::default(),
+            since,
+        };
+        self.bytes += append(&mut partition.records, record, arrival_ms, delimiter);
+        self.buffers.insert(slot, partition);
         true
     }
 
