@@ -1034,7 +1034,14 @@ async fn run_partitioned(d: Deliverer, from: Seq) {
             };
             (active, failed) = split;
         }
-        let flushed = active.take_due(clock.now_ms(), hints);
+        // Behind the log (records waiting to be read), buffers are not
+        // due by time yet: their records already waited, and reading on
+        // fills them to their size instead of making an object per
+        // partition of every chunk; as without partitioning, a buffer
+        // goes by time once the lane has caught up.
+        let caught_up = d.stream.log.next_seq() <= read_at;
+        let now_ms = if caught_up { clock.now_ms() } else { i64::MIN };
+        let flushed = active.take_due(now_ms, hints);
         let position = active.held_since().unwrap_or((read_at, read_arrival_ms));
         let no_failures = failed.processing.count + failed.decompression.count == 0;
         if flushed.is_empty() && no_failures && position.0 == recorded {
