@@ -28,7 +28,9 @@ fn documented(i: usize) -> Vec<u8> {
 /// The bench's partitioned record: a customer and 1 KiB of payload in
 /// base64.
 fn bench_record(i: usize) -> Vec<u8> {
-    let payload: String = (0..1368).map(|j| (b'A' + ((i + j) % 26) as u8) as char).collect();
+    let payload: String = (0..1368)
+        .map(|j| (b'A' + ((i + j) % 26) as u8) as char)
+        .collect();
     format!(r#"{{"customer_id":"c{:02}","data":"{payload}"}}"#, i % 100).into_bytes()
 }
 
