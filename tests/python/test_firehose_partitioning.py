@@ -7,13 +7,15 @@ extracted in `processing-failed/`, and AWS's rules on the configuration."""
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import re
+import time
 
 import pytest
 from botocore.exceptions import ClientError
 
-from test_firehose_crash import Bucket
+from test_firehose_crash import POLL_INTERVAL_S, RECOVERY_DEADLINE_S, Bucket, acknowledged
 from test_firehose_s3 import ROLE, clients, wait_active
 from test_firehose_transform import function_arn, lambda_server, wait_keys  # noqa: F401 (fixture)
 
@@ -38,13 +40,13 @@ def extraction(query: str, delimiter: bool = True) -> dict:
     return {"Enabled": True, "Processors": processors}
 
 
-def partitioned(bucket: str, prefix: str, processing: dict, size_mb: int = 64) -> dict:
+def partitioned(bucket: str, prefix: str, processing: dict, size_mb: int = 64, interval_s: int = 1) -> dict:
     return {
         "RoleARN": ROLE,
         "BucketARN": f"arn:aws:s3:::{bucket}",
         "Prefix": prefix,
         "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
-        "BufferingHints": {"SizeInMBs": size_mb, "IntervalInSeconds": 1},
+        "BufferingHints": {"SizeInMBs": size_mb, "IntervalInSeconds": interval_s},
         "DynamicPartitioningConfiguration": {"Enabled": True, "RetryOptions": {"DurationInSeconds": 300}},
         "ProcessingConfiguration": processing,
     }
@@ -148,3 +150,175 @@ def test_awss_rules_on_dynamic_partitioning(lambda_server):
             },
         )
     )
+
+
+# Each partition's buffer is delivered PARTITION_INTERVAL_S after its own
+# first record: the puts below are spaced STEP_S apart, 1.5 s away from
+# either partition's deadline either way.
+PARTITION_INTERVAL_S = 6
+STEP_S = 3.0
+
+
+def put(firehose, name: str, *records: bytes) -> list[bytes]:
+    out = firehose.put_record_batch(DeliveryStreamName=name, Records=[{"Data": r} for r in records])
+    assert out["FailedPutCount"] == 0, out
+    return list(records)
+
+
+def lines_by_partition(bodies: dict[str, bytes], prefix: str) -> dict[str, list[list[bytes]]]:
+    """Each partition's objects (by key, so in time order) as lists of lines."""
+    out: dict[str, list[list[bytes]]] = {}
+    for key in sorted(bodies):
+        if key.startswith(prefix):
+            partition = key[len(prefix):].split("/", 1)[0]
+            out.setdefault(partition, []).append(bodies[key].splitlines())
+    return out
+
+
+def test_each_partition_is_delivered_when_its_own_interval_passes(server):
+    firehose, s3 = clients(server.endpoint)
+    processing = extraction("{c: .c}")
+    create(firehose, s3, "rates", partitioned("rates", "p/!{partitionKeyFromQuery:c}/", processing,
+                                              interval_s=PARTITION_INTERVAL_S))
+    rec = lambda c, n: json.dumps({"c": c, "n": n}).encode()  # noqa: E731
+    put(firehose, "rates", rec("a", 1))                      # a's buffer: due at 6 s
+    time.sleep(STEP_S)
+    put(firehose, "rates", rec("b", 1))                      # b's buffer: due at 9 s
+    time.sleep(1.5 * STEP_S)
+    put(firehose, "rates", rec("b", 2), rec("a", 2))         # 7.5 s: b's buffer still open, a's delivered
+    bucket = Bucket(s3, "rates")
+    deadline = time.monotonic() + RECOVERY_DEADLINE_S
+    while sum(len(b.splitlines()) for b in bucket.refresh().values()) < 4:
+        assert time.monotonic() < deadline, sorted(bucket.bodies)
+        time.sleep(POLL_INTERVAL_S)
+    got = lines_by_partition(bucket.bodies, "p/")
+    # One lane buffer for all partitions would have cut b's records at a's
+    # deadline; b's own buffer holds both of them.
+    assert got["b"] == [[rec("b", 1), rec("b", 2)]], got
+    assert got["a"] == [[rec("a", 1)], [rec("a", 2)]], got
+
+
+def test_sigkill_while_a_partition_buffer_holds_records_loses_none_of_them(server):
+    firehose, s3 = clients(server.endpoint)
+    processing = extraction("{c: .c}")
+    create(firehose, s3, "held", partitioned("held", "p/!{partitionKeyFromQuery:c}/", processing,
+                                             interval_s=PARTITION_INTERVAL_S))
+    rec = lambda c, n: json.dumps({"c": c, "n": n, "pad": "x" * 200}).encode()  # noqa: E731
+    acked = put(firehose, "held", *[rec("early", n) for n in range(50)])
+    time.sleep(STEP_S)
+    acked += put(firehose, "held", *[rec("late", n) for n in range(50)])
+    # Once the early partition is delivered, records of the late one (read
+    # after the early one's) are still only in its buffer; then more of
+    # both arrive and the server dies before the late buffer is due.
+    bucket = Bucket(s3, "held")
+    deadline = time.monotonic() + RECOVERY_DEADLINE_S
+    while not any(key.startswith("p/early/") for key in bucket.refresh()):
+        assert time.monotonic() < deadline, "the early partition was never delivered"
+        time.sleep(0.1)
+    assert not any(key.startswith("p/late/") for key in bucket.bodies), sorted(bucket.bodies)
+    batch = [rec(c, 100 + n) for n in range(100) for c in ("early", "late")]
+    out = firehose.put_record_batch(DeliveryStreamName="held", Records=[{"Data": r} for r in batch])
+    acked += acknowledged(batch, out)
+    server.kill()
+    server.start()
+    firehose, s3 = clients(server.endpoint)
+    bucket = Bucket(s3, "held")
+    deadline = time.monotonic() + RECOVERY_DEADLINE_S
+    while True:
+        got = lines_by_partition(bucket.refresh(), "p/")
+        seen = {line for objects in got.values() for lines in objects for line in lines}
+        missing = set(acked) - seen
+        if not missing:
+            break
+        assert time.monotonic() < deadline, f"{len(missing)} acknowledged records lost, e.g. {sorted(missing)[0][:40]!r}"
+        time.sleep(POLL_INTERVAL_S)
+    for partition, objects in got.items():
+        for lines in objects:
+            assert all(json.loads(line)["c"] == partition for line in lines), (partition, lines[:2])
+
+
+def logs_payload(message_type: str, messages: list[str]) -> bytes:
+    """A CloudWatch Logs subscription payload, gzipped as Logs sends it to Firehose."""
+    events = [{"id": f"{i:056d}", "timestamp": 1510109208016 + i, "message": m} for i, m in enumerate(messages)]
+    return gzip.compress(json.dumps({
+        "messageType": message_type, "owner": "123456789012", "logGroup": "/app/web", "logStream": "i-0abc",
+        "subscriptionFilters": ["to-firehose"], "logEvents": events,
+    }).encode())
+
+
+CLOUDWATCH_LOGS = [
+    {"Type": "Decompression", "Parameters": [{"ParameterName": "CompressionFormat", "ParameterValue": "GZIP"}]},
+    {"Type": "CloudWatchLogProcessing", "Parameters": [{"ParameterName": "DataMessageExtraction", "ParameterValue": "true"}]},
+]
+
+
+def test_cloudwatch_logs_payloads_are_delivered_as_their_messages(server):
+    firehose, s3 = clients(server.endpoint)
+    config = {
+        "RoleARN": ROLE, "BucketARN": "arn:aws:s3:::logs", "Prefix": "logs/",
+        "ErrorOutputPrefix": "errors/!{firehose:error-output-type}/",
+        "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+        "ProcessingConfiguration": {"Enabled": True, "Processors": CLOUDWATCH_LOGS},
+    }
+    create(firehose, s3, "logs", config)
+    control = logs_payload("CONTROL_MESSAGE", ["CWL CONTROL MESSAGE: Checking health of destination Firehose."])
+    put(firehose, "logs", logs_payload("DATA_MESSAGE", ["GET /a 200\n", "GET /b 404\n"]), control,
+        b"plain, not gzip", logs_payload("DATA_MESSAGE", ["POST /c 201\n"]))
+    bodies = wait_keys(Bucket(s3, "logs"), r"logs/.*logs-1-.*", r"errors/decompression-failed/logs-1-.*")
+    assert under(bodies, "logs/") == b"GET /a 200\nGET /b 404\nPOST /c 201\n"
+    [failed] = [json.loads(line) for line in under(bodies, "errors/decompression-failed/").splitlines()]
+    assert base64.b64decode(failed["rawData"]) == b"plain, not gzip"
+
+
+def test_log_messages_and_aggregated_records_are_partitioned_one_by_one(server):
+    firehose, s3 = clients(server.endpoint)
+    query = extraction("{customer_id: .customer_id}")
+    logs = {"Enabled": True, "Processors": CLOUDWATCH_LOGS + query["Processors"]}
+    create(firehose, s3, "cwl", partitioned("cwl", "c=!{partitionKeyFromQuery:customer_id}/", logs))
+    messages = [json.dumps({"customer_id": c, "path": p}) for c, p in (("1", "/a"), ("2", "/b"), ("1", "/c"))]
+    put(firehose, "cwl", logs_payload("DATA_MESSAGE", messages))
+    bodies = wait_keys(Bucket(s3, "cwl"), r"c=1/.*cwl-1-.*", r"c=2/.*cwl-1-.*")
+    assert under(bodies, "c=1/") == (messages[0] + "\n" + messages[2] + "\n").encode()
+    assert under(bodies, "c=2/") == (messages[1] + "\n").encode()
+
+    deaggregation = {"Type": "RecordDeAggregation", "Parameters": [{"ParameterName": "SubRecordType", "ParameterValue": "JSON"}]}
+    aggregated = {"Enabled": True, "Processors": [deaggregation] + query["Processors"]}
+    create(firehose, s3, "agg", partitioned("agg", "c=!{partitionKeyFromQuery:customer_id}/", aggregated))
+    # AWS's valid inputs: objects side by side, and one a line.
+    put(firehose, "agg", b'{"customer_id":"1","n":1}{"customer_id":"2","n":2}', b'{"customer_id":"1","n":3}\n{"customer_id":"1","n":4}\n')
+    bodies = wait_keys(Bucket(s3, "agg"), r"c=1/.*agg-1-.*", r"c=2/.*agg-1-.*")
+    assert under(bodies, "c=1/") == b'{"customer_id":"1","n":1}\n{"customer_id":"1","n":3}\n{"customer_id":"1","n":4}\n'
+    assert under(bodies, "c=2/") == b'{"customer_id":"2","n":2}\n'
+
+
+# AWS's default quota of active partitions per Firehose stream ("Buffer data
+# for dynamic partitioning").
+ACTIVE_PARTITIONS_MAX = 500
+
+
+def test_records_of_a_partition_past_the_active_limit_go_to_the_error_output(server):
+    firehose, s3 = clients(server.endpoint)
+    create(firehose, s3, "wide", partitioned("wide", "p/!{partitionKeyFromQuery:c}/", extraction("{c: .c}"),
+                                             interval_s=PARTITION_INTERVAL_S))
+    rec = lambda c: json.dumps({"c": f"{c:03d}"}).encode()  # noqa: E731
+    # One PutRecordBatch, so that every record lands in the same chunk and
+    # all 500 partitions are active when the 501st appears.
+    sent = [rec(c) for c in range(ACTIVE_PARTITIONS_MAX)]
+    put(firehose, "wide", *sent)
+    put(firehose, "wide", rec(ACTIVE_PARTITIONS_MAX), rec(0))
+    bucket = Bucket(s3, "wide")
+    deadline = time.monotonic() + RECOVERY_DEADLINE_S
+    while True:
+        bodies = bucket.refresh()
+        errors = [k for k in bodies if k.startswith("errors/")]
+        delivered = lines_by_partition(bodies, "p/")
+        if errors and len(delivered) == ACTIVE_PARTITIONS_MAX and len(delivered["000"][0]) == 2:
+            break
+        assert time.monotonic() < deadline, f"{len(delivered)} partitions, errors {errors}"
+        time.sleep(POLL_INTERVAL_S)
+    assert all(key.startswith("errors/processing-failed/") for key in errors), errors
+    failed = [json.loads(line) for key in errors for line in bodies[key].splitlines()]
+    assert [base64.b64decode(f["rawData"]) for f in failed] == [rec(ACTIVE_PARTITIONS_MAX)]
+    assert failed[0]["errorCode"] == "DynamicPartitioning.ActivePartitionsLimitExceeded"
+    # A known partition still takes records past the limit.
+    assert delivered["000"] == [[rec(0), rec(0)]]

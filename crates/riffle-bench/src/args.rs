@@ -101,6 +101,13 @@ pub struct FirehoseOptions {
     /// path, not the function's own work.
     #[arg(long, value_name = "ARN")]
     pub transform_function: Option<String>,
+    /// Partition records dynamically by this JQ query (a MetadataExtraction
+    /// processor), e.g. '{customer_id: .customer_id}'. Records are then
+    /// JSON objects with a `customer_id` (one of 100) and the verified
+    /// payload in base64 as `data`; each member the query gives names a
+    /// level of the objects' prefix.
+    #[arg(long, value_name = "QUERY")]
+    pub partition_query: Option<String>,
 }
 
 /// `riffle bench firehose`'s options: the common ones and its own.
@@ -121,6 +128,7 @@ pub struct FirehosePlan {
     pub bucket: String,
     pub drain_timeout: Duration,
     pub transform_function: Option<String>,
+    pub partition_query: Option<String>,
 }
 
 /// How the e2e consumer reads.
@@ -459,6 +467,7 @@ fn firehose_plan(options: FirehoseOptions, stream: &str) -> Result<FirehosePlan,
             .unwrap_or_else(|| stream.to_ascii_lowercase().replace('_', "-")),
         drain_timeout: options.drain_timeout,
         transform_function: options.transform_function,
+        partition_query: options.partition_query,
     })
 }
 
@@ -630,6 +639,12 @@ mod tests {
         assert_eq!(
             transformed.firehose.unwrap().transform_function.as_deref(),
             Some(arn)
+        );
+        let query = "{customer_id: .customer_id}";
+        let partitioned = plan(&["firehose", "--partition-query", query]).unwrap();
+        assert_eq!(
+            partitioned.firehose.unwrap().partition_query.as_deref(),
+            Some(query)
         );
     }
 

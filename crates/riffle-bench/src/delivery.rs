@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_firehose::types::{
     BufferingHints, CompressionFormat, DeliveryStreamStatus, DeliveryStreamType,
-    ExtendedS3DestinationConfiguration, ProcessingConfiguration, Processor, ProcessorParameter,
-    ProcessorParameterName, ProcessorType,
+    DynamicPartitioningConfiguration, ExtendedS3DestinationConfiguration, ProcessingConfiguration,
+    Processor, ProcessorParameter, ProcessorParameterName, ProcessorType,
 };
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use bytes::Bytes;
@@ -87,19 +87,34 @@ pub async fn create_delivery_stream(
         .size_in_mbs(i32::try_from(plan.buffer_size_mb).unwrap_or(i32::MAX))
         .interval_in_seconds(i32::try_from(plan.buffer_interval).unwrap_or(i32::MAX))
         .build();
-    let destination = ExtendedS3DestinationConfiguration::builder()
+    let mut destination = ExtendedS3DestinationConfiguration::builder()
         .role_arn(ROLE_ARN)
         .bucket_arn(format!("arn:aws:s3:::{}", plan.bucket))
         .prefix(prefix)
         .buffering_hints(hints)
         .compression_format(CompressionFormat::from(plan.compression.as_str()))
-        .set_processing_configuration(plan.transform_function.as_deref().map(processing))
-        .build()
-        .map_err(|e| BenchError::ControlPlane {
-            action: "CreateDeliveryStream",
-            stream: name.to_owned(),
-            message: e.to_string(),
-        })?;
+        .set_processing_configuration(processing(plan));
+    if let Some(query) = &plan.partition_query {
+        // Each key the query names is a level of the prefix; the error
+        // output is required with dynamic partitioning.
+        let levels: String = query_keys(query)
+            .iter()
+            .map(|k| format!("{k}=!{{partitionKeyFromQuery:{k}}}/"))
+            .collect();
+        destination = destination
+            .prefix(format!("{prefix}{levels}"))
+            .error_output_prefix(format!("{prefix}errors/!{{firehose:error-output-type}}/"))
+            .dynamic_partitioning_configuration(
+                DynamicPartitioningConfiguration::builder()
+                    .enabled(true)
+                    .build(),
+            );
+    }
+    let destination = destination.build().map_err(|e| BenchError::ControlPlane {
+        action: "CreateDeliveryStream",
+        stream: name.to_owned(),
+        message: e.to_string(),
+    })?;
     firehose
         .create_delivery_stream()
         .delivery_stream_name(name)
@@ -111,20 +126,83 @@ pub async fn create_delivery_stream(
     wait_active(firehose, name).await
 }
 
-/// A Lambda processor calling `arn`, with AWS's defaults otherwise.
-fn processing(arn: &str) -> ProcessingConfiguration {
-    let parameter = ProcessorParameter::builder()
-        .parameter_name(ProcessorParameterName::LambdaArn)
-        .parameter_value(arn)
-        .build();
-    let processor = Processor::builder()
-        .r#type(ProcessorType::Lambda)
-        .set_parameters(parameter.ok().map(|p| vec![p]))
-        .build();
-    ProcessingConfiguration::builder()
-        .enabled(true)
-        .set_processors(processor.ok().map(|p| vec![p]))
+/// The processors of a run: a Lambda processor calling the transform
+/// function (AWS's defaults otherwise), a MetadataExtraction processor
+/// running the partition query; `None` without either.
+fn processing(plan: &FirehosePlan) -> Option<ProcessingConfiguration> {
+    let mut processors = Vec::new();
+    if let Some(arn) = &plan.transform_function {
+        processors.extend(processor(
+            ProcessorType::Lambda,
+            &[(ProcessorParameterName::LambdaArn, arn)],
+        ));
+    }
+    if let Some(query) = &plan.partition_query {
+        processors.extend(processor(
+            ProcessorType::MetadataExtraction,
+            &[
+                (ProcessorParameterName::MetadataExtractionQuery, query),
+                (ProcessorParameterName::JsonParsingEngine, "JQ-1.6"),
+            ],
+        ));
+    }
+    if processors.is_empty() {
+        return None;
+    }
+    Some(
+        ProcessingConfiguration::builder()
+            .enabled(true)
+            .set_processors(Some(processors))
+            .build(),
+    )
+}
+
+fn processor(
+    kind: ProcessorType,
+    parameters: &[(ProcessorParameterName, &str)],
+) -> Option<Processor> {
+    let parameters = parameters
+        .iter()
+        .filter_map(|(name, value)| {
+            ProcessorParameter::builder()
+                .parameter_name(name.clone())
+                .parameter_value(*value)
+                .build()
+                .ok()
+        })
+        .collect();
+    Processor::builder()
+        .r#type(kind)
+        .set_parameters(Some(parameters))
         .build()
+        .ok()
+}
+
+/// The member names of a query's output object, `{a: .x, b: .y}`: the
+/// partition keys it extracts (names only; values may be any filter).
+pub fn query_keys(query: &str) -> Vec<String> {
+    let inner = query.trim().trim_start_matches('{').trim_end_matches('}');
+    let mut keys = Vec::new();
+    let mut depth = 0_i32;
+    let mut member = String::new();
+    for c in inner.chars().chain([',']) {
+        match c {
+            '{' | '[' | '(' => depth += 1,
+            '}' | ']' | ')' => depth -= 1,
+            ',' if depth == 0 => {
+                let name = member.split(':').next().unwrap_or("").trim();
+                let name = name.trim_matches('"');
+                if !name.is_empty() {
+                    keys.push(name.to_owned());
+                }
+                member.clear();
+                continue;
+            }
+            _ => {}
+        }
+        member.push(c);
+    }
+    keys
 }
 
 async fn wait_active(firehose: &aws_sdk_firehose::Client, name: &str) -> Result<(), BenchError> {
@@ -252,4 +330,18 @@ pub async fn clean_up(
         }
     }
     first
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_querys_member_names_are_its_partition_keys() {
+        assert_eq!(query_keys("{customer_id: .customer_id}"), ["customer_id"]);
+        assert_eq!(
+            query_keys("{device: .type.device, \"day\": (.ts | tostring), c: {a: 1}.a}"),
+            ["device", "day", "c"]
+        );
+    }
 }

@@ -291,6 +291,10 @@ pub fn table(plan: &Plan, s: &Summary) -> String {
                 .as_deref()
                 .map(|arn| format!(", transformed by {arn}"))
                 .unwrap_or_default()
+                + &f.partition_query
+                    .as_deref()
+                    .map(|q| format!(", partitioned by {q}"))
+                    .unwrap_or_default()
         ),
         None => format!("stream {}, {} shards", s.stream, s.shards),
     };

@@ -104,6 +104,21 @@ impl Buffer {
         self.last_arrival_ms = record.arrival_ms;
     }
 
+    /// Appends a record made from a source record (a sub-record of it,
+    /// or its data decompressed), which keeps the source's arrival time and
+    /// partition-key slot.
+    pub fn push_derived(&mut self, data: &[u8], arrival_ms: i64, slot: Option<&[u8]>) {
+        self.first_arrival_ms.get_or_insert(arrival_ms);
+        self.data.extend_from_slice(data);
+        self.ends.push(self.data.len());
+        self.arrivals.push(arrival_ms);
+        if let Some(slot) = slot {
+            self.slots.extend_from_slice(slot);
+            self.slot_ends.push(self.slots.len());
+        }
+        self.last_arrival_ms = self.last_arrival_ms.max(arrival_ms);
+    }
+
     /// The records, without their slots.
     pub fn into_records(self) -> Records {
         Records {

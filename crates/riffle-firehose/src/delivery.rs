@@ -15,6 +15,14 @@
 //! transformed ([`crate::transform`]); the transformed records make its
 //! object, the records that failed make a `processing-failed/` object, and
 //! the position is recorded once both are stored.
+//!
+//! With dynamic partitioning, the destination's lane keeps one buffer per
+//! active partition ([`ActivePartitions`]), each delivered when its own
+//! size hint or interval is reached ([`run_partitioned`]). The recorded
+//! position then only advances to the oldest record still held in any
+//! partition buffer: after a crash the log is read again from there, and
+//! records of partitions already delivered past it are delivered again
+//! (at least once, as without partitioning; never lost).
 
 use std::mem::{Discriminant, discriminant};
 use std::sync::Arc;
@@ -35,10 +43,11 @@ use crate::endpoint::Endpoint;
 use crate::http_client::DestinationClient;
 use crate::metrics::LaneMetrics;
 use crate::partition::{
-    ACTIVE_PARTITIONS_MAX, METADATA_EXTRACTION_FAILED, PARTITIONS_LIMIT_EXCEEDED, Partitions, Query,
+    ACTIVE_PARTITIONS_MAX, ActivePartitions, Hints, METADATA_EXTRACTION_FAILED,
+    PARTITIONS_LIMIT_EXCEEDED, Partition, Query,
 };
 use crate::prefix::{self, ErrorOutputType, PartitionKeys, S3Prefixes, ThreadRandom};
-use crate::processing::{LambdaProcessor, Partitioning};
+use crate::processing::{ErrorLines, LambdaProcessor, Partitioning, Reshaped, Reshaping};
 use crate::sink::{ObjectSink, SinkError};
 use crate::stream::DeliveryStream;
 use crate::time::now_ms;
@@ -56,6 +65,18 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const READ_RECORDS_MAX: usize = 10_000;
 const READ_BYTES_MAX: usize = 4 * 1024 * 1024;
 const MIB: usize = 1024 * 1024;
+/// With dynamic partitioning, the lane reads the log in chunks of at most
+/// this many bytes, or what arrived within [`CHUNK_INTERVAL`], and adds
+/// each chunk's records to their partitions' buffers (AWS's "multi-stage
+/// buffering"): short enough that a partition is delivered close to its
+/// own interval, long enough that a Lambda processor sees batches.
+const CHUNK_BYTES_MAX: usize = 4 * MIB;
+const CHUNK_INTERVAL: Duration = Duration::from_millis(500);
+/// What all partition buffers of a lane may hold together: the API's
+/// largest SizeInMBs (128), so that a partitioned lane holds no more than
+/// a lane without partitioning; past it the largest buffers are
+/// delivered early.
+const PARTITION_BUFFERS_BYTES_MAX: usize = 128 * MIB;
 
 /// Which copy of a stream's records a task delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +201,14 @@ pub struct Object {
 /// held; one object is stored at a time, so positions are recorded in
 /// order.
 async fn run(d: Deliverer, mut next: Option<Seq>) {
+    // Dynamic partitioning is set at creation and never turned off.
+    if let (Lane::Destination, Some(from)) = (d.lane, next)
+        && d.lane
+            .destination(&d.stream.record())
+            .is_some_and(|dest| dest.dynamic_partitioning_enabled())
+    {
+        return run_partitioned(d, from).await;
+    }
     let mut storing = Storing::Idle(d.clone());
     loop {
         let record = d.stream.record();
@@ -199,7 +228,7 @@ async fn run(d: Deliverer, mut next: Option<Seq>) {
             None => d.backup_enabled().await,
         };
         next = Some(from);
-        let buffer = match d.fill(from).await {
+        let buffer = match d.fill(from, None).await {
             Ok(buffer) => buffer,
             Err(LogError::Deleted { .. } | LogError::Closed { .. }) => {
                 storing.settle().await;
@@ -303,30 +332,30 @@ impl Deliverer {
         buffer: Buffer,
     ) {
         let (end, last_arrival_ms) = (buffer.end, buffer.last_arrival_ms);
-        let partitioning =
-            self.lane == Lane::Destination && destination.dynamic_partitioning_enabled();
-        match self.processor(destination) {
-            Some(processor) => {
-                self.deliver_transformed(record, destination, buffer, processor, partitioning)
-                    .await
-            }
-            None if partitioning => {
-                let oldest_ms = buffer.oldest_ms();
-                let processed = Processed {
-                    records: buffer.into_records(),
-                    oldest_ms,
-                    ..Processed::default()
-                };
-                self.deliver_processed(record, destination, processed, true)
-                    .await
-            }
-            None => {
-                let oldest_ms = buffer.oldest_ms();
-                let keys = PartitionKeys::default();
-                self.deliver_records(record, destination, oldest_ms, buffer.into_records(), &keys)
-                    .await
-            }
-        }
+        let oldest_ms = buffer.oldest_ms();
+        let reshaped = self.reshape(destination, buffer).await;
+        let buffer = reshaped.buffer;
+        let mut processed = match self.processor(destination) {
+            Some(processor) => self.transformed(record, buffer, processor).await,
+            None => Processed {
+                oldest_ms: buffer.oldest_ms(),
+                records: buffer.into_records(),
+                ..Processed::default()
+            },
+        };
+        let early = reshaped.processing_failed;
+        processed.failed.extend_from_slice(&early.lines);
+        processed.failed_records += early.count;
+        self.deliver_processed(record, destination, processed).await;
+        let kind = ErrorOutputType::DecompressionFailed;
+        self.store_failed(
+            record,
+            destination,
+            oldest_ms,
+            reshaped.decompression_failed,
+            kind,
+        )
+        .await;
         self.checkpoint(end, last_arrival_ms).await;
     }
 
@@ -449,17 +478,14 @@ impl Deliverer {
         }
     }
 
-    /// Transforms the buffer, then stores the transformed records' object
-    /// (none when the function dropped or failed every record, as AWS
-    /// writes no empty object) and the failed records' error object.
-    async fn deliver_transformed(
-        &mut self,
+    /// The buffer transformed by the Lambda processor, with the records
+    /// that failed as error lines.
+    async fn transformed(
+        &self,
         record: &StreamRecord,
-        destination: &S3Destination,
         buffer: Buffer,
         processor: LambdaProcessor,
-        partitioning: bool,
-    ) {
+    ) -> Processed {
         let transformer = Arc::new(Transformer {
             functions: self.env.functions.clone(),
             delivery_stream_arn: format!(
@@ -472,79 +498,163 @@ impl Deliverer {
             stream: Arc::clone(&self.stream),
         });
         let out = transformer.transform(&buffer).await;
-        let processed = Processed {
+        Processed {
             records: out.records,
             lambda_keys: out.partition_keys,
             failed: out.failed,
             failed_records: out.failed_records,
             oldest_ms: buffer.oldest_ms(),
-        };
-        drop(buffer);
-        self.deliver_processed(record, destination, processed, partitioning)
-            .await;
+        }
     }
 
-    /// Stores processed records: one object per partition with dynamic
-    /// partitioning (records whose keys cannot be extracted fail), else one
-    /// object (none when no record is left, as AWS writes no empty
-    /// object); then the failed records' `processing-failed/` object.
+    /// Stores processed records' object (none when no record is left, as
+    /// AWS writes no empty object), then the failed records'
+    /// `processing-failed/` object.
     async fn deliver_processed(
         &mut self,
         record: &StreamRecord,
         destination: &S3Destination,
         mut processed: Processed,
-        partitioning: bool,
     ) {
         let oldest_ms = processed.oldest_ms;
-        if partitioning {
-            let settings = Partitioning::of(destination.processing.as_ref());
-            let query = settings.query.as_deref().and_then(|q| self.query(q));
-            let records = std::mem::take(&mut processed.records);
-            let lambda_keys = std::mem::take(&mut processed.lambda_keys);
-            let split = tokio::task::spawn_blocking(move || {
-                partition(
-                    &records,
-                    &lambda_keys,
-                    query.as_deref(),
-                    settings.delimiter,
-                    oldest_ms,
-                )
-            })
-            .await;
-            // The closure does not panic (jq errors are values); should its
-            // task die anyway, the lane stops here without a checkpoint and
-            // the buffer is delivered again at the next start.
-            let Ok((partitions, failed, failed_records)) = split else {
-                error!(stream = %record.name, "partitioning a buffer failed; the lane stops until a restart");
-                std::future::pending::<()>().await;
-                return;
-            };
-            processed.failed.extend_from_slice(&failed);
-            processed.failed_records += failed_records;
-            for p in partitions.partitions {
-                self.deliver_records(record, destination, oldest_ms, p.records, &p.keys)
-                    .await;
-            }
-        } else if !processed.records.ends.is_empty() {
+        if !processed.records.ends.is_empty() {
             let records = std::mem::take(&mut processed.records);
             let keys = PartitionKeys::default();
             self.deliver_records(record, destination, oldest_ms, records, &keys)
                 .await;
         }
-        if processed.failed_records > 0 {
-            let key = error_object_key(
-                record,
-                destination,
-                oldest_ms,
-                ErrorOutputType::ProcessingFailed,
-            );
-            let object = Object {
-                bucket: destination.bucket().to_owned(),
-                key,
-                body: Bytes::from(processed.failed),
+        let failed = ErrorLines {
+            lines: processed.failed,
+            count: processed.failed_records,
+        };
+        let kind = ErrorOutputType::ProcessingFailed;
+        self.store_failed(record, destination, oldest_ms, failed, kind)
+            .await;
+    }
+
+    /// The destination lane's buffer after the processors that reshape
+    /// records (decompression, CloudWatch Logs messages, deaggregation),
+    /// off the async threads; the buffer as it is without them.
+    async fn reshape(&self, destination: &S3Destination, buffer: Buffer) -> Reshaped {
+        let reshaping = match self.lane {
+            Lane::Destination => Reshaping::of(destination.processing.as_ref()),
+            Lane::Backup => None,
+        };
+        let Some(reshaping) = reshaping else {
+            return Reshaped {
+                buffer,
+                ..Reshaped::default()
             };
-            self.store_object(&object, processed.failed_records).await;
+        };
+        match tokio::task::spawn_blocking(move || reshaping.apply(&buffer)).await {
+            Ok(reshaped) => reshaped,
+            // Reshaping returns errors as values; a panic ends this task
+            // unrecorded, and a restart reads the records again.
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            // Cancelled: the runtime is stopping. Nothing is recorded.
+            Err(_) => std::future::pending().await,
         }
+    }
+
+    /// Stores the error output object of `kind` with these error lines.
+    async fn store_failed(
+        &mut self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        oldest_ms: i64,
+        failed: ErrorLines,
+        kind: ErrorOutputType,
+    ) {
+        if failed.count == 0 {
+            return;
+        }
+        let key = error_object_key(record, destination, oldest_ms, kind);
+        let object = Object {
+            bucket: destination.bucket().to_owned(),
+            key,
+            body: Bytes::from(failed.lines),
+        };
+        self.store_object(&object, failed.count).await;
+    }
+
+    /// Adds a chunk's records (transformed first by a Lambda processor)
+    /// to their partitions' buffers, off the async threads; the records
+    /// that failed are error lines.
+    async fn partition_chunk(
+        &self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        chunk: Buffer,
+        mut active: ActivePartitions,
+    ) -> Result<(ActivePartitions, Failed), ()> {
+        let since = (chunk.from, chunk.oldest_ms());
+        let reshaped = self.reshape(destination, chunk).await;
+        let chunk = reshaped.buffer;
+        let mut processed = match self.processor(destination) {
+            Some(processor) => self.transformed(record, chunk, processor).await,
+            None => Processed {
+                oldest_ms: chunk.oldest_ms(),
+                records: chunk.into_records(),
+                ..Processed::default()
+            },
+        };
+        let settings = Partitioning::of(destination.processing.as_ref());
+        let query = settings.query.as_deref().and_then(|q| self.query(q));
+        let records = std::mem::take(&mut processed.records);
+        let lambda_keys = std::mem::take(&mut processed.lambda_keys);
+        let split = tokio::task::spawn_blocking(move || {
+            let chunk = Chunk {
+                records: &records,
+                lambda_keys: &lambda_keys,
+                since,
+            };
+            let failed = partition(&mut active, &chunk, query.as_deref(), settings.delimiter);
+            (active, failed)
+        })
+        .await;
+        // The closure does not panic (jq errors are values); should its
+        // task die anyway, the lane stops without a checkpoint and the
+        // records are delivered again at the next start.
+        let (active, failed) = split.map_err(|_| ())?;
+        let mut processing = reshaped.processing_failed;
+        processing.append(ErrorLines {
+            lines: processed.failed,
+            count: processed.failed_records,
+        });
+        processing.append(failed);
+        Ok((
+            active,
+            Failed {
+                processing,
+                decompression: reshaped.decompression_failed,
+                oldest_ms: since.1,
+            },
+        ))
+    }
+
+    /// Stores the delivered partitions' objects and a chunk's failed
+    /// records, then records `position` (the oldest record still held).
+    async fn store_partitions(
+        &mut self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        flushed: Vec<Partition>,
+        failed: Failed,
+        position: (Seq, i64),
+    ) {
+        for p in flushed {
+            let oldest_ms = p.oldest_ms();
+            self.deliver_records(record, destination, oldest_ms, p.records, &p.keys)
+                .await;
+        }
+        let at = failed.oldest_ms;
+        let kind = ErrorOutputType::ProcessingFailed;
+        self.store_failed(record, destination, at, failed.processing, kind)
+            .await;
+        let kind = ErrorOutputType::DecompressionFailed;
+        self.store_failed(record, destination, at, failed.decompression, kind)
+            .await;
+        self.checkpoint(position.0, position.1).await;
     }
 
     /// The stream's MetadataExtraction query, compiled on first use (it
@@ -630,12 +740,16 @@ impl Deliverer {
     }
 
     /// Waits for a record at `from`, then reads until the size hint is
-    /// reached or the interval since the buffer's first record has passed.
-    async fn fill(&self, from: Seq) -> Result<Buffer, LogError> {
+    /// reached or the interval since the buffer's first record has passed;
+    /// a `chunk` reads less, and ends (empty, if need be) at its `due`.
+    async fn fill(&self, from: Seq, chunk: Option<ChunkLimits>) -> Result<Buffer, LogError> {
         let log = &self.stream.log;
+        let due = chunk.and_then(|c| c.due);
         while log.next_seq() <= from {
-            log.wait_readable(from).await;
-            still_open(log, from)?;
+            tokio::select! {
+                () = log.wait_readable(from) => still_open(log, from)?,
+                () = sleep_until(due) => return Ok(Buffer::new(from)),
+            }
         }
         let mut buffer = Buffer::new(from);
         let mut started = None;
@@ -646,8 +760,13 @@ impl Deliverer {
             };
             // A transformation sends a Kinesis source's record metadata.
             let keep_slots = record.source.is_some() && self.processor(&destination).is_some();
-            let size_max = usize::try_from(destination.size_mb).unwrap_or(1) * MIB;
-            let interval = Duration::from_secs(u64::try_from(destination.interval_s).unwrap_or(0));
+            let mut size_max = usize::try_from(destination.size_mb).unwrap_or(1) * MIB;
+            let mut interval =
+                Duration::from_secs(u64::try_from(destination.interval_s).unwrap_or(0));
+            if chunk.is_some() {
+                size_max = size_max.min(CHUNK_BYTES_MAX);
+                interval = interval.min(CHUNK_INTERVAL);
+            }
             while buffer.data.len() < size_max && log.next_seq() > buffer.end {
                 let limits = ReadLimits {
                     records_max: READ_RECORDS_MAX,
@@ -659,7 +778,9 @@ impl Deliverer {
                     // Room for a full buffer at once: growing by doubling
                     // copied a 128 MiB buffer's bytes once more. Pages
                     // are only touched as records fill them.
-                    buffer.data.reserve(size_max);
+                    buffer
+                        .data
+                        .reserve(size_max.saturating_sub(buffer.data.len()));
                 }
                 for record in &batch.records {
                     buffer.push(record, keep_slots);
@@ -669,7 +790,10 @@ impl Deliverer {
                 // between the steps of a big buffer.
                 tokio::task::yield_now().await;
             }
-            let deadline = started.unwrap_or_else(Instant::now) + interval;
+            let mut deadline = started.unwrap_or_else(Instant::now) + interval;
+            if let Some(due) = due {
+                deadline = deadline.min(due);
+            }
             if buffer.data.len() >= size_max || Instant::now() >= deadline {
                 return Ok(buffer);
             }
@@ -888,43 +1012,195 @@ struct Processed {
     oldest_ms: i64,
 }
 
-/// Splits records into partitions by their keys; a record whose query
-/// fails becomes an error line (returned with their count), its arrival
-/// time the buffer's oldest.
+/// How a partitioned lane reads its next chunk: less than a buffer, and
+/// no later than the next partition buffer is due.
+#[derive(Debug, Clone, Copy)]
+struct ChunkLimits {
+    due: Option<Instant>,
+}
+
+/// Sleeps until `at`; never without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A chunk's records that failed, as error lines.
+#[derive(Debug, Default)]
+struct Failed {
+    processing: ErrorLines,
+    decompression: ErrorLines,
+    /// The chunk's oldest arrival, which names their objects.
+    oldest_ms: i64,
+}
+
+/// A chunk's records after the Lambda processor, with the log position
+/// they were read from.
+struct Chunk<'a> {
+    records: &'a Records,
+    lambda_keys: &'a [std::collections::BTreeMap<String, String>],
+    since: (Seq, i64),
+}
+
+/// A lane with dynamic partitioning: reads the log in chunks, adds each
+/// record to its partition's buffer, and delivers each buffer when its
+/// own size hint or interval is reached (or the largest ones when all
+/// together hold [`PARTITION_BUFFERS_BYTES_MAX`]). A record of a new
+/// partition while [`ACTIVE_PARTITIONS_MAX`] are active goes to the error
+/// output, as AWS's ("Buffer data for dynamic partitioning"). Objects are
+/// stored by one task at a time, each storing recording the oldest
+/// position still held in a buffer, so positions are recorded in order.
+async fn run_partitioned(d: Deliverer, from: Seq) {
+    let mut storing = Storing::Idle(d.clone());
+    let mut active = ActivePartitions::default();
+    let (mut read_at, mut read_arrival_ms) = (from, i64::MIN);
+    let mut recorded = from;
+    let clock = LaneClock::start();
+    loop {
+        let record = d.stream.record();
+        let Some(destination) = d.lane.destination(&record) else {
+            return;
+        };
+        let hints = partition_hints(&destination);
+        let due = active
+            .next_due_ms(hints.interval_ms)
+            .map(|ms| clock.instant(ms));
+        let chunk = match d.fill(read_at, Some(ChunkLimits { due })).await {
+            Ok(chunk) => chunk,
+            Err(LogError::Deleted { .. } | LogError::Closed { .. }) => {
+                storing.settle().await;
+                return;
+            }
+            Err(err) => {
+                warn!(stream = %d.name(), %err, "reading a delivery stream's buffer failed; retrying");
+                tokio::time::sleep(BACKOFF_MAX).await;
+                continue;
+            }
+        };
+        let mut failed = Failed::default();
+        if chunk.len() > 0 {
+            (read_at, read_arrival_ms) = (chunk.end, chunk.last_arrival_ms);
+            let Ok(split) = d
+                .partition_chunk(&record, &destination, chunk, active)
+                .await
+            else {
+                error!(stream = %record.name, "partitioning a buffer failed; the lane stops until a restart");
+                storing.settle().await;
+                return;
+            };
+            (active, failed) = split;
+        }
+        // Behind the log (records waiting to be read), buffers are not
+        // due by time yet: their records already waited, and reading on
+        // fills them to their size instead of making an object per
+        // partition of every chunk; as without partitioning, a buffer
+        // goes by time once the lane has caught up.
+        let caught_up = d.stream.log.next_seq() <= read_at;
+        let now_ms = if caught_up { clock.now_ms() } else { i64::MIN };
+        let flushed = active.take_due(now_ms, hints);
+        let position = active.held_since().unwrap_or((read_at, read_arrival_ms));
+        let no_failures = failed.processing.count + failed.decompression.count == 0;
+        if flushed.is_empty() && no_failures && position.0 == recorded {
+            continue;
+        }
+        recorded = position.0;
+        debug!(
+            stream = %record.name, delivered = flushed.len(), active = active.count(),
+            held_bytes = active.bytes(), "partition buffers due"
+        );
+        let Some(Storing::Idle(mut storer)) = storing.settle().await else {
+            return;
+        };
+        storing = Storing::Busy(StoreTask(tokio::spawn(async move {
+            storer
+                .store_partitions(&record, &destination, flushed, failed, position)
+                .await;
+            storer
+        })));
+    }
+}
+
+/// Wall-clock times (records' arrivals) on Tokio's clock, from the lane's
+/// start: a partition's deadline becomes a timer, and a due buffer is
+/// found by the same clock that woke the lane (also when tests pause it).
+struct LaneClock {
+    at: Instant,
+    ms: i64,
+}
+
+impl LaneClock {
+    fn start() -> LaneClock {
+        LaneClock {
+            at: Instant::now(),
+            ms: now_ms(),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        let elapsed = i64::try_from(self.at.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.ms.saturating_add(elapsed)
+    }
+
+    /// The instant of wall-clock time `ms`.
+    fn instant(&self, ms: i64) -> Instant {
+        let offset = Duration::from_millis(ms.abs_diff(self.ms));
+        if ms >= self.ms {
+            self.at + offset
+        } else {
+            self.at.checked_sub(offset).unwrap_or(self.at)
+        }
+    }
+}
+
+/// The destination's buffering hints, per partition buffer.
+fn partition_hints(destination: &S3Destination) -> Hints {
+    Hints {
+        size_bytes: usize::try_from(destination.size_mb).unwrap_or(1) * MIB,
+        interval_ms: i64::from(destination.interval_s) * 1000,
+        total_bytes_max: PARTITION_BUFFERS_BYTES_MAX,
+    }
+}
+
+/// Adds a chunk's records to their partitions' buffers; a record whose
+/// query fails, or of a partition past the active limit, becomes an error
+/// line (returned with their count).
 fn partition(
-    records: &Records,
-    lambda_keys: &[std::collections::BTreeMap<String, String>],
+    active: &mut ActivePartitions,
+    chunk: &Chunk<'_>,
     query: Option<&Query>,
     delimiter: bool,
-    arrival_ms: i64,
-) -> (Partitions, Vec<u8>, u64) {
-    let mut partitions = Partitions::default();
-    let (mut failed, mut failed_records) = (Vec::new(), 0);
-    let mut fail = |data: &[u8], failure: Failure| {
-        failed_records += 1;
-        error_line(
-            &mut failed,
-            &ErrorRecord {
-                attempts: 1,
-                arrival_ms,
-                failure: &failure,
-                ended_ms: now_ms(),
-                raw: data,
-                lambda_arn: None,
-            },
-        );
-    };
+) -> ErrorLines {
+    let mut failed = ErrorLines::default();
+    let records = chunk.records;
     for i in 0..records.ends.len() {
         let data = records.record(i);
+        let arrival_ms = records.arrivals.get(i).copied().unwrap_or(chunk.since.1);
+        let mut fail = |failure: Failure| {
+            failed.count += 1;
+            error_line(
+                &mut failed.lines,
+                &ErrorRecord {
+                    attempts: 1,
+                    arrival_ms,
+                    failure: &failure,
+                    ended_ms: now_ms(),
+                    raw: data,
+                    lambda_arn: None,
+                },
+            );
+        };
         let from_query = match query.map(|q| q.keys(data)) {
             None => Vec::new(),
             Some(Ok(keys)) => keys,
             Some(Err(why)) => {
-                fail(data, Failure::new(METADATA_EXTRACTION_FAILED, why));
+                fail(Failure::new(METADATA_EXTRACTION_FAILED, why));
                 continue;
             }
         };
-        let from_lambda = lambda_keys
+        let from_lambda = chunk
+            .lambda_keys
             .get(i)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
@@ -932,15 +1208,14 @@ fn partition(
             from_query,
             from_lambda,
         };
-        let arrival = records.arrivals.get(i).copied().unwrap_or(arrival_ms);
-        if !partitions.push(keys, data, arrival, delimiter) {
+        if !active.push(keys, data, arrival_ms, delimiter, chunk.since) {
             let why = format!(
                 "The number of active partitions exceeded the limit of {ACTIVE_PARTITIONS_MAX}."
             );
-            fail(data, Failure::new(PARTITIONS_LIMIT_EXCEEDED, why));
+            fail(Failure::new(PARTITIONS_LIMIT_EXCEEDED, why));
         }
     }
-    (partitions, failed, failed_records)
+    failed
 }
 
 /// The key of an error output object of a buffer whose oldest record

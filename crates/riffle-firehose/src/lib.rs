@@ -68,7 +68,7 @@ mod metrics;
 mod opensearch;
 mod opensearch_delivery;
 mod options;
-mod partition;
+pub mod partition;
 pub mod prefix;
 mod processing;
 pub mod remote;

@@ -11,12 +11,13 @@
 //! or whose query fails or gives anything else, fails with
 //! [`METADATA_EXTRACTION_FAILED`] to `processing-failed/`.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use jaq_core::data::JustLut;
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Ctx, Vars, unwrap_valr};
 use jaq_json::Val;
+use riffle_log::Seq;
 
 use crate::buffer::Records;
 use crate::prefix::PartitionKeys;
@@ -27,8 +28,9 @@ pub const METADATA_EXTRACTION_FAILED: &str = "DynamicPartitioning.MetadataExtrac
 /// limit.
 pub const PARTITIONS_LIMIT_EXCEEDED: &str = "DynamicPartitioning.ActivePartitionsLimitExceeded";
 /// Active partitions per delivery stream: AWS's default quota ("Dynamic
-/// partitioning": 500 active partitions; past it, records go to the error
-/// output). Riffle counts the partitions of one buffer.
+/// partitioning": 500 active partitions; past it, "the rest of the
+/// records in the Firehose stream are delivered to the specified S3 error
+/// bucket prefix"). Riffle counts the lane's partition buffers.
 pub const ACTIVE_PARTITIONS_MAX: usize = 500;
 /// The only `JsonParsingEngine` AWS accepts.
 pub const JQ_ENGINE: &str = "JQ-1.6";
@@ -108,51 +110,153 @@ fn scalar(value: &Val) -> Option<String> {
 /// records are grouped.
 type KeyValues = (Vec<(String, String)>, Vec<(String, String)>);
 
-/// One partition's records and keys.
+/// One active partition's buffer ("Buffer data for dynamic
+/// partitioning": a buffer per active partition, delivered as one object
+/// when its own size hint or interval is reached).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Partition {
     pub keys: PartitionKeys,
     pub records: Records,
+    /// Where a restart re-reads the log to find every record of this
+    /// buffer again: the start of the first chunk that added one, and
+    /// that chunk's first arrival time (the log's trim cutoff).
+    pub since: (Seq, i64),
 }
 
-/// Groups records by their keys, in the order partitions first appear;
-/// `delimiter` (AppendDelimiterToRecord) ends each record with a newline.
+impl Partition {
+    /// When its first record arrived: its interval counts from here, and
+    /// its object is named by it.
+    pub fn oldest_ms(&self) -> i64 {
+        self.records
+            .arrivals
+            .first()
+            .copied()
+            .unwrap_or(self.since.1)
+    }
+}
+
+/// Appends a record (and the AppendDelimiterToRecord newline); the bytes
+/// added.
+fn append(records: &mut Records, record: &[u8], arrival_ms: i64, delimiter: bool) -> usize {
+    let before = records.data.len();
+    records.data.extend_from_slice(record);
+    if delimiter {
+        records.data.push(b'\n');
+    }
+    records.ends.push(records.data.len());
+    records.arrivals.push(arrival_ms);
+    records.data.len() - before
+}
+
+/// When partition buffers are delivered: the destination's buffering
+/// hints per partition, and a bound on them all together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hints {
+    pub size_bytes: usize,
+    pub interval_ms: i64,
+    /// The bytes all buffers may hold together; past it the largest are
+    /// delivered early.
+    pub total_bytes_max: usize,
+}
+
+/// The lane's active partitions, each with its buffer; `delimiter`
+/// (AppendDelimiterToRecord) ends each record with a newline.
 #[derive(Debug, Default)]
-pub struct Partitions {
-    index: BTreeMap<KeyValues, usize>,
-    pub partitions: Vec<Partition>,
+pub struct ActivePartitions {
+    buffers: HashMap<KeyValues, Partition>,
+    bytes: usize,
 }
 
-impl Partitions {
-    /// Adds a record to its partition; `false` (and nothing added) when
-    /// that would be a partition past [`ACTIVE_PARTITIONS_MAX`].
+impl ActivePartitions {
+    /// Adds a record of the chunk read from `since` to its partition's
+    /// buffer; `false` (and nothing added) when that would be a partition
+    /// past [`ACTIVE_PARTITIONS_MAX`].
     pub fn push(
         &mut self,
         keys: PartitionKeys,
         record: &[u8],
         arrival_ms: i64,
         delimiter: bool,
+        since: (Seq, i64),
     ) -> bool {
-        let slot = (keys.from_query.clone(), keys.from_lambda.clone());
-        let next = self.partitions.len();
-        if next >= ACTIVE_PARTITIONS_MAX && !self.index.contains_key(&slot) {
+        let slot = (keys.from_query, keys.from_lambda);
+        if let Some(partition) = self.buffers.get_mut(&slot) {
+            self.bytes += append(&mut partition.records, record, arrival_ms, delimiter);
+            return true;
+        }
+        if self.buffers.len() >= ACTIVE_PARTITIONS_MAX {
             return false;
         }
-        let i = *self.index.entry(slot).or_insert(next);
-        if i == next {
-            self.partitions.push(Partition {
-                keys,
-                records: Records::default(),
-            });
-        }
-        let records = &mut self.partitions[i].records;
-        records.data.extend_from_slice(record);
-        if delimiter {
-            records.data.push(b'\n');
-        }
-        records.ends.push(records.data.len());
-        records.arrivals.push(arrival_ms);
+        let mut partition = Partition {
+            keys: PartitionKeys {
+                from_query: slot.0.clone(),
+                from_lambda: slot.1.clone(),
+            },
+            records: Records::default(),
+            since,
+        };
+        self.bytes += append(&mut partition.records, record, arrival_ms, delimiter);
+        self.buffers.insert(slot, partition);
         true
+    }
+
+    /// How many partitions are active.
+    pub fn count(&self) -> usize {
+        self.buffers.len()
+    }
+
+    /// The bytes all buffers hold.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Takes out the buffers due at `now_ms`: those at their size hint or
+    /// past their interval, then the largest while all of them together
+    /// hold more than the total bound; oldest first.
+    pub fn take_due(&mut self, now_ms: i64, hints: Hints) -> Vec<Partition> {
+        let due: Vec<KeyValues> = self
+            .buffers
+            .iter()
+            .filter(|(_, p)| {
+                p.records.data.len() >= hints.size_bytes
+                    || now_ms.saturating_sub(p.oldest_ms()) >= hints.interval_ms
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out: Vec<Partition> = due.iter().filter_map(|k| self.remove(k)).collect();
+        while self.bytes > hints.total_bytes_max {
+            let Some(largest) = self
+                .buffers
+                .iter()
+                .max_by_key(|(_, p)| p.records.data.len())
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            out.extend(self.remove(&largest));
+        }
+        out.sort_by_key(Partition::oldest_ms);
+        out
+    }
+
+    fn remove(&mut self, slot: &KeyValues) -> Option<Partition> {
+        let partition = self.buffers.remove(slot)?;
+        self.bytes -= partition.records.data.len();
+        Some(partition)
+    }
+
+    /// The oldest log position (and its arrival time) a buffer still
+    /// needs: the lane's durable position can go no further.
+    pub fn held_since(&self) -> Option<(Seq, i64)> {
+        self.buffers.values().map(|p| p.since).min()
+    }
+
+    /// When the next buffer is due by its interval (ms since the epoch).
+    pub fn next_due_ms(&self, interval_ms: i64) -> Option<i64> {
+        self.buffers
+            .values()
+            .map(|p| p.oldest_ms().saturating_add(interval_ms))
+            .min()
     }
 }
 
@@ -205,44 +309,79 @@ mod tests {
         assert!(Query::compile("{a: nosuchfilter}").is_err());
     }
 
-    #[test]
-    fn records_group_by_their_keys_in_order_of_first_appearance() {
-        let keys = |c: &str| PartitionKeys {
+    fn keyed(c: &str) -> PartitionKeys {
+        PartitionKeys {
             from_query: pairs(&[("c", c)]),
             from_lambda: Vec::new(),
+        }
+    }
+
+    const HINTS: Hints = Hints {
+        size_bytes: 4,
+        interval_ms: 1_000,
+        total_bytes_max: 10,
+    };
+
+    #[test]
+    fn each_partition_is_due_at_its_own_size_or_interval() {
+        let mut active = ActivePartitions::default();
+        assert!(active.push(keyed("1"), b"a", 100, true, (0, 100)));
+        assert!(active.push(keyed("2"), b"b", 500, true, (1, 500)));
+        assert!(active.push(keyed("1"), b"c", 600, true, (1, 500)));
+        assert_eq!(active.bytes(), 6);
+        assert_eq!(active.held_since(), Some((0, 100)));
+        assert_eq!(active.next_due_ms(HINTS.interval_ms), Some(1_100));
+        // Partition 1 is at its size hint (4 bytes); 2 is not, nor due.
+        let due = active.take_due(700, HINTS);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].keys, keyed("1"));
+        assert_eq!(due[0].records.data, b"a\nc\n");
+        assert_eq!(due[0].records.arrivals, [100, 600]);
+        // What is held now starts at partition 2's chunk.
+        assert_eq!(active.held_since(), Some((1, 500)));
+        assert!(active.take_due(1_499, HINTS).is_empty());
+        let due = active.take_due(1_500, HINTS);
+        assert_eq!(due[0].records.data, b"b\n");
+        assert_eq!(active.count(), 0);
+        assert_eq!((active.bytes(), active.held_since()), (0, None));
+    }
+
+    #[test]
+    fn the_largest_partitions_are_delivered_when_all_together_pass_the_bound() {
+        let mut active = ActivePartitions::default();
+        let hints = Hints {
+            size_bytes: 100,
+            ..HINTS
         };
-        let mut partitions = Partitions::default();
-        assert!(partitions.push(keys("1"), b"a", 0, true));
-        assert!(partitions.push(keys("2"), b"b", 0, true));
-        assert!(partitions.push(keys("1"), b"c", 0, true));
-        type Got = (Vec<(String, String)>, Vec<u8>);
-        let got: Vec<Got> = partitions
-            .partitions
-            .into_iter()
-            .map(|p| (p.keys.from_query, p.records.data))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                (pairs(&[("c", "1")]), b"a\nc\n".to_vec()),
-                (pairs(&[("c", "2")]), b"b\n".to_vec())
-            ]
-        );
+        assert!(active.push(keyed("small"), b"ab", 0, false, (0, 0)));
+        assert!(active.push(keyed("big"), b"cdefgh", 0, false, (0, 0)));
+        assert!(active.push(keyed("mid"), b"ijk", 0, false, (1, 0)));
+        let due = active.take_due(0, hints);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].keys, keyed("big"));
+        assert_eq!(active.bytes(), 5);
+        assert_eq!(active.count(), 2);
     }
 
     #[test]
     fn a_partition_past_the_active_limit_is_refused_and_known_ones_still_take_records() {
-        let keys = |c: usize| PartitionKeys {
-            from_query: pairs(&[("c", &c.to_string())]),
-            from_lambda: Vec::new(),
-        };
-        let mut partitions = Partitions::default();
+        let keys = |c: usize| keyed(&c.to_string());
+        let mut active = ActivePartitions::default();
         for c in 0..ACTIVE_PARTITIONS_MAX {
-            assert!(partitions.push(keys(c), b"x", 0, false));
+            assert!(active.push(keys(c), b"x", 0, false, (0, 0)));
         }
-        assert!(!partitions.push(keys(ACTIVE_PARTITIONS_MAX), b"y", 0, false));
-        assert!(partitions.push(keys(0), b"z", 0, false));
-        assert_eq!(partitions.partitions.len(), ACTIVE_PARTITIONS_MAX);
-        assert_eq!(partitions.partitions[0].records.data, b"xz");
+        assert!(!active.push(keys(ACTIVE_PARTITIONS_MAX), b"y", 0, false, (0, 0)));
+        assert!(active.push(keys(0), b"z", 0, false, (0, 0)));
+        assert_eq!(active.count(), ACTIVE_PARTITIONS_MAX);
+        // A delivered partition is no longer active: a new one fits.
+        let hints = Hints {
+            size_bytes: 2,
+            interval_ms: 1_000,
+            total_bytes_max: 1_000,
+        };
+        let due = active.take_due(0, hints);
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].records.data, b"xz");
+        assert!(active.push(keys(ACTIVE_PARTITIONS_MAX), b"y", 0, false, (0, 0)));
     }
 }

@@ -139,6 +139,9 @@ pub enum PrefixError {
 pub enum ErrorOutputType {
     ProcessingFailed,
     FormatConversionFailed,
+    /// Records the Decompression processor could not decompress, as they
+    /// came ("Troubleshoot decompression in Firehose").
+    DecompressionFailed,
     ElasticsearchFailed,
     SplunkFailed,
     HttpEndpointFailed,
@@ -149,6 +152,7 @@ impl ErrorOutputType {
         match self {
             ErrorOutputType::ProcessingFailed => "processing-failed",
             ErrorOutputType::FormatConversionFailed => "format-conversion-failed",
+            ErrorOutputType::DecompressionFailed => "decompression-failed",
             ErrorOutputType::ElasticsearchFailed => "elasticsearch-failed",
             ErrorOutputType::SplunkFailed => "splunk-failed",
             ErrorOutputType::HttpEndpointFailed => "http-endpoint-failed",

@@ -170,10 +170,21 @@ fn request(ctx: &Ctx, slot: &Slot, sent_ns: u64, raw: &mut Vec<u8>) -> (Action, 
     let ids = slot.first_id..slot.first_id + slot.count as u64;
     let size = ctx.plan.record_size;
     if ctx.plan.workload == Workload::Firehose {
+        let partitioned = ctx
+            .plan
+            .firehose
+            .as_ref()
+            .is_some_and(|f| f.partition_query.is_some());
         let mut body = PutRecordBatchBody::new(&ctx.stream.name, slot.count, size);
+        let mut json = Vec::new();
         for id in ids {
             ctx.maker.write(id, sent_ns, raw);
-            body.push(raw);
+            if partitioned {
+                super::firehose::json_record(id, raw, &mut json);
+                body.push(&json);
+            } else {
+                body.push(raw);
+            }
         }
         return (Action::PutRecordBatch, body.finish());
     }
