@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::time::Duration;
 
 use crate::buffer::Records;
-use crate::destination::S3Destination;
+use crate::destination::{S3Destination, S3Input};
 use crate::http_client::DestinationClient;
 use crate::http_delivery::{self, Target, Undelivered};
 use crate::http_endpoint::HttpEndpointDestination;
@@ -24,6 +24,7 @@ use crate::opensearch_delivery;
 use crate::prefix::ErrorOutputType;
 use crate::splunk::SplunkDestination;
 use crate::splunk_delivery;
+use crate::validate::Violations;
 
 /// A destination other than S3, as the catalog keeps it: `{"type":
 /// "HttpEndpoint", …the destination's members}` (or `"OpenSearch"`).
@@ -36,6 +37,27 @@ pub enum Endpoint {
     OpenSearch(OpenSearchDestination),
     /// Splunk's HTTP Event Collector.
     Splunk(SplunkDestination),
+}
+
+/// The members every endpoint destination's input shares: its
+/// ProcessingConfiguration, and its backup bucket as `S3Configuration`
+/// (create) or `S3Update` (update), checked under `path`.
+pub fn check_shared_members(
+    v: &mut Violations,
+    path: &str,
+    processing: Option<&Value>,
+    s3_configuration: Option<&S3Input>,
+    s3_update: Option<&S3Input>,
+) {
+    if let Some(processing) = processing {
+        crate::processing::check_model(processing, v, &format!("{path}.processingConfiguration"));
+    }
+    if let Some(s3) = s3_configuration {
+        s3.check(v, &format!("{path}.s3Configuration"), true);
+    }
+    if let Some(s3) = s3_update {
+        s3.check(v, &format!("{path}.s3Update"), false);
+    }
 }
 
 /// What delivery to an endpoint needs of the server.

@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 
 use crate::destination::{S3Destination, S3Input};
 use crate::json::{Int, Text};
-use crate::processing;
 use crate::validate::{Pattern, Shown, Violations};
 
 /// `HttpEndpointBufferingHints`: 1–64 MiB and 0–900 s (model); AWS's
@@ -178,15 +177,13 @@ impl HttpInput {
             &at("s3BackupMode"),
             BACKUP_MODES,
         );
-        if let Some(processing) = &self.ProcessingConfiguration {
-            processing::check_model(processing, v, &at("processingConfiguration"));
-        }
-        if let Some(s3) = &self.S3Configuration {
-            s3.check(v, &at("s3Configuration"), true);
-        }
-        if let Some(s3) = &self.S3Update {
-            s3.check(v, &at("s3Update"), false);
-        }
+        crate::endpoint::check_shared_members(
+            v,
+            path,
+            self.ProcessingConfiguration.as_ref(),
+            self.S3Configuration.as_ref(),
+            self.S3Update.as_ref(),
+        );
     }
 
     /// The destination a CreateDeliveryStream asks for (already checked),

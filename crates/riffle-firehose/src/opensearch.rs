@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 use crate::FirehoseError;
 use crate::destination::{S3Destination, S3Input};
 use crate::json::{Int, Text};
-use crate::processing;
 use crate::validate::{Pattern, Violations};
 
 /// `…BufferingHints`: 1–100 MiB and 0–900 s (model); AWS's defaults are
@@ -171,15 +170,13 @@ impl OpenSearchInput {
             let format = text(&d.DefaultDocumentIdFormat);
             v.one_of(format.as_deref(), &format_at, DOCUMENT_ID_FORMATS);
         }
-        if let Some(p) = &self.ProcessingConfiguration {
-            processing::check_model(p, v, &at("processingConfiguration"));
-        }
-        if let Some(s3) = &self.S3Configuration {
-            s3.check(v, &at("s3Configuration"), true);
-        }
-        if let Some(s3) = &self.S3Update {
-            s3.check(v, &at("s3Update"), false);
-        }
+        crate::endpoint::check_shared_members(
+            v,
+            path,
+            self.ProcessingConfiguration.as_ref(),
+            self.S3Configuration.as_ref(),
+            self.S3Update.as_ref(),
+        );
     }
 
     /// The destination a CreateDeliveryStream asks for, with AWS's

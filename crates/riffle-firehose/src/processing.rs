@@ -615,24 +615,7 @@ fn check_metadata_extraction(processor: &Value) -> Result<(), FirehoseError> {
 }
 
 fn check_lambda(processor: &Value) -> Result<(), FirehoseError> {
-    let mut seen = Vec::new();
-    for param in parameters(processor) {
-        let name = param
-            .get("ParameterName")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if !LAMBDA_PARAMETERS.contains(&name) {
-            return Err(invalid(format!(
-                "Processor parameter {name} is not valid for processor type Lambda."
-            )));
-        }
-        if seen.contains(&name) {
-            return Err(invalid(format!(
-                "Processor parameter {name} is specified more than once for processor type Lambda."
-            )));
-        }
-        seen.push(name);
-    }
+    check_parameter_names(processor, "Lambda", LAMBDA_PARAMETERS)?;
     let Some(arn) = parameter(processor, "LambdaArn") else {
         return Err(invalid(
             "LambdaArn is a required processor parameter for processor type Lambda.".to_owned(),

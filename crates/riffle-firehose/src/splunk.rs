@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 
 use crate::destination::{S3Destination, S3Input};
 use crate::json::{Int, Text};
-use crate::processing;
 use crate::validate::Violations;
 
 /// `SplunkBufferingHints`: 1–5 MiB and 0–60 s (model); AWS's defaults
@@ -125,15 +124,13 @@ impl SplunkInput {
                 Some(SIZE_MB_MAX),
             );
         }
-        if let Some(p) = &self.ProcessingConfiguration {
-            processing::check_model(p, v, &at("processingConfiguration"));
-        }
-        if let Some(s3) = &self.S3Configuration {
-            s3.check(v, &at("s3Configuration"), true);
-        }
-        if let Some(s3) = &self.S3Update {
-            s3.check(v, &at("s3Update"), false);
-        }
+        crate::endpoint::check_shared_members(
+            v,
+            path,
+            self.ProcessingConfiguration.as_ref(),
+            self.S3Configuration.as_ref(),
+            self.S3Update.as_ref(),
+        );
     }
 
     /// The destination a CreateDeliveryStream asks for, with AWS's
