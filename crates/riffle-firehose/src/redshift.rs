@@ -81,7 +81,18 @@ pub struct CopyCommand {
     pub options: Option<String>,
 }
 
-/// The Redshift destination as the catalog keeps it.
+/// The Redshift destination as the catalog keeps it, inside the stream's
+/// `endpoint` member:
+///
+/// ```text
+/// {"type":"Redshift","role_arn":"arn:…","jdbc_url":"jdbc:redshift://…:5439/dev",
+///  "copy":{"table":"events","columns":null,"options":"JSON 'auto'"},
+///  "username":"u","password":"p","retry_s":3600,"cloudwatch":{"Enabled":false},
+///  "processing":null,"secrets_manager":null}
+/// ```
+///
+/// (S3BackupMode and the backup bucket are the stream's `destination`'s
+/// `backup_mode` and `backup`.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RedshiftDestination {
     pub role_arn: String,
@@ -361,6 +372,18 @@ mod tests {
             d.describe(&s3)["S3BackupDescription"]["BucketARN"],
             "arn:aws:s3:::backup"
         );
+    }
+
+    #[test]
+    fn the_catalog_form_round_trips_as_an_endpoint() {
+        let input: RedshiftInput = serde_json::from_str(CONFIG).unwrap();
+        let (d, _) = input.into_destination();
+        let endpoint = crate::endpoint::Endpoint::Redshift(d);
+        let encoded = serde_json::to_value(&endpoint).unwrap();
+        assert_eq!(encoded["type"], "Redshift");
+        assert_eq!(encoded["copy"]["options"], "JSON 'auto' GZIP");
+        let decoded: crate::endpoint::Endpoint = serde_json::from_value(encoded).unwrap();
+        assert_eq!(decoded, endpoint);
     }
 
     #[test]

@@ -489,45 +489,36 @@ impl CopyPlan {
         let mut fields = Vec::new();
         let mut rest = line;
         loop {
-            if let Some(inner) = rest.strip_prefix(quote) {
-                let mut text = String::new();
-                let mut chars = inner.char_indices();
-                let after = loop {
-                    match chars.next() {
-                        None => return Err("a quoted field is not closed".to_owned()),
-                        Some((i, c)) if c == quote => {
-                            if inner[i + 1..].starts_with(quote) {
-                                text.push(quote);
-                                chars.next();
-                            } else {
-                                break &inner[i + 1..];
-                            }
-                        }
-                        Some((_, c)) => text.push(c),
-                    }
-                };
-                fields.push(Field {
-                    text: text.into(),
-                    quoted: true,
-                });
-                match after.strip_prefix(delimiter) {
-                    Some(next) => rest = next,
-                    None if after.is_empty() => return Ok(fields),
-                    None => return Err(format!("characters after a closing quote: {after}")),
+            let (field, next) = match rest.strip_prefix(quote) {
+                Some(inner) => {
+                    let (text, after) = quoted_field(inner, quote)?;
+                    let next = match after.strip_prefix(delimiter) {
+                        Some(next) => Some(next),
+                        None if after.is_empty() => None,
+                        None => return Err(format!("characters after a closing quote: {after}")),
+                    };
+                    let field = Field {
+                        text: text.into(),
+                        quoted: true,
+                    };
+                    (field, next)
                 }
-            } else {
-                let (field, next) = match rest.split_once(delimiter) {
-                    Some((field, next)) => (field, Some(next)),
-                    None => (rest, None),
-                };
-                fields.push(Field {
-                    text: field.into(),
-                    quoted: false,
-                });
-                match next {
-                    Some(next) => rest = next,
-                    None => return Ok(fields),
+                None => {
+                    let (text, next) = match rest.split_once(delimiter) {
+                        Some((text, next)) => (text, Some(next)),
+                        None => (rest, None),
+                    };
+                    let field = Field {
+                        text: text.into(),
+                        quoted: false,
+                    };
+                    (field, next)
                 }
+            };
+            fields.push(field);
+            match next {
+                Some(next) => rest = next,
+                None => return Ok(fields),
             }
         }
     }
@@ -609,6 +600,24 @@ impl CopyPlan {
         }
         Ok(Some(text.to_owned()))
     }
+}
+
+/// A CSV field after its opening quote: its text (a doubled quote is one
+/// quote) and what follows its closing quote.
+fn quoted_field(inner: &str, quote: char) -> Result<(String, &str), String> {
+    let mut text = String::new();
+    let mut chars = inner.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c != quote {
+            text.push(c);
+        } else if inner[i + c.len_utf8()..].starts_with(quote) {
+            text.push(quote);
+            chars.next();
+        } else {
+            return Ok((text, &inner[i + c.len_utf8()..]));
+        }
+    }
+    Err("a quoted field is not closed".to_owned())
 }
 
 /// An epoch in seconds or milliseconds (fractions allowed) as an ISO
