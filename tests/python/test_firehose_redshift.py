@@ -311,12 +311,15 @@ def test_a_copy_into_a_missing_table_leaves_its_manifest_under_errors_after_the_
     assert samples[("riffle_firehose_delivery_to_redshift_failed_requests_total", label)] >= 2
 
 
-def test_the_source_records_are_backed_up_when_s3_backup_mode_is_enabled(rs_server, pg):
+def test_processing_applies_before_the_copy_and_the_source_records_are_backed_up_when_enabled(rs_server, pg):
     pg.sql("CREATE TABLE events_backup (id int)")
     firehose, s3 = clients(rs_server.endpoint)
     s3.create_bucket(Bucket="rs-source-backup")
     config = redshift_config(
         pg, "events_backup", "rs-staging", "JSON 'auto'",
+        ProcessingConfiguration={"Enabled": True, "Processors": [
+            {"Type": "Decompression", "Parameters": [{"ParameterName": "CompressionFormat", "ParameterValue": "GZIP"}]},
+        ]},
         S3BackupMode="Enabled",
         S3BackupConfiguration={
             "RoleARN": ROLE,
@@ -325,7 +328,9 @@ def test_the_source_records_are_backed_up_when_s3_backup_mode_is_enabled(rs_serv
         },
     )
     create(firehose, s3, "backed-up", config)
-    records = [json.dumps({"id": i}).encode() for i in range(8)]
+    # Each record GZIP-compressed: the Decompression processor inflates it
+    # before staging; the backup keeps the source records as they came.
+    records = [gzip.compress(json.dumps({"id": i}).encode()) for i in range(8)]
     put(firehose, "backed-up", records)
     assert [r["id"] for r in pg.wait_rows("events_backup", 8)] == list(range(8))
     deadline = time.monotonic() + DEADLINE_S
