@@ -344,7 +344,10 @@ const LANE: [Metric<LaneMetrics>; 8] = [
 /// An endpoint's metrics; names and CloudWatch names are completed with
 /// the destination's (`delivery_to_http_endpoint_` / `DeliveryToHttpEndpoint.`,
 /// `delivery_to_amazon_open_search_service_` / `DeliveryToAmazonOpenSearchService.`,
-/// `delivery_to_elasticsearch_` / `DeliveryToElasticsearch.`).
+/// `delivery_to_elasticsearch_` / `DeliveryToElasticsearch.`,
+/// `delivery_to_splunk_` / `DeliveryToSplunk.`, `delivery_to_redshift_` /
+/// `DeliveryToRedshift.`: for Redshift a request is one COPY attempt and
+/// its records the rows copied).
 const ENDPOINT: [Metric<EndpointMetrics>; 6] = [
     Metric {
         name: "bytes_total",
