@@ -6,7 +6,9 @@ an `ackId` per request on its `X-Splunk-Request-Channel`, then
 `/services/collector/ack` answering `{"acks":{"<id>":true}}` once
 "indexed"). Every event must arrive and be acknowledged; a busy HEC (503)
 is retried; one down past the retry duration leaves the events in the
-backup bucket under `splunk-failed/` with AWS's error fields."""
+backup bucket under `splunk-failed/` with AWS's error fields, and so does
+one that never acknowledges (`Splunk.AckTimeout`, after the ack timeout,
+shortened by `--firehose-splunk-ack-timeout-s`), counted in BackupToS3.*."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from conftest import METRICS_LINE, RiffleServer, scrape_samples
 from test_firehose_http_endpoint import bucket_lines
 from test_firehose_s3 import ROLE, clients, wait_active
 
@@ -29,7 +32,8 @@ ACK_AFTER_POLLS = 2
 
 
 class Hec:
-    """HEC with indexer acknowledgement on. `mode`: "ok" or "busy" (503)."""
+    """HEC with indexer acknowledgement on. `mode`: "ok", "busy" (503) or
+    "noack" (events accepted, their acks never true)."""
 
     def __init__(self):
         self.mode = "ok"
@@ -82,7 +86,7 @@ class Hec:
                         polls = hec.acks.get((channel, i))
                         if polls is not None:
                             hec.acks[(channel, i)] = polls + 1
-                        status[str(i)] = polls is not None and polls >= ACK_AFTER_POLLS
+                        status[str(i)] = polls is not None and polls >= ACK_AFTER_POLLS and hec.mode != "noack"
                 self.answer(200, {"acks": status})
 
             def log_message(self, *args):
@@ -195,3 +199,51 @@ def test_events_undelivered_past_the_retry_duration_are_backed_up_with_awss_fiel
             "rawData",
             "EventId",
         }
+
+
+@pytest.fixture
+def ack_server(tmp_path):
+    """A server giving Splunk 1 s to acknowledge (AWS's minimum is 180 s), with /metrics."""
+    srv = RiffleServer(
+        data_dir=tmp_path / "data",
+        log_dir=tmp_path,
+        extra_args=["--firehose-splunk-ack-timeout-s", "1", "--metrics-listen", "127.0.0.1:0"],
+    )
+    srv.start()
+    srv.metrics_url = METRICS_LINE.search((tmp_path / "riffle-1.stdout").read_text()).group(1)
+    yield srv
+    print(f"--- riffle stderr (tail) ---\n{srv.stderr_tail()}")
+    assert srv.terminate() == 0, "riffle serve did not exit 0 on SIGTERM"
+
+
+def test_events_never_acknowledged_are_sent_again_then_backed_up_as_ack_timeouts(ack_server, hec):
+    firehose, s3 = clients(ack_server.endpoint)
+    hec.mode = "noack"
+    config = splunk_config(hec.url, "unacked", RetryOptions={"DurationInSeconds": 3})
+    create(firehose, s3, "unacked", config)
+    records = [f"unacked {i}".encode() for i in range(5)]
+    put(firehose, "unacked", records)
+    lines = bucket_lines(s3, "unacked", "splunk-failed/", len(records))
+    assert sorted(base64.b64decode(line["rawData"]) for line in lines) == sorted(records)
+    for line in lines:
+        assert line["errorCode"] == "Splunk.AckTimeout"
+        assert line["errorMessage"].startswith("Did not receive an acknowledgement from HEC")
+        assert line["attemptsMade"] >= 2
+    # Retried after each timeout: the same events again, on the batch's channel.
+    with hec.lock:
+        sent = list(hec.events)
+    assert len(sent) >= 2
+    assert {e["channel"] for e in sent} == {sent[0]["channel"]}
+    assert all(sorted(e["body"].splitlines()) == sorted(records) for e in sent)
+    # Each request's ack was asked for (and never answered true).
+    with hec.lock:
+        assert all(hec.acks[(e["channel"], e["ack"])] >= 1 for e in sent)
+    # The backup of failed events is BackupToS3.*, as AWS counts it.
+    label = 'delivery_stream="unacked"'
+    samples = scrape_samples(ack_server.metrics_url)
+    assert samples[("riffle_firehose_backup_to_s3_records_total", label)] == len(records)
+    assert samples[("riffle_firehose_backup_to_s3_object_count_total", label)] == 1
+    assert samples[("riffle_firehose_backup_to_s3_success", label)] == 1
+    assert samples[("riffle_firehose_delivery_to_s3_records_total", label)] == 0
+    assert samples[("riffle_firehose_delivery_to_splunk_records_total", label)] == 0
+    assert samples[("riffle_firehose_delivery_to_splunk_failed_requests_total", label)] >= 2

@@ -18,7 +18,8 @@
 //!  "version":1,                    VersionId; +1 at every UpdateDestination
 //!  "destination":{…},              see `destination::S3Destination`; with an
 //!                                  endpoint, its S3Configuration (the backup bucket)
-//!  "endpoint":{"type":"HttpEndpoint",…},  see `endpoint::Endpoint`; absent for
+//!  "endpoint":{"type":"HttpEndpoint",…},  see `endpoint::Endpoint` (HttpEndpoint,
+//!                                  OpenSearch, Splunk, Redshift); absent for
 //!                                  S3 destinations (and in catalogs written before it)
 //!  "tags":{"team":"data"},
 //!  "encryption":null}              {"key_type":…,"key_arn":…,"enabled":true,"until_ms":…}

@@ -48,6 +48,8 @@ use crate::partition::{
 };
 use crate::prefix::{self, ErrorOutputType, PartitionKeys, S3Prefixes, ThreadRandom};
 use crate::processing::{ErrorLines, LambdaProcessor, Partitioning, Reshaped, Reshaping};
+use crate::redshift::RedshiftDestination;
+use crate::redshift_delivery;
 use crate::sink::{ObjectSink, SinkError};
 use crate::stream::DeliveryStream;
 use crate::time::now_ms;
@@ -77,6 +79,12 @@ const CHUNK_INTERVAL: Duration = Duration::from_millis(500);
 /// a lane without partitioning; past it the largest buffers are
 /// delivered early.
 const PARTITION_BUFFERS_BYTES_MAX: usize = 128 * MIB;
+/// Where a Redshift destination's manifests go in its intermediate bucket
+/// (after the S3 Prefix), and those of copies that failed for the whole
+/// retry duration (AWS's `errors/manifests/` folder, "Data delivery
+/// failure handling", Amazon Redshift).
+const MANIFESTS: &str = "manifests/";
+const ERROR_MANIFESTS: &str = "errors/manifests/";
 
 /// Which copy of a stream's records a task delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +114,7 @@ impl Lane {
             (Lane::Destination, None) => Some(record.destination.clone()),
             (Lane::Destination, Some(e)) => Some(e.lane_destination(&record.destination)),
             (Lane::Backup, None) => record.destination.backup_enabled().cloned(),
-            (Lane::Backup, Some(e)) => e.backs_up_all().then(|| record.destination.clone()),
+            (Lane::Backup, Some(e)) => e.backup_destination(&record.destination),
         }
     }
 
@@ -131,6 +139,11 @@ pub struct TransformEnv {
     pub http: Option<DestinationClient>,
     /// OpenSearch DomainARN → URL.
     pub domains: Arc<std::collections::BTreeMap<String, String>>,
+    /// The wait between attempts of a failed Redshift COPY; `None`: AWS's
+    /// ([`crate::redshift_delivery::RETRY_INTERVAL_DEFAULT`]).
+    pub redshift_retry_interval: Option<Duration>,
+    /// Overrides every Splunk destination's HECAcknowledgmentTimeoutInSeconds.
+    pub splunk_ack_timeout: Option<Duration>,
 }
 
 /// Starts a stream's delivery tasks: the destination's from `delivered`,
@@ -302,7 +315,12 @@ impl Deliverer {
     }
 
     fn metrics(&self) -> &LaneMetrics {
-        match self.lane {
+        self.lane_metrics(self.lane)
+    }
+
+    /// `DeliveryToS3.*` or `BackupToS3.*`.
+    fn lane_metrics(&self, lane: Lane) -> &LaneMetrics {
+        match lane {
             Lane::Destination => &self.stream.metrics.delivery,
             Lane::Backup => &self.stream.metrics.backup,
         }
@@ -370,6 +388,13 @@ impl Deliverer {
         keys: &PartitionKeys,
     ) {
         if self.lane == Lane::Destination
+            && let Some(Endpoint::Redshift(redshift)) = &record.endpoint
+        {
+            self.deliver_to_redshift(record, destination, redshift, oldest_ms, records, keys)
+                .await;
+            return;
+        }
+        if self.lane == Lane::Destination
             && let Some(endpoint) = &record.endpoint
         {
             self.deliver_to_endpoint(record, destination, endpoint, oldest_ms, records)
@@ -420,6 +445,7 @@ impl Deliverer {
             client: &client,
             source_arn: &source_arn,
             domains: &self.env.domains,
+            splunk_ack_timeout: self.env.splunk_ack_timeout,
         };
         let Some(failed) = endpoint
             .deliver(&env, &self.stream.metrics, &records, oldest_ms)
@@ -433,7 +459,70 @@ impl Deliverer {
             key,
             body: Bytes::from(failed.lines),
         };
-        self.store_object(&object, failed.records).await;
+        // The failed data is the destination's S3 backup: AWS counts it
+        // in BackupToS3.*, as the AllData copies.
+        self.store_object_in(&object, failed.records, Lane::Backup)
+            .await;
+        let freshness_ms = now_ms().saturating_sub(oldest_ms).max(0);
+        self.lane_metrics(Lane::Backup).delivered(
+            failed.records,
+            object.body.len() as u64,
+            freshness_ms,
+        );
+    }
+
+    /// Redshift, as AWS delivers it: stages the records as an object in
+    /// the intermediate bucket (`DeliveryToS3.*`), writes the manifest
+    /// listing it, then copies it into the table within the retry
+    /// duration; past it, the manifest goes under `errors/manifests/`.
+    /// Only then does the lane record its position, so a crash before
+    /// the COPY committed copies the records again (at least once).
+    async fn deliver_to_redshift(
+        &mut self,
+        record: &StreamRecord,
+        destination: &S3Destination,
+        redshift: &RedshiftDestination,
+        oldest_ms: i64,
+        records: Records,
+        keys: &PartitionKeys,
+    ) {
+        let count = records.ends.len() as u64;
+        let staged = self
+            .make_object(record, destination, oldest_ms, records, keys)
+            .await;
+        self.store_object(&staged, count).await;
+        let freshness_ms = now_ms().saturating_sub(oldest_ms).max(0);
+        self.metrics()
+            .delivered(count, staged.body.len() as u64, freshness_ms);
+        let prefix = destination.prefix.as_deref();
+        let manifest = Object {
+            bucket: staged.bucket.clone(),
+            key: redshift_delivery::manifest_key(&staged.key, prefix, MANIFESTS),
+            body: redshift_delivery::manifest_body(&staged.bucket, &staged.key),
+        };
+        self.store_object(&manifest, 0).await;
+        let stream = Arc::clone(&self.stream);
+        let target = redshift_delivery::Target {
+            destination: redshift,
+            retry: Duration::from_secs(u64::try_from(redshift.retry_s).unwrap_or(0)),
+            interval: self
+                .env
+                .redshift_retry_interval
+                .unwrap_or(redshift_delivery::RETRY_INTERVAL_DEFAULT),
+            metrics: &stream.metrics.endpoint,
+        };
+        if redshift_delivery::deliver(&target, &staged.body, oldest_ms)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        stream.metrics.endpoint.failed(count);
+        let errors = Object {
+            key: redshift_delivery::manifest_key(&staged.key, prefix, ERROR_MANIFESTS),
+            ..manifest
+        };
+        self.store_object(&errors, count).await;
     }
 
     /// The converted object of `records` (named with `keys`) and the
@@ -810,6 +899,11 @@ impl Deliverer {
     /// object still failing after the retry duration is logged as an error
     /// once and its records counted (AWS would discard them).
     async fn store_object(&mut self, object: &Object, records: u64) {
+        self.store_object_in(object, records, self.lane).await;
+    }
+
+    /// [`Self::store_object`], its failures counted in `lane`'s metrics.
+    async fn store_object_in(&mut self, object: &Object, records: u64, lane: Lane) {
         let mut backoff = BACKOFF_MIN;
         let first_attempt = Instant::now();
         let mut past_retry_duration = false;
@@ -827,7 +921,7 @@ impl Deliverer {
                 }
                 Err(err) => err,
             };
-            self.metrics().put_failed();
+            self.lane_metrics(lane).put_failed();
             if self.failing != Some(discriminant(&err)) {
                 warn!(stream = %self.name(), lane = ?self.lane, bucket = %object.bucket, %err, "delivery failed; retrying with backoff");
                 self.failing = Some(discriminant(&err));
@@ -836,7 +930,7 @@ impl Deliverer {
             }
             if !past_retry_duration && first_attempt.elapsed() >= self.retry_duration {
                 past_retry_duration = true;
-                self.metrics().past_retry_duration(records);
+                self.lane_metrics(lane).past_retry_duration(records);
                 error!(
                     stream = %self.name(), lane = ?self.lane, bucket = %object.bucket, key = %object.key, records, %err,
                     "an object is still undelivered after the S3 retry duration, when AWS would discard it; Riffle keeps retrying"

@@ -5,7 +5,9 @@
 //! Delivery fills buffers with each one's own hints and hands the records
 //! to [`crate::http_delivery`] or [`crate::opensearch_delivery`]; what
 //! could not be delivered within the retry duration comes back as error
-//! lines for the S3 configuration's bucket.
+//! lines for the S3 configuration's bucket. Redshift is delivered through
+//! its intermediate bucket instead: the lane stages the buffer there and
+//! [`crate::redshift_delivery`] copies it into the table.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +24,7 @@ use crate::metrics::StreamMetrics;
 use crate::opensearch::{Flavor, OpenSearchDestination};
 use crate::opensearch_delivery;
 use crate::prefix::ErrorOutputType;
+use crate::redshift::RedshiftDestination;
 use crate::splunk::SplunkDestination;
 use crate::splunk_delivery;
 use crate::validate::Violations;
@@ -37,6 +40,8 @@ pub enum Endpoint {
     OpenSearch(OpenSearchDestination),
     /// Splunk's HTTP Event Collector.
     Splunk(SplunkDestination),
+    /// Redshift (on PostgreSQL), through the S3 configuration's bucket.
+    Redshift(RedshiftDestination),
 }
 
 /// The members every endpoint destination's input shares: its
@@ -67,6 +72,9 @@ pub struct Env<'a> {
     pub source_arn: &'a str,
     /// DomainARN → URL (`--firehose-opensearch-domains`).
     pub domains: &'a BTreeMap<String, String>,
+    /// Overrides every Splunk destination's HECAcknowledgmentTimeoutInSeconds
+    /// (`--firehose-splunk-ack-timeout-s`).
+    pub splunk_ack_timeout: Option<Duration>,
 }
 
 impl Endpoint {
@@ -74,12 +82,15 @@ impl Endpoint {
     /// hints and ProcessingConfiguration, over the S3 configuration's
     /// prefixes (processing failures go to the backup bucket, as AWS
     /// writes them there).
+    /// Redshift's lane buffers by the S3 configuration's hints, as AWS's
+    /// Redshift destination has none of its own.
     pub fn lane_destination(&self, s3: &S3Destination) -> S3Destination {
         let mut lane = s3.clone();
         let (size_mb, interval_s, processing) = match self {
             Endpoint::Http(http) => (http.size_mb, http.interval_s, &http.processing),
             Endpoint::OpenSearch(os) => (os.size_mb, os.interval_s, &os.processing),
             Endpoint::Splunk(s) => (s.size_mb, s.interval_s, &s.processing),
+            Endpoint::Redshift(r) => (s3.size_mb, s3.interval_s, &r.processing),
         };
         lane.size_mb = size_mb;
         lane.interval_s = interval_s;
@@ -90,19 +101,23 @@ impl Endpoint {
         lane
     }
 
-    /// Whether the backup lane copies every source record to the S3
-    /// configuration's bucket (`AllData`, `AllDocuments`; else only
-    /// failures go there).
-    pub fn backs_up_all(&self) -> bool {
-        match self {
+    /// Where the backup lane copies every source record, if anywhere:
+    /// the S3 configuration's bucket with `AllData`, `AllDocuments`,
+    /// `AllEvents` (else only failures go there); Redshift's
+    /// S3BackupConfiguration while its S3BackupMode is `Enabled`.
+    pub fn backup_destination(&self, s3: &S3Destination) -> Option<S3Destination> {
+        let all = match self {
             Endpoint::Http(http) => http.backs_up_all(),
             Endpoint::OpenSearch(os) => os.backs_up_all(),
             Endpoint::Splunk(s) => s.backs_up_all(),
-        }
+            Endpoint::Redshift(_) => return s3.backup_enabled().cloned(),
+        };
+        all.then(|| s3.clone())
     }
 
     /// Delivers a batch, retrying within the destination's retry
     /// duration; `None` once delivered, else the error records to back up.
+    /// Not for Redshift, whose lane stages its buffers first.
     pub async fn deliver(
         &self,
         env: &Env<'_>,
@@ -133,13 +148,26 @@ impl Endpoint {
                 opensearch_delivery::deliver(&target, records, oldest_ms).await
             }
             Endpoint::Splunk(splunk) => {
+                let ack_timeout = env
+                    .splunk_ack_timeout
+                    .unwrap_or_else(|| seconds(splunk.ack_timeout_s));
                 let target = splunk_delivery::Target {
                     client: env.client,
                     destination: splunk,
                     retry: seconds(splunk.retry_s),
+                    ack_timeout,
                     metrics: &metrics.endpoint,
                 };
                 splunk_delivery::deliver(&target, records, oldest_ms).await
+            }
+            // Cannot happen: delivery stages a Redshift lane's buffers and
+            // copies them (redshift_delivery). Should it, the records stay
+            // unrecorded, so a restart delivers them: never lost.
+            Endpoint::Redshift(_) => {
+                tracing::error!(
+                    "a Redshift lane handed records to endpoint delivery; they stay undelivered until a restart"
+                );
+                std::future::pending().await
             }
         }
     }
@@ -156,6 +184,7 @@ impl Endpoint {
                 "DeliveryToAmazonOpenSearchService.",
             ),
             Endpoint::Splunk(_) => ("delivery_to_splunk_", "DeliveryToSplunk."),
+            Endpoint::Redshift(_) => ("delivery_to_redshift_", "DeliveryToRedshift."),
         }
     }
 
@@ -165,6 +194,9 @@ impl Endpoint {
             Endpoint::Http(_) => ErrorOutputType::HttpEndpointFailed,
             Endpoint::OpenSearch(_) => ErrorOutputType::ElasticsearchFailed,
             Endpoint::Splunk(_) => ErrorOutputType::SplunkFailed,
+            // Redshift's failures are manifests under errors/manifests/;
+            // its processing failures go under processing-failed/.
+            Endpoint::Redshift(_) => ErrorOutputType::ProcessingFailed,
         }
     }
 
@@ -175,6 +207,7 @@ impl Endpoint {
             Endpoint::Http(http) => ("HttpEndpointDestinationDescription", http.describe(s3)),
             Endpoint::OpenSearch(os) => (os.flavor.description_key(), os.describe(s3)),
             Endpoint::Splunk(s) => ("SplunkDestinationDescription", s.describe(s3)),
+            Endpoint::Redshift(r) => ("RedshiftDestinationDescription", r.describe(s3)),
         }
     }
 }

@@ -36,6 +36,8 @@
 //!   Elasticsearch destinations and their `_bulk` delivery.
 //! - `splunk`, `splunk_delivery`: the Splunk destination and HEC delivery
 //!   with indexer acknowledgement.
+//! - `redshift`, `redshift_delivery`: the Redshift destination, and the
+//!   COPY of staged objects into PostgreSQL (Redshift's wire protocol).
 //! - `http_delivery`, `http_client`: AWS's HTTP endpoint delivery protocol,
 //!   its retries within RetryOptions, over one shared HTTPS client.
 //! - `throttle`: DirectPut's throughput limits.
@@ -71,6 +73,8 @@ mod options;
 pub mod partition;
 pub mod prefix;
 mod processing;
+mod redshift;
+mod redshift_delivery;
 pub mod remote;
 mod retry;
 mod service;
@@ -138,6 +142,19 @@ pub struct FirehoseConfig {
     /// OpenSearch (and Elasticsearch) DomainARNs and the URLs they are
     /// reached at (`--firehose-opensearch-domains`).
     pub opensearch_domains: BTreeMap<String, String>,
+    /// The destinations' retry timings (`--firehose-redshift-retry-interval-s`,
+    /// `--firehose-splunk-ack-timeout-s`).
+    pub timings: DestinationTimings,
+}
+
+/// Timings of destination deliveries that differ from AWS's only when an
+/// option asks (tests shorten them to seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DestinationTimings {
+    /// Between attempts of a failed Redshift COPY; `None`: AWS's 5 minutes.
+    pub redshift_retry_interval: Option<Duration>,
+    /// Instead of every Splunk destination's HECAcknowledgmentTimeoutInSeconds.
+    pub splunk_ack_timeout: Option<Duration>,
 }
 
 /// AWS's retry limit for S3 delivery (see [`FirehoseConfig::s3_retry_duration`]).
@@ -154,6 +171,7 @@ impl Default for FirehoseConfig {
             functions: None,
             destination_client: None,
             opensearch_domains: BTreeMap::new(),
+            timings: DestinationTimings::default(),
         }
     }
 }

@@ -38,11 +38,15 @@ pub struct StreamMetrics {
     processing_duration_ms: AtomicU64,
     processing_records: AtomicU64,
     processing_bytes: AtomicU64,
-    /// Delivery to the destination bucket (`DeliveryToS3.*`).
+    /// Delivery to the destination bucket, or a Redshift destination's
+    /// intermediate bucket (`DeliveryToS3.*`).
     pub delivery: LaneMetrics,
-    /// Delivery of the source records to the backup bucket (`BackupToS3.*`).
+    /// The S3 backup: the source records to the backup bucket, and the
+    /// data a destination other than S3 backs up, all or what failed
+    /// (`BackupToS3.*`).
     pub backup: LaneMetrics,
-    /// Delivery to an HTTP endpoint (`DeliveryToHttpEndpoint.*`).
+    /// Delivery to the destination other than S3
+    /// (`DeliveryToHttpEndpoint.*`, `DeliveryToRedshift.*`, …).
     pub endpoint: EndpointMetrics,
 }
 
@@ -340,7 +344,10 @@ const LANE: [Metric<LaneMetrics>; 8] = [
 /// An endpoint's metrics; names and CloudWatch names are completed with
 /// the destination's (`delivery_to_http_endpoint_` / `DeliveryToHttpEndpoint.`,
 /// `delivery_to_amazon_open_search_service_` / `DeliveryToAmazonOpenSearchService.`,
-/// `delivery_to_elasticsearch_` / `DeliveryToElasticsearch.`).
+/// `delivery_to_elasticsearch_` / `DeliveryToElasticsearch.`,
+/// `delivery_to_splunk_` / `DeliveryToSplunk.`, `delivery_to_redshift_` /
+/// `DeliveryToRedshift.`: for Redshift a request is one COPY attempt and
+/// its records the rows copied).
 const ENDPOINT: [Metric<EndpointMetrics>; 6] = [
     Metric {
         name: "bytes_total",
@@ -387,7 +394,7 @@ const ENDPOINT: [Metric<EndpointMetrics>; 6] = [
 ];
 
 /// The destinations other than S3, by their metric prefixes.
-const ENDPOINT_KINDS: [(&str, &str); 4] = [
+const ENDPOINT_KINDS: [(&str, &str); 5] = [
     ("delivery_to_http_endpoint_", "DeliveryToHttpEndpoint."),
     (
         "delivery_to_amazon_open_search_service_",
@@ -395,6 +402,7 @@ const ENDPOINT_KINDS: [(&str, &str); 4] = [
     ),
     ("delivery_to_elasticsearch_", "DeliveryToElasticsearch."),
     ("delivery_to_splunk_", "DeliveryToSplunk."),
+    ("delivery_to_redshift_", "DeliveryToRedshift."),
 ];
 
 /// Which lane's counters of a stream.

@@ -57,6 +57,20 @@ pub struct FirehoseOptions {
         value_name = "ARN=URL,…"
     )]
     pub firehose_opensearch_domains: Option<String>,
+    /// Seconds between attempts of a failed Redshift COPY (AWS: 300)
+    #[arg(
+        long,
+        env = "RIFFLE_FIREHOSE_REDSHIFT_RETRY_INTERVAL_S",
+        value_name = "SECONDS"
+    )]
+    pub firehose_redshift_retry_interval_s: Option<u64>,
+    /// Seconds Splunk has to acknowledge events, instead of each destination's HECAcknowledgmentTimeoutInSeconds (180-600)
+    #[arg(
+        long,
+        env = "RIFFLE_FIREHOSE_SPLUNK_ACK_TIMEOUT_S",
+        value_name = "SECONDS"
+    )]
+    pub firehose_splunk_ack_timeout_s: Option<u64>,
 }
 
 /// Options that do not fit together.
@@ -79,6 +93,8 @@ pub enum FirehoseOptionsError {
     ZeroTimeout,
     #[error("`firehose_opensearch_domains`: {0}")]
     Domains(String),
+    #[error("`{0}` must be at least 1")]
+    ZeroSeconds(&'static str),
 }
 
 impl FirehoseOptions {
@@ -88,6 +104,24 @@ impl FirehoseOptions {
     ) -> Result<std::collections::BTreeMap<String, String>, FirehoseOptionsError> {
         let text = self.firehose_opensearch_domains.as_deref().unwrap_or("");
         crate::opensearch::parse_domains(text).map_err(FirehoseOptionsError::Domains)
+    }
+
+    /// The destinations' retry timings, AWS's unless an option is given.
+    pub fn timings(&self) -> Result<crate::DestinationTimings, FirehoseOptionsError> {
+        let seconds = |value: Option<u64>, name| match value {
+            Some(0) => Err(FirehoseOptionsError::ZeroSeconds(name)),
+            other => Ok(other.map(Duration::from_secs)),
+        };
+        Ok(crate::DestinationTimings {
+            redshift_retry_interval: seconds(
+                self.firehose_redshift_retry_interval_s,
+                "firehose_redshift_retry_interval_s",
+            )?,
+            splunk_ack_timeout: seconds(
+                self.firehose_splunk_ack_timeout_s,
+                "firehose_splunk_ack_timeout_s",
+            )?,
+        })
     }
 
     /// The client HTTP destinations are delivered with.
@@ -155,6 +189,8 @@ mod tests {
             firehose_destination_ca: None,
             firehose_destination_timeout_s: RESPONSE_TIMEOUT_DEFAULT.as_secs(),
             firehose_opensearch_domains: None,
+            firehose_redshift_retry_interval_s: None,
+            firehose_splunk_ack_timeout_s: None,
         }
     }
 
@@ -185,6 +221,22 @@ mod tests {
         );
         assert!(options(Some("http://x"), None, Some("s")).remote().is_err());
         assert!(options(None, Some("id"), Some("s")).remote().is_err());
+    }
+
+    #[test]
+    fn timings_are_awss_unless_given_and_zero_is_refused() {
+        let mut o = options(None, None, None);
+        assert_eq!(o.timings().unwrap(), crate::DestinationTimings::default());
+        o.firehose_redshift_retry_interval_s = Some(2);
+        assert_eq!(
+            o.timings().unwrap().redshift_retry_interval,
+            Some(Duration::from_secs(2))
+        );
+        o.firehose_splunk_ack_timeout_s = Some(0);
+        assert!(matches!(
+            o.timings(),
+            Err(FirehoseOptionsError::ZeroSeconds(_))
+        ));
     }
 
     #[tokio::test]

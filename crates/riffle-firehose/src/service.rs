@@ -169,6 +169,8 @@ impl Firehose {
                 account_id: self.config.account_id.clone(),
                 http: self.config.destination_client.clone(),
                 domains: Arc::new(self.config.opensearch_domains.clone()),
+                redshift_retry_interval: self.config.timings.redshift_retry_interval,
+                splunk_ack_timeout: self.config.timings.splunk_ack_timeout,
             },
         );
         stream.set_tasks(tasks);

@@ -43,6 +43,8 @@ pub struct Target<'a> {
     pub client: &'a DestinationClient,
     pub destination: &'a SplunkDestination,
     pub retry: Duration,
+    /// HECAcknowledgmentTimeoutInSeconds, or the server's override.
+    pub ack_timeout: Duration,
     pub metrics: &'a EndpointMetrics,
 }
 
@@ -177,7 +179,7 @@ fn judge(response: &Response) -> Result<Value, Failure> {
 /// Polls `/services/collector/ack` until the ack is `true`, or fails with
 /// `Splunk.AckTimeout` after HECAcknowledgmentTimeoutInSeconds.
 async fn wait_for_ack(target: &Target<'_>, channel: &str, ack_id: u64) -> Result<(), Failure> {
-    let timeout = Duration::from_secs(u64::try_from(target.destination.ack_timeout_s).unwrap_or(0));
+    let timeout = target.ack_timeout;
     let deadline = Instant::now() + timeout;
     let url = format!("{}/services/collector/ack", base(target.destination));
     let mut poll = ACK_POLL_FIRST;

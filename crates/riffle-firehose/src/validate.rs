@@ -38,6 +38,10 @@ pub enum Pattern {
     DomainArn,
     /// `AmazonopensearchserviceClusterEndpoint`: `https:.*`.
     HttpsPrefix,
+    /// `ClusterJDBCURL`: `jdbc:redshift://` or `jdbc:postgresql://`, a
+    /// host with a `redshift` (or `redshift-serverless`) label after the
+    /// first, a port and a database.
+    ClusterJdbcUrl,
 }
 
 impl Pattern {
@@ -60,6 +64,9 @@ impl Pattern {
             Pattern::NotBlank => r"^(?!\s*$).+",
             Pattern::DomainArn => r"arn:.*:es:[a-zA-Z0-9\-]+:\d{12}:domain/[a-z][-0-9a-z]{2,27}",
             Pattern::HttpsPrefix => "https:.*",
+            Pattern::ClusterJdbcUrl => {
+                r"jdbc:(redshift|postgresql)://((?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)+(redshift(-serverless)?)\.([a-zA-Z0-9\.\-]+):\d{1,5}/[a-zA-Z0-9_$-]+"
+            }
         }
     }
 
@@ -113,8 +120,44 @@ impl Pattern {
                 })
             }),
             Pattern::HttpsPrefix => text.starts_with("https:") && !text.contains('\n'),
+            Pattern::ClusterJdbcUrl => jdbc_url_matches(text),
         }
     }
+}
+
+/// [`Pattern::ClusterJdbcUrl`]: labels before a `redshift` label, each
+/// 1–63 letters, digits and inner hyphens; then `.`, the rest of the host
+/// (letters, digits, dots, hyphens), a port of 1–5 digits, `/`, a database.
+fn jdbc_url_matches(text: &str) -> bool {
+    let Some(rest) = text
+        .strip_prefix("jdbc:redshift://")
+        .or_else(|| text.strip_prefix("jdbc:postgresql://"))
+    else {
+        return false;
+    };
+    let Some((host, tail)) = rest.split_once(':') else {
+        return false;
+    };
+    let Some((port, database)) = tail.split_once('/') else {
+        return false;
+    };
+    let port_ok = (1..=5).contains(&port.len()) && all_of(port, |c| c.is_ascii_digit());
+    let database_ok = all_of(database, |c| c.is_ascii_alphanumeric() || "_$-".contains(c));
+    let labels: Vec<&str> = host.split('.').collect();
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && all_of(l, |c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let host_ok = (1..labels.len().saturating_sub(1)).any(|i| {
+        matches!(labels[i], "redshift" | "redshift-serverless")
+            && labels[..i].iter().all(|l| label_ok(l))
+            && all_of(&labels[i + 1..].join("."), |c| {
+                c.is_ascii_alphanumeric() || ".-".contains(c)
+            })
+    });
+    port_ok && database_ok && host_ok
 }
 
 /// `\p{L}\p{Z}\p{N}` and `_.:/=+-@%`.
@@ -238,6 +281,41 @@ mod tests {
                 true,
             ),
             (Pattern::HttpsPrefix, "http://127.0.0.1:9200", false),
+            (
+                Pattern::ClusterJdbcUrl,
+                "jdbc:redshift://c1.abc123.us-east-1.redshift.amazonaws.com:5439/dev",
+                true,
+            ),
+            (
+                Pattern::ClusterJdbcUrl,
+                "jdbc:postgresql://wg.123.us-east-1.redshift-serverless.amazonaws.com:5439/db_1",
+                true,
+            ),
+            (
+                Pattern::ClusterJdbcUrl,
+                "jdbc:postgresql://riffle.redshift.localhost:5432/postgres",
+                true,
+            ),
+            (
+                Pattern::ClusterJdbcUrl,
+                "jdbc:postgresql://127.0.0.1:5432/postgres",
+                false,
+            ),
+            (
+                Pattern::ClusterJdbcUrl,
+                "jdbc:redshift://redshift.amazonaws.com:5439/dev",
+                false,
+            ),
+            (
+                Pattern::ClusterJdbcUrl,
+                "jdbc:mysql://c.redshift.amazonaws.com:5439/dev",
+                false,
+            ),
+            (
+                Pattern::ClusterJdbcUrl,
+                "jdbc:redshift://-c.redshift.amazonaws.com:5439/dev",
+                false,
+            ),
         ];
         for (pattern, text, ok) in table {
             assert_eq!(pattern.matches(text), ok, "{pattern:?} {text}");

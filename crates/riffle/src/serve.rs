@@ -179,6 +179,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         functions: Some(functions.clone()),
         destination_client: Some(options.firehose.destination_client()?),
         opensearch_domains: options.firehose.opensearch_domains()?,
+        timings: options.firehose.timings()?,
         ..config.firehose()
     };
     let firehose = Firehose::open(Arc::clone(&store), firehose_config, sink).map_err(|source| {

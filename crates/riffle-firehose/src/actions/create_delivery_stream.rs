@@ -20,6 +20,7 @@ use crate::errors::{self, not_supported};
 use crate::http_endpoint::HttpInput;
 use crate::json::{self, Int, Text};
 use crate::opensearch::{Flavor, OpenSearchInput};
+use crate::redshift::RedshiftInput;
 use crate::service::stream_arn;
 use crate::splunk::SplunkInput;
 use crate::stream::DeliveryStream;
@@ -45,7 +46,7 @@ struct Input {
     DeliveryStreamEncryptionConfigurationInput: Option<EncryptionInput>,
     S3DestinationConfiguration: Option<S3Input>,
     ExtendedS3DestinationConfiguration: Option<S3Input>,
-    RedshiftDestinationConfiguration: Option<Value>,
+    RedshiftDestinationConfiguration: Option<RedshiftInput>,
     ElasticsearchDestinationConfiguration: Option<OpenSearchInput>,
     AmazonopensearchserviceDestinationConfiguration: Option<OpenSearchInput>,
     SplunkDestinationConfiguration: Option<SplunkInput>,
@@ -125,6 +126,9 @@ fn validate(input: &Input) -> Result<(), FirehoseError> {
     if let Some(splunk) = &input.SplunkDestinationConfiguration {
         splunk.check(&mut v, "splunkDestinationConfiguration", true);
     }
+    if let Some(redshift) = &input.RedshiftDestinationConfiguration {
+        redshift.check(&mut v, "redshiftDestinationConfiguration", true);
+    }
     if let Some(list) = &input.Tags {
         tags::check_tags(&mut v, list, "tags");
     }
@@ -183,10 +187,6 @@ fn source(input: &Input, now: i64) -> Result<(Kind, Option<KinesisSource>), Fire
 fn destination(input: &mut Input) -> Result<(S3Destination, Option<Endpoint>), FirehoseError> {
     let others = [
         (
-            "RedshiftDestinationConfiguration",
-            input.RedshiftDestinationConfiguration.is_some(),
-        ),
-        (
             "AmazonOpenSearchServerlessDestinationConfiguration",
             input
                 .AmazonOpenSearchServerlessDestinationConfiguration
@@ -209,8 +209,9 @@ fn destination(input: &mut Input) -> Result<(S3Destination, Option<Endpoint>), F
         .is_some();
     let es = input.ElasticsearchDestinationConfiguration.is_some();
     let splunk = input.SplunkDestinationConfiguration.is_some();
+    let redshift = input.RedshiftDestinationConfiguration.is_some();
     let given = others.iter().filter(|(_, set)| *set).count()
-        + [s3, extended, http, os, es, splunk]
+        + [s3, extended, http, os, es, splunk, redshift]
             .iter()
             .filter(|set| **set)
             .count();
@@ -229,6 +230,10 @@ fn destination(input: &mut Input) -> Result<(S3Destination, Option<Endpoint>), F
     if let Some(splunk) = input.SplunkDestinationConfiguration.take() {
         let (splunk, s3) = splunk.into_destination();
         return Ok((s3, Some(Endpoint::Splunk(splunk))));
+    }
+    if let Some(redshift) = input.RedshiftDestinationConfiguration.take() {
+        let (redshift, s3) = redshift.into_destination();
+        return Ok((s3, Some(Endpoint::Redshift(redshift))));
     }
     let opensearch = match (
         input.AmazonopensearchserviceDestinationConfiguration.take(),
@@ -269,6 +274,9 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     }
     if let Some(Endpoint::OpenSearch(os)) = &endpoint {
         os.check_rules(&firehose.config().opensearch_domains)?;
+    }
+    if let Some(Endpoint::Redshift(redshift)) = &endpoint {
+        redshift.check_rules(&destination)?;
     }
     destination.check_rules(now)?;
     destination.check_conversion()?;

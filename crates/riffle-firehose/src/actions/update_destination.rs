@@ -20,6 +20,7 @@ use crate::errors::not_supported;
 use crate::http_endpoint::{HttpEndpointDestination, HttpInput};
 use crate::json::{self, Text};
 use crate::opensearch::OpenSearchInput;
+use crate::redshift::{RedshiftDestination, RedshiftInput};
 use crate::splunk::{SplunkDestination, SplunkInput};
 use crate::time::now_ms;
 use crate::validate::{Pattern, Violations};
@@ -37,7 +38,7 @@ struct Input {
     DestinationId: Option<Text>,
     S3DestinationUpdate: Option<S3Input>,
     ExtendedS3DestinationUpdate: Option<S3Input>,
-    RedshiftDestinationUpdate: Option<Value>,
+    RedshiftDestinationUpdate: Option<RedshiftInput>,
     ElasticsearchDestinationUpdate: Option<OpenSearchInput>,
     AmazonopensearchserviceDestinationUpdate: Option<OpenSearchInput>,
     SplunkDestinationUpdate: Option<SplunkInput>,
@@ -81,15 +82,14 @@ fn validate(input: &Input) -> Result<(), FirehoseError> {
     if let Some(splunk) = &input.SplunkDestinationUpdate {
         splunk.check(&mut v, "splunkDestinationUpdate", false);
     }
+    if let Some(redshift) = &input.RedshiftDestinationUpdate {
+        redshift.check(&mut v, "redshiftDestinationUpdate", false);
+    }
     v.into_result()
 }
 
 fn refuse_other_destinations(input: &Input) -> Result<(), FirehoseError> {
     let others = [
-        (
-            "RedshiftDestinationUpdate",
-            input.RedshiftDestinationUpdate.is_some(),
-        ),
         (
             "AmazonOpenSearchServerlessDestinationUpdate",
             input.AmazonOpenSearchServerlessDestinationUpdate.is_some(),
@@ -121,6 +121,7 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
         input.AmazonopensearchserviceDestinationUpdate.is_some(),
         input.ElasticsearchDestinationUpdate.is_some(),
         input.SplunkDestinationUpdate.is_some(),
+        input.RedshiftDestinationUpdate.is_some(),
     ];
     if updates.iter().filter(|g| **g).count() > 1 {
         return Err(one_update_only());
@@ -181,6 +182,9 @@ pub async fn run(firehose: &Firehose, body: &[u8]) -> Result<Bytes, FirehoseErro
     if let Some(splunk) = input.SplunkDestinationUpdate.take() {
         update_splunk(&mut record, splunk)?;
     }
+    if let Some(redshift) = input.RedshiftDestinationUpdate.take() {
+        update_redshift(&mut record, redshift)?;
+    }
     if let Some((s3, extended)) = update {
         // An S3 update of an endpoint's stream makes it an S3 stream.
         record.endpoint = None;
@@ -211,7 +215,7 @@ fn update_http(record: &mut StreamRecord, update: HttpInput) -> Result<(), Fireh
     let current = match record.endpoint.take() {
         Some(Endpoint::Http(http)) => http,
         // Refused before: an OpenSearch stream is never switched.
-        Some(Endpoint::OpenSearch(_) | Endpoint::Splunk(_)) | None => {
+        Some(Endpoint::OpenSearch(_) | Endpoint::Splunk(_) | Endpoint::Redshift(_)) | None => {
             HttpEndpointDestination::empty()
         }
     };
@@ -268,6 +272,24 @@ fn update_splunk(record: &mut StreamRecord, update: SplunkInput) -> Result<(), F
         ));
     }
     let endpoint = Endpoint::Splunk(splunk);
+    endpoint.lane_destination(&s3).check_processing(None)?;
+    s3.check_rules(now_ms())?;
+    record.destination = s3;
+    record.endpoint = Some(endpoint);
+    Ok(())
+}
+
+/// Applies a RedshiftDestinationUpdate: to the stream's Redshift
+/// destination, or, for another (not OpenSearch) stream, makes one, which
+/// needs the cluster's URL, the CopyCommand and the credentials.
+fn update_redshift(record: &mut StreamRecord, update: RedshiftInput) -> Result<(), FirehoseError> {
+    let current = match record.endpoint.take() {
+        Some(Endpoint::Redshift(redshift)) => redshift,
+        _ => RedshiftDestination::empty(),
+    };
+    let (redshift, s3) = current.updated(update, record.destination.clone());
+    redshift.check_rules(&s3)?;
+    let endpoint = Endpoint::Redshift(redshift);
     endpoint.lane_destination(&s3).check_processing(None)?;
     s3.check_rules(now_ms())?;
     record.destination = s3;
