@@ -25,7 +25,8 @@ import trustme
 from botocore.exceptions import ClientError
 
 from conftest import METRICS_LINE, RiffleServer, scrape_samples
-from test_firehose_s3 import ACCOUNT, ROLE, clients, wait_active
+from firehose_endpoints import backup_bucket, bucket_lines, create_stream, put
+from test_firehose_s3 import ACCOUNT, clients
 from kinesis_helpers import REGION
 
 DEADLINE_S = 60.0
@@ -156,39 +157,14 @@ def http_destination(url: str, bucket: str, **extra) -> dict:
     config = {
         "EndpointConfiguration": {"Url": url, "Name": "receiver", "AccessKey": "key-123"},
         "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
-        "S3Configuration": {
-            "RoleARN": ROLE,
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
-        },
+        "S3Configuration": backup_bucket(bucket),
     }
     config.update(extra)
     return config
 
 
 def create(firehose, s3, name: str, config: dict) -> None:
-    s3.create_bucket(Bucket=config["S3Configuration"]["BucketARN"].split(":::")[1])
-    firehose.create_delivery_stream(DeliveryStreamName=name, HttpEndpointDestinationConfiguration=config)
-    wait_active(firehose, name)
-
-
-def put(firehose, name: str, records: list[bytes]) -> None:
-    answer = firehose.put_record_batch(DeliveryStreamName=name, Records=[{"Data": r} for r in records])
-    assert answer["FailedPutCount"] == 0
-
-
-def bucket_lines(s3, bucket: str, prefix: str, count: int) -> list[dict]:
-    """The error records under `prefix` once there are `count` of them."""
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        lines = []
-        for obj in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
-            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
-            lines += [json.loads(line) for line in body.splitlines() if line]
-        if len(lines) >= count:
-            return lines
-        assert time.monotonic() < deadline, f"{len(lines)} of {count} error records under {prefix}"
-        time.sleep(POLL_INTERVAL_S)
+    create_stream(firehose, s3, name, config, "HttpEndpointDestinationConfiguration")
 
 
 def test_every_record_arrives_with_the_specifications_headers_and_gzip_body(http_server, receiver):

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from osmem_server import OsmemServer
 
 from conftest import RiffleServer
-from test_firehose_http_endpoint import bucket_lines
+from firehose_endpoints import backup_bucket, bucket_lines, put
 from test_firehose_s3 import ROLE, clients, wait_active
 
 DEADLINE_S = 60.0
@@ -67,11 +67,7 @@ def config(bucket: str, **extra) -> dict:
         "DomainARN": DOMAIN,
         "IndexName": "logs",
         "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
-        "S3Configuration": {
-            "RoleARN": ROLE,
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
-        },
+        "S3Configuration": backup_bucket(bucket),
     }
     c.update(extra)
     return c
@@ -102,11 +98,6 @@ def wait_docs(url: str, index: str, count: int) -> list[dict]:
 
 def today_index() -> str:
     return "logs-" + datetime.now(timezone.utc).strftime("%Y-%m-%d")
-
-
-def put(firehose, name: str, records: list[bytes]) -> None:
-    answer = firehose.put_record_batch(DeliveryStreamName=name, Records=[{"Data": r} for r in records])
-    assert answer["FailedPutCount"] == 0
 
 
 def test_every_document_is_indexed_in_the_days_index_and_found_by_search(os_server, cluster):

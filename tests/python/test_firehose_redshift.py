@@ -26,6 +26,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import METRICS_LINE, RiffleServer, _die_with_parent, scrape_samples
+from firehose_endpoints import backup_bucket, create_stream, put
 from test_firehose_s3 import ROLE, aws, clients, wait_active
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -161,30 +162,19 @@ def redshift_config(pg: Postgres, table: str, bucket: str, options: str, **extra
         "CopyCommand": {"DataTableName": table, "CopyOptions": options},
         "Username": USER,
         "Password": PASSWORD,
-        "S3Configuration": {
-            "RoleARN": ROLE,
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
-        },
+        "S3Configuration": backup_bucket(bucket),
     }
     config.update(extra)
     return config
 
 
-def create(firehose, s3, name: str, config: dict) -> None:
-    s3.create_bucket(Bucket=config["S3Configuration"]["BucketARN"].split(":::")[1])
-    firehose.create_delivery_stream(DeliveryStreamName=name, RedshiftDestinationConfiguration=config)
-    wait_active(firehose, name)
-
-
-def put(firehose, name: str, records: list[bytes]) -> None:
-    answer = firehose.put_record_batch(DeliveryStreamName=name, Records=[{"Data": r} for r in records])
-    assert answer["FailedPutCount"] == 0
-
-
 def objects(s3, bucket: str, prefix: str = "") -> dict[str, bytes]:
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
     return {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
+
+
+def create(firehose, s3, name: str, config: dict) -> None:
+    create_stream(firehose, s3, name, config, "RedshiftDestinationConfiguration")
 
 
 def test_json_auto_rows_arrive_by_column_name_with_staged_objects_and_manifests(rs_server, pg):

@@ -21,8 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from conftest import METRICS_LINE, RiffleServer, scrape_samples
-from test_firehose_http_endpoint import bucket_lines
-from test_firehose_s3 import ROLE, clients, wait_active
+from firehose_endpoints import backup_bucket, bucket_lines, create_stream, put
+from test_firehose_s3 import clients
 
 DEADLINE_S = 60.0
 POLL_INTERVAL_S = 0.05
@@ -126,25 +126,14 @@ def splunk_config(url: str, bucket: str, endpoint_type: str = "Raw", **extra) ->
         "HECEndpointType": endpoint_type,
         "HECToken": TOKEN,
         "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
-        "S3Configuration": {
-            "RoleARN": ROLE,
-            "BucketARN": f"arn:aws:s3:::{bucket}",
-            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
-        },
+        "S3Configuration": backup_bucket(bucket),
     }
     config.update(extra)
     return config
 
 
 def create(firehose, s3, name: str, config: dict) -> None:
-    s3.create_bucket(Bucket=config["S3Configuration"]["BucketARN"].split(":::")[1])
-    firehose.create_delivery_stream(DeliveryStreamName=name, SplunkDestinationConfiguration=config)
-    wait_active(firehose, name)
-
-
-def put(firehose, name: str, records: list[bytes]) -> None:
-    answer = firehose.put_record_batch(DeliveryStreamName=name, Records=[{"Data": r} for r in records])
-    assert answer["FailedPutCount"] == 0
+    create_stream(firehose, s3, name, config, "SplunkDestinationConfiguration")
 
 
 def test_raw_events_arrive_with_the_token_and_a_channel_and_are_acknowledged(server, hec):
