@@ -132,7 +132,8 @@ def test_records_put_with_boto3_show_in_the_record_browser_and_the_chart(console
     expect(chart).to_be_visible()
     # Records arrive while the page polls, so the chart has a rate to draw.
     deadline = time.monotonic() + DEADLINE_S
-    while float(chart.get_attribute("data-last") or 0) <= 0:
+    # A rate above zero, and a few points so the screenshot shows a line.
+    while float(chart.get_attribute("data-last") or 0) <= 0 or int(chart.get_attribute("data-points") or 0) < 3:
         assert time.monotonic() < deadline, "the incoming-records chart never showed the records"
         client.put_records(
             StreamName="clicks",
@@ -277,6 +278,33 @@ def test_the_overview_fits_a_phone_screen(console, browser):
     assert pg.evaluate("document.documentElement.scrollWidth") <= 390
     shot(pg, "overview-phone")
     context.close()
+
+
+def test_the_overview_of_a_thousand_streams_shows_a_page_of_rows_with_their_summaries(tmp_path, page):
+    import concurrent.futures
+
+    srv = start_console_server(tmp_path)
+    try:
+        client = kinesis(srv)
+
+        def create(i):
+            client.create_stream(StreamName=f"many-{i:04d}", ShardCount=1)
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(create, range(1000)))
+        page.goto(srv.console)
+        expect(page.get_by_text("1000 of 1000 streams")).to_be_visible()
+        # One page of rows, each with the shard count of its summary.
+        expect(page.locator("tr[data-stream]")).to_have_count(100)
+        expect(page.locator('tr[data-stream="many-0099"] [data-col="shards"]')).to_have_text("1")
+        page.get_by_role("button", name="Next").click()
+        expect(page.locator('tr[data-stream="many-0150"] [data-col="shards"]')).to_have_text("1")
+        page.get_by_label("Filter streams").fill("many-09")
+        expect(page.get_by_text("100 of 1000 streams")).to_be_visible()
+        expect(page.locator('tr[data-stream="many-0999"] [data-col="shards"]')).to_have_text("1")
+        shot(page, "overview-1000")
+    finally:
+        stop(srv)
 
 
 # ---------- a server that verifies signatures ----------

@@ -164,7 +164,9 @@ function chart(title, unit, series) {
         series: [{}, ...series.map(([label], i) => ({ label, stroke: ["#0b5cad", "#a40e26", "#116329"][i % 3], width: 2 }))],
         axes: [{}, { values: (u, vals) => vals.map((v) => unit === "bytes" ? bytes(v) + "/s" : unit === "ms" ? `${v} ms` : `${v}/s`), size: 70 }],
         // A fixed window ending now, so one sample does not fill the axis.
-        scales: { x: { time: true, range: () => { const now = Date.now() / 1000; return [now - CHART_WINDOW_S, now]; } } },
+        scales: { x: { time: true, range: (u, min, max) => { const end = Math.max(Date.now() / 1000, max || 0); return [end - CHART_WINDOW_S, end]; } },
+          // From zero, and an axis even before the first sample.
+          y: { range: (u, min, max) => [0, Math.max(1, (max || 0) * 1.1)] } },
         legend: { show: true },
       }, aligned, box);
     } else {
