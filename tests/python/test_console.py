@@ -107,6 +107,39 @@ def test_the_banner_names_the_console_and_it_serves_the_page_and_its_api(console
     assert refused.value.code == 403
 
 
+def test_console_listen_off_serves_no_console(tmp_path):
+    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, extra_args=["--console-listen", "off"])
+    srv.start()
+    try:
+        assert not CONSOLE_LINE.search((tmp_path / "riffle-1.stdout").read_text())
+    finally:
+        stop(srv)
+
+
+def test_a_taken_default_console_address_starts_the_server_without_a_console(tmp_path):
+    import socket
+
+    holder = socket.socket()
+    try:
+        # Taken by this socket, or already by something else: taken either way.
+        holder.bind(("127.0.0.1", 4568))
+        holder.listen()
+    except OSError:
+        pass
+    try:
+        srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path)
+        srv.start()
+        try:
+            assert not CONSOLE_LINE.search((tmp_path / "riffle-1.stdout").read_text())
+            assert "the console's default address is taken" in srv.stderr_tail()
+            # The API serves as ever.
+            assert kinesis(srv).list_streams()["StreamNames"] == []
+        finally:
+            stop(srv)
+    finally:
+        holder.close()
+
+
 def test_a_stream_created_in_the_form_appears_on_the_overview(console, page):
     page.goto(console.console)
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
