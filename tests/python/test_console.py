@@ -340,6 +340,30 @@ def test_the_overview_of_a_thousand_streams_shows_a_page_of_rows_with_their_summ
         stop(srv)
 
 
+def test_event_source_mappings_show_on_the_overview(tmp_path, page):
+    config = tmp_path / "riffle.toml"
+    config.write_text('[functions.consumer]\nurl = "http://127.0.0.1:9/2015-03-31/functions/function/invocations"\n')
+    srv = start_console_server(tmp_path, "--config", str(config))
+    try:
+        create_active_stream(kinesis(srv), "triggered")
+        lam = boto3.client("lambda", endpoint_url=srv.endpoint, region_name=REGION, config=NO_RETRIES)
+        uuid = lam.create_event_source_mapping(
+            EventSourceArn=f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/triggered",
+            FunctionName="consumer",
+            StartingPosition="LATEST",
+            Enabled=False,
+            BatchSize=7,
+        )["UUID"]
+        page.goto(srv.console)
+        row = page.locator(f'tr[data-mapping="{uuid}"]')
+        expect(row).to_contain_text("consumer")
+        expect(row.get_by_role("link", name="triggered")).to_be_visible()
+        expect(row).to_contain_text("7")
+        expect(row.locator("td").nth(2)).to_have_text(lam.get_event_source_mapping(UUID=uuid)["State"])
+    finally:
+        stop(srv)
+
+
 # ---------- a server that verifies signatures ----------
 
 ADMIN, ADMIN_SECRET = "AKIDCONSOLEADMIN", "admin-secret"

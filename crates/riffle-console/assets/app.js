@@ -226,12 +226,14 @@ async function listAll(service, operation, input, pick, next) {
 }
 
 async function overview() {
-  const [server, streams, delivery] = await Promise.all([
+  const [server, streams, delivery, mappings] = await Promise.all([
     get("/api/server"),
     listAll("kinesis", "ListStreams", { Limit: 1000 }, (a) => a.StreamSummaries || [],
       (a) => a.HasMoreStreams && a.NextToken ? { NextToken: a.NextToken, Limit: 1000 } : null),
     listAll("firehose", "ListDeliveryStreams", { Limit: 10000 }, (a) => a.DeliveryStreamNames || [],
       (a, r) => a.HasMoreDeliveryStreams ? { Limit: 10000, ExclusiveStartDeliveryStreamName: a.DeliveryStreamNames.at(-1) } : null),
+    listAll("lambda", "ListEventSourceMappings", { MaxItems: 100 }, (a) => a.EventSourceMappings || [],
+      (a) => a.NextMarker ? { MaxItems: 100, Marker: a.NextMarker } : null),
   ]);
   const facts = h("dl", { class: "cards" },
     ...[["Version", server.version], ["Data directory", server.dataDir], ["fsync", server.fsync],
@@ -294,7 +296,18 @@ async function overview() {
     h("h2", { id: "delivery" }, "Delivery streams"),
     delivery.length ? h("div", { class: "scroll" }, h("table", { "aria-labelledby": "delivery" },
       h("thead", {}, h("tr", {}, ...["Name", "Status", "Source", "Destination"].map((t) => h("th", {}, t)))), dtable))
-      : h("p", {}, "No delivery streams."));
+      : h("p", {}, "No delivery streams."),
+    h("h2", { id: "mappings" }, "Event source mappings"),
+    mappings.length ? h("div", { class: "scroll" }, h("table", { "aria-labelledby": "mappings" },
+      h("thead", {}, h("tr", {}, ...["Function", "Source stream", "State", "Batch size", "UUID"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, mappings.map((m) => {
+        const source = (m.EventSourceArn || "").split(":stream/")[1];
+        return h("tr", { "data-mapping": m.UUID },
+          h("td", {}, (m.FunctionArn || "").split(":function:")[1] || m.FunctionArn),
+          h("td", {}, source ? h("a", { href: `#/stream/${enc(source)}` }, source) : m.EventSourceArn),
+          h("td", {}, m.State), h("td", { class: "num" }, m.BatchSize), h("td", { class: "hide-narrow" }, m.UUID));
+      }))))
+      : h("p", {}, "No event source mappings."));
   render();
   deliverySummaries(delivery, dtable);
   startSampling();
