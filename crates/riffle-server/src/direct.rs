@@ -232,3 +232,93 @@ impl DirectCalls {
         log.record(&call).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyDocument;
+    use crate::services::KinesisService;
+
+    const KEY: &str = "AKIDDIRECTTEST";
+
+    fn calls(dir: &std::path::Path, policy: &str) -> DirectCalls {
+        let store =
+            Arc::new(riffle_log::LogStore::open(dir, riffle_log::StoreConfig::default()).unwrap());
+        let kinesis =
+            riffle_kinesis::Kinesis::open(store, riffle_kinesis::KinesisConfig::default()).unwrap();
+        let service: Arc<dyn Service> = Arc::new(KinesisService(kinesis));
+        let metrics = Arc::new(RequestMetrics::new(&[service.info()]));
+        let credentials = Credentials::new("us-east-1", [(KEY.to_owned(), "s3cret".to_owned())]);
+        let policies = Policies::new(
+            "us-east-1",
+            "000000000000",
+            [(KEY.to_owned(), PolicyDocument::parse(policy).unwrap())],
+        );
+        DirectCalls::new(
+            vec![service],
+            Some(credentials),
+            Some(policies),
+            None,
+            metrics,
+        )
+    }
+
+    fn caller(key: Option<&str>) -> Caller<'_> {
+        Caller {
+            access_key_id: key,
+            peer: "127.0.0.1:1".parse().unwrap(),
+            user_agent: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_run_as_the_key_under_its_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = r#"{"Version":"2012-10-17","Statement":[
+            {"Effect":"Allow","Action":"kinesis:*","Resource":"*"},
+            {"Effect":"Deny","Action":"kinesis:DeleteStream","Resource":"*"}]}"#;
+        let calls = calls(dir.path(), policy);
+        assert!(calls.login(KEY, "s3cret"));
+        assert!(!calls.login(KEY, "s3cre"));
+        assert!(!calls.login("AKIDOTHER", "s3cret"));
+
+        let input = Bytes::from_static(br#"{"StreamName":"s","ShardCount":1}"#);
+        calls
+            .call(caller(Some(KEY)), "kinesis", "CreateStream", input)
+            .await
+            .unwrap();
+        let delete = Bytes::from_static(br#"{"StreamName":"s"}"#);
+        match calls
+            .call(caller(Some(KEY)), "kinesis", "DeleteStream", delete.clone())
+            .await
+        {
+            Err(DirectError::Aws(e)) => {
+                assert_eq!(e.code, "AccessDeniedException");
+                assert!(
+                    e.message.unwrap().ends_with(
+                        "kinesis:DeleteStream on resource: arn:aws:kinesis:us-east-1:000000000000:stream/s with an explicit deny in an identity-based policy"
+                    )
+                );
+            }
+            other => panic!("expected AccessDeniedException, got {other:?}"),
+        }
+        assert!(matches!(
+            calls
+                .call(caller(None), "kinesis", "DeleteStream", delete)
+                .await,
+            Err(DirectError::NotLoggedIn)
+        ));
+        assert!(matches!(
+            calls
+                .call(caller(Some(KEY)), "kinesis", "Nope", Bytes::new())
+                .await,
+            Err(DirectError::UnknownOperation { .. })
+        ));
+        assert!(matches!(
+            calls
+                .call(caller(Some(KEY)), "sqs", "ListQueues", Bytes::new())
+                .await,
+            Err(DirectError::UnknownService(_))
+        ));
+    }
+}
