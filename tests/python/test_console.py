@@ -310,6 +310,11 @@ def test_the_overview_fits_a_phone_screen(console, browser):
     # Nothing wider than the screen: the tables scroll inside their boxes.
     assert pg.evaluate("document.documentElement.scrollWidth") <= 390
     shot(pg, "overview-phone")
+    create_active_stream(kinesis(console), "on-a-phone", shards=2)
+    pg.goto(console.console + "#/stream/on-a-phone")
+    expect(pg.locator('[data-chart="Incoming bytes"] canvas')).to_be_visible()
+    assert pg.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(pg, "stream-phone")
     context.close()
 
 

@@ -25,7 +25,7 @@ const bytes = (n) => {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+  return `${n.toFixed(i || (n < 10 && !Number.isInteger(n)) ? 1 : 0)} ${units[i]}`;
 };
 const duration = (s) => {
   const d = Math.floor(s / 86400), hh = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
@@ -152,10 +152,11 @@ function sparkline(key) {
 // A live uPlot chart of one or more series; `series` are [label, fn → [ts, vs]].
 function chart(title, unit, series) {
   const box = h("div", { class: "chart", "data-chart": title }, h("h3", {}, title));
-  let plot = null;
+  let plot = null, lastT = 0;
   const draw = () => {
     const data = series.map(([, f]) => f());
     const ts = data.reduce((a, d) => (d[0].length > a.length ? d[0] : a), []);
+    lastT = ts.length ? ts[ts.length - 1] : 0;
     const aligned = [ts, ...data.map(([t, v]) => ts.map((x) => { const i = t.indexOf(x); return i < 0 ? null : v[i]; }))];
     const width = Math.max(260, box.clientWidth - 10);
     if (!plot) {
@@ -164,7 +165,7 @@ function chart(title, unit, series) {
         series: [{}, ...series.map(([label], i) => ({ label, stroke: ["#0b5cad", "#a40e26", "#116329"][i % 3], width: 2 }))],
         axes: [{}, { values: (u, vals) => vals.map((v) => unit === "bytes" ? bytes(v) + "/s" : unit === "ms" ? `${v} ms` : `${v}/s`), size: 70 }],
         // A fixed window ending now, so one sample does not fill the axis.
-        scales: { x: { time: true, range: (u, min, max) => { const end = Math.max(Date.now() / 1000, max || 0); return [end - CHART_WINDOW_S, end]; } },
+        scales: { x: { time: true, range: () => { const end = Math.max(Date.now() / 1000, lastT); return [end - CHART_WINDOW_S, end]; } },
           // From zero, and an axis even before the first sample.
           y: { range: (u, min, max) => [0, Math.max(1, (max || 0) * 1.1)] } },
         legend: { show: true },
@@ -421,7 +422,7 @@ async function streamPage(name) {
     facts,
     h("h2", {}, "Shard map"),
     h("p", { class: "legend" }, "The hash-key space, 0 to 2¹²⁸−1, left to right; each row a generation. Solid: open shards; dashed: closed. Lines join parents to children."),
-    shardMap(shards),
+    h("div", { class: "scroll" }, shardMap(shards)),
     h("h2", {}, "Live metrics"),
     h("div", { class: "charts" }, charts.map(([box]) => box)),
     h("h2", {}, "Consumers"),
