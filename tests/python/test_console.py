@@ -287,6 +287,27 @@ def test_a_firehose_delivery_shows_its_objects_and_the_s3_browser_previews_them(
     shot(page, "s3-bucket")
 
 
+def test_the_s3_browser_shows_a_parquet_objects_schema_and_first_rows(console, page):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    s3 = boto3.client("s3", endpoint_url=console.endpoint, region_name=REGION, config=NO_RETRIES)
+    s3.create_bucket(Bucket="tables")
+    table = pa.table({"user": ["ann", "bob"], "clicks": pa.array([3, 5], type=pa.int64())})
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    s3.put_object(Bucket="tables", Key="2026/part-0.parquet", Body=out.getvalue())
+    page.goto(console.console + "#/s3/tables?key=" + "2026%2Fpart-0.parquet")
+    schema = page.get_by_label("Schema")
+    expect(schema).to_contain_text("user")
+    expect(schema).to_contain_text("INT64 clicks")
+    expect(page.get_by_label("Preview")).to_contain_text('user: "bob"')
+    expect(page.get_by_text("Parquet, 2 rows")).to_be_visible()
+    shot(page, "s3-parquet")
+
+
 def test_keyboard_navigation_reaches_the_forms(console, page):
     page.goto(console.console)
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()

@@ -584,9 +584,17 @@ async function s3Page(bucket, params) {
   }
   if (key) {
     const p = await get(`/api/s3/preview?bucket=${enc(bucket)}&key=${enc(key)}`);
+    const download = h("a", { href: `/api/s3/object?bucket=${enc(bucket)}&key=${enc(key)}`, download: key.split("/").pop() }, "Download");
+    if (p.parquet) {
+      main.replaceChildren(crumbs, h("h1", {}, key),
+        h("p", {}, `${bytes(p.size)}, Parquet, ${p.parquet.rowCount} rows · `, download),
+        h("h2", {}, "Schema"), h("pre", { class: "data", "aria-label": "Schema" }, p.parquet.schema),
+        h("h2", {}, `First ${p.parquet.rows.length} rows`),
+        h("pre", { class: "data preview", "aria-label": "Preview" }, p.parquet.rows.join("\n")));
+      return null;
+    }
     main.replaceChildren(crumbs, h("h1", {}, key),
-      h("p", {}, `${bytes(p.size)}${p.gzip ? ", gzip (shown decompressed)" : ""}${p.truncated ? ", first 64 KiB shown" : ""} · `,
-        h("a", { href: `/api/s3/object?bucket=${enc(bucket)}&key=${enc(key)}`, download: key.split("/").pop() }, "Download")),
+      h("p", {}, `${bytes(p.size)}${p.gzip ? ", gzip (shown decompressed)" : ""}${p.truncated ? ", first 64 KiB shown" : ""} · `, download),
       h("pre", { class: "data preview", "aria-label": "Preview" }, p.text));
     return null;
   }

@@ -3,7 +3,7 @@
 //! every key under the prefix with `&recursive=1`),
 //! `/api/s3/object?bucket=&key=` (the download) and
 //! `/api/s3/preview?bucket=&key=` (the first bytes as text, gunzipped when
-//! the object is gzip). Each is checked against the session key's policy
+//! the object is gzip; a Parquet object's schema and first rows). Each is checked against the session key's policy
 //! and audited as the S3 operation it is ([`riffle_server::DirectCalls::authorize`]).
 
 use std::io::Read as _;
@@ -120,9 +120,24 @@ pub(crate) async fn answer(
     }
 }
 
+/// The rows of a Parquet object a preview shows.
+pub const PREVIEW_ROWS_MAX: usize = 20;
+
+/// Parquet's magic bytes, at a file's start and end.
+const PARQUET_MAGIC: &[u8] = b"PAR1";
+
 /// The first [`PREVIEW_BYTES_MAX`] bytes of an object as text: gunzipped
-/// when it starts with gzip's magic bytes.
+/// when it starts with gzip's magic bytes; for a Parquet file, its schema
+/// and first [`PREVIEW_ROWS_MAX`] rows.
 pub fn preview(body: &Bytes) -> serde_json::Value {
+    if body.len() >= 8 && body.starts_with(PARQUET_MAGIC) && body.ends_with(PARQUET_MAGIC) {
+        return match parquet_preview(body) {
+            Ok(shown) => shown,
+            Err(err) => {
+                json!({"size": body.len(), "text": format!("not a readable Parquet file: {err}")})
+            }
+        };
+    }
     let gzip = body.starts_with(&[0x1f, 0x8b]);
     let mut shown = Vec::with_capacity(PREVIEW_BYTES_MAX.min(body.len()));
     if gzip {
@@ -140,6 +155,27 @@ pub fn preview(body: &Bytes) -> serde_json::Value {
         "truncated": shown.len() >= PREVIEW_BYTES_MAX,
         "text": String::from_utf8_lossy(&shown),
     })
+}
+
+fn parquet_preview(body: &Bytes) -> Result<serde_json::Value, parquet::errors::ParquetError> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(body.clone())?;
+    let metadata = reader.metadata().file_metadata();
+    let mut schema = Vec::new();
+    parquet::schema::printer::print_schema(&mut schema, metadata.schema());
+    let rows = reader
+        .get_row_iter(None)?
+        .take(PREVIEW_ROWS_MAX)
+        .map(|row| row.map(|r| r.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(json!({
+        "size": body.len(),
+        "parquet": {
+            "schema": String::from_utf8_lossy(&schema),
+            "rowCount": metadata.num_rows(),
+            "rows": rows,
+        },
+    }))
 }
 
 fn s3_error(err: S3Error) -> ApiError {
