@@ -72,6 +72,8 @@ pub(crate) enum ApiError {
     NotFound,
     #[error("console API calls must carry the x-riffle-console header")]
     Forbidden,
+    #[error("this console answers only requests to a loopback name (localhost, 127.0.0.1, [::1])")]
+    ForeignHost,
     #[error("the request body is larger than the console accepts")]
     TooLarge,
     #[error("{0}")]
@@ -93,7 +95,7 @@ impl ApiError {
     pub(crate) fn response(&self) -> (StatusCode, Bytes) {
         let (status, code) = match self {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "NotFound"),
-            ApiError::Forbidden => (StatusCode::FORBIDDEN, "Forbidden"),
+            ApiError::Forbidden | ApiError::ForeignHost => (StatusCode::FORBIDDEN, "Forbidden"),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
             ApiError::NotLoggedIn => (StatusCode::UNAUTHORIZED, "NotLoggedIn"),
@@ -158,6 +160,9 @@ pub(crate) struct Api {
     /// look up, insert or remove.
     sessions: Mutex<HashMap<String, (String, Instant)>>,
     started: Instant,
+    /// Serves only requests whose `Host` is a loopback name (the listener
+    /// is on loopback; see `server::is_loopback_host`).
+    pub(crate) loopback_only: bool,
 }
 
 /// Who a request calls as, and from where.
@@ -183,6 +188,7 @@ impl Api {
             config,
             sessions: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            loopback_only: false,
         }
     }
 

@@ -20,7 +20,10 @@
 //! that names the key every later call runs as. Without keys, calls run
 //! anonymous, as unsigned-but-accepted API calls do. API POSTs must carry
 //! the `x-riffle-console` header, which another origin's page cannot send
-//! without a CORS preflight the console never grants.
+//! without a CORS preflight the console never grants. On a loopback address
+//! the console answers only requests whose `Host` is a loopback name, so a
+//! site that re-points its own name at 127.0.0.1 (DNS rebinding) cannot
+//! use it.
 //!
 //! **Scale.** The overview lists streams with one ListStreams page walk (its
 //! StreamSummaries carry status and mode) and shows them 100 rows a page;

@@ -45,7 +45,10 @@ pub async fn serve_console(
     config: ConsoleConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let api = Arc::new(Api::new(config));
+    let mut api = Api::new(config);
+    // A wildcard or routable address is meant to be reached by any name.
+    api.loopback_only = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+    let api = Arc::new(api);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         tokio::select! {
@@ -83,7 +86,13 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let path = req.uri().path().to_owned();
-    let mut response = if let Some(asset) = (req.method() == Method::GET)
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let mut response = if api.loopback_only && !is_loopback_host(host.unwrap_or("")) {
+        answer_response(Err(ApiError::ForeignHost))
+    } else if let Some(asset) = (req.method() == Method::GET)
         .then(|| assets::find(&path))
         .flatten()
     {
@@ -108,6 +117,20 @@ where
         );
     }
     response
+}
+
+/// Whether a `Host` header names the loopback interface (with any port).
+/// A console on loopback answers only such requests: a page whose own name
+/// was re-pointed at 127.0.0.1 (DNS rebinding) sends its name instead.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// An API request as the handlers take it.
@@ -322,6 +345,47 @@ mod tests {
         );
         let (status, _) = json(handle(&api, post("/api/calls", &many, None), peer()).await).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn only_loopback_names_are_loopback_hosts() {
+        for host in [
+            "127.0.0.1:4568",
+            "localhost:4568",
+            "LOCALHOST",
+            "[::1]:4568",
+            "127.0.0.2",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example:4568",
+            "10.0.0.1:4568",
+            "",
+            "[::2]:1",
+            "localhost.evil.example",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_console_on_loopback_refuses_other_host_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut api = api(dir.path(), false).await;
+        api.loopback_only = true;
+        let get = |host: &str| {
+            Request::get("/")
+                .header(hyper::header::HOST, host)
+                .body(Full::new(Bytes::new()))
+                .unwrap()
+        };
+        assert_eq!(
+            handle(&api, get("127.0.0.1:4568"), peer()).await.status(),
+            StatusCode::OK
+        );
+        let rebound = handle(&api, get("attacker.example:4568"), peer()).await;
+        assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
     }
 
     #[tokio::test]
