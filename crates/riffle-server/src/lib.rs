@@ -35,6 +35,8 @@
 //! - `metrics`: the Prometheus endpoint on its own listener.
 //! - `ingest`: HTTP ingest (JSON posted to a stream's path, API keys) on
 //!   its own listener.
+//! - `direct`: in-process calls as a known access key (the web console's),
+//!   through the same policies, audit log and request metrics.
 //! - `requests`: per-operation request counts and latencies it shows.
 //! - `errors`: every error → (HTTP status, `__type`, message, encoding).
 //! - `service`: what a service registers; `services`: the registrations.
@@ -46,6 +48,7 @@ mod audit;
 mod auth;
 mod body;
 mod cors;
+mod direct;
 mod errors;
 mod events;
 mod eventstream;
@@ -65,6 +68,7 @@ mod tls;
 
 pub use audit::{AuditError, AuditLog, AuditWriter};
 pub use body::BODY_BYTES_MAX;
+pub use direct::{Caller, DirectCalls, DirectError};
 pub use errors::AwsError;
 pub use ingest::{INGEST_BODY_BYTES_MAX, INGEST_RECORDS_MAX, IngestConfig, serve_ingest};
 pub use metrics::serve_metrics;

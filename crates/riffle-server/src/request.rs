@@ -290,8 +290,8 @@ fn answer_body(
         },
         ApiProtocol::Json11 | ApiProtocol::RestXml => (Some(JSON_11), body),
         ApiProtocol::RestJson => (Some(errors::PLAIN_JSON), body),
-        // Answered by `ingest`, never on this path.
-        ApiProtocol::HttpIngest => (Some("application/json"), body),
+        // Answered by `ingest` and `direct`, never on this path.
+        ApiProtocol::HttpIngest | ApiProtocol::Console => (Some("application/json"), body),
     }
 }
 

@@ -65,10 +65,12 @@ pub(crate) enum ApiProtocol {
     HttpIngest,
     /// restJson1 (Lambda's API).
     RestJson,
+    /// In-process calls of the web console (`direct`).
+    Console,
 }
 
 impl ApiProtocol {
-    const ALL: [(ApiProtocol, &'static str); 8] = [
+    const ALL: [(ApiProtocol, &'static str); 9] = [
         (ApiProtocol::Json10, "json1.0"),
         (ApiProtocol::Json11, "json1.1"),
         (ApiProtocol::Cbor, "cbor"),
@@ -77,6 +79,7 @@ impl ApiProtocol {
         (ApiProtocol::RestXml, "rest-xml"),
         (ApiProtocol::HttpIngest, "http-ingest"),
         (ApiProtocol::RestJson, "rest-json"),
+        (ApiProtocol::Console, "console"),
     ];
 
     fn slot(self) -> usize {

@@ -111,6 +111,14 @@ impl Credentials {
         self.secrets.is_empty()
     }
 
+    /// Whether `secret` is access key `id`'s secret (a console login),
+    /// compared in constant time as signatures are.
+    pub(crate) fn secret_matches(&self, id: &str, secret: &str) -> bool {
+        self.secrets
+            .get(id)
+            .is_some_and(|known| same_bytes(known.secret_access_key.as_bytes(), secret.as_bytes()))
+    }
+
     /// Verifies the signature of a request that [`crate::auth::check`]
     /// found complete, at the server's clock.
     pub(crate) fn verify(

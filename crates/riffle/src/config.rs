@@ -15,6 +15,7 @@ use std::str::FromStr;
 use clap::{ArgMatches, Args, Command};
 use riffle_config::text_option;
 use riffle_config::values::{Bounded, Listen, OnOff};
+use riffle_console::ConsoleOptions;
 use riffle_firehose::FirehoseOptions;
 use riffle_kinesis::KinesisOptions;
 use riffle_lambda::{FunctionTable, FunctionsConfig, LambdaError};
@@ -101,6 +102,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub firehose: FirehoseOptions,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub console: ConsoleOptions,
     /// Lambda functions, from the config file only: `[functions.<name>]`
     /// tables (riffle-lambda's `config`; the README's "Functions").
     #[arg(skip)]
@@ -166,6 +170,7 @@ impl ServeConfig {
         layers.extract::<KinesisOptions>()?;
         layers.extract::<EdgeOptions>()?;
         layers.extract::<FirehoseOptions>()?;
+        layers.extract::<ConsoleOptions>()?;
         let options: ServeArgs = layers.extract()?;
         let access_keys = AccessKeys(options.edge.access_keys()?);
         let tls = options.edge.tls_files()?;

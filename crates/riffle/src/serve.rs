@@ -121,6 +121,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
+    let console_listener = bind_console(&options.console).await?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: options.listen.0,
         source,
@@ -235,6 +236,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
 
     let metrics_local = local_addr(metrics_listener.as_ref(), options.edge.metrics_listen.0)?;
     let ingest_local = local_addr(ingest_listener.as_ref(), options.edge.ingest_listen.0)?;
+    let console_local = local_addr(console_listener.as_ref(), options.console.console_listen.0)?;
     let mut infos: Vec<_> = services.iter().map(|s| s.info()).collect();
     infos.push(&riffle_server::services::s3::S3_INFO);
     let request_metrics = Arc::new(riffle_server::RequestMetrics::new(&infos));
@@ -257,9 +259,27 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
             listener,
             services.clone(),
             config,
-            changed(metrics_stopped),
+            changed(metrics_stopped.clone()),
         ))
     });
+
+    let console = match console_listener {
+        Some(listener) => {
+            let console = console_config(
+                &config,
+                services.clone(),
+                &s3,
+                (audit.clone(), Arc::clone(&request_metrics)),
+                endpoint_url(local, config.tls.is_some()),
+            )?;
+            Some(tokio::spawn(riffle_console::serve_console(
+                listener,
+                console,
+                changed(metrics_stopped.clone()),
+            )))
+        }
+        None => None,
+    };
 
     if let (Some(tls), Some(files)) = (&tls, &config.tls) {
         // Installed before the banner, like the stop signals.
@@ -267,7 +287,12 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
         tokio::spawn(reload_on_hangup(hangups, tls.clone(), files.clone()));
     }
 
-    print_banner(&config, local, metrics_local, ingest_local);
+    let listeners = Listeners {
+        metrics: metrics_local,
+        ingest: ingest_local,
+        console: console_local,
+    };
+    print_banner(&config, local, listeners);
     let edge = riffle_server::EdgeConfig {
         credentials: (!config.access_keys.0.is_empty()).then(|| {
             riffle_server::Credentials::new(&options.region.0, config.access_keys.0.clone())
@@ -286,10 +311,14 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     if let Some(writer) = audit_writer {
         writer.close().await;
     }
-    // Stops the metrics and ingest listeners; no receiver left just means
+    // Stops the metrics, ingest and console listeners; no receiver left just means
     // they already stopped.
     let _ = stop_metrics.send(());
-    for (name, task) in [("metrics", metrics), ("ingest", ingest)] {
+    for (name, task) in [
+        ("metrics", metrics),
+        ("ingest", ingest),
+        ("console", console),
+    ] {
         if let Some(task) = task
             && let Err(err) = task.await
         {
@@ -312,6 +341,67 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     store.shutdown().await.map_err(ServeError::Shutdown)?;
     info!("stopped; every acknowledged record is on disk");
     Ok(())
+}
+
+/// The console's listener: none when off, or when the default address is
+/// taken (another Riffle serves its console there), with a warning; an
+/// address asked for that cannot be bound is an error, as for the others.
+async fn bind_console(
+    options: &riffle_console::ConsoleOptions,
+) -> Result<Option<TcpListener>, ServeError> {
+    let Some(addr) = options.console_listen.0 else {
+        return Ok(None);
+    };
+    match bind(addr).await {
+        Ok(listener) => Ok(Some(listener)),
+        Err(ServeError::Bind { source, .. })
+            if options.is_default_listen() && source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            warn!(%addr, "the console's default address is taken: no console (give --console-listen ADDR)");
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The console's view of the server: the services behind the edge's own
+/// checks (a second `Credentials` and `Policies` from the same options, the
+/// same audit log and request counters), the embedded S3, the facts.
+fn console_config(
+    config: &ServeConfig,
+    services: Vec<Arc<dyn Service>>,
+    s3: &Arc<riffle_s3::S3>,
+    (audit, request_metrics): (
+        Option<riffle_server::AuditLog>,
+        Arc<riffle_server::RequestMetrics>,
+    ),
+    endpoint: String,
+) -> Result<riffle_console::ConsoleConfig, ServeError> {
+    let options = &config.options;
+    let credentials = (!config.access_keys.0.is_empty())
+        .then(|| riffle_server::Credentials::new(&options.region.0, config.access_keys.0.clone()));
+    let calls = riffle_server::DirectCalls::new(
+        services,
+        credentials,
+        read_policies(config)?,
+        audit,
+        request_metrics,
+    );
+    let data_dir =
+        std::path::absolute(&options.data_dir.0).unwrap_or_else(|_| options.data_dir.0.clone());
+    Ok(riffle_console::ConsoleConfig {
+        calls: Arc::new(calls),
+        // Firehose delivers to --s3-endpoint instead: the browser shows the embedded one still.
+        s3: Some(Arc::clone(s3)),
+        facts: riffle_console::ServerFacts {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            data_dir,
+            fsync: options.fsync.to_string(),
+            region: options.region.0.clone(),
+            account_id: options.account_id.0.clone(),
+            endpoint,
+        },
+    })
 }
 
 /// The address `listener` (bound to `addr`, given for errors) serves on.
@@ -424,12 +514,19 @@ fn read_policies(config: &ServeConfig) -> Result<Option<riffle_server::Policies>
 
 /// The lines a user sees first. Tests find the endpoint with
 /// `^\s*endpoint:\s+(https?://\S+)\s*$` (the README says so): keep that line's shape.
-fn print_banner(
-    config: &ServeConfig,
-    local: SocketAddr,
+/// The side listeners' addresses, for the banner.
+struct Listeners {
     metrics: Option<SocketAddr>,
     ingest: Option<SocketAddr>,
-) {
+    console: Option<SocketAddr>,
+}
+
+fn print_banner(config: &ServeConfig, local: SocketAddr, listeners: Listeners) {
+    let Listeners {
+        metrics,
+        ingest,
+        console,
+    } = listeners;
     let endpoint = endpoint_url(local, config.tls.is_some());
     let options = &config.options;
     let data_dir =
@@ -442,11 +539,15 @@ fn print_banner(
          \x20 endpoint:  {endpoint}\n{tls}\
          \x20 data dir:  {dir} (fsync: {fsync})\n\
          \x20 region:    {region}, account {account}; {credentials}\n\
-         \x20 limits:    {limits}\n{metrics}{ingest}{audit}\
+         \x20 limits:    {limits}\n{console}{metrics}{ingest}{audit}\
          \x20 try:       aws --endpoint-url {endpoint} kinesis list-streams",
         version = env!("CARGO_PKG_VERSION"),
         tls = match &config.tls {
             Some(files) => format!("  tls:       certificate {}\n", files.cert.display()),
+            None => String::new(),
+        },
+        console = match console {
+            Some(addr) => format!("  console:   {}/\n", endpoint_url(addr, false)),
             None => String::new(),
         },
         metrics = match metrics {
