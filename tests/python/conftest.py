@@ -62,6 +62,9 @@ class RiffleServer:
     listen: str = "127.0.0.1:0"
     # No CREATING/DELETING pause by default: tests wait on the waiters anyway.
     status_delay_ms: int = 0
+    # No web console by default: servers in tests bind no fixed port, and
+    # the console's default is one. None leaves riffle's own default.
+    console_listen: str | None = "off"
     proc: subprocess.Popen | None = None
     endpoint: str = ""
     _starts: int = 0
@@ -84,6 +87,7 @@ class RiffleServer:
                     str(self.data_dir),
                     "--status-delay-ms",
                     str(self.status_delay_ms),
+                    *(["--console-listen", self.console_listen] if self.console_listen else []),
                     *self.extra_args,
                 ],
                 # RIFFLE_* settings in the caller's shell (a config file, another

@@ -39,7 +39,7 @@ def console_url(srv: RiffleServer) -> str:
 
 
 def start_console_server(tmp: Path, *extra: str) -> RiffleServer:
-    srv = RiffleServer(data_dir=tmp / "data", log_dir=tmp, extra_args=["--console-listen", "127.0.0.1:0", *extra])
+    srv = RiffleServer(data_dir=tmp / "data", log_dir=tmp, console_listen="127.0.0.1:0", extra_args=list(extra))
     srv.start()
     srv.console = console_url(srv)
     return srv
@@ -108,7 +108,7 @@ def test_the_banner_names_the_console_and_it_serves_the_page_and_its_api(console
 
 
 def test_console_listen_off_serves_no_console(tmp_path):
-    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, extra_args=["--console-listen", "off"])
+    srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, console_listen="off")
     srv.start()
     try:
         assert not CONSOLE_LINE.search((tmp_path / "riffle-1.stdout").read_text())
@@ -127,7 +127,7 @@ def test_a_taken_default_console_address_starts_the_server_without_a_console(tmp
     except OSError:
         pass
     try:
-        srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path)
+        srv = RiffleServer(data_dir=tmp_path / "data", log_dir=tmp_path, console_listen=None)
         srv.start()
         try:
             assert not CONSOLE_LINE.search((tmp_path / "riffle-1.stdout").read_text())

@@ -213,6 +213,10 @@ pub fn serve_command(data_dir: &Path, extra: &[&str]) -> Command {
     if !extra.contains(&"--status-delay-ms") {
         command.args(["--status-delay-ms", "0"]);
     }
+    // The web console's default is a fixed port; servers in tests bind none.
+    if !extra.contains(&"--console-listen") {
+        command.args(["--console-listen", "off"]);
+    }
     // The caller's shell must not change what the test asked for.
     for (var, _) in std::env::vars_os() {
         if var.to_string_lossy().starts_with("RIFFLE_") {
