@@ -197,8 +197,12 @@ impl Partitioning {
 }
 
 /// AWS's rules on an enabled configuration's processors. `partitioning`:
-/// dynamic partitioning is enabled, which MetadataExtraction,
-/// RecordDeAggregation and AppendDelimiterToRecord need.
+/// dynamic partitioning is enabled, which MetadataExtraction and
+/// RecordDeAggregation need ("Apply dynamic partitioning to aggregated
+/// data": de-aggregation is a step of partitioning). AppendDelimiterToRecord
+/// does not: the API's Processor shape offers it to any S3 destination ("If
+/// you want to add a new line delimiter between records in objects that
+/// are delivered to Amazon S3, choose AppendDelimiterToRecord").
 pub fn check_rules(config: &Value, partitioning: bool) -> Result<(), FirehoseError> {
     if config.get("Enabled").and_then(Value::as_bool) != Some(true) {
         return Ok(());
@@ -214,9 +218,7 @@ pub fn check_rules(config: &Value, partitioning: bool) -> Result<(), FirehoseErr
                 lambdas += 1;
                 check_lambda(processor)?;
             }
-            "MetadataExtraction" | "AppendDelimiterToRecord" | "RecordDeAggregation"
-                if !partitioning =>
-            {
+            "MetadataExtraction" | "RecordDeAggregation" if !partitioning => {
                 return Err(invalid(format!(
                     "Processor type {kind} is only supported when dynamic partitioning is enabled."
                 )));
@@ -729,7 +731,12 @@ mod tests {
                 delimiter: true
             }
         );
-        assert!(message(&good).contains("only supported when dynamic partitioning is enabled"));
+        assert!(message(&good).contains(
+            "Processor type MetadataExtraction is only supported when dynamic partitioning is enabled."
+        ));
+        let newline = json!({"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]});
+        check_rules(&newline, false).unwrap();
+        assert!(Partitioning::of(Some(&newline)).delimiter);
         let refused = |config: &Value| match check_rules(config, true) {
             Err(FirehoseError::InvalidArgument(m)) => m,
             other => panic!("{other:?}"),
