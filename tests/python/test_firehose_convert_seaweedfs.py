@@ -175,4 +175,4 @@ def test_parquet_delivered_to_seaweedfs_reads_back_in_pyarrow_and_duckdb(riffle_
     lines = s3.get_object(Bucket="seaweed-lake", Key=failed_key)["Body"].read().decode().splitlines()
     failed = [json.loads(line) for line in lines]
     assert [base64.b64decode(f["rawData"]) for f in failed] == [BAD_TYPE, NOT_JSON]
-    assert {f["ErrorCode"] for f in failed} == {"DataFormatConversion.MalformedData"}
+    assert [f["lastErrorCode"] for f in failed] == ["DataFormatConversion.MalformedData", "DataFormatConversion.ParseError"]

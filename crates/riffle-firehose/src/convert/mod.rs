@@ -36,12 +36,21 @@ pub use config::{Conversion, ConversionInput, Deserializer, Output, check_destin
 /// Records are built into Arrow batches of at most this many: a 128 MiB
 /// buffer is never all parsed JSON at once.
 const BATCH_RECORDS: usize = 8192;
-/// The `ErrorCode`s of failed records: a record that is not a JSON object
-/// or does not fit the schema; a table that is missing or whose columns
-/// do not parse.
+/// The `lastErrorCode`s of failed records, as AWS writes them ("Data
+/// format conversion errors"; the first two as AWS's objects show them): a
+/// record that is not JSON; one that is JSON but not an object, empty, or
+/// does not fit the schema; a table that is missing; one whose columns do
+/// not parse.
+pub const PARSE_ERROR: &str = "DataFormatConversion.ParseError";
 pub const MALFORMED_DATA: &str = "DataFormatConversion.MalformedData";
 pub const ENTITY_NOT_FOUND: &str = "DataFormatConversion.EntityNotFound";
 pub const INVALID_SCHEMA: &str = "DataFormatConversion.InvalidSchema";
+/// The texts AWS gives with those codes; Riffle adds the detail after them.
+pub const PARSE_ERROR_MESSAGE: &str = "Encountered malformed JSON.";
+pub const EMPTY_MESSAGE: &str = "The record was empty or contained only whitespace.";
+pub const PRIMITIVE_MESSAGE: &str = "The input JSON contained a primitive at the top level. The top level must be an object or array.";
+pub const MISMATCH_MESSAGE: &str = "Data does not match the schema.";
+pub const ENTITY_NOT_FOUND_MESSAGE: &str = "The specified table/database could not be found. Please ensure that the table/database exists and that the values provided in the schema configuration are correct, especially with regards to casing.";
 
 /// One record of a buffer.
 #[derive(Debug, Clone, Copy)]
@@ -226,10 +235,10 @@ pub fn convert(
     let mut writer: Option<FileWriter> = None;
     let mut batch = Batch::new(schema);
     for (index, record) in records.iter().enumerate() {
-        if let Err(message) = batch.push(record.data, reader) {
+        if let Err((code, message)) = batch.push(record.data, reader) {
             failed.push(Failure {
                 index,
-                code: MALFORMED_DATA,
+                code,
                 message,
             });
         }
@@ -272,11 +281,18 @@ impl<'s> Batch<'s> {
 
     /// Reads a record into the columns, or says why it does not fit (and
     /// leaves the columns as they were).
-    fn push(&mut self, data: &[u8], reader: &Reader) -> Result<(), String> {
+    fn push(&mut self, data: &[u8], reader: &Reader) -> Result<(), (&'static str, String)> {
         let pairs = match Json::parse(data) {
             Ok(Json::Object(pairs)) => pairs,
-            Ok(_) => return Err("The record is not a JSON object.".to_owned()),
-            Err(e) => return Err(format!("The record is not valid JSON: {e}")),
+            Ok(Json::Array(_)) => {
+                let why = format!("{MISMATCH_MESSAGE} The record is a JSON array, not an object.");
+                return Err((MALFORMED_DATA, why));
+            }
+            Ok(_) => return Err((MALFORMED_DATA, PRIMITIVE_MESSAGE.to_owned())),
+            Err(_) if data.iter().all(u8::is_ascii_whitespace) => {
+                return Err((MALFORMED_DATA, EMPTY_MESSAGE.to_owned()));
+            }
+            Err(e) => return Err((PARSE_ERROR, format!("{PARSE_ERROR_MESSAGE} {e}"))),
         };
         // Each column's value, and 2 if its key was exact, 1 if loose.
         let mut found: Vec<(Option<&Json<'_>>, u8)> = vec![(None, 0); self.columns.len()];
@@ -302,7 +318,8 @@ impl<'s> Batch<'s> {
             self.columns
                 .iter_mut()
                 .for_each(|column| column.truncate(rows));
-            return Err(format!("{reason} for column {}.", self.names[c]));
+            let why = format!("{MISMATCH_MESSAGE} {reason} for column {}.", self.names[c]);
+            return Err((MALFORMED_DATA, why));
         }
         self.rows += 1;
         Ok(())
@@ -411,8 +428,8 @@ pub fn failed_lines(
         let line = json!({
             "attemptsMade": 1,
             "arrivalTimestamp": record.arrival_ms,
-            "ErrorCode": code,
-            "ErrorMessage": message,
+            "lastErrorCode": code,
+            "lastErrorMessage": message,
             "attemptEndingTimestamp": now_ms,
             "rawData": base64_simd::STANDARD.encode_to_string(record.data),
             "dataCatalogTable": table,
