@@ -852,6 +852,27 @@ mod tests {
     }
 
     #[test]
+    fn a_record_failing_after_decompression_is_written_compressed_as_it_came() {
+        // "Troubleshoot decompression": a record that fails a step after
+        // decompression "is delivered in compressed format" to the error
+        // output, as one that fails decompression is "delivered as is".
+        let r = reshaping(json!([
+            {"Type": "Decompression", "Parameters": [{"ParameterName": "CompressionFormat", "ParameterValue": "GZIP"}]},
+            {"Type": "CloudWatchLogProcessing", "Parameters": [{"ParameterName": "DataMessageExtraction", "ParameterValue": "true"}]},
+        ]));
+        let not_logs = gzip(b"{\"just\": \"json\"}");
+        let out = r.apply(&buffer_of(&[&not_logs]));
+        assert_eq!(out.processing_failed.count, 1);
+        let line: Value = serde_json::from_slice(&out.processing_failed.lines).unwrap();
+        assert_eq!(line["errorCode"], MESSAGE_EXTRACTION_FAILED);
+        assert_eq!(
+            line["rawData"],
+            base64_simd::STANDARD.encode_to_string(&not_logs)
+        );
+        assert_eq!(out.buffer.len(), 0);
+    }
+
+    #[test]
     fn reshaping_processors_are_checked_as_aws_checks_them() {
         let refused = |processors: Value, partitioning: bool| match check_rules(
             &json!({"Enabled": true, "Processors": processors}),
