@@ -285,11 +285,19 @@ def test_json_records_become_an_orc_file_that_pyarrow_reads_back(server):
     assert rows == [want, {k: None for k, _ in FLAT}]
 
 
-def test_orc_output_of_a_table_orc_rust_cannot_write_is_refused_at_create(server):
+# orc-rust 0.9 (its latest release) has no writer for these types.
+@pytest.mark.parametrize("kind, hive_type", [
+    ("decimal", "decimal(10,2)"), ("array", "array<int>"), ("map", "map<string,int>"), ("struct", "struct<a:int>"),
+])
+def test_orc_output_of_a_table_orc_rust_cannot_write_is_refused_at_create(server, kind, hive_type):
     glue, firehose, _ = clients(server.endpoint)
-    create_table(glue)
-    config = destination("lake", DataFormatConversionConfiguration=conversion(serializer={"OrcSerDe": {}}))
+    glue.create_database(DatabaseInput={"Name": "analytics"})
+    columns = [{"Name": "id", "Type": "bigint"}, {"Name": "x", "Type": hive_type}]
+    glue.create_table(DatabaseName="analytics", TableInput={"Name": "t", "StorageDescriptor": {"Columns": columns}})
+    config = destination("lake", DataFormatConversionConfiguration=conversion("t", serializer={"OrcSerDe": {}}))
     with pytest.raises(ClientError) as err:
         firehose.create_delivery_stream(DeliveryStreamName="nested", ExtendedS3DestinationConfiguration=config)
     assert err.value.response["Error"]["Code"] == "InvalidArgumentException"
-    assert "cannot write" in err.value.response["Error"]["Message"]
+    assert err.value.response["Error"]["Message"] == (
+        f"Column x is a {kind}, which Riffle's ORC output (orc-rust) cannot write yet; use ParquetSerDe."
+    )
