@@ -265,6 +265,11 @@ struct Batch<'s> {
     rows: usize,
 }
 
+/// Distinct top-level keys remembered per conversion. Past it a key is
+/// matched per record: records whose keys are all different (ids used as
+/// keys) would otherwise grow the index with every record.
+const KEY_INDEX_MAX: usize = 4096;
+
 /// The columns a top-level key is read into, each with whether the key
 /// names it exactly (an exact key wins over one matched by case or dots).
 type KeyIndex = HashMap<String, Vec<(usize, bool)>, foldhash::fast::RandomState>;
@@ -297,11 +302,19 @@ impl<'s> Batch<'s> {
         // Each column's value, and 2 if its key was exact, 1 if loose.
         let mut found: Vec<(Option<&Json<'_>>, u8)> = vec![(None, 0); self.columns.len()];
         for (key, value) in &pairs {
-            if !self.keys.contains_key(key.as_ref()) {
-                let columns = key_columns(&self.names, key, reader);
-                self.keys.insert(key.to_string(), columns);
-            }
-            for &(c, exact) in self.keys.get(key.as_ref()).into_iter().flatten() {
+            let unindexed;
+            let columns = match self.keys.get(key.as_ref()) {
+                Some(columns) => columns,
+                None if self.keys.len() < KEY_INDEX_MAX => {
+                    let columns = key_columns(&self.names, key, reader);
+                    self.keys.entry(key.to_string()).or_insert(columns)
+                }
+                None => {
+                    unindexed = key_columns(&self.names, key, reader);
+                    &unindexed
+                }
+            };
+            for &(c, exact) in columns {
                 let slot = &mut found[c];
                 if exact {
                     *slot = (Some(value), 2);

@@ -180,3 +180,28 @@ fn failed_lines_carry_awss_fields() {
                "attemptEndingTimestamp": 5, "rawData": "b29wcw==", "dataCatalogTable": {"tableName": "t"}})
     );
 }
+
+#[test]
+fn records_whose_keys_all_differ_still_find_their_columns_past_the_key_index() {
+    let lines: Vec<String> = (0..KEY_INDEX_MAX + 100)
+        .map(|i| format!(r#"{{"unique-{i}": true, "ID": {i}}}"#))
+        .collect();
+    let input: Vec<InRecord<'_>> = lines
+        .iter()
+        .map(|l| InRecord {
+            data: l.as_bytes(),
+            arrival_ms: 1,
+        })
+        .collect();
+    let out = convert(&input, &schema(&[("id", "bigint")]), &openx(), &settings()).unwrap();
+    assert!(out.failed.is_empty());
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out.body.unwrap()))
+        .unwrap()
+        .build()
+        .unwrap();
+    let ids: Vec<i64> = reader
+        .map(Result::unwrap)
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    assert_eq!(ids, (0..(KEY_INDEX_MAX + 100) as i64).collect::<Vec<_>>());
+}
