@@ -270,6 +270,26 @@ def test_cloudwatch_logs_payloads_are_delivered_as_their_messages(server):
     assert base64.b64decode(failed["rawData"]) == b"plain, not gzip"
 
 
+def test_a_newline_delimiter_needs_no_dynamic_partitioning_but_deaggregation_does(server):
+    firehose, s3 = clients(server.endpoint)
+    config = {
+        "RoleARN": ROLE, "BucketARN": "arn:aws:s3:::lines", "Prefix": "lines/",
+        "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 1},
+        "ProcessingConfiguration": {"Enabled": True, "Processors": [{"Type": "AppendDelimiterToRecord"}]},
+    }
+    create(firehose, s3, "lines", config)
+    put(firehose, "lines", b'{"n":1}', b'{"n":2}', b"three")
+    bodies = wait_keys(Bucket(s3, "lines"), r"lines/.*lines-1-.*")
+    assert under(bodies, "lines/") == b'{"n":1}\n{"n":2}\nthree\n'
+
+    deaggregation = {"Type": "RecordDeAggregation", "Parameters": [{"ParameterName": "SubRecordType", "ParameterValue": "JSON"}]}
+    plain = {"RoleARN": ROLE, "BucketARN": "arn:aws:s3:::lines",
+             "ProcessingConfiguration": {"Enabled": True, "Processors": [deaggregation]}}
+    assert refused(
+        lambda: firehose.create_delivery_stream(DeliveryStreamName="agg-plain", ExtendedS3DestinationConfiguration=plain)
+    ) == "Processor type RecordDeAggregation is only supported when dynamic partitioning is enabled."
+
+
 def test_log_messages_and_aggregated_records_are_partitioned_one_by_one(server):
     firehose, s3 = clients(server.endpoint)
     query = extraction("{customer_id: .customer_id}")

@@ -186,16 +186,19 @@ def test_record_ids_left_out_or_repeated_fail_those_records(lambda_server):
     ]
 
 
-def test_a_function_missing_from_the_config_file_fails_records_as_access_denied(lambda_server):
+def test_a_function_missing_from_the_config_file_fails_records_as_resource_not_found(lambda_server):
     firehose, s3 = clients(lambda_server.endpoint)
     create(firehose, s3, "nowhere", "not-defined")
     firehose.put_record_batch(DeliveryStreamName="nowhere", Records=[{"Data": b"lost?\n"}])
 
     failed = error_records(only(wait_keys(Bucket(s3, "nowhere"), FAILED_KEY), FAILED_KEY))
     assert [(f["errorCode"], f["attemptsMade"], base64.b64decode(f["rawData"])) for f in failed] == [
-        ("Lambda.InvokeAccessDenied", 1, b"lost?\n")
+        ("Lambda.ResourceNotFound", 1, b"lost?\n")
     ]
-    assert "not-defined" in failed[0]["errorMessage"]
+    # AWS's text; Riffle's log names the function.
+    assert failed[0]["errorMessage"] == (
+        "The specified Lambda function does not exist. Use a different function that does exist."
+    )
 
 
 def test_the_source_records_are_backed_up_untransformed(lambda_server):

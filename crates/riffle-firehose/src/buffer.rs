@@ -20,6 +20,23 @@ pub struct Records {
 }
 
 impl Records {
+    /// The records each followed by a newline (AppendDelimiterToRecord).
+    pub fn delimited(self) -> Records {
+        let mut out = Records {
+            data: Vec::with_capacity(self.data.len() + self.ends.len()),
+            ends: Vec::with_capacity(self.ends.len()),
+            arrivals: self.arrivals,
+        };
+        let mut start = 0;
+        for &end in &self.ends {
+            out.data.extend_from_slice(&self.data[start..end]);
+            out.data.push(b'\n');
+            out.ends.push(out.data.len());
+            start = end;
+        }
+        out
+    }
+
     /// Appends a record that arrived at `arrival_ms`.
     pub fn push(&mut self, data: &[u8], arrival_ms: i64) {
         self.data.extend_from_slice(data);
@@ -139,6 +156,18 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+
+    #[test]
+    fn delimited_records_each_end_with_a_newline_and_keep_their_arrivals() {
+        let mut records = Records::default();
+        records.push(b"{\"a\":1}", 5);
+        records.push(b"", 6);
+        records.push(b"x", 7);
+        let out = records.delimited();
+        assert_eq!(out.data, b"{\"a\":1}\n\nx\n");
+        assert_eq!(out.ends, [8, 9, 11]);
+        assert_eq!(out.arrivals, [5, 6, 7]);
+    }
 
     fn record(seq: Seq, key: &'static [u8], data: &'static [u8], at: i64) -> Record {
         Record {

@@ -607,7 +607,12 @@ impl Deliverer {
     ) {
         let oldest_ms = processed.oldest_ms;
         if !processed.records.ends.is_empty() {
-            let records = std::mem::take(&mut processed.records);
+            let mut records = std::mem::take(&mut processed.records);
+            if self.lane == Lane::Destination
+                && Partitioning::of(destination.processing.as_ref()).delimiter
+            {
+                records = records.delimited();
+            }
             let keys = PartitionKeys::default();
             self.deliver_records(record, destination, oldest_ms, records, &keys)
                 .await;

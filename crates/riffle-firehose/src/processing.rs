@@ -197,8 +197,12 @@ impl Partitioning {
 }
 
 /// AWS's rules on an enabled configuration's processors. `partitioning`:
-/// dynamic partitioning is enabled, which MetadataExtraction,
-/// RecordDeAggregation and AppendDelimiterToRecord need.
+/// dynamic partitioning is enabled, which MetadataExtraction and
+/// RecordDeAggregation need ("Apply dynamic partitioning to aggregated
+/// data": de-aggregation is a step of partitioning). AppendDelimiterToRecord
+/// does not: the API's Processor shape offers it to any S3 destination ("If
+/// you want to add a new line delimiter between records in objects that
+/// are delivered to Amazon S3, choose AppendDelimiterToRecord").
 pub fn check_rules(config: &Value, partitioning: bool) -> Result<(), FirehoseError> {
     if config.get("Enabled").and_then(Value::as_bool) != Some(true) {
         return Ok(());
@@ -214,9 +218,7 @@ pub fn check_rules(config: &Value, partitioning: bool) -> Result<(), FirehoseErr
                 lambdas += 1;
                 check_lambda(processor)?;
             }
-            "MetadataExtraction" | "AppendDelimiterToRecord" | "RecordDeAggregation"
-                if !partitioning =>
-            {
+            "MetadataExtraction" | "RecordDeAggregation" if !partitioning => {
                 return Err(invalid(format!(
                     "Processor type {kind} is only supported when dynamic partitioning is enabled."
                 )));
@@ -729,7 +731,12 @@ mod tests {
                 delimiter: true
             }
         );
-        assert!(message(&good).contains("only supported when dynamic partitioning is enabled"));
+        assert!(message(&good).contains(
+            "Processor type MetadataExtraction is only supported when dynamic partitioning is enabled."
+        ));
+        let newline = json!({"Enabled": true, "Processors": [{"Type": "AppendDelimiterToRecord"}]});
+        check_rules(&newline, false).unwrap();
+        assert!(Partitioning::of(Some(&newline)).delimiter);
         let refused = |config: &Value| match check_rules(config, true) {
             Err(FirehoseError::InvalidArgument(m)) => m,
             other => panic!("{other:?}"),
@@ -842,6 +849,27 @@ mod tests {
             {"ParameterName": "Delimiter", "ParameterValue": "IyMjIw=="}]}]));
         let out = r.apply(&buffer_of(&[b"a####bc####", b"####d#e"]));
         assert_eq!(records_of(&out.buffer), [&b"a"[..], b"bc", b"d#e"]);
+    }
+
+    #[test]
+    fn a_record_failing_after_decompression_is_written_compressed_as_it_came() {
+        // "Troubleshoot decompression": a record that fails a step after
+        // decompression "is delivered in compressed format" to the error
+        // output, as one that fails decompression is "delivered as is".
+        let r = reshaping(json!([
+            {"Type": "Decompression", "Parameters": [{"ParameterName": "CompressionFormat", "ParameterValue": "GZIP"}]},
+            {"Type": "CloudWatchLogProcessing", "Parameters": [{"ParameterName": "DataMessageExtraction", "ParameterValue": "true"}]},
+        ]));
+        let not_logs = gzip(b"{\"just\": \"json\"}");
+        let out = r.apply(&buffer_of(&[&not_logs]));
+        assert_eq!(out.processing_failed.count, 1);
+        let line: Value = serde_json::from_slice(&out.processing_failed.lines).unwrap();
+        assert_eq!(line["errorCode"], MESSAGE_EXTRACTION_FAILED);
+        assert_eq!(
+            line["rawData"],
+            base64_simd::STANDARD.encode_to_string(&not_logs)
+        );
+        assert_eq!(out.buffer.len(), 0);
     }
 
     #[test]

@@ -61,6 +61,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use riffle_kinesis::shard_checkpoint::{StreamProgress, ready_shards};
 use riffle_kinesis::{Kinesis, ShardReader, StreamShards};
 use riffle_log::{LogError, LogStore, MetaOp, ReadLimits, Record, RecordIn, Seq};
 use tokio::sync::oneshot;
@@ -416,22 +417,20 @@ impl Source {
     /// parents are all done.
     fn start_ready(self: &Arc<Self>, r: &mut Readers, shards: StreamShards) {
         let start_ms = self.stream.record().source.map_or(0, |s| s.start_ms);
-        for shard in shards.shards {
-            let ready = shard.parents.iter().all(|p| r.done.contains(p));
-            if !ready || r.done.contains(&shard.shard_id) || r.running.contains(&shard.shard_id) {
-                continue;
-            }
-            let next = match r.positions.get(&shard.shard_id) {
-                Some(at) => at.next,
-                // LATEST as of the delivery stream's creation (see above).
-                None => match shard.log.seq_at_timestamp(start_ms) {
-                    Ok(seq) => seq,
-                    Err(err) => {
-                        self.failed(&err.to_string());
-                        continue;
-                    }
-                },
-            };
+        let progress = StreamProgress {
+            done: &r.done,
+            positions: &r.positions,
+            running: &r.running,
+        };
+        // Without a checkpoint: LATEST as of the delivery stream's
+        // creation (see above).
+        let (ready, failed) = ready_shards(shards.shards, progress, |shard| {
+            shard.log.seq_at_timestamp(start_ms)
+        });
+        for err in failed {
+            self.failed(&err.to_string());
+        }
+        for (shard, next) in ready {
             r.running.insert(shard.shard_id.clone());
             let source = Arc::clone(self);
             let incarnation = r.source_incarnation;

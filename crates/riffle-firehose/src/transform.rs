@@ -52,6 +52,7 @@ use riffle_coral::json::write_str;
 use riffle_lambda::{FunctionRef, Functions, LambdaError, MAX_PAYLOAD_BYTES};
 use serde::Deserialize;
 use tokio::task::JoinSet;
+use tracing::warn;
 
 use crate::buffer::{Buffer, Records};
 use crate::processing::LambdaProcessor;
@@ -142,20 +143,35 @@ impl Failure {
         )
     }
 
-    /// A function Riffle cannot invoke: one missing from `[functions]` is
-    /// what Lambda refuses to a role without access to it.
+    /// A function Riffle cannot invoke, as Firehose reports Lambda's
+    /// refusals ("Lambda invocation errors" in "Monitoring Firehose with
+    /// CloudWatch Logs"): one missing from `[functions]` is a function that
+    /// does not exist (`Lambda.ResourceNotFound`); a name Lambda would not
+    /// take is an invoke the role may not make (`Lambda.InvokeAccessDenied`,
+    /// with the text AWS writes into the error records). Riffle's own
+    /// reason goes to the log.
     fn registry(err: &LambdaError) -> Failure {
         match err {
-            LambdaError::NotFound { .. } | LambdaError::InvalidName { .. } => Failure::new(
-                "Lambda.InvokeAccessDenied",
-                format!(
-                    "Access was denied. Ensure that the access policy allows access to the Lambda function. ({err})"
-                ),
-            ),
+            LambdaError::NotFound { .. } => {
+                warn!(%err, "Firehose's Lambda processor names no known function");
+                Failure::new(RESOURCE_NOT_FOUND, RESOURCE_NOT_FOUND_MESSAGE)
+            }
+            LambdaError::InvalidName { .. } => {
+                warn!(%err, "Firehose's Lambda processor names no valid function");
+                Failure::new(INVOKE_ACCESS_DENIED, INVOKE_ACCESS_DENIED_MESSAGE)
+            }
             _ => Failure::new("Lambda.FunctionError", err.to_string()),
         }
     }
 }
+
+/// Firehose's codes and texts for a function it cannot invoke.
+pub const RESOURCE_NOT_FOUND: &str = "Lambda.ResourceNotFound";
+pub const RESOURCE_NOT_FOUND_MESSAGE: &str =
+    "The specified Lambda function does not exist. Use a different function that does exist.";
+pub const INVOKE_ACCESS_DENIED: &str = "Lambda.InvokeAccessDenied";
+pub const INVOKE_ACCESS_DENIED_MESSAGE: &str =
+    "Access was denied. Ensure that the access policy allows access to the Lambda function.";
 
 /// One record's fate in an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -136,3 +136,28 @@ fn a_batch_whose_task_died_fails_its_records_rather_than_losing_them() {
     assert!(out[1].answer.is_err());
     assert!(out[0].answer.is_ok() && out[2].answer.is_ok());
 }
+
+#[test]
+fn functions_riffle_cannot_invoke_fail_with_firehoses_documented_codes() {
+    let missing = Failure::registry(&LambdaError::NotFound {
+        name: "gone".to_owned(),
+    });
+    assert_eq!(
+        (missing.code, missing.message.as_str()),
+        (
+            "Lambda.ResourceNotFound",
+            "The specified Lambda function does not exist. Use a different function that does exist."
+        )
+    );
+    let invalid = Failure::registry(&LambdaError::InvalidName {
+        given: "arn:aws:lambda:::".to_owned(),
+        reason: "no name",
+    });
+    assert_eq!(
+        (invalid.code, invalid.message.as_str()),
+        (
+            "Lambda.InvokeAccessDenied",
+            "Access was denied. Ensure that the access policy allows access to the Lambda function."
+        )
+    );
+}

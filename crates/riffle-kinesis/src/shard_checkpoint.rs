@@ -1,7 +1,9 @@
 //! A reader's durable position in one shard, for the services that read
 //! streams on a user's behalf and must resume where they stopped
 //! (Firehose's Kinesis source, Lambda event source mappings). Each keeps
-//! these values under keys of its own in the metadata store.
+//! these values under keys of its own in the metadata store, and walks a
+//! stream's shards the same way ([`ready_shards`]): parents before
+//! children, as a Kinesis consumer must.
 //!
 //! # Layout
 //!
@@ -9,10 +11,12 @@
 //! record not yet taken, then a flag byte (1: the shard is closed and was
 //! read to its end, 0: not).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use riffle_log::{LogError, LogStore, Seq};
 use tracing::warn;
+
+use crate::reader::ShardReader;
 
 /// Where a reader of a shard stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +65,61 @@ pub fn load_checkpoints(
         }
     }
     Ok(out)
+}
+
+/// Where a reader of a whole stream stands: the shards read to their
+/// end, the checkpoints it has, and the shards being read now.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamProgress<'a> {
+    pub done: &'a BTreeSet<String>,
+    pub positions: &'a BTreeMap<String, ShardCheckpoint>,
+    pub running: &'a BTreeSet<String>,
+}
+
+/// What the walk needs of a shard: its id and the shards it came from.
+pub trait Lineage {
+    fn shard_id(&self) -> &str;
+    fn parents(&self) -> &[String];
+}
+
+impl Lineage for ShardReader {
+    fn shard_id(&self) -> &str {
+        &self.shard_id
+    }
+
+    fn parents(&self) -> &[String] {
+        &self.parents
+    }
+}
+
+/// The shards to start reading now, each with the position to read from:
+/// every shard neither done nor being read whose parents are all done
+/// (a child's records come after its parents', so it waits for them).
+/// The position is the shard's checkpoint, or `start(shard)` for a shard
+/// without one; a shard whose start cannot be had is left out with the
+/// error, and found ready again at the next walk.
+pub fn ready_shards<S: Lineage, E>(
+    shards: Vec<S>,
+    progress: StreamProgress<'_>,
+    mut start: impl FnMut(&S) -> Result<Seq, E>,
+) -> (Vec<(S, Seq)>, Vec<E>) {
+    let (mut ready, mut failed) = (Vec::new(), Vec::new());
+    for shard in shards {
+        let id = shard.shard_id();
+        let waiting = !shard.parents().iter().all(|p| progress.done.contains(p));
+        if waiting || progress.done.contains(id) || progress.running.contains(id) {
+            continue;
+        }
+        let next = match progress.positions.get(id) {
+            Some(at) => Ok(at.next),
+            None => start(&shard),
+        };
+        match next {
+            Ok(next) => ready.push((shard, next)),
+            Err(e) => failed.push(e),
+        }
+    }
+    (ready, failed)
 }
 
 #[cfg(test)]
@@ -113,5 +172,83 @@ mod tests {
         let loaded = load_checkpoints(&store, "a/1/").unwrap();
         assert_eq!(loaded.len(), 1);
         assert_eq!(loaded.get("shardId-000000000000"), Some(&at));
+    }
+    struct Shard(&'static str, Vec<String>);
+
+    impl Lineage for Shard {
+        fn shard_id(&self) -> &str {
+            self.0
+        }
+
+        fn parents(&self) -> &[String] {
+            &self.1
+        }
+    }
+
+    #[test]
+    fn only_shards_whose_parents_are_done_start_at_their_checkpoint_or_the_start() {
+        // 0 split into 1 and 2, which merged into 3; 4 is unrelated.
+        let shards = || {
+            vec![
+                Shard("s0", vec![]),
+                Shard("s1", vec!["s0".into()]),
+                Shard("s2", vec!["s0".into()]),
+                Shard("s3", vec!["s1".into(), "s2".into()]),
+                Shard("s4", vec![]),
+            ]
+        };
+        let set = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let positions = BTreeMap::from([(
+            "s1".to_owned(),
+            ShardCheckpoint {
+                next: 40,
+                done: false,
+            },
+        )]);
+        let ids = |ready: &[(Shard, Seq)]| ready.iter().map(|(s, n)| (s.0, *n)).collect::<Vec<_>>();
+        let (done, running) = (set(&[]), set(&["s4"]));
+        let progress = StreamProgress {
+            done: &done,
+            positions: &positions,
+            running: &running,
+        };
+        let (ready, failed) = ready_shards(shards(), progress, |_| Ok::<_, ()>(7));
+        assert_eq!(
+            ids(&ready),
+            [("s0", 7)],
+            "children wait, running shards are left alone"
+        );
+        assert!(failed.is_empty());
+        let done = set(&["s0"]);
+        let progress = StreamProgress {
+            done: &done,
+            positions: &positions,
+            running: &running,
+        };
+        let (ready, _) = ready_shards(shards(), progress, |_| Ok::<_, ()>(7));
+        assert_eq!(
+            ids(&ready),
+            [("s1", 40), ("s2", 7)],
+            "a checkpoint wins over the start"
+        );
+        let done = set(&["s0", "s1"]);
+        let progress = StreamProgress {
+            done: &done,
+            positions: &positions,
+            running: &running,
+        };
+        let (ready, failed) = ready_shards(shards(), progress, |s| {
+            if s.0 == "s2" { Err("no start") } else { Ok(7) }
+        });
+        assert!(ready.is_empty(), "a merge waits for both parents");
+        assert_eq!(failed, ["no start"]);
+        let done = set(&["s0", "s1", "s2"]);
+        let progress = StreamProgress {
+            done: &done,
+            positions: &positions,
+            running: &running,
+        };
+        let (ready, _) = ready_shards(shards(), progress, |_| Ok::<_, ()>(0));
+        assert_eq!(ids(&ready), [("s3", 0)]);
     }
 }

@@ -44,6 +44,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use riffle_kinesis::shard_checkpoint::{StreamProgress, ready_shards};
 use riffle_kinesis::{Kinesis, ShardReader, StreamShards};
 use riffle_lambda::{Functions, LambdaError};
 use riffle_log::{LogError, LogStore, ReadLimits, Record, Seq};
@@ -296,21 +297,16 @@ impl Poller {
     /// Starts a reader for every shard not done nor being read whose
     /// parents are all done.
     fn start_ready(self: &Arc<Self>, r: &mut Readers, shards: StreamShards) {
-        for shard in shards.shards {
-            let ready = shard.parents.iter().all(|p| r.done.contains(p));
-            if !ready || r.done.contains(&shard.shard_id) || r.running.contains(&shard.shard_id) {
-                continue;
-            }
-            let next = match r.positions.get(&shard.shard_id) {
-                Some(at) => at.next,
-                None => match self.start_of(&shard) {
-                    Ok(seq) => seq,
-                    Err(err) => {
-                        self.failed(&err.to_string());
-                        continue;
-                    }
-                },
-            };
+        let progress = StreamProgress {
+            done: &r.done,
+            positions: &r.positions,
+            running: &r.running,
+        };
+        let (ready, failed) = ready_shards(shards.shards, progress, |shard| self.start_of(shard));
+        for err in failed {
+            self.failed(&err.to_string());
+        }
+        for (shard, next) in ready {
             r.running.insert(shard.shard_id.clone());
             let poller = Arc::clone(self);
             let incarnation = r.incarnation;

@@ -1,21 +1,20 @@
-//! Hive types as Arrow types, and JSON values built into Arrow arrays per
-//! type. [`check`] decides whether a record fits; [`build`] then builds
-//! the arrays of the records that fit (its reads cannot fail on them).
+//! Hive types as Arrow types, and the columns a batch is built in: each
+//! record's values read once from its parsed JSON into typed vectors
+//! ([`Column`]), which become Arrow arrays at the end of the batch.
 
 use std::sync::Arc;
 
-use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int8Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+use arrow_array::{
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float32Array, Float64Array,
+    Int8Array, Int16Array, Int32Array, Int64Array, ListArray, MapArray, StringArray, StructArray,
+    TimestampMicrosecondArray,
 };
-use arrow_array::{ArrayRef, ListArray, MapArray, StructArray};
-use arrow_buffer::{NullBuffer, OffsetBuffer};
+use arrow_buffer::{BooleanBuffer, NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType, Field, Fields, TimeUnit};
 use riffle_glue::HiveType;
-use serde_json::Value;
 
 use super::Reader;
+use super::json::Json;
 use super::values::{self, Refusal};
 
 /// Timestamps are written in UTC, to the microsecond.
@@ -66,183 +65,347 @@ fn struct_fields(fields: &[(String, HiveType)]) -> Fields {
         .collect()
 }
 
-/// A present, non-null value.
-fn present(value: Option<&Value>) -> Option<&Value> {
-    value.filter(|v| !v.is_null())
+/// One column of a batch being built: each record's value read once from
+/// its parsed JSON, coerced and appended. A record that turns out not to
+/// fit (a later column refuses its value) is taken back out of every
+/// column with [`Column::truncate`], so no record is read twice.
+pub struct Column {
+    t: HiveType,
+    valid: Vec<bool>,
+    data: Data,
 }
 
-/// Whether `value` (absent or null: a null) can be read as `t`.
-pub fn check(t: &HiveType, value: Option<&Value>, reader: &Reader) -> Result<(), Refusal> {
-    let Some(value) = present(value) else {
-        return Ok(());
-    };
-    match t {
-        HiveType::Array(element) => match value {
-            Value::Array(items) => items
-                .iter()
-                .try_for_each(|v| check(element, Some(v), reader)),
-            _ => Err(format!("Cannot convert {value} to array")),
-        },
-        HiveType::Map(key, item) => match value {
-            Value::Object(entries) => entries.iter().try_for_each(|(k, v)| {
-                check(key, Some(&Value::String(k.clone())), reader)?;
-                check(item, Some(v), reader)
-            }),
-            _ => Err(format!("Cannot convert {value} to map")),
-        },
-        HiveType::Struct(fields) => match value {
-            Value::Object(object) => fields
-                .iter()
-                .try_for_each(|(name, t)| check(t, reader.field(object, name), reader)),
-            _ => Err(format!("Cannot convert {value} to struct")),
-        },
-        HiveType::String | HiveType::Char(_) | HiveType::Varchar(_) => Ok(()),
-        primitive => primitive_check(primitive, value, reader),
-    }
+/// A column's values; a null holds a placeholder (0, an empty string or
+/// list) beside its `valid` bit, as Arrow lays nulls out.
+enum Data {
+    Boolean(Vec<bool>),
+    Integer(Vec<i64>),
+    Float(Vec<f32>),
+    Double(Vec<f64>),
+    /// string, char(n), varchar(n) (`limit`: n) and binary.
+    Bytes {
+        offsets: Vec<i32>,
+        bytes: Vec<u8>,
+        limit: Option<u32>,
+    },
+    Decimal {
+        values: Vec<i128>,
+        precision: u8,
+        scale: u8,
+    },
+    Timestamp(Vec<i64>),
+    Date(Vec<i32>),
+    List {
+        offsets: Vec<i32>,
+        items: Box<Column>,
+    },
+    Map {
+        offsets: Vec<i32>,
+        keys: Box<Column>,
+        values: Box<Column>,
+    },
+    Struct(Vec<(String, Column)>),
 }
 
-fn primitive_check(t: &HiveType, value: &Value, reader: &Reader) -> Result<(), Refusal> {
-    match t {
-        HiveType::Boolean => values::boolean(value).map(drop),
-        HiveType::TinyInt => {
-            values::integer(value, i8::MIN.into(), i8::MAX.into(), "tinyint").map(drop)
-        }
-        HiveType::SmallInt => {
-            values::integer(value, i16::MIN.into(), i16::MAX.into(), "smallint").map(drop)
-        }
-        HiveType::Int => values::integer(value, i32::MIN.into(), i32::MAX.into(), "int").map(drop),
-        HiveType::BigInt => values::integer(value, i64::MIN, i64::MAX, "bigint").map(drop),
-        HiveType::Float | HiveType::Double => values::double(value).map(drop),
-        HiveType::Binary => values::binary(value).map(drop),
-        HiveType::Decimal { precision, scale } => {
-            values::decimal(value, *precision, *scale).map(drop)
-        }
-        HiveType::Timestamp => values::timestamp(value, reader.timestamp_formats()).map(drop),
-        HiveType::Date => values::date(value).map(drop),
-        _ => Ok(()),
-    }
+/// An offset into a batch's bytes or items: a batch holds at most
+/// `BATCH_RECORDS` records of a buffer of at most 128 MiB, well inside i32.
+fn offset(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// The array of `values` (each already [`check`]ed) as `t`.
-pub fn build(t: &HiveType, values: &[Option<&Value>], reader: &Reader) -> ArrayRef {
-    let values: Vec<Option<&Value>> = values.iter().map(|v| present(*v)).collect();
-    macro_rules! primitive {
-        ($builder:expr, $read:expr) => {{
-            let mut b = $builder;
-            for v in &values {
-                b.append_option(v.and_then(|v| $read(v)));
+impl Column {
+    pub fn new(t: &HiveType) -> Column {
+        let data = match t {
+            HiveType::Boolean => Data::Boolean(Vec::new()),
+            HiveType::TinyInt | HiveType::SmallInt | HiveType::Int | HiveType::BigInt => {
+                Data::Integer(Vec::new())
             }
-            Arc::new(b.finish()) as ArrayRef
-        }};
+            HiveType::Float => Data::Float(Vec::new()),
+            HiveType::Double => Data::Double(Vec::new()),
+            HiveType::String | HiveType::Binary => Data::Bytes {
+                offsets: vec![0],
+                bytes: Vec::new(),
+                limit: None,
+            },
+            HiveType::Char(n) | HiveType::Varchar(n) => Data::Bytes {
+                offsets: vec![0],
+                bytes: Vec::new(),
+                limit: Some(*n),
+            },
+            HiveType::Decimal { precision, scale } => Data::Decimal {
+                values: Vec::new(),
+                precision: *precision,
+                scale: *scale,
+            },
+            HiveType::Timestamp => Data::Timestamp(Vec::new()),
+            HiveType::Date => Data::Date(Vec::new()),
+            HiveType::Array(item) => Data::List {
+                offsets: vec![0],
+                items: Box::new(Column::new(item)),
+            },
+            HiveType::Map(key, value) => Data::Map {
+                offsets: vec![0],
+                keys: Box::new(Column::new(key)),
+                values: Box::new(Column::new(value)),
+            },
+            HiveType::Struct(fields) => {
+                let columns = fields
+                    .iter()
+                    .map(|(name, t)| (name.clone(), Column::new(t)));
+                Data::Struct(columns.collect())
+            }
+        };
+        Column {
+            t: t.clone(),
+            valid: Vec::new(),
+            data,
+        }
     }
-    let int = |v: &Value| values::integer(v, i64::MIN, i64::MAX, "").ok();
+
+    fn len(&self) -> usize {
+        self.valid.len()
+    }
+
+    /// Appends `value` (absent or null: a null), or says why it cannot be
+    /// read as the column's type (the column may then hold part of it:
+    /// truncate it to its length before).
+    pub fn push(&mut self, value: Option<&Json<'_>>, reader: &Reader) -> Result<(), Refusal> {
+        match value {
+            None | Some(Json::Null) => {
+                self.push_null();
+                Ok(())
+            }
+            Some(value) => {
+                self.push_value(value, reader)?;
+                self.valid.push(true);
+                Ok(())
+            }
+        }
+    }
+
+    fn push_null(&mut self) {
+        self.valid.push(false);
+        match &mut self.data {
+            Data::Boolean(v) => v.push(false),
+            Data::Integer(v) | Data::Timestamp(v) => v.push(0),
+            Data::Float(v) => v.push(0.0),
+            Data::Double(v) => v.push(0.0),
+            Data::Decimal { values, .. } => values.push(0),
+            Data::Date(v) => v.push(0),
+            Data::Bytes { offsets, .. }
+            | Data::List { offsets, .. }
+            | Data::Map { offsets, .. } => {
+                offsets.push(offsets.last().copied().unwrap_or(0));
+            }
+            Data::Struct(fields) => fields.iter_mut().for_each(|(_, f)| f.push_null()),
+        }
+    }
+
+    fn push_value(&mut self, value: &Json<'_>, reader: &Reader) -> Result<(), Refusal> {
+        match (&mut self.data, &self.t) {
+            (Data::Boolean(v), _) => v.push(values::boolean(value)?),
+            (Data::Integer(v), t) => {
+                let (min, max, what) = integer_range(t);
+                v.push(values::integer(value, min, max, what)?);
+            }
+            (Data::Float(v), _) => v.push(values::double(value)? as f32),
+            (Data::Double(v), _) => v.push(values::double(value)?),
+            (Data::Bytes { offsets, bytes, .. }, HiveType::Binary) => {
+                bytes.extend_from_slice(&values::binary(value)?);
+                offsets.push(offset(bytes.len()));
+            }
+            (
+                Data::Bytes {
+                    offsets,
+                    bytes,
+                    limit,
+                },
+                _,
+            ) => {
+                let text = values::string(value);
+                let text = match limit {
+                    Some(n) => values::truncated(text, *n),
+                    None => text,
+                };
+                bytes.extend_from_slice(text.as_bytes());
+                offsets.push(offset(bytes.len()));
+            }
+            (
+                Data::Decimal {
+                    values,
+                    precision,
+                    scale,
+                },
+                _,
+            ) => values.push(values::decimal(value, *precision, *scale)?),
+            (Data::Timestamp(v), _) => {
+                v.push(values::timestamp(value, reader.timestamp_formats())?)
+            }
+            (Data::Date(v), _) => v.push(values::date(value)?),
+            (Data::List { offsets, items }, _) => {
+                let Json::Array(list) = value else {
+                    return Err(format!("Cannot convert {value} to array"));
+                };
+                for item in list {
+                    items.push(Some(item), reader)?;
+                }
+                offsets.push(offset(items.len()));
+            }
+            (
+                Data::Map {
+                    offsets,
+                    keys,
+                    values,
+                },
+                _,
+            ) => {
+                let Json::Object(entries) = value else {
+                    return Err(format!("Cannot convert {value} to map"));
+                };
+                for (i, (key, item)) in entries.iter().enumerate() {
+                    // A key given twice: the last one counts.
+                    if entries[i + 1..].iter().any(|(k, _)| k == key) {
+                        continue;
+                    }
+                    let key = Json::String(std::borrow::Cow::Borrowed(key.as_ref()));
+                    keys.push(Some(&key), reader)?;
+                    values.push(Some(item), reader)?;
+                }
+                offsets.push(offset(keys.len()));
+            }
+            (Data::Struct(fields), _) => {
+                let Json::Object(pairs) = value else {
+                    return Err(format!("Cannot convert {value} to struct"));
+                };
+                for (name, column) in fields {
+                    column.push(reader.field(pairs, name), reader)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes back every value past the first `len`.
+    pub fn truncate(&mut self, len: usize) {
+        self.valid.truncate(len);
+        match &mut self.data {
+            Data::Boolean(v) => v.truncate(len),
+            Data::Integer(v) | Data::Timestamp(v) => v.truncate(len),
+            Data::Float(v) => v.truncate(len),
+            Data::Double(v) => v.truncate(len),
+            Data::Decimal { values, .. } => values.truncate(len),
+            Data::Date(v) => v.truncate(len),
+            Data::Bytes { offsets, bytes, .. } => {
+                offsets.truncate(len + 1);
+                bytes.truncate(end(offsets));
+            }
+            Data::List { offsets, items } => {
+                offsets.truncate(len + 1);
+                items.truncate(end(offsets));
+            }
+            Data::Map {
+                offsets,
+                keys,
+                values,
+            } => {
+                offsets.truncate(len + 1);
+                keys.truncate(end(offsets));
+                values.truncate(end(offsets));
+            }
+            Data::Struct(fields) => fields.iter_mut().for_each(|(_, f)| f.truncate(len)),
+        }
+    }
+
+    /// The column as an Arrow array of [`arrow_type`]`(t)`.
+    pub fn finish(self) -> ArrayRef {
+        let nulls = Some(NullBuffer::from(self.valid)).filter(|n| n.null_count() > 0);
+        let t = self.t;
+        match self.data {
+            Data::Boolean(v) => Arc::new(BooleanArray::new(BooleanBuffer::from(v), nulls)),
+            Data::Integer(v) => integers(&t, v, nulls),
+            Data::Float(v) => Arc::new(Float32Array::new(v.into(), nulls)),
+            Data::Double(v) => Arc::new(Float64Array::new(v.into(), nulls)),
+            Data::Bytes { offsets, bytes, .. } => {
+                let offsets = OffsetBuffer::new(offsets.into());
+                if t == HiveType::Binary {
+                    Arc::new(BinaryArray::new(offsets, bytes.into(), nulls))
+                } else {
+                    Arc::new(StringArray::new(offsets, bytes.into(), nulls))
+                }
+            }
+            Data::Decimal { values, .. } => {
+                Arc::new(Decimal128Array::new(values.into(), nulls).with_data_type(arrow_type(&t)))
+            }
+            Data::Timestamp(v) => {
+                Arc::new(TimestampMicrosecondArray::new(v.into(), nulls).with_timezone(UTC))
+            }
+            Data::Date(v) => Arc::new(Date32Array::new(v.into(), nulls)),
+            Data::List { offsets, items } => {
+                let field = list_field(&items.t);
+                let offsets = OffsetBuffer::new(offsets.into());
+                Arc::new(ListArray::new(field, offsets, items.finish(), nulls))
+            }
+            Data::Map {
+                offsets,
+                keys,
+                values,
+            } => {
+                let (key, value) = (keys.t.clone(), values.t.clone());
+                let entries = StructArray::new(
+                    map_entries(&key, &value),
+                    vec![keys.finish(), values.finish()],
+                    None,
+                );
+                let offsets = OffsetBuffer::new(offsets.into());
+                Arc::new(MapArray::new(
+                    map_field(&key, &value),
+                    offsets,
+                    entries,
+                    nulls,
+                    false,
+                ))
+            }
+            Data::Struct(columns) => {
+                let fields: Vec<(String, HiveType)> = columns
+                    .iter()
+                    .map(|(n, c)| (n.clone(), c.t.clone()))
+                    .collect();
+                let children = columns.into_iter().map(|(_, c)| c.finish()).collect();
+                Arc::new(StructArray::new(struct_fields(&fields), children, nulls))
+            }
+        }
+    }
+}
+
+/// Where a truncated offsets list ends.
+fn end(offsets: &[i32]) -> usize {
+    offsets
+        .last()
+        .map_or(0, |&o| usize::try_from(o).unwrap_or(0))
+}
+
+/// The range and name of an integer type.
+fn integer_range(t: &HiveType) -> (i64, i64, &'static str) {
     match t {
-        HiveType::Boolean => primitive!(BooleanBuilder::new(), |v| values::boolean(v).ok()),
-        HiveType::TinyInt => primitive!(Int8Builder::new(), |v| int(v).map(|n| n as i8)),
-        HiveType::SmallInt => primitive!(Int16Builder::new(), |v| int(v).map(|n| n as i16)),
-        HiveType::Int => primitive!(Int32Builder::new(), |v| int(v).map(|n| n as i32)),
-        HiveType::BigInt => primitive!(Int64Builder::new(), int),
-        HiveType::Float => primitive!(Float32Builder::new(), |v| values::double(v)
-            .ok()
-            .map(|d| d as f32)),
-        HiveType::Double => primitive!(Float64Builder::new(), |v| values::double(v).ok()),
-        HiveType::String => primitive!(StringBuilder::new(), |v| Some(values::string(v))),
-        HiveType::Char(n) | HiveType::Varchar(n) => {
-            primitive!(StringBuilder::new(), |v| Some(values::truncated(
-                values::string(v),
-                *n
-            )))
-        }
-        HiveType::Binary => primitive!(BinaryBuilder::new(), |v| values::binary(v).ok()),
-        HiveType::Decimal { precision, scale } => {
-            let builder = Decimal128Builder::new().with_data_type(arrow_type(t));
-            primitive!(builder, |v| values::decimal(v, *precision, *scale).ok())
-        }
-        HiveType::Timestamp => {
-            let builder = TimestampMicrosecondBuilder::new().with_timezone(UTC);
-            primitive!(builder, |v| values::timestamp(
-                v,
-                reader.timestamp_formats()
-            )
-            .ok())
-        }
-        HiveType::Date => primitive!(Date32Builder::new(), |v| values::date(v).ok()),
-        HiveType::Array(element) => build_list(element, &values, reader),
-        HiveType::Map(key, item) => build_map(key, item, &values, reader),
-        HiveType::Struct(fields) => Arc::new(build_struct(fields, &values, reader)),
+        HiveType::TinyInt => (i8::MIN.into(), i8::MAX.into(), "tinyint"),
+        HiveType::SmallInt => (i16::MIN.into(), i16::MAX.into(), "smallint"),
+        HiveType::Int => (i32::MIN.into(), i32::MAX.into(), "int"),
+        _ => (i64::MIN, i64::MAX, "bigint"),
     }
 }
 
-fn nulls(values: &[Option<&Value>]) -> Option<NullBuffer> {
-    let valid: Vec<bool> = values.iter().map(Option::is_some).collect();
-    Some(NullBuffer::from(valid)).filter(|n| n.null_count() > 0)
-}
-
-fn build_list(element: &HiveType, values: &[Option<&Value>], reader: &Reader) -> ArrayRef {
-    let mut items: Vec<Option<&Value>> = Vec::new();
-    let mut lengths = Vec::with_capacity(values.len());
-    for v in values {
-        let list = v
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        items.extend(list.iter().map(Some));
-        lengths.push(list.len());
+/// An integer column at its width (its values were checked in range).
+fn integers(t: &HiveType, v: Vec<i64>, nulls: Option<NullBuffer>) -> ArrayRef {
+    match t {
+        HiveType::TinyInt => Arc::new(Int8Array::new(v.iter().map(|&n| n as i8).collect(), nulls)),
+        HiveType::SmallInt => Arc::new(Int16Array::new(
+            v.iter().map(|&n| n as i16).collect(),
+            nulls,
+        )),
+        HiveType::Int => Arc::new(Int32Array::new(
+            v.iter().map(|&n| n as i32).collect(),
+            nulls,
+        )),
+        _ => Arc::new(Int64Array::new(v.into(), nulls)),
     }
-    let child = build(element, &items, reader);
-    let offsets = OffsetBuffer::from_lengths(lengths);
-    Arc::new(ListArray::new(
-        list_field(element),
-        offsets,
-        child,
-        nulls(values),
-    ))
-}
-
-fn build_map(
-    key: &HiveType,
-    item: &HiveType,
-    values: &[Option<&Value>],
-    reader: &Reader,
-) -> ArrayRef {
-    let empty = serde_json::Map::new();
-    let mut keys: Vec<Value> = Vec::new();
-    let mut items: Vec<Option<&Value>> = Vec::new();
-    let mut lengths = Vec::with_capacity(values.len());
-    for v in values {
-        let entries = v.and_then(Value::as_object).unwrap_or(&empty);
-        keys.extend(entries.keys().map(|k| Value::String(k.clone())));
-        items.extend(entries.values().map(Some));
-        lengths.push(entries.len());
-    }
-    let key_refs: Vec<Option<&Value>> = keys.iter().map(Some).collect();
-    let entries = StructArray::new(
-        map_entries(key, item),
-        vec![build(key, &key_refs, reader), build(item, &items, reader)],
-        None,
-    );
-    let offsets = OffsetBuffer::from_lengths(lengths);
-    let field = map_field(key, item);
-    Arc::new(MapArray::new(field, offsets, entries, nulls(values), false))
-}
-
-fn build_struct(
-    fields: &[(String, HiveType)],
-    values: &[Option<&Value>],
-    reader: &Reader,
-) -> StructArray {
-    let children = fields
-        .iter()
-        .map(|(name, t)| {
-            let column: Vec<Option<&Value>> = values
-                .iter()
-                .map(|v| {
-                    v.and_then(Value::as_object)
-                        .and_then(|o| reader.field(o, name))
-                })
-                .collect();
-            build(t, &column, reader)
-        })
-        .collect();
-    StructArray::new(struct_fields(fields), children, nulls(values))
 }

@@ -10,8 +10,8 @@ use tracing::warn;
 
 use super::Output;
 use super::{
-    Conversion, ENTITY_NOT_FOUND, INVALID_SCHEMA, InRecord, Reader, TableSchema, catalog_table,
-    convert, failed_lines,
+    Conversion, ENTITY_NOT_FOUND, ENTITY_NOT_FOUND_MESSAGE, INVALID_SCHEMA, InRecord, Reader,
+    TableSchema, catalog_table, convert, failed_lines,
 };
 use crate::FirehoseError;
 use crate::catalog::StreamRecord;
@@ -54,13 +54,15 @@ fn table_schema(
         warn!(%e, "reading a Glue table failed");
         (
             ENTITY_NOT_FOUND,
-            format!("Cannot read the table {database}.{table}: {e}"),
+            format!("{ENTITY_NOT_FOUND_MESSAGE} Cannot read the table {database}.{table}: {e}"),
         )
     })?;
     let Some(found) = found else {
         return Err((
             ENTITY_NOT_FOUND,
-            format!("Table {database}.{table} not found in the Glue Data Catalog {catalog}."),
+            format!(
+                "{ENTITY_NOT_FOUND_MESSAGE} Table {database}.{table} is not in the Glue Data Catalog {catalog}."
+            ),
         ));
     };
     let schema = TableSchema::from_table(&found).map_err(|reason| (INVALID_SCHEMA, reason))?;

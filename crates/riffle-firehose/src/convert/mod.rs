@@ -12,9 +12,12 @@
 mod arrays;
 pub mod config;
 pub(crate) mod deliver;
+pub mod json;
 mod orc;
 mod values;
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch};
@@ -23,19 +26,31 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel};
 use parquet::file::properties::{WriterProperties, WriterVersion};
 use riffle_glue::HiveType;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+
+use arrays::Column;
+use json::Json;
 
 pub use config::{Conversion, ConversionInput, Deserializer, Output, check_destination};
 
 /// Records are built into Arrow batches of at most this many: a 128 MiB
 /// buffer is never all parsed JSON at once.
 const BATCH_RECORDS: usize = 8192;
-/// The `ErrorCode`s of failed records: a record that is not a JSON object
-/// or does not fit the schema; a table that is missing or whose columns
-/// do not parse.
+/// The `lastErrorCode`s of failed records, as AWS writes them ("Data
+/// format conversion errors"; the first two as AWS's objects show them): a
+/// record that is not JSON; one that is JSON but not an object, empty, or
+/// does not fit the schema; a table that is missing; one whose columns do
+/// not parse.
+pub const PARSE_ERROR: &str = "DataFormatConversion.ParseError";
 pub const MALFORMED_DATA: &str = "DataFormatConversion.MalformedData";
 pub const ENTITY_NOT_FOUND: &str = "DataFormatConversion.EntityNotFound";
 pub const INVALID_SCHEMA: &str = "DataFormatConversion.InvalidSchema";
+/// The texts AWS gives with those codes; Riffle adds the detail after them.
+pub const PARSE_ERROR_MESSAGE: &str = "Encountered malformed JSON.";
+pub const EMPTY_MESSAGE: &str = "The record was empty or contained only whitespace.";
+pub const PRIMITIVE_MESSAGE: &str = "The input JSON contained a primitive at the top level. The top level must be an object or array.";
+pub const MISMATCH_MESSAGE: &str = "Data does not match the schema.";
+pub const ENTITY_NOT_FOUND_MESSAGE: &str = "The specified table/database could not be found. Please ensure that the table/database exists and that the values provided in the schema configuration are correct, especially with regards to casing.";
 
 /// One record of a buffer.
 #[derive(Debug, Clone, Copy)]
@@ -135,29 +150,35 @@ impl Reader {
         &self.timestamp_formats
     }
 
-    /// A top-level column's value: through ColumnToJsonKeyMappings if the
-    /// column is mapped (the key then matched as given).
-    fn column<'a>(&self, object: &'a Map<String, Value>, column: &str) -> Option<&'a Value> {
-        let mapped = self
-            .mappings
+    /// The JSON key a top-level column is read from when
+    /// ColumnToJsonKeyMappings maps it (that key then matched as given).
+    fn mapped_key(&self, column: &str) -> Option<&str> {
+        self.mappings
             .iter()
-            .find(|(c, _)| c.eq_ignore_ascii_case(column) || *c == column.to_lowercase());
-        match mapped {
-            Some((_, key)) => object.get(key),
-            None => self.field(object, column),
-        }
+            .find(|(c, _)| c.eq_ignore_ascii_case(column) || *c == column.to_lowercase())
+            .map(|(_, key)| key.as_str())
     }
 
-    /// A field's value: the exact key, else the first key that matches
-    /// per the SerDe (case, dots read as underscores).
-    fn field<'a>(&self, object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-        if let Some(v) = object.get(name) {
+    /// Whether keys may match a name other than exactly.
+    fn loose(&self) -> bool {
+        self.case_insensitive || self.dots_to_underscores
+    }
+
+    /// A field's value: the exact key (the last if given twice), else the
+    /// first key that matches per the SerDe (case, dots read as
+    /// underscores).
+    fn field<'j, 'a>(
+        &self,
+        pairs: &'j [(Cow<'a, str>, Json<'a>)],
+        name: &str,
+    ) -> Option<&'j Json<'a>> {
+        if let Some(v) = json::get(pairs, name) {
             return Some(v);
         }
-        if !self.case_insensitive && !self.dots_to_underscores {
+        if !self.loose() {
             return None;
         }
-        object
+        pairs
             .iter()
             .find(|(key, _)| self.key_matches(key, name))
             .map(|(_, v)| v)
@@ -212,30 +233,137 @@ pub fn convert(
     let arrow_schema = schema.arrow_schema();
     let mut failed = Vec::new();
     let mut writer: Option<FileWriter> = None;
-    for (chunk_at, chunk) in records.chunks(BATCH_RECORDS).enumerate() {
-        let mut fitting: Vec<Map<String, Value>> = Vec::with_capacity(chunk.len());
-        for (i, record) in chunk.iter().enumerate() {
-            match fit(record.data, schema, reader) {
-                Ok(object) => fitting.push(object),
-                Err(message) => failed.push(Failure {
-                    index: chunk_at * BATCH_RECORDS + i,
-                    code: MALFORMED_DATA,
-                    message,
-                }),
-            }
+    let mut batch = Batch::new(schema);
+    for (index, record) in records.iter().enumerate() {
+        if let Err((code, message)) = batch.push(record.data, reader) {
+            failed.push(Failure {
+                index,
+                code,
+                message,
+            });
         }
-        if fitting.is_empty() {
-            continue;
+        let last = index + 1 == records.len();
+        if batch.rows == BATCH_RECORDS || (last && batch.rows > 0) {
+            let arrays = RecordBatch::try_new(Arc::clone(&arrow_schema), batch.take(schema))?;
+            let writer = match &mut writer {
+                Some(writer) => writer,
+                None => writer.insert(FileWriter::new(&arrow_schema, output)?),
+            };
+            writer.write(&arrays)?;
         }
-        let batch = batch(&fitting, schema, reader, &arrow_schema)?;
-        let writer = match &mut writer {
-            Some(writer) => writer,
-            None => writer.insert(FileWriter::new(&arrow_schema, output)?),
-        };
-        writer.write(&batch)?;
     }
     let body = writer.map(FileWriter::finish).transpose()?;
     Ok(Converted { body, failed })
+}
+
+/// The records of a batch so far, a column each, and which column each
+/// top-level key feeds (worked out once per distinct key, not per record).
+struct Batch<'s> {
+    names: Vec<&'s str>,
+    columns: Vec<Column>,
+    keys: KeyIndex,
+    rows: usize,
+}
+
+/// Distinct top-level keys remembered per conversion. Past it a key is
+/// matched per record: records whose keys are all different (ids used as
+/// keys) would otherwise grow the index with every record.
+const KEY_INDEX_MAX: usize = 4096;
+
+/// The columns a top-level key is read into, each with whether the key
+/// names it exactly (an exact key wins over one matched by case or dots).
+type KeyIndex = HashMap<String, Vec<(usize, bool)>, foldhash::fast::RandomState>;
+
+impl<'s> Batch<'s> {
+    fn new(schema: &'s TableSchema) -> Batch<'s> {
+        Batch {
+            names: schema.columns.iter().map(|(n, _)| n.as_str()).collect(),
+            columns: schema.columns.iter().map(|(_, t)| Column::new(t)).collect(),
+            keys: KeyIndex::default(),
+            rows: 0,
+        }
+    }
+
+    /// Reads a record into the columns, or says why it does not fit (and
+    /// leaves the columns as they were).
+    fn push(&mut self, data: &[u8], reader: &Reader) -> Result<(), (&'static str, String)> {
+        let pairs = match Json::parse(data) {
+            Ok(Json::Object(pairs)) => pairs,
+            Ok(Json::Array(_)) => {
+                let why = format!("{MISMATCH_MESSAGE} The record is a JSON array, not an object.");
+                return Err((MALFORMED_DATA, why));
+            }
+            Ok(_) => return Err((MALFORMED_DATA, PRIMITIVE_MESSAGE.to_owned())),
+            Err(_) if data.iter().all(u8::is_ascii_whitespace) => {
+                return Err((MALFORMED_DATA, EMPTY_MESSAGE.to_owned()));
+            }
+            Err(e) => return Err((PARSE_ERROR, format!("{PARSE_ERROR_MESSAGE} {e}"))),
+        };
+        // Each column's value, and 2 if its key was exact, 1 if loose.
+        let mut found: Vec<(Option<&Json<'_>>, u8)> = vec![(None, 0); self.columns.len()];
+        for (key, value) in &pairs {
+            let unindexed;
+            let columns = match self.keys.get(key.as_ref()) {
+                Some(columns) => columns,
+                None if self.keys.len() < KEY_INDEX_MAX => {
+                    let columns = key_columns(&self.names, key, reader);
+                    self.keys.entry(key.to_string()).or_insert(columns)
+                }
+                None => {
+                    unindexed = key_columns(&self.names, key, reader);
+                    &unindexed
+                }
+            };
+            for &(c, exact) in columns {
+                let slot = &mut found[c];
+                if exact {
+                    *slot = (Some(value), 2);
+                } else if slot.1 == 0 {
+                    *slot = (Some(value), 1);
+                }
+            }
+        }
+        let refused = self.columns.iter_mut().zip(&found).enumerate().find_map(
+            |(c, (column, (value, _)))| column.push(*value, reader).err().map(|r| (c, r)),
+        );
+        if let Some((c, reason)) = refused {
+            let rows = self.rows;
+            self.columns
+                .iter_mut()
+                .for_each(|column| column.truncate(rows));
+            let why = format!("{MISMATCH_MESSAGE} {reason} for column {}.", self.names[c]);
+            return Err((MALFORMED_DATA, why));
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// The batch's arrays, the columns starting over empty.
+    fn take(&mut self, schema: &TableSchema) -> Vec<ArrayRef> {
+        let fresh = schema.columns.iter().map(|(_, t)| Column::new(t)).collect();
+        self.rows = 0;
+        std::mem::replace(&mut self.columns, fresh)
+            .into_iter()
+            .map(Column::finish)
+            .collect()
+    }
+}
+
+/// The columns a top-level key feeds: the column mapped to it by
+/// ColumnToJsonKeyMappings, an unmapped column it names exactly, and the
+/// unmapped columns it matches per the SerDe.
+fn key_columns(names: &[&str], key: &str, reader: &Reader) -> Vec<(usize, bool)> {
+    let mut columns = Vec::new();
+    for (c, name) in names.iter().enumerate() {
+        match reader.mapped_key(name) {
+            Some(mapped) if mapped == key => columns.push((c, true)),
+            Some(_) => {}
+            None if *name == key => columns.push((c, true)),
+            None if reader.loose() && reader.key_matches(key, name) => columns.push((c, false)),
+            None => {}
+        }
+    }
+    columns
 }
 
 /// Why a file could not be written (a schema the writer refuses).
@@ -285,38 +413,6 @@ impl FileWriter {
     }
 }
 
-/// A record as a JSON object whose every column fits its type.
-fn fit(data: &[u8], schema: &TableSchema, reader: &Reader) -> Result<Map<String, Value>, String> {
-    let object = match serde_json::from_slice::<Value>(data) {
-        Ok(Value::Object(object)) => object,
-        Ok(_) => return Err("The record is not a JSON object.".to_owned()),
-        Err(e) => return Err(format!("The record is not valid JSON: {e}")),
-    };
-    for (name, t) in &schema.columns {
-        arrays::check(t, reader.column(&object, name), reader)
-            .map_err(|reason| format!("{reason} for column {name}."))?;
-    }
-    Ok(object)
-}
-
-fn batch(
-    objects: &[Map<String, Value>],
-    schema: &TableSchema,
-    reader: &Reader,
-    arrow_schema: &Arc<Schema>,
-) -> Result<RecordBatch, ConvertError> {
-    let columns: Vec<ArrayRef> = schema
-        .columns
-        .iter()
-        .map(|(name, t)| {
-            let values: Vec<Option<&Value>> =
-                objects.iter().map(|o| reader.column(o, name)).collect();
-            arrays::build(t, &values, reader)
-        })
-        .collect();
-    Ok(RecordBatch::try_new(Arc::clone(arrow_schema), columns)?)
-}
-
 /// The `dataCatalogTable` of failed records' lines; `catalog` the id the
 /// table was looked up in. The Region is the configuration's (Riffle's
 /// one catalog serves every region).
@@ -345,8 +441,8 @@ pub fn failed_lines(
         let line = json!({
             "attemptsMade": 1,
             "arrivalTimestamp": record.arrival_ms,
-            "ErrorCode": code,
-            "ErrorMessage": message,
+            "lastErrorCode": code,
+            "lastErrorMessage": message,
             "attemptEndingTimestamp": now_ms,
             "rawData": base64_simd::STANDARD.encode_to_string(record.data),
             "dataCatalogTable": table,

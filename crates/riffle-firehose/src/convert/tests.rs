@@ -70,20 +70,34 @@ fn records_that_fit_are_written_and_the_others_fail_with_the_reason() {
         r#"{"id": "x"}"#,
         r#"{"id": 3, "price": null}"#,
         r#"[1, 2]"#,
+        " \n",
+        "42",
     ]);
     let out = convert(&input, &schema, &openx(), &settings()).unwrap();
     let failed: Vec<(usize, &str)> = out.failed.iter().map(|f| (f.index, f.code)).collect();
     assert_eq!(
         failed,
         [
-            (1, MALFORMED_DATA),
+            (1, PARSE_ERROR),
             (2, MALFORMED_DATA),
-            (4, MALFORMED_DATA)
+            (4, MALFORMED_DATA),
+            (5, MALFORMED_DATA),
+            (6, MALFORMED_DATA)
         ]
+    );
+    assert!(
+        out.failed[0]
+            .message
+            .starts_with("Encountered malformed JSON. ")
     );
     assert_eq!(
         out.failed[1].message,
-        "Cannot convert \"x\" to bigint for column id."
+        "Data does not match the schema. Cannot convert \"x\" to bigint for column id."
+    );
+    assert_eq!(out.failed[3].message, EMPTY_MESSAGE);
+    assert_eq!(
+        out.failed[4].message,
+        "The input JSON contained a primitive at the top level. The top level must be an object or array."
     );
     let batch = read_back(out.body.unwrap());
     assert_eq!(batch.num_rows(), 2);
@@ -162,7 +176,32 @@ fn failed_lines_carry_awss_fields() {
     let line: Value = serde_json::from_slice(&lines).unwrap();
     assert_eq!(
         line,
-        json!({"attemptsMade": 1, "arrivalTimestamp": 1, "ErrorCode": MALFORMED_DATA, "ErrorMessage": "bad",
+        json!({"attemptsMade": 1, "arrivalTimestamp": 1, "lastErrorCode": MALFORMED_DATA, "lastErrorMessage": "bad",
                "attemptEndingTimestamp": 5, "rawData": "b29wcw==", "dataCatalogTable": {"tableName": "t"}})
     );
+}
+
+#[test]
+fn records_whose_keys_all_differ_still_find_their_columns_past_the_key_index() {
+    let lines: Vec<String> = (0..KEY_INDEX_MAX + 100)
+        .map(|i| format!(r#"{{"unique-{i}": true, "ID": {i}}}"#))
+        .collect();
+    let input: Vec<InRecord<'_>> = lines
+        .iter()
+        .map(|l| InRecord {
+            data: l.as_bytes(),
+            arrival_ms: 1,
+        })
+        .collect();
+    let out = convert(&input, &schema(&[("id", "bigint")]), &openx(), &settings()).unwrap();
+    assert!(out.failed.is_empty());
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(out.body.unwrap()))
+        .unwrap()
+        .build()
+        .unwrap();
+    let ids: Vec<i64> = reader
+        .map(Result::unwrap)
+        .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    assert_eq!(ids, (0..(KEY_INDEX_MAX + 100) as i64).collect::<Vec<_>>());
 }

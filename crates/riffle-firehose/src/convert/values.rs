@@ -5,9 +5,9 @@
 
 use std::borrow::Cow;
 
+use super::json::Json;
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
-use serde_json::Value;
 
 /// Epoch numbers at or above this are milliseconds, below it seconds: the
 /// OpenX SerDe takes both ("Epoch seconds – 1518033528; epoch
@@ -17,7 +17,7 @@ const EPOCH_MILLIS_FROM: f64 = 1e11;
 /// What a value could not be read as.
 pub type Refusal = String;
 
-fn refuse(value: &Value, what: &str) -> Refusal {
+fn refuse(value: &Json<'_>, what: &str) -> Refusal {
     let mut shown = value.to_string();
     if shown.len() > 100 {
         let end = (0..=100)
@@ -30,30 +30,30 @@ fn refuse(value: &Value, what: &str) -> Refusal {
     format!("Cannot convert {shown} to {what}")
 }
 
-pub fn boolean(value: &Value) -> Result<bool, Refusal> {
+pub fn boolean(value: &Json<'_>) -> Result<bool, Refusal> {
     match value {
-        Value::Bool(b) => Ok(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        Json::Bool(b) => Ok(*b),
+        Json::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Json::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
         _ => Err(refuse(value, "boolean")),
     }
 }
 
 /// An integer in `[min, max]`, from an integral number or its text.
-pub fn integer(value: &Value, min: i64, max: i64, what: &str) -> Result<i64, Refusal> {
+pub fn integer(value: &Json<'_>, min: i64, max: i64, what: &str) -> Result<i64, Refusal> {
     let n = match value {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse::<i64>().ok(),
+        Json::Number(n) => n.as_i64(),
+        Json::String(s) => s.trim().parse::<i64>().ok(),
         _ => None,
     };
     n.filter(|n| (min..=max).contains(n))
         .ok_or_else(|| refuse(value, what))
 }
 
-pub fn double(value: &Value) -> Result<f64, Refusal> {
+pub fn double(value: &Json<'_>) -> Result<f64, Refusal> {
     match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     }
     .ok_or_else(|| refuse(value, "double"))
@@ -61,9 +61,9 @@ pub fn double(value: &Value) -> Result<f64, Refusal> {
 
 /// A string column takes any value: scalars as their text, objects and
 /// arrays as their JSON.
-pub fn string(value: &Value) -> Cow<'_, str> {
+pub fn string<'v>(value: &'v Json<'_>) -> Cow<'v, str> {
     match value {
-        Value::String(s) => Cow::Borrowed(s),
+        Json::String(s) => Cow::Borrowed(s.as_ref()),
         other => Cow::Owned(other.to_string()),
     }
 }
@@ -78,9 +78,9 @@ pub fn truncated(text: Cow<'_, str>, n: u32) -> Cow<'_, str> {
 }
 
 /// Binary columns are base64 text in JSON.
-pub fn binary(value: &Value) -> Result<Vec<u8>, Refusal> {
+pub fn binary(value: &Json<'_>) -> Result<Vec<u8>, Refusal> {
     match value {
-        Value::String(s) => base64_simd::STANDARD
+        Json::String(s) => base64_simd::STANDARD
             .decode_to_vec(s.as_bytes())
             .map_err(|_| refuse(value, "binary (base64)")),
         _ => Err(refuse(value, "binary (base64)")),
@@ -89,11 +89,11 @@ pub fn binary(value: &Value) -> Result<Vec<u8>, Refusal> {
 
 /// A decimal's unscaled value at `scale` (rounded half up, as Hive
 /// rounds), if it has at most `precision` digits.
-pub fn decimal(value: &Value, precision: u8, scale: u8) -> Result<i128, Refusal> {
+pub fn decimal(value: &Json<'_>, precision: u8, scale: u8) -> Result<i128, Refusal> {
     let what = || format!("decimal({precision},{scale})");
     let text: Cow<'_, str> = match value {
-        Value::Number(n) => Cow::Owned(n.to_string()),
-        Value::String(s) => Cow::Borrowed(s.trim()),
+        Json::Number(n) => Cow::Owned(n.to_string()),
+        Json::String(s) => Cow::Borrowed(s.trim()),
         _ => return Err(refuse(value, &what())),
     };
     let unscaled = parse_decimal(&text, scale).ok_or_else(|| refuse(value, &what()))?;
@@ -119,18 +119,15 @@ fn parse_decimal(text: &str, scale: u8) -> Option<i128> {
     if whole.is_empty() && fraction.is_empty() || !all_digits(whole) || !all_digits(fraction) {
         return None;
     }
-    // The digits as one integer, and the power of ten it is scaled by.
-    let joined = format!("{whole}{fraction}");
-    let joined = joined.trim_start_matches('0');
-    if joined.len() > 60 {
-        return None;
-    }
+    // The digits as one integer (None past i128), and the power of ten
+    // it is scaled by.
+    let n = whole
+        .bytes()
+        .chain(fraction.bytes())
+        .try_fold(0i128, |n, b| {
+            n.checked_mul(10)?.checked_add(i128::from(b - b'0'))
+        })?;
     let shift = exponent - fraction.len() as i32 + i32::from(scale);
-    let n: i128 = if joined.is_empty() {
-        0
-    } else {
-        joined.parse().ok()?
-    };
     let scaled = if shift >= 0 {
         n.checked_mul(10i128.checked_pow(shift.unsigned_abs())?)?
     } else {
@@ -144,15 +141,15 @@ fn parse_decimal(text: &str, scale: u8) -> Option<i128> {
 }
 
 /// Days since 1970-01-01 of a `yyyy-MM-dd` date (or a day number).
-pub fn date(value: &Value) -> Result<i32, Refusal> {
+pub fn date(value: &Json<'_>) -> Result<i32, Refusal> {
     let days = match value {
-        Value::String(s) => s
+        Json::String(s) => s
             .trim()
             .parse::<Date>()
             .ok()
             .and_then(|d| d.since(Date::constant(1970, 1, 1)).ok())
             .map(|span| span.get_days()),
-        Value::Number(n) => n.as_i64().and_then(|d| i32::try_from(d).ok()),
+        Json::Number(n) => n.as_i64().and_then(|d| i32::try_from(d).ok()),
         _ => None,
     };
     days.ok_or_else(|| refuse(value, "date"))
@@ -162,7 +159,7 @@ pub fn date(value: &Value) -> Result<i32, Refusal> {
 /// patterns or `millis`) when the SerDe gives some, else the defaults:
 /// ISO 8601 with `T` or a space (an offset or `Z` optional, UTC if none),
 /// epoch seconds (possibly fractional) or epoch milliseconds.
-pub fn timestamp(value: &Value, formats: &[String]) -> Result<i64, Refusal> {
+pub fn timestamp(value: &Json<'_>, formats: &[String]) -> Result<i64, Refusal> {
     let micros = if formats.is_empty() {
         default_timestamp(value)
     } else {
@@ -171,10 +168,10 @@ pub fn timestamp(value: &Value, formats: &[String]) -> Result<i64, Refusal> {
     micros.ok_or_else(|| refuse(value, "timestamp"))
 }
 
-fn default_timestamp(value: &Value) -> Option<i64> {
+fn default_timestamp(value: &Json<'_>) -> Option<i64> {
     match value {
-        Value::Number(n) => epoch_micros(n.as_f64()?),
-        Value::String(s) => {
+        Json::Number(n) => epoch_micros(n.as_f64()?),
+        Json::String(s) => {
             let s = s.trim();
             if let Ok(n) = s.parse::<f64>() {
                 return epoch_micros(n);
@@ -203,16 +200,16 @@ fn iso_micros(text: &str) -> Option<i64> {
     Some(zoned.timestamp().as_microsecond())
 }
 
-fn formatted_timestamp(value: &Value, format: &str) -> Option<i64> {
+fn formatted_timestamp(value: &Json<'_>, format: &str) -> Option<i64> {
     if format == "millis" {
         let ms = match value {
-            Value::Number(n) => n.as_i64()?,
-            Value::String(s) => s.trim().parse().ok()?,
+            Json::Number(n) => n.as_i64()?,
+            Json::String(s) => s.trim().parse().ok()?,
             _ => return None,
         };
         return ms.checked_mul(1000);
     }
-    let Value::String(text) = value else {
+    let Json::String(text) = value else {
         return None;
     };
     let pattern = joda_to_strftime(format);
@@ -289,20 +286,36 @@ fn joda_to_strftime(pattern: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    /// A test value as the parser would give it.
+    fn v(value: Value) -> Json<'static> {
+        match value {
+            Value::Null => Json::Null,
+            Value::Bool(b) => Json::Bool(b),
+            Value::Number(n) => Json::Number(n),
+            Value::String(s) => Json::String(Cow::Owned(s)),
+            Value::Array(items) => Json::Array(items.into_iter().map(v).collect()),
+            Value::Object(map) => Json::Object(
+                map.into_iter()
+                    .map(|(k, x)| (Cow::Owned(k), v(x)))
+                    .collect(),
+            ),
+        }
+    }
 
     #[test]
     fn decimals_are_read_from_their_text_and_rounded_half_up() {
-        assert_eq!(decimal(&json!(12.345), 10, 2), Ok(1235));
-        assert_eq!(decimal(&json!("-0.005"), 5, 2), Ok(-1));
-        assert_eq!(decimal(&json!("1.5e3"), 6, 1), Ok(15000));
+        assert_eq!(decimal(&v(json!(12.345)), 10, 2), Ok(1235));
+        assert_eq!(decimal(&v(json!("-0.005")), 5, 2), Ok(-1));
+        assert_eq!(decimal(&v(json!("1.5e3")), 6, 1), Ok(15000));
         assert_eq!(
-            decimal(&json!(123456789012345678u64), 38, 2),
+            decimal(&v(json!(123456789012345678u64)), 38, 2),
             Ok(12345678901234567800)
         );
-        assert!(decimal(&json!("1000"), 3, 0).is_err());
-        assert!(decimal(&json!("12a"), 10, 0).is_err());
-        assert!(decimal(&json!(true), 10, 0).is_err());
+        assert!(decimal(&v(json!("1000")), 3, 0).is_err());
+        assert!(decimal(&v(json!("12a")), 10, 0).is_err());
+        assert!(decimal(&v(json!(true)), 10, 0).is_err());
     }
 
     #[test]
@@ -315,40 +328,40 @@ mod tests {
             json!(1518033528000u64),
             json!("1518033528"),
         ] {
-            assert_eq!(timestamp(&value, &[]), Ok(at), "{value}");
+            assert_eq!(timestamp(&v(value.clone()), &[]), Ok(at), "{value}");
         }
-        assert_eq!(timestamp(&json!(1518033528.123), &[]), Ok(at + 123_000));
-        assert!(timestamp(&json!("yesterday"), &[]).is_err());
+        assert_eq!(timestamp(&v(json!(1518033528.123)), &[]), Ok(at + 123_000));
+        assert!(timestamp(&v(json!("yesterday")), &[]).is_err());
     }
 
     #[test]
     fn hive_timestamp_formats_include_millis_and_joda_patterns() {
         let formats = vec!["millis".to_owned(), "dd/MM/yyyy HH:mm:ss".to_owned()];
         assert_eq!(
-            timestamp(&json!(1518033528123u64), &formats),
+            timestamp(&v(json!(1518033528123u64)), &formats),
             Ok(1_518_033_528_123_000)
         );
         assert_eq!(
-            timestamp(&json!("07/02/2018 19:58:48"), &formats),
+            timestamp(&v(json!("07/02/2018 19:58:48")), &formats),
             Ok(1_518_033_528_000_000)
         );
         let iso = vec!["yyyy-MM-dd'T'HH:mm:ss".to_owned()];
         assert_eq!(
-            timestamp(&json!("2018-02-07T19:58:48"), &iso),
+            timestamp(&v(json!("2018-02-07T19:58:48")), &iso),
             Ok(1_518_033_528_000_000)
         );
-        assert!(timestamp(&json!("2018-02-07 19:58:48"), &iso).is_err());
+        assert!(timestamp(&v(json!("2018-02-07 19:58:48")), &iso).is_err());
     }
 
     #[test]
     fn scalars_coerce_as_the_serdes_do() {
-        assert_eq!(integer(&json!("42"), -128, 127, "tinyint"), Ok(42));
-        assert!(integer(&json!(300), -128, 127, "tinyint").is_err());
-        assert!(integer(&json!(1.5), i64::MIN, i64::MAX, "bigint").is_err());
-        assert_eq!(boolean(&json!("TRUE")), Ok(true));
-        assert_eq!(string(&json!({"a": 1})), "{\"a\":1}");
+        assert_eq!(integer(&v(json!("42")), -128, 127, "tinyint"), Ok(42));
+        assert!(integer(&v(json!(300)), -128, 127, "tinyint").is_err());
+        assert!(integer(&v(json!(1.5)), i64::MIN, i64::MAX, "bigint").is_err());
+        assert_eq!(boolean(&v(json!("TRUE"))), Ok(true));
+        assert_eq!(string(&v(json!({"a": 1}))), "{\"a\":1}");
         assert_eq!(truncated(Cow::Borrowed("héllo"), 2), "hé");
-        assert_eq!(date(&json!("2026-12-06")), Ok(20793));
-        assert_eq!(binary(&json!("aGk=")), Ok(b"hi".to_vec()));
+        assert_eq!(date(&v(json!("2026-12-06"))), Ok(20793));
+        assert_eq!(binary(&v(json!("aGk="))), Ok(b"hi".to_vec()));
     }
 }
