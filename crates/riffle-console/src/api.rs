@@ -13,6 +13,7 @@
 //! - `POST /api/records`: the record browser's reads (`records`).
 //! - `GET /api/metrics`: the services' metrics as samples (`metrics`).
 //! - `GET /api/server`: version, data directory, fsync, uptime, disk use.
+//! - `GET /api/functions`: the `[functions]` registry, read-only (`functions`).
 //! - `GET /api/s3/…`: the embedded S3's buckets and objects (`s3`).
 //!
 //! Every POST carries the `x-riffle-console` header (see `server`).
@@ -31,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::server::ApiRequest;
-use crate::{ConsoleConfig, metrics, records, s3};
+use crate::{ConsoleConfig, functions, metrics, records, s3};
 
 /// The session cookie's name.
 pub(crate) const SESSION_COOKIE: &str = "riffle_console";
@@ -208,6 +209,7 @@ impl Api {
             (&Method::POST, "/api/logout") => Ok(self.logout(req.session.as_deref())),
             (&Method::GET, "/api/server") => Ok(self.server().await),
             (&Method::GET, "/api/metrics") => Ok(self.metrics()),
+            (&Method::GET, "/api/functions") => functions::list(self, &self.logged_in(who)?).await,
             (&Method::POST, "/api/call") => self.call(&self.logged_in(who)?, &req.body).await,
             (&Method::POST, "/api/calls") => self.calls(&self.logged_in(who)?, &req.body).await,
             (&Method::POST, "/api/records") => {
