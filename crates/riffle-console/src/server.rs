@@ -492,4 +492,32 @@ mod tests {
         let (status, _) = json(handle(&governed, get(None), peer()).await).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
+
+    #[tokio::test]
+    async fn repeated_failed_logins_from_one_address_are_throttled_even_with_the_right_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = api(dir.path(), true).await;
+        let wrong = format!(r#"{{"accessKeyId":"{KEY}","secretAccessKey":"nope"}}"#);
+        let right = format!(r#"{{"accessKeyId":"{KEY}","secretAccessKey":"{SECRET}"}}"#);
+        for _ in 0..crate::api::LOGIN_FAILURES_MAX {
+            let (status, _) =
+                json(handle(&api, post("/api/login", &wrong, None), peer()).await).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        let (status, error) =
+            json(handle(&api, post("/api/login", &right, None), peer()).await).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(error["__type"], "ThrottlingException");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Too many failed sign-ins from this address"),
+            "{error}"
+        );
+        // Another address signs in.
+        let other: SocketAddr = "127.0.0.2:50000".parse().unwrap();
+        let (status, _) = json(handle(&api, post("/api/login", &right, None), other).await).await;
+        assert_eq!(status, StatusCode::OK);
+    }
 }
