@@ -369,6 +369,8 @@ def test_a_delivery_streams_buffer_fills_against_its_hints_and_its_delivery_is_c
     expect(panel.locator('[data-col="records"]')).to_have_text("0")
     objects = s3.list_objects_v2(Bucket="filling")["Contents"]
     assert len(objects) == 1 and objects[0]["Size"] >= 1024 * 1024
+    # The list of objects delivered follows, without a reload.
+    expect(page.get_by_role("link", name=objects[0]["Key"])).to_be_visible()
     deliveries = page.locator('[data-chart="Deliveries"] .u-legend')
     expect(deliveries).to_contain_text("Objects stored")
     expect(deliveries).to_contain_text("Failed puts")

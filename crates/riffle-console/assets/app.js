@@ -175,7 +175,7 @@ function chart(title, unit, series) {
       plot = new uPlot({
         width, height: 170,
         series: [{}, ...series.map(([label], i) => ({ label, stroke: PALETTE[i % PALETTE.length], width: 2 }))],
-        axes: [{}, { values: (u, vals) => vals.map((v) => unit === "bytes" ? bytes(v) + "/s" : unit === "size" ? bytes(v) : unit === "ms" ? `${v} ms` : `${v}/s`), size: 70 }],
+        axes: [{}, { values: (u, vals) => vals.map((v) => unit === "bytes" ? bytes(v) + "/s" : unit === "size" ? bytes(v) : unit === "ms" ? `${v} ms` : `${v}/s`), size: unit === "bytes" ? 84 : 70 }],
         // A fixed window ending now, so one sample does not fill the axis.
         scales: { x: { time: true, range: () => { const end = Math.max(Date.now() / 1000, lastT); return [end - CHART_WINDOW_S, end]; } },
           // From zero, and an axis even before the first sample.
@@ -595,7 +595,7 @@ async function deliveryPage(name) {
     h("h2", {}, "Delivery metrics"), h("div", { class: "charts" }, charts.map(([box]) => box)),
     h("h2", {}, "Last objects delivered"), objects);
   startSampling();
-  if (s3) {
+  const loadObjects = async () => {
     const bucket = s3.BucketARN.replace(/^arn:[^:]+:s3:::/, "");
     const list = async (prefix) => (await get(`/api/s3/objects?bucket=${enc(bucket)}&prefix=${enc(prefix)}&recursive=1`)).objects;
     try {
@@ -615,8 +615,21 @@ async function deliveryPage(name) {
         h("h2", {}, "Recent error-prefix objects"),
         failed.length ? table(failed) : h("p", {}, "No error objects."));
     } catch (e) { objects.replaceChildren(errorBox()); showError(objects.firstChild, e); }
-  } else objects.replaceChildren(h("p", {}, "This destination does not deliver to S3."));
-  return () => { charts.forEach(([, draw]) => draw()); buffer.draw(); };
+  };
+  if (s3) await loadObjects();
+  else objects.replaceChildren(h("p", {}, "This destination does not deliver to S3."));
+  // The lists again whenever the count of objects stored moves on.
+  const storedKey = key("delivery_to_s3_object_count_total");
+  let listedAt = latest(storedKey);
+  return () => {
+    charts.forEach(([, draw]) => draw());
+    buffer.draw();
+    const stored = latest(storedKey);
+    if (s3 && stored != null && stored !== listedAt) {
+      if (listedAt !== undefined) loadObjects();
+      listedAt = stored;
+    }
+  };
 }
 
 // What the delivery lane's buffer holds now against the buffering hints
