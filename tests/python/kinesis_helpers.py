@@ -61,6 +61,18 @@ def create_active_stream(client, name: str, shards: int = 1) -> dict:
     return client.describe_stream(StreamName=name)["StreamDescription"]
 
 
+def register_active(client, stream: str, name: str) -> str:
+    """Registers a consumer and waits (bounded) until it is ACTIVE."""
+    consumer = client.register_stream_consumer(StreamARN=stream_arn(stream), ConsumerName=name)["Consumer"]
+    assert consumer["ConsumerStatus"] == "CREATING"
+    arn = consumer["ConsumerARN"]
+    deadline = time.monotonic() + READ_DEADLINE_S
+    while client.describe_stream_consumer(ConsumerARN=arn)["ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
+        assert time.monotonic() < deadline, "consumer never became ACTIVE"
+        time.sleep(0.01)
+    return arn
+
+
 def wait_active(client, name: str) -> None:
     client.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.05, "MaxAttempts": 200})
 

@@ -18,7 +18,7 @@ from botocore.config import Config
 from playwright.sync_api import expect, sync_playwright
 
 from conftest import RiffleServer, make_client
-from kinesis_helpers import REGION, create_active_stream
+from kinesis_helpers import REGION, create_active_stream, get_records, iterator, register_active, shard_id
 
 # The banner line that names the console (README, "Console").
 CONSOLE_LINE = re.compile(r"^\s*console:\s+(http://\S+/)\s*$", re.MULTILINE)
@@ -215,6 +215,48 @@ def test_kpl_aggregated_records_are_expanded_in_the_record_browser(console, page
         expect(records).to_contain_text(f"pk-{i}")
 
 
+def series_of(chart) -> dict:
+    """Each series' latest sample in a chart, by its label (None: no sample)."""
+    return json.loads(chart.get_attribute("data-series") or "{}")
+
+
+def test_an_efo_consumers_millis_behind_latest_is_charted_beside_the_polling_age(console, page):
+    client = kinesis(console)
+    create_active_stream(client, "fanned")
+    arn = register_active(client, "fanned", "reader")
+    client.put_records(StreamName="fanned", Records=[{"PartitionKey": f"k{i}", "Data": b"x"} for i in range(10)])
+    events = client.subscribe_to_shard(
+        ConsumerARN=arn, ShardId=shard_id(0), StartingPosition={"Type": "TRIM_HORIZON"}
+    )["EventStream"]
+    try:
+        assert len(next(iter(events))["SubscribeToShardEvent"]["Records"]) == 10
+        # A polling reader as well: GetRecords' own iterator age.
+        get_records(client, ShardIterator=iterator(client, "fanned", shard_id(0)))
+        page.goto(console.console + "#/stream/fanned")
+        chart = page.locator('[data-chart="Iterator age"]')
+        legend = chart.locator(".u-legend")
+        expect(legend).to_contain_text("Polling (GetRecords)")
+        expect(legend).to_contain_text("reader (enhanced fan-out)")
+        behind = page.locator('tr[data-consumer="reader"] [data-col="behind"]')
+        expect(behind).to_have_text(re.compile(r"^\d+ ms$"))
+        # Samples of the consumer's own series, enough for a line.
+        page.wait_for_function(
+            """() => {
+                const box = document.querySelector('[data-chart="Iterator age"]');
+                const last = JSON.parse(box.dataset.series || "{}")["reader (enhanced fan-out)"];
+                return typeof last === "number" && Number(box.dataset.points) >= 3;
+            }""",
+            timeout=UI_TIMEOUT_MS,
+        )
+        assert "Polling (GetRecords)" in series_of(chart)
+        shot(page, "stream-consumers")
+        # Deregistered: its series goes at once, its subscription with it.
+        client.deregister_stream_consumer(ConsumerARN=arn)
+        expect(behind).to_have_text("not subscribed")
+    finally:
+        events.close()
+
+
 def test_splitting_a_shard_in_the_form_shows_the_lineage_in_the_shard_map(console, page):
     client = kinesis(console)
     create_active_stream(client, "to-split")
@@ -285,6 +327,54 @@ def test_a_firehose_delivery_shows_its_objects_and_the_s3_browser_previews_them(
     page.goto(console.console + "#/s3/deliveries")
     expect(page.get_by_role("table", name="Objects")).to_contain_text(key.split("/")[0] + "/")
     shot(page, "s3-bucket")
+
+
+def test_a_delivery_streams_buffer_fills_against_its_hints_and_its_delivery_is_counted(console, page):
+    firehose = boto3.client("firehose", endpoint_url=console.endpoint, region_name=REGION, config=NO_RETRIES)
+    s3 = boto3.client("s3", endpoint_url=console.endpoint, region_name=REGION, config=NO_RETRIES)
+    s3.create_bucket(Bucket="filling")
+    # The longest interval AWS allows: only the size hint flushes here.
+    firehose.create_delivery_stream(
+        DeliveryStreamName="slow-fill",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": f"arn:aws:iam::{ACCOUNT}:role/firehose",
+            "BucketARN": "arn:aws:s3:::filling",
+            "BufferingHints": {"SizeInMBs": 1, "IntervalInSeconds": 900},
+        },
+    )
+    deadline = time.monotonic() + DEADLINE_S
+    while firehose.describe_delivery_stream(DeliveryStreamName="slow-fill")["DeliveryStreamDescription"]["DeliveryStreamStatus"] != "ACTIVE":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    small = [{"Data": json.dumps({"n": i}).encode() + b"\n"} for i in range(5)]
+    assert firehose.put_record_batch(DeliveryStreamName="slow-fill", Records=small)["FailedPutCount"] == 0
+
+    page.goto(console.console + "#/delivery/slow-fill")
+    panel = page.locator("[data-buffer]")
+    expect(panel.locator('[data-col="records"]')).to_have_text("5")
+    small_bytes = sum(len(r["Data"]) for r in small)
+    expect(panel.locator('[data-col="bytes"]')).to_contain_text(f"{small_bytes} B of 1.0 MiB")
+    expect(panel.locator('[data-col="delivered"]')).to_have_text("0")
+    expect(page.get_by_label("Buffer fill")).to_have_attribute("value", str(small_bytes))
+    assert not s3.list_objects_v2(Bucket="filling").get("Contents"), "flushed before its size"
+    shot(page, "delivery-buffer")
+
+    # Past SizeInMBs: flushed at once, then counted as delivered.
+    big = [{"Data": b"y" * (600 * 1024)} for _ in range(2)]
+    assert firehose.put_record_batch(DeliveryStreamName="slow-fill", Records=big)["FailedPutCount"] == 0
+    # A read returns at least one record however big, so the buffer takes
+    # both and goes as one object of all seven.
+    expect(panel.locator('[data-col="objects"]')).to_have_text("1")
+    expect(panel.locator('[data-col="delivered"]')).to_have_text("7")
+    expect(panel.locator('[data-col="records"]')).to_have_text("0")
+    objects = s3.list_objects_v2(Bucket="filling")["Contents"]
+    assert len(objects) == 1 and objects[0]["Size"] >= 1024 * 1024
+    # The list of objects delivered follows, without a reload.
+    expect(page.get_by_role("link", name=objects[0]["Key"])).to_be_visible()
+    deliveries = page.locator('[data-chart="Deliveries"] .u-legend')
+    expect(deliveries).to_contain_text("Objects stored")
+    expect(deliveries).to_contain_text("Failed puts")
+    shot(page, "delivery-delivered")
 
 
 def test_the_s3_browser_shows_a_parquet_objects_schema_and_first_rows(console, page):
@@ -366,9 +456,12 @@ def test_the_overview_of_a_thousand_streams_shows_a_page_of_rows_with_their_summ
         stop(srv)
 
 
-def test_event_source_mappings_show_on_the_overview(tmp_path, page):
+def test_event_source_mappings_and_functions_show_on_the_overview(tmp_path, page):
     config = tmp_path / "riffle.toml"
-    config.write_text('[functions.consumer]\nurl = "http://127.0.0.1:9/2015-03-31/functions/function/invocations"\n')
+    config.write_text(
+        '[functions.consumer]\nurl = "http://127.0.0.1:9/2015-03-31/functions/function/invocations"\n\n'
+        '[functions.local]\ncommand = ["python3", "-c", "pass"]\nmax_instances = 2\n'
+    )
     srv = start_console_server(tmp_path, "--config", str(config))
     try:
         create_active_stream(kinesis(srv), "triggered")
@@ -386,6 +479,16 @@ def test_event_source_mappings_show_on_the_overview(tmp_path, page):
         expect(row.get_by_role("link", name="triggered")).to_be_visible()
         expect(row).to_contain_text("7")
         expect(row.locator("td").nth(2)).to_have_text(lam.get_event_source_mapping(UUID=uuid)["State"])
+        # The [functions] of the config: how each runs, instances running now.
+        url_fn = page.locator('tr[data-function="consumer"]')
+        expect(url_fn.locator('[data-col="kind"]')).to_have_text("URL")
+        expect(url_fn).to_contain_text("http://127.0.0.1:9/2015-03-31/functions/function/invocations")
+        expect(url_fn.locator('[data-col="instances"]')).to_have_text("–")
+        command_fn = page.locator('tr[data-function="local"]')
+        expect(command_fn.locator('[data-col="kind"]')).to_have_text("command")
+        expect(command_fn.locator('[data-col="instances"]')).to_have_text("0 of 2")
+        expect(command_fn).to_contain_text(f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:local")
+        shot(page, "overview-functions")
     finally:
         stop(srv)
 

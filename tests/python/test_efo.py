@@ -8,22 +8,18 @@ import time
 
 from botocore.exceptions import ClientError, EventStreamError
 
-from kinesis_helpers import code_and_message, create_active_stream, error_of, shard_id, stream_arn, wait_active
+from kinesis_helpers import (
+    code_and_message,
+    create_active_stream,
+    error_of,
+    register_active,
+    shard_id,
+    stream_arn,
+    wait_active,
+)
 
 # A bound on waiting for a condition, never a sleep-to-hope.
 DEADLINE_S = 10.0
-
-
-def register_active(client, stream: str, name: str) -> str:
-    """Registers a consumer and waits (bounded) until it is ACTIVE."""
-    consumer = client.register_stream_consumer(StreamARN=stream_arn(stream), ConsumerName=name)["Consumer"]
-    assert consumer["ConsumerStatus"] == "CREATING"
-    arn = consumer["ConsumerARN"]
-    deadline = time.monotonic() + DEADLINE_S
-    while client.describe_stream_consumer(ConsumerARN=arn)["ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
-        assert time.monotonic() < deadline, "consumer never became ACTIVE"
-        time.sleep(0.01)
-    return arn
 
 
 def next_event(events) -> dict:

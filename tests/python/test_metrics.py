@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 
 from conftest import make_client
-from kinesis_helpers import create_active_stream, get_records, iterator, shard_id
+from kinesis_helpers import create_active_stream, get_records, iterator, register_active, shard_id
 
 # Labels are optional: the storage series have none.
 SAMPLE = re.compile(r'^(\w+)(?:\{([^}]*)\})? (-?[0-9.e+-]+)$')
@@ -57,6 +57,27 @@ def test_stream_and_enabled_shard_metrics_match_the_traffic(metered):
     assert sum(per_shard.values()) == payload
     # Not enabled per shard: no shard series.
     assert not any(name == "riffle_kinesis_shard_outgoing_bytes_total" for name, _ in samples)
+
+
+def test_an_enhanced_fan_out_consumers_millis_behind_latest_has_its_own_series(metered):
+    kinesis = make_client(metered.endpoint)
+    create_active_stream(kinesis, "fanned")
+    arn = register_active(kinesis, "fanned", "reader")
+    kinesis.put_record(StreamName="fanned", PartitionKey="k", Data=b"r")
+    events = kinesis.subscribe_to_shard(
+        ConsumerARN=arn, ShardId=shard_id(0), StartingPosition={"Type": "TRIM_HORIZON"}
+    )["EventStream"]
+    try:
+        event = next(iter(events))["SubscribeToShardEvent"]
+        assert len(event["Records"]) == 1
+        series = ("riffle_kinesis_consumer_millis_behind_latest", 'stream="fanned",consumer="reader"')
+        assert scrape(metered.metrics_url)[series] == event["MillisBehindLatest"]
+        # SubscribeToShardEvent.MillisBehindLatest, not the polling readers' age.
+        assert scrape(metered.metrics_url)[("riffle_kinesis_iterator_age_milliseconds", 'stream="fanned"')] == 0
+        kinesis.deregister_stream_consumer(ConsumerARN=arn)
+        assert series not in scrape(metered.metrics_url)
+    finally:
+        events.close()
 
 
 def test_requests_are_counted_by_operation_and_outcome_with_their_latency(metered):

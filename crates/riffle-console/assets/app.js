@@ -100,12 +100,23 @@ async function sample() {
   try {
     const m = await get("/api/metrics");
     const t = m.at / 1000;
+    const seen = new Set();
     for (const s of m.samples) {
       const key = seriesKey(s.name, s.labels);
+      seen.add(key);
       let points = history.get(key);
       if (!points) history.set(key, points = []);
       points.push([t, s.value]);
       if (points.length > HISTORY) points.shift();
+    }
+    // A series that went away (a consumer with no subscription, a deleted
+    // stream) has no value now: a gap, not its last value repeated; it is
+    // forgotten once its whole history is gaps.
+    for (const [key, points] of history) {
+      if (seen.has(key)) continue;
+      points.push([t, null]);
+      if (points.length > HISTORY) points.shift();
+      if (points.every((p) => p[1] === null)) history.delete(key);
     }
     for (const l of listeners) l();
   } catch (_) { /* a missed poll leaves a gap */ }
@@ -121,6 +132,7 @@ function rates(key) {
   const ts = [], vs = [];
   for (let i = 1; i < p.length; i++) {
     const dt = p[i][0] - p[i - 1][0];
+    if (p[i][1] === null || p[i - 1][1] === null) continue;
     if (dt > 0) { ts.push(p[i][0]); vs.push(Math.max(0, (p[i][1] - p[i - 1][1]) / dt)); }
   }
   return [ts, vs];
@@ -162,8 +174,8 @@ function chart(title, unit, series) {
     if (!plot) {
       plot = new uPlot({
         width, height: 170,
-        series: [{}, ...series.map(([label], i) => ({ label, stroke: ["#0b5cad", "#a40e26", "#116329"][i % 3], width: 2 }))],
-        axes: [{}, { values: (u, vals) => vals.map((v) => unit === "bytes" ? bytes(v) + "/s" : unit === "ms" ? `${v} ms` : `${v}/s`), size: 70 }],
+        series: [{}, ...series.map(([label], i) => ({ label, stroke: PALETTE[i % PALETTE.length], width: 2 }))],
+        axes: [{}, { values: (u, vals) => vals.map((v) => unit === "bytes" ? bytes(v) + "/s" : unit === "size" ? bytes(v) : unit === "ms" ? `${v} ms` : `${v}/s`), size: unit === "bytes" ? 84 : 70 }],
         // A fixed window ending now, so one sample does not fill the axis.
         scales: { x: { time: true, range: () => { const end = Math.max(Date.now() / 1000, lastT); return [end - CHART_WINDOW_S, end]; } },
           // From zero, and an axis even before the first sample.
@@ -176,9 +188,16 @@ function chart(title, unit, series) {
     }
     box.dataset.points = String(ts.length);
     box.dataset.last = String(aligned.slice(1).map((v) => v[v.length - 1] ?? 0).reduce((a, b) => a + (b || 0), 0));
+    // Each series' latest sample (null: none yet), by label.
+    box.dataset.series = JSON.stringify(Object.fromEntries(series.map(([label], i) => {
+      const [, vs] = data[i];
+      return [label, vs.length ? vs[vs.length - 1] : null];
+    })));
   };
   return [box, draw];
 }
+// Line colours, distinct and dark enough on the panel's background.
+const PALETTE = ["#0b5cad", "#a40e26", "#116329", "#7a4e00", "#6f42c1", "#1b7c83", "#b35900", "#4d5560"];
 
 // ---------- session ----------
 let session = { verifies: false, accessKeyId: null };
@@ -227,7 +246,7 @@ async function listAll(service, operation, input, pick, next) {
 }
 
 async function overview() {
-  const [server, streams, delivery, mappings] = await Promise.all([
+  const [server, streams, delivery, mappings, functions] = await Promise.all([
     get("/api/server"),
     listAll("kinesis", "ListStreams", { Limit: 1000 }, (a) => a.StreamSummaries || [],
       (a) => a.HasMoreStreams && a.NextToken ? { NextToken: a.NextToken, Limit: 1000 } : null),
@@ -235,6 +254,8 @@ async function overview() {
       (a, r) => a.HasMoreDeliveryStreams ? { Limit: 10000, ExclusiveStartDeliveryStreamName: a.DeliveryStreamNames.at(-1) } : null),
     listAll("lambda", "ListEventSourceMappings", { MaxItems: 100 }, (a) => a.EventSourceMappings || [],
       (a) => a.NextMarker ? { MaxItems: 100, Marker: a.NextMarker } : null),
+    // A key whose policy denies lambda:ListFunctions still sees the rest.
+    get("/api/functions").then((a) => a.functions, (e) => e),
   ]);
   const facts = h("dl", { class: "cards" },
     ...[["Version", server.version], ["Data directory", server.dataDir], ["fsync", server.fsync],
@@ -308,11 +329,28 @@ async function overview() {
           h("td", {}, source ? h("a", { href: `#/stream/${enc(source)}` }, source) : m.EventSourceArn),
           h("td", {}, m.State), h("td", { class: "num" }, m.BatchSize), h("td", { class: "hide-narrow" }, m.UUID));
       }))))
-      : h("p", {}, "No event source mappings."));
+      : h("p", {}, "No event source mappings."),
+    h("h2", { id: "functions" }, "Functions"),
+    functionsTable(functions));
   render();
   deliverySummaries(delivery, dtable);
   startSampling();
   return () => draws.forEach((d) => d());
+}
+
+// The `[functions]` of the config file: how each runs and its instances now.
+function functionsTable(functions) {
+  if (functions instanceof Error) { const box = errorBox(); showError(box, functions); return box; }
+  if (!functions.length) return h("p", {}, "No functions in the config file's [functions].");
+  return h("div", { class: "scroll" }, h("table", { "aria-labelledby": "functions" },
+    h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Kind"), h("th", {}, "Runs"),
+      h("th", { class: "num" }, "Instances running"), h("th", { class: "hide-narrow" }, "ARN"))),
+    h("tbody", {}, functions.map((f) => h("tr", { "data-function": f.name },
+      h("td", {}, f.name),
+      h("td", { "data-col": "kind" }, f.kind === "url" ? "URL" : "command"),
+      h("td", {}, h("code", {}, f.target)),
+      h("td", { class: "num", "data-col": "instances" }, f.maxInstances == null ? "–" : `${f.instancesRunning} of ${f.maxInstances}`),
+      h("td", { class: "hide-narrow" }, f.arn))))));
 }
 
 // Shard counts and retention of the streams on the current page: one
@@ -362,14 +400,23 @@ async function streamPage(name) {
     ["Consumers", consumerList.length], ["Created", when(d.StreamCreationTimestamp)],
   ].map(([k, v]) => h("div", { class: "card" }, h("dt", {}, k), h("dd", {}, v))));
   const key = (m) => seriesKey(`riffle_kinesis_${m}`, [["stream", name]]);
+  const consumerKey = (consumer) => seriesKey("riffle_kinesis_consumer_millis_behind_latest", [["stream", name], ["consumer", consumer]]);
   const charts = [
     chart("Incoming bytes", "bytes", [["IncomingBytes", () => rates(key("incoming_bytes_total"))]]),
     chart("Incoming records", "count", [["IncomingRecords", () => rates(key("incoming_records_total"))]]),
     chart("Outgoing bytes", "bytes", [["GetRecords.Bytes", () => rates(key("outgoing_bytes_total"))]]),
     chart("Throttled", "count", [["Writes (records)", () => rates(key("write_provisioned_throughput_exceeded_total"))],
       ["Reads (calls)", () => rates(key("read_provisioned_throughput_exceeded_total"))]]),
-    chart("Iterator age", "ms", [["IteratorAgeMilliseconds", () => gauge(key("iterator_age_milliseconds"))]]),
+    // Per consumer: the polling readers' GetRecords age, and each
+    // enhanced fan-out consumer's SubscribeToShardEvent.MillisBehindLatest.
+    chart("Iterator age", "ms", [["Polling (GetRecords)", () => gauge(key("iterator_age_milliseconds"))],
+      ...consumerList.map((c) => [`${c.ConsumerName} (enhanced fan-out)`, () => gauge(consumerKey(c.ConsumerName))])]),
   ];
+  const behindCells = consumerList.map((c) => [c.ConsumerName, h("td", { class: "num", "data-col": "behind" }, "–")]);
+  const drawBehind = () => behindCells.forEach(([consumer, td]) => {
+    const v = latest(consumerKey(consumer));
+    td.textContent = v == null ? "not subscribed" : `${v} ms`;
+  });
   const after = () => setTimeout(route, 700);
   const openOptions = open.map((s) => [s.ShardId]);
   const actions = [
@@ -427,15 +474,16 @@ async function streamPage(name) {
     h("div", { class: "charts" }, charts.map(([box]) => box)),
     h("h2", {}, "Consumers"),
     consumerList.length ? h("div", { class: "scroll" }, h("table", {},
-      h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Status"), h("th", {}, "Registered"))),
-      h("tbody", {}, consumerList.map((c) => h("tr", {}, h("td", {}, c.ConsumerName), h("td", {}, c.ConsumerStatus), h("td", {}, when(c.ConsumerCreationTimestamp)))))))
+      h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Status"), h("th", {}, "Registered"), h("th", { class: "num" }, "Behind latest"))),
+      h("tbody", {}, consumerList.map((c, i) => h("tr", { "data-consumer": c.ConsumerName }, h("td", {}, c.ConsumerName), h("td", {}, c.ConsumerStatus),
+        h("td", {}, when(c.ConsumerCreationTimestamp)), behindCells[i][1])))))
       : h("p", {}, "No enhanced fan-out consumers."),
     h("h2", {}, "Tags"),
     (tags.Tags || []).length ? h("ul", {}, tags.Tags.map((t) => h("li", {}, `${t.Key} = ${t.Value ?? ""}`))) : h("p", {}, "No tags."),
     h("h2", {}, "Actions"),
     ...actions);
   startSampling();
-  return () => charts.forEach(([, draw]) => draw());
+  return () => { charts.forEach(([, draw]) => draw()); drawBehind(); };
 }
 
 async function recordsPage(name) {
@@ -532,18 +580,22 @@ async function deliveryPage(name) {
   const key = (m) => seriesKey(`riffle_firehose_${m}`, [["delivery_stream", name]]);
   const charts = [
     chart("Incoming records", "count", [["IncomingRecords", () => rates(key("incoming_records_total"))]]),
+    chart("Buffered", "size", [["Bytes buffered", () => gauge(key("delivery_to_s3_buffered_bytes"))]]),
     chart("Delivered to S3", "bytes", [["DeliveryToS3.Bytes", () => rates(key("delivery_to_s3_bytes_total"))]]),
-    chart("S3 failures", "count", [["Failed puts", () => rates(key("delivery_to_s3_failed_puts_total"))]]),
+    chart("Deliveries", "count", [["Objects stored", () => rates(key("delivery_to_s3_object_count_total"))],
+      ["Failed puts", () => rates(key("delivery_to_s3_failed_puts_total"))]]),
     chart("Data freshness", "ms", [["DeliveryToS3.DataFreshness", () => gauge(key("delivery_to_s3_data_freshness_milliseconds"))]]),
   ];
+  const buffer = bufferPanel(key, s3?.BufferingHints || dest.HttpEndpointDestinationDescription?.BufferingHints);
   const objects = h("div", {}, h("p", {}, "Loading objects…"));
   main.replaceChildren(
     h("div", { class: "crumbs" }, h("a", { href: "#/" }, "Overview"), " / ", name),
     h("h1", {}, name), facts,
+    h("h2", { id: "buffer" }, "Buffer"), buffer.box,
     h("h2", {}, "Delivery metrics"), h("div", { class: "charts" }, charts.map(([box]) => box)),
     h("h2", {}, "Last objects delivered"), objects);
   startSampling();
-  if (s3) {
+  const loadObjects = async () => {
     const bucket = s3.BucketARN.replace(/^arn:[^:]+:s3:::/, "");
     const list = async (prefix) => (await get(`/api/s3/objects?bucket=${enc(bucket)}&prefix=${enc(prefix)}&recursive=1`)).objects;
     try {
@@ -563,8 +615,49 @@ async function deliveryPage(name) {
         h("h2", {}, "Recent error-prefix objects"),
         failed.length ? table(failed) : h("p", {}, "No error objects."));
     } catch (e) { objects.replaceChildren(errorBox()); showError(objects.firstChild, e); }
-  } else objects.replaceChildren(h("p", {}, "This destination does not deliver to S3."));
-  return () => charts.forEach(([, draw]) => draw());
+  };
+  if (s3) await loadObjects();
+  else objects.replaceChildren(h("p", {}, "This destination does not deliver to S3."));
+  // The lists again whenever the count of objects stored moves on.
+  const storedKey = key("delivery_to_s3_object_count_total");
+  let listedAt = latest(storedKey);
+  return () => {
+    charts.forEach(([, draw]) => draw());
+    buffer.draw();
+    const stored = latest(storedKey);
+    if (s3 && stored != null && stored !== listedAt) {
+      if (listedAt !== undefined) loadObjects();
+      listedAt = stored;
+    }
+  };
+}
+
+// What the delivery lane's buffer holds now against the buffering hints
+// (flushed at SizeInMBs or IntervalInSeconds, whichever comes first), and
+// what was delivered so far.
+function bufferPanel(key, hints) {
+  const sizeMax = (hints?.SizeInMBs || 0) * 1024 * 1024, intervalS = hints?.IntervalInSeconds;
+  const bar = h("progress", { max: String(sizeMax || 1), value: "0", "aria-label": "Buffer fill" });
+  const cell = (col) => h("dd", { "data-col": col }, "–");
+  const cells = { records: cell("records"), bytes: cell("bytes"), age: cell("age"), delivered: cell("delivered"), objects: cell("objects") };
+  const box = h("div", { class: "buffer", "data-buffer": "" },
+    h("p", { class: "legend" }, `Flushed at ${sizeMax ? bytes(sizeMax) : "–"} or ${intervalS ?? "–"} s after its first record, whichever comes first.`),
+    bar,
+    h("dl", { class: "cards" }, ...[["Records buffered", cells.records], ["Bytes buffered", cells.bytes], ["Oldest waited", cells.age],
+      ["Records delivered", cells.delivered], ["Objects delivered", cells.objects]]
+      .map(([k, v]) => h("div", { class: "card" }, h("dt", {}, k), v))));
+  const draw = () => {
+    const buffered = latest(key("delivery_to_s3_buffered_bytes"));
+    if (buffered == null) return;
+    const age = latest(key("delivery_to_s3_buffer_age_milliseconds")) || 0;
+    bar.value = Math.min(buffered, sizeMax || 1);
+    cells.records.textContent = String(latest(key("delivery_to_s3_buffered_records")) ?? 0);
+    cells.bytes.textContent = sizeMax ? `${bytes(buffered)} of ${bytes(sizeMax)} (${(100 * buffered / sizeMax).toFixed(buffered && buffered < sizeMax / 1000 ? 3 : 1)} %)` : bytes(buffered);
+    cells.age.textContent = `${(age / 1000).toFixed(1)} s of ${intervalS ?? "–"} s`;
+    cells.delivered.textContent = String(latest(key("delivery_to_s3_records_total")) ?? 0);
+    cells.objects.textContent = String(latest(key("delivery_to_s3_object_count_total")) ?? 0);
+  };
+  return { box, draw };
 }
 
 async function s3Page(bucket, params) {

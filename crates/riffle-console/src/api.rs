@@ -13,13 +13,14 @@
 //! - `POST /api/records`: the record browser's reads (`records`).
 //! - `GET /api/metrics`: the services' metrics as samples (`metrics`).
 //! - `GET /api/server`: version, data directory, fsync, uptime, disk use.
+//! - `GET /api/functions`: the `[functions]` registry, read-only (`functions`).
 //! - `GET /api/s3/…`: the embedded S3's buckets and objects (`s3`).
 //!
 //! Every POST carries the `x-riffle-console` header (see `server`).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::time::Instant;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::header::{HeaderName, SET_COOKIE};
@@ -31,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::server::ApiRequest;
-use crate::{ConsoleConfig, metrics, records, s3};
+use crate::{ConsoleConfig, functions, metrics, records, s3};
 
 /// The session cookie's name.
 pub(crate) const SESSION_COOKIE: &str = "riffle_console";
@@ -41,6 +42,61 @@ pub const CALLS_MAX: usize = 100;
 
 /// Sessions kept at once; past it the oldest logins must log in again.
 const SESSIONS_MAX: usize = 10_000;
+
+/// Failed logins one remote address may make in a [`LOGIN_WINDOW`] before
+/// its logins are refused unchecked until the window ends: room for a few
+/// typos, while guessing a secret from one address drops to a handful of
+/// tries a minute. (The API port needs no such brake: a signature proves
+/// the secret without sending it, and cannot be guessed a try at a time.)
+pub(crate) const LOGIN_FAILURES_MAX: u32 = 5;
+/// The fixed window failed logins are counted in, from the first failure.
+pub(crate) const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+/// Remote addresses whose failures are tracked at once: a bound on the
+/// table (past it, expired windows are dropped, then the oldest).
+const LOGIN_ADDRESSES_MAX: usize = 10_000;
+
+/// Failed logins per remote address, in fixed windows.
+#[derive(Debug, Default)]
+pub(crate) struct LoginLimiter {
+    /// Address → when its window started, and its failures in it.
+    windows: HashMap<IpAddr, (Instant, u32)>,
+}
+
+impl LoginLimiter {
+    /// `None` if `ip` may try to log in at `now`; else how long until it may.
+    pub(crate) fn refused(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let &(start, failures) = self.windows.get(&ip)?;
+        let end = start + LOGIN_WINDOW;
+        (failures >= LOGIN_FAILURES_MAX && now < end).then(|| end - now)
+    }
+
+    /// A login from `ip` failed at `now`.
+    pub(crate) fn failed(&mut self, ip: IpAddr, now: Instant) {
+        if !self.windows.contains_key(&ip) && self.windows.len() >= LOGIN_ADDRESSES_MAX {
+            self.windows
+                .retain(|_, (start, _)| now.duration_since(*start) < LOGIN_WINDOW);
+            if self.windows.len() >= LOGIN_ADDRESSES_MAX
+                && let Some(oldest) = self
+                    .windows
+                    .iter()
+                    .min_by_key(|(_, (start, _))| *start)
+                    .map(|(ip, _)| *ip)
+            {
+                self.windows.remove(&oldest);
+            }
+        }
+        let window = self.windows.entry(ip).or_insert((now, 0));
+        if now.duration_since(window.0) >= LOGIN_WINDOW {
+            *window = (now, 0);
+        }
+        window.1 = window.1.saturating_add(1);
+    }
+
+    /// A login from `ip` worked: its failures are forgotten.
+    pub(crate) fn succeeded(&mut self, ip: IpAddr) {
+        self.windows.remove(&ip);
+    }
+}
 
 /// A successful answer.
 pub(crate) struct Answer {
@@ -82,6 +138,8 @@ pub(crate) enum ApiError {
     NotLoggedIn,
     #[error("The security token included in the request is invalid.")]
     LoginFailed,
+    #[error("Too many failed sign-ins from this address; try again in {retry_after_secs} s.")]
+    LoginThrottled { retry_after_secs: u64 },
     #[error("{}", message.as_deref().unwrap_or(""))]
     Aws {
         status: StatusCode,
@@ -101,6 +159,10 @@ impl ApiError {
             ApiError::NotLoggedIn => (StatusCode::UNAUTHORIZED, "NotLoggedIn"),
             // The answer AWS gives an unknown access key.
             ApiError::LoginFailed => (StatusCode::UNAUTHORIZED, "UnrecognizedClientException"),
+            // AWS's name for a request refused for its rate.
+            ApiError::LoginThrottled { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException")
+            }
             ApiError::Aws { status, code, .. } => (*status, *code),
         };
         let message = match self {
@@ -159,6 +221,8 @@ pub(crate) struct Api {
     /// Session token → access key id (and when it logged in). Held only to
     /// look up, insert or remove.
     sessions: Mutex<HashMap<String, (String, Instant)>>,
+    /// Failed logins by remote address. Held only to check or count one.
+    logins: Mutex<LoginLimiter>,
     started: Instant,
     /// Serves only requests whose `Host` is a loopback name (the listener
     /// is on loopback; see `server::is_loopback_host`).
@@ -187,6 +251,7 @@ impl Api {
         Api {
             config,
             sessions: Mutex::new(HashMap::new()),
+            logins: Mutex::new(LoginLimiter::default()),
             started: Instant::now(),
             loopback_only: false,
         }
@@ -204,10 +269,11 @@ impl Api {
         };
         match (&req.method, req.path.as_str()) {
             (&Method::GET, "/api/session") => Ok(self.session(&who)),
-            (&Method::POST, "/api/login") => self.login(&req.body),
+            (&Method::POST, "/api/login") => self.login(&req.body, peer.ip()),
             (&Method::POST, "/api/logout") => Ok(self.logout(req.session.as_deref())),
             (&Method::GET, "/api/server") => Ok(self.server().await),
             (&Method::GET, "/api/metrics") => Ok(self.metrics()),
+            (&Method::GET, "/api/functions") => functions::list(self, &self.logged_in(who)?).await,
             (&Method::POST, "/api/call") => self.call(&self.logged_in(who)?, &req.body).await,
             (&Method::POST, "/api/calls") => self.calls(&self.logged_in(who)?, &req.body).await,
             (&Method::POST, "/api/records") => {
@@ -240,19 +306,27 @@ impl Api {
         }))
     }
 
-    fn login(&self, body: &[u8]) -> Result<Answer, ApiError> {
+    fn login(&self, body: &[u8], from: IpAddr) -> Result<Answer, ApiError> {
         let login: LoginRequest = serde_json::from_slice(body).map_err(|err| {
             ApiError::BadRequest(format!(
                 "a login is {{accessKeyId, secretAccessKey}}: {err}"
             ))
         })?;
+        // Checked before the secret is: a refused try tells nothing.
+        if let Some(wait) = self.logins.lock().refused(from, Instant::now()) {
+            return Err(ApiError::LoginThrottled {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
         if !self
             .config
             .calls
             .login(&login.access_key_id, &login.secret_access_key)
         {
+            self.logins.lock().failed(from, Instant::now());
             return Err(ApiError::LoginFailed);
         }
+        self.logins.lock().succeeded(from);
         let token = new_token();
         {
             let mut sessions = self.sessions.lock();
@@ -401,4 +475,57 @@ fn disk_use(dir: &std::path::Path) -> u64 {
         }
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_logins_past_the_limit_are_refused_until_the_window_ends() {
+        let mut limiter = LoginLimiter::default();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t0 = Instant::now();
+        for i in 0..LOGIN_FAILURES_MAX {
+            assert_eq!(limiter.refused(a, t0), None, "try {i}");
+            limiter.failed(a, t0 + Duration::from_secs(u64::from(i)));
+        }
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(
+            limiter.refused(a, later),
+            Some(LOGIN_WINDOW - Duration::from_secs(10))
+        );
+        // Another address is counted apart.
+        assert_eq!(limiter.refused(b, later), None);
+        // The window is fixed, from the first failure.
+        assert_eq!(limiter.refused(a, t0 + LOGIN_WINDOW), None);
+        limiter.failed(a, t0 + LOGIN_WINDOW);
+        assert_eq!(limiter.refused(a, t0 + LOGIN_WINDOW), None, "a new window");
+        // A login that works forgets the failures.
+        for _ in 0..LOGIN_FAILURES_MAX {
+            limiter.failed(b, later);
+        }
+        assert!(limiter.refused(b, later).is_some());
+        limiter.succeeded(b);
+        assert_eq!(limiter.refused(b, later), None);
+    }
+
+    #[test]
+    fn the_failure_table_is_bounded() {
+        let mut limiter = LoginLimiter::default();
+        let t0 = Instant::now();
+        for i in 0..=LOGIN_ADDRESSES_MAX as u32 {
+            limiter.failed(
+                IpAddr::from(i.to_be_bytes()),
+                t0 + Duration::from_millis(u64::from(i)),
+            );
+        }
+        assert_eq!(limiter.windows.len(), LOGIN_ADDRESSES_MAX);
+        // The oldest went to make room.
+        assert!(
+            !limiter
+                .windows
+                .contains_key(&IpAddr::from(0u32.to_be_bytes()))
+        );
+    }
 }

@@ -35,10 +35,12 @@
 //! Module map: `options` (the flag), `server` (listener, routing, files,
 //! security headers), `api` (sessions, calls, server facts, metrics),
 //! `records` (the record browser's reads, KPL de-aggregation), `s3` (the
-//! embedded S3 browser), `metrics` (Prometheus text → samples), `assets`.
+//! embedded S3 browser), `functions` (the `[functions]` registry, listed),
+//! `metrics` (Prometheus text → samples), `assets`.
 
 mod api;
 mod assets;
+mod functions;
 mod metrics;
 mod options;
 mod records;
@@ -59,6 +61,8 @@ pub struct ConsoleConfig {
     pub calls: Arc<riffle_server::DirectCalls>,
     /// The embedded S3, when Firehose delivers there.
     pub s3: Option<Arc<riffle_s3::S3>>,
+    /// The `[functions]` registry the overview lists (read-only).
+    pub functions: Option<riffle_lambda::Functions>,
     pub facts: ServerFacts,
 }
 

@@ -235,9 +235,20 @@ mod tests {
         let credentials =
             keys.then(|| Credentials::new("us-east-1", [(KEY.to_owned(), SECRET.to_owned())]));
         let calls = DirectCalls::new(vec![service], credentials, None, None, metrics);
+        let function = riffle_lambda::FunctionConfig {
+            url: Some("http://127.0.0.1:9/2015-03-31/functions/function/invocations".into()),
+            ..riffle_lambda::FunctionConfig::default()
+        };
+        let functions = riffle_lambda::Functions::new(riffle_lambda::FunctionsConfig {
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            functions: [("enrich".to_owned(), function)].into(),
+        })
+        .unwrap();
         Api::new(ConsoleConfig {
             calls: Arc::new(calls),
             s3: None,
+            functions: Some(functions),
             facts: ServerFacts {
                 version: "0.0.0".into(),
                 data_dir: dir.to_owned(),
@@ -445,5 +456,68 @@ mod tests {
         let (status, _) =
             json(handle(&api, post("/api/call", list, Some(&session)), peer()).await).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn the_functions_registry_is_listed_read_only_to_a_logged_in_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let get = |cookie: Option<&str>| {
+            let mut req = Request::get("/api/functions");
+            if let Some(cookie) = cookie {
+                req = req.header(hyper::header::COOKIE, cookie);
+            }
+            req.body(Full::new(Bytes::new())).unwrap()
+        };
+        let open = api(dir.path(), false).await;
+        let (status, listed) = json(handle(&open, get(None), peer()).await).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            listed["functions"],
+            serde_json::json!([{
+                "name": "enrich",
+                "arn": "arn:aws:lambda:us-east-1:000000000000:function:enrich",
+                "kind": "url",
+                "target": "http://127.0.0.1:9/2015-03-31/functions/function/invocations",
+                "instancesRunning": 0,
+                "maxInstances": null,
+            }])
+        );
+        // Nothing changes it: a POST is no API.
+        let (status, _) =
+            json(handle(&open, post("/api/functions", "{}", None), peer()).await).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        let dir = tempfile::tempdir().unwrap();
+        let governed = api(dir.path(), true).await;
+        let (status, _) = json(handle(&governed, get(None), peer()).await).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn repeated_failed_logins_from_one_address_are_throttled_even_with_the_right_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = api(dir.path(), true).await;
+        let wrong = format!(r#"{{"accessKeyId":"{KEY}","secretAccessKey":"nope"}}"#);
+        let right = format!(r#"{{"accessKeyId":"{KEY}","secretAccessKey":"{SECRET}"}}"#);
+        for _ in 0..crate::api::LOGIN_FAILURES_MAX {
+            let (status, _) =
+                json(handle(&api, post("/api/login", &wrong, None), peer()).await).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        let (status, error) =
+            json(handle(&api, post("/api/login", &right, None), peer()).await).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(error["__type"], "ThrottlingException");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Too many failed sign-ins from this address"),
+            "{error}"
+        );
+        // Another address signs in.
+        let other: SocketAddr = "127.0.0.2:50000".parse().unwrap();
+        let (status, _) = json(handle(&api, post("/api/login", &right, None), other).await).await;
+        assert_eq!(status, StatusCode::OK);
     }
 }

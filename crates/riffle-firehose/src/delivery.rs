@@ -241,7 +241,10 @@ async fn run(d: Deliverer, mut next: Option<Seq>) {
             None => d.backup_enabled().await,
         };
         next = Some(from);
-        let buffer = match d.fill(from, None).await {
+        let filled = d.fill(from, None).await;
+        // Flushed (or given up): the next buffer starts empty.
+        d.metrics().buffering(0, 0, 0);
+        let buffer = match filled {
             Ok(buffer) => buffer,
             Err(LogError::Deleted { .. } | LogError::Closed { .. }) => {
                 storing.settle().await;
@@ -880,6 +883,15 @@ impl Deliverer {
                     buffer.push(record, keep_slots);
                 }
                 buffer.end = batch.next_seq;
+                if chunk.is_none() {
+                    // A chunk is not the lane's buffer: `run_partitioned`
+                    // reports its partition buffers instead.
+                    self.metrics().buffering(
+                        buffer.len() as u64,
+                        buffer.data.len() as u64,
+                        buffer.oldest_ms(),
+                    );
+                }
                 // Each read is a `pread` on this thread; let others run
                 // between the steps of a big buffer.
                 tokio::task::yield_now().await;
@@ -1199,6 +1211,9 @@ async fn run_partitioned(d: Deliverer, from: Seq) {
         let caught_up = d.stream.log.next_seq() <= read_at;
         let now_ms = if caught_up { clock.now_ms() } else { i64::MIN };
         let flushed = active.take_due(now_ms, hints);
+        let (records, oldest_ms) = active.held_records();
+        d.metrics()
+            .buffering(records as u64, active.bytes() as u64, oldest_ms);
         let position = active.held_since().unwrap_or((read_at, read_arrival_ms));
         let no_failures = failed.processing.count + failed.decompression.count == 0;
         if flushed.is_empty() && no_failures && position.0 == recorded {

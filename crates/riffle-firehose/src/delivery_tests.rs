@@ -587,3 +587,43 @@ async fn a_backup_that_never_delivered_delivers_every_record_after_a_restart() {
         .unwrap();
     assert_eq!(&backup.body[..], &data.concat()[..]);
 }
+
+/// The value of `riffle_firehose_<name>{delivery_stream="s"}`.
+fn gauge(h: &Harness, name: &str) -> i64 {
+    let mut out = String::new();
+    h.firehose.write_metrics(&mut out);
+    let prefix = format!("riffle_firehose_{name}{{delivery_stream=\"s\"}} ");
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {prefix} in\n{out}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_buffer_gauges_show_what_waits_for_the_interval_and_empty_when_it_is_delivered() {
+    let h = Harness::new();
+    h.create("s", 128, 60).await;
+    let data = records(4, 100);
+    assert_eq!(h.put_batch("s", &data).await["FailedPutCount"], 0);
+    // The lane reads what was put into its buffer as it arrives; wait for
+    // that on Tokio's clock, well before the 60 s interval.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while gauge(&h, "delivery_to_s3_buffered_records") < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "never buffered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(gauge(&h, "delivery_to_s3_buffered_bytes"), 400);
+    assert!(h.sink.objects.lock().is_empty(), "not flushed yet");
+    assert_eq!(gauge(&h, "backup_to_s3_buffered_records"), 0);
+    h.sink.wait_for_bytes(400).await;
+    // Counted once the object is stored; the buffer emptied before that.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while gauge(&h, "delivery_to_s3_records_total") < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "never counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(gauge(&h, "delivery_to_s3_buffered_records"), 0);
+    assert_eq!(gauge(&h, "delivery_to_s3_buffered_bytes"), 0);
+    assert_eq!(gauge(&h, "delivery_to_s3_buffer_age_milliseconds"), 0);
+}

@@ -1,6 +1,7 @@
 //! Metrics with Firehose's CloudWatch meaning, for Prometheus: what each
 //! delivery stream took in, refused and delivered, and how fresh its
-//! deliveries are.
+//! deliveries are; and, Riffle's own (AWS has none), what each lane's
+//! buffer holds now, to see it fill against the buffering hints.
 //!
 //! Each stream keeps counters in atomics that the put and delivery paths
 //! bump with relaxed stores (no lock, no allocation).
@@ -104,6 +105,12 @@ pub struct LaneMetrics {
     /// Records whose object was still failing when the retry duration
     /// passed: AWS would have discarded them; Riffle keeps retrying.
     past_retry_duration: AtomicU64,
+    /// The buffer filling now (read from the log, not yet flushed into an
+    /// object): its records, bytes, and its oldest record's arrival
+    /// (ms since the epoch; 0 while empty).
+    buffered_records: AtomicU64,
+    buffered_bytes: AtomicU64,
+    buffered_since_ms: AtomicI64,
 }
 
 impl StreamMetrics {
@@ -169,6 +176,25 @@ impl LaneMetrics {
     pub fn past_retry_duration(&self, records: u64) {
         self.past_retry_duration
             .fetch_add(records, Ordering::Relaxed);
+    }
+
+    /// The lane's buffer (all its partition buffers, with dynamic
+    /// partitioning) now holds `records` of `bytes` bytes, the oldest
+    /// arrived at `oldest_ms`; all zero once it is flushed.
+    pub fn buffering(&self, records: u64, bytes: u64, oldest_ms: i64) {
+        self.buffered_records.store(records, Ordering::Relaxed);
+        self.buffered_bytes.store(bytes, Ordering::Relaxed);
+        let since = if records == 0 { 0 } else { oldest_ms };
+        self.buffered_since_ms.store(since, Ordering::Relaxed);
+    }
+
+    /// How long the oldest buffered record has waited at `now_ms`; 0
+    /// while the buffer is empty.
+    fn buffer_age_ms(&self, now_ms: i64) -> i64 {
+        match self.buffered_since_ms.load(Ordering::Relaxed) {
+            0 => 0,
+            since => now_ms.saturating_sub(since).max(0),
+        }
     }
 }
 
@@ -275,7 +301,7 @@ const INCOMING: [Metric<StreamMetrics>; 12] = [
 
 /// A lane's metrics; names and CloudWatch names are completed with the
 /// lane's (`delivery_to_s3_` / `DeliveryToS3.`, `backup_to_s3_` / `BackupToS3.`).
-const LANE: [Metric<LaneMetrics>; 8] = [
+const LANE: [Metric<LaneMetrics>; 11] = [
     Metric {
         name: "bytes_total",
         cloudwatch: "Bytes",
@@ -338,6 +364,28 @@ const LANE: [Metric<LaneMetrics>; 8] = [
         help: "records still undelivered when the S3 retry duration passed (AWS discards them; Riffle keeps retrying)",
         counter: true,
         value: |m| load(&m.past_retry_duration),
+    },
+    Metric {
+        name: "buffered_bytes",
+        // AWS has no such metric; the console shows it against SizeInMBs.
+        cloudwatch: "",
+        help: "bytes in the buffer filling now (read, not yet flushed into an object), to compare with the size hint",
+        counter: false,
+        value: |m| load(&m.buffered_bytes),
+    },
+    Metric {
+        name: "buffered_records",
+        cloudwatch: "",
+        help: "records in the buffer filling now (read, not yet flushed into an object)",
+        counter: false,
+        value: |m| load(&m.buffered_records),
+    },
+    Metric {
+        name: "buffer_age_milliseconds",
+        cloudwatch: "",
+        help: "how long the oldest record of the buffer filling now has waited, to compare with the interval hint; 0 while empty",
+        counter: false,
+        value: |m| m.buffer_age_ms(crate::time::now_ms()),
     },
 ];
 
@@ -528,7 +576,7 @@ mod tests {
         lane.delivered(0, 0, 10);
         lane.past_retry_duration(4);
         let values: Vec<i64> = LANE.iter().map(|metric| (metric.value)(lane)).collect();
-        assert_eq!(values, [400, 4, 2, 3, 1, 1, 10, 4]);
+        assert_eq!(values, [400, 4, 2, 3, 1, 1, 10, 4, 0, 0, 0]);
         assert!(LANE.iter().all(|metric| (metric.value)(&m.backup) <= 0));
         assert_eq!(label(r#"a"b\c"#), r#"a\"b\\c"#);
     }
@@ -542,5 +590,36 @@ mod tests {
         m.failed(5);
         let values: Vec<i64> = ENDPOINT.iter().map(|metric| (metric.value)(&m)).collect();
         assert_eq!(values, [30, 3, 3, 2, 700, 5]);
+    }
+
+    #[test]
+    fn the_buffer_gauges_hold_what_fills_now_and_empty_at_a_flush() {
+        let lane = LaneMetrics::default();
+        let now = crate::time::now_ms();
+        lane.buffering(3, 1_500, now - 2_000);
+        let at = |metric: &str| {
+            let found = LANE.iter().find(|m| m.name == metric).unwrap();
+            (found.value)(&lane)
+        };
+        assert_eq!(at("buffered_records"), 3);
+        assert_eq!(at("buffered_bytes"), 1_500);
+        assert!((2_000..60_000).contains(&at("buffer_age_milliseconds")));
+        lane.buffering(0, 0, now);
+        assert_eq!(
+            [
+                "buffered_records",
+                "buffered_bytes",
+                "buffer_age_milliseconds"
+            ]
+            .map(at),
+            [0, 0, 0]
+        );
+        // Gauges of Riffle's own: CloudWatch has no such metric.
+        let own: Vec<_> = LANE
+            .iter()
+            .filter(|m| m.name.starts_with("buffer"))
+            .collect();
+        assert_eq!(own.len(), 3);
+        assert!(own.iter().all(|m| m.cloudwatch.is_empty() && !m.counter));
     }
 }

@@ -210,6 +210,14 @@ impl ActivePartitions {
         self.bytes
     }
 
+    /// The records all buffers hold, and when the oldest arrived (0 with
+    /// none): one pass over at most [`ACTIVE_PARTITIONS_MAX`] buffers.
+    pub fn held_records(&self) -> (usize, i64) {
+        let records = self.buffers.values().map(|p| p.records.ends.len()).sum();
+        let oldest = self.buffers.values().map(Partition::oldest_ms).min();
+        (records, oldest.unwrap_or(0))
+    }
+
     /// Takes out the buffers due at `now_ms`: those at their size hint or
     /// past their interval, then the largest while all of them together
     /// hold more than the total bound; oldest first.

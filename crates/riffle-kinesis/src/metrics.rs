@@ -17,14 +17,25 @@
 //! CloudWatch, shard-level series exist only for the metrics a stream
 //! enabled with EnableEnhancedMonitoring.
 //!
+//! Per enhanced fan-out consumer, `riffle_kinesis_consumer_…{stream,consumer}`
+//! is what AWS publishes per StreamName and ConsumerName:
+//! `SubscribeToShardEvent.MillisBehindLatest`, the highest over the
+//! consumer's live subscriptions of their last event's value
+//! ([`ConsumerAges`]). A consumer with no live subscription has no sample,
+//! as CloudWatch has no datapoint without events; a deregistered consumer's
+//! series, and those of a deleted stream, are gone at once.
+//!
 //! After them come the storage engine's `riffle_storage_…` series (no
 //! CloudWatch equivalent): the data directory's free space and floor,
 //! whether the disk is full, the shard logs refusing writes after a failed
 //! write, and the appends refused for either reason.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use parking_lot::Mutex;
 use riffle_log::StorageStats;
 
 use crate::Kinesis;
@@ -59,9 +70,21 @@ impl ShardMetrics {
         self.read_exceeded.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A read (GetRecords or a SubscribeToShard event) that returned
-    /// `records`, `behind_ms` behind the tip.
+    /// A GetRecords call that returned `records`, `behind_ms` behind the tip.
     pub(crate) fn read(&self, records: &[riffle_log::Record], behind_ms: i64) {
+        self.sent(records);
+        self.iterator_age_ms.store(behind_ms, Ordering::Relaxed);
+    }
+
+    /// A SubscribeToShard event that carried `records`. It counts as
+    /// outgoing, but its MillisBehindLatest is the consumer's
+    /// ([`ConsumerAges`]), not the polling readers' iterator age: AWS keeps
+    /// `GetRecords.IteratorAgeMilliseconds` for GetRecords alone.
+    pub(crate) fn pushed(&self, records: &[riffle_log::Record]) {
+        self.sent(records);
+    }
+
+    fn sent(&self, records: &[riffle_log::Record]) {
         let bytes: usize = records
             .iter()
             .map(|r| r.data.len() + r.partition_key.len())
@@ -70,11 +93,129 @@ impl ShardMetrics {
             .fetch_add(records.len() as u64, Ordering::Relaxed);
         self.outgoing_bytes
             .fetch_add(bytes as u64, Ordering::Relaxed);
-        self.iterator_age_ms.store(behind_ms, Ordering::Relaxed);
     }
 }
 
-/// How a series combines over a stream's shards.
+/// One registered consumer's live subscriptions' readings.
+#[derive(Debug)]
+struct ConsumerEntry {
+    stream: String,
+    /// The stream incarnation the consumer belongs to: a stream deleted
+    /// and created again under its name has none of its consumers.
+    incarnation: u64,
+    consumer: String,
+    /// Shard index → the MillisBehindLatest of the last event sent on it.
+    /// Each subscription holds its shard's cell and stores into it with no
+    /// lock; the cell goes when the last subscription holding it ends.
+    shards: BTreeMap<u32, Arc<AtomicI64>>,
+}
+
+impl ConsumerEntry {
+    fn millis_behind_latest(&self) -> i64 {
+        self.shards
+            .values()
+            .map(|cell| cell.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The enhanced fan-out consumers' `SubscribeToShardEvent` readings, by
+/// consumer ARN (the ARN names one registration: a consumer registered
+/// again under its name has a new ARN, and starts afresh). Bounded by the
+/// live subscriptions: an entry exists only while one of its consumer's
+/// subscriptions does, at most one cell per shard.
+#[derive(Debug, Default)]
+pub(crate) struct ConsumerAges {
+    /// Held only to look up, insert or remove an entry; never across an
+    /// await, and never while rendering touches another lock.
+    by_arn: Mutex<BTreeMap<String, ConsumerEntry>>,
+}
+
+impl ConsumerAges {
+    /// The cell a new subscription of consumer `arn` (`consumer` of
+    /// `stream`) to shard `shard` stores its events' MillisBehindLatest
+    /// in; shared with a subscription it takes over.
+    pub(crate) fn cell(
+        &self,
+        arn: &str,
+        stream: &Stream,
+        consumer: &str,
+        shard: u32,
+    ) -> Arc<AtomicI64> {
+        let mut by_arn = self.by_arn.lock();
+        let entry = by_arn
+            .entry(arn.to_owned())
+            .or_insert_with(|| ConsumerEntry {
+                stream: stream.name().to_owned(),
+                incarnation: stream.record.incarnation,
+                consumer: consumer.to_owned(),
+                shards: BTreeMap::new(),
+            });
+        Arc::clone(entry.shards.entry(shard).or_default())
+    }
+
+    /// A subscription holding `cell` ended: the cell goes unless another
+    /// subscription (one that took over) holds it too, and the entry goes
+    /// with its last cell.
+    pub(crate) fn release(&self, arn: &str, shard: u32, cell: &Arc<AtomicI64>) {
+        let mut by_arn = self.by_arn.lock();
+        let Some(entry) = by_arn.get_mut(arn) else {
+            return;
+        };
+        // Held by the map and by the caller only: new holders take it
+        // under this lock, so none can appear meanwhile.
+        if entry
+            .shards
+            .get(&shard)
+            .is_some_and(|held| Arc::ptr_eq(held, cell) && Arc::strong_count(held) <= 2)
+        {
+            entry.shards.remove(&shard);
+        }
+        if entry.shards.is_empty() {
+            by_arn.remove(arn);
+        }
+    }
+
+    /// The consumer is being deregistered: its series go now, not when
+    /// its subscriptions notice.
+    pub(crate) fn forget(&self, arn: &str) {
+        self.by_arn.lock().remove(arn);
+    }
+
+    /// The consumer series of the streams in `live` (in name order, as
+    /// [`Kinesis::all`] gives them); entries of streams that are gone
+    /// (deleted, or created again) are dropped on the way.
+    fn write(&self, out: &mut String, live: &[Arc<Stream>]) {
+        let mut by_arn = self.by_arn.lock();
+        by_arn.retain(|_, entry| {
+            live.binary_search_by(|s| s.name().cmp(&entry.stream))
+                .is_ok_and(|at| live[at].record.incarnation == entry.incarnation)
+        });
+        for metric in &CONSUMER_METRICS {
+            let _ = writeln!(
+                out,
+                "# HELP riffle_kinesis_{name} {cw}: {help}.\n# TYPE riffle_kinesis_{name} {kind}",
+                name = metric.name,
+                cw = metric.cloudwatch,
+                help = metric.help,
+                kind = metric.kind.prometheus(),
+            );
+            for entry in by_arn.values() {
+                let _ = writeln!(
+                    out,
+                    "riffle_kinesis_{}{{stream=\"{}\",consumer=\"{}\"}} {}",
+                    metric.name,
+                    label(&entry.stream),
+                    label(&entry.consumer),
+                    (metric.value)(entry)
+                );
+            }
+        }
+    }
+}
+
+/// How a series combines over a stream's shards (or a consumer's).
 #[derive(Clone, Copy)]
 enum Kind {
     Counter,
@@ -82,21 +223,31 @@ enum Kind {
     GaugeMax,
 }
 
+impl Kind {
+    fn prometheus(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::GaugeMax => "gauge",
+        }
+    }
+}
+
 /// A metric: its Prometheus name (without prefix), CloudWatch's name (the
-/// EnableEnhancedMonitoring name), what it means, and its counter.
-struct Metric {
+/// EnableEnhancedMonitoring name for a shard's), what it means, and its
+/// value read from `T` (a shard's counters, or a consumer's readings).
+struct Metric<T> {
     name: &'static str,
     cloudwatch: &'static str,
     help: &'static str,
     kind: Kind,
-    value: fn(&ShardMetrics) -> i64,
+    value: fn(&T) -> i64,
 }
 
 fn load(counter: &AtomicU64) -> i64 {
     i64::try_from(counter.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
 }
 
-const METRICS: [Metric; 7] = [
+const METRICS: [Metric<ShardMetrics>; 7] = [
     Metric {
         name: "incoming_bytes_total",
         cloudwatch: "IncomingBytes",
@@ -142,21 +293,28 @@ const METRICS: [Metric; 7] = [
     Metric {
         name: "iterator_age_milliseconds",
         cloudwatch: "IteratorAgeMilliseconds",
-        help: "how far the last read was behind the tip (GetRecords.IteratorAgeMilliseconds; the maximum over shards)",
+        help: "how far the last GetRecords call was behind the tip (polling readers; the maximum over shards)",
         kind: Kind::GaugeMax,
         value: |m| m.iterator_age_ms.load(Ordering::Relaxed),
     },
 ];
+
+/// The metrics AWS publishes per enhanced fan-out consumer (dimensions
+/// StreamName and ConsumerName), labelled `stream` and `consumer`.
+const CONSUMER_METRICS: [Metric<ConsumerEntry>; 1] = [Metric {
+    name: "consumer_millis_behind_latest",
+    cloudwatch: "SubscribeToShardEvent.MillisBehindLatest",
+    help: "how far the consumer's last SubscribeToShard event was behind the tip (the maximum over its live subscriptions)",
+    kind: Kind::GaugeMax,
+    value: ConsumerEntry::millis_behind_latest,
+}];
 
 impl Kinesis {
     /// Every stream's metrics in Prometheus's text exposition format.
     pub fn write_metrics(&self, out: &mut String) {
         let streams = self.all();
         for metric in &METRICS {
-            let kind = match metric.kind {
-                Kind::Counter => "counter",
-                Kind::GaugeMax => "gauge",
-            };
+            let kind = metric.kind.prometheus();
             let _ = writeln!(
                 out,
                 "# HELP riffle_kinesis_{name} {cw}: {help}.\n# TYPE riffle_kinesis_{name} {kind}",
@@ -196,6 +354,7 @@ impl Kinesis {
                 }
             }
         }
+        self.subscriptions.ages.write(out, &streams);
         write_storage_metrics(out, &self.store().storage_stats());
     }
 }

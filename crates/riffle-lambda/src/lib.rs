@@ -121,6 +121,32 @@ enum Function {
     Url(config::UrlSpec),
 }
 
+/// How a function runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionKind {
+    /// A local command behind the Runtime API (`command = [...]`).
+    Command,
+    /// An HTTP URL answering Invoke's shape (`url = "..."`).
+    Url,
+}
+
+/// One function of the registry as it is now, for a listing (the web
+/// console's overview).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSummary {
+    pub name: String,
+    pub arn: String,
+    pub kind: FunctionKind,
+    /// The program a command function runs, or a URL function's URL
+    /// without its query (where a token would be): not its arguments or
+    /// environment, which may carry secrets.
+    pub target: String,
+    /// Instances running now (warm or invoked); always 0 for a URL.
+    pub instances_running: usize,
+    /// The most instances it runs at once; `None` for a URL.
+    pub max_instances: Option<u32>,
+}
+
 struct Inner {
     region: String,
     account_id: String,
@@ -242,6 +268,45 @@ impl Functions {
         }
     }
 
+    /// Every function of the registry, in name order, with its instances
+    /// running now.
+    pub fn list(&self) -> Vec<FunctionSummary> {
+        let inner = &self.inner;
+        inner
+            .functions
+            .iter()
+            .map(|(name, function)| {
+                let arn = arn::function_arn(&inner.region, &inner.account_id, name, None);
+                let (kind, target, instances_running, max_instances) = match function {
+                    Function::Command(pool) => (
+                        FunctionKind::Command,
+                        pool.program().to_owned(),
+                        pool.running(),
+                        Some(pool.max_instances()),
+                    ),
+                    Function::Url(spec) => {
+                        let url = &spec.url;
+                        let target = match (url.scheme_str(), url.authority()) {
+                            (Some(scheme), Some(authority)) => {
+                                format!("{scheme}://{authority}{}", url.path())
+                            }
+                            _ => url.path().to_owned(),
+                        };
+                        (FunctionKind::Url, target, 0, None)
+                    }
+                };
+                FunctionSummary {
+                    name: name.clone(),
+                    arn,
+                    kind,
+                    target,
+                    instances_running,
+                    max_instances,
+                }
+            })
+            .collect()
+    }
+
     /// The process ids of a command function's warm instances, idle now.
     pub fn warm_pids(&self, function: &FunctionRef) -> Vec<u32> {
         match self.inner.functions.get(&function.name) {
@@ -259,5 +324,57 @@ impl Functions {
                 pool.close();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listing_names_each_function_its_kind_and_no_secrets() {
+        let table: FunctionTable = toml_table(
+            r#"
+            [cmd]
+            command = ["/usr/bin/python3", "-m", "awslambdaric", "--secret-arg"]
+            max_instances = 3
+            env = { TOKEN = "hidden" }
+            [web]
+            url = "http://127.0.0.1:9000/2015-03-31/functions/function/invocations?token=hidden"
+            "#,
+        );
+        let functions = Functions::new(FunctionsConfig {
+            region: "eu-west-1".into(),
+            account_id: "123456789012".into(),
+            functions: table,
+        })
+        .unwrap();
+        let listed = functions.list();
+        assert_eq!(
+            listed,
+            [
+                FunctionSummary {
+                    name: "cmd".into(),
+                    arn: "arn:aws:lambda:eu-west-1:123456789012:function:cmd".into(),
+                    kind: FunctionKind::Command,
+                    target: "/usr/bin/python3".into(),
+                    instances_running: 0,
+                    max_instances: Some(3),
+                },
+                FunctionSummary {
+                    name: "web".into(),
+                    arn: "arn:aws:lambda:eu-west-1:123456789012:function:web".into(),
+                    kind: FunctionKind::Url,
+                    target: "http://127.0.0.1:9000/2015-03-31/functions/function/invocations"
+                        .into(),
+                    instances_running: 0,
+                    max_instances: None,
+                },
+            ]
+        );
+    }
+
+    fn toml_table(text: &str) -> FunctionTable {
+        toml::from_str(text).unwrap()
     }
 }

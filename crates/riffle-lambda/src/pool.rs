@@ -186,6 +186,35 @@ impl Pool {
     pub fn idle_pids(&self) -> Vec<u32> {
         self.idle.lock().iter().map(|i| i.pid).collect()
     }
+
+    /// The instances running now: those parked warm and alive, and one per
+    /// invocation in flight (each holds a permit while its instance runs).
+    pub fn running(&self) -> usize {
+        let busy =
+            (self.spec.max_instances as usize).saturating_sub(self.permits.available_permits());
+        let warm = self
+            .idle
+            .lock()
+            .iter()
+            .filter(|i| i.slot.is_alive())
+            .count();
+        // A closed pool hands out no permits and parks nothing.
+        if self.permits.is_closed() {
+            0
+        } else {
+            busy + warm
+        }
+    }
+
+    /// The most instances the function runs at once (`max_instances`).
+    pub fn max_instances(&self) -> u32 {
+        self.spec.max_instances
+    }
+
+    /// The program the function's instances run.
+    pub fn program(&self) -> &str {
+        &self.spec.program
+    }
 }
 
 fn failed(payload: Bytes) -> Invocation {

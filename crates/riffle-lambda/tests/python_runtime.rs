@@ -160,6 +160,16 @@ async fn concurrent_invokes_are_all_answered_by_at_most_max_instances_processes(
     // Two permits, two cold starts; the other four waited for them.
     assert_eq!(pids.len(), 2, "{pids:?}");
     assert_eq!(fns.warm_pids(&function).len(), 2);
+    // The listing counts them: both warm, none invoked now.
+    let listed = fns.list();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].kind, riffle_lambda::FunctionKind::Command);
+    assert_eq!(
+        (listed[0].instances_running, listed[0].max_instances),
+        (2, Some(2))
+    );
+    fns.shutdown();
+    assert_eq!(fns.list()[0].instances_running, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -268,7 +268,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
             let console = console_config(
                 &config,
                 services.clone(),
-                &s3,
+                (&s3, &functions),
                 (audit.clone(), Arc::clone(&request_metrics)),
                 endpoint_url(local, config.tls.is_some()),
             )?;
@@ -366,11 +366,12 @@ async fn bind_console(
 
 /// The console's view of the server: the services behind the edge's own
 /// checks (a second `Credentials` and `Policies` from the same options, the
-/// same audit log and request counters), the embedded S3, the facts.
+/// same audit log and request counters), the embedded S3, the `[functions]`
+/// registry (listed read-only), the facts.
 fn console_config(
     config: &ServeConfig,
     services: Vec<Arc<dyn Service>>,
-    s3: &Arc<riffle_s3::S3>,
+    (s3, functions): (&Arc<riffle_s3::S3>, &riffle_lambda::Functions),
     (audit, request_metrics): (
         Option<riffle_server::AuditLog>,
         Arc<riffle_server::RequestMetrics>,
@@ -393,6 +394,7 @@ fn console_config(
         calls: Arc::new(calls),
         // Firehose delivers to --s3-endpoint instead: the browser shows the embedded one still.
         s3: Some(Arc::clone(s3)),
+        functions: Some(functions.clone()),
         facts: riffle_console::ServerFacts {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             data_dir,

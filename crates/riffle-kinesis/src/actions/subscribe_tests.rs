@@ -379,3 +379,111 @@ async fn subscribe_to_shard_reads_shard_ids_as_get_shard_iterator_does() {
         other => panic!("{:?}", other.err()),
     }
 }
+
+/// The `/metrics` lines of `name`'s series.
+fn series(k: &Kinesis, name: &str) -> Vec<String> {
+    let mut out = String::new();
+    k.write_metrics(&mut out);
+    out.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The value of the consumer series of consumer `c` of stream `s`.
+fn consumer_behind(k: &Kinesis) -> Option<i64> {
+    let lines = series(k, "riffle_kinesis_consumer_millis_behind_latest");
+    assert!(lines.len() <= 1, "{lines:?}");
+    let line = lines.first()?;
+    let (labels, value) = line.rsplit_once(' ').unwrap();
+    assert!(labels.ends_with(r#"{stream="s",consumer="c"}"#), "{line}");
+    Some(value.parse().unwrap())
+}
+
+/// Puts `count` records to stream `s` with PutRecords, 500 a call.
+async fn put_many(k: &Kinesis, count: usize) {
+    for start in (0..count).step_by(500) {
+        let records: Vec<Value> = (start..count.min(start + 500))
+            .map(|i| json!({"PartitionKey": "k", "Data": base64_simd::STANDARD.encode_to_string(i.to_string())}))
+            .collect();
+        call(
+            k,
+            "PutRecords",
+            json!({"StreamName": "s", "Records": records}),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_consumers_millis_behind_latest_is_its_own_series_apart_from_the_polling_age() {
+    let env = env(Duration::from_secs(300));
+    let k = &env.kinesis;
+    let arn = stream_with_consumer(k).await;
+    assert_eq!(consumer_behind(k), None, "no subscription, no sample");
+    // More than one event's worth, so the first event is behind the tip.
+    put_many(k, super::get_records::RECORDS_MAX + 1).await;
+    // The records' age is what the first event reports behind.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut sub = subscribe(k, &arn, json!({"Type": "TRIM_HORIZON"}))
+        .await
+        .unwrap();
+    let first = next(&mut sub).await.unwrap().unwrap();
+    let behind = first["MillisBehindLatest"].as_i64().unwrap();
+    assert!(behind >= 20, "{first:?}");
+    assert_eq!(consumer_behind(k), Some(behind));
+    // GetRecords.IteratorAgeMilliseconds is the polling readers' alone.
+    assert_eq!(
+        series(k, "riffle_kinesis_iterator_age_milliseconds"),
+        [r#"riffle_kinesis_iterator_age_milliseconds{stream="s"} 0"#]
+    );
+    let caught_up = next(&mut sub).await.unwrap().unwrap();
+    assert_eq!(caught_up["MillisBehindLatest"], 0);
+    assert_eq!(consumer_behind(k), Some(0));
+    // A subscription that ends takes its reading along.
+    drop(sub);
+    assert_eq!(consumer_behind(k), None);
+}
+
+#[tokio::test]
+async fn a_consumers_series_goes_when_it_is_deregistered_or_its_stream_deleted() {
+    let env = env(Duration::from_secs(300));
+    let k = &env.kinesis;
+    let arn = stream_with_consumer(k).await;
+    let mut sub = subscribe(k, &arn, json!({"Type": "LATEST"})).await.unwrap();
+    assert!(next(&mut sub).await.unwrap().is_ok());
+    assert_eq!(consumer_behind(k), Some(0));
+    call(k, "DeregisterStreamConsumer", json!({"ConsumerARN": arn})).await;
+    assert_eq!(
+        consumer_behind(k),
+        None,
+        "gone before the subscription ends"
+    );
+    assert!(matches!(
+        next(&mut sub).await,
+        Some(Err(KinesisError::ResourceInUse(_)))
+    ));
+    drop(sub);
+
+    let stream_arn = "arn:aws:kinesis:us-east-1:000000000000:stream/s";
+    let again = call(
+        k,
+        "RegisterStreamConsumer",
+        json!({"StreamARN": stream_arn, "ConsumerName": "c"}),
+    )
+    .await;
+    let arn = again["Consumer"]["ConsumerARN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut sub = subscribe(k, &arn, json!({"Type": "LATEST"})).await.unwrap();
+    assert!(next(&mut sub).await.unwrap().is_ok());
+    assert_eq!(consumer_behind(k), Some(0));
+    call(
+        k,
+        "DeleteStream",
+        json!({"StreamName": "s", "EnforceConsumerDeletion": true}),
+    )
+    .await;
+    assert_eq!(consumer_behind(k), None);
+}

@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -105,6 +106,10 @@ pub(crate) struct Subscriptions {
     /// Held only to look up or swap an entry, never across an await.
     live: Mutex<HashMap<(String, u32), Live>>,
     next_id: std::sync::atomic::AtomicU64,
+    /// Each consumer's `SubscribeToShardEvent.MillisBehindLatest`, for
+    /// `/metrics`: kept here because it lives and ends with the
+    /// subscriptions.
+    pub(crate) ages: crate::metrics::ConsumerAges,
 }
 
 struct Live {
@@ -156,8 +161,10 @@ impl Subscriptions {
         }
     }
 
-    /// Ends every subscription of a consumer (it is being deregistered).
+    /// Ends every subscription of a consumer (it is being deregistered),
+    /// and its series with them.
     pub(crate) fn end_consumer(&self, consumer_arn: &str) {
+        self.ages.forget(consumer_arn);
         let mut live = self.live.lock();
         live.retain(|(arn, _), l| {
             if arn == consumer_arn {
@@ -183,6 +190,9 @@ pub struct Subscription {
     sent_first: bool,
     finished: bool,
     pace: Pace,
+    /// Where this consumer's MillisBehindLatest on this shard is kept for
+    /// `/metrics` (`crate::metrics::ConsumerAges`).
+    age: Arc<AtomicI64>,
 }
 
 /// A subscription's read allowance (bytes), refilled at
@@ -230,9 +240,11 @@ impl Pace {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.kinesis
-            .subscriptions
-            .finish(&self.consumer_arn, self.shard_index, self.id);
+        let subscriptions = &self.kinesis.subscriptions;
+        subscriptions.finish(&self.consumer_arn, self.shard_index, self.id);
+        subscriptions
+            .ages
+            .release(&self.consumer_arn, self.shard_index, &self.age);
     }
 }
 
@@ -269,6 +281,10 @@ pub async fn start(kinesis: &Arc<Kinesis>, body: &[u8]) -> Result<Subscription, 
     };
     let position = starting_seq(kinesis, &stream, shard, position, now)?;
     let (id, ended) = kinesis.subscriptions.start(arn, shard.index)?;
+    let age = kinesis
+        .subscriptions
+        .ages
+        .cell(arn, &stream, &consumer.name, shard.index);
     Ok(Subscription {
         kinesis: kinesis.clone(),
         consumer_arn: arn.to_owned(),
@@ -282,6 +298,7 @@ pub async fn start(kinesis: &Arc<Kinesis>, body: &[u8]) -> Result<Subscription, 
         sent_first: false,
         finished: false,
         pace: Pace::full(now),
+        age,
     })
 }
 
@@ -410,7 +427,8 @@ impl Subscription {
                     Some(last) if !caught_up => (now - last.arrival_ms).max(0),
                     _ => 0,
                 };
-                shard.metrics.read(retained, behind);
+                shard.metrics.pushed(retained);
+                self.age.store(behind, Ordering::Relaxed);
                 let event = encode_event(&stream, shard, retained, batch.next_seq, behind, at_end);
                 let bytes = retained
                     .iter()
