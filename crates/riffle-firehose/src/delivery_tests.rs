@@ -606,12 +606,17 @@ async fn the_buffer_gauges_show_what_waits_for_the_interval_and_empty_when_it_is
     h.create("s", 128, 60).await;
     let data = records(4, 100);
     assert_eq!(h.put_batch("s", &data).await["FailedPutCount"], 0);
-    // The lane reads what was put into its buffer as it arrives; wait for
-    // that on Tokio's clock, well before the 60 s interval.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // The lane reads what was put into its buffer as it arrives. Wait for
+    // that in real time, and with Tokio's paused clock held still (a
+    // blocking task keeps it from advancing): on a busy machine the
+    // lane's read can take longer than the 60 s interval on a clock that
+    // jumps 50 ms a poll, and the buffer would be flushed unseen.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while gauge(&h, "delivery_to_s3_buffered_records") < 4 {
-        assert!(tokio::time::Instant::now() < deadline, "never buffered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(std::time::Instant::now() < deadline, "never buffered");
+        tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(5)))
+            .await
+            .unwrap();
     }
     assert_eq!(gauge(&h, "delivery_to_s3_buffered_bytes"), 400);
     assert!(h.sink.objects.lock().is_empty(), "not flushed yet");
