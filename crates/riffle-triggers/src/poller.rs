@@ -403,9 +403,14 @@ impl Poller {
                 }
                 rest = &rest[len..];
             }
+            // A window ends by the clock only once a read finds nothing
+            // more: a reader behind the tip (a slow function, a busy
+            // machine) still has records of it to read, and they belong
+            // in it, not in a second window with the same start.
+            let drained = records.is_empty();
             if open
                 .as_ref()
-                .is_some_and(|w| end || now_ms() >= w.start_ms + length_ms)
+                .is_some_and(|w| end || (drained && now_ms() >= w.start_ms + length_ms))
             {
                 self.close_window(&shard_id, open.take()).await;
             }
